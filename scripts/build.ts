@@ -1,0 +1,25 @@
+// Compiles src/main.ts into one executable, dist/agent-vault. Ink imports react-devtools-core
+// optionally; it is not installed and `--external` fails at run time, so a plugin stubs it.
+import { mkdirSync } from "node:fs";
+
+mkdirSync("dist", { recursive: true });
+const result = await Bun.build({
+  entrypoints: ["src/main.ts"],
+  compile: { outfile: "dist/agent-vault" },
+  minify: true,
+  sourcemap: "none",
+  plugins: [
+    {
+      name: "stub-react-devtools-core",
+      setup(build) {
+        build.onResolve({ filter: /^react-devtools-core$/ }, () => ({ path: "react-devtools-core", namespace: "stub" }));
+        build.onLoad({ filter: /.*/, namespace: "stub" }, () => ({ contents: "export default { initialize() {}, connectToDevTools() {} };", loader: "js" }));
+      },
+    },
+  ],
+});
+if (!result.success) {
+  for (const log of result.logs) console.error(log);
+  process.exit(1);
+}
+console.log("built dist/agent-vault");

@@ -1,0 +1,53 @@
+// What every command shares: the common flags, unlocking the data directory with the password
+// from --password-stdin, AGENT_VAULT_MASTER_PASSWORD or a masked prompt (in that order), and
+// resolving which vault a command means.
+import { type Command } from "commander";
+import { homePaths } from "../shared/paths.ts";
+import { type Body, type VaultRecord } from "../vault/state.schema.ts";
+import { VaultStore } from "../vault/vault.ts";
+import { findVault, resolveVaultName } from "../vault/vaults.ts";
+import { promptHidden, readStdinLine } from "./io.ts";
+
+export interface CommonOptions {
+  readonly vault?: string;
+  readonly json?: boolean;
+  readonly passwordStdin?: boolean;
+}
+
+export function withVaultOption(command: Command): Command {
+  return command.option("--vault <name>", "vault to use (default: AGENT_VAULT_VAULT, else the current vault)");
+}
+
+export function withJsonOption(command: Command): Command {
+  return command.option("--json", "print JSON");
+}
+
+export function withPasswordOption(command: Command): Command {
+  return command.option("--password-stdin", "read the master password from the first line of stdin");
+}
+
+/** Password sources in DESIGN's order; the prompt only on a terminal. */
+export async function readMasterPassword(options: CommonOptions, question = "Master password: "): Promise<string> {
+  if (options.passwordStdin) return readStdinLine("the master password");
+  const fromEnv = process.env.AGENT_VAULT_MASTER_PASSWORD;
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  return promptHidden(question);
+}
+
+export async function openStore(options: CommonOptions): Promise<VaultStore> {
+  return VaultStore.unlock(homePaths(), () => readMasterPassword(options));
+}
+
+export interface VaultContext {
+  readonly store: VaultStore;
+  readonly body: Body;
+  readonly vault: VaultRecord;
+}
+
+/** Unlocks and finds the vault the command means (it must exist). */
+export async function openVault(options: CommonOptions): Promise<VaultContext> {
+  const store = await openStore(options);
+  const body = store.read();
+  const vault = findVault(body, resolveVaultName(body, options.vault));
+  return { store, body, vault };
+}

@@ -1,0 +1,115 @@
+// `agent-vault vault credential set|get|list|delete` (alias `creds`). Values are read from the
+// arguments or, for `KEY=-`, from stdin; they are printed only by `get` and `list --reveal`.
+import { type Command } from "commander";
+import { AgentVaultError } from "../shared/errors.ts";
+import { parseDuration } from "../shared/duration.ts";
+import { IsoTimeSchema } from "../vault/credential.schema.ts";
+import { checkCredentialKey, deleteCredentials, getCredentialValue, listCredentials, setCredentials } from "../vault/credentials.ts";
+import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
+import { formatWhen, printJson, printNote, printTable, readStdinRest } from "./io.ts";
+
+const MASK = "••••••••";
+
+interface SetOptions extends CommonOptions {
+  description?: string;
+  expiresAt?: string;
+  expiresIn?: string;
+  meta: string[];
+}
+
+/** `KEY=VALUE` pairs; the key is checked here so a typo fails before anything is read or written. */
+function parseAssignments(args: readonly string[]): { key: string; value: string | null }[] {
+  const seen = new Set<string>();
+  let fromStdin = 0;
+  return args.map((arg) => {
+    const eq = arg.indexOf("=");
+    if (eq <= 0) {
+      throw new AgentVaultError("invalid_argument", `"${arg.split("=")[0]!.slice(0, 140)}" is not KEY=VALUE`, { hint: "write KEY=VALUE, or KEY=- to read the value from stdin" });
+    }
+    const key = checkCredentialKey(arg.slice(0, eq));
+    if (seen.has(key)) throw new AgentVaultError("invalid_argument", `${key} is given twice`);
+    seen.add(key);
+    const raw = arg.slice(eq + 1);
+    if (raw === "-" && ++fromStdin > 1) throw new AgentVaultError("invalid_argument", "only one KEY=- can read stdin");
+    return { key, value: raw === "-" ? null : raw };
+  });
+}
+
+function parseMeta(pairs: readonly string[]): Record<string, string> {
+  const meta: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new AgentVaultError("invalid_argument", `--meta "${pair.slice(0, 140)}" is not NAME=TEXT`);
+    meta[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return meta;
+}
+
+function parseExpiry(options: SetOptions): string | null | undefined {
+  if (options.expiresAt !== undefined && options.expiresIn !== undefined) throw new AgentVaultError("invalid_argument", "give --expires-at or --expires-in, not both");
+  if (options.expiresIn !== undefined) {
+    if (options.expiresIn === "never") return null;
+    const ms = parseDuration(options.expiresIn);
+    if (ms === null) throw new AgentVaultError("invalid_argument", `--expires-in "${options.expiresIn}" is not a duration like 30d, 12h or 90m`);
+    return new Date(Date.now() + ms).toISOString();
+  }
+  if (options.expiresAt !== undefined) {
+    if (options.expiresAt === "never") return null;
+    const parsed = IsoTimeSchema.safeParse(options.expiresAt);
+    if (!parsed.success) throw new AgentVaultError("invalid_argument", `--expires-at "${options.expiresAt}" is not an ISO 8601 time like 2027-01-31T00:00:00Z`);
+    return new Date(parsed.data).toISOString();
+  }
+  return undefined;
+}
+
+export function registerCredential(group: Command): void {
+  const creds = group.command("credential").alias("creds").description("store, read, list and delete credentials");
+
+  withVaultOption(withPasswordOption(creds.command("set <assignments...>").description("store KEY=VALUE pairs (KEY=- reads the value from stdin); overwrites")))
+    .option("--description <text>", "what the credential is for")
+    .option("--expires-at <time>", "when it expires (ISO 8601, or never)")
+    .option("--expires-in <duration>", "when it expires, from now (30d, 12h, never)")
+    .option("--meta <name=text>", "free-form metadata (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .action(async (assignments: string[], options: SetOptions) => {
+      const parsed = parseAssignments(assignments);
+      const meta = { description: options.description, expires_at: parseExpiry(options), metadata: parseMeta(options.meta) };
+      const { store, vault } = await openVault(options);
+      const entries = [];
+      for (const { key, value } of parsed) entries.push({ key, value: value ?? (await readStdinRest(`the value of ${key}`)) });
+      await setCredentials(store, vault.name, entries, meta);
+      printNote(`stored ${entries.map((e) => e.key).join(", ")} in vault "${vault.name}"`);
+    });
+
+  withJsonOption(withVaultOption(withPasswordOption(creds.command("get <key>").description("print one credential's value")))).action(async (key: string, options: CommonOptions) => {
+    checkCredentialKey(key);
+    const { store, vault } = await openVault(options);
+    const value = getCredentialValue(store, vault, key);
+    if (options.json) printJson({ key, value });
+    else process.stdout.write(`${value}\n`);
+  });
+
+  withJsonOption(withVaultOption(withPasswordOption(creds.command("list").description("list credentials with their metadata; values masked"))))
+    .option("--reveal", "show the values")
+    .action(async (options: CommonOptions & { reveal?: boolean }) => {
+      const { store, vault } = await openVault(options);
+      const views = listCredentials(vault);
+      const valueOf = (key: string) => (options.reveal ? getCredentialValue(store, vault, key) : undefined);
+      if (options.json) return printJson(views.map((v) => (options.reveal ? { ...v, value: valueOf(v.key) } : v)));
+      if (views.length === 0) return printNote(`vault "${vault.name}" has no credentials; add one with: agent-vault vault credential set KEY=-`);
+      printTable(
+        ["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"],
+        views.map((v) => [v.key, v.type, valueOf(v.key) ?? MASK, v.description, v.services.join(",") || "-", formatWhen(v.updated_at), formatWhen(v.expires_at)]),
+        options.reveal ? 4096 : 48,
+      );
+    });
+
+  withVaultOption(withPasswordOption(creds.command("delete <keys...>").description("delete credentials (all or none)"))).action(async (keys: string[], options: CommonOptions) => {
+    keys.forEach(checkCredentialKey);
+    const { store, vault } = await openVault(options);
+    const dangling = await deleteCredentials(store, vault.name, keys);
+    printNote(`deleted ${keys.join(", ")} from vault "${vault.name}"`);
+    for (const [key, services] of Object.entries(dangling)) {
+      printNote(`warning: service ${services.join(", ")} still uses ${key}; its requests will fail with 502 credential_not_found until ${key} is set again`);
+    }
+  });
+}

@@ -1,0 +1,70 @@
+// `agent-vault init` and `agent-vault master-password set|change|remove`.
+import { type Command } from "commander";
+import { AgentVaultError } from "../shared/errors.ts";
+import { homePaths } from "../shared/paths.ts";
+import { initializeHome, isInsecureTestKdf, MIN_PASSWORD_LENGTH } from "../vault/vault.ts";
+import { openStore, withPasswordOption, type CommonOptions } from "./context.ts";
+import { isInteractive, printNote, promptHidden, readStdinLine } from "./io.ts";
+
+const NO_PASSWORD_WARNING =
+  "warning: no master password. The data key is kept in a 0600 key file beside the vault; this protects nothing from a process running as your user.";
+
+/** A new password: stdin or the environment once, or asked twice on a terminal. */
+async function readNewPassword(fromStdin: boolean | undefined, allowEnv: boolean, question: string): Promise<string> {
+  if (fromStdin) return readStdinLine("the new master password");
+  const fromEnv = process.env.AGENT_VAULT_MASTER_PASSWORD;
+  if (allowEnv && fromEnv) return fromEnv;
+  if (!isInteractive()) {
+    throw new AgentVaultError("password_required", "a new master password is needed, and there is no terminal to ask on", {
+      hint: allowEnv ? undefined : "pass --new-password-stdin",
+    });
+  }
+  const first = await promptHidden(`${question} (at least ${MIN_PASSWORD_LENGTH} characters): `);
+  if (first.length < MIN_PASSWORD_LENGTH) throw new AgentVaultError("weak_password", `the master password must be at least ${MIN_PASSWORD_LENGTH} characters`);
+  const second = await promptHidden("Repeat it: ");
+  if (first !== second) throw new AgentVaultError("invalid_argument", "the two passwords differ; nothing was changed");
+  return first;
+}
+
+export function registerInit(program: Command): void {
+  withPasswordOption(
+    program
+      .command("init")
+      .description("create the data directory, its encrypted vault file and the `default` vault")
+      .option("--no-password", "keep the data key in a 0600 key file instead of a master password (protects nothing from your own user)"),
+  ).action(async (options: { password: boolean; passwordStdin?: boolean }) => {
+    const paths = homePaths();
+    const password = options.password ? await readNewPassword(options.passwordStdin, true, "Choose a master password") : null;
+    if (isInsecureTestKdf()) printNote("warning: AGENT_VAULT_INSECURE_TEST_KDF=1 is set: the key derivation is cheap, for tests only.");
+    await initializeHome(paths, password);
+    if (password === null) printNote(NO_PASSWORD_WARNING);
+    printNote(`initialized ${paths.home} with vault "default"`);
+    printNote("next: agent-vault vault credential set KEY=-   (the value is read from stdin)");
+  });
+}
+
+export function registerMasterPassword(program: Command): void {
+  const group = program.command("master-password").description("set, change or remove the master password (re-wraps the data key only)");
+  withPasswordOption(group.command("set").description("protect a --no-password vault with a master password").option("--new-password-stdin", "read the new password from stdin")).action(
+    async (options: CommonOptions & { newPasswordStdin?: boolean }) => {
+      const store = await openStore(options);
+      if (store.hasPassword) throw new AgentVaultError("conflict", "the vault already has a master password", { hint: "use `agent-vault master-password change`" });
+      await store.setPassword(await readNewPassword(options.newPasswordStdin, false, "New master password"));
+      printNote("master password set; the key file was removed");
+    },
+  );
+  withPasswordOption(group.command("change").description("change the master password").option("--new-password-stdin", "read the new password from the next line of stdin")).action(
+    async (options: CommonOptions & { newPasswordStdin?: boolean }) => {
+      const store = await openStore(options);
+      if (!store.hasPassword) throw new AgentVaultError("conflict", "the vault has no master password", { hint: "use `agent-vault master-password set`" });
+      await store.setPassword(await readNewPassword(options.newPasswordStdin, false, "New master password"));
+      printNote("master password changed");
+    },
+  );
+  withPasswordOption(group.command("remove").description("drop the master password and keep the data key in a 0600 key file")).action(async (options: CommonOptions) => {
+    const store = await openStore(options);
+    if (!store.hasPassword) throw new AgentVaultError("conflict", "the vault has no master password");
+    await store.setPassword(null);
+    printNote(NO_PASSWORD_WARNING);
+  });
+}

@@ -1,0 +1,120 @@
+// Terminal input and output for the CLI: reading stdin once, masked prompts, tables, JSON, and
+// the one error format (`agent-vault: error: ...` then `hint: ...`). Nothing here knows the vault.
+import { AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
+
+let stdinText: Promise<string> | null = null;
+let stdinOffset = 0;
+
+async function readAllStdin(): Promise<string> {
+  stdinText ??= (async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks).toString("utf8");
+  })();
+  return stdinText;
+}
+
+/** The next line of stdin (without its newline): --password-stdin reads the first line this way. */
+export async function readStdinLine(what: string): Promise<string> {
+  const text = await readAllStdin();
+  if (stdinOffset >= text.length) throw new AgentVaultError("invalid_argument", `expected ${what} on stdin, but stdin is empty`);
+  const end = text.indexOf("\n", stdinOffset);
+  const line = text.slice(stdinOffset, end === -1 ? text.length : end);
+  stdinOffset = end === -1 ? text.length : end + 1;
+  return line.replace(/\r$/, "");
+}
+
+/** The rest of stdin, minus one trailing newline: a `KEY=-` value. */
+export async function readStdinRest(what: string): Promise<string> {
+  const text = await readAllStdin();
+  const rest = text.slice(stdinOffset).replace(/\r?\n$/, "");
+  stdinOffset = text.length;
+  if (rest.length === 0) throw new AgentVaultError("invalid_argument", `expected ${what} on stdin, but stdin is empty`);
+  return rest;
+}
+
+export function isInteractive(): boolean {
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY);
+}
+
+/** Asks on the terminal without echoing what is typed. Ctrl-C cancels, Ctrl-U clears. */
+export async function promptHidden(question: string): Promise<string> {
+  if (!isInteractive()) throw new AgentVaultError("password_required", `${question.replace(/:\s*$/, "")} is needed, and there is no terminal to ask on`);
+  process.stderr.write(question);
+  const stdin = process.stdin;
+  stdin.setRawMode(true);
+  stdin.resume();
+  return new Promise((resolve, reject) => {
+    let value = "";
+    const finish = (error: AgentVaultError | null) => {
+      stdin.off("data", onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onData = (data: Buffer) => {
+      for (const char of data.toString("utf8")) {
+        if (char === "\r" || char === "\n") return finish(null);
+        if (char === "\u0003" || char === "\u001b") return finish(new AgentVaultError("cancelled", "cancelled"));
+        if (char === "\u0015") value = "";
+        else if (char === "\u007f" || char === "\b") value = value.slice(0, -1);
+        else if (char >= " ") value += char;
+      }
+    };
+    stdin.on("data", onData);
+  });
+}
+
+/** A yes/no question on the terminal; false when there is no terminal. */
+export async function confirm(question: string): Promise<boolean> {
+  if (!isInteractive()) return false;
+  process.stderr.write(`${question} [y/N] `);
+  const answer = await new Promise<string>((resolve) => {
+    process.stdin.once("data", (d) => resolve(d.toString()));
+    process.stdin.resume();
+  });
+  process.stdin.pause();
+  return /^y(es)?$/i.test(answer.trim());
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Left-aligned columns, headers in capitals; cells are cut at `max` characters. */
+export function printTable(headers: readonly string[], rows: readonly (readonly string[])[], max = 48): void {
+  const cut = (s: string) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+  const cells = [headers, ...rows].map((r) => r.map((c) => cut(c.replace(/[\x00-\x1f\x7f]/g, " "))));
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const lines = cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+export function printNote(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+/** The one place errors reach the user: a line, a hint, and never a stack trace. */
+export function reportError(error: unknown): number {
+  if (isAgentVaultError(error)) {
+    process.stderr.write(`agent-vault: error: ${error.message}\n`);
+    if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`agent-vault: error: unexpected failure: ${message.split("\n")[0]}\n`);
+  process.stderr.write("hint: this is a bug in agent-vault; run with AGENT_VAULT_DEBUG=1 for details and report it\n");
+  if (process.env.AGENT_VAULT_DEBUG === "1" && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  return 1;
+}
+
+/** Relative, human times for tables: "3m ago", "in 2d". */
+export function formatWhen(iso: string | null, now = Date.now()): string {
+  if (iso === null) return "-";
+  const delta = Date.parse(iso) - now;
+  const abs = Math.abs(delta);
+  const text = abs < 60_000 ? `${Math.round(abs / 1000)}s` : abs < 3_600_000 ? `${Math.round(abs / 60_000)}m` : abs < 86_400_000 ? `${Math.round(abs / 3_600_000)}h` : `${Math.round(abs / 86_400_000)}d`;
+  return delta < 0 ? `${text} ago` : `in ${text}`;
+}

@@ -1,0 +1,49 @@
+// The commander wiring: every command group registered on one program, parse errors turned into
+// exit code 2 with a hint, and every other failure reported once by reportError.
+import { Command, CommanderError } from "commander";
+import pkg from "../../package.json" with { type: "json" };
+import { registerCredential } from "./credential.ts";
+import { registerInit, registerMasterPassword } from "./init.ts";
+import { reportError } from "./io.ts";
+import { registerCatalog, registerService } from "./service.ts";
+import { registerVaultManagement } from "./vault.ts";
+
+export function buildProgram(): Command {
+  const program = new Command("agent-vault")
+    .description("A credential broker for AI coding agents: agents hold placeholders, the proxy attaches the real keys.")
+    .version(pkg.version, "-V, --version", "print the version")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined });
+  registerInit(program);
+  const vault = program.command("vault").description("vaults, credentials, services and settings");
+  registerVaultManagement(vault);
+  registerCredential(vault);
+  registerService(vault);
+  registerCatalog(program);
+  registerMasterPassword(program);
+  // Every subcommand inherits the same error handling.
+  const configure = (command: Command) => {
+    command.exitOverride().configureOutput({ outputError: () => undefined }).showSuggestionAfterError(true);
+    command.commands.forEach(configure);
+  };
+  program.commands.forEach(configure);
+  return program;
+}
+
+export async function runCli(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0) return 0;
+      if (error.code === "commander.help") return 2;
+      process.stderr.write(`agent-vault: ${error.message.replace(/^error: /, "error: ")}\n`);
+      process.stderr.write("hint: run the command with --help to see its usage\n");
+      return 2;
+    }
+    return reportError(error);
+  }
+}

@@ -1,0 +1,74 @@
+// One error class with a stable code, and the one table that maps a code to its HTTP status, CLI
+// exit code and default hint. Messages never contain a secret value: callers name keys, not values.
+
+export const ERROR_TABLE = {
+  usage: { http: 400, exit: 2, hint: "run the command with --help to see its usage" },
+  invalid_request: { http: 400, exit: 2, hint: undefined },
+  invalid_argument: { http: 400, exit: 2, hint: undefined },
+  not_initialized: { http: 500, exit: 1, hint: "run `agent-vault init` first" },
+  already_initialized: { http: 409, exit: 1, hint: undefined },
+  password_required: {
+    http: 401,
+    exit: 1,
+    hint: "pass --password-stdin, set AGENT_VAULT_MASTER_PASSWORD, or run in a terminal to be prompted",
+  },
+  wrong_password: { http: 401, exit: 1, hint: "check the master password and try again" },
+  weak_password: { http: 400, exit: 2, hint: "use at least 8 characters" },
+  unsupported_version: { http: 500, exit: 1, hint: "this file was written by another version of agent-vault; upgrade it" },
+  vault_corrupt: {
+    http: 500,
+    exit: 1,
+    hint: "restore the file from a backup; agent-vault will not guess at damaged data",
+  },
+  lock_timeout: {
+    http: 503,
+    exit: 1,
+    hint: "another agent-vault process holds the lock; if none is running, remove the .lock directory beside the vault file",
+  },
+  vault_not_found: { http: 404, exit: 1, hint: "list vaults with `agent-vault vault list`" },
+  vault_exists: { http: 409, exit: 1, hint: undefined },
+  credential_not_found: { http: 502, exit: 1, hint: "list credentials with `agent-vault vault credential list`" },
+  credential_in_use: { http: 409, exit: 1, hint: undefined },
+  service_not_found: { http: 404, exit: 1, hint: "list services with `agent-vault vault service list`" },
+  service_exists: { http: 409, exit: 1, hint: "remove it first, or choose another --name" },
+  template_not_found: { http: 404, exit: 1, hint: "list templates with `agent-vault catalog`" },
+  not_supported: { http: 501, exit: 1, hint: undefined },
+  cancelled: { http: 400, exit: 1, hint: undefined },
+  conflict: { http: 409, exit: 1, hint: undefined },
+  io_error: { http: 500, exit: 1, hint: undefined },
+  internal: { http: 500, exit: 1, hint: "this is a bug in agent-vault; please report it" },
+} as const satisfies Record<string, { http: number; exit: number; hint: string | undefined }>;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export class AgentVaultError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super(message);
+    this.name = "AgentVaultError";
+    this.code = code;
+    this.hint = options.hint ?? ERROR_TABLE[code].hint;
+    this.details = options.details;
+  }
+
+  get exitCode(): number {
+    return ERROR_TABLE[this.code].exit;
+  }
+
+  get httpStatus(): number {
+    return ERROR_TABLE[this.code].http;
+  }
+}
+
+export function isAgentVaultError(error: unknown): error is AgentVaultError {
+  return error instanceof AgentVaultError;
+}
+
+/** Turns a zod issue path into the dotted field name a 400 or a CLI error names. */
+export function formatIssuePath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(root)";
+  return path.map((part, i) => (typeof part === "number" ? `[${part}]` : `${i === 0 ? "" : "."}${String(part)}`)).join("");
+}

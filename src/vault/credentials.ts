@@ -1,0 +1,124 @@
+// Credentials of one vault: set (several at once, overwriting), read one value, list metadata,
+// delete. Values are sealed on the way in and opened only by getCredentialValue.
+import { AgentVaultError } from "../shared/errors.ts";
+import { type CredentialRecord, CredentialKeySchema, type CredentialType } from "./credential.schema.ts";
+import { credentialKeysOf } from "./service.schema.ts";
+import { type VaultRecord } from "./state.schema.ts";
+import { type VaultStore } from "./vault.ts";
+import { findVault } from "./vaults.ts";
+
+export const CREDENTIAL_KIND = "credential";
+const MAX_VALUE_BYTES = 64 * 1024;
+
+export interface CredentialView {
+  readonly key: string;
+  readonly type: CredentialType;
+  readonly description: string;
+  readonly created_at: string;
+  readonly updated_at: string;
+  readonly expires_at: string | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Services of the vault whose auth names this key. */
+  readonly services: readonly string[];
+}
+
+export interface CredentialInput {
+  readonly key: string;
+  readonly value: string;
+}
+
+export interface CredentialMetadataInput {
+  readonly description?: string | undefined;
+  readonly expires_at?: string | null | undefined;
+  readonly metadata?: Readonly<Record<string, string>> | undefined;
+  readonly type?: CredentialType | undefined;
+}
+
+export function checkCredentialKey(key: string): string {
+  const parsed = CredentialKeySchema.safeParse(key);
+  if (!parsed.success) throw new AgentVaultError("invalid_argument", `invalid credential key "${key.slice(0, 140)}": ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
+function checkValue(key: string, value: string): void {
+  if (value.length === 0) throw new AgentVaultError("invalid_argument", `the value of ${key} is empty`);
+  if (Buffer.byteLength(value, "utf8") > MAX_VALUE_BYTES) {
+    throw new AgentVaultError("invalid_argument", `the value of ${key} is larger than ${MAX_VALUE_BYTES / 1024} KiB`);
+  }
+}
+
+export function servicesUsing(vault: VaultRecord, key: string): string[] {
+  return vault.services.filter((s) => credentialKeysOf(s.auth).includes(key)).map((s) => s.name);
+}
+
+export function listCredentials(vault: VaultRecord): CredentialView[] {
+  const usedBy = new Map<string, string[]>();
+  for (const service of vault.services) {
+    for (const key of credentialKeysOf(service.auth)) usedBy.set(key, [...(usedBy.get(key) ?? []), service.name]);
+  }
+  return Object.entries(vault.credentials)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, record]) => ({
+      key,
+      type: record.type,
+      description: record.description,
+      created_at: record.created_at,
+      updated_at: record.updated_at,
+      expires_at: record.expires_at,
+      metadata: record.metadata,
+      services: usedBy.get(key) ?? [],
+    }));
+}
+
+/** Seals and stores every entry in one write; an existing key is overwritten, keeping created_at. */
+export async function setCredentials(
+  store: VaultStore,
+  vaultName: string,
+  entries: readonly CredentialInput[],
+  meta: CredentialMetadataInput = {},
+): Promise<void> {
+  for (const { key, value } of entries) {
+    checkCredentialKey(key);
+    checkValue(key, value);
+  }
+  await store.update((body) => {
+    const vault = findVault(body, vaultName);
+    const now = new Date().toISOString();
+    for (const { key, value } of entries) {
+      const existing = vault.credentials[key];
+      const record: CredentialRecord = {
+        type: meta.type ?? existing?.type ?? "static",
+        description: meta.description ?? existing?.description ?? "",
+        created_at: existing?.created_at ?? now,
+        updated_at: now,
+        expires_at: meta.expires_at !== undefined ? meta.expires_at : (existing?.expires_at ?? null),
+        metadata: { ...(existing?.metadata ?? {}), ...(meta.metadata ?? {}) },
+        value: store.sealValue(CREDENTIAL_KIND, vault.id, key, value),
+      };
+      vault.credentials[key] = record;
+    }
+  });
+}
+
+export function getCredentialValue(store: VaultStore, vault: VaultRecord, key: string): string {
+  const record = vault.credentials[checkCredentialKey(key)];
+  if (!record) throw new AgentVaultError("credential_not_found", `no credential ${key} in vault "${vault.name}"`);
+  return store.openValue(CREDENTIAL_KIND, vault.id, key, record.value);
+}
+
+/** Removes every key in one write, or none if any is missing. Returns the services left dangling. */
+export async function deleteCredentials(store: VaultStore, vaultName: string, keys: readonly string[]): Promise<Record<string, string[]>> {
+  for (const key of keys) checkCredentialKey(key);
+  return store.update((body) => {
+    const vault = findVault(body, vaultName);
+    const missing = keys.filter((k) => !(k in vault.credentials));
+    if (missing.length > 0) throw new AgentVaultError("credential_not_found", `no credential ${missing.join(", ")} in vault "${vault.name}"`);
+    const dangling: Record<string, string[]> = {};
+    for (const key of keys) {
+      delete vault.credentials[key];
+      const users = servicesUsing(vault, key);
+      if (users.length > 0) dangling[key] = users;
+    }
+    return dangling;
+  });
+}

@@ -1,0 +1,126 @@
+// Services: which host gets which credential, and how (DESIGN "Services"). Fields that name
+// credentials hold keys, never values. Parsed once at every boundary (CLI flags, -f files,
+// proposals, the vault body) and trusted inside.
+import { z } from "zod";
+import { CredentialKeySchema, IsoTimeSchema } from "./credential.schema.ts";
+import { formatHostPattern, parseHostPattern } from "./host.ts";
+
+/** An RFC 9110 token. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+
+// Headers a service may not set: they frame the request (smuggling) or belong to the proxy.
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-authorization",
+  "proxy-connection",
+]);
+
+export const HeaderNameSchema = z
+  .string()
+  .regex(HEADER_NAME, "header names are letters, digits and -")
+  .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), "this header cannot be set by a service");
+
+/** Text placed into a header: no control characters, so no header injection. */
+const HeaderTextSchema = z
+  .string()
+  .max(1024)
+  .regex(/^[^\x00-\x1f\x7f]*$/, "must not contain control characters or line breaks");
+
+export const TEMPLATE_REFERENCE = /\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g;
+
+const HeaderTemplateSchema = HeaderTextSchema.superRefine((text, ctx) => {
+  const keys = [...text.matchAll(TEMPLATE_REFERENCE)].map((m) => m[1] ?? "");
+  if (keys.length === 0) ctx.addIssue({ code: "custom", message: "must reference a credential as {{ KEY }}" });
+  for (const key of keys) {
+    if (!CredentialKeySchema.safeParse(key).success) {
+      ctx.addIssue({ code: "custom", message: `{{ ${key} }} is not a valid credential key (UPPER_SNAKE_CASE)` });
+    }
+  }
+});
+
+export const AuthSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("bearer"), token: CredentialKeySchema }).strict(),
+  z.object({ type: z.literal("basic"), username: CredentialKeySchema, password: CredentialKeySchema.optional() }).strict(),
+  z
+    .object({
+      type: z.literal("api-key"),
+      key: CredentialKeySchema,
+      header: HeaderNameSchema.default("Authorization"),
+      prefix: HeaderTextSchema.default(""),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal("custom"),
+      headers: z
+        .record(HeaderNameSchema, HeaderTemplateSchema)
+        .refine((h) => Object.keys(h).length > 0 && Object.keys(h).length <= 16, "give 1 to 16 headers"),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal("query"),
+      param: z.string().regex(/^[A-Za-z0-9_.~-]{1,128}$/, "query parameter names are letters, digits and _.~-"),
+      key: CredentialKeySchema,
+    })
+    .strict(),
+  z.object({ type: z.literal("passthrough") }).strict(),
+]);
+
+export const AUTH_TYPES = ["bearer", "basic", "api-key", "custom", "query", "passthrough"] as const;
+
+export const ServiceNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "service names are lowercase letters, digits, - and _ (at most 64)");
+
+/** A host pattern, normalized (lowercase host, port, path prefix) or refused with the reason. */
+export const HostPatternSchema = z.string().transform((input, ctx) => {
+  const parsed = parseHostPattern(input);
+  if (typeof parsed === "string") {
+    ctx.addIssue({ code: "custom", message: parsed });
+    return z.NEVER;
+  }
+  return formatHostPattern(parsed);
+});
+
+/** What a user or a file gives: the stored service minus bookkeeping. */
+export const ServiceInputSchema = z
+  .object({
+    name: ServiceNameSchema,
+    host: HostPatternSchema,
+    auth: AuthSchema,
+    enabled: z.boolean().default(true),
+    description: z.string().max(500).optional(),
+  })
+  .strict();
+
+export const ServiceSchema = ServiceInputSchema.extend({ created_at: IsoTimeSchema }).strict();
+
+export type Auth = z.infer<typeof AuthSchema>;
+export type AuthType = Auth["type"];
+export type ServiceInput = z.infer<typeof ServiceInputSchema>;
+export type Service = z.infer<typeof ServiceSchema>;
+
+/** Every credential key a service's auth refers to, in order, without repeats. */
+export function credentialKeysOf(auth: Auth): string[] {
+  switch (auth.type) {
+    case "bearer":
+      return [auth.token];
+    case "basic":
+      return auth.password ? [auth.username, auth.password] : [auth.username];
+    case "api-key":
+    case "query":
+      return [auth.key];
+    case "custom":
+      return [...new Set(Object.values(auth.headers).flatMap((t) => [...t.matchAll(TEMPLATE_REFERENCE)].map((m) => m[1] ?? "")))];
+    case "passthrough":
+      return [];
+  }
+}

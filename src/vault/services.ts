@@ -1,0 +1,103 @@
+// Services of one vault: add, remove, enable or disable, and set many from a file. Every credential
+// key a service names must exist in the vault when the service is saved.
+import { z } from "zod";
+import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
+import { credentialKeysOf, type Service, type ServiceInput, ServiceInputSchema } from "./service.schema.ts";
+import { type VaultRecord } from "./state.schema.ts";
+import { type VaultStore } from "./vault.ts";
+import { findVault } from "./vaults.ts";
+
+/** Parses untrusted service input; the error names the field and the service. */
+export function parseServiceInput(input: unknown, where = "service"): ServiceInput {
+  const parsed = ServiceInputSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new AgentVaultError("invalid_argument", `${where}: ${formatIssuePath(issue.path)}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** A file for `service set -f`: a list of services, or `{ "services": [...] }`. */
+export function parseServiceFile(data: unknown, file: string): ServiceInput[] {
+  const list = Array.isArray(data) ? data : z.object({ services: z.array(z.unknown()) }).strict().safeParse(data).data?.services;
+  if (!list) throw new AgentVaultError("invalid_argument", `${file}: expected a list of services, or an object with a "services" list`);
+  if (list.length > 500) throw new AgentVaultError("invalid_argument", `${file}: at most 500 services`);
+  const services = list.map((item, i) => parseServiceInput(item, `${file}: services[${i}]`));
+  const names = new Set<string>();
+  for (const s of services) {
+    if (names.has(s.name)) throw new AgentVaultError("invalid_argument", `${file}: service "${s.name}" appears twice`);
+    names.add(s.name);
+  }
+  return services;
+}
+
+function checkKeysExist(vault: VaultRecord, service: ServiceInput): void {
+  const missing = credentialKeysOf(service.auth).filter((k) => !(k in vault.credentials));
+  if (missing.length > 0) {
+    throw new AgentVaultError("credential_not_found", `service "${service.name}" uses ${missing.join(", ")}, which vault "${vault.name}" does not have`, {
+      hint: `set it first: agent-vault vault credential set ${missing[0]}=-`,
+    });
+  }
+}
+
+function toService(input: ServiceInput, createdAt: string): Service {
+  return { ...input, created_at: createdAt };
+}
+
+export function findService(vault: VaultRecord, name: string): Service {
+  const service = vault.services.find((s) => s.name === name);
+  if (!service) throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"`);
+  return service;
+}
+
+export async function addService(store: VaultStore, vaultName: string, input: ServiceInput): Promise<Service> {
+  return store.update((body) => {
+    const vault = findVault(body, vaultName);
+    if (vault.services.some((s) => s.name === input.name)) {
+      throw new AgentVaultError("service_exists", `vault "${vault.name}" already has a service "${input.name}"`);
+    }
+    checkKeysExist(vault, input);
+    const service = toService(input, new Date().toISOString());
+    vault.services.push(service);
+    return service;
+  });
+}
+
+/** Upserts by name, keeping declaration order; with `replace`, the file becomes the whole list. */
+export async function setServices(store: VaultStore, vaultName: string, inputs: readonly ServiceInput[], replace: boolean): Promise<{ added: string[]; updated: string[]; removed: string[] }> {
+  return store.update((body) => {
+    const vault = findVault(body, vaultName);
+    for (const input of inputs) checkKeysExist(vault, input);
+    const now = new Date().toISOString();
+    const byName = new Map(vault.services.map((s) => [s.name, s]));
+    const added: string[] = [];
+    const updated: string[] = [];
+    const next: Service[] = replace ? [] : [...vault.services];
+    for (const input of inputs) {
+      const existing = byName.get(input.name);
+      const service = toService(input, existing?.created_at ?? now);
+      const index = next.findIndex((s) => s.name === input.name);
+      if (index === -1) next.push(service);
+      else next[index] = service;
+      (existing ? updated : added).push(input.name);
+    }
+    const keep = new Set(next.map((s) => s.name));
+    const removed = vault.services.filter((s) => !keep.has(s.name)).map((s) => s.name);
+    vault.services = next;
+    return { added, updated, removed };
+  });
+}
+
+export async function removeService(store: VaultStore, vaultName: string, name: string): Promise<void> {
+  await store.update((body) => {
+    const vault = findVault(body, vaultName);
+    findService(vault, name);
+    vault.services = vault.services.filter((s) => s.name !== name);
+  });
+}
+
+export async function setServiceEnabled(store: VaultStore, vaultName: string, name: string, enabled: boolean): Promise<void> {
+  await store.update((body) => {
+    findService(findVault(body, vaultName), name).enabled = enabled;
+  });
+}

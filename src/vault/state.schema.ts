@@ -1,0 +1,66 @@
+// The header and body of the state file (docs/vault-format.md sections 3 and 5). KDF parameters are
+// capped here, on read, so a hostile file cannot make an unlock allocate or spin without bound.
+import { z } from "zod";
+import { CredentialKeySchema, CredentialRecordSchema, IsoTimeSchema } from "./credential.schema.ts";
+import { ServiceSchema } from "./service.schema.ts";
+
+export const KDF_CAPS = { m_kib: 1_048_576, t: 16, p: 8 } as const;
+
+export const KdfSchema = z.discriminatedUnion("alg", [
+  z
+    .object({
+      alg: z.literal("argon2id"),
+      m_kib: z.number().int().max(KDF_CAPS.m_kib, `argon2id memory is capped at ${KDF_CAPS.m_kib} KiB`),
+      t: z.number().int().min(1).max(KDF_CAPS.t, `argon2id passes are capped at ${KDF_CAPS.t}`),
+      p: z.number().int().min(1).max(KDF_CAPS.p, `argon2id lanes are capped at ${KDF_CAPS.p}`),
+      salt: z.base64().refine((s) => {
+        const n = Buffer.from(s, "base64").length;
+        return n >= 16 && n <= 64;
+      }, "salt must be 16 to 64 bytes"),
+    })
+    .strict()
+    .refine((k) => k.m_kib >= 8 * k.p, "argon2id memory must be at least 8 KiB per lane"),
+  z.object({ alg: z.literal("none") }).strict(),
+]);
+
+export const HeaderSchema = z
+  .object({
+    kdf: KdfSchema,
+    wrapped_key: z.base64().optional(),
+    created_at: IsoTimeSchema,
+  })
+  .strict()
+  .refine((h) => (h.kdf.alg === "argon2id") === (h.wrapped_key !== undefined), "wrapped_key goes with argon2id, and only with it");
+
+export const VaultNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "vault names are lowercase letters, digits, - and _ (at most 64)");
+
+export const UnmatchedPolicySchema = z.enum(["passthrough", "deny"]);
+
+export const VaultSettingsSchema = z.object({ unmatched: UnmatchedPolicySchema }).strict();
+
+export const VaultRecordSchema = z
+  .object({
+    id: z.string().regex(/^v_[0-9a-f]{16}$/),
+    name: VaultNameSchema,
+    created_at: IsoTimeSchema,
+    settings: VaultSettingsSchema,
+    credentials: z.record(CredentialKeySchema, CredentialRecordSchema),
+    services: z.array(ServiceSchema),
+  })
+  .strict();
+
+export const BodySchema = z
+  .object({
+    current_vault: VaultNameSchema,
+    vaults: z.array(VaultRecordSchema).min(1),
+  })
+  .strict();
+
+export type Kdf = z.infer<typeof KdfSchema>;
+export type Header = z.infer<typeof HeaderSchema>;
+export type UnmatchedPolicy = z.infer<typeof UnmatchedPolicySchema>;
+export type VaultSettings = z.infer<typeof VaultSettingsSchema>;
+export type VaultRecord = z.infer<typeof VaultRecordSchema>;
+export type Body = z.infer<typeof BodySchema>;

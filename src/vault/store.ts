@@ -1,0 +1,122 @@
+// File I/O for the state file (docs/vault-format.md section 7): the inter-process lock and the
+// atomic write. Readers never lock: a rename is atomic, so they see the old file or the new one.
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import lockfile from "proper-lockfile";
+import { AgentVaultError } from "../shared/errors.ts";
+import { randomHex } from "./crypto.ts";
+
+// A holder refreshes the lock every second; one untouched for 4 s belongs to a dead process
+// (SIGKILL, power loss) and may be taken over. Writers hold the lock for milliseconds.
+const LOCK_STALE_MS = 4_000;
+const LOCK_UPDATE_MS = 1_000;
+
+function lockTimeoutMs(): number {
+  const fromEnv = Number(process.env.AGENT_VAULT_LOCK_TIMEOUT_MS);
+  return Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : 10_000;
+}
+
+export interface HeldLock {
+  /** True once another process took the lock over (we stalled past the stale time). */
+  isCompromised(): boolean;
+}
+
+/** Runs fn while holding the lock on `file`; gives up with lock_timeout after the deadline. */
+export async function withFileLock<T>(file: string, lockPath: string, fn: (lock: HeldLock) => Promise<T> | T): Promise<T> {
+  const deadline = Date.now() + lockTimeoutMs();
+  let compromised = false;
+  let release: (() => Promise<void>) | undefined;
+  for (let attempt = 0; release === undefined; attempt++) {
+    try {
+      release = await lockfile.lock(file, {
+        lockfilePath: lockPath,
+        realpath: false,
+        stale: LOCK_STALE_MS,
+        update: LOCK_UPDATE_MS,
+        retries: 0,
+        onCompromised: () => {
+          compromised = true;
+        },
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ELOCKED") {
+        throw new AgentVaultError("io_error", `cannot lock ${file}: ${(error as Error).message}`);
+      }
+      if (Date.now() >= deadline) {
+        throw new AgentVaultError("lock_timeout", `the vault is locked by another process (${lockPath}) and stayed locked for ${Math.round(lockTimeoutMs() / 1000)}s`);
+      }
+      await Bun.sleep(Math.min(5 + attempt * 5, 50) + Math.random() * 10);
+    }
+  }
+  try {
+    return await fn({ isCompromised: () => compromised });
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
+
+/** Temp file, fsync, rename over the target, fsync the directory: the new file or the old, never half. */
+export function writeFileAtomic(path: string, bytes: Uint8Array, mode = 0o600): void {
+  const dir = dirname(path);
+  const tmp = join(dir, `${basename(path)}.${process.pid}.${randomHex(4)}.tmp`);
+  const fd = openSync(tmp, "wx", mode);
+  try {
+    let written = 0;
+    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  fsyncDirectory(dir);
+}
+
+export function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Removes temp files a killed writer left behind. Call only while holding the lock. */
+export function removeStrayTempFiles(path: string): void {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.`;
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(prefix) && name.endsWith(".tmp")) {
+      try {
+        unlinkSync(join(dir, name));
+      } catch {
+        // Already gone: another cleanup won.
+      }
+    }
+  }
+}
+
+export function ensurePrivateDirectory(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+}
+
+export function readFileOrNull(path: string): Buffer | null {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new AgentVaultError("io_error", `cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** A cheap identity of a file's current version, to notice another process's write. */
+export function fileVersion(path: string): string | null {
+  try {
+    const s = statSync(path);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,259 @@
+// The vault API every part calls: initialize a data directory, unlock it, read the verified state,
+// apply a change under the lock, seal and open values. It follows docs/vault-format.md; the file
+// layout is in format.ts, the ciphers in crypto.ts, the I/O in store.ts.
+import { existsSync, readFileSync, unlinkSync } from "node:fs";
+import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
+import { type HomePaths } from "../shared/paths.ts";
+import {
+  constantTimeEqual,
+  deriveKeyArgon2id,
+  hkdf,
+  hmacSha256,
+  open,
+  randomHex,
+  randomKey,
+  randomSalt,
+  seal,
+  type Argon2Params,
+} from "./crypto.ts";
+import { encodeSigned, encodeStateFile, parseStateFile, type ParsedStateFile } from "./format.ts";
+import { type Body, BodySchema, type Header, type Kdf, type VaultRecord } from "./state.schema.ts";
+import { ensurePrivateDirectory, fileVersion, readFileOrNull, removeStrayTempFiles, withFileLock, writeFileAtomic } from "./store.ts";
+
+/** OWASP's first argon2id recommendation (46 MiB, 1 pass, 1 lane). */
+export const DEFAULT_ARGON2: Argon2Params = { m_kib: 47_104, t: 1, p: 1 };
+/** Test-only: AGENT_VAULT_INSECURE_TEST_KDF=1 makes new headers cheap so suites run fast. */
+const TEST_ARGON2: Argon2Params = { m_kib: 64, t: 1, p: 1 };
+
+export const MIN_PASSWORD_LENGTH = 8;
+const KEY_FILE_PREFIX = "agent-vault-key/v1 ";
+
+export function isInsecureTestKdf(): boolean {
+  return process.env.AGENT_VAULT_INSECURE_TEST_KDF === "1";
+}
+
+function newArgon2Params(): Argon2Params {
+  return isInsecureTestKdf() ? TEST_ARGON2 : DEFAULT_ARGON2;
+}
+
+/** Binds the wrapped data key to its KDF parameters (docs/vault-format.md section 4). */
+function wrapAssociatedData(kdf: Extract<Kdf, { alg: "argon2id" }>): string {
+  return `agent-vault/v1|wrap|argon2id|m=${kdf.m_kib}|t=${kdf.t}|p=${kdf.p}|salt=${kdf.salt}`;
+}
+
+/** Binds a sealed value to its kind, vault and name (docs/vault-format.md section 6). */
+function recordAssociatedData(kind: string, vaultId: string, name: string): string {
+  return `agent-vault/v1|${kind}|${vaultId}|${name}`;
+}
+
+export type PasswordSource = () => Promise<string>;
+
+interface Keys {
+  readonly record: Buffer;
+  readonly mac: Buffer;
+}
+
+function subkeys(dataKey: Buffer): Keys {
+  return { record: hkdf(dataKey, "agent-vault/v1 record"), mac: hkdf(dataKey, "agent-vault/v1 mac") };
+}
+
+async function buildHeader(dataKey: Buffer, password: string | null): Promise<Header> {
+  const created_at = new Date().toISOString();
+  if (password === null) return { kdf: { alg: "none" }, created_at };
+  const params = newArgon2Params();
+  const salt = randomSalt();
+  const kdf = { alg: "argon2id" as const, ...params, salt: salt.toString("base64") };
+  const kek = await deriveKeyArgon2id(password, salt, params);
+  const wrapped = seal(kek, dataKey, wrapAssociatedData(kdf));
+  return { kdf, wrapped_key: wrapped.toString("base64"), created_at };
+}
+
+function writeKeyFile(paths: HomePaths, dataKey: Buffer): void {
+  writeFileAtomic(paths.keyFile, Buffer.from(`${KEY_FILE_PREFIX}${dataKey.toString("base64")}\n`, "latin1"));
+}
+
+function readKeyFile(paths: HomePaths): Buffer {
+  let text: string;
+  try {
+    text = readFileSync(paths.keyFile, "latin1");
+  } catch {
+    throw new AgentVaultError("vault_corrupt", `the vault has no master password, but its key file ${paths.keyFile} is missing`, {
+      hint: "restore the key file from a backup; without it the vault cannot be opened",
+    });
+  }
+  const match = /^agent-vault-key\/v1 ([A-Za-z0-9+/]{43}=)\n?$/.exec(text);
+  if (!match) throw new AgentVaultError("vault_corrupt", `key file ${paths.keyFile} is corrupted`);
+  return Buffer.from(match[1]!, "base64");
+}
+
+export function newVaultRecord(name: string): VaultRecord {
+  return {
+    id: `v_${randomHex(8)}`,
+    name,
+    created_at: new Date().toISOString(),
+    settings: { unmatched: "passthrough" },
+    credentials: {},
+    services: [],
+  };
+}
+
+export function isInitialized(paths: HomePaths): boolean {
+  return existsSync(paths.stateFile);
+}
+
+/** Creates the data directory and an empty state with the `default` vault. */
+export async function initializeHome(paths: HomePaths, password: string | null): Promise<void> {
+  if (password !== null && password.length < MIN_PASSWORD_LENGTH) {
+    throw new AgentVaultError("weak_password", `the master password must be at least ${MIN_PASSWORD_LENGTH} characters`);
+  }
+  ensurePrivateDirectory(paths.home);
+  await withFileLock(paths.stateFile, paths.lockFile, async () => {
+    if (isInitialized(paths)) {
+      throw new AgentVaultError("already_initialized", `agent-vault is already initialized in ${paths.home}`, {
+        hint: "use it as it is, or set AGENT_VAULT_HOME to another directory",
+      });
+    }
+    const dataKey = randomKey();
+    const header = await buildHeader(dataKey, password);
+    const body: Body = { current_vault: "default", vaults: [newVaultRecord("default")] };
+    if (password === null) writeKeyFile(paths, dataKey);
+    const signed = encodeSigned(header, body);
+    writeFileAtomic(paths.stateFile, encodeStateFile(signed, hmacSha256(subkeys(dataKey).mac, signed)));
+  });
+}
+
+/** An unlocked data directory. Holds the data key's subkeys in memory, never the password. */
+export class VaultStore {
+  readonly paths: HomePaths;
+  private keys: Keys;
+  private dataKey: Buffer;
+  private header: Header;
+  private cached: { version: string; body: Body } | null = null;
+
+  private constructor(paths: HomePaths, dataKey: Buffer, header: Header) {
+    this.paths = paths;
+    this.dataKey = dataKey;
+    this.keys = subkeys(dataKey);
+    this.header = header;
+  }
+
+  /** Reads the header, asks for the password only if the vault has one, and unwraps the data key. */
+  static async unlock(paths: HomePaths, getPassword: PasswordSource): Promise<VaultStore> {
+    const bytes = readFileOrNull(paths.stateFile);
+    if (bytes === null) {
+      throw new AgentVaultError("not_initialized", `no vault in ${paths.home}`);
+    }
+    const parsed = parseStateFile(bytes, paths.stateFile);
+    const dataKey = await unwrapDataKey(paths, parsed.header, getPassword);
+    const store = new VaultStore(paths, dataKey, parsed.header);
+    store.cached = { version: fileVersion(paths.stateFile) ?? "", body: store.verify(parsed) };
+    return store;
+  }
+
+  get hasPassword(): boolean {
+    return this.header.kdf.alg !== "none";
+  }
+
+  /** The current state, re-read only when another process has written since the last read. */
+  read(): Body {
+    const version = fileVersion(this.paths.stateFile);
+    if (this.cached && version === this.cached.version) return this.cached.body;
+    const bytes = readFileOrNull(this.paths.stateFile);
+    if (bytes === null) throw new AgentVaultError("not_initialized", `the vault file ${this.paths.stateFile} disappeared`);
+    const parsed = parseStateFile(bytes, this.paths.stateFile);
+    this.header = parsed.header;
+    const body = this.verify(parsed);
+    this.cached = { version: version ?? "", body };
+    return body;
+  }
+
+  /**
+   * Applies `change` to a fresh copy of the state under the lock and writes it atomically. If
+   * `change` throws, nothing is written: the all-or-nothing rule of every command.
+   */
+  async update<T>(change: (body: Body) => T): Promise<T> {
+    return withFileLock(this.paths.stateFile, this.paths.lockFile, (lock) => {
+      this.cached = null;
+      const body = structuredClone(this.read());
+      const result = change(body);
+      this.writeLocked(body, this.header, lock.isCompromised());
+      return result;
+    });
+  }
+
+  /** Re-wraps the same data key under a new password, or none; records are not re-sealed. */
+  async setPassword(password: string | null): Promise<void> {
+    if (password !== null && password.length < MIN_PASSWORD_LENGTH) {
+      throw new AgentVaultError("weak_password", `the master password must be at least ${MIN_PASSWORD_LENGTH} characters`);
+    }
+    const header = await buildHeader(this.dataKey, password);
+    await withFileLock(this.paths.stateFile, this.paths.lockFile, (lock) => {
+      this.cached = null;
+      const body = this.read();
+      // Key file first when removing the password: a crash between the two writes must never leave
+      // a password-less header without its key.
+      if (password === null) writeKeyFile(this.paths, this.dataKey);
+      this.writeLocked(body, header, lock.isCompromised());
+      this.header = header;
+      if (password !== null && existsSync(this.paths.keyFile)) unlinkSync(this.paths.keyFile);
+    });
+  }
+
+  sealValue(kind: string, vaultId: string, name: string, value: string): string {
+    return seal(this.keys.record, Buffer.from(value, "utf8"), recordAssociatedData(kind, vaultId, name)).toString("base64");
+  }
+
+  /** Opens a sealed value; a value moved to another key, kind or vault fails here by design. */
+  openValue(kind: string, vaultId: string, name: string, sealed: string): string {
+    const plain = open(this.keys.record, Buffer.from(sealed, "base64"), recordAssociatedData(kind, vaultId, name));
+    if (plain === null) {
+      throw new AgentVaultError("vault_corrupt", `the sealed value of ${name} in ${this.paths.stateFile} does not open (damaged or moved)`);
+    }
+    return plain.toString("utf8");
+  }
+
+  private writeLocked(body: Body, header: Header, isCompromised: boolean): void {
+    const checked = BodySchema.safeParse(body);
+    if (!checked.success) {
+      const issue = checked.error.issues[0]!;
+      throw new AgentVaultError("internal", `refusing to write an invalid state (${formatIssuePath(issue.path)}: ${issue.message})`);
+    }
+    if (isCompromised) {
+      throw new AgentVaultError("lock_timeout", "lost the vault lock to another process while writing; nothing was written", {
+        hint: "run the command again",
+      });
+    }
+    removeStrayTempFiles(this.paths.stateFile);
+    const signed = encodeSigned(header, checked.data);
+    writeFileAtomic(this.paths.stateFile, encodeStateFile(signed, hmacSha256(this.keys.mac, signed)));
+    this.cached = { version: fileVersion(this.paths.stateFile) ?? "", body: checked.data };
+  }
+
+  private verify(parsed: ParsedStateFile): Body {
+    if (!constantTimeEqual(hmacSha256(this.keys.mac, parsed.signed), parsed.mac)) {
+      throw new AgentVaultError("vault_corrupt", `vault file ${this.paths.stateFile} fails authentication (it was changed outside agent-vault, or damaged)`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(parsed.bodyText);
+    } catch {
+      throw new AgentVaultError("vault_corrupt", `vault file ${this.paths.stateFile} has a body that is not JSON`);
+    }
+    const body = BodySchema.safeParse(json);
+    if (!body.success) {
+      const issue = body.error.issues[0]!;
+      throw new AgentVaultError("vault_corrupt", `vault file ${this.paths.stateFile} is refused: ${formatIssuePath(issue.path)}: ${issue.message}`);
+    }
+    return body.data;
+  }
+}
+
+async function unwrapDataKey(paths: HomePaths, header: Header, getPassword: PasswordSource): Promise<Buffer> {
+  const kdf = header.kdf;
+  if (kdf.alg === "none") return readKeyFile(paths);
+  const password = await getPassword();
+  const kek = await deriveKeyArgon2id(password, Buffer.from(kdf.salt, "base64"), kdf);
+  const dataKey = open(kek, Buffer.from(header.wrapped_key ?? "", "base64"), wrapAssociatedData(kdf));
+  if (dataKey === null) throw new AgentVaultError("wrong_password", "wrong master password");
+  return dataKey;
+}
