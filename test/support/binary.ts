@@ -1,0 +1,60 @@
+// Drives the compiled binary from outside, as a user or an agent would. Each test gets its own data
+// directory; the KDF is made cheap through the explicit test hook, never by other means.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const BINARY = resolve(import.meta.dir, "../../dist/agent-vault");
+export const TEST_PASSWORD = "correct horse battery staple";
+
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface TempHome {
+  readonly dir: string;
+  readonly env: Record<string, string>;
+  run(args: readonly string[], options?: { stdin?: string; env?: Record<string, string | undefined> }): Promise<RunResult>;
+  cleanup(): void;
+}
+
+/** The environment of a test run: the caller's minus anything agent-vault reads. */
+export function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("AGENT_VAULT_")) env[k] = v;
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+export async function runBinary(args: readonly string[], env: Record<string, string>, stdin?: string): Promise<RunResult> {
+  const proc = Bun.spawn([BINARY, ...args], { env, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+/**
+ * A fresh data directory. With `init` (the default) it is initialized with TEST_PASSWORD, which
+ * the environment then carries, as a script would.
+ */
+export async function tempHome(options: { init?: "password" | "no-password" | false } = {}): Promise<TempHome> {
+  const dir = mkdtempSync(join(tmpdir(), "av-test-"));
+  const home = join(dir, "home");
+  const env = cleanEnv({ AGENT_VAULT_HOME: home, AGENT_VAULT_INSECURE_TEST_KDF: "1", AGENT_VAULT_MASTER_PASSWORD: TEST_PASSWORD });
+  const temp: TempHome = {
+    dir: home,
+    env,
+    run: (args, opts = {}) => runBinary(args, cleanEnv({ ...env, ...opts.env }), opts.stdin),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+  const init = options.init ?? "password";
+  if (init !== false) {
+    const result = await temp.run(init === "password" ? ["init"] : ["init", "--no-password"]);
+    if (result.code !== 0) throw new Error(`init failed: ${result.stderr}`);
+  }
+  return temp;
+}
