@@ -35,7 +35,10 @@ export async function readMasterPassword(options: CommonOptions, question = "Mas
 }
 
 export async function openStore(options: CommonOptions): Promise<VaultStore> {
-  return VaultStore.unlock(homePaths(), () => readMasterPassword(options));
+  // --password-stdin always takes the first line, even when the vault turns out to need no
+  // password: otherwise a script's password would become the start of a `KEY=-` value.
+  const early = options.passwordStdin ? await readStdinLine("the master password") : undefined;
+  return VaultStore.unlock(homePaths(), async () => early ?? readMasterPassword(options));
 }
 
 export interface VaultContext {

@@ -2,7 +2,7 @@
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
 import { homePaths } from "../shared/paths.ts";
-import { initializeHome, isInsecureTestKdf, MIN_PASSWORD_LENGTH } from "../vault/vault.ts";
+import { initializeHome, isInsecureTestKdf, MIN_PASSWORD_LENGTH, VaultStore } from "../vault/vault.ts";
 import { openStore, withPasswordOption, type CommonOptions } from "./context.ts";
 import { isInteractive, printNote, promptHidden, readStdinLine } from "./io.ts";
 
@@ -37,6 +37,9 @@ export function registerInit(program: Command): void {
     const password = options.password ? await readNewPassword(options.passwordStdin, true, "Choose a master password") : null;
     if (isInsecureTestKdf()) printNote("warning: AGENT_VAULT_INSECURE_TEST_KDF=1 is set: the key derivation is cheap, for tests only.");
     await initializeHome(paths, password);
+    // The proxy's CA is made now, so `ca path` and agents' trust stores are ready before any run.
+    const { ensureCertificateAuthority } = await import("../proxy/ca.ts");
+    await ensureCertificateAuthority(await VaultStore.unlock(paths, async () => password ?? ""));
     if (password === null) printNote(NO_PASSWORD_WARNING);
     printNote(`initialized ${paths.home} with vault "default"`);
     printNote("next: agent-vault vault credential set KEY=-   (the value is read from stdin)");

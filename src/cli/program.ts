@@ -5,6 +5,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
 import { reportError } from "./io.ts";
+import { registerCa, registerRun, registerServer, registerSessionCommands } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
 import { registerVaultManagement } from "./vault.ts";
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .description("A credential broker for AI coding agents: agents hold placeholders, the proxy attaches the real keys.")
     .version(pkg.version, "-V, --version", "print the version")
     .showSuggestionAfterError(true)
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
   registerInit(program);
@@ -20,6 +22,10 @@ export function buildProgram(): Command {
   registerVaultManagement(vault);
   registerCredential(vault);
   registerService(vault);
+  registerSessionCommands(vault);
+  registerServer(program);
+  registerRun(program);
+  registerCa(program);
   registerCatalog(program);
   registerMasterPassword(program);
   // Every subcommand inherits the same error handling.
@@ -32,15 +38,18 @@ export function buildProgram(): Command {
 }
 
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = buildProgram();
     await program.parseAsync([...argv], { from: "user" });
-    return 0;
+    // `run` reports its child's exit code this way.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0) return 0;
       if (error.code === "commander.help") return 2;
-      process.stderr.write(`agent-vault: ${error.message.replace(/^error: /, "error: ")}\n`);
+      // One line: commander puts its "Did you mean" suggestion on a line of its own.
+      const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").replace("(Did you mean", "(did you mean");
+      process.stderr.write(`agent-vault: error: ${message}\n`);
       process.stderr.write("hint: run the command with --help to see its usage\n");
       return 2;
     }

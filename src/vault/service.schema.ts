@@ -59,9 +59,18 @@ export const AuthSchema = z.discriminatedUnion("type", [
   z
     .object({
       type: z.literal("custom"),
+      // Names are checked here rather than as the record's key schema, whose failures zod reports
+      // only as "Invalid key in record".
       headers: z
-        .record(HeaderNameSchema, HeaderTemplateSchema)
-        .refine((h) => Object.keys(h).length > 0 && Object.keys(h).length <= 16, "give 1 to 16 headers"),
+        .record(z.string(), HeaderTemplateSchema)
+        .superRefine((headers, ctx) => {
+          const names = Object.keys(headers);
+          if (names.length === 0 || names.length > 16) ctx.addIssue({ code: "custom", message: "give 1 to 16 headers" });
+          for (const name of names) {
+            const checked = HeaderNameSchema.safeParse(name);
+            if (!checked.success) ctx.addIssue({ code: "custom", path: [name], message: checked.error.issues[0]!.message });
+          }
+        }),
     })
     .strict(),
   z

@@ -40,6 +40,20 @@ export const UnmatchedPolicySchema = z.enum(["passthrough", "deny"]);
 
 export const VaultSettingsSchema = z.object({ unmatched: UnmatchedPolicySchema }).strict();
 
+/** An agent session (`run`): only the SHA-256 of its token is kept. */
+export const SessionSchema = z
+  .object({
+    id: z.string().regex(/^s_[0-9a-f]{12}$/),
+    token_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    label: z.string().max(200),
+    /** Services the session may use; null for every service of the vault. */
+    services: z.array(z.string()).nullable(),
+    created_at: IsoTimeSchema,
+    expires_at: IsoTimeSchema,
+    revoked_at: IsoTimeSchema.nullable(),
+  })
+  .strict();
+
 export const VaultRecordSchema = z
   .object({
     id: z.string().regex(/^v_[0-9a-f]{16}$/),
@@ -48,13 +62,18 @@ export const VaultRecordSchema = z
     settings: VaultSettingsSchema,
     credentials: z.record(CredentialKeySchema, CredentialRecordSchema),
     services: z.array(ServiceSchema),
+    sessions: z.array(SessionSchema).default([]),
   })
   .strict();
+
+/** The proxy's CA: the certificate in clear, the private key sealed (kind "ca-key"). */
+export const CaRecordSchema = z.object({ cert_pem: z.string().max(8192), key: z.base64() }).strict();
 
 export const BodySchema = z
   .object({
     current_vault: VaultNameSchema,
     vaults: z.array(VaultRecordSchema).min(1),
+    ca: CaRecordSchema.optional(),
   })
   .strict();
 
@@ -64,3 +83,5 @@ export type UnmatchedPolicy = z.infer<typeof UnmatchedPolicySchema>;
 export type VaultSettings = z.infer<typeof VaultSettingsSchema>;
 export type VaultRecord = z.infer<typeof VaultRecordSchema>;
 export type Body = z.infer<typeof BodySchema>;
+export type Session = z.infer<typeof SessionSchema>;
+export type CaRecord = z.infer<typeof CaRecordSchema>;

@@ -1,6 +1,6 @@
 // File I/O for the state file (docs/vault-format.md section 7): the inter-process lock and the
 // atomic write. Readers never lock: a rename is atomic, so they see the old file or the new one.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
 import { AgentVaultError } from "../shared/errors.ts";
@@ -43,7 +43,7 @@ export async function withFileLock<T>(file: string, lockPath: string, fn: (lock:
         throw new AgentVaultError("io_error", `cannot lock ${file}: ${(error as Error).message}`);
       }
       if (Date.now() >= deadline) {
-        throw new AgentVaultError("lock_timeout", `the vault is locked by another process (${lockPath}) and stayed locked for ${Math.round(lockTimeoutMs() / 1000)}s`);
+        throw new AgentVaultError("lock_timeout", `the vault is locked by another process (${lockPath}) and stayed locked for ${(lockTimeoutMs() / 1000).toFixed(1)}s`);
       }
       await Bun.sleep(Math.min(5 + attempt * 5, 50) + Math.random() * 10);
     }
@@ -98,8 +98,10 @@ export function removeStrayTempFiles(path: string): void {
   }
 }
 
+/** Creates the directory 0700, and tightens an existing one: it will hold the vault. */
 export function ensurePrivateDirectory(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
 }
 
 export function readFileOrNull(path: string): Buffer | null {

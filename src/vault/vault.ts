@@ -94,6 +94,7 @@ export function newVaultRecord(name: string): VaultRecord {
     settings: { unmatched: "passthrough" },
     credentials: {},
     services: [],
+    sessions: [],
   };
 }
 

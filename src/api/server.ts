@@ -1,0 +1,95 @@
+// The agent-facing HTTP API on AGENT_VAULT_ADDR: /health, /discover and the explicit proxy
+// /proxy/{host}/{path}. Every route but /health needs the session's Bearer token; errors are the
+// contract's JSON with X-Agent-Vault-Error, produced in one place (sendAnswer).
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { type AddressInfo } from "node:net";
+import { type ProxyAdapter } from "../proxy/adapter.ts";
+import { makeFlow } from "../proxy/flow.ts";
+import { sendAnswer } from "../proxy/forward.ts";
+import { type ProxyState } from "../proxy/state.ts";
+import { tokenFromAuthorization } from "../proxy/steps/authenticate.ts";
+import { hashToken, isSessionActive, type SessionMatch } from "../vault/sessions.ts";
+import { discover } from "./discover.ts";
+
+export interface ApiDeps {
+  readonly state: ProxyState;
+  readonly proxy: ProxyAdapter;
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sessionOf(req: IncomingMessage, state: ProxyState): SessionMatch | null {
+  const header = req.headers.authorization;
+  const token = header && /^bearer\s/i.test(header) ? tokenFromAuthorization(header) : undefined;
+  if (!token) return null;
+  const match = state.current().sessions.get(hashToken(token));
+  return match && isSessionActive(match.session) ? match : null;
+}
+
+/** `/proxy/{host[:port]}/{path...}` → host, port and path with query. */
+export function parseExplicitTarget(url: string): { host: string; port: number; path: string } | null {
+  const match = /^\/proxy\/([^/?#]+)(\/[^#]*)?$/.exec(url) ?? /^\/proxy\/([^/?#]+)(\?[^#]*)$/.exec(url);
+  if (!match) return null;
+  const authority = decodeURIComponent(match[1]!).toLowerCase();
+  const colon = authority.lastIndexOf(":");
+  const host = colon === -1 ? authority : authority.slice(0, colon);
+  const port = colon === -1 ? 443 : Number(authority.slice(colon + 1));
+  if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^[a-z0-9.-]+$/.test(host)) return null;
+  const rest = match[2] ?? "/";
+  return { host, port, path: rest.startsWith("?") ? `/${rest}` : rest };
+}
+
+export function createApiServer(deps: ApiDeps): http.Server {
+  const server = http.createServer((req, res) => {
+    handle(req, res, deps).catch(() => {
+      sendAnswer(res, { status: 500, code: "internal", message: "internal error" });
+    });
+  });
+  server.on("clientError", (_error, socket) => socket.destroy());
+  return server;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps): Promise<void> {
+  const url = req.url ?? "/";
+  const path = url.split("?")[0]!;
+  if (path === "/health") return sendJson(res, 200, { status: "ok" });
+  if (path.startsWith("/proxy/")) {
+    const target = parseExplicitTarget(url);
+    if (!target) {
+      req.resume();
+      return sendAnswer(res, { status: 400, code: "invalid_request", message: "use /proxy/{host}/{path}, e.g. /proxy/api.github.com/user" });
+    }
+    const flow = makeFlow({
+      via: "explicit",
+      host: target.host,
+      port: target.port,
+      method: req.method ?? "GET",
+      path: target.path,
+      headers: { ...req.headers, host: target.port === 443 ? target.host : `${target.host}:${target.port}` },
+      credential: tokenFromAuthorization(req.headers.authorization),
+    });
+    return deps.proxy.process(flow, req, res, "https");
+  }
+  const match = sessionOf(req, deps.state);
+  if (!match) {
+    req.resume();
+    return sendAnswer(res, { status: 401, code: "unauthorized", message: "missing, invalid, expired or revoked session token (Authorization: Bearer $AGENT_VAULT_SESSION_TOKEN)" });
+  }
+  if (path === "/discover" && req.method === "GET") {
+    const vault = deps.state.current().vaults.get(match.vault.id)?.vault ?? match.vault;
+    return sendJson(res, 200, discover(vault, match.session));
+  }
+  req.resume();
+  sendAnswer(res, { status: 404, code: "not_found", message: `no route ${req.method} ${path}` });
+}
+
+export function listenApi(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}

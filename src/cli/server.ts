@@ -1,0 +1,158 @@
+// `agent-vault server [-d]`, `server stop`, `run -- <command>`, `ca path|export`, `vault session
+// list|revoke` and `vault discover`. The proxy is imported only when one of these runs.
+import { openSync } from "node:fs";
+import { type Command } from "commander";
+import { discover } from "../api/discover.ts";
+import { AgentVaultError } from "../shared/errors.ts";
+import { parseDuration } from "../shared/duration.ts";
+import { homePaths } from "../shared/paths.ts";
+import { type Session } from "../vault/state.schema.ts";
+import { isSessionActive, revokeSession } from "../vault/sessions.ts";
+import { VaultStore } from "../vault/vault.ts";
+import { type CommonOptions, openStore, openVault, readMasterPassword, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
+import { formatWhen, printJson, printNote, printTable } from "./io.ts";
+
+interface ServerOptions extends CommonOptions {
+  host: string;
+  port: string;
+  mitmPort: string;
+  detach?: boolean;
+}
+
+function parsePort(text: string, flag: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new AgentVaultError("invalid_argument", `${flag} must be a port number, not "${text}"`);
+  return port;
+}
+
+async function waitFor<T>(probe: () => Promise<T | null>, ms: number): Promise<T | null> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== null) return value;
+    await Bun.sleep(50);
+  }
+  return null;
+}
+
+export function registerServer(program: Command): void {
+  const server = withPasswordOption(program.command("server").description("run the proxy and the agent API (foreground; -d to detach)"))
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "agent API port", "14321")
+    .option("--mitm-port <port>", "proxy port", "14322")
+    .option("-d, --detach", "run in the background; stop it with `agent-vault server stop`")
+    .action(async (options: ServerOptions) => {
+      const serve = await import("../run/serve.ts");
+      const paths = homePaths();
+      const apiPort = parsePort(options.port, "--port");
+      const mitmPort = parsePort(options.mitmPort, "--mitm-port");
+      const running = await serve.findRunningServer(paths);
+      if (running) throw new AgentVaultError("conflict", `a server for ${paths.home} is already running (pid ${running.pid}, API port ${running.api_port})`, { hint: "stop it with `agent-vault server stop`" });
+      let password: string | null = null;
+      const store = await VaultStore.unlock(paths, async () => (password = await readMasterPassword(options)));
+      if (options.detach) {
+        const log = openSync(`${paths.home}/server.log`, "a", 0o600);
+        const self = process.argv[1] && /\.(ts|js)$/.test(process.argv[1]) ? [process.execPath, process.argv[1]] : [process.execPath];
+        const args = [...self, "server", "--host", options.host, "--port", String(apiPort), "--mitm-port", String(mitmPort), ...(password !== null ? ["--password-stdin"] : [])];
+        const env = { ...process.env };
+        delete env.AGENT_VAULT_MASTER_PASSWORD;
+        const child = Bun.spawn(args, { stdin: "pipe", stdout: log, stderr: log, env, detached: true });
+        if (password !== null) child.stdin.write(`${password}\n`);
+        await child.stdin.end();
+        child.unref();
+        const record = await waitFor(() => serve.findRunningServer(paths), 10_000);
+        if (!record) throw new AgentVaultError("io_error", `the server did not start; see ${paths.home}/server.log`);
+        printNote(`agent-vault server running in the background (pid ${record.pid}): API http://${record.host}:${record.api_port}, proxy ${record.host}:${record.mitm_port}`);
+        return;
+      }
+      const served = await serve.startServices(store, { host: options.host, apiPort, mitmPort, fallbackToFreePorts: false });
+      serve.writePidFile(paths, served);
+      printNote(`agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      serve.removePidFile(paths);
+      await served.close();
+      process.exit(0);
+    });
+
+  server
+    .command("stop")
+    .description("stop the server of this data directory")
+    .action(async () => {
+      const serve = await import("../run/serve.ts");
+      const paths = homePaths();
+      const record = serve.readPidFile(paths);
+      if (!record || !serve.isProcessAlive(record.pid)) {
+        serve.removePidFile(paths);
+        throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
+      }
+      process.kill(record.pid, "SIGTERM");
+      const gone = await waitFor(async () => (serve.isProcessAlive(record.pid) ? null : true), 5000);
+      if (!gone) throw new AgentVaultError("io_error", `the server (pid ${record.pid}) did not stop within 5s`);
+      printNote(`stopped the server (pid ${record.pid})`);
+    });
+}
+
+export function registerRun(program: Command): void {
+  withVaultOption(withPasswordOption(program.command("run").description("run a command (an agent) with the proxy, a session token and our CA in its environment")))
+    .usage("[options] -- <command> [args...]")
+    .option("--ttl <duration>", "session lifetime (e.g. 8h, 24h, 7d)", "24h")
+    .option("--service <name>", "limit the session to a service (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .argument("<command...>", "the command to run")
+    .passThroughOptions()
+    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[] }) => {
+      const ttlMs = parseDuration(options.ttl);
+      if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
+      const { runAgent } = await import("../run/run.ts");
+      const { store, vault } = await openVault(options);
+      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null });
+    });
+}
+
+export function registerCa(program: Command): void {
+  const ca = program.command("ca").description("the proxy's certificate authority (agents must trust it)");
+  withPasswordOption(ca.command("path").description("print the path of the CA certificate")).action(async (options: CommonOptions) => {
+    const { ensureCertificateAuthority } = await import("../proxy/ca.ts");
+    const store = await openStore(options);
+    await ensureCertificateAuthority(store);
+    process.stdout.write(`${store.paths.caCert}\n`);
+  });
+  withPasswordOption(ca.command("export").description("print the CA certificate (PEM)")).action(async (options: CommonOptions) => {
+    const { ensureCertificateAuthority } = await import("../proxy/ca.ts");
+    const authority = await ensureCertificateAuthority(await openStore(options));
+    process.stdout.write(authority.certPem);
+  });
+}
+
+function sessionRow(s: Session): string[] {
+  const state = s.revoked_at ? "revoked" : isSessionActive(s) ? "active" : "expired";
+  return [s.id, s.label || "-", s.services?.join(",") ?? "all", state, formatWhen(s.created_at), formatWhen(s.expires_at)];
+}
+
+export function registerSessionCommands(group: Command): void {
+  const sessions = group.command("session").description("agent sessions made by `run`");
+  withJsonOption(withVaultOption(withPasswordOption(sessions.command("list").description("list sessions")))).option("--all", "include expired and revoked sessions").action(
+    async (options: CommonOptions & { all?: boolean }) => {
+      const { vault } = await openVault(options);
+      const list = vault.sessions.filter((s) => options.all || isSessionActive(s));
+      if (options.json) return printJson(list.map(({ token_sha256: _, ...rest }) => rest));
+      if (list.length === 0) return printNote(`no active sessions in vault "${vault.name}"`);
+      printTable(["ID", "LABEL", "SERVICES", "STATE", "CREATED", "EXPIRES"], list.map(sessionRow));
+    },
+  );
+  withVaultOption(withPasswordOption(sessions.command("revoke <id>").description("revoke a session; its open tunnels close"))).action(async (id: string, options: CommonOptions) => {
+    const { store, vault } = await openVault(options);
+    await revokeSession(store, vault.name, id);
+    printNote(`revoked session ${id}`);
+  });
+  withJsonOption(withVaultOption(withPasswordOption(group.command("discover").description("what an agent of this vault sees at /discover")))).action(async (options: CommonOptions) => {
+    const { vault } = await openVault(options);
+    const view = discover(vault);
+    if (options.json) return printJson(view);
+    printTable(["SERVICE", "HOST"], view.services.map((s) => [s.name, s.host]));
+    printNote(`credentials available (names only): ${view.available_credentials.join(", ") || "none"}`);
+  });
+}

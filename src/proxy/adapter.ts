@@ -1,0 +1,354 @@
+// The only importer of http-mitm-proxy. The engine dispatches CONNECTs and requests to hooks; we
+// use its hooks and replace three of its defaults, which break our contracts:
+//   - per-host HTTPS servers with RSA keys made by node-forge (250-520 ms per new host) and an extra
+//     loopback hop: one TLS termination on the accepted socket, with SNI and cached ECDSA leaves;
+//   - forwarding without backpressure (memory grows with the body) and a 504 with the error text:
+//     forward.ts streams with backpressure and answers with the JSON error contract;
+//   - a CA generated in the working directory: ours lives sealed in the vault.
+// Everything policy-related happens in pipeline.ts; this file is sockets.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import net, { type Socket } from "node:net";
+import tls, { TLSSocket } from "node:tls";
+import { Proxy as Engine } from "http-mitm-proxy";
+import { isAgentVaultError } from "../shared/errors.ts";
+import { type RequestLog } from "../shared/log.ts";
+import { isValidHostname } from "../vault/host.ts";
+import { isSessionActive } from "../vault/sessions.ts";
+import { type LeafCertificates } from "./certs.ts";
+import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
+import { createUpstreams, describeUpstreamError, forward, rawAnswer, sendAnswer, type Upstreams } from "./forward.ts";
+import { resolveDial } from "./netguard.ts";
+import { type ProxyOptions, runPipeline, type StepContext } from "./pipeline.ts";
+import { type ProxyState } from "./state.ts";
+import { authenticate, tokenFromAuthorization } from "./steps/authenticate.ts";
+
+export interface ProxyDeps {
+  readonly state: ProxyState;
+  readonly options: ProxyOptions;
+  readonly leaves: LeafCertificates;
+  readonly log: RequestLog;
+  readonly trust: readonly string[];
+}
+
+export interface RunningProxy {
+  readonly port: number;
+  readonly upstreams: Upstreams;
+  close(): Promise<void>;
+}
+
+interface Tunnel {
+  readonly host: string;
+  readonly port: number;
+  readonly credential: string | undefined;
+}
+
+interface EngineContext {
+  readonly isSSL: boolean;
+  readonly clientToProxyRequest: IncomingMessage;
+  readonly proxyToClientResponse: ServerResponse;
+  readonly proxyToServerRequestOptions?: { host: string; port: number; path: string };
+}
+
+/** `host:port` of a CONNECT, strictly: a DNS name or an IP literal, and a port. */
+export function parseConnectTarget(target: string | undefined): { host: string; port: number } | null {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s/\\@]+):([0-9]{1,5})$/.exec(target ?? "");
+  if (!match) return null;
+  const host = match[1]!.replace(/^\[|\]$/g, "").toLowerCase();
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return null;
+  if (net.isIP(host) === 0 && !isValidHostname(host)) return null;
+  return { host, port };
+}
+
+export class ProxyAdapter {
+  private readonly deps: ProxyDeps;
+  private readonly engine: Engine;
+  private readonly listener: http.Server;
+  private readonly inner: http.Server;
+  private readonly tunnels = new WeakMap<Socket, Tunnel>();
+  /** Open client sockets per session id, so a revocation can close them. */
+  private readonly bySession = new Map<string, Set<Socket>>();
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+  readonly upstreams: Upstreams;
+
+  constructor(deps: ProxyDeps) {
+    this.deps = deps;
+    this.upstreams = createUpstreams(deps.trust);
+    this.engine = new Engine();
+    const engine = this.engine as unknown as Record<string, unknown>;
+    // The engine's error hook logs to the console and writes a 504 with the error text; ours stays
+    // quiet and leaves answering to forward.ts.
+    engine._onError = () => undefined;
+    engine.connectRequests = {};
+    engine.options = {};
+    this.engine.onConnect((req, socket, head) => {
+      this.handleConnect(req, socket as Socket, head).catch(() => socket.destroy());
+    });
+    this.engine.onRequest((ctx) => {
+      this.handleRequest(ctx as unknown as EngineContext).catch(() => (ctx as unknown as EngineContext).proxyToClientResponse.destroy());
+    });
+    const dispatchConnect = (engine._onHttpServerConnect as (...a: unknown[]) => void).bind(this.engine);
+    const dispatchRequest = (engine._onHttpServerRequest as (...a: unknown[]) => void).bind(this.engine);
+    this.listener = http.createServer();
+    this.listener.on("connect", (req, socket, head) => dispatchConnect(req, socket, head));
+    this.listener.on("request", (req, res) => dispatchRequest(false, req, res));
+    this.listener.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head, false));
+    this.listener.on("clientError", (_error, socket: Socket) => socket.destroy());
+    this.inner = http.createServer();
+    this.inner.keepAliveTimeout = 120_000;
+    this.inner.on("request", (req, res) => dispatchRequest(true, req, res));
+    this.inner.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head, true));
+    this.inner.on("clientError", (_error, socket: Socket) => socket.destroy());
+  }
+
+  async listen(host: string, port: number): Promise<RunningProxy> {
+    await new Promise<void>((resolve, reject) => {
+      this.listener.once("error", reject);
+      this.listener.listen(port, host, () => resolve());
+    });
+    this.sweeper = setInterval(() => this.closeRevokedTunnels(), 500);
+    this.sweeper.unref();
+    const address = this.listener.address() as net.AddressInfo;
+    return { port: address.port, upstreams: this.upstreams, close: () => this.close() };
+  }
+
+  private async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const sockets of this.bySession.values()) for (const s of sockets) s.destroy();
+    this.upstreams.https.destroy();
+    this.upstreams.http.destroy();
+    await new Promise<void>((resolve) => this.listener.close(() => resolve()));
+  }
+
+  private context(): StepContext {
+    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now() };
+  }
+
+  private track(sessionId: string, socket: Socket): void {
+    let set = this.bySession.get(sessionId);
+    if (!set) this.bySession.set(sessionId, (set = new Set()));
+    set.add(socket);
+    socket.once("close", () => {
+      set.delete(socket);
+      if (set.size === 0) this.bySession.delete(sessionId);
+    });
+  }
+
+  /** A revoked or expired session loses its open tunnels, not only its next CONNECT. */
+  private closeRevokedTunnels(): void {
+    if (this.bySession.size === 0) return;
+    let snapshot;
+    try {
+      snapshot = this.deps.state.current();
+    } catch {
+      return;
+    }
+    const active = new Set<string>();
+    for (const { session } of snapshot.sessions.values()) if (isSessionActive(session)) active.add(session.id);
+    for (const [id, sockets] of this.bySession) if (!active.has(id)) for (const s of sockets) s.destroy();
+  }
+
+  private log(flow: Flow, status: number, error: string | null): void {
+    this.deps.log.write({
+      time: new Date().toISOString(),
+      session: flow.session?.session.id ?? null,
+      vault: flow.vault?.name ?? null,
+      method: flow.method,
+      host: flow.host,
+      path: flow.path,
+      service: flow.service?.name ?? null,
+      status,
+      latency_ms: Math.round((performance.now() - flow.startedAt) * 100) / 100,
+      error,
+      via: flow.via,
+    });
+  }
+
+  private async handleConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    socket.on("error", () => socket.destroy());
+    const target = parseConnectTarget(req.url);
+    const flow = makeFlow({
+      via: "tunnel",
+      host: target?.host ?? "-",
+      port: target?.port ?? 0,
+      method: "CONNECT",
+      path: "",
+      headers: {},
+      credential: tokenFromAuthorization(req.headers["proxy-authorization"]),
+    });
+    const refuse = (a: EarlyAnswer) => {
+      socket.end(rawAnswer(a));
+      this.log(flow, a.status, a.code);
+    };
+    if (!target) return refuse({ status: 400, code: "invalid_request", message: `CONNECT target "${String(req.url).slice(0, 100)}" is not host:port` });
+    const ctx = this.context();
+    authenticate(flow, ctx);
+    if (flow.answer) return refuse(flow.answer);
+    const entry = ctx.snapshot.vaults.get(flow.vault!.id);
+    const intercept = entry?.matcher.coversHost(target.host, target.port) || flow.vault!.settings.unmatched === "deny";
+    this.track(flow.session!.session.id, socket);
+    if (intercept) return this.intercept(socket, head, { ...target, credential: flow.credential });
+    // Passthrough: a plain TCP tunnel, no interception; netguard still decides where it may go.
+    let dial;
+    try {
+      dial = await resolveDial(target.host, target.port, this.deps.options.netguard);
+    } catch (error) {
+      if (isAgentVaultError(error)) return refuse({ status: error.httpStatus, code: error.code, message: error.message });
+      throw error;
+    }
+    const upstream = net.connect({ host: dial.address, port: dial.port });
+    upstream.once("connect", () => {
+      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      if (head.length > 0) upstream.write(head);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      this.log(flow, 200, null);
+    });
+    let connected = false;
+    upstream.once("connect", () => (connected = true));
+    upstream.once("error", (error: NodeJS.ErrnoException) => {
+      if (!connected) refuse(describeUpstreamError(error, target.host));
+      else socket.destroy();
+    });
+    socket.once("close", () => upstream.destroy());
+    upstream.once("close", () => socket.destroy());
+  }
+
+  /** Terminates the agent's TLS on the accepted socket with a leaf for its SNI name. */
+  private intercept(socket: Socket, head: Buffer, tunnel: Tunnel): void {
+    socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    if (head.length > 0) socket.unshift(head);
+    const leaves = this.deps.leaves;
+    const secure = new TLSSocket(socket, {
+      isServer: true,
+      secureContext: leaves.contextFor(tunnel.host),
+      SNICallback: (name, callback) => {
+        try {
+          callback(null, leaves.contextFor(name || tunnel.host));
+        } catch (error) {
+          callback(error as Error);
+        }
+      },
+      ALPNProtocols: ["http/1.1"],
+    });
+    secure.on("error", () => secure.destroy());
+    this.tunnels.set(secure, tunnel);
+    this.inner.emit("connection", secure);
+  }
+
+  private flowFor(req: IncomingMessage, isSSL: boolean, target: { host: string; port: number; path: string } | undefined): Flow | EarlyAnswer {
+    const headers: Headers = { ...req.headers };
+    if (isSSL) {
+      const tunnel = this.tunnels.get(req.socket);
+      if (!tunnel) return { status: 400, code: "invalid_request", message: "request outside a tunnel" };
+      return makeFlow({ via: "tunnel", host: tunnel.host, port: tunnel.port, method: req.method ?? "GET", path: req.url ?? "/", headers, credential: tunnel.credential });
+    }
+    if (!target || !/^http:\/\//i.test(req.url ?? "") && !target.host) {
+      return { status: 400, code: "invalid_request", message: "this is agent-vault's proxy port: send absolute-form requests (HTTP_PROXY) or CONNECT" };
+    }
+    const host = target.host.toLowerCase();
+    if (net.isIP(host) === 0 && !isValidHostname(host)) return { status: 400, code: "invalid_request", message: `"${host.slice(0, 100)}" is not a valid host` };
+    return makeFlow({
+      via: "http",
+      host,
+      port: target.port,
+      method: req.method ?? "GET",
+      path: target.path || "/",
+      headers,
+      credential: tokenFromAuthorization(req.headers["proxy-authorization"]),
+    });
+  }
+
+  private async handleRequest(ctx: EngineContext): Promise<void> {
+    const req = ctx.clientToProxyRequest;
+    const res = ctx.proxyToClientResponse;
+    const target = ctx.proxyToServerRequestOptions;
+    const isAbsolute = !ctx.isSSL && req.headers.host !== undefined && target !== undefined && (req as { url?: string }).url !== undefined;
+    const made = this.flowFor(req, ctx.isSSL, isAbsolute ? { host: target!.host, port: target!.port, path: target!.path } : undefined);
+    if (!("id" in made)) {
+      sendAnswer(res, made);
+      return;
+    }
+    const flow = made;
+    await this.process(flow, req, res, ctx.isSSL ? "https" : "http");
+  }
+
+  /** Runs the pipeline and forwards: shared by tunnels, plain requests and the explicit proxy. */
+  async process(flow: Flow, req: IncomingMessage, res: ServerResponse, scheme: "https" | "http"): Promise<void> {
+    await runPipeline(flow, this.context()).catch((error: unknown) => {
+      answer(flow, 502, "upstream_error", isAgentVaultError(error) ? error.message : "internal error while preparing the request");
+    });
+    if (flow.session && flow.via !== "explicit") this.track(flow.session.session.id, req.socket);
+    if (flow.answer) {
+      req.resume();
+      sendAnswer(res, flow.answer);
+      this.log(flow, flow.answer.status, flow.answer.code);
+      return;
+    }
+    // Credentials never travel in clear: a plain http:// request to a service goes upstream over TLS.
+    const upstreamScheme = scheme === "http" && flow.service && flow.service.auth.type !== "passthrough" ? "https" : scheme;
+    const result = await forward(flow, req, res, {
+      scheme: upstreamScheme,
+      upstreams: this.upstreams,
+      maxRequestBytes: this.deps.options.maxRequestBytes,
+      maxResponseBytes: this.deps.options.maxResponseBytes,
+    });
+    this.log(flow, result.status, result.error);
+  }
+
+  /** WebSocket (and other) upgrades: injected on the upgrade request, then relayed byte for byte. */
+  private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, isSSL: boolean): void {
+    socket.on("error", () => socket.destroy());
+    let target: { host: string; port: number; path: string } | undefined;
+    if (!isSSL) {
+      try {
+        const url = new URL(req.url ?? "");
+        target = { host: url.hostname, port: Number(url.port) || 80, path: `${url.pathname}${url.search}` };
+      } catch {
+        target = undefined;
+      }
+    }
+    const made = this.flowFor(req, isSSL, target);
+    if (!("id" in made)) {
+      socket.end(rawAnswer(made));
+      return;
+    }
+    const flow = made;
+    void (async () => {
+      await runPipeline(flow, this.context()).catch(() => answer(flow, 502, "upstream_error", "internal error while preparing the upgrade"));
+      if (flow.answer) {
+        socket.end(rawAnswer(flow.answer));
+        this.log(flow, flow.answer.status, flow.answer.code);
+        return;
+      }
+      if (flow.session) this.track(flow.session.session.id, socket);
+      const dial = flow.dial!;
+      const useTls = isSSL || Boolean(flow.service && flow.service.auth.type !== "passthrough");
+      const upstream: Socket = useTls
+        ? tls.connect({ host: dial.address, port: dial.port, ...(net.isIP(flow.host) === 0 ? { servername: flow.host } : {}), ca: [...this.deps.trust], checkServerIdentity: (_h, cert) => tls.checkServerIdentity(flow.host, cert) })
+        : net.connect({ host: dial.address, port: dial.port });
+      let connected = false;
+      upstream.once(useTls ? "secureConnect" : "connect", () => {
+        connected = true;
+        const lines = [`${flow.method} ${flow.path} HTTP/1.1`];
+        const headers = { ...flow.headers, host: flow.headers.host ?? flow.host };
+        for (const [name, value] of Object.entries(headers)) {
+          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) lines.push(`${name}: ${v}`);
+        }
+        upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+        if (head.length > 0) upstream.write(head);
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+        this.log(flow, 101, null);
+      });
+      upstream.once("error", (error: NodeJS.ErrnoException) => {
+        if (connected) return socket.destroy();
+        const failure = describeUpstreamError(error, flow.host);
+        socket.end(rawAnswer(failure));
+        this.log(flow, failure.status, failure.code);
+      });
+      socket.once("close", () => upstream.destroy());
+      upstream.once("close", () => socket.destroy());
+    })();
+  }
+}

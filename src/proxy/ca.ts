@@ -1,0 +1,46 @@
+// The CA's lifecycle: made once per data directory (at init, or on first use by a directory made
+// before the proxy existed), its key sealed in the vault, its certificate written to ca.pem, and
+// the bundle handed to agents (system roots plus ours) written beside it.
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
+import { writeFileAtomic } from "../vault/store.ts";
+import { type VaultStore } from "../vault/vault.ts";
+import { type CertificateAuthority, createCertificateAuthority } from "./certs.ts";
+
+const CA_KIND = "ca-key";
+const CA_SCOPE = "-";
+
+export async function ensureCertificateAuthority(store: VaultStore): Promise<CertificateAuthority> {
+  let ca = store.read().ca;
+  if (!ca) {
+    ca = await store.update((body) => {
+      if (!body.ca) {
+        const made = createCertificateAuthority();
+        body.ca = { cert_pem: made.certPem, key: store.sealValue(CA_KIND, CA_SCOPE, "ca", made.keyPem) };
+      }
+      return body.ca;
+    });
+  }
+  const authority = { certPem: ca.cert_pem, keyPem: store.openValue(CA_KIND, CA_SCOPE, "ca", ca.key) };
+  writeIfChanged(store.paths.caCert, authority.certPem, 0o644);
+  writeIfChanged(store.paths.caBundle, `${rootCertificates.join("\n")}\n${authority.certPem}`, 0o644);
+  return authority;
+}
+
+function writeIfChanged(path: string, text: string, mode: number): void {
+  try {
+    if (readFileSync(path, "utf8") === text) return;
+  } catch {
+    // missing: write it
+  }
+  writeFileAtomic(path, Buffer.from(text), mode);
+}
+
+/** Extra CAs trusted for upstream TLS (AGENT_VAULT_UPSTREAM_CA), beside the system roots. */
+export function upstreamTrust(env: NodeJS.ProcessEnv = process.env): string[] {
+  const file = env.AGENT_VAULT_UPSTREAM_CA;
+  const roots = [...rootCertificates];
+  if (!file) return roots;
+  return [...roots, readFileSync(file, "utf8")];
+}
+

@@ -1,0 +1,49 @@
+// One request as it moves through the pipeline. Steps read and change it; a step that answers
+// early sets `answer` and later steps leave the flow alone. No secret is ever stored on a flow
+// except inside the outbound headers and path that inject writes.
+import { randomBytes } from "node:crypto";
+import { type ErrorCode } from "../shared/errors.ts";
+import { type SessionMatch } from "../vault/sessions.ts";
+import { type Service } from "../vault/service.schema.ts";
+import { type VaultRecord } from "../vault/state.schema.ts";
+import { type Dial } from "./netguard.ts";
+
+export type Headers = Record<string, string | string[] | undefined>;
+
+export interface EarlyAnswer {
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly extra?: Record<string, unknown>;
+}
+
+export interface Flow {
+  readonly id: string;
+  readonly startedAt: number;
+  /** How the agent reached us: a CONNECT tunnel, a plain absolute-form request, or /proxy/. */
+  readonly via: "tunnel" | "http" | "explicit";
+  readonly host: string;
+  readonly port: number;
+  readonly method: string;
+  /** Path and query as sent upstream; inject may add a query parameter. */
+  path: string;
+  /** Lower-case header names; the outbound headers. */
+  headers: Headers;
+  /** The credential presented: from CONNECT, Proxy-Authorization, or the /proxy/ bearer. */
+  credential: string | undefined;
+  session?: SessionMatch;
+  vault?: VaultRecord;
+  service?: Service | null;
+  dial?: Dial;
+  answer?: EarlyAnswer;
+  /** Names of the credentials injected (for the log; never values). */
+  injected: string[];
+}
+
+export function makeFlow(init: Pick<Flow, "via" | "host" | "port" | "method" | "path" | "headers" | "credential"> & { session?: SessionMatch }): Flow {
+  return { id: randomBytes(6).toString("hex"), startedAt: performance.now(), injected: [], ...init };
+}
+
+export function answer(flow: Flow, status: number, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
+  flow.answer = extra === undefined ? { status, code, message } : { status, code, message, extra };
+}

@@ -1,0 +1,56 @@
+// Service matching (DESIGN "Services"): exact host over wildcard, port-specific over port-less,
+// longest path prefix, then declaration order. Matching is exact and case-insensitive: a wildcard
+// covers exactly one label, and `api.github.com.` or `api.github.com.evil.io` never match
+// `api.github.com`. Compiled once per vault change, not per request.
+import { type HostPattern, parseHostPattern } from "../vault/host.ts";
+import { type Service } from "../vault/service.schema.ts";
+
+interface Compiled {
+  readonly service: Service;
+  readonly pattern: HostPattern;
+  readonly rank: readonly number[];
+}
+
+function hostMatches(pattern: HostPattern, host: string): boolean {
+  if (pattern.kind === "exact") return host === pattern.host;
+  const suffix = `.${pattern.host}`;
+  if (!host.endsWith(suffix)) return false;
+  const label = host.slice(0, -suffix.length);
+  return label.length > 0 && !label.includes(".");
+}
+
+export class ServiceMatcher {
+  private readonly compiled: Compiled[];
+
+  constructor(services: readonly Service[]) {
+    const compiled: Compiled[] = [];
+    services.forEach((service, order) => {
+      const pattern = parseHostPattern(service.host);
+      if (typeof pattern === "string") return; // the schema refuses these; never match one
+      compiled.push({ service, pattern, rank: [pattern.kind === "exact" ? 0 : 1, pattern.port === null ? 1 : 0, -(pattern.pathPrefix?.length ?? 0), order] });
+    });
+    this.compiled = compiled.sort((a, b) => {
+        for (let i = 0; i < a.rank.length; i++) if (a.rank[i] !== b.rank[i]) return a.rank[i]! - b.rank[i]!;
+        return 0;
+      });
+  }
+
+  /** The service for a request, enabled or not; null when none matches. */
+  match(host: string, port: number, path: string): Service | null {
+    const h = host.toLowerCase();
+    const pathOnly = path.split("?")[0] ?? "/";
+    for (const { service, pattern } of this.compiled) {
+      if (pattern.port !== null && pattern.port !== port) continue;
+      if (!hostMatches(pattern, h)) continue;
+      if (pattern.pathPrefix !== null && !pathOnly.startsWith(pattern.pathPrefix)) continue;
+      return service;
+    }
+    return null;
+  }
+
+  /** Whether any service could match some path on this host and port: such tunnels are intercepted. */
+  coversHost(host: string, port: number): boolean {
+    const h = host.toLowerCase();
+    return this.compiled.some(({ pattern }) => (pattern.port === null || pattern.port === port) && hostMatches(pattern, h));
+  }
+}

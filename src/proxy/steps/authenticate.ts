@@ -1,0 +1,33 @@
+// Step 1: who is asking. The token comes from the CONNECT (remembered for the tunnel), from
+// Proxy-Authorization on a plain request (Basic `token:vault`, as HTTPS_PROXY=http://TOKEN:VAULT@...
+// sends it, or Bearer), or from the Bearer of an explicit /proxy/ request. Checked on every request,
+// so expiry and revocation act inside open tunnels too.
+import { hashToken, isSessionActive } from "../../vault/sessions.ts";
+import { answer, type Flow } from "../flow.ts";
+import { type StepContext } from "../pipeline.ts";
+
+/** The session token in a Proxy-Authorization or Authorization header, if any. */
+export function tokenFromAuthorization(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const [scheme = "", value = ""] = header.trim().split(/\s+/, 2);
+  if (/^bearer$/i.test(scheme)) return value || undefined;
+  if (/^basic$/i.test(scheme)) {
+    const decoded = Buffer.from(value, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    const token = colon === -1 ? decoded : decoded.slice(0, colon);
+    return token || undefined;
+  }
+  return undefined;
+}
+
+export function authenticate(flow: Flow, ctx: StepContext): void {
+  const status = flow.via === "explicit" ? 401 : 407;
+  if (!flow.credential) return answer(flow, status, "unauthorized", "no agent-vault session token; run the agent with `agent-vault run -- <command>`");
+  const match = ctx.snapshot.sessions.get(hashToken(flow.credential));
+  if (!match) return answer(flow, status, "unauthorized", "the session token is not valid");
+  if (!isSessionActive(match.session, ctx.now)) {
+    return answer(flow, status, "unauthorized", match.session.revoked_at ? "the session was revoked" : "the session expired");
+  }
+  flow.session = match;
+  flow.vault = ctx.snapshot.vaults.get(match.vault.id)?.vault ?? match.vault;
+}

@@ -1,0 +1,49 @@
+// Step 4: header hygiene. Proxy credentials and hop-by-hop headers never go upstream; for a
+// matched service the agent's own auth (Authorization, the service's key header, the query
+// parameter) is removed so that only the injected credential reaches the API.
+import { type Flow } from "../flow.ts";
+import { type StepContext } from "../pipeline.ts";
+
+// RFC 9110 7.6.1 hop-by-hop headers, plus the proxy's own.
+const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+
+export function stripHeaders(flow: Flow, _ctx: StepContext): void {
+  const isUpgrade = typeof flow.headers.upgrade === "string" && /websocket/i.test(flow.headers.upgrade);
+  const connection = String(flow.headers.connection ?? "");
+  for (const name of connection.split(",").map((n) => n.trim().toLowerCase())) {
+    if (name && name !== "upgrade") delete flow.headers[name];
+  }
+  for (const name of HOP_BY_HOP) delete flow.headers[name];
+  if (isUpgrade) {
+    flow.headers.connection = "Upgrade";
+    flow.headers.upgrade = "websocket";
+  }
+  // The explicit proxy's Authorization is the session token: it never leaves.
+  if (flow.via === "explicit") delete flow.headers.authorization;
+  const service = flow.service;
+  if (!service || service.auth.type === "passthrough") return;
+  delete flow.headers.authorization;
+  const auth = service.auth;
+  if (auth.type === "api-key") delete flow.headers[auth.header.toLowerCase()];
+  if (auth.type === "custom") for (const name of Object.keys(auth.headers)) delete flow.headers[name.toLowerCase()];
+  if (auth.type === "query") flow.path = withoutQueryParam(flow.path, auth.param);
+}
+
+export function withoutQueryParam(path: string, param: string): string {
+  const q = path.indexOf("?");
+  if (q === -1) return path;
+  const kept = path
+    .slice(q + 1)
+    .split("&")
+    .filter((pair) => {
+      const name = pair.split("=")[0] ?? "";
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, " "));
+      } catch {
+        // keep the raw name
+      }
+      return decoded !== param;
+    });
+  return kept.length === 0 ? path.slice(0, q) : `${path.slice(0, q)}?${kept.join("&")}`;
+}

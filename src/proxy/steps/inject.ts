@@ -1,0 +1,62 @@
+// Step 5: attach the credential (DESIGN's Services table). Values are opened from the vault here,
+// in memory, per request, and written only into the outbound headers or URL.
+import { getCredentialValue } from "../../vault/credentials.ts";
+import { TEMPLATE_REFERENCE } from "../../vault/service.schema.ts";
+import { answer, type Flow } from "../flow.ts";
+import { type StepContext } from "../pipeline.ts";
+
+export function injectCredential(flow: Flow, ctx: StepContext): void {
+  const service = flow.service;
+  const vault = flow.vault;
+  if (!service || !vault) return;
+  const value = (key: string): string | null => {
+    if (!(key in vault.credentials)) {
+      answer(flow, 502, "credential_not_found", `service "${service.name}" needs credential ${key}, which vault "${vault.name}" does not have`);
+      return null;
+    }
+    flow.injected.push(key);
+    return getCredentialValue(ctx.store, vault, key);
+  };
+  const auth = service.auth;
+  switch (auth.type) {
+    case "passthrough":
+      return;
+    case "bearer": {
+      const token = value(auth.token);
+      if (token !== null) flow.headers.authorization = `Bearer ${token}`;
+      return;
+    }
+    case "basic": {
+      const user = value(auth.username);
+      const pass = auth.password ? value(auth.password) : "";
+      if (user !== null && pass !== null) flow.headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}`;
+      return;
+    }
+    case "api-key": {
+      const key = value(auth.key);
+      if (key !== null) flow.headers[auth.header.toLowerCase()] = `${auth.prefix}${key}`;
+      return;
+    }
+    case "custom": {
+      const rendered: Record<string, string> = {};
+      for (const [name, template] of Object.entries(auth.headers)) {
+        let failed = false;
+        rendered[name.toLowerCase()] = template.replace(TEMPLATE_REFERENCE, (_, key: string) => {
+          const v = value(key);
+          if (v === null) failed = true;
+          return v ?? "";
+        });
+        if (failed) return;
+      }
+      Object.assign(flow.headers, rendered);
+      return;
+    }
+    case "query": {
+      const key = value(auth.key);
+      if (key === null) return;
+      const pair = `${encodeURIComponent(auth.param)}=${encodeURIComponent(key)}`;
+      flow.path += flow.path.includes("?") ? `&${pair}` : `?${pair}`;
+      return;
+    }
+  }
+}

@@ -1,0 +1,42 @@
+// The environment `agent-vault run` gives its child (DESIGN "Environment"): where the agent API
+// is, the session token, the proxy with the token in its user info, and our CA bundle for every
+// client we know of. Inherited copies are replaced, and the master password never passes.
+export const CA_BUNDLE_VARIABLES = [
+  "SSL_CERT_FILE",
+  "NODE_EXTRA_CA_CERTS",
+  "REQUESTS_CA_BUNDLE",
+  "CURL_CA_BUNDLE",
+  "GIT_SSL_CAINFO",
+  "DENO_CERT",
+  "PIP_CERT",
+  "CARGO_HTTP_CAINFO",
+  "AWS_CA_BUNDLE",
+] as const;
+
+const PROXY_VARIABLES = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] as const;
+const WITHHELD = ["AGENT_VAULT_MASTER_PASSWORD"];
+
+export interface AgentEnvInput {
+  readonly apiUrl: string;
+  readonly token: string;
+  readonly vault: string;
+  readonly proxyHost: string;
+  readonly proxyPort: number;
+  readonly caBundle: string;
+}
+
+export function buildAgentEnv(parent: NodeJS.ProcessEnv, input: AgentEnvInput): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parent)) {
+    if (value !== undefined && !WITHHELD.includes(name)) env[name] = value;
+  }
+  const proxyUrl = `http://${encodeURIComponent(input.token)}:${encodeURIComponent(input.vault)}@${input.proxyHost}:${input.proxyPort}`;
+  for (const name of PROXY_VARIABLES) env[name] = proxyUrl;
+  for (const name of ["NO_PROXY", "no_proxy"]) env[name] = "localhost,127.0.0.1,::1";
+  env.NODE_USE_ENV_PROXY = "1";
+  for (const name of CA_BUNDLE_VARIABLES) env[name] = input.caBundle;
+  env.AGENT_VAULT_ADDR = input.apiUrl;
+  env.AGENT_VAULT_SESSION_TOKEN = input.token;
+  env.AGENT_VAULT_VAULT = input.vault;
+  return env;
+}

@@ -1,0 +1,69 @@
+// `agent-vault run -- <command>`: a session for the child, a server to talk to (the running one of
+// this data directory, or one served in-process for the child's life), and the environment
+// contract. stdin, stdout, stderr and the TTY go straight to the child; signals are forwarded; the
+// child's exit code is ours. The session is revoked when the child exits.
+import { homePaths } from "../shared/paths.ts";
+import { ensureCertificateAuthority } from "../proxy/ca.ts";
+import { createSession, revokeSession } from "../vault/sessions.ts";
+import { type VaultStore } from "../vault/vault.ts";
+import { buildAgentEnv } from "./env.ts";
+import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, type Served, startServices } from "./serve.ts";
+import { AgentVaultError } from "../shared/errors.ts";
+
+const FORWARDED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
+
+export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null }): Promise<number> {
+  const paths = homePaths();
+  await ensureCertificateAuthority(store);
+  const { token, session } = await createSession(store, vaultName, { ttlMs: options.ttlMs, services: options.services, label: command[0] ?? "" });
+  let served: Served | null = null;
+  let host: string;
+  let apiPort: number;
+  let mitmPort: number;
+  const running = await findRunningServer(paths);
+  if (running) {
+    ({ host, api_port: apiPort, mitm_port: mitmPort } = running);
+  } else {
+    served = await startServices(store, { host: "127.0.0.1", apiPort: DEFAULT_API_PORT, mitmPort: DEFAULT_MITM_PORT, fallbackToFreePorts: true });
+    ({ host, apiPort, mitmPort } = served);
+  }
+  const env = buildAgentEnv(process.env, {
+    apiUrl: `http://${host}:${apiPort}`,
+    token,
+    vault: vaultName,
+    proxyHost: host,
+    proxyPort: mitmPort,
+    caBundle: paths.caBundle,
+  });
+  let child;
+  try {
+    child = Bun.spawn([...command], { env, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+  } catch (error) {
+    await cleanup(store, vaultName, session.id, served);
+    throw new AgentVaultError("invalid_argument", `cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  // The terminal sends Ctrl-C to the whole process group; we stay alive to report the child's
+  // exit code and forward what was sent to us alone.
+  const handlers = FORWARDED_SIGNALS.map((signal) => {
+    const handler = () => {
+      try {
+        child.kill(signal);
+      } catch {
+        // the child is gone
+      }
+    };
+    process.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  const code = await child.exited;
+  for (const [signal, handler] of handlers) process.off(signal, handler);
+  await cleanup(store, vaultName, session.id, served);
+  if (child.signalCode) return 128 + (SIGNAL_NUMBERS[child.signalCode] ?? 1);
+  return code;
+}
+
+async function cleanup(store: VaultStore, vaultName: string, sessionId: string, served: Served | null): Promise<void> {
+  await revokeSession(store, vaultName, sessionId).catch(() => undefined);
+  await served?.close().catch(() => undefined);
+}

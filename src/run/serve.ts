@@ -1,0 +1,148 @@
+// Starting the proxy and the agent API for one data directory, and finding one that already runs
+// (its pidfile records its ports). Used by `server` (foreground or detached) and by `run`, which
+// serves in-process for its child's lifetime when no server is running.
+import { readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import { z } from "zod";
+import { createApiServer, listenApi } from "../api/server.ts";
+import { AgentVaultError } from "../shared/errors.ts";
+import { RequestLog } from "../shared/log.ts";
+import { type HomePaths } from "../shared/paths.ts";
+import { ProxyAdapter } from "../proxy/adapter.ts";
+import { ensureCertificateAuthority, upstreamTrust } from "../proxy/ca.ts";
+import { LeafCertificates } from "../proxy/certs.ts";
+import { netguardOptionsFromEnv } from "../proxy/netguard.ts";
+import { ProxyState } from "../proxy/state.ts";
+import { writeFileAtomic } from "../vault/store.ts";
+import { type VaultStore } from "../vault/vault.ts";
+
+export const DEFAULT_API_PORT = 14321;
+export const DEFAULT_MITM_PORT = 14322;
+const DEFAULT_MAX_BYTES = 4 * 1024 ** 3;
+
+export interface ServeOptions {
+  readonly host: string;
+  readonly apiPort: number;
+  readonly mitmPort: number;
+  /** Take free ports when the requested ones are in use (what `run` does). */
+  readonly fallbackToFreePorts: boolean;
+}
+
+export interface Served {
+  readonly host: string;
+  readonly apiPort: number;
+  readonly mitmPort: number;
+  close(): Promise<void>;
+}
+
+function sizeFromEnv(name: string): number {
+  const value = process.env[name];
+  if (value === undefined || value === "") return DEFAULT_MAX_BYTES;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new AgentVaultError("invalid_argument", `${name} must be a number of bytes, not "${value}"`);
+  return n;
+}
+
+async function withFallback<T>(listen: (port: number) => Promise<T>, port: number, fallback: boolean, what: string): Promise<T> {
+  try {
+    return await listen(port);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" && fallback) return listen(0);
+    if (code === "EADDRINUSE") throw new AgentVaultError("conflict", `the ${what} port ${port} is in use`, { hint: `choose another with --${what === "proxy" ? "mitm-port" : "port"}, or stop what uses it` });
+    throw error;
+  }
+}
+
+export async function startServices(store: VaultStore, options: ServeOptions): Promise<Served> {
+  const ca = await ensureCertificateAuthority(store);
+  let trust: string[];
+  try {
+    trust = upstreamTrust();
+  } catch {
+    throw new AgentVaultError("invalid_argument", `AGENT_VAULT_UPSTREAM_CA: cannot read ${process.env.AGENT_VAULT_UPSTREAM_CA}`);
+  }
+  const state = new ProxyState(store);
+  const proxy = new ProxyAdapter({
+    state,
+    leaves: new LeafCertificates(ca),
+    log: new RequestLog(store.paths.requestLog),
+    trust,
+    options: {
+      netguard: netguardOptionsFromEnv(),
+      maxRequestBytes: sizeFromEnv("AGENT_VAULT_MAX_REQUEST_BYTES"),
+      maxResponseBytes: sizeFromEnv("AGENT_VAULT_MAX_RESPONSE_BYTES"),
+    },
+  });
+  const running = await withFallback((port) => proxy.listen(options.host, port), options.mitmPort, options.fallbackToFreePorts, "proxy");
+  const api = createApiServer({ state, proxy });
+  let apiPort: number;
+  try {
+    apiPort = await withFallback((port) => listenApi(api, options.host, port), options.apiPort, options.fallbackToFreePorts, "API");
+  } catch (error) {
+    await running.close();
+    throw error;
+  }
+  return {
+    host: options.host,
+    apiPort,
+    mitmPort: running.port,
+    close: async () => {
+      api.closeAllConnections?.();
+      await Promise.all([running.close(), new Promise<void>((resolve) => api.close(() => resolve()))]);
+    },
+  };
+}
+
+const PidFileSchema = z.object({ pid: z.number().int(), host: z.string(), api_port: z.number().int(), mitm_port: z.number().int(), started_at: z.string() }).strict();
+export type PidFile = z.infer<typeof PidFileSchema>;
+
+export function writePidFile(paths: HomePaths, served: Served): void {
+  const record: PidFile = { pid: process.pid, host: served.host, api_port: served.apiPort, mitm_port: served.mitmPort, started_at: new Date().toISOString() };
+  writeFileAtomic(paths.pidFile, Buffer.from(`${JSON.stringify(record)}\n`));
+}
+
+export function removePidFile(paths: HomePaths): void {
+  try {
+    const record = readPidFile(paths);
+    if (record === null || record.pid === process.pid) rmSync(paths.pidFile, { force: true });
+  } catch {
+    // nothing to remove
+  }
+}
+
+export function readPidFile(paths: HomePaths): PidFile | null {
+  try {
+    return PidFileSchema.parse(JSON.parse(readFileSync(paths.pidFile, "utf8")));
+  } catch {
+    return null;
+  }
+}
+
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** A server of this data directory that answers /health, or null. */
+export async function findRunningServer(paths: HomePaths): Promise<PidFile | null> {
+  const record = readPidFile(paths);
+  if (record === null || !isProcessAlive(record.pid)) return null;
+  // node:http, not fetch: fetch honours HTTP_PROXY, and this must reach loopback directly.
+  const ok = await new Promise<boolean>((resolve) => {
+    const req = http.get({ host: record.host, port: record.api_port, path: "/health", timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("error", () => resolve(false));
+    req.on("timeout", () => {
+      req.destroy();
+      resolve(false);
+    });
+  });
+  return ok ? record : null;
+}

@@ -1,0 +1,77 @@
+// Agent sessions: a 256-bit bearer token handed to one `run` child, bound to one vault and
+// optionally to some services. Only the token's SHA-256 is stored, so the vault file never holds
+// a usable token; lookups hash what the agent presents and compare.
+import { randomBytes } from "node:crypto";
+import { AgentVaultError } from "../shared/errors.ts";
+import { randomHex, sha256Hex } from "./crypto.ts";
+import { type Body, type Session, type VaultRecord } from "./state.schema.ts";
+import { type VaultStore } from "./vault.ts";
+import { findVault } from "./vaults.ts";
+
+export const DEFAULT_SESSION_TTL_MS = 24 * 3_600_000;
+const TOKEN_PREFIX = "avs_";
+
+export function hashToken(token: string): string {
+  return sha256Hex(token);
+}
+
+export interface NewSession {
+  /** The only copy of the token: handed to the agent, never stored. */
+  readonly token: string;
+  readonly session: Session;
+}
+
+export async function createSession(
+  store: VaultStore,
+  vaultName: string,
+  options: { ttlMs?: number; services?: readonly string[] | null; label?: string } = {},
+): Promise<NewSession> {
+  const token = `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+  const now = Date.now();
+  const session: Session = {
+    id: `s_${randomHex(6)}`,
+    token_sha256: hashToken(token),
+    label: options.label ?? "",
+    services: options.services ? [...options.services] : null,
+    created_at: new Date(now).toISOString(),
+    expires_at: new Date(now + (options.ttlMs ?? DEFAULT_SESSION_TTL_MS)).toISOString(),
+    revoked_at: null,
+  };
+  await store.update((body) => {
+    const vault = findVault(body, vaultName);
+    for (const name of session.services ?? []) {
+      if (!vault.services.some((s) => s.name === name)) {
+        throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"`, { hint: "list services with `agent-vault vault service list`" });
+      }
+    }
+    // Expired and revoked sessions older than a day are dropped so the list stays short.
+    vault.sessions = vault.sessions.filter((s) => Date.parse(s.expires_at) > now - 86_400_000);
+    vault.sessions.push(session);
+  });
+  return { token, session };
+}
+
+export function isSessionActive(session: Session, now = Date.now()): boolean {
+  return session.revoked_at === null && Date.parse(session.expires_at) > now;
+}
+
+export async function revokeSession(store: VaultStore, vaultName: string, id: string): Promise<void> {
+  await store.update((body) => {
+    const vault = findVault(body, vaultName);
+    const session = vault.sessions.find((s) => s.id === id);
+    if (!session) throw new AgentVaultError("session_not_found", `no session ${id} in vault "${vault.name}"`);
+    if (session.revoked_at === null) session.revoked_at = new Date().toISOString();
+  });
+}
+
+export interface SessionMatch {
+  readonly vault: VaultRecord;
+  readonly session: Session;
+}
+
+/** An index from token hash to session, rebuilt once per state version. */
+export function indexSessions(body: Body): Map<string, SessionMatch> {
+  const index = new Map<string, SessionMatch>();
+  for (const vault of body.vaults) for (const session of vault.sessions) index.set(session.token_sha256, { vault, session });
+  return index;
+}

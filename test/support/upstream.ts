@@ -1,0 +1,68 @@
+// Local HTTPS upstreams for end-to-end tests: a test CA (not the proxy's), one listener that serves
+// any host name by SNI, and a record of every request that reached it. Tests point the proxy at it
+// with AGENT_VAULT_CONNECT_TO and trust the test CA with AGENT_VAULT_UPSTREAM_CA.
+import { writeFileSync } from "node:fs";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { type AddressInfo } from "node:net";
+import tls from "node:tls";
+import { createCertificateAuthority, LeafCertificates } from "../../src/proxy/certs.ts";
+
+export interface ReceivedRequest {
+  readonly host: string;
+  readonly sni: string | undefined;
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | boolean;
+
+export interface Upstream {
+  readonly port: number;
+  readonly caFile: string;
+  readonly received: ReceivedRequest[];
+  /** Optional route override; return true when handled. */
+  handler: Handler | null;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(dir: string, options: { plain?: boolean } = {}): Promise<Upstream> {
+  const ca = createCertificateAuthority();
+  const leaves = new LeafCertificates(ca);
+  const caFile = `${dir}/upstream-ca.pem`;
+  writeFileSync(caFile, ca.certPem);
+  const received: ReceivedRequest[] = [];
+  const upstream: Upstream = { port: 0, caFile, received, handler: null, close: async () => undefined };
+  const app = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    const sni = (req.socket as tls.TLSSocket).servername || undefined;
+    // Streaming routes read the body themselves.
+    if (upstream.handler && req.url?.startsWith("/stream")) {
+      received.push({ host: String(req.headers.host), sni, method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.alloc(0) });
+      upstream.handler(req, res, Buffer.alloc(0));
+      return;
+    }
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      received.push({ host: String(req.headers.host), sni, method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
+      if (upstream.handler?.(req, res, body)) return;
+      const reply = JSON.stringify({ ok: true, method: req.method, url: req.url, headers: req.headers, body_length: body.length });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
+      res.end(reply);
+    });
+  });
+  const server = options.plain
+    ? app
+    : tls.createServer({ SNICallback: (name, cb) => cb(null, leaves.contextFor(name || "localhost")), secureContext: leaves.contextFor("localhost") }, (socket) => app.emit("connection", socket));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  return Object.assign(upstream, {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        app.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}
