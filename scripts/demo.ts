@@ -3,6 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { startUpstream } from "../test/support/upstream.ts";
 
 const binary = resolve(import.meta.dir, "../dist/agent-vault");
 const root = mkdtempSync(join(tmpdir(), "agent-vault-demo-"));
@@ -13,10 +14,10 @@ for (const k of Object.keys(env)) if (k.startsWith("AGENT_VAULT_") && !["AGENT_V
 
 const bold = (s: string) => (process.stdout.isTTY && !process.env.NO_COLOR ? `\x1b[1m${s}\x1b[0m` : s);
 
-async function step(title: string, args: string[], stdin?: string): Promise<string> {
+async function step(title: string, args: string[], stdin?: string, extraEnv: Record<string, string> = {}): Promise<string> {
   if (title) console.log(`\n${bold(`# ${title}`)}`);
-  console.log(`$ ${stdin !== undefined ? "echo '••••' | " : ""}agent-vault ${args.join(" ")}`);
-  const proc = Bun.spawn([binary, ...args], { env, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  console.log(`$ ${stdin !== undefined ? "echo '••••' | " : ""}agent-vault ${args.map((a) => (a.includes(" ") ? `'${a}'` : a)).join(" ")}`);
+  const proc = Bun.spawn([binary, ...args], { env: { ...env, ...extraEnv }, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   process.stdout.write(out + err);
   if (code !== 0) throw new Error(`agent-vault ${args[0]} exited ${code}`);
@@ -38,6 +39,29 @@ try {
   console.log(`vault.av is ${onDisk.length} bytes; the key appears in it: ${onDisk.includes(secret) ? "YES (bug!)" : "no (sealed with AES-256-GCM)"}`);
   console.log(`the key appears in the listing: ${listed.includes(secret) ? "YES (bug!)" : "no"}`);
   if (onDisk.includes(secret) || listed.includes(secret)) process.exitCode = 1;
+
+  // The main job: an agent calls api.openai.com holding a placeholder, the proxy attaches the key.
+  // "api.openai.com" is served here by a local HTTPS server with its own test CA; AGENT_VAULT_CONNECT_TO
+  // dials it instead of the internet while keeping the name for SNI, the certificate check and Host.
+  const upstream = await startUpstream(root);
+  upstream.handler = (_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end('{"object":"list","data":[{"id":"gpt-demo"}]}\n');
+    return true;
+  };
+  const proxyEnv = { AGENT_VAULT_CONNECT_TO: `api.openai.com:443:127.0.0.1:${upstream.port}`, AGENT_VAULT_UPSTREAM_CA: upstream.caFile };
+  const agentOutput = await step(
+    "run an agent: it holds a placeholder key; the proxy injects the real one on the way out",
+    ["run", "--", "sh", "-c", 'echo "agent sees OPENAI_API_KEY=$OPENAI_API_KEY"; curl -sS https://api.openai.com/v1/models -H "Authorization: Bearer $OPENAI_API_KEY"'],
+    undefined,
+    { ...proxyEnv, OPENAI_API_KEY: "placeholder" },
+  );
+  await upstream.close();
+  const seen = upstream.received[0]?.headers.authorization;
+  console.log(`\n${bold("# what reached api.openai.com")}`);
+  console.log(`Authorization: ${seen === `Bearer ${secret}` ? `Bearer ${secret.slice(0, 8)}… (the real key from the vault)` : `UNEXPECTED: ${String(seen)}`}`);
+  console.log(`the real key appears in the agent's output: ${agentOutput.includes(secret) ? "YES (bug!)" : "no"}`);
+  if (seen !== `Bearer ${secret}` || agentOutput.includes(secret)) process.exitCode = 1;
   console.log("\nNext: agent-vault catalog lists templates for 40+ APIs; see README.md for every command.");
 } finally {
   rmSync(root, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // The header and body of the state file (docs/vault-format.md sections 3 and 5). KDF parameters are
 // capped here, on read, so a hostile file cannot make an unlock allocate or spin without bound.
 import { z } from "zod";
-import { CredentialKeySchema, CredentialRecordSchema, IsoTimeSchema } from "./credential.schema.ts";
+import { CredentialMapSchema, IsoTimeSchema } from "./credential.schema.ts";
 import { ServiceSchema } from "./service.schema.ts";
 
 export const KDF_CAPS = { m_kib: 1_048_576, t: 16, p: 8 } as const;
@@ -60,7 +60,7 @@ export const VaultRecordSchema = z
     name: VaultNameSchema,
     created_at: IsoTimeSchema,
     settings: VaultSettingsSchema,
-    credentials: z.record(CredentialKeySchema, CredentialRecordSchema),
+    credentials: CredentialMapSchema,
     services: z.array(ServiceSchema),
     sessions: z.array(SessionSchema).default([]),
   })

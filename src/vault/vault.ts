@@ -174,8 +174,9 @@ export class VaultStore {
    */
   async update<T>(change: (body: Body) => T): Promise<T> {
     return withFileLock(this.paths.stateFile, this.paths.lockFile, (lock) => {
-      this.cached = null;
-      const body = structuredClone(this.read());
+      // read() re-verifies only if another process wrote since our last read: every write renames
+      // a new file into place, so the inode changes.
+      const body = JSON.parse(JSON.stringify(this.read())) as Body;
       const result = change(body);
       this.writeLocked(body, this.header, lock.isCompromised());
       return result;
@@ -189,7 +190,6 @@ export class VaultStore {
     }
     const header = await buildHeader(this.dataKey, password);
     await withFileLock(this.paths.stateFile, this.paths.lockFile, (lock) => {
-      this.cached = null;
       const body = this.read();
       // Key file first when removing the password: a crash between the two writes must never leave
       // a password-less header without its key.
