@@ -20,11 +20,12 @@ const BLOCKED_V4 = [
   ["240.0.0.0", 4],
 ] as const;
 
+// IPv4-mapped (::ffff:0:0/96) and NAT64 (64:ff9b::/96) are not listed: BlockList matches plain
+// IPv4 addresses against such ranges, which would block the whole IPv4 internet. Mapped addresses
+// are unwrapped and checked as IPv4 in isForbiddenAddress instead.
 const BLOCKED_V6 = [
   ["::", 128],
   ["::1", 128],
-  ["::ffff:0:0", 96], // IPv4-mapped: checked again as IPv4 below
-  ["64:ff9b::", 96],
   ["fc00::", 7], // ULA
   ["fe80::", 10], // link-local
   ["ff00::", 8],
@@ -73,14 +74,27 @@ const blocked = new BlockList();
 for (const [address, prefix] of BLOCKED_V4) blocked.addSubnet(address, prefix, "ipv4");
 for (const [address, prefix] of BLOCKED_V6) blocked.addSubnet(address, prefix, "ipv6");
 
+const embedsIpv4 = new BlockList();
+embedsIpv4.addSubnet("::ffff:0:0", 96, "ipv6");
+embedsIpv4.addSubnet("64:ff9b::", 96, "ipv6");
+
+/** The IPv4 address in the last 32 bits of an IPv6 address, in either notation. */
+function lastIpv4(address: string): string {
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  if (dotted) return dotted[1]!;
+  const groups = address.split(":");
+  const low = parseInt(groups[groups.length - 1] || "0", 16);
+  const high = parseInt(groups[groups.length - 2] || "0", 16);
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join(".");
+}
+
 /** True when the proxy must not connect to this address (and the allowlist does not exempt it). */
 export function isForbiddenAddress(address: string, allowlist: BlockList): boolean {
   const version = isIP(address);
   if (version === 0) return true;
   const family = version === 4 ? "ipv4" : "ipv6";
   if (allowlist.check(address, family)) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return isForbiddenAddress(mapped[1]!, allowlist);
+  if (family === "ipv6" && embedsIpv4.check(address, "ipv6")) return isForbiddenAddress(lastIpv4(address), allowlist);
   return blocked.check(address, family);
 }
 
