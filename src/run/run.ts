@@ -10,7 +10,11 @@ import { buildAgentEnv } from "./env.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 
-const FORWARDED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
+// A terminal delivers Ctrl-C, Ctrl-\\ and resizes to the whole foreground process group, child
+// included: forwarding those again would make an agent see every Ctrl-C twice. Without a terminal
+// they can only have been sent to us, so they are forwarded too.
+const ALWAYS_FORWARDED = ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
+const TERMINAL_SIGNALS = ["SIGINT", "SIGQUIT"] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
 
 export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null }): Promise<number> {
@@ -43,10 +47,11 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
     await cleanup(store, vaultName, session.id, served);
     throw new AgentVaultError("invalid_argument", `cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  // The terminal sends Ctrl-C to the whole process group; we stay alive to report the child's
-  // exit code and forward what was sent to us alone.
-  const handlers = FORWARDED_SIGNALS.map((signal) => {
+  // We stay alive through the child's signals to report its exit code.
+  const fromTerminal = Boolean(process.stdin.isTTY);
+  const handlers = [...ALWAYS_FORWARDED, ...TERMINAL_SIGNALS].map((signal) => {
     const handler = () => {
+      if (fromTerminal && (TERMINAL_SIGNALS as readonly string[]).includes(signal)) return;
       try {
         child.kill(signal);
       } catch {

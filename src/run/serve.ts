@@ -54,7 +54,19 @@ async function withFallback<T>(listen: (port: number) => Promise<T>, port: numbe
   }
 }
 
+let guarded = false;
+
+/** One bad socket or a bug in a handler must not take every agent's proxy down with it. */
+function keepServing(): void {
+  if (guarded) return;
+  guarded = true;
+  process.on("uncaughtException", (error) => {
+    process.stderr.write(`agent-vault: internal error (the server keeps running): ${error.message.split("\n")[0]}\n`);
+  });
+}
+
 export async function startServices(store: VaultStore, options: ServeOptions): Promise<Served> {
+  keepServing();
   const ca = await ensureCertificateAuthority(store);
   let trust: string[];
   try {
