@@ -9,11 +9,31 @@ import { sendAnswer } from "../proxy/forward.ts";
 import { type ProxyState } from "../proxy/state.ts";
 import { tokenFromAuthorization } from "../proxy/steps/authenticate.ts";
 import { hashToken, isSessionActive, type SessionMatch } from "../vault/sessions.ts";
+import { AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
+import { approvalHint, fileProposal, parseProposalInput, proposalView } from "../vault/proposals.ts";
 import { discover } from "./discover.ts";
 
 export interface ApiDeps {
   readonly state: ProxyState;
   readonly proxy: ProxyAdapter;
+}
+
+const MAX_PROPOSAL_BYTES = 256 * 1024;
+
+/** A JSON body, capped: 413 past the cap, 400 when it is not JSON. */
+async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new AgentVaultError("request_too_large", `the body is larger than ${max / 1024} KiB`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new AgentVaultError("invalid_request", "the body is not valid JSON", { details: { field: "(body)" } });
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
@@ -45,7 +65,8 @@ export function parseExplicitTarget(url: string): { host: string; port: number; 
 
 export function createApiServer(deps: ApiDeps): http.Server {
   const server = http.createServer((req, res) => {
-    handle(req, res, deps).catch(() => {
+    handle(req, res, deps).catch((error: unknown) => {
+      if (isAgentVaultError(error)) return sendAnswer(res, { status: error.httpStatus, code: error.code, message: error.message });
       sendAnswer(res, { status: 500, code: "internal", message: "internal error" });
     });
   });
@@ -79,9 +100,29 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps):
     req.resume();
     return sendAnswer(res, { status: 401, code: "unauthorized", message: "missing, invalid, expired or revoked session token (Authorization: Bearer $AGENT_VAULT_SESSION_TOKEN)" });
   }
-  if (path === "/discover" && req.method === "GET") {
-    const vault = deps.state.current().vaults.get(match.vault.id)?.vault ?? match.vault;
-    return sendJson(res, 200, discover(vault, match.session));
+  const vault = deps.state.current().vaults.get(match.vault.id)?.vault ?? match.vault;
+  if (path === "/discover" && req.method === "GET") return sendJson(res, 200, discover(vault, match.session));
+  if (path === "/v1/proposals" && req.method === "POST") {
+    let input;
+    try {
+      input = parseProposalInput(await readJsonBody(req, MAX_PROPOSAL_BYTES));
+      const proposal = await fileProposal(deps.state.store, vault.name, input, match.session.id);
+      return sendJson(res, 201, { id: proposal.id, status: "pending", message: approvalHint(proposal.id) });
+    } catch (error) {
+      if (isAgentVaultError(error)) return sendAnswer(res, { status: error.httpStatus, code: error.code, message: error.message, ...(error.details ? { extra: error.details } : {}) });
+      throw error;
+    }
+  }
+  if (path === "/v1/proposals" && req.method === "GET") {
+    req.resume();
+    return sendJson(res, 200, { proposals: vault.proposals.map((p) => proposalView(p)) });
+  }
+  const one = /^\/v1\/proposals\/(\d{1,9})$/.exec(path);
+  if (one && req.method === "GET") {
+    req.resume();
+    const proposal = vault.proposals.find((p) => p.id === Number(one[1]));
+    if (!proposal) return sendAnswer(res, { status: 404, code: "proposal_not_found", message: `no proposal #${one[1]} in vault "${vault.name}"` });
+    return sendJson(res, 200, proposalView(proposal));
   }
   req.resume();
   sendAnswer(res, { status: 404, code: "not_found", message: `no route ${req.method} ${path}` });

@@ -5,6 +5,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
 import { reportError } from "./io.ts";
+import { registerProposal } from "./proposal.ts";
 import { registerCa, registerRun, registerServer, registerSessionCommands } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
 import { registerVaultManagement } from "./vault.ts";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerCredential(vault);
   registerService(vault);
   registerSessionCommands(vault);
+  registerProposal(vault);
   registerServer(program);
   registerRun(program);
   registerCa(program);

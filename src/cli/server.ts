@@ -68,6 +68,8 @@ export function registerServer(program: Command): void {
       const served = await serve.startServices(store, { host: options.host, apiPort, mitmPort, fallbackToFreePorts: false });
       serve.writePidFile(paths, served);
       printNote(`agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); Ctrl-C stops it`);
+      const { watchProposals } = await import("../run/notice.ts");
+      watchProposals(store, null, (line) => process.stderr.write(line));
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once("SIGINT", stop);

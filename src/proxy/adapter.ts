@@ -339,7 +339,11 @@ export class ProxyAdapter {
         if (head.length > 0) upstream.write(head);
         socket.pipe(upstream);
         upstream.pipe(socket);
-        this.log(flow, 101, null);
+        // Log what the upstream answered (101, or a refusal such as 401 or 426), not the dial.
+        upstream.once("data", (chunk: Buffer) => {
+          const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(chunk.subarray(0, 32).toString("latin1"))?.[1] ?? 0);
+          this.log(flow, status || 502, status ? null : "upstream_error");
+        });
       });
       upstream.once("error", (error: NodeJS.ErrnoException) => {
         if (connected) return socket.destroy();

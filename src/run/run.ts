@@ -7,6 +7,7 @@ import { ensureCertificateAuthority } from "../proxy/ca.ts";
 import { createSession, revokeSession } from "../vault/sessions.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { buildAgentEnv } from "./env.ts";
+import { watchProposals } from "./notice.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 
@@ -48,6 +49,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
     throw new AgentVaultError("invalid_argument", `cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   // We stay alive through the child's signals to report its exit code.
+  const stopWatching = watchProposals(store, vaultName, (line) => process.stderr.write(line));
   const fromTerminal = Boolean(process.stdin.isTTY);
   const handlers = [...ALWAYS_FORWARDED, ...TERMINAL_SIGNALS].map((signal) => {
     const handler = () => {
@@ -62,6 +64,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
     return [signal, handler] as const;
   });
   const code = await child.exited;
+  stopWatching();
   for (const [signal, handler] of handlers) process.off(signal, handler);
   await cleanup(store, vaultName, session.id, served);
   if (child.signalCode) return 128 + (SIGNAL_NUMBERS[child.signalCode] ?? 1);

@@ -2,6 +2,7 @@
 // capped here, on read, so a hostile file cannot make an unlock allocate or spin without bound.
 import { z } from "zod";
 import { CredentialMapSchema, IsoTimeSchema } from "./credential.schema.ts";
+import { ProposalSchema } from "./proposal.schema.ts";
 import { ServiceSchema } from "./service.schema.ts";
 
 export const KDF_CAPS = { m_kib: 1_048_576, t: 16, p: 8 } as const;
@@ -63,6 +64,9 @@ export const VaultRecordSchema = z
     credentials: CredentialMapSchema,
     services: z.array(ServiceSchema),
     sessions: z.array(SessionSchema).default([]),
+    proposals: z.array(ProposalSchema).default([]),
+    /** The last proposal number handed out: numbers are never reused. */
+    proposal_seq: z.number().int().nonnegative().default(0),
   })
   .strict();
 

@@ -95,6 +95,8 @@ export function newVaultRecord(name: string): VaultRecord {
     credentials: {},
     services: [],
     sessions: [],
+    proposals: [],
+    proposal_seq: 0,
   };
 }
 

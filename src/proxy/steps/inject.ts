@@ -14,6 +14,10 @@ export function injectCredential(flow: Flow, ctx: StepContext): void {
       answer(flow, 502, "credential_not_found", `service "${service.name}" needs credential ${key}, which vault "${vault.name}" does not have`);
       return null;
     }
+    if (vault.credentials[key]!.type === "oauth" && vault.credentials[key]!.metadata.oauth_status !== "connected") {
+      answer(flow, 502, "oauth_not_connected", `credential ${key} is an OAuth credential that is not connected yet`);
+      return null;
+    }
     flow.injected.push(key);
     return getCredentialValue(ctx.store, vault, key);
   };

@@ -1,0 +1,133 @@
+// `agent-vault vault proposal list|show|approve|reject`: the human side of proposals.
+import { userInfo } from "node:os";
+import { type Command } from "commander";
+import { AgentVaultError } from "../shared/errors.ts";
+import { checkCredentialKey } from "../vault/credentials.ts";
+import { type Proposal } from "../vault/proposal.schema.ts";
+import { agentSuppliedValue, approveProposal, findProposal, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
+import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
+import { confirm, formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinRest } from "./io.ts";
+
+function reviewer(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return "cli";
+  }
+}
+
+function parseId(text: string): number {
+  const id = Number(text.replace(/^#/, ""));
+  if (!Number.isInteger(id) || id <= 0) throw new AgentVaultError("invalid_argument", `"${text}" is not a proposal number`);
+  return id;
+}
+
+/** Enough of a value to recognise it, never enough to use it. */
+export function maskValue(value: string): string {
+  return value.length >= 16 ? `${value.slice(0, 4)}…${value.slice(-2)} (${value.length} characters)` : `•••••••• (${value.length} characters)`;
+}
+
+function summary(p: Proposal): string {
+  return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");
+}
+
+function describe(p: Proposal, supplied: (key: string) => string | null): string {
+  const lines = [`Proposal #${p.id} · ${statusOf(p)} · filed ${formatWhen(p.created_at)} · expires ${formatWhen(p.expires_at)}`];
+  if (p.message) lines.push("", `Agent's message: ${p.message}`);
+  if (p.user_message) lines.push(`For you: ${p.user_message}`);
+  if (p.services.length > 0) {
+    lines.push("", "Services:");
+    for (const s of p.services) {
+      if (s.action === "delete") lines.push(`  - remove ${s.name}`);
+      else lines.push(`  + ${s.name}: ${s.host}, ${s.auth.type}${s.auth.type === "api-key" ? ` (${s.auth.header})` : ""}`);
+    }
+  }
+  if (p.credentials.length > 0) {
+    lines.push("", "Credentials:");
+    for (const c of p.credentials) {
+      if (c.action === "delete") {
+        lines.push(`  - remove ${c.key}`);
+        continue;
+      }
+      const value = supplied(c.key);
+      const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : value !== null ? `value supplied by the agent: ${maskValue(value)}` : "you supply the value";
+      lines.push(`  + ${c.key}${c.description ? ` — ${c.description}` : ""} [${state}]`);
+      if (c.obtain) lines.push(`      get it at: ${c.obtain}`);
+      if (c.obtain_instructions) lines.push(`      how: ${c.obtain_instructions}`);
+    }
+  }
+  if (p.reason) lines.push("", `Rejected: ${p.reason}`);
+  for (const a of p.audit) lines.push(`  ${a.at} ${a.action} by ${a.by}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export function registerProposal(group: Command): void {
+  const proposals = group.command("proposal").description("review what agents asked for");
+
+  withJsonOption(withVaultOption(withPasswordOption(proposals.command("list").description("list proposals, pending first, newest on top"))))
+    .option("--status <status>", "pending, applied, rejected or expired")
+    .action(async (options: CommonOptions & { status?: string }) => {
+      if (options.status && !["pending", "applied", "rejected", "expired"].includes(options.status)) {
+        throw new AgentVaultError("invalid_argument", `--status must be pending, applied, rejected or expired, not "${options.status}"`);
+      }
+      const { vault } = await openVault(options);
+      const list = vault.proposals
+        .filter((p) => !options.status || statusOf(p) === options.status)
+        .sort((a, b) => Number(statusOf(b) === "pending") - Number(statusOf(a) === "pending") || b.id - a.id);
+      if (options.json) return printJson(list.map((p) => proposalView(p)));
+      if (list.length === 0) return printNote(`no ${options.status ?? ""} proposals in vault "${vault.name}"`.replace("  ", " "));
+      printTable(["#", "STATUS", "ASKS FOR", "MESSAGE", "FILED"], list.map((p) => [String(p.id), statusOf(p), summary(p), p.message || "-", formatWhen(p.created_at)]));
+    });
+
+  withJsonOption(withVaultOption(withPasswordOption(proposals.command("show <id>").description("show one proposal in full")))).action(async (idText: string, options: CommonOptions) => {
+    const id = parseId(idText);
+    const { store, vault } = await openVault(options);
+    const proposal = findProposal(vault, id);
+    if (options.json) return printJson(proposalView(proposal));
+    process.stdout.write(describe(proposal, (key) => (statusOf(proposal) === "pending" ? agentSuppliedValue(store, vault, proposal, key) : null)));
+  });
+
+  withVaultOption(withPasswordOption(proposals.command("approve <id> [values...]").description("apply a proposal; KEY=VALUE (or KEY=-) for the values it needs")))
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(async (idText: string, assignments: string[], options: CommonOptions & { yes?: boolean }) => {
+      const id = parseId(idText);
+      const values: Record<string, string> = {};
+      let stdinKey: string | null = null;
+      for (const arg of assignments) {
+        const eq = arg.indexOf("=");
+        if (eq <= 0) throw new AgentVaultError("invalid_argument", `"${arg.split("=")[0]!.slice(0, 140)}" is not KEY=VALUE`, { hint: "write KEY=VALUE, or KEY=- to read the value from stdin" });
+        const key = checkCredentialKey(arg.slice(0, eq));
+        if (arg.slice(eq + 1) === "-") {
+          if (stdinKey) throw new AgentVaultError("invalid_argument", "only one KEY=- can read stdin");
+          stdinKey = key;
+        } else values[key] = arg.slice(eq + 1);
+      }
+      const { store, vault } = await openVault(options);
+      const proposal = findProposal(vault, id);
+      if (statusOf(proposal) !== "pending") throw new AgentVaultError("conflict", `proposal #${id} is ${statusOf(proposal) === "applied" ? "already approved" : statusOf(proposal)}`);
+      if (stdinKey) values[stdinKey] = await readStdinRest(`the value of ${stdinKey}`);
+      process.stderr.write(describe(proposal, (key) => agentSuppliedValue(store, vault, proposal, key)));
+      for (const key of slotsNeedingValues(proposal)) {
+        if (values[key] !== undefined) continue;
+        if (!isInteractive()) throw new AgentVaultError("invalid_argument", `proposal #${id} needs a value for ${key}`, { hint: `pass ${key}=- and the value on stdin` });
+        const value = await promptHidden(`Value for ${key} (hidden): `);
+        if (value === "") throw new AgentVaultError("cancelled", `no value for ${key}; nothing was changed`);
+        values[key] = value;
+      }
+      if (!options.yes) {
+        if (!isInteractive()) throw new AgentVaultError("invalid_argument", "approving needs confirmation", { hint: "pass --yes, or run in a terminal" });
+        if (!(await confirm(`Apply proposal #${id}?`))) throw new AgentVaultError("cancelled", `proposal #${id} was not applied`);
+      }
+      await approveProposal(store, vault.name, id, values, reviewer());
+      printNote(`applied proposal #${id}: ${summary(proposal)}`);
+    });
+
+  withVaultOption(withPasswordOption(proposals.command("reject <id>").description("reject a proposal; the agent can read the reason")))
+    .option("--reason <text>", "why, for the agent")
+    .action(async (idText: string, options: CommonOptions & { reason?: string }) => {
+      const id = parseId(idText);
+      const { store, vault } = await openVault(options);
+      await rejectProposal(store, vault.name, id, options.reason ?? "", reviewer());
+      printNote(`rejected proposal #${id}`);
+    });
+}

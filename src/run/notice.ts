@@ -1,0 +1,33 @@
+// The foreground notice: while `server` or `run` holds a terminal, a new pending proposal gets one
+// line on that terminal's stderr (never into the agent's output) saying how to review it. It polls
+// the vault file, so it sees proposals filed through any server of the data directory.
+import { type VaultStore } from "../vault/vault.ts";
+import { statusOf } from "../vault/proposals.ts";
+
+export function watchProposals(store: VaultStore, vaultName: string | null, write: (line: string) => void, intervalMs = 1000): () => void {
+  const seen = new Set<string>();
+  const scan = (announce: boolean) => {
+    let body;
+    try {
+      body = store.read();
+    } catch {
+      return;
+    }
+    for (const vault of body.vaults) {
+      if (vaultName !== null && vault.name !== vaultName) continue;
+      for (const proposal of vault.proposals) {
+        const key = `${vault.id}:${proposal.id}`;
+        if (seen.has(key) || statusOf(proposal) !== "pending") continue;
+        seen.add(key);
+        if (!announce) continue;
+        const wants = [...proposal.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `remove ${s.name}`)), ...proposal.credentials.map((c) => (c.action === "set" ? c.key : `remove ${c.key}`))].join(", ");
+        const vaultFlag = vaultName === null && vault.name !== body.current_vault ? ` --vault ${vault.name}` : "";
+        write(`agent-vault: proposal #${proposal.id} in vault "${vault.name}" asks for ${wants.slice(0, 200)}; review it: agent-vault vault proposal show ${proposal.id}${vaultFlag}\n`);
+      }
+    }
+  };
+  scan(false);
+  const timer = setInterval(() => scan(true), intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
