@@ -16,7 +16,8 @@ import { isValidHostname } from "../vault/host.ts";
 import { isSessionActive } from "../vault/sessions.ts";
 import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
-import { createUpstreams, describeUpstreamError, forward, rawAnswer, sendAnswer, type Upstreams } from "./forward.ts";
+import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
+import { UpstreamPool } from "./upstream.ts";
 import { resolveDial } from "./netguard.ts";
 import { type ProxyOptions, runPipeline, type StepContext } from "./pipeline.ts";
 import { type ProxyState } from "./state.ts";
@@ -32,7 +33,6 @@ export interface ProxyDeps {
 
 export interface RunningProxy {
   readonly port: number;
-  readonly upstreams: Upstreams;
   close(): Promise<void>;
 }
 
@@ -63,17 +63,18 @@ export function parseConnectTarget(target: string | undefined): { host: string; 
 export class ProxyAdapter {
   private readonly deps: ProxyDeps;
   private readonly engine: Engine;
-  private readonly listener: http.Server;
+  private readonly listener: net.Server;
+  private readonly plain: http.Server;
   private readonly inner: http.Server;
   private readonly tunnels = new WeakMap<Socket, Tunnel>();
   /** Open client sockets per session id, so a revocation can close them. */
   private readonly bySession = new Map<string, Set<Socket>>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
-  readonly upstreams: Upstreams;
+  readonly pool: UpstreamPool;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
-    this.upstreams = createUpstreams(deps.trust);
+    this.pool = new UpstreamPool(deps.trust);
     this.engine = new Engine();
     const engine = this.engine as unknown as Record<string, unknown>;
     // The engine's error hook logs to the console and writes a 504 with the error text; ours stays
@@ -89,11 +90,16 @@ export class ProxyAdapter {
     });
     const dispatchConnect = (engine._onHttpServerConnect as (...a: unknown[]) => void).bind(this.engine);
     const dispatchRequest = (engine._onHttpServerRequest as (...a: unknown[]) => void).bind(this.engine);
-    this.listener = http.createServer();
-    this.listener.on("connect", (req, socket, head) => dispatchConnect(req, socket, head));
-    this.listener.on("request", (req, res) => dispatchRequest(false, req, res));
-    this.listener.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head, false));
-    this.listener.on("clientError", (_error, socket: Socket) => socket.destroy());
+    // The listener is a plain TCP server: a CONNECT is read here and handed to the engine with the
+    // raw socket; anything else goes to an http.Server. (Under Bun, a TLS layer on the socket that
+    // http.Server's "connect" event hands out never sees backpressure, so a slow agent made the
+    // proxy buffer whole downloads.)
+    this.listener = net.createServer((socket) => this.accept(socket, dispatchConnect));
+    this.plain = http.createServer();
+    this.plain.on("connect", (req, socket, head) => dispatchConnect(req, socket, head));
+    this.plain.on("request", (req, res) => dispatchRequest(false, req, res));
+    this.plain.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head, false));
+    this.plain.on("clientError", (_error, socket: Socket) => socket.destroy());
     this.inner = http.createServer();
     this.inner.keepAliveTimeout = 120_000;
     this.inner.on("request", (req, res) => dispatchRequest(true, req, res));
@@ -109,15 +115,49 @@ export class ProxyAdapter {
     this.sweeper = setInterval(() => this.closeRevokedTunnels(), 500);
     this.sweeper.unref();
     const address = this.listener.address() as net.AddressInfo;
-    return { port: address.port, upstreams: this.upstreams, close: () => this.close() };
+    return { port: address.port, close: () => this.close() };
   }
 
   private async close(): Promise<void> {
     clearInterval(this.sweeper);
     for (const sockets of this.bySession.values()) for (const s of sockets) s.destroy();
-    this.upstreams.https.destroy();
-    this.upstreams.http.destroy();
+    this.pool.destroy();
     await new Promise<void>((resolve) => this.listener.close(() => resolve()));
+  }
+
+  /** Reads the first request head: CONNECT goes to the engine, anything else to the HTTP server. */
+  private accept(socket: Socket, dispatchConnect: (...args: unknown[]) => void): void {
+    socket.on("error", () => socket.destroy());
+    let buffer = Buffer.alloc(0);
+    const onData = (data: Buffer) => {
+      buffer = Buffer.concat([buffer, data]);
+      if (buffer.length < 8 && "CONNECT ".startsWith(buffer.toString("latin1"))) return;
+      if (!buffer.subarray(0, 8).equals(Buffer.from("CONNECT "))) {
+        socket.off("data", onData);
+        socket.pause();
+        socket.unshift(buffer);
+        this.plain.emit("connection", socket);
+        socket.resume();
+        return;
+      }
+      const end = buffer.indexOf("\r\n\r\n");
+      if (end === -1) {
+        if (buffer.length > 16 * 1024) socket.end("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n");
+        return;
+      }
+      socket.off("data", onData);
+      socket.pause();
+      const lines = buffer.subarray(0, end).toString("latin1").split("\r\n");
+      const [method, url = ""] = lines[0]!.split(" ");
+      const headers: Record<string, string> = {};
+      for (const line of lines.slice(1)) {
+        const colon = line.indexOf(":");
+        if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      // Left paused: the tunnel (pipe or TLS) resumes it once it is listening.
+      dispatchConnect({ method, url, headers, httpVersion: "1.1" }, socket, buffer.subarray(end + 4));
+    };
+    socket.on("data", onData);
   }
 
   private context(): StepContext {
@@ -234,6 +274,7 @@ export class ProxyAdapter {
     secure.on("error", () => secure.destroy());
     this.tunnels.set(secure, tunnel);
     this.inner.emit("connection", secure);
+    socket.resume();
   }
 
   private flowFor(req: IncomingMessage, isSSL: boolean, target: { host: string; port: number; path: string } | undefined): Flow | EarlyAnswer {
@@ -289,7 +330,7 @@ export class ProxyAdapter {
     const upstreamScheme = scheme === "http" && flow.service && flow.service.auth.type !== "passthrough" ? "https" : scheme;
     const result = await forward(flow, req, res, {
       scheme: upstreamScheme,
-      upstreams: this.upstreams,
+      pool: this.pool,
       maxRequestBytes: this.deps.options.maxRequestBytes,
       maxResponseBytes: this.deps.options.maxResponseBytes,
     });

@@ -3,27 +3,13 @@
 // the contract's JSON error. Upstream TLS is always verified: system roots plus
 // AGENT_VAULT_UPSTREAM_CA, against the host name the agent asked for.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
-import { isIP } from "node:net";
-import { Transform, pipeline } from "node:stream";
-import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { type Socket } from "node:net";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
+import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
 
 const TLS_ERROR = /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME|TLS|SSL|HANDSHAKE|ERR_SSL/i;
 const HOP_BY_HOP_RESPONSE = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
-
-export interface Upstreams {
-  readonly https: https.Agent;
-  readonly http: http.Agent;
-}
-
-export function createUpstreams(trust: readonly string[]): Upstreams {
-  return {
-    https: new https.Agent({ keepAlive: true, maxFreeSockets: 256, ca: [...trust], timeout: 120_000 }),
-    http: new http.Agent({ keepAlive: true, maxFreeSockets: 256 }),
-  };
-}
 
 /** Writes an early answer: JSON `{error, message, ...}` with X-Agent-Vault-Error. */
 export function sendAnswer(res: ServerResponse, answer: EarlyAnswer): void {
@@ -63,36 +49,30 @@ export function describeUpstreamError(error: NodeJS.ErrnoException, host: string
   return failure(502, "upstream_error", `cannot reach ${host}: ${code || error.message.split("\n")[0]}`);
 }
 
-/** Counts bytes through a stream and fails it past `max`. */
-function byteCap(max: number, onOver: () => void): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      if (seen > max) {
-        onOver();
-        callback(new Error("size cap exceeded"));
-        return;
-      }
-      callback(null, chunk);
-    },
-  });
-}
-
 export interface ForwardResult {
   readonly status: number;
   readonly error: ErrorCode | null;
 }
 
+/** Request headers as one HTTP/1.1 head; names lower-case, values validated by node's parser. */
+function requestHead(method: string, path: string, headers: http.OutgoingHttpHeaders): string {
+  const lines = [`${method} ${path} HTTP/1.1`];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [String(value)]) lines.push(`${name}: ${v}`);
+  }
+  return `${lines.join("\r\n")}\r\n\r\n`;
+}
+
 /**
- * Sends the flow upstream (over TLS unless `scheme` is http) and streams the response to `res`.
- * Resolves once the exchange is over, with the status the agent saw.
+ * Sends the flow upstream and streams the response to `res`, both directions with backpressure:
+ * a slow agent pauses the upstream socket, a slow upstream pauses the agent's request.
  */
 export function forward(
   flow: Flow,
   req: IncomingMessage,
   res: ServerResponse,
-  options: { scheme: "https" | "http"; upstreams: Upstreams; maxRequestBytes: number; maxResponseBytes: number },
+  options: { scheme: "https" | "http"; pool: UpstreamPool; maxRequestBytes: number; maxResponseBytes: number },
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let settled = false;
@@ -103,77 +83,156 @@ export function forward(
       }
     };
     const fail = (answer: EarlyAnswer) => {
+      req.resume();
       sendAnswer(res, answer);
       done({ status: answer.status, error: answer.code });
     };
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > options.maxRequestBytes) {
-      req.resume();
       return fail(failure(413, "request_too_large", `the request body is ${declared} bytes; the cap is ${options.maxRequestBytes}`));
     }
-    const dial = flow.dial!;
     const defaultPort = options.scheme === "https" ? 443 : 80;
     const headers: http.OutgoingHttpHeaders = { ...flow.headers, host: String(flow.headers.host ?? (flow.port === defaultPort ? flow.host : `${flow.host}:${flow.port}`)) };
-    const upstream = (options.scheme === "https" ? https : http).request({
-      host: dial.address,
-      port: dial.port,
-      method: flow.method,
-      path: flow.path,
-      headers,
-      agent: options.scheme === "https" ? options.upstreams.https : options.upstreams.http,
-      ...(options.scheme === "https" && isIP(flow.host) === 0 ? { servername: flow.host } : {}),
-      // The host name check is always against the name the agent asked for, not the dialled address.
-      ...(options.scheme === "https" ? { checkServerIdentity: (_: string, cert: PeerCertificate) => checkServerIdentity(flow.host, cert) } : {}),
-    });
-    upstream.on("response", (upstreamRes) => {
-      const length = Number(upstreamRes.headers["content-length"] ?? 0);
-      if (length > options.maxResponseBytes) {
-        upstreamRes.destroy();
-        return fail(failure(502, "upstream_error", `the response is ${length} bytes; the cap is ${options.maxResponseBytes}`));
-      }
-      const outHeaders: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(upstreamRes.headers)) {
-        if (value !== undefined && !HOP_BY_HOP_RESPONSE.has(name)) outHeaders[name] = value;
-      }
-      const status = upstreamRes.statusCode ?? 502;
-      res.writeHead(status, upstreamRes.statusMessage, outHeaders);
-      // Server-sent events and other streams go out as they arrive.
-      res.flushHeaders();
-      pipeline(
-        upstreamRes,
-        byteCap(options.maxResponseBytes, () => undefined),
-        res,
-        (error) => {
-          if (error) res.destroy();
-          done({ status, error: error ? "upstream_error" : null });
+    // The agent's body framing is re-done here: a declared length passes as is, anything else is chunked.
+    delete headers["transfer-encoding"];
+    delete headers.expect;
+    const hasLength = req.headers["content-length"] !== undefined;
+    const isChunked = !hasLength && /chunked/i.test(String(req.headers["transfer-encoding"] ?? ""));
+    if (isChunked) headers["transfer-encoding"] = "chunked";
+    const endpoint: Endpoint = { scheme: options.scheme, host: flow.host, dial: flow.dial! };
+    req.pause();
+    // A keep-alive socket the upstream closed while idle fails at once; a request with no body
+    // that got no answer is sent once more on a fresh connection.
+    const isRetryable = ["GET", "HEAD", "OPTIONS"].includes(flow.method) && !isChunked && declared === 0;
+    options.pool.acquire(endpoint).then(
+      ({ socket, reused }) => exchange(socket, reused),
+      (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
+    );
+
+    function exchange(socket: Socket, reused: boolean): void {
+      let headSeen = false;
+      let requestDone = false;
+      let responseDone = false;
+      let reusable = false;
+      let sentBytes = 0;
+      let receivedBytes = 0;
+      let status = 502;
+      const finishBoth = () => {
+        if (!requestDone || !responseDone) return;
+        cleanup();
+        if (reusable) options.pool.release(endpoint, socket);
+        else socket.destroy();
+      };
+      const abort = (answer: EarlyAnswer | null) => {
+        cleanup();
+        socket.destroy();
+        if (answer && !res.headersSent) return fail(answer);
+        res.destroy();
+        done({ status: res.headersSent ? status : 502, error: answer?.code ?? "upstream_error" });
+      };
+      const parser = new ResponseParser(
+        flow.method === "HEAD",
+        (head, framing) => {
+          headSeen = true;
+          status = head.status;
+          const length = framing.kind === "length" ? framing.remaining : 0;
+          if (length > options.maxResponseBytes) return abort(failure(502, "upstream_error", `the response is ${length} bytes; the cap is ${options.maxResponseBytes}`));
+          const out: Record<string, string | string[]> = {};
+          for (const [name, value] of head.headers) {
+            const lower = name.toLowerCase();
+            if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
+            const prior = out[lower];
+            out[lower] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+          }
+          res.writeHead(head.status, head.message || undefined, out);
+          // Server-sent events and other streams go out as they arrive.
+          res.flushHeaders();
+        },
+        (bytes) => {
+          if (bytes.length === 0) return;
+          receivedBytes += bytes.length;
+          if (receivedBytes > options.maxResponseBytes) return abort(null);
+          if (!res.write(bytes)) {
+            socket.pause();
+            res.once("drain", () => socket.resume());
+          }
+        },
+        (canReuse) => {
+          responseDone = true;
+          reusable = canReuse;
+          res.end();
+          done({ status, error: null });
+          finishBoth();
         },
       );
-    });
-    upstream.on("error", (error: NodeJS.ErrnoException) => {
-      if (settled) return;
-      if (res.headersSent) {
-        res.destroy();
-        return done({ status: 502, error: "upstream_error" });
+      const onData = (data: Buffer) => {
+        const error = parser.feed(data);
+        if (error) abort(failure(502, "upstream_error", `${flow.host} sent a malformed response (${error})`));
+      };
+      const onEnd = () => {
+        if (!headSeen && retry()) return;
+        const error = parser.end();
+        if (error) abort(failure(502, "upstream_error", `${flow.host}: ${error}`));
+      };
+      const retry = (): boolean => {
+        if (!reused || headSeen || !isRetryable) return false;
+        cleanup();
+        socket.destroy();
+        options.pool.acquire(endpoint, true).then(
+          ({ socket: fresh }) => exchange(fresh, false),
+          (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
+        );
+        return true;
+      };
+      const onError = (error: NodeJS.ErrnoException) => {
+        if (!retry()) abort(describeUpstreamError(error, flow.host));
+      };
+      const onClose = () => {
+        if (!parser.isFinished && !retry()) abort(failure(502, "upstream_error", `${flow.host} closed the connection`));
+      };
+      const onClientGone = () => {
+        if (!res.writableFinished) abort(null);
+      };
+      socket.on("data", onData);
+      socket.on("end", onEnd);
+      socket.on("error", onError);
+      socket.on("close", onClose);
+      res.on("close", onClientGone);
+      function cleanup(): void {
+        socket.off("data", onData);
+        socket.off("end", onEnd);
+        socket.off("error", onError);
+        socket.off("close", onClose);
+        res.off("close", onClientGone);
+        req.off("data", onBody);
+        req.off("end", onBodyEnd);
       }
-      fail(describeUpstreamError(error, flow.host));
-    });
-    let tooLarge = false;
-    pipeline(
-      req,
-      byteCap(options.maxRequestBytes, () => {
-        tooLarge = true;
-      }),
-      upstream,
-      (error) => {
-        if (error && tooLarge) {
-          upstream.destroy();
-          fail(failure(413, "request_too_large", `the request body is larger than the cap of ${options.maxRequestBytes} bytes`));
+
+      socket.write(requestHead(flow.method, flow.path, headers));
+      function onBody(chunk: Buffer): void {
+        sentBytes += chunk.length;
+        if (sentBytes > options.maxRequestBytes) {
+          return abort(failure(413, "request_too_large", `the request body is larger than the cap of ${options.maxRequestBytes} bytes`));
         }
-      },
-    );
-    res.on("close", () => {
-      if (!res.writableFinished) upstream.destroy();
-      done({ status: res.statusCode, error: res.writableFinished ? null : "upstream_error" });
-    });
+        const ok = socket.write(isChunked ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from("\r\n")]) : chunk);
+        if (!ok) {
+          // Pausing the message alone does not stop Bun reading the agent's socket; pause both.
+          req.pause();
+          req.socket.pause();
+          socket.once("drain", () => {
+            req.socket.resume();
+            req.resume();
+          });
+        }
+      }
+      function onBodyEnd(): void {
+        if (isChunked) socket.write("0\r\n\r\n");
+        requestDone = true;
+        finishBoth();
+      }
+      req.on("data", onBody);
+      req.on("end", onBodyEnd);
+      req.resume();
+    }
   });
 }

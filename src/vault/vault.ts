@@ -142,6 +142,9 @@ export class VaultStore {
 
   /** Reads the header, asks for the password only if the vault has one, and unwraps the data key. */
   static async unlock(paths: HomePaths, getPassword: PasswordSource): Promise<VaultStore> {
+    // The version is taken before the bytes: if another process writes in between, the cache is
+    // marked older than it is and the next read() re-reads, instead of trusting stale bytes.
+    const version = fileVersion(paths.stateFile) ?? "";
     const bytes = readFileOrNull(paths.stateFile);
     if (bytes === null) {
       throw new AgentVaultError("not_initialized", `no vault in ${paths.home}`);
@@ -149,7 +152,7 @@ export class VaultStore {
     const parsed = parseStateFile(bytes, paths.stateFile);
     const dataKey = await unwrapDataKey(paths, parsed.header, getPassword);
     const store = new VaultStore(paths, dataKey, parsed.header);
-    store.cached = { version: fileVersion(paths.stateFile) ?? "", body: store.verify(parsed) };
+    store.cached = { version, body: store.verify(parsed) };
     return store;
   }
 
