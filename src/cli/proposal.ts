@@ -4,6 +4,8 @@ import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
 import { type Proposal } from "../vault/proposal.schema.ts";
+import { credentialKeysOf } from "../vault/service.schema.ts";
+import { type VaultRecord } from "../vault/state.schema.ts";
 import { agentSuppliedValue, approveProposal, findProposal, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { confirm, formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinRest } from "./io.ts";
@@ -31,7 +33,7 @@ function summary(p: Proposal): string {
   return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");
 }
 
-function describe(p: Proposal, supplied: (key: string) => string | null): string {
+function describe(p: Proposal, supplied: (key: string) => string | null, vault: VaultRecord): string {
   const lines = [`Proposal #${p.id} · ${statusOf(p)} · filed ${formatWhen(p.created_at)} · expires ${formatWhen(p.expires_at)}`];
   if (p.message) lines.push("", `Agent's message: ${p.message}`);
   if (p.user_message) lines.push(`For you: ${p.user_message}`);
@@ -39,7 +41,15 @@ function describe(p: Proposal, supplied: (key: string) => string | null): string
     lines.push("", "Services:");
     for (const s of p.services) {
       if (s.action === "delete") lines.push(`  - remove ${s.name}`);
-      else lines.push(`  + ${s.name}: ${s.host}, ${s.auth.type}${s.auth.type === "api-key" ? ` (${s.auth.header})` : ""}`);
+      else {
+        const replaces = vault.services.find((existing) => existing.name === s.name);
+        lines.push(`  + ${s.name}: ${s.host}, ${s.auth.type}${s.auth.type === "api-key" ? ` (${s.auth.header})` : ""}${replaces ? ` (replaces the service for ${replaces.host})` : ""}`);
+        // The reviewer must see which secret would go to this host, above all an existing one.
+        for (const key of credentialKeysOf(s.auth)) {
+          const proposed = p.credentials.some((c) => c.action === "set" && c.key === key);
+          lines.push(`      sends ${key} to ${s.host}${!proposed && key in vault.credentials ? "  ← an EXISTING credential of this vault" : ""}`);
+        }
+      }
     }
   }
   if (p.credentials.length > 0) {
@@ -84,7 +94,7 @@ export function registerProposal(group: Command): void {
     const { store, vault } = await openVault(options);
     const proposal = findProposal(vault, id);
     if (options.json) return printJson(proposalView(proposal));
-    process.stdout.write(describe(proposal, (key) => (statusOf(proposal) === "pending" ? agentSuppliedValue(store, vault, proposal, key) : null)));
+    process.stdout.write(describe(proposal, (key) => (statusOf(proposal) === "pending" ? agentSuppliedValue(store, vault, proposal, key) : null), vault));
   });
 
   withVaultOption(withPasswordOption(proposals.command("approve <id> [values...]").description("apply a proposal; KEY=VALUE (or KEY=-) for the values it needs")))
@@ -106,7 +116,7 @@ export function registerProposal(group: Command): void {
       const proposal = findProposal(vault, id);
       if (statusOf(proposal) !== "pending") throw new AgentVaultError("conflict", `proposal #${id} is ${statusOf(proposal) === "applied" ? "already approved" : statusOf(proposal)}`);
       if (stdinKey) values[stdinKey] = await readStdinRest(`the value of ${stdinKey}`);
-      process.stderr.write(describe(proposal, (key) => agentSuppliedValue(store, vault, proposal, key)));
+      process.stderr.write(describe(proposal, (key) => agentSuppliedValue(store, vault, proposal, key), vault));
       for (const key of slotsNeedingValues(proposal)) {
         if (values[key] !== undefined) continue;
         if (!isInteractive()) throw new AgentVaultError("invalid_argument", `proposal #${id} needs a value for ${key}`, { hint: `pass ${key}=- and the value on stdin` });

@@ -21,7 +21,7 @@ export function watchProposals(store: VaultStore, vaultName: string | null, writ
         seen.add(key);
         if (!announce) continue;
         const wants = [...proposal.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `remove ${s.name}`)), ...proposal.credentials.map((c) => (c.action === "set" ? c.key : `remove ${c.key}`))].join(", ");
-        const vaultFlag = vaultName === null && vault.name !== body.current_vault ? ` --vault ${vault.name}` : "";
+        const vaultFlag = vault.name !== body.current_vault ? ` --vault ${vault.name}` : "";
         write(`agent-vault: proposal #${proposal.id} in vault "${vault.name}" asks for ${wants.slice(0, 200)}; review it: agent-vault vault proposal show ${proposal.id}${vaultFlag}\n`);
       }
     }

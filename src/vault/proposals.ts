@@ -22,7 +22,9 @@ export function parseProposalInput(input: unknown): ProposalInput {
   const parsed = ProposalInputSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new AgentVaultError("invalid_request", `${formatIssuePath(issue.path)}: ${issue.message}`, { details: { field: formatIssuePath(issue.path) } });
+    // An unknown field is named itself, not only its parent.
+    const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0] ?? ""] : issue.path;
+    throw new AgentVaultError("invalid_request", `${formatIssuePath(path)}: ${issue.message}`, { details: { field: formatIssuePath(path) } });
   }
   return parsed.data;
 }
