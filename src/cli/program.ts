@@ -6,7 +6,7 @@ import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
 import { reportError } from "./io.ts";
 import { registerProposal } from "./proposal.ts";
-import { registerCa, registerRun, registerServer, registerSessionCommands } from "./server.ts";
+import { registerCa, registerRun, registerServer, registerSessionCommands, registerTui } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
 import { registerVaultManagement } from "./vault.ts";
 
@@ -27,6 +27,7 @@ export function buildProgram(): Command {
   registerProposal(vault);
   registerServer(program);
   registerRun(program);
+  registerTui(program);
   registerCa(program);
   registerCatalog(program);
   registerMasterPassword(program);

@@ -6,7 +6,7 @@ import { checkCredentialKey } from "../vault/credentials.ts";
 import { type Proposal } from "../vault/proposal.schema.ts";
 import { credentialKeysOf } from "../vault/service.schema.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
-import { agentSuppliedValue, approveProposal, findProposal, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
+import { agentSuppliedValue, approveProposal, maskValue, findProposal, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { confirm, formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinRest } from "./io.ts";
 
@@ -24,10 +24,6 @@ function parseId(text: string): number {
   return id;
 }
 
-/** Enough of a value to recognise it, never enough to use it. */
-export function maskValue(value: string): string {
-  return value.length >= 16 ? `${value.slice(0, 4)}…${value.slice(-2)} (${value.length} characters)` : `•••••••• (${value.length} characters)`;
-}
 
 function summary(p: Proposal): string {
   return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");

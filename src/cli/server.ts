@@ -158,3 +158,13 @@ export function registerSessionCommands(group: Command): void {
     printNote(`credentials available (names only): ${view.available_credentials.join(", ") || "none"}`);
   });
 }
+
+export function registerTui(program: Command): void {
+  withVaultOption(program.command("tui").description("the terminal UI: review proposals, manage credentials, watch requests"))
+    .option("--no-bell", "no terminal bell or desktop notification when a proposal arrives")
+    .action(async (options: CommonOptions & { bell: boolean }) => {
+      if (!process.stdin.isTTY || !process.stdout.isTTY) throw new AgentVaultError("usage", "the TUI needs a terminal", { hint: "use the `vault proposal` and `vault credential` commands in scripts" });
+      const { runTui } = await import("../tui/main.tsx");
+      await runTui({ vault: options.vault, bell: options.bell });
+    });
+}

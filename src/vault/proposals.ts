@@ -208,3 +208,8 @@ export function proposalView(proposal: Proposal, now = Date.now()) {
 export function approvalHint(id: number): string {
   return `proposal #${id} is waiting for a human: they approve it with \`agent-vault vault proposal approve ${id}\` (or in \`agent-vault tui\`). Poll GET /v1/proposals/${id} for its status.`;
 }
+
+/** Enough of an agent-supplied value to recognise it, never enough to use it. */
+export function maskValue(value: string): string {
+  return value.length >= 16 ? `${value.slice(0, 4)}…${value.slice(-2)} (${value.length} characters)` : `•••••••• (${value.length} characters)`;
+}

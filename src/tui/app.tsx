@@ -1,0 +1,305 @@
+// The Ink app: five screens over two stores (the vault view and the log tail). Keys follow DESIGN's
+// table. Actions call the vault API directly and report in the status line; a failure (a conflict,
+// a locked vault) changes nothing and says so. Secrets are typed into masked inputs and shown only
+// by the timed reveal.
+import { Box, Text, useApp, useInput, useStdout } from "ink";
+import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import { userInfo } from "node:os";
+import { deleteCredentials, getCredentialValue, setCredentials } from "../vault/credentials.ts";
+import { agentSuppliedValue, approveProposal, maskValue, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
+import { setServiceEnabled } from "../vault/services.ts";
+import { revokeSession } from "../vault/sessions.ts";
+import { ListView, type ListRow } from "./components/ListView.tsx";
+import { MaskedInput } from "./components/MaskedInput.tsx";
+import { TabBar, TABS } from "./components/TabBar.tsx";
+import { activityRows, credentialRows, HEADERS, proposalDetail, proposalRows, serviceRows, sessionRows, sortedProposals } from "./screens/rows.ts";
+import { type LogTail } from "./stores/log-tail.ts";
+import { type VaultView } from "./stores/vault-view.ts";
+
+const REVEAL_MS = 5000;
+
+type Mode =
+  | { kind: "normal" }
+  | { kind: "help" }
+  | { kind: "filter" }
+  | { kind: "detail" }
+  | { kind: "approve"; id: number; keys: string[]; index: number; values: Record<string, string> }
+  | { kind: "approve-confirm"; id: number; values: Record<string, string> }
+  | { kind: "reject"; id: number }
+  | { kind: "new-key" }
+  | { kind: "set-value"; key: string; isNew: boolean }
+  | { kind: "confirm-delete"; key: string }
+  | { kind: "confirm-revoke"; id: string }
+  | { kind: "switch"; index: number };
+
+const HELP: Record<number, string[]> = {
+  0: ["a  approve: a hidden input for each value, enter to go on, y to confirm", "r  reject with a reason", "enter  details"],
+  1: ["n  new credential", "e  edit the selected value", "d  delete (y to confirm)", `v  reveal for ${REVEAL_MS / 1000} seconds`],
+  2: ["space  enable or disable the service"],
+  3: ["the request log, live; / filters"],
+  4: ["x  revoke the session (y to confirm); its tunnels close"],
+};
+const COMMON_HELP = ["tab / shift+tab / 1-5  switch screens", "↑ ↓ / j k  move", "/  filter", "V  switch vault", "?  this help", "q  quit (also ctrl+c)", "esc  cancel"];
+
+export interface AppProps {
+  readonly view: VaultView;
+  readonly log: LogTail;
+  readonly color: boolean;
+  readonly bell: boolean;
+}
+
+function reviewer(): string {
+  try {
+    return `tui:${userInfo().username}`;
+  } catch {
+    return "tui";
+  }
+}
+
+export function App({ view, log, color, bell }: AppProps) {
+  const { exit } = useApp();
+  const { stdout } = useStdout();
+  const snapshot = useSyncExternalStore(view.subscribe, view.getSnapshot);
+  const entries = useSyncExternalStore(log.subscribe, log.getSnapshot);
+  const [tab, setTab] = useState(0);
+  const [selected, setSelected] = useState([0, 0, 0, 0, 0]);
+  const [filter, setFilter] = useState(["", "", "", "", ""]);
+  const [mode, setMode] = useState<Mode>({ kind: "normal" });
+  const [status, setStatus] = useState<{ text: string; isError: boolean } | null>(null);
+  const [revealed, setRevealed] = useState<{ key: string; value: string } | null>(null);
+  const [size, setSize] = useState({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
+  const seenPending = useRef<Set<number> | null>(null);
+  const vault = snapshot.vault;
+
+  useEffect(() => {
+    const onResize = () => setSize({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
+    stdout.on("resize", onResize);
+    return () => void stdout.off("resize", onResize);
+  }, [stdout]);
+
+  // A new proposal rings the bell (and a desktop notification where notify-send exists).
+  useEffect(() => {
+    const pending = new Set(vault.proposals.filter((p) => statusOf(p) === "pending").map((p) => p.id));
+    if (seenPending.current !== null && bell) {
+      const fresh = [...pending].filter((id) => !seenPending.current!.has(id));
+      if (fresh.length > 0) {
+        stdout.write("\x07");
+        try {
+          Bun.spawn(["notify-send", "agent-vault", `proposal #${fresh[0]} is waiting for review`], { stdout: "ignore", stderr: "ignore" });
+        } catch {
+          // no notify-send here
+        }
+      }
+    }
+    seenPending.current = pending;
+  }, [vault, bell, stdout]);
+
+  useEffect(() => {
+    if (!revealed) return;
+    const timer = setTimeout(() => setRevealed(null), REVEAL_MS);
+    return () => clearTimeout(timer);
+  }, [revealed]);
+
+  const proposals = useMemo(() => sortedProposals(vault), [vault]);
+  const allRows: ListRow[] = useMemo(() => {
+    switch (tab) {
+      case 0:
+        return proposalRows(proposals);
+      case 1:
+        return credentialRows(vault, revealed);
+      case 2:
+        return serviceRows(vault);
+      case 3:
+        return activityRows(entries);
+      default:
+        return sessionRows(vault);
+    }
+  }, [tab, proposals, vault, revealed, entries]);
+  const needle = filter[tab]!.toLowerCase();
+  const rows = needle ? allRows.filter((r) => r.text.toLowerCase().includes(needle)) : allRows;
+  const index = Math.min(selected[tab]!, Math.max(0, rows.length - 1));
+  const current = rows[index];
+  const pendingCount = proposals.filter((p) => statusOf(p) === "pending").length;
+
+  const say = (text: string, isError = false) => setStatus({ text, isError });
+  const run = (label: string, action: () => Promise<unknown>) => {
+    action().then(
+      () => {
+        view.refresh();
+        say(label);
+      },
+      (error: Error) => say(error.message, true),
+    );
+  };
+  const move = (delta: number) => setSelected((s) => s.map((v, i) => (i === tab ? Math.max(0, Math.min(rows.length - 1, v + delta)) : v)));
+  const selectedProposal = () => (tab === 0 && current ? proposals.find((p) => String(p.id) === current.key) : undefined);
+
+  useInput(
+    (input, key) => {
+      if (input === "q" || (key.ctrl && input === "c")) return exit();
+      if (key.tab) return setTab((t) => (t + (key.shift ? TABS.length - 1 : 1)) % TABS.length);
+      if (/^[1-5]$/.test(input)) return setTab(Number(input) - 1);
+      if (key.downArrow || input === "j") return move(1);
+      if (key.upArrow || input === "k") return move(-1);
+      if (key.pageDown) return move(10);
+      if (key.pageUp) return move(-10);
+      if (input === "?") return setMode({ kind: "help" });
+      if (input === "/") return setMode({ kind: "filter" });
+      if (input === "V") return setMode({ kind: "switch", index: Math.max(0, snapshot.body.vaults.findIndex((v) => v.name === vault.name)) });
+      if (key.escape) {
+        setFilter((f) => f.map((v, i) => (i === tab ? "" : v)));
+        return setStatus(null);
+      }
+      if (key.return && tab === 0 && current) return setMode({ kind: "detail" });
+      if (tab === 0) {
+        const p = selectedProposal();
+        if (!p) return;
+        if (input === "a" || input === "r") {
+          if (statusOf(p) !== "pending") return say(`proposal #${p.id} is ${statusOf(p)}`, true);
+          if (input === "r") return setMode({ kind: "reject", id: p.id });
+          const keys = slotsNeedingValues(p);
+          return setMode(keys.length > 0 ? { kind: "approve", id: p.id, keys, index: 0, values: {} } : { kind: "approve-confirm", id: p.id, values: {} });
+        }
+      }
+      if (tab === 1) {
+        if (input === "n") return setMode({ kind: "new-key" });
+        if (!current) return;
+        if (input === "e") return setMode({ kind: "set-value", key: current.key, isNew: false });
+        if (input === "d") return setMode({ kind: "confirm-delete", key: current.key });
+        if (input === "v") {
+          try {
+            return setRevealed({ key: current.key, value: getCredentialValue(view.store, vault, current.key) });
+          } catch (error) {
+            return say((error as Error).message, true);
+          }
+        }
+      }
+      if (tab === 2 && input === " " && current) {
+        const service = vault.services.find((s) => s.name === current.key);
+        if (service) run(`${service.enabled ? "disabled" : "enabled"} service ${service.name}`, () => setServiceEnabled(view.store, vault.name, service.name, !service.enabled));
+      }
+      if (tab === 4 && input === "x" && current) return setMode({ kind: "confirm-revoke", id: current.key });
+    },
+    { isActive: mode.kind === "normal" },
+  );
+
+  // Modal keys: help and detail close on any key; confirmations take y; the switcher moves.
+  useInput(
+    (input, key) => {
+      if (mode.kind === "help" || mode.kind === "detail") return setMode({ kind: "normal" });
+      if (mode.kind === "switch") {
+        const count = snapshot.body.vaults.length;
+        if (key.escape) return setMode({ kind: "normal" });
+        if (key.downArrow || input === "j") return setMode({ ...mode, index: Math.min(count - 1, mode.index + 1) });
+        if (key.upArrow || input === "k") return setMode({ ...mode, index: Math.max(0, mode.index - 1) });
+        if (key.return) {
+          view.switchTo(snapshot.body.vaults[mode.index]!.name);
+          setSelected([0, 0, 0, 0, 0]);
+          return setMode({ kind: "normal" });
+        }
+        return;
+      }
+      const yes = input === "y" || input === "Y";
+      if (mode.kind === "approve-confirm") {
+        setMode({ kind: "normal" });
+        if (!yes) return say(`proposal #${mode.id} was not applied`);
+        return run(`applied proposal #${mode.id}`, () => approveProposal(view.store, vault.name, mode.id, mode.values, reviewer()));
+      }
+      if (mode.kind === "confirm-delete") {
+        setMode({ kind: "normal" });
+        if (!yes) return say(`${mode.key} was not deleted`);
+        return run(`deleted ${mode.key}`, () => deleteCredentials(view.store, vault.name, [mode.key]));
+      }
+      if (mode.kind === "confirm-revoke") {
+        setMode({ kind: "normal" });
+        if (!yes) return say(`session ${mode.id} was not revoked`);
+        return run(`revoked session ${mode.id}`, () => revokeSession(view.store, vault.name, mode.id));
+      }
+    },
+    { isActive: ["help", "detail", "switch", "approve-confirm", "confirm-delete", "confirm-revoke"].includes(mode.kind) },
+  );
+
+  const cancel = (text: string) => {
+    setMode({ kind: "normal" });
+    say(text);
+  };
+  const width = size.columns;
+  const listHeight = Math.max(3, size.rows - 6);
+  const proposal = selectedProposal();
+
+  let bottom: React.ReactNode = null;
+  if (mode.kind === "filter") {
+    bottom = <MaskedInput key="filter" label="/" mask={false} isActive onCancel={() => cancel("filter cleared")} onSubmit={(value) => {
+      setFilter((f) => f.map((v, i) => (i === tab ? value : v)));
+      setMode({ kind: "normal" });
+    }} />;
+  } else if (mode.kind === "approve") {
+    const key = mode.keys[mode.index]!;
+    bottom = <MaskedInput key={`approve-${key}`} label={`Value for ${key} (hidden, enter to go on, esc cancels):`} mask isActive onCancel={() => cancel(`proposal #${mode.id} was not applied`)} onSubmit={(value) => {
+      if (!value) return say(`${key} needs a value`, true);
+      const values = { ...mode.values, [key]: value };
+      setMode(mode.index + 1 < mode.keys.length ? { ...mode, index: mode.index + 1, values } : { kind: "approve-confirm", id: mode.id, values });
+    }} />;
+  } else if (mode.kind === "approve-confirm") {
+    bottom = <Text color={color ? "yellow" : undefined}>Apply proposal #{mode.id}? y to confirm, any other key cancels</Text>;
+  } else if (mode.kind === "reject") {
+    bottom = <MaskedInput key="reject" label={`Reason for rejecting #${mode.id} (enter):`} mask={false} isActive onCancel={() => cancel("not rejected")} onSubmit={(reason) => {
+      setMode({ kind: "normal" });
+      run(`rejected proposal #${mode.id}`, () => rejectProposal(view.store, vault.name, mode.id, reason, reviewer()));
+    }} />;
+  } else if (mode.kind === "new-key") {
+    bottom = <MaskedInput key="new-key" label="New credential key (UPPER_SNAKE_CASE):" mask={false} isActive onCancel={() => cancel("cancelled")} onSubmit={(k) => setMode({ kind: "set-value", key: k.trim(), isNew: true })} />;
+  } else if (mode.kind === "set-value") {
+    bottom = <MaskedInput key={`value-${mode.key}`} label={`Value for ${mode.key} (hidden):`} mask isActive onCancel={() => cancel("cancelled")} onSubmit={(value) => {
+      setMode({ kind: "normal" });
+      run(`${mode.isNew ? "stored" : "updated"} ${mode.key}`, () => setCredentials(view.store, vault.name, [{ key: mode.key, value }]));
+    }} />;
+  } else if (mode.kind === "confirm-delete") {
+    bottom = <Text color={color ? "red" : undefined}>Delete {mode.key}? y to confirm</Text>;
+  } else if (mode.kind === "confirm-revoke") {
+    bottom = <Text color={color ? "red" : undefined}>Revoke session {mode.id}? y to confirm</Text>;
+  } else if (status) {
+    bottom = <Text color={color ? (status.isError ? "red" : "green") : undefined}>{status.isError ? "error: " : ""}{status.text}</Text>;
+  } else {
+    bottom = <Text dimColor>? help · q quit{tab === 0 ? " · a approve · r reject · enter details" : tab === 1 ? " · n new · e edit · d delete · v reveal" : tab === 2 ? " · space toggle" : tab === 4 ? " · x revoke" : ""}{filter[tab] ? ` · filter: ${filter[tab]}` : ""}</Text>;
+  }
+
+  let body: React.ReactNode;
+  if (mode.kind === "help") {
+    body = (
+      <Box flexDirection="column">
+        <Text bold>Keys — {TABS[tab]}</Text>
+        {[...HELP[tab]!, ...COMMON_HELP].map((line) => <Text key={line}>  {line}</Text>)}
+      </Box>
+    );
+  } else if (mode.kind === "switch") {
+    body = (
+      <Box flexDirection="column">
+        <Text bold>Switch vault (enter)</Text>
+        {snapshot.body.vaults.map((v, i) => <Text key={v.id} inverse={i === mode.index}>  {v.name}</Text>)}
+      </Box>
+    );
+  } else if ((mode.kind === "detail" || mode.kind === "approve" || mode.kind === "approve-confirm" || mode.kind === "reject") && proposal) {
+    body = (
+      <Box flexDirection="column">
+        {proposalDetail(proposal, vault, (k) => {
+          const v = statusOf(proposal) === "pending" ? agentSuppliedValue(view.store, vault, proposal, k) : null;
+          return v === null ? null : maskValue(v);
+        }).map((line, i) => <Text key={i}>{line.length > width ? `${line.slice(0, width - 1)}…` : line}</Text>)}
+      </Box>
+    );
+  } else {
+    body = <ListView header={HEADERS[tab]!} rows={color ? rows : rows.map((r) => ({ ...r, color: undefined }))} selected={index} height={listHeight} width={width} empty={tab === 0 ? "no proposals: agents file them with POST $AGENT_VAULT_ADDR/v1/proposals" : "nothing here yet"} />;
+  }
+
+  return (
+    <Box flexDirection="column" width={width}>
+      <TabBar active={tab} vault={vault.name} pending={pendingCount} color={color} />
+      {snapshot.error ? <Text color={color ? "red" : undefined}>vault: {snapshot.error}</Text> : null}
+      <Box flexDirection="column" marginTop={1} height={listHeight + 2}>
+        {body}
+      </Box>
+      {bottom}
+    </Box>
+  );
+}

@@ -1,0 +1,104 @@
+// What each screen lists, as plain rows: pure functions of the vault snapshot and the log, so
+// screens stay presentational and tests can check them without a terminal. No value appears here.
+import { type RequestLogEntry } from "../../shared/log.ts";
+import { listCredentials } from "../../vault/credentials.ts";
+import { type Proposal } from "../../vault/proposal.schema.ts";
+import { statusOf } from "../../vault/proposals.ts";
+import { credentialKeysOf } from "../../vault/service.schema.ts";
+import { isSessionActive } from "../../vault/sessions.ts";
+import { type VaultRecord } from "../../vault/state.schema.ts";
+import { columns, type ListRow } from "../components/ListView.tsx";
+
+export function ago(iso: string | null, now = Date.now()): string {
+  if (iso === null) return "-";
+  const d = Date.parse(iso) - now;
+  const a = Math.abs(d);
+  const t = a < 60_000 ? `${Math.round(a / 1000)}s` : a < 3_600_000 ? `${Math.round(a / 60_000)}m` : a < 86_400_000 ? `${Math.round(a / 3_600_000)}h` : `${Math.round(a / 86_400_000)}d`;
+  return d < 0 ? `${t} ago` : `in ${t}`;
+}
+
+export function sortedProposals(vault: VaultRecord): Proposal[] {
+  return [...vault.proposals].sort((a, b) => Number(statusOf(b) === "pending") - Number(statusOf(a) === "pending") || b.id - a.id);
+}
+
+export function asks(p: Proposal): string {
+  return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");
+}
+
+export function proposalRows(proposals: readonly Proposal[]): ListRow[] {
+  return proposals.map((p) => {
+    const status = statusOf(p);
+    return { key: String(p.id), text: columns([`#${p.id}`, status, ago(p.created_at), asks(p), p.message], [6, 10, 10, 40, 0]), color: status === "pending" ? "yellow" : status === "applied" ? "green" : "gray" };
+  });
+}
+
+export function credentialRows(vault: VaultRecord, revealed: { key: string; value: string } | null): ListRow[] {
+  return listCredentials(vault).map((c) => ({
+    key: c.key,
+    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at), ago(c.expires_at)], [28, 8, 18, 28, 16, 10, 0]),
+    color: c.type === "oauth" && c.metadata.oauth_status !== "connected" ? "yellow" : undefined,
+  }));
+}
+
+export function serviceRows(vault: VaultRecord): ListRow[] {
+  return vault.services.map((s) => ({
+    key: s.name,
+    text: columns([s.enabled ? "●" : "○", s.name, s.host, s.auth.type, credentialKeysOf(s.auth).join(",") || "-"], [3, 18, 32, 12, 0]),
+    color: s.enabled ? undefined : "gray",
+  }));
+}
+
+export function activityRows(entries: readonly RequestLogEntry[]): ListRow[] {
+  const rows: ListRow[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    rows.push({
+      key: `${i}`,
+      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.error ?? "", `${e.latency_ms}ms`], [10, 5, 8, 26, 24, 12, 22, 0]),
+      color: e.status >= 500 ? "red" : e.status >= 400 ? "yellow" : e.status >= 200 && e.status < 400 ? "green" : undefined,
+    });
+  }
+  return rows;
+}
+
+export function sessionRows(vault: VaultRecord): ListRow[] {
+  return vault.sessions
+    .filter((s) => isSessionActive(s))
+    .map((s) => ({ key: s.id, text: columns([s.id, s.label || "-", s.services?.join(",") ?? "all", ago(s.created_at), ago(s.expires_at)], [16, 16, 20, 10, 0]) }));
+}
+
+export const HEADERS = [
+  columns(["#", "STATUS", "FILED", "ASKS FOR", "MESSAGE"], [6, 10, 10, 40, 0]),
+  columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], [28, 8, 18, 28, 16, 10, 0]),
+  columns(["", "NAME", "HOST", "AUTH", "CREDENTIALS"], [3, 18, 32, 12, 0]),
+  columns(["TIME", "CODE", "METHOD", "HOST", "PATH", "SERVICE", "ERROR", "LATENCY"], [10, 5, 8, 26, 24, 12, 22, 0]),
+  columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES"], [16, 16, 20, 10, 0]),
+];
+
+/** The detail pane of a proposal: the agent's message, services, slots with obtain links. */
+export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: string) => string | null): string[] {
+  const lines = [`Proposal #${p.id} · ${statusOf(p)} · filed ${ago(p.created_at)}`];
+  if (p.message) lines.push(`Agent: ${p.message}`);
+  for (const s of p.services) {
+    if (s.action === "delete") lines.push(`  - remove service ${s.name}`);
+    else {
+      lines.push(`  + service ${s.name}: ${s.host} (${s.auth.type})`);
+      for (const key of credentialKeysOf(s.auth)) {
+        const proposed = p.credentials.some((c) => c.action === "set" && c.key === key);
+        lines.push(`      sends ${key}${!proposed && key in vault.credentials ? "  ← an EXISTING credential" : ""}`);
+      }
+    }
+  }
+  for (const c of p.credentials) {
+    if (c.action === "delete") {
+      lines.push(`  - remove credential ${c.key}`);
+      continue;
+    }
+    const m = masked(c.key);
+    lines.push(`  + ${c.key}${c.description ? ` — ${c.description}` : ""} [${c.type === "oauth" ? "OAuth: connect or paste after approval" : m !== null ? `agent supplied: ${m}` : "you supply the value"}]`);
+    if (c.obtain) lines.push(`      get it at: ${c.obtain}`);
+    if (c.obtain_instructions) lines.push(`      how: ${c.obtain_instructions}`);
+  }
+  if (p.reason) lines.push(`Rejected: ${p.reason}`);
+  return lines;
+}
