@@ -1,0 +1,583 @@
+// `npm run bench:proxy`: what the proxy costs an agent, measured from outside against the
+// compiled binary (dist/agent-vault). One run starts:
+//   - a local HTTPS upstream (scripts/bench/upstream.ts, its own test CA, one *.bench.test
+//     wildcard certificate, idle connections closed after 5 s) in this process;
+//   - `agent-vault server` on free ports, in a fresh --no-password data directory, with bearer
+//     services for api.bench.test and *.bench.test, AGENT_VAULT_CONNECT_TO pointing every bench
+//     name at the upstream and AGENT_VAULT_UPSTREAM_CA trusting its CA;
+//   - mitmproxy (mitmdump), when it is on PATH, for comparison;
+//   - `agent-vault run -- bun scripts/bench/client.ts`: the client gets HTTPS_PROXY and the CA
+//     bundle exactly as an agent would, runs every workload directly and through the proxy, and
+//     reports back one JSON line.
+// Workloads (docs/performance.md, "Proxy"): 1 keep-alive GETs on one tunnel; 2 first request to a
+// never-seen host name; 3 SSE relay lag; 4 1 GiB download and upload, plus a slow reader on the
+// far side (backpressure), with the proxy's RSS; 5 200 concurrent tunnels for 30 s, with the
+// proxy's file descriptors before and after; 6 workloads 1, 2 and 4 through mitmproxy.
+// It prints a markdown table for docs/performance.md. A missed target shows **no** and does not
+// fail the run; a wrong answer (a status, a missing injection, lost bytes) or a stall does. It
+// also reports how much CPU other processes took meanwhile (the machine may be shared).
+//
+// Environment: BENCH_QUICK=1 for a short run (5 s of concurrency, fewer requests, 128 MiB
+// transfers); BENCH_PROXY_PROFILE=DIR to profile the server (see below); BENCH_ONLY=1,3 to run
+// only some workloads (numbers as in the table) while investigating.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+// Types only (`import type` is always erased): client.ts runs its workloads when executed.
+import type { ClientConfig, ConcurrencyResult, KeepAliveResult, NewHostResult, SseResult, TransferResult } from "./bench/client.ts";
+import { type BenchUpstream, DOMAIN, startBenchUpstream } from "./bench/upstream.ts";
+
+const ROOT = resolve(import.meta.dir, "..");
+const BINARY = join(ROOT, "dist/agent-vault");
+const CLIENT = join(ROOT, "scripts/bench/client.ts");
+const QUICK = process.env.BENCH_QUICK === "1";
+const SECRET = `sk-bench-${crypto.randomUUID()}`;
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+const SIZES: ClientConfig["sizes"] = QUICK
+  ? { keepAlive: 300, sseEvents: 50, sseIntervalMs: 10, transfer: 128 * MiB, mitmTransfer: 64 * MiB, slowTransfer: 64 * MiB, slowRateMiBps: 32 }
+  : { keepAlive: 2000, sseEvents: 200, sseIntervalMs: 10, transfer: GiB, mitmTransfer: 256 * MiB, slowTransfer: 128 * MiB, slowRateMiBps: 32 };
+const FRESH_NAMES = QUICK ? 10 : 50;
+const CONCURRENCY: ClientConfig["concurrency"] = { tunnels: 200, seconds: QUICK ? 5 : 30, periodMs: 1000 };
+
+const TARGET = { keepAliveRatio: 2, newHostMs: 10, sseAddedMs: 5, throughputShare: 0.5, rssMiB: 150 };
+
+// ---------------------------------------------------------------------------------------------
+// Processes and cleanup
+
+const root = mkdtempSync(join(tmpdir(), "av-bench-proxy-"));
+const children: { name: string; proc: ReturnType<typeof Bun.spawn> }[] = [];
+let upstream: BenchUpstream | null = null;
+
+function killAll(signal: NodeJS.Signals = "SIGTERM"): void {
+  for (const { proc } of children) {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      try {
+        proc.kill(signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+async function shutdown(): Promise<void> {
+  killAll("SIGTERM");
+  const deadline = Date.now() + 3000;
+  for (const { proc } of children) {
+    while (proc.exitCode === null && proc.signalCode === null && Date.now() < deadline) await Bun.sleep(50);
+  }
+  killAll("SIGKILL");
+  await upstream?.close().catch(() => undefined);
+  rmSync(root, { recursive: true, force: true });
+}
+
+process.on("exit", () => {
+  killAll("SIGKILL");
+  rmSync(root, { recursive: true, force: true });
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    void shutdown().finally(() => process.exit(130));
+  });
+}
+
+/** The caller's environment minus everything agent-vault reads and any proxy setting, plus `extra`. */
+function cleanEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith("AGENT_VAULT_") || /^(https?|all|no)_proxy$/i.test(k) || k === "NODE_USE_ENV_PROXY") continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+async function mustRun(args: readonly string[], env: Record<string, string>): Promise<string> {
+  const proc = Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`agent-vault ${args.join(" ")} exited ${code}: ${stderr.trim().slice(0, 500)}`);
+  return stdout;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean> | boolean, ms: number, proc?: ReturnType<typeof Bun.spawn>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (proc && proc.exitCode !== null) throw new Error(`${what}: the process exited ${proc.exitCode}`);
+    if (await probe()) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`${what}: not ready after ${ms} ms`);
+}
+
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect(port, "127.0.0.1", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+
+/** CPU seconds (user + system) of a process, with its reaped children when `children` is set. */
+function cpuOf(pid: number | "self", children = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+    return (f[11]! + f[12]! + (children ? f[13]! + f[14]! : 0)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds the whole machine has been busy (all CPUs). */
+function machineBusy(): number {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / 100;
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) sink.push(decoder.decode(chunk, { stream: true }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// mitmproxy (optional)
+
+interface Mitm {
+  readonly port: number;
+  readonly pid: number;
+  readonly caFile: string;
+  readonly version: string;
+}
+
+async function startMitmproxy(upstreamCa: string): Promise<Mitm | null> {
+  const mitmdump = Bun.which("mitmdump");
+  if (!mitmdump) return null;
+  const version = (await new Response(Bun.spawn([mitmdump, "--version"], { stdout: "pipe", stderr: "ignore" }).stdout).text()).match(/Mitmproxy:\s*(\S+)/)?.[1] ?? "?";
+  const confdir = join(root, "mitmproxy");
+  mkdirSync(confdir, { recursive: true });
+  // The same work as agent-vault's bearer service: replace the agent's Authorization.
+  const addon = join(confdir, "inject.py");
+  writeFileSync(addon, `def request(flow):\n    flow.request.headers["authorization"] = ${JSON.stringify(`Bearer ${SECRET}`)}\n`);
+  const port = await freePort();
+  const proc = Bun.spawn(
+    [mitmdump, "-q", "--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", `confdir=${confdir}`, "--set", `ssl_verify_upstream_trusted_ca=${upstreamCa}`, "--set", "stream_large_bodies=1m", "-s", addon],
+    { env: cleanEnv({}), stdin: "ignore", stdout: "ignore", stderr: "inherit" },
+  );
+  children.push({ name: "mitmdump", proc });
+  const caFile = join(confdir, "mitmproxy-ca-cert.pem");
+  await waitFor("mitmdump", async () => existsSync(caFile) && (await accepts(port)), 20_000, proc);
+  return { port, pid: proc.pid, caFile, version };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+interface Row {
+  readonly workload: string;
+  readonly direct: string;
+  readonly proxied: string;
+  readonly ratio: string;
+  readonly target: string;
+  readonly ok: boolean | null;
+}
+
+const rows: Row[] = [];
+const notes: string[] = [];
+const ms = (v: number) => `${v.toFixed(v < 1 ? 3 : v < 10 ? 2 : 1)} ms`;
+const mibs = (v: number) => `${v.toFixed(0)} MiB/s`;
+const signed = (v: number) => `${v < 0 ? "−" : "+"}${ms(Math.abs(v))}`;
+const x = (v: number) => `${v.toFixed(2)}×`;
+const pct = (v: number) => `${(v * 100).toFixed(0)}%`;
+const sizeText = (bytes: number) => (bytes >= GiB ? `${bytes / GiB} GiB` : `${bytes / MiB} MiB`);
+
+function table(): string {
+  const header = ["workload", "direct", "proxied", "ratio", "target", "ok?"];
+  const lines = [`| ${header.join(" | ")} |`, `|---|${header.slice(1).map(() => "---:").join("|")}|`];
+  for (const r of rows) lines.push(`| ${[r.workload, r.direct, r.proxied, r.ratio, r.target, r.ok === null ? "–" : r.ok ? "yes" : "**no**"].join(" | ")} |`);
+  return lines.join("\n");
+}
+
+/** A workload that failed as a whole (the client caught it and went on). */
+interface Failed {
+  readonly error: string;
+}
+const failed = (x: unknown): x is Failed => typeof x === "object" && x !== null && "error" in x && typeof (x as Failed).error === "string";
+
+interface MitmResults {
+  keepAlive: KeepAliveResult;
+  newHost: NewHostResult;
+  transfer: { size: number; download: { direct: TransferResult; mitm: TransferResult }; upload: { direct: TransferResult; mitm: TransferResult } };
+}
+
+interface Results {
+  serverRssAtStartMiB: number;
+  serverRssAtEndMiB: number;
+  keepAlive?: { direct: KeepAliveResult; proxied: KeepAliveResult } | Failed;
+  newHost?: { direct: NewHostResult; proxied: NewHostResult } | Failed;
+  sse?: { clock: { offset: number; rtt: number }; direct: SseResult; proxied: SseResult } | Failed;
+  transfer?: {
+    size: number;
+    download: { direct: TransferResult; proxied: TransferResult };
+    upload: { direct: TransferResult; proxied: TransferResult };
+    slow: { size: number; rateMiBps: number; download: TransferResult; upload: TransferResult };
+  };
+  concurrency?: ConcurrencyResult | Failed;
+  mitm?: MitmResults | Failed;
+}
+
+/** Failures seen while reporting: the table still prints, and the run exits non-zero. */
+const failures: string[] = [];
+
+function failedRow(workload: string, error: string): void {
+  failures.push(`${workload}: ${error}`);
+  rows.push({ workload, direct: "–", proxied: `failed: ${error.replace(/\|/g, "/").slice(0, 160)}`, ratio: "–", target: "–", ok: false });
+}
+
+const ph = (p: Record<string, number>) => `TCP ${ms(p.tcp!)}, CONNECT ${ms(p.tunnel!)}, TLS ${ms(p.tls!)}, response ${ms(p.total!)}`;
+const cpuPerGiB = (tr: TransferResult) => ((tr.proxyCpuSeconds ?? 0) / (tr.bytes / GiB)).toFixed(2);
+
+function reportKeepAlive(ka: { direct: KeepAliveResult; proxied: KeepAliveResult }): void {
+  const ratio = ka.proxied.perRequest.mean / ka.direct.perRequest.mean;
+  rows.push({
+    workload: `1. keep-alive GET, mean per request (${SIZES.keepAlive} sequential on one connection; upstream connections opened: ${ka.direct.upstreamConnections} / ${ka.proxied.upstreamConnections})`,
+    direct: ms(ka.direct.perRequest.mean),
+    proxied: ms(ka.proxied.perRequest.mean),
+    ratio: x(ratio),
+    target: `≤ ${TARGET.keepAliveRatio}×`,
+    ok: ratio <= TARGET.keepAliveRatio,
+  });
+  notes.push(
+    `Keep-alive per request: direct median ${ms(ka.direct.perRequest.median)}, p99 ${ms(ka.direct.perRequest.p99)}; ` +
+      `through agent-vault median ${ms(ka.proxied.perRequest.median)}, p99 ${ms(ka.proxied.perRequest.p99)}, max ${ms(ka.proxied.perRequest.max)}. ` +
+      `The client used one connection each time; the upstream accepted ${ka.direct.upstreamConnections} (direct) and ${ka.proxied.upstreamConnections} (through agent-vault) connections for ${SIZES.keepAlive + Math.min(100, SIZES.keepAlive / 10)} requests (timed + warm-up).`,
+  );
+}
+
+function reportNewHost(nh: { direct: NewHostResult; proxied: NewHostResult }): void {
+  rows.push({
+    workload: `2. new connection + first request to a never-seen host name (median of ${nh.proxied.fresh.n})`,
+    direct: ms(nh.direct.fresh.median),
+    proxied: ms(nh.proxied.fresh.median),
+    ratio: x(nh.proxied.fresh.median / nh.direct.fresh.median),
+    target: "–",
+    ok: null,
+  });
+  rows.push({
+    workload: "2. added by a never-seen name vs a warm name (median of pairwise differences; both new connections, no upstream reuse)",
+    direct: ms(nh.direct.added.median),
+    proxied: ms(nh.proxied.added.median),
+    ratio: "–",
+    target: `≤ ${TARGET.newHostMs} ms`,
+    ok: nh.proxied.added.median <= TARGET.newHostMs,
+  });
+  notes.push(
+    `New host, phases through agent-vault (median ms from the start): never-seen name: ${ph(nh.proxied.phases.fresh)}; warm name: ${ph(nh.proxied.phases.warm)}. ` +
+      `Direct: ${ph(nh.direct.phases.fresh)}. p90 of the added time through agent-vault: ${ms(nh.proxied.added.p90)}.`,
+  );
+}
+
+function reportSse(sse: { clock: { offset: number; rtt: number }; direct: SseResult; proxied: SseResult }): void {
+  const addedMedian = sse.proxied.lag.median - sse.direct.lag.median;
+  const addedP99 = sse.proxied.lag.p99 - sse.direct.lag.p99;
+  rows.push({
+    workload: `3. SSE relay lag, median (${sse.proxied.events} events, one per ${SIZES.sseIntervalMs} ms)`,
+    direct: ms(sse.direct.lag.median),
+    proxied: ms(sse.proxied.lag.median),
+    ratio: signed(addedMedian),
+    target: `≤ +${TARGET.sseAddedMs} ms`,
+    ok: addedMedian <= TARGET.sseAddedMs,
+  });
+  rows.push({
+    workload: "3. SSE relay lag, p99",
+    direct: ms(sse.direct.lag.p99),
+    proxied: ms(sse.proxied.lag.p99),
+    ratio: signed(addedP99),
+    target: `≤ +${TARGET.sseAddedMs} ms`,
+    ok: addedP99 <= TARGET.sseAddedMs,
+  });
+  notes.push(`SSE lag max: direct ${ms(sse.direct.lag.max)}, through agent-vault ${ms(sse.proxied.lag.max)}. Clocks aligned on the upstream's /clock (offset ${ms(sse.clock.offset)}, round trip ${ms(sse.clock.rtt)}).`);
+}
+
+/** A failed transfer becomes a failed row; true when it did. */
+function transferFailed(workload: string, ...parts: [string, TransferResult][]): boolean {
+  const bad = parts.filter(([, tr]) => tr.error !== undefined);
+  if (bad.length === 0) return false;
+  failedRow(workload, bad.map(([who, tr]) => `${who}: ${tr.error}`).join("; "));
+  return true;
+}
+
+function peakOf(...parts: TransferResult[]): number {
+  return Math.max(...parts.map((p) => p.rss?.peakMiB ?? 0));
+}
+
+function reportTransfer(t: NonNullable<Results["transfer"]>): void {
+  for (const dir of ["download", "upload"] as const) {
+    const workload = `4. ${sizeText(t.size)} ${dir}, throughput`;
+    if (transferFailed(workload, ["direct", t[dir].direct], ["agent-vault", t[dir].proxied])) continue;
+    const share = t[dir].proxied.mibPerSecond / t[dir].direct.mibPerSecond;
+    rows.push({
+      workload,
+      direct: mibs(t[dir].direct.mibPerSecond),
+      proxied: mibs(t[dir].proxied.mibPerSecond),
+      ratio: pct(share),
+      target: `≥ ${pct(TARGET.throughputShare)}`,
+      ok: share >= TARGET.throughputShare,
+    });
+  }
+  const peak = peakOf(t.download.proxied, t.upload.proxied);
+  rows.push({
+    workload: "4. proxy RSS, peak during the transfers",
+    direct: "–",
+    proxied: `${(peak * 1.048576).toFixed(0)} MB`,
+    ratio: "–",
+    target: `≤ ${TARGET.rssMiB} MB`,
+    ok: peak * 1.048576 <= TARGET.rssMiB,
+  });
+  const slow = t.slow;
+  transferFailed(`4. ${sizeText(slow.size)} through a slow reader at ${slow.rateMiBps} MiB/s`, ["download", slow.download], ["upload", slow.upload]);
+  const slowPeak = peakOf(slow.download, slow.upload);
+  const growth = (tr: TransferResult) => tr.rss!.peakMiB - tr.rss!.startMiB;
+  rows.push({
+    workload: `4. proxy RSS, peak with a slow reader (${sizeText(slow.size)} at ${slow.rateMiBps} MiB/s: growth download / upload)`,
+    direct: "–",
+    proxied: `${(slowPeak * 1.048576).toFixed(0)} MB (+${growth(slow.download).toFixed(0)} / +${growth(slow.upload).toFixed(0)} MiB)`,
+    ratio: "–",
+    target: `≤ ${TARGET.rssMiB} MB`,
+    ok: slowPeak * 1.048576 <= TARGET.rssMiB,
+  });
+  notes.push(
+    `Backpressure: with a slow agent reading ${sizeText(slow.size)} at ${slow.rateMiBps} MiB/s, the upstream had handed over every byte after ${slow.download.senderSeconds.toFixed(2)} s of ${slow.download.seconds.toFixed(2)} s; ` +
+      `with a slow upstream reading an upload at ${slow.rateMiBps} MiB/s, the agent had written every byte after ${slow.upload.senderSeconds.toFixed(2)} s of ${slow.upload.seconds.toFixed(2)} s ` +
+      `(with backpressure the sender finishes close to the end, less what the kernel's socket buffers hold).`,
+  );
+  notes.push(
+    `Transfers: proxy RSS ${t.download.proxied.rss!.startMiB.toFixed(0)} MiB before the download, peak ${t.download.proxied.rss!.peakMiB.toFixed(0)} MiB (download) and ${t.upload.proxied.rss!.peakMiB.toFixed(0)} MiB (upload); ` +
+      `proxy CPU ${cpuPerGiB(t.download.proxied)} s per GiB downloaded, ${cpuPerGiB(t.upload.proxied)} s per GiB uploaded (2 CPUs shared by client, proxy and upstream).`,
+  );
+}
+
+function reportConcurrency(c: ConcurrencyResult): void {
+  const leaked = c.fdsAfter.total > c.fdsBefore.total || c.fdsAfter.clientSide > 0 || c.fdsAfter.closeWait > 0;
+  rows.push({
+    workload: `5. ${c.tunnels} concurrent tunnels for ${CONCURRENCY.seconds} s, a GET each per ${CONCURRENCY.periodMs / 1000} s: requests / errors`,
+    direct: "–",
+    proxied: `${c.requests} / ${c.errors}`,
+    ratio: "–",
+    target: "0 errors",
+    ok: c.errors === 0 && c.opened === c.tunnels,
+  });
+  rows.push({
+    workload: "5. proxy file descriptors: before → during → after (client-side sockets after; CLOSE_WAIT after)",
+    direct: "–",
+    proxied: `${c.fdsBefore.total} → ${c.fdsDuring.total} → ${c.fdsAfter.total} (${c.fdsAfter.clientSide}; ${c.fdsAfter.closeWait})`,
+    ratio: "–",
+    target: "no leak",
+    ok: !leaked,
+  });
+  notes.push(
+    `Concurrency: ${c.opened} of ${c.tunnels} tunnels opened at once (CONNECT + TLS median ${c.connectMs ? ms(c.connectMs.median) : "–"}, max ${c.connectMs ? ms(c.connectMs.max) : "–"}); ` +
+      `request latency median ${c.latency ? ms(c.latency.median) : "–"}, p99 ${c.latency ? ms(c.latency.p99) : "–"}, max ${c.latency ? ms(c.latency.max) : "–"}; ` +
+      `proxy RSS peak ${c.rssPeakMiB.toFixed(0)} MiB; half-way the proxy held ${c.fdsDuring.clientSide} client-side and ${c.fdsDuring.upstreamSide} upstream sockets; ` +
+      `after ${c.settleSeconds.toFixed(1)} s of settling, ${c.fdsAfter.upstreamSide} upstream sockets (${c.fdsBefore.upstreamSide} before).` +
+      (c.errorSamples.length > 0 ? ` Errors: ${c.errorSamples.map((e) => `"${e}"`).join("; ")}.` : ""),
+  );
+}
+
+function reportMitm(r: Results, m: MitmResults, mitm: Mitm): void {
+  const label = `mitmproxy ${mitm.version}`;
+  const ka = failed(r.keepAlive) ? undefined : r.keepAlive;
+  const nh = failed(r.newHost) ? undefined : r.newHost;
+  rows.push({
+    workload: `6. ${label}: keep-alive GET, mean per request (upstream connections opened: ${m.keepAlive.upstreamConnections})`,
+    direct: ka ? ms(ka.direct.perRequest.mean) : "–",
+    proxied: ms(m.keepAlive.perRequest.mean),
+    ratio: ka ? x(m.keepAlive.perRequest.mean / ka.direct.perRequest.mean) : "–",
+    target: "–",
+    ok: null,
+  });
+  rows.push({
+    workload: `6. ${label}: new connection + first request to a never-seen host name (median of ${m.newHost.fresh.n})`,
+    direct: nh ? ms(nh.direct.fresh.median) : "–",
+    proxied: ms(m.newHost.fresh.median),
+    ratio: nh ? x(m.newHost.fresh.median / nh.direct.fresh.median) : "–",
+    target: "–",
+    ok: null,
+  });
+  rows.push({
+    workload: `6. ${label}: added by a never-seen name vs a warm name`,
+    direct: nh ? ms(nh.direct.added.median) : "–",
+    proxied: ms(m.newHost.added.median),
+    ratio: "–",
+    target: "–",
+    ok: null,
+  });
+  for (const dir of ["download", "upload"] as const) {
+    const workload = `6. ${label}: ${sizeText(m.transfer.size)} ${dir}, throughput`;
+    if (m.transfer[dir].mitm.error !== undefined) {
+      // mitmproxy's own failures are information, not agent-vault's failures.
+      rows.push({ workload, direct: mibs(m.transfer[dir].direct.mibPerSecond), proxied: `failed: ${m.transfer[dir].mitm.error}`, ratio: "–", target: "–", ok: null });
+      continue;
+    }
+    rows.push({
+      workload,
+      direct: mibs(m.transfer[dir].direct.mibPerSecond),
+      proxied: mibs(m.transfer[dir].mitm.mibPerSecond),
+      ratio: pct(m.transfer[dir].mitm.mibPerSecond / m.transfer[dir].direct.mibPerSecond),
+      target: "–",
+      ok: null,
+    });
+  }
+  const versus = [
+    ka ? `per keep-alive request ${x(ka.proxied.perRequest.mean / m.keepAlive.perRequest.mean)}` : null,
+    nh ? `per first request to a new host ${x(nh.proxied.fresh.median / m.newHost.fresh.median)}` : null,
+  ].filter(Boolean);
+  notes.push(
+    `mitmproxy ${mitm.version} (mitmdump -q, stream_large_bodies=1m, an addon that sets the same Authorization; the client CONNECTs to the upstream's address and sends the name as SNI): ` +
+      (versus.length > 0 ? `agent-vault time ÷ mitmproxy time ${versus.join(", ")}; ` : "") +
+      `mitmproxy RSS peak ${peakOf(m.transfer.download.mitm, m.transfer.upload.mitm).toFixed(0)} MiB during its transfers, ` +
+      `CPU ${cpuPerGiB(m.transfer.download.mitm)} s per GiB downloaded, ${cpuPerGiB(m.transfer.upload.mitm)} s per GiB uploaded.`,
+  );
+}
+
+function report(r: Results, mitm: Mitm | null, mitmSkipped: string): void {
+  if (failed(r.keepAlive)) failedRow("1. keep-alive GET", r.keepAlive.error);
+  else if (r.keepAlive) reportKeepAlive(r.keepAlive);
+  if (failed(r.newHost)) failedRow("2. first request to a never-seen host name", r.newHost.error);
+  else if (r.newHost) reportNewHost(r.newHost);
+  if (failed(r.sse)) failedRow("3. SSE relay lag", r.sse.error);
+  else if (r.sse) reportSse(r.sse);
+  if (r.transfer) reportTransfer(r.transfer);
+  if (failed(r.concurrency)) failedRow("5. concurrent tunnels", r.concurrency.error);
+  else if (r.concurrency) reportConcurrency(r.concurrency);
+  if (failed(r.mitm)) rows.push({ workload: "6. mitmproxy", direct: "–", proxied: `failed: ${r.mitm.error}`, ratio: "–", target: "–", ok: null });
+  else if (r.mitm && mitm) reportMitm(r, r.mitm, mitm);
+  else if (mitmSkipped) notes.push(`${mitmSkipped}.`);
+  notes.push(`agent-vault server RSS: ${r.serverRssAtStartMiB.toFixed(0)} MiB when the client started, ${r.serverRssAtEndMiB.toFixed(0)} MiB after workloads 1–5.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  statSync(BINARY); // a clear ENOENT first: run `bun scripts/build.ts`
+  const home = join(root, "home");
+  const base = cleanEnv({ AGENT_VAULT_HOME: home });
+  const version = (await mustRun(["--version"], base)).trim();
+  process.stderr.write(`agent-vault ${version}, bun ${Bun.version}, ${cpus().length} CPU(s) (${cpus()[0]?.model ?? "?"}), ${QUICK ? "BENCH_QUICK" : "full"} run, temp ${root}\n`);
+
+  upstream = await startBenchUpstream(root, SECRET);
+  const apiName = `api.${DOMAIN}`;
+  const warmName = `warm.${DOMAIN}`;
+  const names = (prefix: string) => Array.from({ length: FRESH_NAMES }, (_, i) => `${prefix}${String(i).padStart(3, "0")}.${DOMAIN}`);
+  const freshNames = { direct: names("d"), proxied: names("p"), mitm: names("m") };
+
+  // The data directory: one credential, an exact service for the API host and a wildcard for
+  // the rest (the first-request workload's never-seen names).
+  await mustRun(["init", "--no-password"], base);
+  await mustRun(["vault", "credential", "set", `BENCH_TOKEN=${SECRET}`], base);
+  await mustRun(["vault", "service", "add", "--name", "bench-api", "--host", apiName, "--auth-type", "bearer", "--token-key", "BENCH_TOKEN"], base);
+  await mustRun(["vault", "service", "add", "--name", "bench-hosts", "--host", `*.${DOMAIN}`, "--auth-type", "bearer", "--token-key", "BENCH_TOKEN"], base);
+
+  const connectTo = [apiName, warmName, ...freshNames.proxied].map((n) => `${n}:443:127.0.0.1:${upstream!.port}`).join(",");
+  const serverEnv = { ...base, AGENT_VAULT_CONNECT_TO: connectTo, AGENT_VAULT_UPSTREAM_CA: upstream.caFile };
+  const [apiPort, mitmPort] = [await freePort(), await freePort()];
+  const serverErr: string[] = [];
+  // BENCH_PROXY_PROFILE=DIR runs the server from source under bun's CPU profiler instead, and
+  // leaves a markdown profile in DIR when the run ends (the numbers are then not the binary's).
+  const profileDir = process.env.BENCH_PROXY_PROFILE;
+  const serverCommand = profileDir
+    ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${resolve(profileDir)}`, join(ROOT, "src/main.ts")]
+    : [BINARY];
+  const server = Bun.spawn([...serverCommand, "server", "--port", String(apiPort), "--mitm-port", String(mitmPort)], { env: serverEnv, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  children.push({ name: "server", proc: server });
+  void collect(server.stderr as ReadableStream<Uint8Array>, serverErr);
+  // Ready when its pidfile is written (after both listeners are up), which is what `run` looks for.
+  await waitFor("agent-vault server", async () => existsSync(join(home, "server.pid")) && (await accepts(mitmPort)) && (await accepts(apiPort)), 15_000, server).catch((error: Error) => {
+    throw new Error(`${error.message}: ${serverErr.join("").trim().slice(0, 500)}`);
+  });
+
+  const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",").map(Number) : null;
+  let mitm: Mitm | null = null;
+  let mitmSkipped = "";
+  if (only === null || only.includes(6)) {
+    try {
+      mitm = await startMitmproxy(upstream.caFile);
+      if (!mitm) mitmSkipped = "mitmproxy: not installed, skipped";
+    } catch (error) {
+      mitmSkipped = `mitmproxy: could not start (${(error as Error).message}), skipped`;
+    }
+    if (mitmSkipped) process.stderr.write(`${mitmSkipped}\n`);
+  }
+
+  const config: ClientConfig = {
+    quick: QUICK,
+    upstreamPort: upstream.port,
+    upstreamCa: upstream.caFile,
+    controlPort: upstream.controlPort,
+    serverPid: server.pid,
+    mitmPort,
+    apiName,
+    warmName,
+    freshNames,
+    secret: SECRET,
+    mitm,
+    sizes: SIZES,
+    concurrency: CONCURRENCY,
+    only,
+  };
+  const started = performance.now();
+  // Interference: CPU time the machine spends on anything that is not this benchmark's processes.
+  const ours = () => cpuOf("self", true) + cpuOf(server.pid) + (mitm ? cpuOf(mitm.pid) : 0);
+  const busy0 = machineBusy();
+  const ours0 = ours();
+  const client = Bun.spawn([BINARY, "run", "--", process.execPath, CLIENT], {
+    cwd: ROOT,
+    env: { ...base, BENCH_PROXY_CONFIG: JSON.stringify(config) },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  children.push({ name: "client", proc: client });
+  const [out, code] = await Promise.all([new Response(client.stdout).text(), client.exited]);
+  const line = out.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
+  if (code !== 0 || !line) throw new Error(`the bench client (under agent-vault run) exited ${code}${line ? "" : " without a result"}`);
+  if (server.exitCode !== null) throw new Error(`the server exited ${server.exitCode} during the run: ${serverErr.join("").trim().slice(0, 500)}`);
+  const wall = (performance.now() - started) / 1000;
+  const others = Math.max(0, machineBusy() - busy0 - (ours() - ours0));
+  const results = JSON.parse(line.slice("BENCH_RESULT ".length)) as Results;
+  report(results, mitm, mitmSkipped);
+  const interference = `other processes on the machine used ${others.toFixed(1)} CPU-seconds during the ${wall.toFixed(0)} s of workloads (${((others / (wall * cpus().length)) * 100).toFixed(0)}% of the machine)`;
+  process.stderr.write(`interference: ${interference}\n`);
+
+  const machine = `${cpus().length} CPU(s) (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / GiB)} GiB`;
+  notes.push(`agent-vault ${version}, bun ${Bun.version}, ${machine}; ${QUICK ? "BENCH_QUICK=1" : "full"} run, workloads took ${wall.toFixed(0)} s; ${interference}.`);
+  const logFile = join(home, "requests.log");
+  if (existsSync(logFile)) notes.push(`The request log grew to ${(statSync(logFile).size / 1024).toFixed(0)} KiB.`);
+  process.stdout.write(`\n${table()}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
+  if (failures.length > 0) {
+    process.stderr.write(`bench-proxy: ${failures.length} workload(s) failed:\n${failures.map((f) => `  ${f}`).join("\n")}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (error) {
+  process.stderr.write(`bench-proxy: ${error instanceof Error ? error.message : String(error)}\n`);
+} finally {
+  await shutdown();
+}
+process.exit(exitCode);

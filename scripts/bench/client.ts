@@ -1,0 +1,579 @@
+// The client side of the proxy benchmark (scripts/bench-proxy.ts). It runs as the child of
+// `agent-vault run`, so it finds the proxy the way an agent does: HTTPS_PROXY carries the session
+// token and vault, SSL_CERT_FILE the CA bundle (system roots plus agent-vault's CA). Every
+// workload runs the same code directly against the upstream and through the proxy (and through
+// mitmproxy when the orchestrator started one), and the numbers go back to the orchestrator as one
+// JSON line on stdout ("BENCH_RESULT {...}"); progress goes to stderr.
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import net from "node:net";
+import tls from "node:tls";
+import { type Conn, connect, type Route } from "./http1.ts";
+
+export interface ClientConfig {
+  readonly quick: boolean;
+  readonly upstreamPort: number;
+  readonly upstreamCa: string;
+  readonly controlPort: number;
+  readonly serverPid: number;
+  readonly mitmPort: number;
+  readonly apiName: string;
+  readonly warmName: string;
+  /** Never-seen names, one set per route, so each route mints its own. */
+  readonly freshNames: { readonly direct: string[]; readonly proxied: string[]; readonly mitm: string[] };
+  readonly secret: string;
+  readonly mitm: { readonly port: number; readonly pid: number; readonly caFile: string } | null;
+  readonly sizes: { readonly keepAlive: number; readonly sseEvents: number; readonly sseIntervalMs: number; readonly transfer: number; readonly mitmTransfer: number; readonly slowTransfer: number; readonly slowRateMiBps: number };
+  readonly concurrency: { readonly tunnels: number; readonly seconds: number; readonly periodMs: number };
+  /** Workload numbers to run (BENCH_ONLY); null for all. */
+  readonly only: number[] | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+const log = (text: string) => process.stderr.write(`${text}\n`);
+const wallMs = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface Summary {
+  readonly n: number;
+  readonly mean: number;
+  readonly median: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+function summarize(samples: readonly number[]): Summary {
+  const s = [...samples].sort((a, b) => a - b);
+  const n = s.length;
+  const rank = (q: number) => s[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!;
+  const median = n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+  return { n, mean: s.reduce((a, b) => a + b, 0) / n, median, p90: rank(0.9), p99: rank(0.99), min: s[0]!, max: s[n - 1]! };
+}
+
+/** A plain GET on loopback over a raw socket (no proxy variables can interfere). */
+async function plainGet(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.end(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      resolve(text.slice(text.indexOf("\r\n\r\n") + 4));
+    });
+    socket.on("error", reject);
+  });
+}
+
+async function upstreamStats(cfg: ClientConfig): Promise<{ accepted: number; open: number; lastDownloadWriteMs: number }> {
+  return JSON.parse(await plainGet(cfg.controlPort, "/stats"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc: memory, CPU and sockets of the proxy process
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+}
+
+/** Samples RSS every `everyMs` until stopped; returns the peak. */
+function rssSampler(pid: number, everyMs = 50): { stop(): { peak: number; start: number } } {
+  const start = rssMiB(pid);
+  let peak = start;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssMiB(pid));
+    } catch {
+      // the process is gone; the caller finds out
+    }
+  }, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      peak = Math.max(peak, rssMiB(pid));
+      return { peak, start };
+    },
+  };
+}
+
+export interface FdSnapshot {
+  readonly total: number;
+  /** Sockets accepted on the proxy port (agents' tunnels), any state but LISTEN. */
+  readonly clientSide: number;
+  /** Sockets to the upstream port (the proxy's upstream connections, pooled or busy). */
+  readonly upstreamSide: number;
+  /** Sockets whose peer has closed and the proxy has not (TCP CLOSE_WAIT): leaks in the making. */
+  readonly closeWait: number;
+}
+
+function tcpTable(): Map<string, { local: number; remote: number; state: string }> {
+  const table = new Map<string, { local: number; remote: number; state: string }>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      const port = (addr: string) => parseInt(addr.split(":").pop() ?? "0", 16);
+      table.set(cols[9]!, { local: port(cols[1]!), remote: port(cols[2]!), state: cols[3]! });
+    }
+  }
+  return table;
+}
+
+function fdSnapshot(pid: number, proxyPort: number, upstreamPort: number): FdSnapshot {
+  const fds = readdirSync(`/proc/${pid}/fd`);
+  const table = tcpTable();
+  let clientSide = 0;
+  let upstreamSide = 0;
+  let closeWait = 0;
+  for (const fd of fds) {
+    let link = "";
+    try {
+      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    const entry = inode ? table.get(inode) : undefined;
+    if (!entry || entry.state === "0A") continue; // not TCP, or a listener
+    if (entry.state === "08") closeWait++;
+    if (entry.local === proxyPort) clientSide++;
+    else if (entry.remote === upstreamPort) upstreamSide++;
+  }
+  return { total: fds.length, clientSide, upstreamSide, closeWait };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+
+const PLACEHOLDER = { authorization: "Bearer placeholder-not-a-secret" };
+
+function checkSmall(r: { status: number; headers: Record<string, string>; body: Buffer }, expectAuth: string, what: string): void {
+  if (r.status !== 200) throw new Error(`${what}: status ${r.status}: ${r.body.toString("utf8").slice(0, 300)}`);
+  if (r.headers["x-bench-auth"] !== expectAuth) throw new Error(`${what}: the upstream saw Authorization "${r.headers["x-bench-auth"]}", expected "${expectAuth}"`);
+}
+
+export interface KeepAliveResult {
+  readonly perRequest: Summary;
+  /** Upstream connections the upstream accepted during the run (the proxy's pool may add 0). */
+  readonly upstreamConnections: number;
+}
+
+/** 1. N sequential small GETs on one connection (one tunnel, reused). */
+async function keepAlive(cfg: ClientConfig, route: Route, expectAuth: string, what: string): Promise<KeepAliveResult> {
+  const n = cfg.sizes.keepAlive;
+  const before = await upstreamStats(cfg);
+  const { conn } = await connect(route, cfg.apiName);
+  const samples: number[] = [];
+  try {
+    for (let i = -Math.min(100, n / 10); i < n; i++) {
+      const t0 = performance.now();
+      const r = await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER });
+      const ms = performance.now() - t0;
+      checkSmall(r, expectAuth, what);
+      if (i >= 0) samples.push(ms);
+    }
+  } finally {
+    conn.close();
+  }
+  const after = await upstreamStats(cfg);
+  const result = { perRequest: summarize(samples), upstreamConnections: after.accepted - before.accepted };
+  log(`  ${what}: mean ${result.perRequest.mean.toFixed(3)} ms/request over ${n}, upstream connections opened ${result.upstreamConnections}`);
+  return result;
+}
+
+export interface NewHostResult {
+  readonly fresh: Summary;
+  readonly warm: Summary;
+  /** fresh_i − warm_i, pairwise. */
+  readonly added: Summary;
+  /** Medians of the phases (ms from the start): TCP, CONNECT answered, TLS done, response read. */
+  readonly phases: { readonly fresh: Record<string, number>; readonly warm: Record<string, number> };
+}
+
+/**
+ * 2. A new connection and one request, to a never-seen name and to a warm name, alternately.
+ * /close makes the upstream close after each answer, so the proxy cannot reuse a pooled upstream
+ * connection for the warm name either: the pairwise difference is what a new name costs.
+ */
+async function newHost(cfg: ClientConfig, route: Route, names: readonly string[], expectAuth: string, what: string): Promise<NewHostResult> {
+  const one = async (name: string) => {
+    const t0 = performance.now();
+    const { conn, timing } = await connect(route, name);
+    try {
+      const r = await conn.request({ path: "/close", host: name, headers: PLACEHOLDER });
+      checkSmall(r, expectAuth, `${what} (${name})`);
+    } finally {
+      conn.close();
+    }
+    return { total: performance.now() - t0, ...timing };
+  };
+  await one(cfg.warmName);
+  await one(cfg.warmName);
+  const fresh: Awaited<ReturnType<typeof one>>[] = [];
+  const warm: Awaited<ReturnType<typeof one>>[] = [];
+  for (const name of names) {
+    fresh.push(await one(name));
+    warm.push(await one(cfg.warmName));
+  }
+  const phases = (list: typeof fresh) => ({
+    tcp: summarize(list.map((x) => x.tcp)).median,
+    tunnel: summarize(list.map((x) => x.tunnel)).median,
+    tls: summarize(list.map((x) => x.tls)).median,
+    total: summarize(list.map((x) => x.total)).median,
+  });
+  const result = {
+    fresh: summarize(fresh.map((x) => x.total)),
+    warm: summarize(warm.map((x) => x.total)),
+    added: summarize(fresh.map((x, i) => x.total - warm[i]!.total)),
+    phases: { fresh: phases(fresh), warm: phases(warm) },
+  };
+  log(`  ${what}: fresh median ${result.fresh.median.toFixed(2)} ms, warm ${result.warm.median.toFixed(2)} ms, added ${result.added.median.toFixed(2)} ms (${names.length} names)`);
+  return result;
+}
+
+/** The upstream's clock minus ours, from the /clock sample with the smallest round trip. */
+async function clockOffset(cfg: ClientConfig, route: Route): Promise<{ offset: number; rtt: number }> {
+  const { conn } = await connect(route, cfg.apiName);
+  let best = { offset: 0, rtt: Infinity };
+  try {
+    for (let i = 0; i < 40; i++) {
+      const t0 = wallMs();
+      const r = await conn.request({ path: "/clock", host: cfg.apiName });
+      const t1 = wallMs();
+      if (t1 - t0 < best.rtt) best = { offset: Number(r.body.toString()) - (t0 + t1) / 2, rtt: t1 - t0 };
+    }
+  } finally {
+    conn.close();
+  }
+  return best;
+}
+
+export interface SseResult {
+  readonly lag: Summary;
+  readonly events: number;
+}
+
+/** 3. Server-sent events: how late each event arrives after the upstream wrote it. */
+async function sseLag(cfg: ClientConfig, route: Route, offset: number, what: string): Promise<SseResult> {
+  const { conn } = await connect(route, cfg.apiName);
+  const lags: number[] = [];
+  let text = "";
+  try {
+    const r = await conn.request({
+      path: `/sse?n=${cfg.sizes.sseEvents}&interval=${cfg.sizes.sseIntervalMs}`,
+      host: cfg.apiName,
+      headers: PLACEHOLDER,
+      timeoutMs: 60_000,
+      onBody: (piece, arrivedAt) => {
+        text += piece.toString("utf8");
+        let end: number;
+        while ((end = text.indexOf("\n\n")) !== -1) {
+          const event = text.slice(0, end);
+          text = text.slice(end + 2);
+          const sent = /^data: (.+)$/m.exec(event)?.[1];
+          if (sent !== undefined) lags.push(arrivedAt - (Number(sent) - offset));
+        }
+      },
+    });
+    if (r.status !== 200) throw new Error(`${what}: status ${r.status}`);
+  } finally {
+    conn.close();
+  }
+  if (lags.length !== cfg.sizes.sseEvents) throw new Error(`${what}: ${lags.length} of ${cfg.sizes.sseEvents} events arrived`);
+  const result = { lag: summarize(lags), events: lags.length };
+  log(`  ${what}: lag median ${result.lag.median.toFixed(3)} ms, p99 ${result.lag.p99.toFixed(3)} ms, max ${result.lag.max.toFixed(3)} ms`);
+  return result;
+}
+
+export interface TransferResult {
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly mibPerSecond: number;
+  /** Of the proxy process (agent-vault or mitmproxy), when there is one. */
+  readonly rss?: { readonly startMiB: number; readonly peakMiB: number };
+  readonly proxyCpuSeconds?: number;
+  /** How long the sending side took to hand over every byte (upstream for a download, client for an upload). */
+  readonly senderSeconds: number;
+  /** Set when the transfer failed (a stall, a wrong status, lost bytes); the other numbers are partial. */
+  readonly error?: string;
+}
+
+const CHUNK = Buffer.alloc(64 * 1024, "0123456789abcdefghijklmnopqrstuvwxyz");
+
+/** 4. One large body down or up, generated on the fly on the sending side. */
+async function transfer(
+  cfg: ClientConfig,
+  route: Route,
+  direction: "download" | "upload",
+  size: number,
+  proxyPid: number | null,
+  what: string,
+  slowMiBps = 0,
+): Promise<TransferResult> {
+  const sampler = proxyPid === null ? null : rssSampler(proxyPid);
+  const cpu0 = proxyPid === null ? 0 : cpuSeconds(proxyPid);
+  const t0 = performance.now();
+  let bytes = 0;
+  let senderSeconds = 0;
+  let error: string | undefined;
+  let conn: Conn | null = null;
+  try {
+    conn = (await connect(route, cfg.apiName)).conn;
+    if (direction === "download") {
+      const r = await conn.request({
+        path: `/download?bytes=${size}`,
+        host: cfg.apiName,
+        headers: PLACEHOLDER,
+        timeoutMs: 30_000,
+        onBody: (piece) => (bytes += piece.length),
+        ...(slowMiBps > 0 ? { readRateMiBps: slowMiBps } : {}),
+      });
+      if (r.status !== 200) throw new Error(`status ${r.status}`);
+      senderSeconds = (await upstreamStats(cfg)).lastDownloadWriteMs / 1000;
+    } else {
+      const path = slowMiBps > 0 ? `/upload?rate=${slowMiBps}` : "/upload";
+      const r = await conn.request({ method: "POST", path, host: cfg.apiName, headers: PLACEHOLDER, upload: { size, chunk: CHUNK }, timeoutMs: 30_000 });
+      if (r.status !== 200) throw new Error(`status ${r.status}: ${r.body.toString().slice(0, 200)}`);
+      bytes = (JSON.parse(r.body.toString()) as { bytes: number }).bytes;
+      senderSeconds = ((r.uploadDoneAt ?? performance.now()) - t0) / 1000;
+    }
+    if (bytes !== size) throw new Error(`${bytes} of ${size} bytes arrived`);
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    conn?.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const rss = sampler?.stop();
+  const result: TransferResult = {
+    bytes,
+    seconds,
+    mibPerSecond: error ? Number.NaN : size / 1024 / 1024 / seconds,
+    senderSeconds,
+    ...(rss ? { rss: { startMiB: rss.start, peakMiB: rss.peak } } : {}),
+    ...(proxyPid !== null ? { proxyCpuSeconds: cpuSeconds(proxyPid) - cpu0 } : {}),
+    ...(error ? { error } : {}),
+  };
+  const memory = rss ? `, proxy RSS ${rss.start.toFixed(0)} → peak ${rss.peak.toFixed(0)} MiB` : "";
+  if (error) log(`  ${what}: FAILED after ${seconds.toFixed(1)} s: ${error}${memory}`);
+  else log(`  ${what}: ${result.mibPerSecond.toFixed(0)} MiB/s (${seconds.toFixed(2)} s; the sender was done after ${senderSeconds.toFixed(2)} s)${memory}`);
+  return result;
+}
+
+export interface ConcurrencyResult {
+  readonly tunnels: number;
+  readonly opened: number;
+  readonly seconds: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly errorSamples: string[];
+  readonly latency: Summary | null;
+  readonly connectMs: Summary | null;
+  readonly fdsBefore: FdSnapshot;
+  readonly fdsDuring: FdSnapshot;
+  readonly fdsAfter: FdSnapshot;
+  readonly settleSeconds: number;
+  readonly rssPeakMiB: number;
+}
+
+/** 5. Many tunnels held open at once, each with a small request every period. */
+async function concurrency(cfg: ClientConfig, route: Route, proxyPort: number): Promise<ConcurrencyResult> {
+  const { tunnels, seconds, periodMs } = cfg.concurrency;
+  const pid = cfg.serverPid;
+  const fdsBefore = fdSnapshot(pid, proxyPort, cfg.upstreamPort);
+  const sampler = rssSampler(pid, 200);
+  const errors: string[] = [];
+  const latencies: number[] = [];
+  const connectTimes: number[] = [];
+  const fail = (text: string) => errors.push(text);
+  const t0 = performance.now();
+  const opened = await Promise.all(
+    Array.from({ length: tunnels }, async (_, i): Promise<Conn | null> => {
+      const c0 = performance.now();
+      try {
+        const { conn } = await connect(route, cfg.apiName, 30_000);
+        connectTimes.push(performance.now() - c0);
+        return conn;
+      } catch (error) {
+        fail(`tunnel ${i}: ${(error as Error).message}`);
+        return null;
+      }
+    }),
+  );
+  const deadline = performance.now() + seconds * 1000;
+  let requests = 0;
+  let fdsDuring = fdSnapshot(pid, proxyPort, cfg.upstreamPort);
+  const probe = setTimeout(() => (fdsDuring = fdSnapshot(pid, proxyPort, cfg.upstreamPort)), (seconds * 1000) / 2);
+  await Promise.all(
+    opened.map(async (conn, i) => {
+      if (!conn) return;
+      await sleep(Math.random() * periodMs);
+      while (performance.now() < deadline) {
+        const s = performance.now();
+        try {
+          const r = await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER, timeoutMs: 15_000 });
+          requests++;
+          checkSmall(r, "real", `tunnel ${i}`);
+          latencies.push(performance.now() - s);
+        } catch (error) {
+          fail(`tunnel ${i}: ${(error as Error).message}`);
+          if (conn.closed) return;
+        }
+        await sleep(Math.max(0, periodMs * (0.8 + Math.random() * 0.4) - (performance.now() - s)));
+      }
+    }),
+  );
+  clearTimeout(probe);
+  for (const conn of opened) conn?.close();
+  const elapsed = (performance.now() - t0) / 1000;
+  const rss = sampler.stop();
+  // Settle: client-side sockets go as soon as the tunnels close; pooled upstream connections
+  // when the upstream closes them (after 5 idle seconds). Wait up to 12 s for both.
+  const s0 = performance.now();
+  let fdsAfter = fdSnapshot(pid, proxyPort, cfg.upstreamPort);
+  while (performance.now() - s0 < 12_000 && (fdsAfter.total > fdsBefore.total || fdsAfter.clientSide > 0 || fdsAfter.upstreamSide > fdsBefore.upstreamSide)) {
+    await sleep(250);
+    fdsAfter = fdSnapshot(pid, proxyPort, cfg.upstreamPort);
+  }
+  const result: ConcurrencyResult = {
+    tunnels,
+    opened: opened.filter(Boolean).length,
+    seconds: elapsed,
+    requests,
+    errors: errors.length,
+    errorSamples: [...new Set(errors.map((e) => e.replace(/^tunnel \d+: /, "")))].slice(0, 5),
+    latency: latencies.length > 0 ? summarize(latencies) : null,
+    connectMs: connectTimes.length > 0 ? summarize(connectTimes) : null,
+    fdsBefore,
+    fdsDuring,
+    fdsAfter,
+    settleSeconds: (performance.now() - s0) / 1000,
+    rssPeakMiB: rss.peak,
+  };
+  log(
+    `  ${tunnels} tunnels × ${seconds} s: ${requests} requests, ${errors.length} errors, p99 ${result.latency?.p99.toFixed(2) ?? "-"} ms; ` +
+      `proxy fds ${fdsBefore.total} → ${fdsDuring.total} → ${fdsAfter.total} (client-side ${fdsAfter.clientSide}, upstream ${fdsAfter.upstreamSide}, CLOSE_WAIT ${fdsAfter.closeWait})`,
+  );
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.env.BENCH_PROXY_CONFIG ?? "null") as ClientConfig | null;
+  if (!cfg) throw new Error("BENCH_PROXY_CONFIG is not set: run scripts/bench-proxy.ts, not this file");
+  const proxyUrl = new URL(process.env.HTTPS_PROXY ?? "");
+  const bundle = process.env.SSL_CERT_FILE;
+  if (!proxyUrl.port || !bundle) throw new Error("HTTPS_PROXY or SSL_CERT_FILE is missing: this must run under `agent-vault run`");
+  if (Number(proxyUrl.port) !== cfg.mitmPort) throw new Error(`agent-vault run handed out proxy port ${proxyUrl.port}, not the server's ${cfg.mitmPort}`);
+
+  const direct: Route = { kind: "direct", host: "127.0.0.1", port: cfg.upstreamPort, context: tls.createSecureContext({ ca: readFileSync(cfg.upstreamCa) }) };
+  const token = `${decodeURIComponent(proxyUrl.username)}:${decodeURIComponent(proxyUrl.password)}`;
+  const proxied: Route = {
+    kind: "proxy",
+    proxyHost: proxyUrl.hostname,
+    proxyPort: Number(proxyUrl.port),
+    authorization: `Basic ${Buffer.from(token).toString("base64")}`,
+    context: tls.createSecureContext({ ca: readFileSync(bundle) }),
+  };
+  const mitm: Route | null = cfg.mitm
+    ? { kind: "proxy", proxyHost: "127.0.0.1", proxyPort: cfg.mitm.port, target: () => `127.0.0.1:${cfg.upstreamPort}`, context: tls.createSecureContext({ ca: readFileSync(cfg.mitm.caFile) }) }
+    : null;
+
+  const want = (n: number) => cfg.only === null || cfg.only.includes(n);
+  // A workload that fails is reported as failed and the others still run.
+  const attempt = async <T>(fn: () => Promise<T>): Promise<T | { error: string }> => {
+    try {
+      return await fn();
+    } catch (error) {
+      log(`  FAILED: ${(error as Error).message}`);
+      return { error: (error as Error).message };
+    }
+  };
+  const result: Record<string, unknown> = { serverRssAtStartMiB: rssMiB(cfg.serverPid) };
+  if (want(1)) {
+    log("1. keep-alive requests on one connection");
+    result.keepAlive = await attempt(async () => ({ direct: await keepAlive(cfg, direct, "placeholder", "direct"), proxied: await keepAlive(cfg, proxied, "real", "agent-vault") }));
+  }
+  if (want(2)) {
+    log("2. first request to a never-seen host name");
+    result.newHost = await attempt(async () => ({
+      direct: await newHost(cfg, direct, cfg.freshNames.direct, "placeholder", "direct"),
+      proxied: await newHost(cfg, proxied, cfg.freshNames.proxied, "real", "agent-vault"),
+    }));
+  }
+  if (want(3)) {
+    log("3. server-sent events relay lag");
+    result.sse = await attempt(async () => {
+      const clock = await clockOffset(cfg, direct);
+      log(`  clock offset to the upstream ${clock.offset.toFixed(3)} ms (round trip ${clock.rtt.toFixed(3)} ms)`);
+      return { clock, direct: await sseLag(cfg, direct, clock.offset, "direct"), proxied: await sseLag(cfg, proxied, clock.offset, "agent-vault") };
+    });
+  }
+  if (want(4)) {
+    const size = cfg.sizes.transfer;
+    log(`4. ${size / 1024 / 1024} MiB download and upload`);
+    result.transfer = {
+      size,
+      download: { direct: await transfer(cfg, direct, "download", size, null, "direct download"), proxied: await transfer(cfg, proxied, "download", size, cfg.serverPid, "agent-vault download") },
+      upload: { direct: await transfer(cfg, direct, "upload", size, null, "direct upload"), proxied: await transfer(cfg, proxied, "upload", size, cfg.serverPid, "agent-vault upload") },
+      // The same through a slow reader on the far side: what the proxy buffers when it must wait.
+      slow: {
+        size: cfg.sizes.slowTransfer,
+        rateMiBps: cfg.sizes.slowRateMiBps,
+        download: await transfer(cfg, proxied, "download", cfg.sizes.slowTransfer, cfg.serverPid, "agent-vault download to a slow agent", cfg.sizes.slowRateMiBps),
+        upload: await transfer(cfg, proxied, "upload", cfg.sizes.slowTransfer, cfg.serverPid, "agent-vault upload to a slow upstream", cfg.sizes.slowRateMiBps),
+      },
+    };
+  }
+  if (want(5)) {
+    log(`5. ${cfg.concurrency.tunnels} concurrent tunnels for ${cfg.concurrency.seconds} s`);
+    result.concurrency = await attempt(() => concurrency(cfg, proxied, Number(proxyUrl.port)));
+  }
+  result.serverRssAtEndMiB = rssMiB(cfg.serverPid);
+
+  if (mitm && cfg.mitm && want(6)) {
+    log("6. mitmproxy");
+    const mitmSize = cfg.sizes.mitmTransfer;
+    const mitmPid = cfg.mitm.pid;
+    result.mitm = await attempt(async () => ({
+      keepAlive: await keepAlive(cfg, mitm, "real", "mitmproxy"),
+      newHost: await newHost(cfg, mitm, cfg.freshNames.mitm, "real", "mitmproxy"),
+      transfer: {
+        size: mitmSize,
+        download: { direct: await transfer(cfg, direct, "download", mitmSize, null, "direct download"), mitm: await transfer(cfg, mitm, "download", mitmSize, mitmPid, "mitmproxy download") },
+        upload: { direct: await transfer(cfg, direct, "upload", mitmSize, null, "direct upload"), mitm: await transfer(cfg, mitm, "upload", mitmSize, mitmPid, "mitmproxy upload") },
+      },
+    }));
+  }
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`);
+}
+
+// If the orchestrator is killed, `agent-vault run` may go with it and leave us orphaned: stop too.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(1);
+}, 500).unref();
+
+try {
+  await main();
+  process.exit(0);
+} catch (error) {
+  process.stderr.write(`bench client: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}
