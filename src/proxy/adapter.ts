@@ -120,6 +120,7 @@ export class ProxyAdapter {
 
   private async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.deps.log.flush();
     for (const sockets of this.bySession.values()) for (const s of sockets) s.destroy();
     this.pool.destroy();
     await new Promise<void>((resolve) => this.listener.close(() => resolve()));

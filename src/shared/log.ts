@@ -35,15 +35,28 @@ export class RequestLog {
     }
   }
 
+  private pending: string[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Queues a line; lines are written in batches every few milliseconds, off the request path. */
   write(entry: RequestLogEntry): void {
-    const line = `${JSON.stringify({ ...entry, path: entry.path.split("?")[0] })}\n`;
+    this.pending.push(`${JSON.stringify({ ...entry, path: entry.path.split("?")[0] })}\n`);
+    this.flushTimer ??= setTimeout(() => this.flush(), 20);
+  }
+
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join("");
+    this.pending = [];
     try {
-      if (this.size + line.length > this.maxBytes) {
+      if (this.size + text.length > this.maxBytes && this.size > 0) {
         renameSync(this.path, `${this.path}.1`);
         this.size = 0;
       }
-      appendFileSync(this.path, line, { mode: 0o600 });
-      this.size += line.length;
+      appendFileSync(this.path, text, { mode: 0o600 });
+      this.size += text.length;
     } catch {
       // The log must never take the proxy down: a full disk loses log lines, not requests.
     }
