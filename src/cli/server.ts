@@ -164,6 +164,9 @@ export function registerTui(program: Command): void {
     .option("--no-bell", "no terminal bell or desktop notification when a proposal arrives")
     .action(async (options: CommonOptions & { bell: boolean }) => {
       if (!process.stdin.isTTY || !process.stdout.isTTY) throw new AgentVaultError("usage", "the TUI needs a terminal", { hint: "use the `vault proposal` and `vault credential` commands in scripts" });
+      // Ink draws nothing until exit when it believes it runs in CI; this is a real terminal.
+      delete process.env.CI;
+      delete process.env.CONTINUOUS_INTEGRATION;
       const { runTui } = await import("../tui/main.tsx");
       await runTui({ vault: options.vault, bell: options.bell });
     });

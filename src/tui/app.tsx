@@ -12,7 +12,7 @@ import { revokeSession } from "../vault/sessions.ts";
 import { ListView, type ListRow } from "./components/ListView.tsx";
 import { MaskedInput } from "./components/MaskedInput.tsx";
 import { TabBar, TABS } from "./components/TabBar.tsx";
-import { activityRows, credentialRows, HEADERS, proposalDetail, proposalRows, serviceRows, sessionRows, sortedProposals } from "./screens/rows.ts";
+import { activityRows, credentialRows, headers, proposalDetail, proposalRows, serviceRows, sessionRows, sortedProposals } from "./screens/rows.ts";
 import { type LogTail } from "./stores/log-tail.ts";
 import { type VaultView } from "./stores/vault-view.ts";
 
@@ -31,6 +31,10 @@ type Mode =
   | { kind: "confirm-delete"; key: string }
   | { kind: "confirm-revoke"; id: string }
   | { kind: "switch"; index: number };
+
+function isTypingMode(mode: Mode): boolean {
+  return ["filter", "approve", "reject", "new-key", "set-value"].includes(mode.kind);
+}
 
 const HELP: Record<number, string[]> = {
   0: ["a  approve: a hidden input for each value, enter to go on, y to confirm", "r  reject with a reason", "enter  details"],
@@ -62,7 +66,9 @@ export function App({ view, log, color, bell }: AppProps) {
   const snapshot = useSyncExternalStore(view.subscribe, view.getSnapshot);
   const entries = useSyncExternalStore(log.subscribe, log.getSnapshot);
   const [tab, setTab] = useState(0);
-  const [selected, setSelected] = useState([0, 0, 0, 0, 0]);
+  // Selection is by row key (a proposal id, a credential key), so a row arriving above the
+  // highlighted one does not move what `a` or `d` acts on.
+  const [selected, setSelected] = useState<(string | null)[]>([null, null, null, null, null]);
   const [filter, setFilter] = useState(["", "", "", "", ""]);
   const [mode, setMode] = useState<Mode>({ kind: "normal" });
   const [status, setStatus] = useState<{ text: string; isError: boolean } | null>(null);
@@ -101,23 +107,25 @@ export function App({ view, log, color, bell }: AppProps) {
   }, [revealed]);
 
   const proposals = useMemo(() => sortedProposals(vault), [vault]);
+  const activityEntries = tab === 3 ? entries : null;
   const allRows: ListRow[] = useMemo(() => {
     switch (tab) {
       case 0:
         return proposalRows(proposals);
       case 1:
-        return credentialRows(vault, revealed);
+        return credentialRows(vault, revealed, size.columns);
       case 2:
         return serviceRows(vault);
       case 3:
-        return activityRows(entries);
+        return activityRows(activityEntries ?? [], size.columns);
       default:
         return sessionRows(vault);
     }
-  }, [tab, proposals, vault, revealed, entries]);
+  }, [tab, proposals, vault, revealed, activityEntries, size.columns]);
   const needle = filter[tab]!.toLowerCase();
   const rows = needle ? allRows.filter((r) => r.text.toLowerCase().includes(needle)) : allRows;
-  const index = Math.min(selected[tab]!, Math.max(0, rows.length - 1));
+  const found = rows.findIndex((r) => r.key === selected[tab]);
+  const index = found === -1 ? 0 : found;
   const current = rows[index];
   const pendingCount = proposals.filter((p) => statusOf(p) === "pending").length;
 
@@ -131,127 +139,176 @@ export function App({ view, log, color, bell }: AppProps) {
       (error: Error) => say(error.message, true),
     );
   };
-  const move = (delta: number) => setSelected((s) => s.map((v, i) => (i === tab ? Math.max(0, Math.min(rows.length - 1, v + delta)) : v)));
+  const move = (delta: number) => {
+    const next = rows[Math.max(0, Math.min(rows.length - 1, index + delta))];
+    setSelected((s) => s.map((v, i) => (i === tab ? (next?.key ?? null) : v)));
+  };
   const selectedProposal = () => (tab === 0 && current ? proposals.find((p) => String(p.id) === current.key) : undefined);
 
-  useInput(
-    (input, key) => {
-      if (input === "q" || (key.ctrl && input === "c")) return exit();
-      if (key.tab) return setTab((t) => (t + (key.shift ? TABS.length - 1 : 1)) % TABS.length);
-      if (/^[1-5]$/.test(input)) return setTab(Number(input) - 1);
-      if (key.downArrow || input === "j") return move(1);
-      if (key.upArrow || input === "k") return move(-1);
-      if (key.pageDown) return move(10);
-      if (key.pageUp) return move(-10);
-      if (input === "?") return setMode({ kind: "help" });
-      if (input === "/") return setMode({ kind: "filter" });
-      if (input === "V") return setMode({ kind: "switch", index: Math.max(0, snapshot.body.vaults.findIndex((v) => v.name === vault.name)) });
-      if (key.escape) {
-        setFilter((f) => f.map((v, i) => (i === tab ? "" : v)));
-        return setStatus(null);
-      }
-      if (key.return && tab === 0 && current) return setMode({ kind: "detail" });
-      if (tab === 0) {
-        const p = selectedProposal();
-        if (!p) return;
-        if (input === "a" || input === "r") {
-          if (statusOf(p) !== "pending") return say(`proposal #${p.id} is ${statusOf(p)}`, true);
-          if (input === "r") return setMode({ kind: "reject", id: p.id });
-          const keys = slotsNeedingValues(p);
-          return setMode(keys.length > 0 ? { kind: "approve", id: p.id, keys, index: 0, values: {} } : { kind: "approve-confirm", id: p.id, values: {} });
-        }
-      }
-      if (tab === 1) {
-        if (input === "n") return setMode({ kind: "new-key" });
-        if (!current) return;
-        if (input === "e") return setMode({ kind: "set-value", key: current.key, isNew: false });
-        if (input === "d") return setMode({ kind: "confirm-delete", key: current.key });
-        if (input === "v") {
-          try {
-            return setRevealed({ key: current.key, value: getCredentialValue(view.store, vault, current.key) });
-          } catch (error) {
-            return say((error as Error).message, true);
-          }
-        }
-      }
-      if (tab === 2 && input === " " && current) {
-        const service = vault.services.find((s) => s.name === current.key);
-        if (service) run(`${service.enabled ? "disabled" : "enabled"} service ${service.name}`, () => setServiceEnabled(view.store, vault.name, service.name, !service.enabled));
-      }
-      if (tab === 4 && input === "x" && current) return setMode({ kind: "confirm-revoke", id: current.key });
-    },
-    { isActive: mode.kind === "normal" },
-  );
+  // One handler for every mode but typing: it reads the mode and tab from refs, which change the
+  // moment a key is handled, so keys that arrive before the next frame (type-ahead, a paste right
+  // after `a`) act on the state the previous key left, never on a stale render.
+  const modeRef = useRef<Mode>(mode);
+  const tabRef = useRef(tab);
+  const typeahead = useRef("");
+  modeRef.current = mode;
+  tabRef.current = tab;
+  const changeMode = (next: Mode) => {
+    modeRef.current = next;
+    setMode(next);
+  };
+  const changeTab = (next: number) => {
+    tabRef.current = next;
+    setTab(next);
+  };
+  const takeTypeahead = () => {
+    const text = typeahead.current;
+    typeahead.current = "";
+    return text;
+  };
+  const currentRowOf = (t: number): ListRow | undefined => {
+    if (t === tab) return current;
+    const list = t === 0 ? proposalRows(proposals) : t === 1 ? credentialRows(vault, null) : t === 2 ? serviceRows(vault) : t === 3 ? activityRows(entries) : sessionRows(vault);
+    return list.find((r) => r.key === selected[t]) ?? list[0];
+  };
 
-  // Modal keys: help and detail close on any key; confirmations take y; the switcher moves.
   useInput(
     (input, key) => {
-      if (mode.kind === "help" || mode.kind === "detail") return setMode({ kind: "normal" });
-      if (mode.kind === "switch") {
-        const count = snapshot.body.vaults.length;
-        if (key.escape) return setMode({ kind: "normal" });
-        if (key.downArrow || input === "j") return setMode({ ...mode, index: Math.min(count - 1, mode.index + 1) });
-        if (key.upArrow || input === "k") return setMode({ ...mode, index: Math.max(0, mode.index - 1) });
-        if (key.return) {
-          view.switchTo(snapshot.body.vaults[mode.index]!.name);
-          setSelected([0, 0, 0, 0, 0]);
-          return setMode({ kind: "normal" });
+      const m = modeRef.current;
+      if (isTypingMode(m)) {
+        typeahead.current += key.return ? "\r" : input;
+        return;
+      }
+      if (m.kind !== "normal") return handleModal(m, input, key);
+      // Several keys can arrive as one chunk ("2d"): take them one at a time.
+      if (input.length > 1 && !key.ctrl && !key.meta && /^[\x20-\x7e]+$/.test(input)) {
+        for (const char of input) {
+          if (isTypingMode(modeRef.current)) typeahead.current += char;
+          else if (modeRef.current.kind !== "normal") handleModal(modeRef.current, char, {} as typeof key);
+          else handleNormal(char, {} as typeof key);
         }
         return;
       }
-      const yes = input === "y" || input === "Y";
-      if (mode.kind === "approve-confirm") {
-        setMode({ kind: "normal" });
-        if (!yes) return say(`proposal #${mode.id} was not applied`);
-        return run(`applied proposal #${mode.id}`, () => approveProposal(view.store, vault.name, mode.id, mode.values, reviewer()));
-      }
-      if (mode.kind === "confirm-delete") {
-        setMode({ kind: "normal" });
-        if (!yes) return say(`${mode.key} was not deleted`);
-        return run(`deleted ${mode.key}`, () => deleteCredentials(view.store, vault.name, [mode.key]));
-      }
-      if (mode.kind === "confirm-revoke") {
-        setMode({ kind: "normal" });
-        if (!yes) return say(`session ${mode.id} was not revoked`);
-        return run(`revoked session ${mode.id}`, () => revokeSession(view.store, vault.name, mode.id));
-      }
+      handleNormal(input, key);
     },
-    { isActive: ["help", "detail", "switch", "approve-confirm", "confirm-delete", "confirm-revoke"].includes(mode.kind) },
+    { isActive: !isTypingMode(mode) },
   );
 
+  function handleNormal(input: string, key: { ctrl?: boolean; tab?: boolean; shift?: boolean; downArrow?: boolean; upArrow?: boolean; pageDown?: boolean; pageUp?: boolean; escape?: boolean; return?: boolean }): void {
+    const t = tabRef.current;
+    const row = currentRowOf(t);
+    if (input === "q" || (key.ctrl && input === "c")) return exit();
+    if (key.tab) return changeTab((t + (key.shift ? TABS.length - 1 : 1)) % TABS.length);
+    if (/^[1-5]$/.test(input)) return changeTab(Number(input) - 1);
+    if (key.downArrow || input === "j") return move(1);
+    if (key.upArrow || input === "k") return move(-1);
+    if (key.pageDown) return move(10);
+    if (key.pageUp) return move(-10);
+    if (input === "?") return changeMode({ kind: "help" });
+    if (input === "/") return changeMode({ kind: "filter" });
+    if (input === "V") return changeMode({ kind: "switch", index: Math.max(0, snapshot.body.vaults.findIndex((v) => v.name === vault.name)) });
+    if (key.escape) {
+      setFilter((f) => f.map((v, i) => (i === t ? "" : v)));
+      return setStatus(null);
+    }
+    if (key.return && t === 0 && row) return changeMode({ kind: "detail" });
+    if (t === 0) {
+      const p = row ? proposals.find((x) => String(x.id) === row.key) : undefined;
+      if (!p) return;
+      if (input === "a" || input === "r") {
+        if (statusOf(p) !== "pending") return say(`proposal #${p.id} is ${statusOf(p)}`, true);
+        if (input === "r") return changeMode({ kind: "reject", id: p.id });
+        const keys = slotsNeedingValues(p);
+        return changeMode(keys.length > 0 ? { kind: "approve", id: p.id, keys, index: 0, values: {} } : { kind: "approve-confirm", id: p.id, values: {} });
+      }
+    }
+    if (t === 1) {
+      if (input === "n") return changeMode({ kind: "new-key" });
+      if (!row) return;
+      if (input === "e") return changeMode({ kind: "set-value", key: row.key, isNew: false });
+      if (input === "d") return changeMode({ kind: "confirm-delete", key: row.key });
+      if (input === "v") {
+        try {
+          return setRevealed({ key: row.key, value: getCredentialValue(view.store, vault, row.key) });
+        } catch (error) {
+          return say((error as Error).message, true);
+        }
+      }
+    }
+    if (t === 2 && input === " " && row) {
+      const service = vault.services.find((s) => s.name === row.key);
+      if (service) run(`${service.enabled ? "disabled" : "enabled"} service ${service.name}`, () => setServiceEnabled(view.store, vault.name, service.name, !service.enabled));
+    }
+    if (t === 4 && input === "x" && row) return changeMode({ kind: "confirm-revoke", id: row.key });
+  }
+
+  // Modal keys: help and detail close on any key; confirmations take y; the switcher moves.
+  function handleModal(m: Mode, input: string, key: { escape?: boolean; downArrow?: boolean; upArrow?: boolean; return?: boolean }): void {
+    if (m.kind === "help" || m.kind === "detail") return changeMode({ kind: "normal" });
+    if (m.kind === "switch") {
+      const count = snapshot.body.vaults.length;
+      if (key.escape) return changeMode({ kind: "normal" });
+      if (key.downArrow || input === "j") return changeMode({ ...m, index: Math.min(count - 1, m.index + 1) });
+      if (key.upArrow || input === "k") return changeMode({ ...m, index: Math.max(0, m.index - 1) });
+      if (key.return) {
+        view.switchTo(snapshot.body.vaults[m.index]!.name);
+        setSelected([null, null, null, null, null]);
+        return changeMode({ kind: "normal" });
+      }
+      return;
+    }
+    const yes = input === "y" || input === "Y";
+    if (m.kind === "approve-confirm") {
+      changeMode({ kind: "normal" });
+      if (!yes) return say(`proposal #${m.id} was not applied`);
+      return run(`applied proposal #${m.id}`, () => approveProposal(view.store, vault.name, m.id, m.values, reviewer()));
+    }
+    if (m.kind === "confirm-delete") {
+      changeMode({ kind: "normal" });
+      if (!yes) return say(`${m.key} was not deleted`);
+      return run(`deleted ${m.key}`, () => deleteCredentials(view.store, vault.name, [m.key]));
+    }
+    if (m.kind === "confirm-revoke") {
+      changeMode({ kind: "normal" });
+      if (!yes) return say(`session ${m.id} was not revoked`);
+      return run(`revoked session ${m.id}`, () => revokeSession(view.store, vault.name, m.id));
+    }
+  }
+
   const cancel = (text: string) => {
-    setMode({ kind: "normal" });
+    changeMode({ kind: "normal" });
     say(text);
   };
   const width = size.columns;
   const listHeight = Math.max(3, size.rows - 6);
-  const proposal = selectedProposal();
+  // While approving or rejecting, the pane stays on that proposal whatever arrives meanwhile.
+  const proposal = "id" in mode && typeof mode.id === "number" ? proposals.find((p) => p.id === mode.id) : selectedProposal();
 
   let bottom: React.ReactNode = null;
   if (mode.kind === "filter") {
-    bottom = <MaskedInput key="filter" label="/" mask={false} isActive onCancel={() => cancel("filter cleared")} onSubmit={(value) => {
+    bottom = <MaskedInput key="filter" label="/" mask={false} isActive takeInitial={takeTypeahead} onCancel={() => cancel("filter cleared")} onSubmit={(value) => {
       setFilter((f) => f.map((v, i) => (i === tab ? value : v)));
-      setMode({ kind: "normal" });
+      changeMode({ kind: "normal" });
     }} />;
   } else if (mode.kind === "approve") {
     const key = mode.keys[mode.index]!;
-    bottom = <MaskedInput key={`approve-${key}`} label={`Value for ${key} (hidden, enter to go on, esc cancels):`} mask isActive onCancel={() => cancel(`proposal #${mode.id} was not applied`)} onSubmit={(value) => {
+    bottom = <MaskedInput key={`approve-${key}`} label={`Value for ${key} (hidden, enter to go on, esc cancels):`} mask isActive takeInitial={takeTypeahead} onCancel={() => cancel(`proposal #${mode.id} was not applied`)} onSubmit={(value) => {
       if (!value) return say(`${key} needs a value`, true);
       const values = { ...mode.values, [key]: value };
-      setMode(mode.index + 1 < mode.keys.length ? { ...mode, index: mode.index + 1, values } : { kind: "approve-confirm", id: mode.id, values });
+      changeMode(mode.index + 1 < mode.keys.length ? { ...mode, index: mode.index + 1, values } : { kind: "approve-confirm", id: mode.id, values });
     }} />;
   } else if (mode.kind === "approve-confirm") {
     bottom = <Text color={color ? "yellow" : undefined}>Apply proposal #{mode.id}? y to confirm, any other key cancels</Text>;
   } else if (mode.kind === "reject") {
-    bottom = <MaskedInput key="reject" label={`Reason for rejecting #${mode.id} (enter):`} mask={false} isActive onCancel={() => cancel("not rejected")} onSubmit={(reason) => {
-      setMode({ kind: "normal" });
+    bottom = <MaskedInput key="reject" label={`Reason for rejecting #${mode.id} (enter):`} mask={false} isActive takeInitial={takeTypeahead} onCancel={() => cancel("not rejected")} onSubmit={(reason) => {
+      changeMode({ kind: "normal" });
       run(`rejected proposal #${mode.id}`, () => rejectProposal(view.store, vault.name, mode.id, reason, reviewer()));
     }} />;
   } else if (mode.kind === "new-key") {
-    bottom = <MaskedInput key="new-key" label="New credential key (UPPER_SNAKE_CASE):" mask={false} isActive onCancel={() => cancel("cancelled")} onSubmit={(k) => setMode({ kind: "set-value", key: k.trim(), isNew: true })} />;
+    bottom = <MaskedInput key="new-key" label="New credential key (UPPER_SNAKE_CASE):" mask={false} isActive takeInitial={takeTypeahead} onCancel={() => cancel("cancelled")} onSubmit={(k) => changeMode({ kind: "set-value", key: k.trim(), isNew: true })} />;
   } else if (mode.kind === "set-value") {
-    bottom = <MaskedInput key={`value-${mode.key}`} label={`Value for ${mode.key} (hidden):`} mask isActive onCancel={() => cancel("cancelled")} onSubmit={(value) => {
-      setMode({ kind: "normal" });
+    bottom = <MaskedInput key={`value-${mode.key}`} label={`Value for ${mode.key} (hidden):`} mask isActive takeInitial={takeTypeahead} onCancel={() => cancel("cancelled")} onSubmit={(value) => {
+      changeMode({ kind: "normal" });
       run(`${mode.isNew ? "stored" : "updated"} ${mode.key}`, () => setCredentials(view.store, vault.name, [{ key: mode.key, value }]));
     }} />;
   } else if (mode.kind === "confirm-delete") {
@@ -289,9 +346,10 @@ export function App({ view, log, color, bell }: AppProps) {
       </Box>
     );
   } else {
-    body = <ListView header={HEADERS[tab]!} rows={color ? rows : rows.map((r) => ({ ...r, color: undefined }))} selected={index} height={listHeight} width={width} empty={tab === 0 ? "no proposals: agents file them with POST $AGENT_VAULT_ADDR/v1/proposals" : "nothing here yet"} />;
+    body = <ListView header={headers(width)[tab]!} rows={color ? rows : rows.map((r) => ({ ...r, color: undefined }))} selected={index} height={listHeight} width={width} empty={tab === 0 ? "no proposals: agents file them with POST $AGENT_VAULT_ADDR/v1/proposals" : "nothing here yet"} />;
   }
 
+  const isTyping = ["filter", "approve", "reject", "new-key", "set-value"].includes(mode.kind);
   return (
     <Box flexDirection="column" width={width}>
       <TabBar active={tab} vault={vault.name} pending={pendingCount} color={color} />
@@ -299,6 +357,8 @@ export function App({ view, log, color, bell }: AppProps) {
       <Box flexDirection="column" marginTop={1} height={listHeight + 2}>
         {body}
       </Box>
+      {isTyping && status?.isError ? <Text color={color ? "red" : undefined}>error: {status.text}</Text> : null}
+      {revealed && tab === 1 && mode.kind === "normal" ? <Text color={color ? "yellow" : undefined}>{revealed.key} = {revealed.value}   (hidden again in {REVEAL_MS / 1000}s)</Text> : null}
       {bottom}
     </Box>
   );

@@ -34,7 +34,7 @@ function Unlock({ onUnlocked }: { readonly onUnlocked: (store: VaultStore) => vo
           setAttempt((a) => a + 1);
         });
       }} />}
-      {error ? <Text color="red">{error}</Text> : null}
+      {error ? <Text color={process.env.NO_COLOR ? undefined : "red"}>{error}</Text> : null}
     </Box>
   );
 }
@@ -65,7 +65,12 @@ export async function runTui(options: TuiOptions): Promise<void> {
   } catch (error) {
     if (error !== NEEDS_PASSWORD) throw error;
   }
+  // The alternate screen: the UI leaves nothing behind on exit, and the shell's screen returns.
+  process.stdout.write("\x1b[?1049h\x1b[H");
+  const restore = () => process.stdout.write("\x1b[?1049l");
+  process.once("exit", restore);
   const instance = render(<Root initial={store} options={options} />, { exitOnCtrlC: true });
   await instance.waitUntilExit();
+  instance.cleanup();
   process.exit(0);
 }

@@ -32,10 +32,25 @@ export function proposalRows(proposals: readonly Proposal[]): ListRow[] {
   });
 }
 
-export function credentialRows(vault: VaultRecord, revealed: { key: string; value: string } | null): ListRow[] {
+/**
+ * Column widths that fit the terminal: fixed columns keep their width, the flexible ones (weights
+ * > 0 in `flex`) share what is left, so every column stays visible at 80 columns.
+ */
+export function fit(width: number, fixed: readonly number[], flex: readonly number[]): number[] {
+  const used = fixed.reduce((a, b) => a + b, 0);
+  const spare = Math.max(0, width - used - 1);
+  const total = flex.reduce((a, b) => a + b, 0) || 1;
+  return fixed.map((w, i) => (flex[i]! > 0 ? Math.max(6, Math.floor((spare * flex[i]!) / total)) : w));
+}
+
+const CREDENTIAL_COLUMNS = { fixed: [0, 7, 13, 0, 10, 9, 9], flex: [1, 0, 0, 1, 0, 0, 0] };
+const ACTIVITY_COLUMNS = { fixed: [9, 5, 7, 0, 0, 10, 16, 8], flex: [0, 0, 0, 1, 1, 0, 0, 0] };
+
+export function credentialRows(vault: VaultRecord, revealed: { key: string; value: string } | null, width = 120): ListRow[] {
+  const widths = fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex);
   return listCredentials(vault).map((c) => ({
     key: c.key,
-    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at), ago(c.expires_at)], [28, 8, 18, 28, 16, 10, 0]),
+    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at), ago(c.expires_at)], widths),
     color: c.type === "oauth" && c.metadata.oauth_status !== "connected" ? "yellow" : undefined,
   }));
 }
@@ -48,13 +63,14 @@ export function serviceRows(vault: VaultRecord): ListRow[] {
   }));
 }
 
-export function activityRows(entries: readonly RequestLogEntry[]): ListRow[] {
+export function activityRows(entries: readonly RequestLogEntry[], width = 120): ListRow[] {
+  const widths = fit(width, ACTIVITY_COLUMNS.fixed, ACTIVITY_COLUMNS.flex);
   const rows: ListRow[] = [];
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i]!;
     rows.push({
       key: `${i}`,
-      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.error ?? "", `${e.latency_ms}ms`], [10, 5, 8, 26, 24, 12, 22, 0]),
+      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.error ?? "", `${e.latency_ms}ms`], widths),
       color: e.status >= 500 ? "red" : e.status >= 400 ? "yellow" : e.status >= 200 && e.status < 400 ? "green" : undefined,
     });
   }
@@ -67,13 +83,15 @@ export function sessionRows(vault: VaultRecord): ListRow[] {
     .map((s) => ({ key: s.id, text: columns([s.id, s.label || "-", s.services?.join(",") ?? "all", ago(s.created_at), ago(s.expires_at)], [16, 16, 20, 10, 0]) }));
 }
 
-export const HEADERS = [
-  columns(["#", "STATUS", "FILED", "ASKS FOR", "MESSAGE"], [6, 10, 10, 40, 0]),
-  columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], [28, 8, 18, 28, 16, 10, 0]),
-  columns(["", "NAME", "HOST", "AUTH", "CREDENTIALS"], [3, 18, 32, 12, 0]),
-  columns(["TIME", "CODE", "METHOD", "HOST", "PATH", "SERVICE", "ERROR", "LATENCY"], [10, 5, 8, 26, 24, 12, 22, 0]),
-  columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES"], [16, 16, 20, 10, 0]),
-];
+export function headers(width: number): string[] {
+  return [
+    columns(["#", "STATUS", "FILED", "ASKS FOR", "MESSAGE"], [6, 10, 10, 40, 0]),
+    columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex)),
+    columns(["", "NAME", "HOST", "AUTH", "CREDENTIALS"], [3, 18, 32, 12, 0]),
+    columns(["TIME", "CODE", "METHOD", "HOST", "PATH", "SERVICE", "ERROR", "LATENCY"], fit(width, ACTIVITY_COLUMNS.fixed, ACTIVITY_COLUMNS.flex)),
+    columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES"], [16, 16, 20, 10, 0]),
+  ];
+}
 
 /** The detail pane of a proposal: the agent's message, services, slots with obtain links. */
 export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: string) => string | null): string[] {

@@ -1,0 +1,993 @@
+// Component tests of the TUI (issue 5; DESIGN "TUI keys"): the real <App> over real stores (a
+// VaultView and a LogTail on a temporary, unlocked vault), rendered by ink-testing-library. Every
+// frame Ink writes is kept (`frames`), so "the secret never reached the screen" is checked against
+// all of them, not only the last one. Keys are written to the fake stdin as a terminal would send
+// them. The compiled binary in a real terminal is covered by test/e2e/tui.test.ts.
+import { afterEach, describe, expect, test } from "bun:test";
+import { appendFileSync } from "node:fs";
+import { render } from "ink-testing-library";
+import { type RequestLogEntry } from "../../src/shared/log.ts";
+import { App } from "../../src/tui/app.tsx";
+import { LogTail } from "../../src/tui/stores/log-tail.ts";
+import { VaultView } from "../../src/tui/stores/vault-view.ts";
+import { getCredentialValue, setCredentials } from "../../src/vault/credentials.ts";
+import { approveProposal, fileProposal, parseProposalInput, rejectProposal } from "../../src/vault/proposals.ts";
+import { parseServiceInput, setServices } from "../../src/vault/services.ts";
+import { createSession, revokeSession } from "../../src/vault/sessions.ts";
+import { VaultStore } from "../../src/vault/vault.ts";
+import { createVault, findVault } from "../../src/vault/vaults.ts";
+import { PASSWORD, tempVault, type TempVault } from "../support/vault.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Keys as a terminal sends them
+
+const KEY = {
+  tab: "\t",
+  shiftTab: "\x1b[Z",
+  enter: "\r",
+  escape: "\x1b",
+  down: "\x1b[B",
+  up: "\x1b[A",
+  backspace: "\x7f",
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Fixture: a vault with credentials, services, sessions, proposals and a request log
+
+const OPENAI_VALUE = "sk-openai-COMPONENT-6f1d2c9a8b7e";
+const STRIPE_VALUE = "sk_live_STRIPE-COMPONENT-0a9b8c7d";
+const ZED_VALUE = "zed-3c4d5e6f"; // short enough for the VALUE cell (see the reveal tests)
+const AGENT_VALUE = "agent-GENERATED-secret-41c2d3e4f5";
+
+interface Seeded extends TempVault {
+  /** Proposal ids: needs = a slot the reviewer fills; old = rejected; agent = agent-supplied value. */
+  readonly ids: { needs: number; old: number; agent: number };
+  readonly sessionId: string;
+  readonly revokedId: string;
+}
+
+let fixtures: TempVault[] = [];
+let mounted: Mounted[] = [];
+afterEach(() => {
+  for (const m of mounted) m.close();
+  for (const f of fixtures) f.cleanup();
+  mounted = [];
+  fixtures = [];
+});
+
+async function bare(): Promise<TempVault> {
+  const f = await tempVault();
+  fixtures.push(f);
+  return f;
+}
+
+function logEntry(i: number, overrides: Partial<RequestLogEntry> = {}): RequestLogEntry {
+  return {
+    time: new Date(Date.UTC(2025, 0, 1, 12, 0, i % 60)).toISOString(),
+    session: "s_abc",
+    vault: "default",
+    method: "GET",
+    host: "api.openai.com",
+    path: `/v1/models/${i}`,
+    service: "openai",
+    status: 200,
+    latency_ms: 12,
+    error: null,
+    via: "tunnel",
+    ...overrides,
+  };
+}
+
+async function seeded(): Promise<Seeded> {
+  const f = await bare();
+  const s = f.store;
+  await setCredentials(s, "default", [
+    { key: "OPENAI_KEY", value: OPENAI_VALUE },
+    { key: "STRIPE_KEY", value: STRIPE_VALUE },
+    { key: "ZED_TOKEN", value: ZED_VALUE },
+  ]);
+  await setCredentials(s, "default", [{ key: "OPENAI_KEY", value: OPENAI_VALUE }], { description: "OpenAI project key" });
+  await setServices(
+    s,
+    "default",
+    [
+      parseServiceInput({ name: "openai", host: "api.openai.com", auth: { type: "bearer", token: "OPENAI_KEY" } }),
+      parseServiceInput({ name: "stripe", host: "api.stripe.com", auth: { type: "bearer", token: "STRIPE_KEY" } }),
+    ],
+    true,
+  );
+  const { session } = await createSession(s, "default", { label: "agent-one" });
+  const revoked = await createSession(s, "default", { label: "gone-agent" });
+  await revokeSession(s, "default", revoked.session.id);
+  const needs = await fileProposal(
+    s,
+    "default",
+    parseProposalInput({
+      services: [{ action: "set", name: "newsvc", host: "newsvc.example.com", auth: { type: "bearer", token: "NEWSVC_TOKEN" } }],
+      credentials: [{ action: "set", key: "NEWSVC_TOKEN", description: "NewSvc API key", obtain: "https://newsvc.example.com/keys", obtain_instructions: "Settings > API > Create key" }],
+      message: "Need NewSvc to list widgets",
+    }),
+    session.id,
+  );
+  const old = await fileProposal(s, "default", parseProposalInput({ credentials: [{ action: "set", key: "OLD_KEY" }], message: "an old ask" }), session.id);
+  await rejectProposal(s, "default", old.id, "not now", "test");
+  const agent = await fileProposal(
+    s,
+    "default",
+    parseProposalInput({ credentials: [{ action: "set", key: "AGENT_KEY", value: AGENT_VALUE, description: "generated by the agent" }], message: "I generated a webhook secret" }),
+    session.id,
+  );
+  appendFileSync(f.paths.requestLog, [logEntry(1), logEntry(2, { status: 502, host: "api.stripe.com", service: "stripe", error: "upstream_error", path: "/v1/charges" }), logEntry(3, { status: 404, path: "/missing" })].map((e) => `${JSON.stringify(e)}\n`).join(""));
+  return Object.assign(f, { ids: { needs: needs.id, old: old.id, agent: agent.id }, sessionId: session.id, revokedId: revoked.session.id });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounting and waiting
+
+interface Mounted {
+  readonly view: VaultView;
+  readonly log: LogTail;
+  readonly frames: string[];
+  readonly stdout: { write(s: string): void; emit(event: string): boolean };
+  frame(): string;
+  /** Writes one chunk without waiting for anything. */
+  stdinWrite(chunk: string): void;
+  press(...keys: string[]): Promise<void>;
+  /** Resolves with the frame once `probe` holds for the latest frame; fails after `ms`. */
+  until(probe: string | RegExp | ((frame: string) => boolean), ms?: number): Promise<string>;
+  close(): void;
+}
+
+/** The last frame Ink drew (the bell is written to stdout on its own and is not a frame). */
+function lastDrawn(frames: readonly string[]): string {
+  for (let i = frames.length - 1; i >= 0; i--) if (frames[i] !== "\x07") return frames[i]!;
+  return "";
+}
+
+function matches(frame: string, probe: string | RegExp | ((frame: string) => boolean)): boolean {
+  if (typeof probe === "string") return frame.includes(probe);
+  if (probe instanceof RegExp) return probe.test(frame);
+  return probe(frame);
+}
+
+function mount(f: TempVault, options: { bell?: boolean; live?: boolean; vault?: string } = {}): Mounted {
+  const view = new VaultView(f.store, options.vault ?? "default");
+  const log = new LogTail(f.paths.requestLog);
+  if (options.live) {
+    view.start();
+    log.start();
+  }
+  const r = render(<App view={view} log={log} color={false} bell={options.bell ?? false} />);
+  const m: Mounted = {
+    view,
+    log,
+    frames: r.frames,
+    stdout: r.stdout,
+    frame: () => lastDrawn(r.frames),
+    stdinWrite: (k: string) => void r.stdin.write(k),
+    press: async (...keys) => {
+      for (const k of keys) {
+        // Ink draws a key's frame 5-30 ms after the key, and the App's key handlers are closures
+        // re-subscribed only after that frame: a key arriving earlier is handled with the previous
+        // state (see "type-ahead" below). So each key waits for its frame (or 100 ms when it draws
+        // nothing), as a human typist would.
+        const before = r.frames.length;
+        r.stdin.write(k);
+        const deadline = Date.now() + 100;
+        while (r.frames.length === before && Date.now() < deadline) await Bun.sleep(1);
+        await Bun.sleep(5);
+      }
+    },
+    until: async (probe, ms = 1000) => {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const frame = lastDrawn(r.frames);
+        if (matches(frame, probe)) return frame;
+        if (Date.now() > deadline) throw new Error(`no frame matched ${String(probe)} within ${ms} ms; last frame:\n${frame}`);
+        await Bun.sleep(5);
+      }
+    },
+    close: () => {
+      view.stop();
+      log.stop();
+      r.unmount();
+      r.cleanup();
+    },
+  };
+  mounted.push(m);
+  return m;
+}
+
+/** Every 8-character window of the secret: a partial leak counts too. */
+function leaked(frames: readonly string[], secret: string): string | null {
+  const all = frames.join("\n");
+  for (let i = 0; i + 8 <= secret.length; i++) {
+    const piece = secret.slice(i, i + 8);
+    if (all.includes(piece)) return piece;
+  }
+  return null;
+}
+
+/** The non-empty lines of a frame, trimmed on the right. */
+function lines(frame: string): string[] {
+  return frame
+    .split("\n")
+    .map((l) => l.trimEnd())
+    .filter((l) => l !== "");
+}
+
+const vaultOf = (f: TempVault, name = "default") => findVault(f.store.read(), name);
+
+// ---------------------------------------------------------------------------------------------
+
+describe("frames of each screen", () => {
+  test("Proposals: pending first and newest on top, the pending count in the tab bar, the key hint", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    const frame = await m.until("Proposals (2)");
+    expect(frame).toContain("vault: default");
+    for (const tab of ["1 Proposals (2)", "2 Credentials", "3 Services", "4 Activity", "5 Sessions"]) expect(frame).toContain(tab);
+    const rows = lines(frame).filter((l) => /^#\d/.test(l));
+    expect(rows.map((l) => l.split(/\s+/).slice(0, 2).join(" "))).toEqual([`#${f.ids.agent} pending`, `#${f.ids.needs} pending`, `#${f.ids.old} rejected`]);
+    expect(rows[1]).toContain("newsvc (newsvc.example.com), NEWSVC_TOK");
+    expect(rows[1]).toContain("Need NewSvc to list widgets");
+    expect(frame).toMatch(/#\s+STATUS\s+FILED\s+ASKS FOR\s+MESSAGE/);
+    expect(frame).toContain("a approve");
+    expect(frame).toContain("r reject");
+    expect(leaked(m.frames, AGENT_VALUE)).toBeNull();
+  });
+
+  test("Proposals, empty: tells how agents file one", async () => {
+    const f = await bare();
+    const m = mount(f);
+    const frame = await m.until("no proposals");
+    expect(frame).toContain("POST $AGENT_VAULT_ADDR/v1/proposals");
+    expect(frame).not.toContain("Proposals (");
+  });
+
+  test("Proposal detail (enter): message, service host and auth type, slot description, obtain link and instructions; any key closes", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", KEY.enter);
+    const frame = await m.until(`Proposal #${f.ids.needs}`);
+    expect(frame).toContain("Agent: Need NewSvc to list widgets");
+    expect(frame).toContain("+ service newsvc: newsvc.example.com (bearer)");
+    expect(frame).toContain("sends NEWSVC_TOKEN");
+    expect(frame).toContain("NEWSVC_TOKEN — NewSvc API key [you supply the value]");
+    expect(frame).toContain("get it at: https://newsvc.example.com/keys");
+    expect(frame).toContain("how: Settings > API > Create key");
+    await m.press("x");
+    await m.until((fr) => !fr.includes(`Proposal #${f.ids.needs} ·`) && fr.includes("ASKS FOR"));
+  });
+
+  test("Proposal detail: an agent-supplied value is shown masked, never in full", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press(KEY.enter);
+    const frame = await m.until(`Proposal #${f.ids.agent}`);
+    expect(frame).toContain("AGENT_KEY — generated by the agent [agent supplied: agen…f5 (33 characters)]");
+    expect(leaked(m.frames, AGENT_VALUE.slice(4, -2))).toBeNull();
+  });
+
+  test("Proposal detail of a rejected proposal shows the reason", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "j", KEY.enter);
+    const frame = await m.until(`Proposal #${f.ids.old}`);
+    expect(frame).toContain("rejected");
+    expect(frame).toContain("Rejected: not now");
+  });
+
+  test("Credentials: key, type, masked value, description, services; no value on screen", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2");
+    const frame = await m.until("OPENAI_KEY");
+    expect(frame).toMatch(/KEY\s+TYPE\s+VALUE\s+DESCRIPTION\s+SERVICES/);
+    const row = lines(frame).find((l) => l.startsWith("OPENAI_KEY"))!;
+    expect(row).toMatch(/^OPENAI_KEY\s+static\s+•{8}\s+OpenAI project key\s+openai\b/);
+    const rows = lines(frame).filter((l) => /^[A-Z][A-Z0-9_]+\s+static/.test(l));
+    expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(["OPENAI_KEY", "STRIPE_KEY", "ZED_TOKEN"]);
+    expect(lines(frame).find((l) => l.startsWith("ZED_TOKEN"))).toMatch(/ZED_TOKEN\s+static\s+•{8}\s+-\s+-/);
+    expect(frame).toContain("n new · e edit · d delete · v reveal");
+    for (const v of [OPENAI_VALUE, STRIPE_VALUE, ZED_VALUE]) expect(leaked(m.frames, v)).toBeNull();
+  });
+
+  test("Services: enabled mark, name, host, auth type, credential keys", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("3");
+    const frame = await m.until("api.stripe.com");
+    expect(frame).toMatch(/NAME\s+HOST\s+AUTH\s+CREDENTIALS/);
+    expect(lines(frame).find((l) => l.includes("openai"))).toMatch(/^●\s+openai\s+api\.openai\.com\s+bearer\s+OPENAI_KEY$/);
+    expect(lines(frame).find((l) => l.includes("stripe"))).toMatch(/^●\s+stripe\s+api\.stripe\.com\s+bearer\s+STRIPE_KEY$/);
+    expect(frame).toContain("space toggle");
+  });
+
+  test("Activity: the request log, newest first, with status, method, host, path, service, error", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("4");
+    const frame = await m.until("/missing");
+    expect(frame).toMatch(/TIME\s+CODE\s+METHOD\s+HOST\s+PATH\s+SERVICE\s+ERROR/);
+    const rows = lines(frame).filter((l) => /^\d\d:\d\d:\d\d/.test(l));
+    expect(rows).toHaveLength(3);
+    expect(rows[0]).toMatch(/^12:00:03\s+404\s+GET\s+api\.openai\.com\s+\/missing/);
+    expect(rows[1]).toMatch(/^12:00:02\s+502\s+GET\s+api\.stripe\.com\s+\/v1\/charges\s+stripe\s+upstream_error/);
+    expect(rows[2]).toMatch(/^12:00:01\s+200\s+GET\s+api\.openai\.com\s+\/v1\/models\/1\s+openai/);
+  });
+
+  test("Sessions: active sessions with label and expiry; revoked ones are not listed", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("5");
+    const frame = await m.until(f.sessionId);
+    expect(frame).toMatch(/ID\s+LABEL\s+SERVICES\s+CREATED\s+EXPIRES/);
+    expect(lines(frame).find((l) => l.startsWith(f.sessionId))).toMatch(/agent-one\s+all\s+\S+ ago\s+in (24h|1d)/);
+    expect(frame).not.toContain(f.revokedId);
+    expect(frame).toContain("x revoke");
+  });
+
+  test("at 80x24 (after a resize) every line fits and the frame is at most 24 lines", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    Object.defineProperty(m.stdout, "columns", { value: 80, configurable: true });
+    Object.defineProperty(m.stdout, "rows", { value: 24, configurable: true });
+    m.stdout.emit("resize");
+    for (const tab of ["1", "2", "3", "4", "5"]) {
+      await m.press(tab);
+      await Bun.sleep(20);
+      const frame = m.frame();
+      const all = frame.split("\n");
+      expect(all.length, `screen ${tab}:\n${frame}`).toBeLessThanOrEqual(24);
+      for (const line of all) expect([...line].length, `screen ${tab}: ${JSON.stringify(line)}`).toBeLessThanOrEqual(80);
+      expect(all[0]).toContain("1 Proposals");
+    }
+  });
+});
+
+describe("columns", () => {
+  const columnsOf: Record<string, string[]> = {
+    "2": ["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"],
+    "4": ["TIME", "CODE", "METHOD", "HOST", "PATH", "SERVICE", "ERROR", "LATENCY"],
+    "5": ["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES"],
+  };
+  for (const width of [100, 80]) {
+    test(`every column the issue asks for is visible at ${width} columns (Credentials: updated, expiry; Activity: latency)`, async () => {
+      const f = await seeded();
+      const m = mount(f);
+      await m.until("Proposals (2)");
+      Object.defineProperty(m.stdout, "columns", { value: width, configurable: true });
+      Object.defineProperty(m.stdout, "rows", { value: 24, configurable: true });
+      m.stdout.emit("resize");
+      const missing: string[] = [];
+      for (const [tab, names] of Object.entries(columnsOf)) {
+        await m.press(tab);
+        await Bun.sleep(20);
+        const header = lines(m.frame())[1] ?? "";
+        for (const name of names) if (!new RegExp(`(^|\\s)${name}(\\s|$)`).test(header)) missing.push(`screen ${tab}: ${name}`);
+      }
+      expect(missing, "the fixed column widths in screens/rows.ts add up to more than the terminal").toEqual([]);
+    });
+  }
+});
+
+describe("keys: moving around", () => {
+  test("tab and shift+tab cycle the screens; 1-5 jump", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    const header = { 1: "ASKS FOR", 2: "DESCRIPTION", 3: "CREDENTIALS", 4: "ERROR", 5: "LABEL" } as const;
+    await m.until(header[1]);
+    for (const next of [2, 3, 4, 5, 1] as const) {
+      await m.press(KEY.tab);
+      await m.until(header[next]);
+    }
+    await m.press(KEY.shiftTab);
+    await m.until(header[5]);
+    await m.press(KEY.shiftTab);
+    await m.until(header[4]);
+    for (const n of [3, 1, 5, 2, 4] as const) {
+      await m.press(String(n));
+      await m.until(header[n]);
+    }
+  });
+
+  test("j/k and ↓/↑ move the selection (seen through the action they select for), clamped at the ends", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2");
+    await m.until("OPENAI_KEY");
+    const target = async (): Promise<string> => {
+      await m.press("d");
+      const frame = await m.until(/Delete (\w+)\? y to confirm/);
+      await m.press("n");
+      await m.until("was not deleted");
+      return /Delete (\w+)\?/.exec(frame)![1]!;
+    };
+    expect(await target()).toBe("OPENAI_KEY");
+    await m.press("j");
+    expect(await target()).toBe("STRIPE_KEY");
+    await m.press(KEY.down, KEY.down, "j");
+    expect(await target()).toBe("ZED_TOKEN");
+    await m.press("k");
+    expect(await target()).toBe("STRIPE_KEY");
+    await m.press(KEY.up, KEY.up, "k");
+    expect(await target()).toBe("OPENAI_KEY");
+    expect(Object.keys(vaultOf(f).credentials).sort()).toEqual(["OPENAI_KEY", "STRIPE_KEY", "ZED_TOKEN"]);
+  });
+
+  test("each screen keeps its own selection", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "j", "j", "3", "2", "d");
+    await m.until("Delete ZED_TOKEN?");
+    await m.press(KEY.escape);
+  });
+
+  test("? shows every key for the current screen; any key closes it", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    const expected: Record<string, string[]> = {
+      "1": ["Keys — Proposals", "a  approve", "r  reject", "enter  details"],
+      "2": ["Keys — Credentials", "n  new credential", "e  edit", "d  delete (y to confirm)", "v  reveal for 5 seconds"],
+      "3": ["Keys — Services", "space  enable or disable"],
+      "4": ["Keys — Activity", "/ filters"],
+      "5": ["Keys — Sessions", "x  revoke"],
+    };
+    const common = ["tab / shift+tab / 1-5", "j k  move", "/  filter", "?  this help", "q  quit", "esc  cancel"];
+    for (const [tab, keys] of Object.entries(expected)) {
+      await m.press(tab, "?");
+      const frame = await m.until(keys[0]!);
+      for (const k of [...keys, ...common]) expect(frame, `help on screen ${tab}`).toContain(k);
+      await m.press("z");
+      await m.until((fr) => !fr.includes("Keys —"));
+    }
+  });
+
+  test("/ filters the current screen; esc clears the filter", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "/");
+    await m.until(/^\/\s*$/m);
+    await m.press(..."stripe".split(""), KEY.enter);
+    let frame = await m.until("filter: stripe");
+    expect(frame).toContain("STRIPE_KEY");
+    expect(frame).not.toContain("OPENAI_KEY");
+    expect(frame).not.toContain("ZED_TOKEN");
+    // The filter is per screen.
+    await m.press("4");
+    frame = await m.until("/missing");
+    expect(frame).toContain("/v1/charges");
+    await m.press("/", ..."502", KEY.enter);
+    frame = await m.until("filter: 502");
+    expect(frame).toContain("/v1/charges");
+    expect(frame).not.toContain("/missing");
+    await m.press("2");
+    frame = await m.until("filter: stripe");
+    await m.press(KEY.escape);
+    frame = await m.until((fr) => fr.includes("OPENAI_KEY") && fr.includes("ZED_TOKEN"));
+    expect(frame).not.toContain("filter:");
+  });
+
+  test("the vault switcher (V) moves to another vault", async () => {
+    const f = await seeded();
+    await f.store.update((body) => void createVault(body, "other"));
+    await setCredentials(f.store, "other", [{ key: "OTHER_ONLY", value: "other-secret-value-1" }]);
+    const m = mount(f);
+    await m.until("vault: default");
+    await m.press("V");
+    let frame = await m.until("Switch vault");
+    expect(frame).toContain("default");
+    expect(frame).toContain("other");
+    await m.press("j", KEY.enter);
+    await m.until("vault: other");
+    await m.press("2");
+    frame = await m.until("OTHER_ONLY");
+    expect(frame).not.toContain("OPENAI_KEY");
+  });
+});
+
+describe("keys: proposals", () => {
+  test("a: a masked input per slot, enter, y → applied; the typed secret never appears in any frame", async () => {
+    const f = await seeded();
+    const two = await fileProposal(
+      f.store,
+      "default",
+      parseProposalInput({
+        services: [{ action: "set", name: "pair", host: "pair.example.com", auth: { type: "basic", username: "PAIR_USER", password: "PAIR_PASS" } }],
+        credentials: [
+          { action: "set", key: "PAIR_USER", description: "user" },
+          { action: "set", key: "PAIR_PASS", description: "password" },
+        ],
+        message: "two slots",
+      }),
+      null,
+    );
+    const user = "pair-USER-typed-9a8b7c6d";
+    const pass = "pair-PASS-pasted-1f2e3d4c5b6a";
+    const m = mount(f);
+    await m.until(`#${two.id}`);
+    await m.press("a");
+    let frame = await m.until("Value for PAIR_USER (hidden");
+    expect(frame).toContain(`Proposal #${two.id}`);
+    // Typed one key at a time: each keystroke draws a dot.
+    await m.press(...user.split(""));
+    frame = await m.until(`Value for PAIR_USER (hidden, enter to go on, esc cancels): ${"•".repeat(user.length)}`);
+    await m.press(KEY.backspace);
+    await m.until(new RegExp(`esc cancels\\): •{${user.length - 1}}(?!•)`));
+    await m.press(user.at(-1)!, KEY.enter);
+    await m.until("Value for PAIR_PASS");
+    // Pasted in one chunk.
+    await m.press(pass);
+    await m.until(`esc cancels): ${"•".repeat(pass.length)}`);
+    await m.press(KEY.enter);
+    frame = await m.until(`Apply proposal #${two.id}? y to confirm`);
+    await m.press("y");
+    frame = await m.until(`applied proposal #${two.id}`);
+    const v = vaultOf(f);
+    expect(v.proposals.find((p) => p.id === two.id)!.status).toBe("applied");
+    expect(getCredentialValue(f.store, v, "PAIR_USER")).toBe(user);
+    expect(getCredentialValue(f.store, v, "PAIR_PASS")).toBe(pass);
+    expect(v.services.find((s) => s.name === "pair")?.host).toBe("pair.example.com");
+    expect(v.proposals.find((p) => p.id === two.id)!.audit.at(-1)).toMatchObject({ action: "approved" });
+    expect(v.proposals.find((p) => p.id === two.id)!.audit.at(-1)!.by).toStartWith("tui");
+    expect(leaked(m.frames, user)).toBeNull();
+    expect(leaked(m.frames, pass)).toBeNull();
+  });
+
+  test("a: a long secret draws at most 32 dots", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until("Value for NEWSVC_TOKEN");
+    const secret = `long-${"Q".repeat(60)}-secret`;
+    await m.press(secret);
+    const frame = await m.until("•…");
+    expect(frame).toContain(`${"•".repeat(32)}…`);
+    expect(frame).not.toContain("•".repeat(33));
+    await m.press(KEY.escape);
+    await m.until(`proposal #${f.ids.needs} was not applied`);
+    expect(leaked(m.frames, secret)).toBeNull();
+  });
+
+  test("a: a value pasted together with its enter submits at the line break", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until("Value for NEWSVC_TOKEN");
+    const secret = "pasted-WITH-newline-77aa88bb";
+    await m.press(`${secret}\r`);
+    await m.until(`Apply proposal #${f.ids.needs}?`);
+    await m.press("y");
+    await m.until(`applied proposal #${f.ids.needs}`);
+    expect(getCredentialValue(f.store, vaultOf(f), "NEWSVC_TOKEN")).toBe(secret);
+    expect(leaked(m.frames, secret)).toBeNull();
+  });
+
+  test("a: an empty value is refused and asked again", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until("Value for NEWSVC_TOKEN");
+    await m.press(KEY.enter);
+    await Bun.sleep(30);
+    expect(m.frame()).toContain("Value for NEWSVC_TOKEN");
+    expect(m.frame()).not.toContain("Apply proposal");
+    await m.press(KEY.escape);
+    expect(vaultOf(f).proposals.find((p) => p.id === f.ids.needs)!.status).toBe("pending");
+  });
+
+  test("a: the refusal of an empty value is shown while the input is open", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until("Value for NEWSVC_TOKEN");
+    await m.press(KEY.enter);
+    await Bun.sleep(30);
+    // app.tsx sets the status ("NEWSVC_TOKEN needs a value"), but the bottom line shows the input
+    // instead of the status while approving, so the message is never drawn.
+    expect(m.frames.some((fr) => fr.includes("NEWSVC_TOKEN needs a value")), "the error is drawn in some frame").toBe(true);
+  });
+
+  test("a then esc cancels, and a key other than y at the confirmation cancels: nothing changes", async () => {
+    const f = await seeded();
+    const before = vaultOf(f);
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until("Value for NEWSVC_TOKEN");
+    await m.press(..."abandoned-SECRET-1", KEY.escape);
+    await m.until(`proposal #${f.ids.needs} was not applied`);
+    await m.press("a");
+    await m.until("Value for NEWSVC_TOKEN");
+    await m.press("abandoned-SECRET-2", KEY.enter);
+    await m.until(`Apply proposal #${f.ids.needs}?`);
+    await m.press("n");
+    await m.until(`proposal #${f.ids.needs} was not applied`);
+    const after = vaultOf(f);
+    expect(after.proposals.find((p) => p.id === f.ids.needs)!.status).toBe("pending");
+    expect("NEWSVC_TOKEN" in after.credentials).toBe(false);
+    expect(after.services.map((s) => s.name)).toEqual(before.services.map((s) => s.name));
+    expect(leaked(m.frames, "abandoned-SECRET-1")).toBeNull();
+    expect(leaked(m.frames, "abandoned-SECRET-2")).toBeNull();
+  });
+
+  test("a on a proposal whose value the agent supplied goes straight to the confirmation", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("a");
+    const frame = await m.until(`Apply proposal #${f.ids.agent}? y to confirm`);
+    expect(frame).toContain("agent supplied: agen…f5");
+    await m.press("y");
+    await m.until(`applied proposal #${f.ids.agent}`);
+    expect(getCredentialValue(f.store, vaultOf(f), "AGENT_KEY")).toBe(AGENT_VALUE);
+    expect(leaked(m.frames, AGENT_VALUE.slice(4, -2))).toBeNull();
+  });
+
+  test("a conflict (approved elsewhere while the TUI asks) shows an error in the status line and changes nothing", async () => {
+    const f = await seeded();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until("Value for NEWSVC_TOKEN");
+    await m.press("tui-LOSER-value-5555", KEY.enter);
+    await m.until("Apply proposal");
+    await approveProposal(other, "default", f.ids.needs, { NEWSVC_TOKEN: "cli-WINNER-value-6666" }, "cli:other");
+    await m.press("y");
+    const frame = await m.until("error:");
+    expect(frame).toContain(`proposal #${f.ids.needs} is already approved`);
+    expect(getCredentialValue(f.store, vaultOf(f), "NEWSVC_TOKEN")).toBe("cli-WINNER-value-6666");
+    expect(leaked(m.frames, "tui-LOSER-value-5555")).toBeNull();
+  });
+
+  test("r: asks for a reason, enter rejects; the reason is stored", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "r");
+    await m.until(`Reason for rejecting #${f.ids.needs} (enter):`);
+    await m.press(..."use the staging key instead");
+    await m.until("(enter): use the staging key instead");
+    await m.press(KEY.enter);
+    await m.until(`rejected proposal #${f.ids.needs}`);
+    const p = vaultOf(f).proposals.find((x) => x.id === f.ids.needs)!;
+    expect(p.status).toBe("rejected");
+    expect(p.reason).toBe("use the staging key instead");
+    expect(p.audit.at(-1)).toMatchObject({ action: "rejected", note: "use the staging key instead" });
+    const frame = await m.until("Proposals (1)");
+    expect(lines(frame).find((l) => l.startsWith(`#${f.ids.needs}`))).toMatch(/rejected/);
+  });
+
+  test("r then esc does not reject", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "r", "n", "o", KEY.escape);
+    await m.until("not rejected");
+    expect(vaultOf(f).proposals.find((x) => x.id === f.ids.needs)!.status).toBe("pending");
+  });
+
+  test("a or r on a decided proposal says so and changes nothing", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "j", "a");
+    await m.until(`error: proposal #${f.ids.old} is rejected`);
+    await m.press("r");
+    await m.until(`error: proposal #${f.ids.old} is rejected`);
+    expect(m.frame()).not.toContain("Reason for");
+  });
+
+  test("while approving, the detail pane stays on the proposal being approved when a new one arrives", async () => {
+    const f = await seeded();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f, { live: true });
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until(`Proposal #${f.ids.needs}`);
+    const late = await fileProposal(other, "default", parseProposalInput({ credentials: [{ action: "set", key: "LATE_KEY" }], message: "arrived while you were typing" }), null);
+    await m.until("Proposals (3)");
+    await Bun.sleep(50);
+    // The input still asks for #needs's slot; the pane above it must describe the same proposal.
+    expect(m.frame()).toContain("Value for NEWSVC_TOKEN");
+    expect(m.frame(), `a new proposal (#${late.id}) shifted the rows; the pane follows the row index`).toContain(`Proposal #${f.ids.needs}`);
+  });
+
+  test("the highlighted proposal stays highlighted when a new one arrives (a acts on what the reviewer chose)", async () => {
+    const f = await seeded();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f, { live: true });
+    await m.until("Proposals (2)");
+    await m.press("j"); // #needs, the second row
+    await fileProposal(other, "default", parseProposalInput({ credentials: [{ action: "set", key: "LATE_KEY" }], message: "arrived while you were reading" }), null);
+    await m.until("Proposals (3)");
+    await Bun.sleep(100); // let the handlers catch up with the live update's frame
+    await m.press("a");
+    // Expected: the value prompt of #needs. Actual: the selection is a row index, so it now points
+    // at the row below (#agent) and `a` offers to apply that one.
+    expect(m.frame()).toContain("Value for NEWSVC_TOKEN");
+    expect(m.frame()).not.toContain(`Apply proposal #${f.ids.agent}?`);
+    await m.press(KEY.escape);
+  });
+});
+
+describe("keys: credentials, services, sessions", () => {
+  test("n: key, then a hidden value → stored; the value never appears", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "n");
+    await m.until("New credential key (UPPER_SNAKE_CASE):");
+    await m.press(..."FRESH_KEY");
+    await m.until("(UPPER_SNAKE_CASE): FRESH_KEY");
+    await m.press(KEY.enter);
+    await m.until("Value for FRESH_KEY (hidden):");
+    const secret = "fresh-TYPED-secret-a1b2c3d4";
+    await m.press(...secret.split(""));
+    await m.until(`(hidden): ${"•".repeat(secret.length)}`);
+    await m.press(KEY.enter);
+    const frame = await m.until("stored FRESH_KEY");
+    expect(frame).toMatch(/FRESH_KEY\s+static\s+•{8}/);
+    expect(getCredentialValue(f.store, vaultOf(f), "FRESH_KEY")).toBe(secret);
+    expect(leaked(m.frames, secret)).toBeNull();
+  });
+
+  test("n with an invalid key reports the error and stores nothing", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "n", ..."bad key", KEY.enter);
+    await m.until("Value for bad key");
+    await m.press("whatever-VALUE-123", KEY.enter);
+    const frame = await m.until("error:");
+    expect(frame).toContain("invalid credential key");
+    expect(Object.keys(vaultOf(f).credentials)).toHaveLength(3);
+    expect(leaked(m.frames, "whatever-VALUE-123")).toBeNull();
+  });
+
+  test("e: edits the selected value (hidden), keeping description", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "e");
+    await m.until("Value for OPENAI_KEY (hidden):");
+    const secret = "sk-openai-ROTATED-99887766";
+    await m.press(secret, KEY.enter);
+    await m.until("updated OPENAI_KEY");
+    const v = vaultOf(f);
+    expect(getCredentialValue(f.store, v, "OPENAI_KEY")).toBe(secret);
+    expect(v.credentials.OPENAI_KEY!.description).toBe("OpenAI project key");
+    expect(leaked(m.frames, secret)).toBeNull();
+  });
+
+  test("e with an empty value reports the error and keeps the old value", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "e");
+    await m.until("Value for OPENAI_KEY (hidden):");
+    await m.press(KEY.enter);
+    await m.until("error:");
+    expect(getCredentialValue(f.store, vaultOf(f), "OPENAI_KEY")).toBe(OPENAI_VALUE);
+  });
+
+  test("d: asks, y deletes; any other key keeps it", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "j", "j", "d");
+    await m.until("Delete ZED_TOKEN? y to confirm");
+    await m.press("n");
+    await m.until("ZED_TOKEN was not deleted");
+    expect("ZED_TOKEN" in vaultOf(f).credentials).toBe(true);
+    await m.press("d");
+    await m.until("Delete ZED_TOKEN?");
+    await m.press("y");
+    const frame = await m.until("deleted ZED_TOKEN");
+    expect(lines(frame).some((l) => l.startsWith("ZED_TOKEN"))).toBe(false);
+    expect("ZED_TOKEN" in vaultOf(f).credentials).toBe(false);
+  });
+
+  test("v: reveals the value for 5 seconds, then it is gone again", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "j", "j");
+    // Shorten only the reveal timer (5,000 ms) so the test does not sleep five seconds.
+    const real = globalThis.setTimeout;
+    const delays: number[] = [];
+    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...rest: unknown[]) => {
+      if (ms === 5000) {
+        delays.push(ms);
+        return real(fn, 150, ...rest);
+      }
+      return real(fn, ms, ...rest);
+    }) as typeof setTimeout;
+    try {
+      await m.press("v");
+      const frame = await m.until(ZED_VALUE, 500);
+      expect(lines(frame).find((l) => l.startsWith("ZED_TOKEN"))).toContain(ZED_VALUE);
+      // Only the selected row is revealed.
+      expect(leaked([frame], OPENAI_VALUE)).toBeNull();
+      const revealedAt = m.frames.length;
+      await m.until((fr) => !fr.includes(ZED_VALUE), 1000);
+      expect(delays).toEqual([5000]);
+      expect(lines(m.frame()).find((l) => l.startsWith("ZED_TOKEN"))).toMatch(/•{8}/);
+      expect(m.frames.length).toBeGreaterThan(revealedAt);
+    } finally {
+      globalThis.setTimeout = real;
+    }
+  });
+
+  test("v: the reveal shows the whole value of a typical API key (40+ characters)", async () => {
+    const f = await seeded();
+    const long = "sk-proj-REVEAL-abcdefghijklmnopqrstuvwxyz0123456789";
+    await setCredentials(f.store, "default", [{ key: "AAA_LONG", value: long }]);
+    const m = mount(f);
+    await m.press("2", "v");
+    await m.until("AAA_LONG");
+    await Bun.sleep(50);
+    expect(m.frame(), "the revealed value is cut to the 18-column VALUE cell").toContain(long);
+  });
+
+  test("space enables and disables the selected service", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("3", "j", " ");
+    let frame = await m.until("disabled service stripe");
+    expect(lines(frame).find((l) => l.includes("api.stripe.com"))).toMatch(/^○\s+stripe/);
+    expect(vaultOf(f).services.find((s) => s.name === "stripe")!.enabled).toBe(false);
+    expect(vaultOf(f).services.find((s) => s.name === "openai")!.enabled).toBe(true);
+    await m.press(" ");
+    frame = await m.until("enabled service stripe");
+    expect(lines(frame).find((l) => l.includes("api.stripe.com"))).toMatch(/^●\s+stripe/);
+    expect(vaultOf(f).services.find((s) => s.name === "stripe")!.enabled).toBe(true);
+  });
+
+  test("x revokes the selected session after y; another key keeps it", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("5");
+    await m.until(f.sessionId);
+    await m.press("x");
+    await m.until(`Revoke session ${f.sessionId}? y to confirm`);
+    await m.press(KEY.escape);
+    await m.until(`session ${f.sessionId} was not revoked`);
+    expect(vaultOf(f).sessions.find((s) => s.id === f.sessionId)!.revoked_at).toBeNull();
+    await m.press("x", "y");
+    const frame = await m.until(`revoked session ${f.sessionId}`);
+    expect(vaultOf(f).sessions.find((s) => s.id === f.sessionId)!.revoked_at).not.toBeNull();
+    expect(frame).not.toContain(`${f.sessionId} `);
+    expect(frame).toContain("nothing here yet");
+  });
+});
+
+describe("live: other processes' changes appear without a key press", () => {
+  test("a credential set by another VaultStore appears within a second", async () => {
+    const f = await seeded();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f, { live: true });
+    await m.press("2");
+    await m.until("OPENAI_KEY");
+    const started = Date.now();
+    await setCredentials(other, "default", [{ key: "FROM_ELSEWHERE", value: "elsewhere-SECRET-value-1" }]);
+    await m.until("FROM_ELSEWHERE", 1000);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(leaked(m.frames, "elsewhere-SECRET-value-1")).toBeNull();
+  });
+
+  test("a proposal filed elsewhere appears within a second and rings the bell (bell on)", async () => {
+    const f = await seeded();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f, { live: true, bell: true });
+    await m.until("Proposals (2)");
+    expect(m.frames.some((fr) => fr.includes("\x07"))).toBe(false);
+    const p = await fileProposal(other, "default", parseProposalInput({ credentials: [{ action: "set", key: "LIVE_KEY" }], message: "live one" }), null);
+    const frame = await m.until("Proposals (3)", 1000);
+    expect(lines(frame).find((l) => /^#\d/.test(l))).toStartWith(`#${p.id}`);
+    await Bun.sleep(20);
+    expect(m.frames.filter((fr) => fr === "\x07")).toHaveLength(1);
+  });
+
+  test("with the bell off, a new proposal rings nothing", async () => {
+    const f = await seeded();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f, { live: true, bell: false });
+    await m.until("Proposals (2)");
+    await fileProposal(other, "default", parseProposalInput({ credentials: [{ action: "set", key: "QUIET_KEY" }] }), null);
+    await m.until("Proposals (3)", 1000);
+    await Bun.sleep(20);
+    expect(m.frames.some((fr) => fr.includes("\x07"))).toBe(false);
+  });
+
+  test("a request appended to the log appears in Activity within a second", async () => {
+    const f = await seeded();
+    const m = mount(f, { live: true });
+    await m.press("4");
+    await m.until("/missing");
+    appendFileSync(f.paths.requestLog, `${JSON.stringify(logEntry(9, { path: "/v1/live-request", status: 201 }))}\n`);
+    const frame = await m.until("/v1/live-request", 1000);
+    expect(lines(frame).filter((l) => /^\d\d:\d\d:\d\d/.test(l))[0]).toContain("/v1/live-request");
+  });
+
+  test("a session revoked elsewhere leaves the Sessions screen", async () => {
+    const f = await seeded();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f, { live: true });
+    await m.press("5");
+    await m.until(f.sessionId);
+    await revokeSession(other, "default", f.sessionId);
+    await m.until((fr) => !fr.includes(f.sessionId), 1000);
+  });
+});
+
+describe("type-ahead: keys that arrive before the previous key's frame is drawn", () => {
+  // A terminal delivers keys as fast as they are typed or pasted. Each of these writes two chunks
+  // back to back, as a fast typist, a paste right after a key, or `tmux send-keys` would.
+  test("5 then x at once opens the revoke confirmation", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    m.stdinWrite("5");
+    m.stdinWrite("x");
+    await Bun.sleep(150);
+    expect(m.frame(), "x is handled by the Proposals screen's handler, so nothing happens").toContain(`Revoke session ${f.sessionId}?`);
+  });
+
+  test("a then a pasted value at once: the value goes into the masked input", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j");
+    const secret = "typeahead-PASTE-7c7c7c";
+    m.stdinWrite("a");
+    m.stdinWrite(secret);
+    await Bun.sleep(150);
+    expect(m.frame(), "the paste went to the normal-mode handler and was dropped").toContain(`esc cancels): ${"•".repeat(secret.length)}`);
+    expect(leaked(m.frames, secret)).toBeNull();
+  });
+
+  test("e: a value typed key by key at autotype speed, then enter, is stored whole", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.press("2", "e");
+    await m.until("Value for OPENAI_KEY (hidden):");
+    const secret = "sk-AUTOTYPED-0123456789";
+    // One chunk per key, 1 ms apart, as a password manager's auto-type or a fast typist sends them.
+    for (const c of secret) {
+      m.stdinWrite(c);
+      await Bun.sleep(1);
+    }
+    m.stdinWrite(KEY.enter);
+    await Bun.sleep(300);
+    const stored = getCredentialValue(f.store, vaultOf(f), "OPENAI_KEY");
+    // MaskedInput submits the `value` of its last render, not what was typed since.
+    expect(stored, `stored ${JSON.stringify(stored)}; status: ${lines(m.frame()).at(-1)}`).toBe(secret);
+  });
+
+  test("a: a slot value typed key by key at autotype speed, then enter, is what gets approved", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", "a");
+    await m.until("Value for NEWSVC_TOKEN");
+    const secret = "nsv-AUTOTYPED-abcdef0123";
+    for (const c of secret) {
+      m.stdinWrite(c);
+      await Bun.sleep(1);
+    }
+    m.stdinWrite(KEY.enter);
+    await m.until(`Apply proposal #${f.ids.needs}?`, 1000).catch(() => "");
+    await m.press("y");
+    await Bun.sleep(200);
+    const v = vaultOf(f);
+    const stored = "NEWSVC_TOKEN" in v.credentials ? getCredentialValue(f.store, v, "NEWSVC_TOKEN") : "(not stored)";
+    expect(stored, `last line: ${lines(m.frame()).at(-1)}`).toBe(secret);
+    expect(leaked(m.frames, secret)).toBeNull();
+  });
+});
