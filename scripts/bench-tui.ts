@@ -80,7 +80,11 @@ async function child(home: string): Promise<void> {
     const log = new LogTail(paths.requestLog);
     view.start();
     log.start();
+    // ink-testing-library reports no width (so the app lays out for 80 columns); give it a
+    // 120-column terminal so full request paths fit, as in tmux below.
     const r = render(React.createElement(App, { view, log, color: true, bell: false }));
+    Object.defineProperty(r.stdout, "columns", { value: 120, configurable: true });
+    r.stdout.emit("resize");
     const t1 = r.frames.length > 0 ? performance.now() : await nextFrame(r.frames, 0);
     if (!r.lastFrame()?.includes("Proposals (20)")) throw new Error(`unexpected first frame:\n${r.lastFrame()}`);
     firstFrame.push(t1 - t0);
@@ -144,7 +148,7 @@ async function child(home: string): Promise<void> {
     r.frames.length = 0;
   }
   await Bun.sleep(500);
-  if (!r.lastFrame()?.includes(`/v1/items/${LOG_LINES + APPENDED_LINES - 1}`)) throw new Error("the Activity screen did not follow the log");
+  if (!r.lastFrame()?.includes(`/v1/items/${LOG_LINES + APPENDED_LINES - 1}`)) throw new Error(`the Activity screen did not follow the log:\n${r.lastFrame()?.split("\n").slice(0, 5).join("\n")}`);
   r.frames.length = 0;
   const memAfter = reading();
   last!.stop();

@@ -10,7 +10,7 @@ import { agentSuppliedValue, approveProposal, maskValue, rejectProposal, slotsNe
 import { setServiceEnabled } from "../vault/services.ts";
 import { revokeSession } from "../vault/sessions.ts";
 import { ListView, type ListRow } from "./components/ListView.tsx";
-import { MaskedInput } from "./components/MaskedInput.tsx";
+import { MaskedInput, wasConsumedByInput } from "./components/MaskedInput.tsx";
 import { TabBar, TABS } from "./components/TabBar.tsx";
 import { activityRows, credentialRows, headers, proposalDetail, proposalRows, serviceRows, sessionRows, sortedProposals } from "./screens/rows.ts";
 import { type LogTail } from "./stores/log-tail.ts";
@@ -161,7 +161,12 @@ export function App({ view, log, color, bell }: AppProps) {
     tabRef.current = next;
     setTab(next);
   };
+  // The mode whose input is mounted: keys for it go to the input, not to type-ahead.
+  const inputOwner = useRef<Mode | null>(null);
+  const renderedMode = mode;
+  const isCurrentInput = () => modeRef.current === renderedMode;
   const takeTypeahead = () => {
+    inputOwner.current = renderedMode;
     const text = typeahead.current;
     typeahead.current = "";
     return text;
@@ -174,9 +179,11 @@ export function App({ view, log, color, bell }: AppProps) {
 
   useInput(
     (input, key) => {
+      if (wasConsumedByInput(input)) return;
       const m = modeRef.current;
       if (isTypingMode(m)) {
-        typeahead.current += key.return ? "\r" : input;
+        // The input on screen owns these keys; until it is mounted they wait as type-ahead.
+        if (inputOwner.current !== m) typeahead.current += key.return ? "\r" : input;
         return;
       }
       if (m.kind !== "normal") return handleModal(m, input, key);
@@ -191,7 +198,7 @@ export function App({ view, log, color, bell }: AppProps) {
       }
       handleNormal(input, key);
     },
-    { isActive: !isTypingMode(mode) },
+    { isActive: true },
   );
 
   function handleNormal(input: string, key: { ctrl?: boolean; tab?: boolean; shift?: boolean; downArrow?: boolean; upArrow?: boolean; pageDown?: boolean; pageUp?: boolean; escape?: boolean; return?: boolean }): void {
@@ -286,13 +293,13 @@ export function App({ view, log, color, bell }: AppProps) {
 
   let bottom: React.ReactNode = null;
   if (mode.kind === "filter") {
-    bottom = <MaskedInput key="filter" label="/" mask={false} isActive takeInitial={takeTypeahead} onCancel={() => cancel("filter cleared")} onSubmit={(value) => {
+    bottom = <MaskedInput key="filter" label="/" mask={false} isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("filter cleared")} onSubmit={(value) => {
       setFilter((f) => f.map((v, i) => (i === tab ? value : v)));
       changeMode({ kind: "normal" });
     }} />;
   } else if (mode.kind === "approve") {
     const key = mode.keys[mode.index]!;
-    bottom = <MaskedInput key={`approve-${key}`} label={`Value for ${key} (hidden, enter to go on, esc cancels):`} mask isActive takeInitial={takeTypeahead} onCancel={() => cancel(`proposal #${mode.id} was not applied`)} onSubmit={(value) => {
+    bottom = <MaskedInput key={`approve-${key}`} label={`Value for ${key} (hidden, enter to go on, esc cancels):`} mask isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel(`proposal #${mode.id} was not applied`)} onSubmit={(value) => {
       if (!value) return say(`${key} needs a value`, true);
       const values = { ...mode.values, [key]: value };
       changeMode(mode.index + 1 < mode.keys.length ? { ...mode, index: mode.index + 1, values } : { kind: "approve-confirm", id: mode.id, values });
@@ -300,14 +307,14 @@ export function App({ view, log, color, bell }: AppProps) {
   } else if (mode.kind === "approve-confirm") {
     bottom = <Text color={color ? "yellow" : undefined}>Apply proposal #{mode.id}? y to confirm, any other key cancels</Text>;
   } else if (mode.kind === "reject") {
-    bottom = <MaskedInput key="reject" label={`Reason for rejecting #${mode.id} (enter):`} mask={false} isActive takeInitial={takeTypeahead} onCancel={() => cancel("not rejected")} onSubmit={(reason) => {
+    bottom = <MaskedInput key="reject" label={`Reason for rejecting #${mode.id} (enter):`} mask={false} isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("not rejected")} onSubmit={(reason) => {
       changeMode({ kind: "normal" });
       run(`rejected proposal #${mode.id}`, () => rejectProposal(view.store, vault.name, mode.id, reason, reviewer()));
     }} />;
   } else if (mode.kind === "new-key") {
-    bottom = <MaskedInput key="new-key" label="New credential key (UPPER_SNAKE_CASE):" mask={false} isActive takeInitial={takeTypeahead} onCancel={() => cancel("cancelled")} onSubmit={(k) => changeMode({ kind: "set-value", key: k.trim(), isNew: true })} />;
+    bottom = <MaskedInput key="new-key" label="New credential key (UPPER_SNAKE_CASE):" mask={false} isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("cancelled")} onSubmit={(k) => changeMode({ kind: "set-value", key: k.trim(), isNew: true })} />;
   } else if (mode.kind === "set-value") {
-    bottom = <MaskedInput key={`value-${mode.key}`} label={`Value for ${mode.key} (hidden):`} mask isActive takeInitial={takeTypeahead} onCancel={() => cancel("cancelled")} onSubmit={(value) => {
+    bottom = <MaskedInput key={`value-${mode.key}`} label={`Value for ${mode.key} (hidden):`} mask isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("cancelled")} onSubmit={(value) => {
       changeMode({ kind: "normal" });
       run(`${mode.isNew ? "stored" : "updated"} ${mode.key}`, () => setCredentials(view.store, vault.name, [{ key: mode.key, value }]));
     }} />;

@@ -5,6 +5,21 @@
 import { Text, useInput } from "ink";
 import { useEffect, useRef, useState } from "react";
 
+// Every useInput listener sees every key. The key an input took must not also act on the app
+// (Enter submits here, then must not answer the confirmation that submit opened).
+let consumedNow: string | null = null;
+
+export function wasConsumedByInput(input: string): boolean {
+  return consumedNow === input;
+}
+
+function consume(input: string): void {
+  consumedNow = input;
+  queueMicrotask(() => {
+    consumedNow = null;
+  });
+}
+
 export interface MaskedInputProps {
   readonly label: string;
   readonly mask: boolean;
@@ -13,10 +28,17 @@ export interface MaskedInputProps {
   readonly onCancel: () => void;
   /** Keys typed before this input was on screen (type-ahead), taken once when it mounts. */
   readonly takeInitial?: () => string;
+  /** False once the app has moved on (a submit changed the mode) before this input unmounted. */
+  readonly isCurrent?: () => boolean;
 }
 
-export function MaskedInput({ label, mask, isActive, onSubmit, onCancel, takeInitial }: MaskedInputProps) {
+export function MaskedInput({ label, mask, isActive, onSubmit, onCancel, takeInitial, isCurrent }: MaskedInputProps) {
   const value = useRef("");
+  const finished = useRef(false);
+  const submit = (text: string) => {
+    finished.current = true;
+    onSubmit(text);
+  };
   const [length, setLength] = useState(0);
   const [shownText, setShownText] = useState("");
   const update = (next: string) => {
@@ -28,21 +50,27 @@ export function MaskedInput({ label, mask, isActive, onSubmit, onCancel, takeIni
     const initial = takeInitial?.() ?? "";
     if (!initial) return;
     const lineBreak = initial.search(/[\r\n]/);
-    if (lineBreak !== -1) onSubmit(initial.slice(0, lineBreak));
+    if (lineBreak !== -1) submit(initial.slice(0, lineBreak));
     else update(initial);
     // Mount only: the type-ahead belongs to this input's first frame.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
   useInput(
     (input, key) => {
-      if (key.escape) return onCancel();
-      if (key.return) return onSubmit(value.current);
+      // Keys that arrive after Enter but before this input leaves the screen are not its own.
+      if (finished.current || (isCurrent && !isCurrent())) return;
+      consume(input);
+      if (key.escape) {
+        finished.current = true;
+        return onCancel();
+      }
+      if (key.return) return submit(value.current);
       if (key.backspace || key.delete) return update(value.current.slice(0, -1));
       if (key.ctrl && input === "u") return update("");
       if (key.ctrl || key.meta || key.tab || key.upArrow || key.downArrow || key.leftArrow || key.rightArrow) return;
       // Typed-ahead or pasted text can arrive in one chunk with its Enter: submit at the break.
       const lineBreak = input.search(/[\r\n]/);
-      if (lineBreak !== -1) return onSubmit(value.current + input.slice(0, lineBreak));
+      if (lineBreak !== -1) return submit(value.current + input.slice(0, lineBreak));
       update(value.current + input);
     },
     { isActive },
