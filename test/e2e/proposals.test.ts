@@ -18,6 +18,7 @@ import { findVault } from "../../src/vault/vaults.ts";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel, type RawResponse } from "../support/proxy-client.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { type Live, spawnLive, waitUntil } from "../support/process.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Processes
@@ -41,34 +42,6 @@ async function ok(args: readonly string[], opts: { stdin?: string; env?: Record<
   const r = await av(args, opts);
   if (r.code !== 0) throw new Error(`expected success:\n${show(args.join(" "), r)}`);
   return r;
-}
-
-interface Live {
-  readonly proc: ReturnType<typeof Bun.spawn>;
-  stdout: string;
-  stderr: string;
-}
-
-function spawnLive(args: readonly string[], env: Record<string, string>, stdin: "pipe" | "ignore"): Live {
-  const proc = Bun.spawn([...args], { env, stdin, stdout: "pipe", stderr: "pipe" });
-  const live: Live = { proc, stdout: "", stderr: "" };
-  const drain = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) live[key] += decoder.decode(chunk, { stream: true });
-  };
-  void drain(proc.stdout as ReadableStream<Uint8Array>, "stdout");
-  void drain(proc.stderr as ReadableStream<Uint8Array>, "stderr");
-  return live;
-}
-
-async function waitUntil<T>(what: string, probe: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(25);
-  }
 }
 
 interface Server {

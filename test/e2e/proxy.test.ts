@@ -27,6 +27,7 @@ import {
   wsFrame,
 } from "../support/proxy-client.ts";
 import { type ReceivedRequest, startUpstream, type Upstream } from "../support/upstream.ts";
+import { waitUntil } from "../support/process.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Secrets and the record of everything the tests saw
@@ -130,16 +131,6 @@ function spawnLive(label: string, args: readonly string[], env: Record<string, s
   void drain(proc.stdout as ReadableStream<Uint8Array>, "stdout");
   void drain(proc.stderr as ReadableStream<Uint8Array>, "stderr");
   return { proc, out };
-}
-
-async function waitUntil<T>(what: string, probe: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(25);
-  }
 }
 
 interface Server {
