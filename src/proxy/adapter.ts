@@ -168,6 +168,8 @@ export class ProxyAdapter {
   private track(sessionId: string, socket: Socket): void {
     let set = this.bySession.get(sessionId);
     if (!set) this.bySession.set(sessionId, (set = new Set()));
+    // Called for every request of a keep-alive tunnel: register the socket (and its listener) once.
+    if (set.has(socket)) return;
     set.add(socket);
     socket.once("close", () => {
       set.delete(socket);
