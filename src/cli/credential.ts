@@ -4,11 +4,19 @@ import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
 import { parseDuration } from "../shared/duration.ts";
 import { IsoTimeSchema } from "../vault/credential.schema.ts";
-import { checkCredentialKey, deleteCredentials, getCredentialValue, listCredentials, setCredentials } from "../vault/credentials.ts";
+import { oauthStatusOf } from "../vault/oauth-record.ts";
+import { checkCredentialKey, type CredentialView, deleteCredentials, getCredentialValue, listCredentials, setCredentials } from "../vault/credentials.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { formatWhen, printJson, printNote, printTable, readStdinRest } from "./io.ts";
 
 const MASK = "••••••••";
+
+/** `oauth`, with its state when it cannot be injected as it is. */
+function typeLabel(view: CredentialView): string {
+  if (view.type !== "oauth") return view.type;
+  const status = view.metadata.oauth_status;
+  return status === "connected" ? "oauth" : status === "refresh_failed" ? "oauth (refresh failed)" : "oauth (not connected)";
+}
 
 interface SetOptions extends CommonOptions {
   description?: string;
@@ -93,12 +101,16 @@ export function registerCredential(group: Command): void {
     .action(async (options: CommonOptions & { reveal?: boolean }) => {
       const { store, vault } = await openVault(options);
       const views = listCredentials(vault);
-      const valueOf = (key: string) => (options.reveal ? getCredentialValue(store, vault, key) : undefined);
+      const valueOf = (key: string) => {
+        if (!options.reveal) return undefined;
+        if (vault.credentials[key]!.type === "oauth" && oauthStatusOf(vault.credentials[key]!) === "not_connected") return "(not connected)";
+        return getCredentialValue(store, vault, key);
+      };
       if (options.json) return printJson(views.map((v) => (options.reveal ? { ...v, value: valueOf(v.key) } : v)));
       if (views.length === 0) return printNote(`vault "${vault.name}" has no credentials; add one with: agent-vault vault credential set KEY=-`);
       printTable(
         ["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"],
-        views.map((v) => [v.key, v.type, valueOf(v.key) ?? MASK, v.description, v.services.join(",") || "-", formatWhen(v.updated_at), formatWhen(v.expires_at)]),
+        views.map((v) => [v.key, typeLabel(v), valueOf(v.key) ?? MASK, v.description, v.services.join(",") || "-", formatWhen(v.updated_at), formatWhen(v.expires_at)]),
         options.reveal ? 4096 : 48,
       );
     });

@@ -5,6 +5,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
 import { reportError } from "./io.ts";
+import { registerOAuth } from "./oauth.ts";
 import { registerProposal } from "./proposal.ts";
 import { registerCa, registerRun, registerServer, registerSessionCommands, registerTui } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerServer(program);
   registerRun(program);
   registerTui(program);
+  registerOAuth(program);
   registerCa(program);
   registerCatalog(program);
   registerMasterPassword(program);

@@ -126,6 +126,11 @@ export function registerProposal(group: Command): void {
       }
       await approveProposal(store, vault.name, id, values, reviewer());
       printNote(`applied proposal #${id}: ${summary(proposal)}`);
+      for (const slot of proposal.credentials) {
+        if (slot.action !== "set" || slot.type !== "oauth") continue;
+        const how = slot.oauth?.authorization_url ? `agent-vault oauth connect ${slot.key}${slot.oauth.client_id ? "" : " --client-id ID"}` : `agent-vault oauth paste ${slot.key} --access-token-stdin --refresh-token-stdin`;
+        printNote(`next: ${slot.key} is an OAuth credential; complete it with: ${how}`);
+      }
     });
 
   withVaultOption(withPasswordOption(proposals.command("reject <id>").description("reject a proposal; the agent can read the reason")))

@@ -20,6 +20,8 @@ import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward
 import { UpstreamPool } from "./upstream.ts";
 import { resolveDial } from "./netguard.ts";
 import { type ProxyOptions, runPipeline, type StepContext } from "./pipeline.ts";
+import { injectCredential } from "./steps/inject.ts";
+import { OAuthRefresher, refreshAfterUnauthorized } from "./steps/oauth.ts";
 import { type ProxyState } from "./state.ts";
 import { authenticate, tokenFromAuthorization } from "./steps/authenticate.ts";
 
@@ -71,10 +73,12 @@ export class ProxyAdapter {
   private readonly bySession = new Map<string, Set<Socket>>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
   readonly pool: UpstreamPool;
+  private readonly refresher: OAuthRefresher;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
     this.pool = new UpstreamPool(deps.trust);
+    this.refresher = new OAuthRefresher(deps.state.store, { net: { netguard: deps.options.netguard, trust: deps.trust } });
     this.engine = new Engine();
     const engine = this.engine as unknown as Record<string, unknown>;
     // The engine's error hook logs to the console and writes a 504 with the error text; ours stays
@@ -162,7 +166,7 @@ export class ProxyAdapter {
   }
 
   private context(): StepContext {
-    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now() };
+    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher };
   }
 
   private track(sessionId: string, socket: Socket): void {
@@ -336,6 +340,8 @@ export class ProxyAdapter {
       pool: this.pool,
       maxRequestBytes: this.deps.options.maxRequestBytes,
       maxResponseBytes: this.deps.options.maxResponseBytes,
+      // An upstream 401 on an OAuth token: refresh it once and send the request again.
+      onUnauthorized: flow.oauthUsed.length > 0 ? () => refreshAfterUnauthorized(flow, this.context(), injectCredential) : undefined,
     });
     this.log(flow, result.status, result.error);
   }

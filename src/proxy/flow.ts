@@ -38,10 +38,14 @@ export interface Flow {
   answer?: EarlyAnswer;
   /** Names of the credentials injected (for the log; never values). */
   injected: string[];
+  /** OAuth credentials injected, with the record version they came from (for a forced refresh). */
+  oauthUsed: { key: string; version: string }[];
+  /** Path and headers as they were before inject, so a retry after a refresh can inject again. */
+  beforeInject?: { path: string; headers: Headers };
 }
 
 export function makeFlow(init: Pick<Flow, "via" | "host" | "port" | "method" | "path" | "headers" | "credential"> & { session?: SessionMatch }): Flow {
-  return { id: randomBytes(6).toString("hex"), startedAt: performance.now(), injected: [], ...init };
+  return { id: randomBytes(6).toString("hex"), startedAt: performance.now(), injected: [], oauthUsed: [], ...init };
 }
 
 export function answer(flow: Flow, status: number, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {

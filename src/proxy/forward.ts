@@ -72,7 +72,14 @@ export function forward(
   flow: Flow,
   req: IncomingMessage,
   res: ServerResponse,
-  options: { scheme: "https" | "http"; pool: UpstreamPool; maxRequestBytes: number; maxResponseBytes: number },
+  options: {
+    scheme: "https" | "http";
+    pool: UpstreamPool;
+    maxRequestBytes: number;
+    maxResponseBytes: number;
+    /** Called once on a 401 to an idempotent request without a body; true: send it again (flow re-injected). */
+    onUnauthorized?: (() => Promise<boolean>) | undefined;
+  },
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     let settled = false;
@@ -92,18 +99,23 @@ export function forward(
       return fail(failure(413, "request_too_large", `the request body is ${declared} bytes; the cap is ${options.maxRequestBytes}`));
     }
     const defaultPort = options.scheme === "https" ? 443 : 80;
-    const headers: http.OutgoingHttpHeaders = { ...flow.headers, host: String(flow.headers.host ?? (flow.port === defaultPort ? flow.host : `${flow.host}:${flow.port}`)) };
-    // The agent's body framing is re-done here: a declared length passes as is, anything else is chunked.
-    delete headers["transfer-encoding"];
-    delete headers.expect;
     const hasLength = req.headers["content-length"] !== undefined;
     const isChunked = !hasLength && /chunked/i.test(String(req.headers["transfer-encoding"] ?? ""));
-    if (isChunked) headers["transfer-encoding"] = "chunked";
+    const outboundHeaders = (): http.OutgoingHttpHeaders => {
+      const headers: http.OutgoingHttpHeaders = { ...flow.headers, host: String(flow.headers.host ?? (flow.port === defaultPort ? flow.host : `${flow.host}:${flow.port}`)) };
+      // The agent's body framing is re-done here: a declared length passes as is, anything else is chunked.
+      delete headers["transfer-encoding"];
+      delete headers.expect;
+      if (isChunked) headers["transfer-encoding"] = "chunked";
+      return headers;
+    };
     const endpoint: Endpoint = { scheme: options.scheme, host: flow.host, dial: flow.dial! };
     req.pause();
     // A keep-alive socket the upstream closed while idle fails at once; a request with no body
     // that got no answer is sent once more on a fresh connection.
     const isRetryable = ["GET", "HEAD", "OPTIONS"].includes(flow.method) && !isChunked && declared === 0;
+    // A 401 to one of these can be answered by refreshing an OAuth token and sending it again.
+    let mayRetryUnauthorized = options.onUnauthorized !== undefined && ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"].includes(flow.method) && !isChunked && declared === 0;
     options.pool.acquire(endpoint).then(
       ({ socket, reused }) => exchange(socket, reused),
       (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
@@ -117,6 +129,8 @@ export function forward(
       let sentBytes = 0;
       let receivedBytes = 0;
       let status = 502;
+      // The 401 being answered by a refresh: read to its end, never shown to the agent.
+      let swallow = false;
       const finishBoth = () => {
         if (!requestDone || !responseDone) return;
         cleanup();
@@ -135,6 +149,11 @@ export function forward(
         (head, framing) => {
           headSeen = true;
           status = head.status;
+          if (head.status === 401 && mayRetryUnauthorized) {
+            mayRetryUnauthorized = false;
+            swallow = true;
+            return;
+          }
           const length = framing.kind === "length" ? framing.remaining : 0;
           if (length > options.maxResponseBytes) return abort(failure(502, "upstream_error", `the response is ${length} bytes; the cap is ${options.maxResponseBytes}`));
           const out: Record<string, string | string[]> = {};
@@ -149,7 +168,7 @@ export function forward(
           res.flushHeaders();
         },
         (bytes) => {
-          if (bytes.length === 0) return;
+          if (bytes.length === 0 || swallow) return;
           receivedBytes += bytes.length;
           if (receivedBytes > options.maxResponseBytes) return abort(null);
           if (!res.write(bytes)) {
@@ -160,6 +179,20 @@ export function forward(
         (canReuse) => {
           responseDone = true;
           reusable = canReuse;
+          if (swallow) {
+            finishBoth();
+            options.onUnauthorized!().then(
+              (again) => {
+                if (!again) return fail(flow.answer ?? failure(502, "upstream_error", `${flow.host} refused the credential (401)`));
+                options.pool.acquire(endpoint).then(
+                  ({ socket: next, reused: wasReused }) => exchange(next, wasReused),
+                  (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
+                );
+              },
+              () => fail(failure(502, "upstream_error", "internal error while refreshing the credential")),
+            );
+            return;
+          }
           res.end();
           done({ status, error: null });
           finishBoth();
@@ -208,7 +241,7 @@ export function forward(
         req.off("end", onBodyEnd);
       }
 
-      socket.write(requestHead(flow.method, flow.path, headers));
+      socket.write(requestHead(flow.method, flow.path, outboundHeaders()));
       function onBody(chunk: Buffer): void {
         sentBytes += chunk.length;
         if (sentBytes > options.maxRequestBytes) {
@@ -229,6 +262,11 @@ export function forward(
         if (isChunked) socket.write("0\r\n\r\n");
         requestDone = true;
         finishBoth();
+      }
+      // A second exchange of a bodiless request (a retry) finds the agent's request already read.
+      if (req.readableEnded) {
+        requestDone = true;
+        return;
       }
       req.on("data", onBody);
       req.on("end", onBodyEnd);

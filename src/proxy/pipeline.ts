@@ -10,6 +10,7 @@ import { stripHeaders } from "./steps/headers.ts";
 import { injectCredential } from "./steps/inject.ts";
 import { matchService } from "./steps/match-service.ts";
 import { guardNetwork } from "./steps/netguard.ts";
+import { type OAuthRefresher, refreshOAuth } from "./steps/oauth.ts";
 import { applyPolicy } from "./steps/policy.ts";
 
 export interface ProxyOptions {
@@ -23,11 +24,13 @@ export interface StepContext {
   readonly store: VaultStore;
   readonly options: ProxyOptions;
   readonly now: number;
+  /** Refreshes OAuth tokens, one flight per credential, shared by every request of this proxy. */
+  readonly oauth: OAuthRefresher;
 }
 
 export type Step = (flow: Flow, ctx: StepContext) => void | Promise<void>;
 
-export const PIPELINE: readonly Step[] = [authenticate, matchService, applyPolicy, stripHeaders, injectCredential, guardNetwork];
+export const PIPELINE: readonly Step[] = [authenticate, matchService, applyPolicy, stripHeaders, refreshOAuth, injectCredential, guardNetwork];
 
 export async function runPipeline(flow: Flow, ctx: StepContext, steps: readonly Step[] = PIPELINE): Promise<void> {
   for (const step of steps) {

@@ -42,6 +42,8 @@ export const ERROR_TABLE = {
   too_many_pending_proposals: { http: 429, exit: 1, hint: "wait for the pending proposals to be reviewed" },
   proposal_not_found: { http: 404, exit: 1, hint: "list proposals with `agent-vault vault proposal list`" },
   oauth_not_connected: { http: 502, exit: 1, hint: "complete it with `agent-vault oauth connect KEY` or `agent-vault oauth paste KEY`" },
+  oauth_refresh_failed: { http: 502, exit: 1, hint: "reconnect with `agent-vault oauth connect KEY` or paste new tokens with `agent-vault oauth paste KEY`" },
+  oauth_connect_failed: { http: 502, exit: 1, hint: undefined },
   upstream_error: { http: 502, exit: 1, hint: undefined },
   upstream_tls_error: { http: 502, exit: 1, hint: "the upstream's certificate did not verify; trust an extra CA with AGENT_VAULT_UPSTREAM_CA" },
   not_found: { http: 404, exit: 1, hint: undefined },

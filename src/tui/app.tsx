@@ -5,6 +5,8 @@
 import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { userInfo } from "node:os";
+import { openBrowser } from "../oauth/connect.ts";
+import { connectOAuth, pasteOAuth, resolveConfig, shouldAskClientSecret } from "../oauth/credential.ts";
 import { deleteCredentials, getCredentialValue, setCredentials } from "../vault/credentials.ts";
 import { agentSuppliedValue, approveProposal, maskValue, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
 import { setServiceEnabled } from "../vault/services.ts";
@@ -30,15 +32,29 @@ type Mode =
   | { kind: "set-value"; key: string; isNew: boolean }
   | { kind: "confirm-delete"; key: string }
   | { kind: "confirm-revoke"; id: string }
-  | { kind: "switch"; index: number };
+  | { kind: "switch"; index: number }
+  | { kind: "oauth-client-id"; key: string }
+  | { kind: "oauth-secret"; key: string; clientId: string | undefined }
+  | { kind: "oauth-waiting"; key: string; url: string }
+  | { kind: "paste-access"; key: string }
+  | { kind: "paste-refresh"; key: string; access: string | undefined };
+
+const TYPING_MODES = ["filter", "approve", "reject", "new-key", "set-value", "oauth-client-id", "oauth-secret", "paste-access", "paste-refresh"];
 
 function isTypingMode(mode: Mode): boolean {
-  return ["filter", "approve", "reject", "new-key", "set-value"].includes(mode.kind);
+  return TYPING_MODES.includes(mode.kind);
 }
 
 const HELP: Record<number, string[]> = {
   0: ["a  approve: a hidden input for each value, enter to go on, y to confirm", "r  reject with a reason", "enter  details"],
-  1: ["n  new credential", "e  edit the selected value", "d  delete (y to confirm)", `v  reveal for ${REVEAL_MS / 1000} seconds`],
+  1: [
+    "n  new credential",
+    "e  edit the selected value",
+    "d  delete (y to confirm)",
+    `v  reveal for ${REVEAL_MS / 1000} seconds`,
+    "c  connect an OAuth credential in the browser (esc stops waiting)",
+    "p  paste OAuth tokens (a refresh token is checked at once)",
+  ],
   2: ["space  enable or disable the service"],
   3: ["the request log, live; / filters"],
   4: ["x  revoke the session (y to confirm); its tunnels close"],
@@ -75,6 +91,7 @@ export function App({ view, log, color, bell }: AppProps) {
   const [revealed, setRevealed] = useState<{ key: string; value: string } | null>(null);
   const [size, setSize] = useState({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
   const seenPending = useRef<Set<number> | null>(null);
+  const connecting = useRef<AbortController | null>(null);
   const vault = snapshot.vault;
 
   useEffect(() => {
@@ -232,6 +249,12 @@ export function App({ view, log, color, bell }: AppProps) {
     if (t === 1) {
       if (input === "n") return changeMode({ kind: "new-key" });
       if (!row) return;
+      if (input === "c" || input === "p") {
+        if (vault.credentials[row.key]?.type !== "oauth") return say(`${row.key} is a static credential; c and p are for OAuth credentials (e edits its value)`, true);
+        if (input === "p") return changeMode({ kind: "paste-access", key: row.key });
+        return connectStep(row.key, undefined, undefined);
+      }
+      if (input === "e" && vault.credentials[row.key]?.type === "oauth") return say(`${row.key} is an OAuth credential: c connects it, p pastes tokens`, true);
       if (input === "e") return changeMode({ kind: "set-value", key: row.key, isNew: false });
       if (input === "d") return changeMode({ kind: "confirm-delete", key: row.key });
       if (input === "v") {
@@ -252,6 +275,10 @@ export function App({ view, log, color, bell }: AppProps) {
   // Modal keys: help and detail close on any key; confirmations take y; the switcher moves.
   function handleModal(m: Mode, input: string, key: { escape?: boolean; downArrow?: boolean; upArrow?: boolean; return?: boolean }): void {
     if (m.kind === "help" || m.kind === "detail") return changeMode({ kind: "normal" });
+    if (m.kind === "oauth-waiting") {
+      if (key.escape) connecting.current?.abort();
+      return;
+    }
     if (m.kind === "switch") {
       const count = snapshot.body.vaults.length;
       if (key.escape) return changeMode({ kind: "normal" });
@@ -268,7 +295,14 @@ export function App({ view, log, color, bell }: AppProps) {
     if (m.kind === "approve-confirm") {
       changeMode({ kind: "normal" });
       if (!yes) return say(`proposal #${m.id} was not applied`);
-      return run(`applied proposal #${m.id}`, () => approveProposal(view.store, vault.name, m.id, m.values, reviewer()));
+      const oauthSlots = proposals.find((p) => p.id === m.id)?.credentials.filter((c) => c.action === "set" && c.type === "oauth").map((c) => c.key) ?? [];
+      if (oauthSlots.length === 0) return run(`applied proposal #${m.id}`, () => approveProposal(view.store, vault.name, m.id, m.values, reviewer()));
+      // OAuth slots are completed next, on the Credentials screen, with the first one selected.
+      return run(`applied proposal #${m.id}; ${oauthSlots.join(", ")} ${oauthSlots.length > 1 ? "are OAuth credentials" : "is an OAuth credential"}: press c to connect or p to paste tokens`, async () => {
+        await approveProposal(view.store, vault.name, m.id, m.values, reviewer());
+        setSelected((s) => s.map((v, i) => (i === 1 ? oauthSlots[0]! : v)));
+        changeTab(1);
+      });
     }
     if (m.kind === "confirm-delete") {
       changeMode({ kind: "normal" });
@@ -280,6 +314,43 @@ export function App({ view, log, color, bell }: AppProps) {
       if (!yes) return say(`session ${m.id} was not revoked`);
       return run(`revoked session ${m.id}`, () => revokeSession(view.store, vault.name, m.id));
     }
+  }
+
+  /**
+   * Connect, one question at a time: a client id if none is known, a client secret if the method
+   * or provider wants one, then the browser; the status line shows the URL while it waits.
+   */
+  function connectStep(key: string, clientId: string | undefined, secret: string | undefined): void {
+    let resolved;
+    try {
+      resolved = resolveConfig(view.store, vault.name, key, { clientId }, { needAuthorizationUrl: true, hasNewSecret: secret !== undefined });
+    } catch (error) {
+      return say((error as Error).message, true);
+    }
+    if (!resolved.config.client_id) return changeMode({ kind: "oauth-client-id", key });
+    if (secret === undefined && modeRef.current.kind !== "oauth-secret" && shouldAskClientSecret(resolved, false)) return changeMode({ kind: "oauth-secret", key, clientId });
+    const controller = new AbortController();
+    connecting.current = controller;
+    changeMode({ kind: "oauth-waiting", key, url: "" });
+    connectOAuth(view.store, vault.name, key, {
+      resolved,
+      clientSecret: secret,
+      timeoutMs: 300_000,
+      signal: controller.signal,
+      onReady: (url) => {
+        changeMode({ kind: "oauth-waiting", key, url });
+        void openBrowser(url);
+      },
+    }).then(
+      (record) => {
+        view.refresh();
+        say(`connected ${key}${record.expires_at ? `; the access token expires ${new Date(record.expires_at).toLocaleTimeString()}` : ""}`);
+      },
+      (error: Error) => say(error.message, true),
+    ).finally(() => {
+      connecting.current = null;
+      if (modeRef.current.kind === "oauth-waiting") changeMode({ kind: "normal" });
+    });
   }
 
   const cancel = (text: string) => {
@@ -318,6 +389,32 @@ export function App({ view, log, color, bell }: AppProps) {
       changeMode({ kind: "normal" });
       run(`${mode.isNew ? "stored" : "updated"} ${mode.key}`, () => setCredentials(view.store, vault.name, [{ key: mode.key, value }]));
     }} />;
+  } else if (mode.kind === "oauth-client-id") {
+    bottom = <MaskedInput key={`client-${mode.key}`} label={`Client id for ${mode.key} (enter):`} mask={false} isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("not connected")} onSubmit={(id) => {
+      if (id.trim() === "") return cancel("not connected: a client id is needed");
+      connectStep(mode.key, id.trim(), undefined);
+    }} />;
+  } else if (mode.kind === "oauth-secret") {
+    bottom = <MaskedInput key={`secret-${mode.key}`} label={`Client secret for ${mode.key} (hidden; enter for none):`} mask isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("not connected")} onSubmit={(secret) => connectStep(mode.key, mode.clientId, secret === "" ? undefined : secret)} />;
+  } else if (mode.kind === "oauth-waiting") {
+    bottom = (
+      <Box flexDirection="column">
+        <Text color={color ? "yellow" : undefined}>Waiting for the browser to authorize {mode.key} (esc stops waiting). If no browser opened, open:</Text>
+        <Text>{mode.url || "…"}</Text>
+      </Box>
+    );
+  } else if (mode.kind === "paste-access") {
+    bottom = <MaskedInput key={`paste-a-${mode.key}`} label={`Access token for ${mode.key} (hidden; enter to skip):`} mask isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("nothing pasted")} onSubmit={(access) => changeMode({ kind: "paste-refresh", key: mode.key, access: access === "" ? undefined : access })} />;
+  } else if (mode.kind === "paste-refresh") {
+    bottom = <MaskedInput key={`paste-r-${mode.key}`} label={`Refresh token for ${mode.key} (hidden; enter to skip):`} mask isActive takeInitial={takeTypeahead} isCurrent={isCurrentInput} onCancel={() => cancel("nothing pasted")} onSubmit={(refresh) => {
+      changeMode({ kind: "normal" });
+      const refreshToken = refresh === "" ? undefined : refresh;
+      say(refreshToken ? `checking the refresh token of ${mode.key}…` : `storing ${mode.key}…`);
+      run(refreshToken ? `the refresh token works; stored ${mode.key}` : `stored ${mode.key} (no refresh token: paste again when it expires)`, async () => {
+        const resolved = resolveConfig(view.store, vault.name, mode.key, {}, { needAuthorizationUrl: false, hasNewSecret: false });
+        await pasteOAuth(view.store, vault.name, mode.key, { resolved, accessToken: mode.access, refreshToken });
+      });
+    }} />;
   } else if (mode.kind === "confirm-delete") {
     bottom = <Text color={color ? "red" : undefined}>Delete {mode.key}? y to confirm</Text>;
   } else if (mode.kind === "confirm-revoke") {
@@ -325,7 +422,7 @@ export function App({ view, log, color, bell }: AppProps) {
   } else if (status) {
     bottom = <Text color={color ? (status.isError ? "red" : "green") : undefined}>{status.isError ? "error: " : ""}{status.text}</Text>;
   } else {
-    bottom = <Text dimColor>? help · q quit{tab === 0 ? " · a approve · r reject · enter details" : tab === 1 ? " · n new · e edit · d delete · v reveal" : tab === 2 ? " · space toggle" : tab === 4 ? " · x revoke" : ""}{filter[tab] ? ` · filter: ${filter[tab]}` : ""}</Text>;
+    bottom = <Text dimColor>? help · q quit{tab === 0 ? " · a approve · r reject · enter details" : tab === 1 ? " · n new · e edit · d delete · v reveal · c connect · p paste" : tab === 2 ? " · space toggle" : tab === 4 ? " · x revoke" : ""}{filter[tab] ? ` · filter: ${filter[tab]}` : ""}</Text>;
   }
 
   let body: React.ReactNode;
@@ -356,7 +453,7 @@ export function App({ view, log, color, bell }: AppProps) {
     body = <ListView header={headers(width)[tab]!} rows={color ? rows : rows.map((r) => ({ ...r, color: undefined }))} selected={index} height={listHeight} width={width} empty={tab === 0 ? "no proposals: agents file them with POST $AGENT_VAULT_ADDR/v1/proposals" : "nothing here yet"} />;
   }
 
-  const isTyping = ["filter", "approve", "reject", "new-key", "set-value"].includes(mode.kind);
+  const isTyping = isTypingMode(mode);
   return (
     <Box flexDirection="column" width={width}>
       <TabBar active={tab} vault={vault.name} pending={pendingCount} color={color} />

@@ -2,6 +2,9 @@
 // everything else is metadata that listings may show.
 import { z } from "zod";
 
+/** The `kind` in a sealed credential value's associated data (docs/vault-format.md section 6). */
+export const CREDENTIAL_KIND = "credential";
+
 export const CREDENTIAL_KEY_PATTERN = /^[A-Z][A-Z0-9_]*$/;
 
 export const CredentialKeySchema = z

@@ -1,13 +1,14 @@
 // Credentials of one vault: set (several at once, overwriting), read one value, list metadata,
 // delete. Values are sealed on the way in and opened only by getCredentialValue.
 import { AgentVaultError } from "../shared/errors.ts";
-import { type CredentialRecord, CredentialKeySchema, type CredentialType } from "./credential.schema.ts";
+import { CREDENTIAL_KIND, type CredentialRecord, CredentialKeySchema, type CredentialType } from "./credential.schema.ts";
+import { parseOAuthSecrets } from "./oauth-record.ts";
 import { credentialKeysOf } from "./service.schema.ts";
 import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
 
-export const CREDENTIAL_KIND = "credential";
+export { CREDENTIAL_KIND };
 const MAX_VALUE_BYTES = 64 * 1024;
 
 export interface CredentialView {
@@ -86,6 +87,9 @@ export async function setCredentials(
     const now = new Date().toISOString();
     for (const { key, value } of entries) {
       const existing = vault.credentials[key];
+      if (existing?.type === "oauth") {
+        throw new AgentVaultError("conflict", `${key} is an OAuth credential; its tokens come from connect or paste`, { hint: `use agent-vault oauth paste ${key}, or delete it first to store a static value` });
+      }
       const record: CredentialRecord = {
         type: meta.type ?? existing?.type ?? "static",
         description: meta.description ?? existing?.description ?? "",
@@ -103,7 +107,12 @@ export async function setCredentials(
 export function getCredentialValue(store: VaultStore, vault: VaultRecord, key: string): string {
   const record = vault.credentials[checkCredentialKey(key)];
   if (!record) throw new AgentVaultError("credential_not_found", `no credential ${key} in vault "${vault.name}"`);
-  return store.openValue(CREDENTIAL_KIND, vault.id, key, record.value);
+  const opened = store.openValue(CREDENTIAL_KIND, vault.id, key, record.value);
+  if (record.type !== "oauth") return opened;
+  // An OAuth credential's value is its access token; the refresh token never leaves the vault.
+  const token = parseOAuthSecrets(opened).access_token;
+  if (token === undefined) throw new AgentVaultError("oauth_not_connected", `${key} is an OAuth credential that is not connected yet`);
+  return token;
 }
 
 /** Removes every key in one write, or none if any is missing. Returns the services left dangling. */

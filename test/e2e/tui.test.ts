@@ -17,6 +17,8 @@ import { join } from "node:path";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel } from "../support/proxy-client.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { authorizationCode, consent } from "../support/browser.ts";
+import { authorizationUrl, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
 import { type Live, spawnLive, waitUntil } from "../support/process.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "av-tui-e2e-"));
@@ -598,4 +600,78 @@ describe("unlock inside the TUI (password-protected vault, no AGENT_VAULT_MASTER
     await pane.until("EXITED=");
     await pane.kill();
   }, 20_000);
+});
+
+describe("OAuth slots completed from the TUI (issue 6)", () => {
+  it("approve a proposal with two OAuth slots, c connects one in the browser, p pastes the other; no token on screen", async () => {
+    const O = await startOAuthServer(mkdtempSync(join(scratch, "oauth-")));
+    cleanups.push(() => O.close());
+    // The desktop's browser opener, recording the URL the TUI asked it to open.
+    const bin = mkdtempSync(join(scratch, "bin-"));
+    const opened = join(bin, "opened.txt");
+    writeFileSync(join(bin, "xdg-open"), `#!/bin/sh\nprintf '%s\\n' "$1" >> '${opened}'\n`, { mode: 0o755 });
+    const env = `AGENT_VAULT_CONNECT_TO=auth.test:${O.port}:127.0.0.1:${O.port} AGENT_VAULT_UPSTREAM_CA='${O.caFile}' PATH='${bin}':"$PATH" `;
+    const id = await file({
+      credentials: [
+        { action: "set", key: "TUI_GH", type: "oauth", description: "connect me", oauth: { authorization_url: O.authorizationEndpoint, token_url: O.tokenEndpoint, scopes: "openid read", client_id: "public-cli" } },
+        { action: "set", key: "TUI_LIN", type: "oauth", description: "paste me", oauth: { token_url: O.tokenEndpoint, client_id: "public-cli" } },
+      ],
+      message: "need two OAuth APIs",
+    });
+    // A refresh token obtained elsewhere, for the paste.
+    const { verifier, challenge } = pkcePair();
+    const redirect = "http://127.0.0.1:9/callback";
+    const code = await authorizationCode(authorizationUrl(O, { clientId: "public-cli", redirectUri: redirect, challenge, state: "s", scope: "openid read" }), { oauthPort: O.port, ca: O.ca });
+    const tokens = await tokenRequest(O, { grant_type: "authorization_code", code: code.code, redirect_uri: redirect, code_verifier: verifier, client_id: "public-cli" });
+    const refreshToken = String(tokens.json.refresh_token);
+
+    const pane = await openPane(110, 30);
+    await startTui(pane, env);
+    await pane.until(new RegExp(`^#${id}\\s+pending`, "m"), 5000);
+    const stop = pane.record();
+    await pane.keys("a");
+    await pane.until(`Apply proposal #${id}? y to confirm`);
+    await pane.keys("y");
+    let screen = await pane.until("press c to connect or p to paste tokens");
+    expect(screen).toContain("TUI_GH, TUI_LIN are OAuth credentials");
+    expect(screen).toMatch(/^TUI_GH\s+oauth\s+not connected/m);
+
+    await pane.keys("c");
+    await pane.until("Waiting for the browser to authorize TUI_GH");
+    const url = await waitUntil("the browser to be opened", () => {
+      try {
+        return readFileSync(opened, "utf8").trim() || null;
+      } catch {
+        return null;
+      }
+    }, 5000);
+    expect(new URL(url).searchParams.get("code_challenge_method")).toBe("S256");
+    const page = await consent(url, { oauthPort: O.port, ca: O.ca });
+    expect(page.callbackStatus).toBe(200);
+    screen = await pane.until("connected TUI_GH");
+    expect(screen).toMatch(/^TUI_GH\s+oauth\s+••/m);
+
+    await pane.keys("j");
+    await settle();
+    await pane.keys("p");
+    await pane.until("Access token for TUI_LIN (hidden; enter to skip):");
+    await pane.keys("Enter");
+    await pane.until("Refresh token for TUI_LIN (hidden; enter to skip):");
+    await pane.type(refreshToken);
+    await pane.until("•".repeat(Math.min(refreshToken.length, 32)));
+    await pane.keys("Enter");
+    await pane.until("the refresh token works; stored TUI_LIN", 10_000);
+    await stop();
+
+    for (const key of ["TUI_GH", "TUI_LIN"]) {
+      const status = JSON.parse((await ok(["oauth", "status", key, "--json"])).stdout) as { status: string; has_refresh_token: boolean };
+      expect(status).toMatchObject({ status: "connected", has_refresh_token: true });
+    }
+    const history = await pane.capture({ history: true });
+    expect(leaked(pane.frames, refreshToken)).toBeNull();
+    expect(leaked([history], refreshToken)).toBeNull();
+    await pane.keys("q");
+    await pane.until("EXITED=0");
+    await pane.kill();
+  }, 40_000);
 });

@@ -4,6 +4,7 @@ import { makeFlow, type Flow } from "../../src/proxy/flow.ts";
 import { netguardOptionsFromEnv } from "../../src/proxy/netguard.ts";
 import { type StepContext } from "../../src/proxy/pipeline.ts";
 import { ProxyState } from "../../src/proxy/state.ts";
+import { OAuthRefresher } from "../../src/oauth/refresh.ts";
 import { setCredentials } from "../../src/vault/credentials.ts";
 import { parseServiceInput, setServices } from "../../src/vault/services.ts";
 import { createSession } from "../../src/vault/sessions.ts";
@@ -31,6 +32,7 @@ export async function stepFixture(credentials: Record<string, string>, services:
       store: base.store,
       options: { netguard: netguardOptionsFromEnv(env), maxRequestBytes: 1024, maxResponseBytes: 1024 },
       now: Date.now(),
+      oauth: new OAuthRefresher(base.store, { backoffMs: [10, 20] }),
     }),
     flow: (init) =>
       Object.assign(

@@ -9,6 +9,7 @@ export function injectCredential(flow: Flow, ctx: StepContext): void {
   const service = flow.service;
   const vault = flow.vault;
   if (!service || !vault) return;
+  if (service.auth.type !== "passthrough") flow.beforeInject = { path: flow.path, headers: { ...flow.headers } };
   const value = (key: string): string | null => {
     if (!(key in vault.credentials)) {
       answer(flow, 502, "credential_not_found", `service "${service.name}" needs credential ${key}, which vault "${vault.name}" does not have`);
@@ -19,6 +20,7 @@ export function injectCredential(flow: Flow, ctx: StepContext): void {
       return null;
     }
     flow.injected.push(key);
+    if (vault.credentials[key]!.type === "oauth") flow.oauthUsed.push({ key, version: vault.credentials[key]!.updated_at });
     return getCredentialValue(ctx.store, vault, key);
   };
   const auth = service.auth;

@@ -1,0 +1,184 @@
+// Connecting and pasting an OAuth credential, shared by the CLI and the TUI. The configuration is
+// put together from, in order of precedence: what the user gave, what the record already holds
+// (e.g. a proposal's oauth slot), and the provider preset. Nothing is written unless the provider
+// accepted: a denied consent, a refused code or a refused refresh token leave the vault as it was.
+import { AgentVaultError } from "../shared/errors.ts";
+import { type CredentialRecord } from "../vault/credential.schema.ts";
+import { checkCredentialKey } from "../vault/credentials.ts";
+import { type OAuthConfig, oauthConfigOf, openOAuthSecrets, type OAuthSecrets, saveOAuthTokens, TOKEN_AUTH_METHODS, type TokenAuthMethod } from "../vault/oauth-record.ts";
+import { type VaultStore } from "../vault/vault.ts";
+import { findVault } from "../vault/vaults.ts";
+import { authorizeWithLoopback } from "./connect.ts";
+import { findProvider, type ProviderPreset } from "./providers.ts";
+import { checkTokenUrl, TokenEndpointError, tokenRequest } from "./token-client.ts";
+
+export interface ConfigInput {
+  readonly provider?: string | undefined;
+  readonly authorizationUrl?: string | undefined;
+  readonly tokenUrl?: string | undefined;
+  readonly clientId?: string | undefined;
+  readonly scopes?: string | undefined;
+  readonly tokenAuthMethod?: string | undefined;
+}
+
+export interface ResolvedConfig {
+  readonly config: OAuthConfig;
+  readonly preset: ProviderPreset | null;
+  /** A client secret already sealed in the record (a reconnect reuses it). */
+  readonly storedSecret: string | undefined;
+}
+
+function existingOAuth(store: VaultStore, vaultName: string, key: string): { record: CredentialRecord | undefined; secrets: OAuthSecrets } {
+  const vault = findVault(store.read(), vaultName);
+  const record = vault.credentials[key];
+  if (record && record.type !== "oauth") {
+    throw new AgentVaultError("conflict", `${key} is a static credential in vault "${vault.name}"`, { hint: `delete it first (agent-vault vault credential delete ${key}) or choose another key` });
+  }
+  return { record, secrets: record ? openOAuthSecrets(store, vault, key) : {} };
+}
+
+function checkMethod(text: string): TokenAuthMethod {
+  const method = TOKEN_AUTH_METHODS.find((m) => m === text);
+  if (!method) throw new AgentVaultError("invalid_argument", `--token-auth-method "${text.slice(0, 60)}" is not one of ${TOKEN_AUTH_METHODS.join(", ")}`);
+  return method;
+}
+
+/** The configuration for KEY; `needAuthorizationUrl` for connect, which cannot work without one. */
+export function resolveConfig(store: VaultStore, vaultName: string, key: string, input: ConfigInput, options: { needAuthorizationUrl: boolean; hasNewSecret: boolean }): ResolvedConfig {
+  checkCredentialKey(key);
+  const { record, secrets } = existingOAuth(store, vaultName, key);
+  const stored = record ? oauthConfigOf(record) : null;
+  const providerName = input.provider ?? stored?.provider;
+  const preset = providerName ? findProvider(providerName) : null;
+  const authorizationUrl = input.authorizationUrl ?? stored?.authorization_url ?? preset?.authorization_url;
+  const tokenUrl = input.tokenUrl ?? stored?.token_url ?? preset?.token_url;
+  if (!tokenUrl) {
+    throw new AgentVaultError("invalid_argument", `${key} has no token URL`, { hint: "pass --provider NAME (see `agent-vault oauth providers`) or --token-url URL" });
+  }
+  checkTokenUrl(tokenUrl);
+  if (options.needAuthorizationUrl) {
+    if (!authorizationUrl) {
+      const fromProposal = record?.metadata.proposal !== undefined;
+      throw new AgentVaultError("invalid_argument", `${key} has no authorization URL${fromProposal ? " (its proposal asked for pasted tokens)" : ""}`, {
+        hint: `pass --provider NAME or --authorization-url URL, or paste tokens with agent-vault oauth paste ${key}`,
+      });
+    }
+    checkTokenUrl(authorizationUrl, "the authorization URL");
+  }
+  const hasSecret = options.hasNewSecret || secrets.client_secret !== undefined;
+  const storedMethod = record?.metadata.oauth_token_auth_method !== undefined ? stored?.token_auth_method : undefined;
+  const method: TokenAuthMethod = input.tokenAuthMethod
+    ? checkMethod(input.tokenAuthMethod)
+    : storedMethod !== undefined && !(storedMethod === "none" && options.hasNewSecret)
+      ? storedMethod
+      : hasSecret
+        ? (preset?.token_auth_method ?? "client_secret_post")
+        : "none";
+  const config: OAuthConfig = {
+    token_url: tokenUrl,
+    authorization_url: authorizationUrl,
+    client_id: input.clientId ?? stored?.client_id,
+    scopes: input.scopes ?? stored?.scopes ?? preset?.scopes,
+    token_auth_method: method,
+    provider: preset?.name,
+  };
+  return { config, preset, storedSecret: secrets.client_secret };
+}
+
+/** True when the configuration's token auth method needs a client secret. */
+export function needsClientSecret(config: OAuthConfig): boolean {
+  return config.token_auth_method !== "none";
+}
+
+/**
+ * Whether to ask the user for a client secret: the method needs one, or the provider usually
+ * does (then an empty answer means a public client). Never when one is stored already.
+ */
+export function shouldAskClientSecret(resolved: ResolvedConfig, methodGiven: boolean): boolean {
+  if (resolved.storedSecret !== undefined) return false;
+  return needsClientSecret(resolved.config) || (resolved.preset !== null && resolved.preset.token_auth_method !== "none" && !methodGiven);
+}
+
+export interface ConnectInput {
+  readonly resolved: ResolvedConfig;
+  /** A secret typed or piped now; else the stored one. */
+  readonly clientSecret?: string | undefined;
+  readonly port?: number | undefined;
+  readonly timeoutMs: number;
+  readonly onReady: (authorizationUrl: string, redirectUri: string) => void;
+  readonly description?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** The authorization code flow end to end; stores the tokens only when the exchange succeeded. */
+export async function connectOAuth(store: VaultStore, vaultName: string, key: string, input: ConnectInput): Promise<CredentialRecord> {
+  const { config, preset } = input.resolved;
+  const clientSecret = input.clientSecret ?? input.resolved.storedSecret;
+  if (!config.client_id) throw new AgentVaultError("invalid_argument", `${key} has no client id`, { hint: `pass --client-id ID${preset ? ` (register an app at ${preset.register})` : ""}` });
+  if (needsClientSecret(config) && !clientSecret) {
+    throw new AgentVaultError("invalid_argument", `${config.token_auth_method} needs a client secret`, { hint: "pass --client-secret-stdin, or run in a terminal to be asked" });
+  }
+  const tokens = await authorizeWithLoopback({
+    client: { token_url: config.token_url, client_id: config.client_id, client_secret: clientSecret, token_auth_method: config.token_auth_method },
+    authorization_url: config.authorization_url!,
+    scopes: config.scopes,
+    extra: preset?.extra,
+    port: input.port,
+    timeoutMs: input.timeoutMs,
+    onReady: input.onReady,
+    signal: input.signal,
+  });
+  return saveOAuthTokens(store, vaultName, key, {
+    config,
+    secrets: { access_token: tokens.access_token, refresh_token: tokens.refresh_token, client_secret: config.token_auth_method === "none" ? undefined : clientSecret },
+    expiresIn: tokens.expires_in,
+    event: "connected",
+    description: input.description,
+  });
+}
+
+export interface PasteInput {
+  readonly resolved: ResolvedConfig;
+  readonly accessToken?: string | undefined;
+  readonly refreshToken?: string | undefined;
+  readonly clientSecret?: string | undefined;
+  /** Seconds the pasted access token has left. */
+  readonly expiresIn?: number | undefined;
+  readonly description?: string | undefined;
+}
+
+/**
+ * Stores pasted tokens. A refresh token is proven first by refreshing with it (the fresh access
+ * token and any rotated refresh token are what get stored); if the provider refuses, nothing is.
+ */
+export async function pasteOAuth(store: VaultStore, vaultName: string, key: string, input: PasteInput): Promise<CredentialRecord> {
+  const { config } = input.resolved;
+  const clientSecret = input.clientSecret ?? input.resolved.storedSecret;
+  if (!input.accessToken && !input.refreshToken) throw new AgentVaultError("invalid_argument", "nothing to paste: give an access token, a refresh token, or both");
+  const keepSecret = config.token_auth_method === "none" ? undefined : clientSecret;
+  if (!input.refreshToken) {
+    return saveOAuthTokens(store, vaultName, key, { config, secrets: { access_token: input.accessToken, client_secret: keepSecret }, expiresIn: input.expiresIn, event: "connected", description: input.description });
+  }
+  if (needsClientSecret(config) && !clientSecret) {
+    throw new AgentVaultError("invalid_argument", `${config.token_auth_method} needs a client secret to check the refresh token`, { hint: "pass --client-secret-stdin, or --token-auth-method none for a public client" });
+  }
+  let tokens;
+  try {
+    tokens = await tokenRequest(
+      { token_url: config.token_url, client_id: config.client_id, client_secret: clientSecret, token_auth_method: config.token_auth_method },
+      { grant_type: "refresh_token", refresh_token: input.refreshToken },
+    );
+  } catch (error) {
+    if (error instanceof TokenEndpointError) {
+      throw new AgentVaultError("oauth_refresh_failed", `the refresh token was refused, so nothing was stored: ${error.reason}`, { hint: "check the token, the token URL and the client id (and secret)" });
+    }
+    throw error;
+  }
+  return saveOAuthTokens(store, vaultName, key, {
+    config,
+    secrets: { access_token: tokens.access_token, refresh_token: tokens.refresh_token ?? input.refreshToken, client_secret: keepSecret },
+    expiresIn: tokens.expires_in,
+    event: "connected",
+    description: input.description,
+  });
+}
