@@ -634,7 +634,7 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
     await pane.keys("y");
     let screen = await pane.until("press c to connect or p to paste tokens");
     expect(screen).toContain("TUI_GH, TUI_LIN are OAuth credentials");
-    expect(screen).toMatch(/^TUI_GH\s+oauth\s+not connected/m);
+    expect(screen).toMatch(/^TUI_GH\s+oauth\s+unconnected/m);
 
     await pane.keys("c");
     await pane.until("Waiting for the browser to authorize TUI_GH");

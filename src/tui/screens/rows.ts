@@ -50,7 +50,7 @@ export function credentialRows(vault: VaultRecord, revealed: { key: string; valu
   const widths = fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex);
   return listCredentials(vault).map((c) => ({
     key: c.key,
-    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : c.type === "oauth" && c.metadata.oauth_status !== "connected" ? (c.metadata.oauth_status === "refresh_failed" ? "reconnect" : "not connected") : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at), ago(c.expires_at)], widths),
+    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : c.type === "oauth" && c.metadata.oauth_status !== "connected" ? (c.metadata.oauth_status === "refresh_failed" ? "reconnect" : "unconnected") : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at), ago(c.expires_at)], widths),
     color: c.type === "oauth" && c.metadata.oauth_status !== "connected" ? "yellow" : undefined,
   }));
 }
