@@ -2,10 +2,12 @@
 // that arrive while one is running wait for it); a rotated refresh token replaces the old one; a
 // permanent refusal marks the credential refresh_failed with the provider's reason; transient
 // failures (5xx, 408, 429, network) are retried with backoff before giving up.
+import { join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
 import { type CredentialRecord } from "../vault/credential.schema.ts";
 import { isNearExpiry, oauthConfigOf, openOAuthSecrets, recordOAuthFailure, saveOAuthTokens } from "../vault/oauth-record.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
+import { withFileLock } from "../vault/store.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { TokenEndpointError, type TokenNet, tokenNetFromEnv, tokenRequest } from "./token-client.ts";
 
@@ -49,7 +51,17 @@ export class OAuthRefresher {
     return { vault, record };
   }
 
-  private async run(vaultId: string, key: string, options: RefreshOptions): Promise<CredentialRecord> {
+  /**
+   * Across processes too: a `server`, several `run`s serving their own proxy and `oauth refresh`
+   * take a lock per credential, and whoever comes second reads the first one's tokens instead of
+   * replaying a refresh token that has just been rotated (which providers punish by revoking).
+   */
+  private run(vaultId: string, key: string, options: RefreshOptions): Promise<CredentialRecord> {
+    const lock = join(this.store.paths.home, `oauth-${vaultId}-${key}.lock`);
+    return withFileLock(lock, lock, () => this.runLocked(vaultId, key, options));
+  }
+
+  private async runLocked(vaultId: string, key: string, options: RefreshOptions): Promise<CredentialRecord> {
     const { vault, record } = this.current(vaultId, key);
     if (!options.force && !isNearExpiry(record, Date.now())) return record;
     if (options.force && options.ifUnchangedSince !== undefined && record.updated_at !== options.ifUnchangedSince) return record;

@@ -390,6 +390,19 @@ describe("refresh", () => {
   }, 30_000);
 });
 
+describe("refresh across processes", () => {
+  test("three `oauth refresh` processes at once take turns: each uses the token the last one rotated", async () => {
+    const before = await O.stats();
+    const results = await Promise.all([1, 2, 3].map(() => av(["oauth", "refresh", "GITHUB"])));
+    for (const r of results) expect(r.code, show("refresh", r)).toBe(0);
+    const after = await O.stats();
+    // A replayed (already rotated) refresh token would be an invalid_grant and revoke the grant.
+    expect(after.refreshGrants).toBe(before.refreshGrants + 3);
+    expect(after.tokenErrors.length).toBe(before.tokenErrors.length);
+    expect((await O.check(secretsOf("GITHUB").access_token!)).active).toBe(true);
+  }, 30_000);
+});
+
 describe("oauth paste", () => {
   async function freshTokens(): Promise<{ access: string; refresh: string }> {
     const { verifier, challenge } = pkcePair();
