@@ -19,7 +19,7 @@ import { findVault } from "../../src/vault/vaults.ts";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { authorizationCode, consent } from "../support/browser.ts";
 import { OAUTH_CLIENTS, type OAuthServer, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
-import { type Live, spawnLive, waitUntil } from "../support/process.ts";
+import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 
@@ -155,13 +155,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // keep cleaning
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(scratch, { recursive: true, force: true });
 }, 30_000);
 

@@ -17,8 +17,9 @@ import { VaultStore } from "../../src/vault/vault.ts";
 import { findVault } from "../../src/vault/vaults.ts";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel, type RawResponse } from "../support/proxy-client.ts";
+import { type Server, startServer } from "../support/server.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
-import { type Live, spawnLive, waitUntil } from "../support/process.ts";
+import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Processes
@@ -42,34 +43,6 @@ async function ok(args: readonly string[], opts: { stdin?: string; env?: Record<
   const r = await av(args, opts);
   if (r.code !== 0) throw new Error(`expected success:\n${show(args.join(" "), r)}`);
   return r;
-}
-
-interface Server {
-  readonly apiPort: number;
-  readonly mitmPort: number;
-  readonly live: Live;
-}
-
-async function startServer(env: Record<string, string>): Promise<Server> {
-  const live = spawnLive([BINARY, "server", "--port", "0", "--mitm-port", "0"], cleanEnv({ ...H.env, ...env }), "ignore");
-  cleanups.push(async () => {
-    if (live.proc.exitCode === null) live.proc.kill("SIGTERM");
-    await live.proc.exited;
-  });
-  const record = await waitUntil(
-    "the server's pidfile",
-    () => {
-      if (live.proc.exitCode !== null) throw new Error(`the server exited (${live.proc.exitCode}): ${live.stderr}`);
-      try {
-        const parsed = JSON.parse(readFileSync(join(H.dir, "server.pid"), "utf8")) as { pid: number; api_port: number; mitm_port: number };
-        return parsed.pid === live.proc.pid ? parsed : null;
-      } catch {
-        return null;
-      }
-    },
-    20_000,
-  );
-  return { apiPort: record.api_port, mitmPort: record.mitm_port, live };
 }
 
 interface Holder {
@@ -145,7 +118,7 @@ beforeAll(async () => {
   await ok(["vault", "settings", "--vault", "strict", "--unmatched", "deny"]);
   await ok(["vault", "credential", "set", "--vault", "fuzz", "FUZZ_HAVE=x"]);
   const connectTo = UPSTREAM_HOSTS.map((h) => `${h}:443:127.0.0.1:${U.port}`).join(",");
-  S = await startServer({ AGENT_VAULT_CONNECT_TO: connectTo, AGENT_VAULT_UPSTREAM_CA: U.caFile });
+  S = await startServer(H, { AGENT_VAULT_CONNECT_TO: connectTo, AGENT_VAULT_UPSTREAM_CA: U.caFile }, cleanups);
   API = `http://127.0.0.1:${S.apiPort}`;
   avCa = readFileSync(join(H.dir, "ca.pem"), "utf8");
   // One after another: `run`s started at the same moment can lose each other's session (see the
@@ -159,13 +132,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // keep cleaning
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(scratch, { recursive: true, force: true });
 }, 30_000);
 

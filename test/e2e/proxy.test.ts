@@ -27,7 +27,7 @@ import {
   wsFrame,
 } from "../support/proxy-client.ts";
 import { type ReceivedRequest, startUpstream, type Upstream } from "../support/upstream.ts";
-import { waitUntil } from "../support/process.ts";
+import { waitUntil, runCleanups } from "../support/process.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Secrets and the record of everything the tests saw
@@ -444,13 +444,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // keep cleaning
-    }
-  }
+  await runCleanups(cleanups);
   for (const home of homes) home.cleanup();
   rmSync(scratch, { recursive: true, force: true });
 }, 30_000);

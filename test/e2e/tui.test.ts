@@ -16,10 +16,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel } from "../support/proxy-client.ts";
+import { startServer } from "../support/server.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { authorizationCode, consent } from "../support/browser.ts";
 import { authorizationUrl, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
-import { type Live, spawnLive, waitUntil } from "../support/process.ts";
+import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "av-tui-e2e-"));
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -250,26 +251,9 @@ beforeAll(async () => {
   const line = (status: number, path: string) => JSON.stringify({ time: new Date().toISOString(), session: null, vault: "default", method: "GET", host: "api.example.com", path, service: null, status, latency_ms: 3, error: status >= 500 ? "upstream_error" : null, via: "tunnel" });
   appendFileSync(join(H.dir, "requests.log"), `${[line(200, "/ok"), line(404, "/nope"), line(502, "/bad")].join("\n")}\n`);
 
-  const live = spawnLive([BINARY, "server", "--port", "0", "--mitm-port", "0"], cleanEnv({ ...H.env, AGENT_VAULT_CONNECT_TO: `newsvc.example.com:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile }), "ignore");
-  cleanups.push(async () => {
-    if (live.proc.exitCode === null) live.proc.kill("SIGTERM");
-    await live.proc.exited;
-  });
-  const record = await waitUntil(
-    "the server's pidfile",
-    () => {
-      if (live.proc.exitCode !== null) throw new Error(`the server exited (${live.proc.exitCode}): ${live.stderr}`);
-      try {
-        const parsed = JSON.parse(readFileSync(join(H.dir, "server.pid"), "utf8")) as { pid: number; api_port: number; mitm_port: number };
-        return parsed.pid === live.proc.pid ? parsed : null;
-      } catch {
-        return null;
-      }
-    },
-    20_000,
-  );
-  API = `http://127.0.0.1:${record.api_port}`;
-  mitmPort = record.mitm_port;
+  const server = await startServer(H, { AGENT_VAULT_CONNECT_TO: `newsvc.example.com:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile }, cleanups);
+  API = `http://127.0.0.1:${server.apiPort}`;
+  mitmPort = server.mitmPort;
   avCa = readFileSync(join(H.dir, "ca.pem"), "utf8");
 
   // The agent's session: a `run` child that prints its token and waits for stdin to close.
@@ -299,13 +283,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // keep cleaning
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(scratch, { recursive: true, force: true });
 }, 30_000);
 

@@ -28,3 +28,15 @@ export async function waitUntil<T>(what: string, probe: () => T | null | undefin
     await Bun.sleep(25);
   }
 }
+
+/** Runs cleanups newest first; one that fails does not stop the rest. */
+export async function runCleanups(cleanups: (() => Promise<void> | void)[]): Promise<void> {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // keep cleaning
+    }
+  }
+  cleanups.length = 0;
+}
