@@ -8,10 +8,10 @@ import { makeFlow } from "../proxy/flow.ts";
 import { sendAnswer } from "../proxy/forward.ts";
 import { type ProxyState } from "../proxy/state.ts";
 import { tokenFromAuthorization } from "../proxy/steps/authenticate.ts";
-import { hashToken, isSessionActive, type SessionMatch } from "../vault/sessions.ts";
+import { type Principal, resolvePrincipal } from "../vault/principals.ts";
 import { AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
 import { approvalHint, fileProposal, parseProposalInput, proposalView } from "../vault/proposals.ts";
-import { discover } from "./discover.ts";
+import { credentialMetadata, discover } from "./discover.ts";
 
 export interface ApiDeps {
   readonly state: ProxyState;
@@ -42,12 +42,11 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.end(body);
 }
 
-function sessionOf(req: IncomingMessage, state: ProxyState): SessionMatch | null {
+function principalOf(req: IncomingMessage, state: ProxyState): Principal | { error: string } {
   const header = req.headers.authorization;
   const token = header && /^bearer\s/i.test(header) ? tokenFromAuthorization(header) : undefined;
-  if (!token) return null;
-  const match = state.current().sessions.get(hashToken(token));
-  return match && isSessionActive(match.session) ? match : null;
+  if (!token) return { error: "no token (Authorization: Bearer $AGENT_VAULT_SESSION_TOKEN, or an agent token)" };
+  return resolvePrincipal(state.current().tokens, token);
 }
 
 /** `/proxy/{host[:port]}/{path...}` → host, port and path with query. */
@@ -95,18 +94,23 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps):
     });
     return deps.proxy.process(flow, req, res, "https");
   }
-  const match = sessionOf(req, deps.state);
-  if (!match) {
+  const principal = principalOf(req, deps.state);
+  if ("error" in principal) {
     req.resume();
-    return sendAnswer(res, { status: 401, code: "unauthorized", message: "missing, invalid, expired or revoked session token (Authorization: Bearer $AGENT_VAULT_SESSION_TOKEN)" });
+    return sendAnswer(res, { status: 401, code: "unauthorized", message: principal.error });
   }
-  const vault = deps.state.current().vaults.get(match.vault.id)?.vault ?? match.vault;
-  if (path === "/discover" && req.method === "GET") return sendJson(res, 200, discover(vault, match.session));
+  const vault = deps.state.current().vaults.get(principal.vault.id)?.vault ?? principal.vault;
+  if (path === "/discover" && req.method === "GET") return sendJson(res, 200, discover(vault, principal.services));
+  if (path === "/v1/credentials" && req.method === "GET") {
+    req.resume();
+    const query = new URL(url, "http://agent-vault").searchParams;
+    return sendJson(res, 200, { credentials: credentialMetadata(vault, principal.services, { service: query.get("service"), type: query.get("type") }) });
+  }
   if (path === "/v1/proposals" && req.method === "POST") {
     let input;
     try {
       input = parseProposalInput(await readJsonBody(req, MAX_PROPOSAL_BYTES));
-      const proposal = await fileProposal(deps.state.store, vault.name, input, match.session.id);
+      const proposal = await fileProposal(deps.state.store, vault.name, input, principal.id);
       return sendJson(res, 201, { id: proposal.id, status: "pending", message: approvalHint(proposal.id) });
     } catch (error) {
       if (isAgentVaultError(error)) return sendAnswer(res, { status: error.httpStatus, code: error.code, message: error.message, ...(error.details ? { extra: error.details } : {}) });

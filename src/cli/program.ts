@@ -6,6 +6,7 @@ import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
 import { reportError } from "./io.ts";
 import { registerOAuth } from "./oauth.ts";
+import { registerAgent } from "./agent.ts";
 import { registerProposal } from "./proposal.ts";
 import { registerCa, registerRun, registerServer, registerSessionCommands, registerTui } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
@@ -30,6 +31,14 @@ export function buildProgram(): Command {
   registerRun(program);
   registerTui(program);
   registerOAuth(program);
+  registerAgent(program);
+  program
+    .command("mcp")
+    .description("serve the Model Context Protocol on stdio for the agent holding AGENT_VAULT_SESSION_TOKEN (or AGENT_VAULT_AGENT_TOKEN)")
+    .action(async () => {
+      const { serveMcp } = await import("../mcp/server.ts");
+      await serveMcp();
+    });
   registerCa(program);
   registerCatalog(program);
   registerMasterPassword(program);

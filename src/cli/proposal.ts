@@ -10,7 +10,8 @@ import { agentSuppliedValue, approveProposal, maskValue, findProposal, proposalV
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { confirm, formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinRest } from "./io.ts";
 
-function reviewer(): string {
+/** Who approved or granted: `cli:` and the user name (the audit trail's `by`). */
+export function reviewer(): string {
   try {
     return `cli:${userInfo().username}`;
   } catch {

@@ -1,6 +1,6 @@
 // `agent-vault vault service add|list|remove|enable|disable|set` and `agent-vault catalog`.
-import { readFileSync } from "node:fs";
 import { type Command } from "commander";
+import { parseDocument } from "./documents.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { CATALOG, findTemplate } from "../vault/catalog.ts";
 import { AUTH_TYPES, type Auth, credentialKeysOf } from "../vault/service.schema.ts";
@@ -86,22 +86,6 @@ function authFromFlags(type: string, flags: AuthFlags, base?: Auth): unknown {
   }
 }
 
-async function readServiceFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new AgentVaultError("invalid_argument", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
-  }
-  try {
-    // yaml is loaded only here, so other commands do not pay for parsing it at start.
-    return /\.ya?ml$/i.test(file) ? (await import("yaml")).parse(text) : JSON.parse(text);
-  } catch (error) {
-    const kind = /\.ya?ml$/i.test(file) ? "YAML" : "JSON";
-    throw new AgentVaultError("invalid_argument", `${file} is not valid ${kind}: ${(error as Error).message.split("\n")[0]}`);
-  }
-}
-
 function authSummary(auth: Auth): string {
   switch (auth.type) {
     case "api-key":
@@ -182,7 +166,7 @@ export function registerService(group: Command): void {
     .requiredOption("-f, --file <file>", "a list of services, or { services: [...] } (.json, .yaml or .yml)")
     .option("--replace", "make the file the whole service list (services not in it are removed)")
     .action(async (options: CommonOptions & { file: string; replace?: boolean }) => {
-      const inputs = parseServiceFile(await readServiceFile(options.file), options.file);
+      const inputs = parseServiceFile(await parseDocument(options.file), options.file);
       const { store, vault } = await openVault(options);
       const result = await setServices(store, vault.name, inputs, options.replace === true);
       if (options.json) return printJson(result);

@@ -13,10 +13,12 @@ import { Proxy as Engine } from "http-mitm-proxy";
 import { isAgentVaultError } from "../shared/errors.ts";
 import { type RequestLog } from "../shared/log.ts";
 import { isValidHostname } from "../vault/host.ts";
-import { isSessionActive } from "../vault/sessions.ts";
+import { isPrincipalLive } from "../vault/principals.ts";
 import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
 import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
+import { AccessLimits } from "./limits.ts";
+import { vaultSecrets } from "./scrub.ts";
 import { UpstreamPool } from "./upstream.ts";
 import { resolveDial } from "./netguard.ts";
 import { type ProxyOptions, runPipeline, type StepContext } from "./pipeline.ts";
@@ -74,11 +76,13 @@ export class ProxyAdapter {
   private sweeper: ReturnType<typeof setInterval> | undefined;
   readonly pool: UpstreamPool;
   private readonly refresher: OAuthRefresher;
+  private readonly limits: AccessLimits;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
     this.pool = new UpstreamPool(deps.trust);
     this.refresher = new OAuthRefresher(deps.state.store, { net: { netguard: deps.options.netguard, trust: deps.trust } });
+    this.limits = new AccessLimits(deps.state.store);
     this.engine = new Engine();
     const engine = this.engine as unknown as Record<string, unknown>;
     // The engine's error hook logs to the console and writes a 504 with the error text; ours stays
@@ -125,6 +129,7 @@ export class ProxyAdapter {
   private async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.deps.log.flush();
+    await this.limits.close();
     for (const sockets of this.bySession.values()) for (const s of sockets) s.destroy();
     this.pool.destroy();
     await new Promise<void>((resolve) => this.listener.close(() => resolve()));
@@ -166,7 +171,7 @@ export class ProxyAdapter {
   }
 
   private context(): StepContext {
-    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher };
+    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits };
   }
 
   private track(sessionId: string, socket: Socket): void {
@@ -190,15 +195,15 @@ export class ProxyAdapter {
     } catch {
       return;
     }
-    const active = new Set<string>();
-    for (const { session } of snapshot.sessions.values()) if (isSessionActive(session)) active.add(session.id);
-    for (const [id, sockets] of this.bySession) if (!active.has(id)) for (const s of sockets) s.destroy();
+    const now = Date.now();
+    for (const [id, sockets] of this.bySession) if (!isPrincipalLive(snapshot.body, id, now)) for (const s of sockets) s.destroy();
   }
 
   private log(flow: Flow, status: number, error: string | null): void {
     this.deps.log.write({
       time: new Date().toISOString(),
-      session: flow.session?.session.id ?? null,
+      session: flow.principal?.id ?? null,
+      agent: flow.principal?.agent?.name ?? null,
       vault: flow.vault?.name ?? null,
       method: flow.method,
       host: flow.host,
@@ -233,7 +238,7 @@ export class ProxyAdapter {
     if (flow.answer) return refuse(flow.answer);
     const entry = ctx.snapshot.vaults.get(flow.vault!.id);
     const intercept = entry?.matcher.coversHost(target.host, target.port) || flow.vault!.settings.unmatched === "deny";
-    this.track(flow.session!.session.id, socket);
+    this.track(flow.principal!.id, socket);
     if (intercept) return this.intercept(socket, head, { ...target, credential: flow.credential });
     // Passthrough: a plain TCP tunnel, no interception; netguard still decides where it may go.
     let dial;
@@ -326,7 +331,7 @@ export class ProxyAdapter {
     await runPipeline(flow, this.context()).catch((error: unknown) => {
       answer(flow, 502, "upstream_error", isAgentVaultError(error) ? error.message : "internal error while preparing the request");
     });
-    if (flow.session && flow.via !== "explicit") this.track(flow.session.session.id, req.socket);
+    if (flow.principal && flow.via !== "explicit") this.track(flow.principal.id, req.socket);
     if (flow.answer) {
       req.resume();
       sendAnswer(res, flow.answer);
@@ -342,6 +347,8 @@ export class ProxyAdapter {
       maxResponseBytes: this.deps.options.maxResponseBytes,
       // An upstream 401 on an OAuth token: refresh it once and send the request again.
       onUnauthorized: flow.oauthUsed.length > 0 ? () => refreshAfterUnauthorized(flow, this.context(), injectCredential) : undefined,
+      // The MCP server's http_request asks for the response without any credential value in it.
+      scrub: flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1" && flow.vault ? () => vaultSecrets(this.deps.state.store, flow.vault!) : undefined,
     });
     this.log(flow, result.status, result.error);
   }
@@ -371,7 +378,7 @@ export class ProxyAdapter {
         this.log(flow, flow.answer.status, flow.answer.code);
         return;
       }
-      if (flow.session) this.track(flow.session.session.id, socket);
+      if (flow.principal) this.track(flow.principal.id, socket);
       const dial = flow.dial!;
       const useTls = isSSL || Boolean(flow.service && flow.service.auth.type !== "passthrough");
       const upstream: Socket = useTls

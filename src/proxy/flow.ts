@@ -3,7 +3,7 @@
 // except inside the outbound headers and path that inject writes.
 import { randomBytes } from "node:crypto";
 import { type ErrorCode } from "../shared/errors.ts";
-import { type SessionMatch } from "../vault/sessions.ts";
+import { type Principal } from "../vault/principals.ts";
 import { type Service } from "../vault/service.schema.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type Dial } from "./netguard.ts";
@@ -15,6 +15,8 @@ export interface EarlyAnswer {
   readonly code: ErrorCode;
   readonly message: string;
   readonly extra?: Record<string, unknown>;
+  /** Extra response headers, e.g. Retry-After on a 429. */
+  readonly headers?: Record<string, string>;
 }
 
 export interface Flow {
@@ -31,7 +33,8 @@ export interface Flow {
   headers: Headers;
   /** The credential presented: from CONNECT, Proxy-Authorization, or the /proxy/ bearer. */
   credential: string | undefined;
-  session?: SessionMatch;
+  /** Who is asking, once authenticate has run. */
+  principal?: Principal;
   vault?: VaultRecord;
   service?: Service | null;
   dial?: Dial;
@@ -42,9 +45,11 @@ export interface Flow {
   oauthUsed: { key: string; version: string }[];
   /** Path and headers as they were before inject, so a retry after a refresh can inject again. */
   beforeInject?: { path: string; headers: Headers };
+  /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
+  responseHeaders?: Record<string, string>;
 }
 
-export function makeFlow(init: Pick<Flow, "via" | "host" | "port" | "method" | "path" | "headers" | "credential"> & { session?: SessionMatch }): Flow {
+export function makeFlow(init: Pick<Flow, "via" | "host" | "port" | "method" | "path" | "headers" | "credential"> & { principal?: Principal }): Flow {
   return { id: randomBytes(6).toString("hex"), startedAt: performance.now(), injected: [], oauthUsed: [], ...init };
 }
 

@@ -6,7 +6,11 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { type Socket } from "node:net";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
+import { decodeBody, scrubBuffer, scrubText, type Secret } from "./scrub.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
+
+/** A scrubbed response is held whole; past this it is refused rather than passed unscanned. */
+const MAX_SCRUB_BYTES = 16 * 1024 * 1024;
 
 const TLS_ERROR = /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME|TLS|SSL|HANDSHAKE|ERR_SSL/i;
 const HOP_BY_HOP_RESPONSE = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
@@ -22,6 +26,7 @@ export function sendAnswer(res: ServerResponse, answer: EarlyAnswer): void {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
     "x-agent-vault-error": answer.code,
+    ...answer.headers,
   };
   if (answer.status === 407) headers["proxy-authenticate"] = 'Basic realm="agent-vault"';
   if (answer.status === 401) headers["www-authenticate"] = 'Bearer realm="agent-vault"';
@@ -33,7 +38,7 @@ export function sendAnswer(res: ServerResponse, answer: EarlyAnswer): void {
 export function rawAnswer(answer: EarlyAnswer, close = true): string {
   const body = JSON.stringify({ error: answer.code, message: answer.message, ...answer.extra });
   const reason = http.STATUS_CODES[answer.status] ?? "Error";
-  const auth = answer.status === 407 ? 'Proxy-Authenticate: Basic realm="agent-vault"\r\n' : "";
+  const auth = (answer.status === 407 ? 'Proxy-Authenticate: Basic realm="agent-vault"\r\n' : "") + Object.entries(answer.headers ?? {}).map(([n, v]) => `${n}: ${v}\r\n`).join("");
   return `HTTP/1.1 ${answer.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Agent-Vault-Error: ${answer.code}\r\n${auth}${close ? "Connection: close\r\n" : ""}\r\n${body}`;
 }
 
@@ -79,6 +84,8 @@ export function forward(
     maxResponseBytes: number;
     /** Called once on a 401 to an idempotent request without a body; true: send it again (flow re-injected). */
     onUnauthorized?: (() => Promise<boolean>) | undefined;
+    /** Buffer the response and replace these values before the agent sees it (MCP http_request). */
+    scrub?: (() => readonly Secret[]) | undefined;
   },
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
@@ -131,6 +138,8 @@ export function forward(
       let status = 502;
       // The 401 being answered by a refresh: read to its end, never shown to the agent.
       let swallow = false;
+      // Scrub mode: the response waits here until it is complete and cleaned.
+      let held: { status: number; message: string; headers: Record<string, string | string[]>; chunks: Buffer[]; size: number } | null = null;
       const finishBoth = () => {
         if (!requestDone || !responseDone) return;
         cleanup();
@@ -163,12 +172,23 @@ export function forward(
             const prior = out[lower];
             out[lower] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
           }
+          Object.assign(out, flow.responseHeaders);
+          if (options.scrub) {
+            held = { status: head.status, message: head.message, headers: out, chunks: [], size: 0 };
+            return;
+          }
           res.writeHead(head.status, head.message || undefined, out);
           // Server-sent events and other streams go out as they arrive.
           res.flushHeaders();
         },
         (bytes) => {
           if (bytes.length === 0 || swallow) return;
+          if (held) {
+            held.size += bytes.length;
+            if (held.size > MAX_SCRUB_BYTES) return abort(failure(502, "upstream_error", `the response is larger than ${MAX_SCRUB_BYTES} bytes, too large to scrub`));
+            held.chunks.push(Buffer.from(bytes));
+            return;
+          }
           receivedBytes += bytes.length;
           if (receivedBytes > options.maxResponseBytes) return abort(null);
           if (!res.write(bytes)) {
@@ -191,6 +211,19 @@ export function forward(
               },
               () => fail(failure(502, "upstream_error", "internal error while refreshing the credential")),
             );
+            return;
+          }
+          if (held) {
+            const answer = scrubbed(held, options.scrub!());
+            if ("code" in answer) {
+              responseDone = true;
+              finishBoth();
+              return fail(answer);
+            }
+            res.writeHead(held.status, held.message || undefined, answer.headers);
+            res.end(answer.body);
+            done({ status, error: null });
+            finishBoth();
             return;
           }
           res.end();
@@ -273,4 +306,19 @@ export function forward(
       req.resume();
     }
   });
+}
+
+/** The held response decoded and cleaned, or why it cannot be passed on. */
+function scrubbed(held: { headers: Record<string, string | string[]>; chunks: Buffer[] }, secrets: readonly Secret[]): { headers: Record<string, string | string[]>; body: Buffer } | EarlyAnswer {
+  const encoding = held.headers["content-encoding"];
+  const body = decodeBody(Buffer.concat(held.chunks), Array.isArray(encoding) ? encoding.join(",") : encoding);
+  if (body === null) return failure(502, "upstream_error", `the response's content-encoding (${String(encoding)}) cannot be scanned for credentials, so it was not passed on`);
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(held.headers)) {
+    if (name === "content-encoding" || name === "content-length") continue;
+    headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, secrets)) : scrubText(value, secrets);
+  }
+  const clean = scrubBuffer(body, secrets);
+  headers["content-length"] = String(clean.length);
+  return { headers, body: clean };
 }

@@ -3,6 +3,7 @@
 // are skipped. Forwarding and the request log follow in the adapter.
 import { type VaultStore } from "../vault/vault.ts";
 import { type Flow } from "./flow.ts";
+import { type AccessLimits } from "./limits.ts";
 import { type NetguardOptions } from "./netguard.ts";
 import { type Snapshot } from "./state.ts";
 import { authenticate } from "./steps/authenticate.ts";
@@ -26,6 +27,8 @@ export interface StepContext {
   readonly now: number;
   /** Refreshes OAuth tokens, one flight per credential, shared by every request of this proxy. */
   readonly oauth: OAuthRefresher;
+  /** Rate limits and usage counts of agents' and sessions' policies. */
+  readonly limits: AccessLimits;
 }
 
 export type Step = (flow: Flow, ctx: StepContext) => void | Promise<void>;

@@ -1,14 +1,15 @@
 // What the proxy knows about the vault, derived once per state version: the session index and one
 // service matcher per vault. Another process's write (a new credential, an approved proposal, a
 // revoked session) shows up on the next request, because store.read() notices the file changed.
-import { indexSessions, type SessionMatch } from "../vault/sessions.ts";
+import { indexTokens, type TokenEntry } from "../vault/principals.ts";
 import { type Body, type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { ServiceMatcher } from "./match.ts";
 
 export interface Snapshot {
   readonly body: Body;
-  readonly sessions: ReadonlyMap<string, SessionMatch>;
+  /** Token hash → session or agent. */
+  readonly tokens: ReadonlyMap<string, TokenEntry>;
   readonly vaults: ReadonlyMap<string, { readonly vault: VaultRecord; readonly matcher: ServiceMatcher }>;
 }
 
@@ -24,7 +25,7 @@ export class ProxyState {
     const body = this.store.read();
     if (this.snapshot?.body === body) return this.snapshot;
     const vaults = new Map(body.vaults.map((vault) => [vault.id, { vault, matcher: new ServiceMatcher(vault.services) }]));
-    this.snapshot = { body, sessions: indexSessions(body), vaults };
+    this.snapshot = { body, tokens: indexTokens(body), vaults };
     return this.snapshot;
   }
 }

@@ -4,6 +4,7 @@
 // child's exit code is ours. The session is revoked when the child exits.
 import { homePaths } from "../shared/paths.ts";
 import { ensureCertificateAuthority } from "../proxy/ca.ts";
+import { type Policy } from "../vault/agent.schema.ts";
 import { createSession, revokeSession } from "../vault/sessions.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { buildAgentEnv } from "./env.ts";
@@ -18,10 +19,10 @@ const ALWAYS_FORWARDED = ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
 const TERMINAL_SIGNALS = ["SIGINT", "SIGQUIT"] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
 
-export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null }): Promise<number> {
+export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null }): Promise<number> {
   const paths = homePaths();
   await ensureCertificateAuthority(store);
-  const { token, session } = await createSession(store, vaultName, { ttlMs: options.ttlMs, services: options.services, label: command[0] ?? "" });
+  const { token, session } = await createSession(store, vaultName, { ttlMs: options.ttlMs, services: options.services, label: command[0] ?? "", agent: options.agent ?? null, policy: options.policy ?? null });
   let served: Served | null = null;
   let host: string;
   let apiPort: number;

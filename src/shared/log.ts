@@ -5,7 +5,10 @@ import { appendFileSync, renameSync, statSync } from "node:fs";
 
 export interface RequestLogEntry {
   readonly time: string;
+  /** The session id (s_...) or, for an agent's own token, the agent id (agt_...). */
   readonly session: string | null;
+  /** The agent's name when the request was made as an agent. */
+  readonly agent?: string | null;
   readonly vault: string | null;
   readonly method: string;
   readonly host: string;

@@ -10,6 +10,7 @@ import { connectOAuth, pasteOAuth, resolveConfig, shouldAskClientSecret } from "
 import { deleteCredentials, getCredentialValue, setCredentials } from "../vault/credentials.ts";
 import { agentSuppliedValue, approveProposal, maskValue, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
 import { setServiceEnabled } from "../vault/services.ts";
+import { revokeAgent } from "../vault/agents.ts";
 import { revokeSession } from "../vault/sessions.ts";
 import { ListView, type ListRow } from "./components/ListView.tsx";
 import { MaskedInput, wasConsumedByInput } from "./components/MaskedInput.tsx";
@@ -57,7 +58,7 @@ const HELP: Record<number, string[]> = {
   ],
   2: ["space  enable or disable the service"],
   3: ["the request log, live; / filters"],
-  4: ["x  revoke the session (y to confirm); its tunnels close"],
+  4: ["x  revoke the session or agent (y to confirm); its tunnels close", "agents are listed after sessions, with their live grants and policy"],
 };
 const COMMON_HELP = ["tab / shift+tab / 1-5  switch screens", "↑ ↓ / j k  move", "/  filter", "V  switch vault", "?  this help", "q  quit (also ctrl+c)", "esc  cancel"];
 
@@ -312,6 +313,7 @@ export function App({ view, log, color, bell }: AppProps) {
     if (m.kind === "confirm-revoke") {
       changeMode({ kind: "normal" });
       if (!yes) return say(`session ${m.id} was not revoked`);
+      if (m.id.startsWith("agent:")) return run(`revoked agent ${m.id.slice(6)}`, () => revokeAgent(view.store, vault.name, m.id.slice(6)));
       return run(`revoked session ${m.id}`, () => revokeSession(view.store, vault.name, m.id));
     }
   }
@@ -418,7 +420,7 @@ export function App({ view, log, color, bell }: AppProps) {
   } else if (mode.kind === "confirm-delete") {
     bottom = <Text color={color ? "red" : undefined}>Delete {mode.key}? y to confirm</Text>;
   } else if (mode.kind === "confirm-revoke") {
-    bottom = <Text color={color ? "red" : undefined}>Revoke session {mode.id}? y to confirm</Text>;
+    bottom = <Text color={color ? "red" : undefined}>Revoke {mode.id.startsWith("agent:") ? `agent ${mode.id.slice(6)}` : `session ${mode.id}`}? y to confirm</Text>;
   } else if (status) {
     bottom = <Text color={color ? (status.isError ? "red" : "green") : undefined}>{status.isError ? "error: " : ""}{status.text}</Text>;
   } else {

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { AgentVaultError } from "../shared/errors.ts";
 import { randomHex, sha256Hex } from "./crypto.ts";
+import { type Policy } from "./agent.schema.ts";
 import { type Body, type Session, type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
@@ -24,7 +25,7 @@ export interface NewSession {
 export async function createSession(
   store: VaultStore,
   vaultName: string,
-  options: { ttlMs?: number; services?: readonly string[] | null; label?: string } = {},
+  options: { ttlMs?: number; services?: readonly string[] | null; label?: string; agent?: string | null; policy?: Policy | null } = {},
 ): Promise<NewSession> {
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
   const now = Date.now();
@@ -36,9 +37,18 @@ export async function createSession(
     created_at: new Date(now).toISOString(),
     expires_at: new Date(now + (options.ttlMs ?? DEFAULT_SESSION_TTL_MS)).toISOString(),
     revoked_at: null,
+    agent: null,
+    policy: options.policy ?? null,
+    usage: 0,
   };
   await store.update((body) => {
     const vault = findVault(body, vaultName);
+    if (options.agent) {
+      const agent = vault.agents.find((a) => a.name === options.agent);
+      if (!agent) throw new AgentVaultError("not_found", `no agent "${options.agent}" in vault "${vault.name}"`, { hint: "list agents with `agent-vault agent list`" });
+      if (agent.revoked_at !== null) throw new AgentVaultError("conflict", `agent "${agent.name}" is revoked`);
+      session.agent = agent.id;
+    }
     for (const name of session.services ?? []) {
       if (!vault.services.some((s) => s.name === name)) {
         throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"`, { hint: "list services with `agent-vault vault service list`" });

@@ -2,6 +2,7 @@
 // capped here, on read, so a hostile file cannot make an unlock allocate or spin without bound.
 import { z } from "zod";
 import { CredentialMapSchema, IsoTimeSchema } from "./credential.schema.ts";
+import { AgentSchema, PolicySchema } from "./agent.schema.ts";
 import { ProposalSchema } from "./proposal.schema.ts";
 import { ServiceSchema } from "./service.schema.ts";
 
@@ -52,6 +53,12 @@ export const SessionSchema = z
     created_at: IsoTimeSchema,
     expires_at: IsoTimeSchema,
     revoked_at: IsoTimeSchema.nullable(),
+    /** `run --agent NAME`: the session acts as this agent (its grants and policy). */
+    agent: z.string().regex(/^agt_[0-9a-f]{12}$/).nullable().default(null),
+    /** `run --policy FILE`: a policy of the session's own. */
+    policy: PolicySchema.nullable().default(null),
+    /** Requests counted against the session policy's usage cap. */
+    usage: z.number().int().nonnegative().default(0),
   })
   .strict();
 
@@ -64,6 +71,7 @@ export const VaultRecordSchema = z
     credentials: CredentialMapSchema,
     services: z.array(ServiceSchema),
     sessions: z.array(SessionSchema).default([]),
+    agents: z.array(AgentSchema).default([]),
     proposals: z.array(ProposalSchema).default([]),
     /** The last proposal number handed out: numbers are never reused. */
     proposal_seq: z.number().int().nonnegative().default(0),

@@ -95,6 +95,7 @@ export function newVaultRecord(name: string): VaultRecord {
     credentials: {},
     services: [],
     sessions: [],
+    agents: [],
     proposals: [],
     proposal_seq: 0,
   };

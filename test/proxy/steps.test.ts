@@ -49,7 +49,7 @@ describe("authenticate", () => {
     const ok = fx.flow({ host: "api.github.com" });
     authenticate(ok, fx.context());
     expect(ok.answer).toBeUndefined();
-    await revokeSession(fx.store, "default", ok.session!.session.id);
+    await revokeSession(fx.store, "default", ok.principal!.id);
     const revoked = fx.flow({ host: "api.github.com" });
     authenticate(revoked, fx.context());
     expect(revoked.answer?.message).toContain("revoked");

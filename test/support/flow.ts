@@ -5,6 +5,7 @@ import { netguardOptionsFromEnv } from "../../src/proxy/netguard.ts";
 import { type StepContext } from "../../src/proxy/pipeline.ts";
 import { ProxyState } from "../../src/proxy/state.ts";
 import { OAuthRefresher } from "../../src/oauth/refresh.ts";
+import { AccessLimits } from "../../src/proxy/limits.ts";
 import { setCredentials } from "../../src/vault/credentials.ts";
 import { parseServiceInput, setServices } from "../../src/vault/services.ts";
 import { createSession } from "../../src/vault/sessions.ts";
@@ -33,6 +34,7 @@ export async function stepFixture(credentials: Record<string, string>, services:
       options: { netguard: netguardOptionsFromEnv(env), maxRequestBytes: 1024, maxResponseBytes: 1024 },
       now: Date.now(),
       oauth: new OAuthRefresher(base.store, { backoffMs: [10, 20] }),
+      limits: new AccessLimits(base.store),
     }),
     flow: (init) =>
       Object.assign(

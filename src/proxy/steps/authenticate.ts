@@ -2,7 +2,7 @@
 // Proxy-Authorization on a plain request (Basic `token:vault`, as HTTPS_PROXY=http://TOKEN:VAULT@...
 // sends it, or Bearer), or from the Bearer of an explicit /proxy/ request. Checked on every request,
 // so expiry and revocation act inside open tunnels too.
-import { hashToken, isSessionActive } from "../../vault/sessions.ts";
+import { resolvePrincipal } from "../../vault/principals.ts";
 import { answer, type Flow } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
 
@@ -23,11 +23,8 @@ export function tokenFromAuthorization(header: string | undefined): string | und
 export function authenticate(flow: Flow, ctx: StepContext): void {
   const status = flow.via === "explicit" ? 401 : 407;
   if (!flow.credential) return answer(flow, status, "unauthorized", "no agent-vault session token; run the agent with `agent-vault run -- <command>`");
-  const match = ctx.snapshot.sessions.get(hashToken(flow.credential));
-  if (!match) return answer(flow, status, "unauthorized", "the session token is not valid");
-  if (!isSessionActive(match.session, ctx.now)) {
-    return answer(flow, status, "unauthorized", match.session.revoked_at ? "the session was revoked" : "the session expired");
-  }
-  flow.session = match;
-  flow.vault = ctx.snapshot.vaults.get(match.vault.id)?.vault ?? match.vault;
+  const principal = resolvePrincipal(ctx.snapshot.tokens, flow.credential, ctx.now);
+  if ("error" in principal) return answer(flow, status, "unauthorized", principal.error);
+  flow.principal = principal;
+  flow.vault = ctx.snapshot.vaults.get(principal.vault.id)?.vault ?? principal.vault;
 }

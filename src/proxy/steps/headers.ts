@@ -19,7 +19,10 @@ export function stripHeaders(flow: Flow, _ctx: StepContext): void {
     flow.headers.upgrade = "websocket";
   }
   // The explicit proxy's Authorization is the session token: it never leaves.
-  if (flow.via === "explicit") delete flow.headers.authorization;
+  if (flow.via === "explicit") {
+    delete flow.headers.authorization;
+    delete flow.headers["x-agent-vault-scrub"];
+  }
   const service = flow.service;
   if (!service || service.auth.type === "passthrough") return;
   delete flow.headers.authorization;

@@ -1,22 +1,51 @@
-// Step 3: may this request go at all? A disabled service, a service outside the session's grant,
-// or an unmatched host under the `deny` policy is answered with 403 here, before any dial.
+// Step 3: may this request go at all? Answered here, before any dial:
+// - a disabled service (403 service_disabled);
+// - a service the principal may not use: outside a session's list, or without an unexpired grant
+//   for an agent (403 host_not_allowed);
+// - a policy of the agent or session: time windows, method and path rules (403 policy_denied,
+//   naming the rule), the usage cap (403 policy_denied), the rate limit (429 rate_limited with
+//   Retry-After and RateLimit-* headers);
+// - an unmatched host under the `deny` policy (403 host_not_allowed with a proposal_hint).
+import { refusalOf } from "../../vault/policy.ts";
 import { proposalHintFor } from "../proposal-hint.ts";
 import { answer, type Flow } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
 
-export function applyPolicy(flow: Flow, _ctx: StepContext): void {
+export function applyPolicy(flow: Flow, ctx: StepContext): void {
   const service = flow.service;
-  const session = flow.session?.session;
+  const principal = flow.principal;
   if (service) {
     if (!service.enabled) return answer(flow, 403, "service_disabled", `service "${service.name}" is disabled`);
-    if (session?.services && !session.services.includes(service.name)) {
+    if (principal?.services && !principal.services.has(service.name)) {
+      if (principal.agent) {
+        return answer(flow, 403, "host_not_allowed", `agent "${principal.agent.name}" has no unexpired grant for service "${service.name}"`, {
+          hint: `agent-vault agent grant ${principal.agent.name} --service ${service.name}`,
+        });
+      }
       return answer(flow, 403, "host_not_allowed", `this session may not use service "${service.name}"`);
     }
-    return;
-  }
-  if (flow.vault?.settings.unmatched === "deny") {
+  } else if (flow.vault?.settings.unmatched === "deny") {
     return answer(flow, 403, "host_not_allowed", `no service in vault "${flow.vault?.name ?? "?"}" covers ${flow.host}`, {
       proposal_hint: proposalHintFor(flow.host, flow.port),
     });
   }
+  const holders = principal?.policies ?? [];
+  if (holders.length === 0) return;
+  for (const holder of holders) {
+    const refusal = refusalOf(holder.policy, service?.name ?? null, flow.method, flow.path, ctx.now);
+    if (refusal) return answer(flow, 403, "policy_denied", `the policy of ${holder.owner} refuses this request: ${refusal}`, { rule: refusal });
+    const cap = holder.policy.usage_cap;
+    if (cap !== undefined && holder.usage + ctx.limits.unflushed(holder.id) >= cap) {
+      return answer(flow, 403, "policy_denied", `the policy of ${holder.owner} refuses this request: usage cap of ${cap} requests reached`, { rule: `usage cap: ${cap} requests` });
+    }
+  }
+  const rate = ctx.limits.takeRate(holders, ctx.now);
+  if (rate.refusedBy) {
+    const limit = rate.refusedBy.policy.rate_limit!.requests_per_minute;
+    answer(flow, 429, "rate_limited", `the policy of ${rate.refusedBy.owner} allows ${limit} requests per minute; retry in ${rate.headers["retry-after"]} s`, { rule: `rate limit: ${limit} requests per minute` });
+    flow.answer = { ...flow.answer!, headers: rate.headers };
+    return;
+  }
+  flow.responseHeaders = rate.headers;
+  ctx.limits.count(holders);
 }

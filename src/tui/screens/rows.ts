@@ -5,6 +5,8 @@ import { listCredentials } from "../../vault/credentials.ts";
 import { type Proposal } from "../../vault/proposal.schema.ts";
 import { statusOf } from "../../vault/proposals.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
+import { activeGrants } from "../../vault/agents.ts";
+import { describePolicy } from "../../vault/policy.ts";
 import { isSessionActive } from "../../vault/sessions.ts";
 import { type VaultRecord } from "../../vault/state.schema.ts";
 import { columns, type ListRow } from "../components/ListView.tsx";
@@ -79,10 +81,25 @@ export function activityRows(entries: readonly RequestLogEntry[], width = 120): 
   return rows;
 }
 
+const SESSION_COLUMNS = [16, 16, 24, 10, 10, 0];
+
+/** Active sessions, then agents (key `agent:NAME`) with their live grants and policy. */
 export function sessionRows(vault: VaultRecord): ListRow[] {
-  return vault.sessions
-    .filter((s) => isSessionActive(s))
-    .map((s) => ({ key: s.id, text: columns([s.id, s.label || "-", s.services?.join(",") ?? "all", ago(s.created_at), ago(s.expires_at)], [16, 16, 20, 10, 0]) }));
+  const now = Date.now();
+  const agentName = (id: string | null) => (id === null ? null : (vault.agents.find((a) => a.id === id)?.name ?? "?"));
+  const sessions = vault.sessions
+    .filter((s) => isSessionActive(s, now))
+    .map((s) => {
+      const as = agentName(s.agent);
+      const policy = [as ? `as agent ${as}` : "", ...describePolicy(s.policy)].filter(Boolean).join("; ");
+      return { key: s.id, text: columns([s.id, s.label || "-", s.services?.join(",") ?? (as ? "agent's grants" : "all"), ago(s.created_at), ago(s.expires_at), policy || "-"], SESSION_COLUMNS) };
+    });
+  const agents = vault.agents.map((a) => ({
+    key: `agent:${a.name}`,
+    text: columns([`agent ${a.name}`, a.revoked_at === null ? "active" : "revoked", activeGrants(a, now).map((g) => `${g.service}${g.expires_at ? `(${ago(g.expires_at)})` : ""}`).join(",") || "no grants", ago(a.created_at), "-", describePolicy(a.policy).join("; ") || "-"], SESSION_COLUMNS),
+    color: a.revoked_at === null ? undefined : "gray",
+  }));
+  return [...sessions, ...agents];
 }
 
 export function headers(width: number): string[] {
@@ -91,7 +108,7 @@ export function headers(width: number): string[] {
     columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex)),
     columns(["", "NAME", "HOST", "AUTH", "CREDENTIALS"], [3, 18, 32, 12, 0]),
     columns(["TIME", "CODE", "METHOD", "HOST", "PATH", "SERVICE", "ERROR", "LATENCY"], fit(width, ACTIVITY_COLUMNS.fixed, ACTIVITY_COLUMNS.flex)),
-    columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES"], [16, 16, 20, 10, 0]),
+    columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES", "POLICY"], SESSION_COLUMNS),
   ];
 }
 

@@ -1,0 +1,191 @@
+// `agent-vault mcp`: the vault as a Model Context Protocol server over stdio (the official
+// TypeScript SDK). It is a client of the agent API, authenticated by the token in its environment
+// (a session's, from `run`, or an agent's), so it can do exactly what that token can: list the
+// services it may use and the credentials they send (metadata), file a proposal, read a proposal's
+// status, and make an HTTP request through the vault, whose response comes back with every
+// credential value scrubbed. No tool returns a credential value.
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { z } from "zod";
+import pkg from "../../package.json" with { type: "json" };
+
+const DEFAULT_ADDR = "http://127.0.0.1:14321";
+const MAX_BODY_CHARS = 256 * 1024;
+
+export interface McpEnvironment {
+  readonly addr: string;
+  readonly token: string | undefined;
+}
+
+export function mcpEnvironment(env: NodeJS.ProcessEnv = process.env): McpEnvironment {
+  return {
+    addr: (env.AGENT_VAULT_ADDR || DEFAULT_ADDR).replace(/\/+$/, ""),
+    token: env.AGENT_VAULT_SESSION_TOKEN || env.AGENT_VAULT_AGENT_TOKEN || undefined,
+  };
+}
+
+type ToolResult = { content: { type: "text"; text: string }[]; isError?: boolean };
+
+const text = (value: unknown): ToolResult => ({ content: [{ type: "text", text: typeof value === "string" ? value : JSON.stringify(value, null, 2) }] });
+const failure = (message: string): ToolResult => ({ content: [{ type: "text", text: message }], isError: true });
+
+async function api(env: McpEnvironment, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  if (!env.token) throw new Error("no token: run the MCP client under `agent-vault run`, or set AGENT_VAULT_AGENT_TOKEN to an agent's token");
+  let res: Response;
+  try {
+    res = await fetch(`${env.addr}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${env.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new Error(`cannot reach agent-vault at ${env.addr}: start it with \`agent-vault server\` (or run the MCP client under \`agent-vault run\`)`);
+  }
+  const raw = await res.text();
+  let json: unknown = null;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    json = { message: raw.slice(0, 500) };
+  }
+  return { status: res.status, json };
+}
+
+/** An API error as one line for the model: status, code and message. */
+function apiError(answer: { status: number; json: any }): ToolResult {
+  const code = answer.json?.error ?? "error";
+  return failure(`agent-vault answered ${answer.status} ${code}: ${answer.json?.message ?? ""}`.trim());
+}
+
+const ProposalServiceShape = z.object({}).passthrough();
+
+export function buildMcpServer(env: McpEnvironment): McpServer {
+  const server = new McpServer({ name: "agent-vault", version: pkg.version });
+  const guarded = (fn: (args: any) => Promise<ToolResult>) => async (args: any): Promise<ToolResult> => {
+    try {
+      return await fn(args);
+    } catch (error) {
+      return failure((error as Error).message);
+    }
+  };
+
+  server.registerTool(
+    "list_services",
+    {
+      title: "List services",
+      description: "The services this agent may call through the vault (name and host), and the credential keys available. Requests to these hosts get the real credential attached by the vault; the agent never holds it.",
+      inputSchema: {},
+    },
+    guarded(async () => {
+      const answer = await api(env, "GET", "/discover");
+      return answer.status === 200 ? text(answer.json) : apiError(answer);
+    }),
+  );
+
+  server.registerTool(
+    "list_credentials",
+    {
+      title: "List credential metadata",
+      description: "Metadata of the credentials this agent's services use: key, type (static or oauth), description, expiry and which services send it. Never a value.",
+      inputSchema: { service: z.string().optional().describe("only credentials this service sends"), type: z.enum(["static", "oauth"]).optional() },
+    },
+    guarded(async (args: { service?: string; type?: string }) => {
+      const query = new URLSearchParams();
+      if (args.service) query.set("service", args.service);
+      if (args.type) query.set("type", args.type);
+      const answer = await api(env, "GET", `/v1/credentials${query.size > 0 ? `?${query}` : ""}`);
+      return answer.status === 200 ? text(answer.json) : apiError(answer);
+    }),
+  );
+
+  server.registerTool(
+    "request_access",
+    {
+      title: "Request access to a service",
+      description:
+        "File a proposal for a human to approve: services to add (name, host, auth referencing credential keys) and credential slots to fill (key, description, where to obtain it). Returns the proposal id; a human approves it in `agent-vault tui` or with `agent-vault vault proposal approve ID`. Never put a secret you do not have in it.",
+      inputSchema: {
+        services: z.array(ProposalServiceShape).optional().describe('e.g. [{"action":"set","name":"stripe","host":"api.stripe.com","auth":{"type":"bearer","token":"STRIPE_KEY"}}]'),
+        credentials: z.array(ProposalServiceShape).optional().describe('e.g. [{"action":"set","key":"STRIPE_KEY","description":"Stripe test key","obtain":"https://dashboard.stripe.com/apikeys"}]'),
+        message: z.string().optional().describe("why the agent needs it, for the human"),
+      },
+    },
+    guarded(async (args: { services?: unknown[]; credentials?: unknown[]; message?: string }) => {
+      const body: Record<string, unknown> = {};
+      if (args.services) body.services = args.services;
+      if (args.credentials) body.credentials = args.credentials;
+      if (args.message !== undefined) body.message = args.message;
+      const answer = await api(env, "POST", "/v1/proposals", body);
+      if (answer.status !== 201) return apiError(answer);
+      return text({ ...answer.json, how_to_approve: `a human runs \`agent-vault tui\` (Proposals, a) or \`agent-vault vault proposal approve ${answer.json.id}\`; poll proposal_status with this id` });
+    }),
+  );
+
+  server.registerTool(
+    "proposal_status",
+    {
+      title: "Proposal status",
+      description: "The status of a proposal this vault holds: pending, applied, rejected (with the reason) or expired.",
+      inputSchema: { id: z.number().int().positive() },
+    },
+    guarded(async (args: { id: number }) => {
+      const answer = await api(env, "GET", `/v1/proposals/${args.id}`);
+      return answer.status === 200 ? text(answer.json) : apiError(answer);
+    }),
+  );
+
+  server.registerTool(
+    "http_request",
+    {
+      title: "HTTP request through the vault",
+      description:
+        "Make an HTTPS request through agent-vault: the vault attaches the credential of the matching service (do not send your own), and returns status, headers and body with every credential value replaced by [REDACTED:KEY].",
+      inputSchema: {
+        method: z.string().regex(/^[A-Za-z]{1,16}$/).default("GET"),
+        url: z.string().url().describe("https://host/path?query"),
+        headers: z.record(z.string(), z.string()).optional(),
+        body: z.string().optional().describe("request body as text"),
+      },
+    },
+    guarded(async (args: { method: string; url: string; headers?: Record<string, string>; body?: string }) => {
+      const url = new URL(args.url);
+      if (url.protocol !== "https:") return failure("http_request takes https:// URLs");
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(args.headers ?? {})) {
+        if (!/^(authorization|proxy-authorization|host|x-agent-vault-scrub)$/i.test(name)) headers[name] = value;
+      }
+      if (!env.token) return failure("no token: run the MCP client under `agent-vault run`, or set AGENT_VAULT_AGENT_TOKEN");
+      const target = `${env.addr}/proxy/${url.host}${url.pathname}${url.search}`;
+      let res: Response;
+      try {
+        res = await fetch(target, { method: args.method.toUpperCase(), headers: { ...headers, authorization: `Bearer ${env.token}`, "x-agent-vault-scrub": "1" }, body: args.body, redirect: "manual", decompress: false } as RequestInit);
+      } catch {
+        return failure(`cannot reach agent-vault at ${env.addr}: start it with \`agent-vault server\``);
+      }
+      const bytes = Buffer.from(await res.arrayBuffer());
+      const isText = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript|[a-z.+-]*\+json|[a-z.+-]*\+xml))/i.test(res.headers.get("content-type") ?? "text/plain") || bytes.every((b) => b !== 0);
+      const bodyText = isText ? bytes.toString("utf8") : bytes.toString("base64");
+      const responseHeaders: Record<string, string> = {};
+      res.headers.forEach((value, name) => (responseHeaders[name] = value));
+      return text({
+        status: res.status,
+        headers: responseHeaders,
+        body_encoding: isText ? "text" : "base64",
+        body: bodyText.length > MAX_BODY_CHARS ? `${bodyText.slice(0, MAX_BODY_CHARS)}… [truncated, ${bodyText.length} characters]` : bodyText,
+      });
+    }),
+  );
+
+  return server;
+}
+
+export async function serveMcp(env: McpEnvironment = mcpEnvironment()): Promise<void> {
+  const server = buildMcpServer(env);
+  await server.connect(new StdioServerTransport());
+  // Served until the client closes stdin.
+  await new Promise<void>((resolve) => {
+    process.stdin.once("end", resolve);
+    process.stdin.once("close", resolve);
+  });
+  await server.close();
+}

@@ -1,0 +1,94 @@
+// Evaluating and describing access policies (agent.schema.ts). Pure functions over a request's
+// service, method and path and the current time; the stateful parts (rate limit, usage counts)
+// live in the proxy (src/proxy/limits.ts). A refusal names the rule that refused, in the same
+// words `agent info` uses to show it.
+import { DAYS, type Policy, type ServiceRule, type TimeWindow } from "./agent.schema.ts";
+
+const patternCache = new Map<string, RegExp>();
+
+/** `*` matches any run of characters, `/` included; everything else is literal. The query is not matched. */
+export function pathMatches(pattern: string, path: string): boolean {
+  let regex = patternCache.get(pattern);
+  if (!regex) {
+    regex = new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+    if (patternCache.size > 1000) patternCache.clear();
+    patternCache.set(pattern, regex);
+  }
+  return regex.test(path.split("?")[0]!);
+}
+
+export function describeRule(rule: ServiceRule): string {
+  const parts: string[] = [];
+  if (rule.methods) parts.push(`only ${rule.methods.join(",")}`);
+  if (rule.paths) parts.push(`only paths ${rule.paths.join(" ")}`);
+  for (const deny of rule.deny ?? []) parts.push(`deny ${deny.methods ? `${deny.methods.join(",")} ` : ""}${deny.path}`);
+  return `${rule.service}: ${parts.join("; ") || "no restriction"}`;
+}
+
+export function describeWindow(window: TimeWindow): string {
+  const days = window.days ? compactDays(window.days) : "every day";
+  return `${days} ${window.start}-${window.end} UTC${window.utc_offset ?? "+00:00"}`;
+}
+
+function compactDays(days: readonly string[]): string {
+  const order = DAYS.filter((d) => days.includes(d));
+  const indices = order.map((d) => DAYS.indexOf(d));
+  const contiguous = indices.every((v, i) => i === 0 || v === indices[i - 1]! + 1);
+  return contiguous && order.length > 2 ? `${order[0]}-${order[order.length - 1]}` : order.join(",");
+}
+
+/** One line per part of the policy, for `agent info`, `run` and the TUI. */
+export function describePolicy(policy: Policy | null): string[] {
+  if (!policy) return [];
+  const lines: string[] = [];
+  for (const rule of policy.rules ?? []) lines.push(describeRule(rule));
+  if (policy.rate_limit) lines.push(`rate limit: ${policy.rate_limit.requests_per_minute} requests per minute`);
+  if (policy.time_windows) lines.push(`allowed: ${policy.time_windows.map(describeWindow).join(", ")}`);
+  if (policy.usage_cap !== undefined) lines.push(`usage cap: ${policy.usage_cap} requests`);
+  return lines;
+}
+
+function offsetMinutes(offset: string | undefined): number {
+  if (!offset) return 0;
+  const sign = offset.startsWith("-") ? -1 : 1;
+  const [h, m] = offset.slice(1).split(":").map(Number);
+  return sign * (h! * 60 + m!);
+}
+
+function minutesOf(clock: string): number {
+  const [h, m] = clock.split(":").map(Number);
+  return h! * 60 + m!;
+}
+
+/** True when `now` falls inside the window (read on its own UTC offset). */
+export function inWindow(window: TimeWindow, now: number): boolean {
+  const local = new Date(now + offsetMinutes(window.utc_offset) * 60_000);
+  const minute = local.getUTCHours() * 60 + local.getUTCMinutes();
+  const today = DAYS[(local.getUTCDay() + 6) % 7]!;
+  const yesterday = DAYS[(local.getUTCDay() + 5) % 7]!;
+  const start = minutesOf(window.start);
+  const end = minutesOf(window.end);
+  const dayOk = (day: string) => !window.days || window.days.includes(day as (typeof DAYS)[number]);
+  if (start < end) return dayOk(today) && minute >= start && minute < end;
+  // Past midnight: the evening part belongs to today, the morning part to the day before.
+  return (dayOk(today) && minute >= start) || (dayOk(yesterday) && minute < end);
+}
+
+/** Why the policy refuses this request (ignoring rate and usage), or null when it allows it. */
+export function refusalOf(policy: Policy, service: string | null, method: string, path: string, now: number): string | null {
+  if (policy.time_windows && !policy.time_windows.some((w) => inWindow(w, now))) {
+    return `outside the allowed times (${policy.time_windows.map(describeWindow).join(", ")})`;
+  }
+  if (service === null) return null;
+  for (const rule of policy.rules ?? []) {
+    if (rule.service !== service) continue;
+    if (rule.methods && !rule.methods.includes(method)) return `${rule.service} allows only ${rule.methods.join(",")} (this was ${method})`;
+    if (rule.paths && !rule.paths.some((p) => pathMatches(p, path))) return `${rule.service} allows only paths ${rule.paths.join(" ")}`;
+    for (const deny of rule.deny ?? []) {
+      if ((!deny.methods || deny.methods.includes(method)) && pathMatches(deny.path, path)) {
+        return `${rule.service} denies ${deny.methods ? `${deny.methods.join(",")} ` : ""}${deny.path}`;
+      }
+    }
+  }
+  return null;
+}
