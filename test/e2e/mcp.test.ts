@@ -28,6 +28,9 @@ const mcpStderr: { text: string }[] = [];
 
 const GITHUB_CANARY = `ghp_canary_${randomBytes(16).toString("hex")}`;
 const STRIPE_CANARY = `sk_test_canary_${randomBytes(16).toString("hex")}`;
+/** The value a human supplies when approving the agent's proposal for a NOTES_KEY slot. */
+const NOTES_CANARY = `notes_canary_${randomBytes(16).toString("hex")}`;
+const CANARIES = [GITHUB_CANARY, STRIPE_CANARY, NOTES_CANARY];
 const GITHUB_HOST = "api.github.test";
 const STRIPE_HOST = "api.stripe.test";
 const REDACTED = "[REDACTED:GITHUB_TOKEN]";
@@ -143,6 +146,8 @@ function githubRoute(path: string, authorization: string): { status: number; hea
       secret,
       // A careless API that echoes a credential the agent was never granted.
       other_vault_secret: STRIPE_CANARY,
+      // And one added to the vault (by an approved proposal) while the server runs.
+      approved_secret: NOTES_CANARY,
     }),
   );
   const headers = { "content-type": "application/json", "x-echo-auth": authorization, "x-echo-secret": secret };
@@ -239,8 +244,7 @@ describe("discovery", () => {
     expect(bad.isError).toBe(true);
 
     for (const text of outputs) {
-      expect(text.includes(GITHUB_CANARY)).toBe(false);
-      expect(text.includes(STRIPE_CANARY)).toBe(false);
+      for (const canary of CANARIES) expect(text.includes(canary)).toBe(false);
     }
   }, 30_000);
 });
@@ -277,7 +281,7 @@ describe("proposals", () => {
 
   test("an approved proposal reads applied; unknown ids and invalid proposals are tool errors", async () => {
     const filed = await callJson(M, "request_access", { credentials: [{ action: "set", key: "NOTES_KEY", description: "notes" }], message: "a slot" });
-    await ok(["vault", "proposal", "approve", String(filed.id), "--yes"]);
+    await ok(["vault", "proposal", "approve", String(filed.id), "NOTES_KEY=-", "--yes"], `${NOTES_CANARY}\n`);
     expect((await callJson(M, "proposal_status", { id: filed.id })).status).toBe("applied");
 
     const missing = await call(M, "proposal_status", { id: 999_999 });
@@ -314,9 +318,10 @@ describe("http_request", () => {
     expect(answer.headers["x-echo-secret"]).toBe(REDACTED);
     expect(answer.headers["content-type"]).toBe("application/json");
     const body = JSON.parse(answer.body);
-    expect(body).toEqual({ path: "/echo?page=2", authorization: `Bearer ${REDACTED}`, secret: REDACTED, other_vault_secret: "[REDACTED:STRIPE_KEY]" });
-    expect(answer.text).not.toContain(GITHUB_CANARY);
-    expect(answer.text).not.toContain(STRIPE_CANARY);
+    // Every value of the vault is scrubbed, also those of services the agent is not granted and
+    // one approved after the server started.
+    expect(body).toEqual({ path: "/echo?page=2", authorization: `Bearer ${REDACTED}`, secret: REDACTED, other_vault_secret: "[REDACTED:STRIPE_KEY]", approved_secret: "[REDACTED:NOTES_KEY]" });
+    for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
   }, 30_000);
 
   for (const encoding of ["gzip", "deflate", "br"]) {
@@ -332,8 +337,7 @@ describe("http_request", () => {
       expect(Number(answer.headers["content-length"])).toBe(Buffer.byteLength(answer.body));
       expect(answer.headers["x-echo-auth"]).toBe(`Bearer ${REDACTED}`);
       expect(JSON.parse(answer.body)).toMatchObject({ path: `/${encoding}`, authorization: `Bearer ${REDACTED}`, secret: REDACTED });
-      expect(answer.text).not.toContain(GITHUB_CANARY);
-      expect(answer.text).not.toContain(STRIPE_CANARY);
+      for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
     }, 30_000);
   }
 
@@ -341,8 +345,7 @@ describe("http_request", () => {
     const seen = U.received.length;
     const answer = await call(M, "http_request", { method: "GET", url: `https://${GITHUB_HOST}/weird` });
     expect(receivedFor(GITHUB_HOST, seen).length).toBe(1);
-    expect(answer.text).not.toContain(GITHUB_CANARY);
-    expect(answer.text).not.toContain(STRIPE_CANARY);
+    for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
     if (!answer.isError) {
       const parsed = JSON.parse(answer.text) as HttpAnswer;
       expect(parsed.status).toBe(502);
@@ -373,7 +376,7 @@ describe("http_request", () => {
     // Still scrubbed: the agent cannot turn scrubbing off.
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body).secret).toBe(REDACTED);
-    expect(answer.text).not.toContain(GITHUB_CANARY);
+    for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
   }, 30_000);
 
   test("plain http:// URLs are refused by the tool, before any request", async () => {
@@ -473,7 +476,7 @@ describe("authentication", () => {
 });
 
 describe("secrets", () => {
-  test("neither credential value appears in any tool result, the MCP servers' stderr, the server's output or requests.log", async () => {
+  test("no credential value appears in any tool result, the MCP servers' stderr, the server's output or requests.log", async () => {
     await M.close();
     await S.stop();
     // Everything above was recorded; the upstream did see the real value (injection happened).
@@ -484,7 +487,7 @@ describe("secrets", () => {
     expect(log).toContain(GITHUB_HOST);
     expect(log).toContain(STRIPE_HOST);
     const haystacks = [...outputs, ...mcpStderr.map((s) => s.text), log, S.live.stdout, S.live.stderr];
-    for (const canary of [GITHUB_CANARY, STRIPE_CANARY]) {
+    for (const canary of CANARIES) {
       for (const hay of haystacks) expect(hay.includes(canary)).toBe(false);
     }
   }, 30_000);

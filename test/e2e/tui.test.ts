@@ -653,3 +653,37 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
     await pane.kill();
   }, 40_000);
 });
+
+describe("agents on the Sessions screen (issue 7)", () => {
+  it("5 shows an agent's live grants and policy; x, y revokes it", async () => {
+    await ok(["vault", "credential", "set", "TUI_AGENT_KEY=-"], { stdin: `agent-${TAG}` });
+    await ok(["vault", "service", "add", "--name", "tuiapi", "--host", "tuiapi.example.com", "--auth-type", "bearer", "--token-key", "TUI_AGENT_KEY"]);
+    const token = (await ok(["agent", "create", "tuibot"])).stdout.trim();
+    await ok(["agent", "grant", "tuibot", "--service", "tuiapi", "--ttl", "2h"]);
+    await ok(["agent", "policy", "tuibot", "--methods", "tuiapi=GET,HEAD", "--rate-limit", "30"]);
+    const pane = await openPane(140, 30);
+    await startTui(pane);
+    await pane.until("1 Proposals");
+    await pane.keys("5");
+    const screen = await pane.until(/agent tuibot\s+active/);
+    const row = screen.split("\n").find((l) => l.includes("agent tuibot"))!;
+    expect(row).toContain("tuiapi(in 2h)");
+    expect(row).toContain("tuiapi: only GET,HEAD; rate limit: 30 requests per minute");
+    expect(screen).not.toContain(token.slice(11));
+    const rows = screen.split("\n").filter((l) => /^(s_[0-9a-f]{12}|agent )/.test(l));
+    const index = rows.findIndex((l) => l.includes("agent tuibot"));
+    for (let i = 0; i < index; i++) {
+      await pane.keys("j");
+      await settle();
+    }
+    await pane.keys("x");
+    await pane.until("Revoke agent tuibot? y to confirm");
+    await pane.keys("y");
+    await pane.until(/agent tuibot\s+revoked/);
+    const info = JSON.parse((await ok(["agent", "info", "tuibot", "--json"])).stdout) as { status: string };
+    expect(info.status).toBe("revoked");
+    await pane.keys("q");
+    await pane.until("EXITED=0");
+    await pane.kill();
+  }, 30_000);
+});
