@@ -167,12 +167,17 @@ export function buildMcpServer(env: McpEnvironment): McpServer {
       const bodyText = isText ? bytes.toString("utf8") : bytes.toString("base64");
       const responseHeaders: Record<string, string> = {};
       res.headers.forEach((value, name) => (responseHeaders[name] = value));
-      return text({
+      // The vault's own refusals (403 policy_denied, 502 upstream_error, ...) are tool errors.
+      const refusal = res.headers.get("x-agent-vault-error");
+      return {
+        ...text({
         status: res.status,
         headers: responseHeaders,
         body_encoding: isText ? "text" : "base64",
         body: bodyText.length > MAX_BODY_CHARS ? `${bodyText.slice(0, MAX_BODY_CHARS)}… [truncated, ${bodyText.length} characters]` : bodyText,
-      });
+        }),
+        ...(refusal ? { isError: true } : {}),
+      };
     }),
   );
 

@@ -310,15 +310,20 @@ export function forward(
 
 /** The held response decoded and cleaned, or why it cannot be passed on. */
 function scrubbed(held: { headers: Record<string, string | string[]>; chunks: Buffer[] }, secrets: readonly Secret[]): { headers: Record<string, string | string[]>; body: Buffer } | EarlyAnswer {
+  const raw = Buffer.concat(held.chunks);
   const encoding = held.headers["content-encoding"];
-  const body = decodeBody(Buffer.concat(held.chunks), Array.isArray(encoding) ? encoding.join(",") : encoding);
+  const body = decodeBody(raw, Array.isArray(encoding) ? encoding.join(",") : encoding);
   if (body === null) return failure(502, "upstream_error", `the response's content-encoding (${String(encoding)}) cannot be scanned for credentials, so it was not passed on`);
+  // No body (HEAD, 204, 304): the headers describe a body that is not here; keep them as they are.
+  const bodiless = raw.length === 0;
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(held.headers)) {
-    if (name === "content-encoding" || name === "content-length") continue;
+    if (!bodiless && (name === "content-encoding" || name === "content-length")) continue;
+    // A header whose name holds a value cannot be renamed to [REDACTED:...]: it is dropped.
+    if (scrubText(name, secrets) !== name) continue;
     headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, secrets)) : scrubText(value, secrets);
   }
   const clean = scrubBuffer(body, secrets);
-  headers["content-length"] = String(clean.length);
+  if (!bodiless) headers["content-length"] = String(clean.length);
   return { headers, body: clean };
 }

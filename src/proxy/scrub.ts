@@ -48,6 +48,7 @@ export function scrubBuffer(body: Buffer, secrets: readonly Secret[]): Buffer {
 
 /** The body without its content-encoding, or null for an encoding we cannot read (refused, not passed). */
 export function decodeBody(body: Buffer, encoding: string | undefined): Buffer | null {
+  if (body.length === 0) return body;
   const codings = (encoding ?? "").split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== "" && c !== "identity");
   let out = body;
   try {

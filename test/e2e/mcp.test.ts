@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
@@ -123,10 +124,20 @@ interface HttpAnswer {
   readonly text: string;
 }
 
+/**
+ * The tool's answer parsed. The vault's own refusals (X-Agent-Vault-Error) are tool errors that
+ * still carry status, headers and body; any other error result fails the test.
+ */
 async function httpRequest(m: Mcp, args: Record<string, unknown>): Promise<HttpAnswer> {
   const answer = await call(m, "http_request", args);
-  if (answer.isError) throw new Error(`http_request failed: ${answer.text}`);
-  return { ...JSON.parse(answer.text), text: answer.text };
+  let parsed: HttpAnswer;
+  try {
+    parsed = { ...JSON.parse(answer.text), text: answer.text };
+  } catch {
+    throw new Error(`http_request failed: ${answer.text}`);
+  }
+  expect(answer.isError === true).toBe(parsed.headers["x-agent-vault-error"] !== undefined);
+  return parsed;
 }
 
 function receivedFor(host: string, since = 0) {
@@ -137,7 +148,7 @@ function receivedFor(host: string, since = 0) {
 // Fixture
 
 /** The upstream's answers for the github host: each repeats the credential it was sent. */
-function githubRoute(path: string, authorization: string): { status: number; headers: Record<string, string>; body: Buffer } | null {
+function githubRoute(path: string, authorization: string, ifNoneMatch: string | undefined): { status: number; headers: Record<string, string>; body: Buffer } | null {
   const secret = authorization.replace(/^Bearer /, "");
   const json = Buffer.from(
     JSON.stringify({
@@ -153,6 +164,8 @@ function githubRoute(path: string, authorization: string): { status: number; hea
   const headers = { "content-type": "application/json", "x-echo-auth": authorization, "x-echo-secret": secret };
   const route = path.split("?")[0];
   if (route === "/echo") return { status: 200, headers, body: json };
+  // A conditional request for an unchanged gzip resource: 304, with its encoding but no body.
+  if (route === "/gzip" && ifNoneMatch === '"v1"') return { status: 304, headers: { etag: '"v1"', "content-encoding": "gzip", "x-echo-auth": authorization }, body: Buffer.alloc(0) };
   if (route === "/gzip") return { status: 200, headers: { ...headers, "content-encoding": "gzip" }, body: gzipSync(json) };
   if (route === "/deflate") return { status: 200, headers: { ...headers, "content-encoding": "deflate" }, body: deflateSync(json) };
   if (route === "/br") return { status: 200, headers: { ...headers, "content-encoding": "br" }, body: brotliCompressSync(json) };
@@ -166,9 +179,9 @@ beforeAll(async () => {
   cleanups.push(() => U.close());
   U.handler = (req, res) => {
     if (String(req.headers.host) !== GITHUB_HOST) return false;
-    const answer = githubRoute(req.url ?? "/", String(req.headers.authorization ?? ""));
+    const answer = githubRoute(req.url ?? "/", String(req.headers.authorization ?? ""), req.headers["if-none-match"]);
     if (!answer) return false;
-    res.writeHead(answer.status, { ...answer.headers, "content-length": answer.body.length });
+    res.writeHead(answer.status, answer.status === 304 ? answer.headers : { ...answer.headers, "content-length": answer.body.length });
     res.end(answer.body);
     return true;
   };
@@ -379,6 +392,33 @@ describe("http_request", () => {
     for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
   }, 30_000);
 
+  test("HEAD of an unencoded resource: injected, scrubbed headers, no body", async () => {
+    const seen = U.received.length;
+    const answer = await httpRequest(M, { method: "HEAD", url: `https://${GITHUB_HOST}/echo` });
+    const reached = receivedFor(GITHUB_HOST, seen);
+    expect(reached.map((r) => [r.method, r.headers.authorization])).toEqual([["HEAD", `Bearer ${GITHUB_CANARY}`]]);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe("");
+    expect(answer.headers["x-echo-auth"]).toBe(`Bearer ${REDACTED}`);
+    for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
+  }, 30_000);
+
+  // A response with a content-encoding but no body (HEAD, 304) has nothing to decode: it passes
+  // with its headers scrubbed (this was a 502 "cannot be scanned" once).
+  test("HEAD of a gzip resource passes with its headers scrubbed", async () => {
+    const answer = await httpRequest(M, { method: "HEAD", url: `https://${GITHUB_HOST}/gzip` });
+    for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
+    expect(answer.status).toBe(200);
+    expect(answer.headers["x-echo-auth"]).toBe(`Bearer ${REDACTED}`);
+  }, 30_000);
+
+  test("a 304 to a conditional GET of a gzip resource passes as a 304", async () => {
+    const answer = await httpRequest(M, { method: "GET", url: `https://${GITHUB_HOST}/gzip`, headers: { "if-none-match": '"v1"' } });
+    for (const canary of CANARIES) expect(answer.text).not.toContain(canary);
+    expect(answer.status).toBe(304);
+    expect(answer.headers.etag).toBe('"v1"');
+  }, 30_000);
+
   test("plain http:// URLs are refused by the tool, before any request", async () => {
     const seen = U.received.length;
     const answer = await call(M, "http_request", { method: "GET", url: `http://${GITHUB_HOST}/echo` });
@@ -425,6 +465,28 @@ describe("authentication", () => {
       expect(U.received.length).toBe(seen);
     } finally {
       await bare.close();
+    }
+  }, 30_000);
+
+  test("a vault server that is not running is a tool error naming the address", async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", () => resolve()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const saved = ADDR;
+    ADDR = `http://127.0.0.1:${port}`;
+    const lost = await connectMcp(TOKEN).finally(() => (ADDR = saved));
+    try {
+      for (const [name, args] of [
+        ["list_services", {}],
+        ["http_request", { method: "GET", url: `https://${GITHUB_HOST}/echo` }],
+      ] as const) {
+        const answer = await call(lost, name, args);
+        expect(answer.isError, answer.text).toBe(true);
+        expect(answer.text).toContain(`cannot reach agent-vault at http://127.0.0.1:${port}`);
+      }
+    } finally {
+      await lost.close();
     }
   }, 30_000);
 
@@ -482,7 +544,7 @@ describe("secrets", () => {
     // Everything above was recorded; the upstream did see the real value (injection happened).
     expect(U.received.some((r) => r.headers.authorization === `Bearer ${GITHUB_CANARY}`)).toBe(true);
     expect(outputs.length).toBeGreaterThan(30);
-    expect(mcpStderr.length).toBeGreaterThanOrEqual(4);
+    expect(mcpStderr.length).toBeGreaterThanOrEqual(5);
     const log = readFileSync(join(H.dir, "requests.log"), "utf8");
     expect(log).toContain(GITHUB_HOST);
     expect(log).toContain(STRIPE_HOST);
