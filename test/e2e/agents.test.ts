@@ -7,11 +7,11 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type RunResult, type TempHome, tempHome } from "../support/binary.ts";
+import { recordingCli, type TempHome, tempHome } from "../support/binary.ts";
 import { runCleanups } from "../support/process.ts";
 import { basicProxyAuth, type HttpConnection, openTunnel } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "av-agents-e2e-"));
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -29,17 +29,7 @@ let API: string;
 let avCa: string;
 let ENV: Record<string, string>;
 
-async function av(args: readonly string[], stdin?: string): Promise<RunResult> {
-  const r = await H.run(args, { stdin, env: ENV });
-  outputs.push(r.stdout, r.stderr);
-  return r;
-}
-
-async function ok(args: readonly string[], stdin?: string): Promise<RunResult> {
-  const r = await av(args, stdin);
-  if (r.code !== 0) throw new Error(`agent-vault ${args.join(" ")} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
+const { av, ok } = recordingCli(() => H, () => ENV, outputs);
 
 async function newAgent(name: string): Promise<string> {
   const r = await ok(["agent", "create", name, "--description", `${name} for tests`]);
@@ -71,12 +61,7 @@ async function api(token: string, path: string): Promise<{ status: number; json:
 beforeAll(async () => {
   U = await startUpstream(mkdtempSync(join(scratch, "u-")));
   cleanups.push(() => U.close());
-  U.handler = (req, res) => {
-    const reply = JSON.stringify({ ok: true, path: req.url });
-    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
-    res.end(reply);
-    return true;
-  };
+  U.handler = replyWithPath;
   H = await tempHome();
   cleanups.push(() => H.cleanup());
   ENV = { AGENT_VAULT_CONNECT_TO: ["api.github.test", "api.stripe.test"].map((h) => `${h}:443:127.0.0.1:${U.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: U.caFile };

@@ -16,7 +16,7 @@ import { openOAuthSecrets } from "../../src/vault/oauth-record.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
 import { findVault } from "../../src/vault/vaults.ts";
-import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
+import { BINARY, cleanEnv, recordingCli, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { authorizationCode, consent } from "../support/browser.ts";
 import { OAUTH_CLIENTS, type OAuthServer, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
 import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
@@ -43,17 +43,7 @@ function show(label: string, r: RunResult): string {
   return `${label}\n  exit ${r.code}\n  stdout: ${JSON.stringify(r.stdout.slice(0, 2000))}\n  stderr: ${JSON.stringify(r.stderr.slice(0, 2000))}`;
 }
 
-async function av(args: readonly string[], stdin?: string): Promise<RunResult> {
-  const r = await H.run(args, { stdin, env: ENV });
-  outputs.push(r.stdout, r.stderr);
-  return r;
-}
-
-async function ok(args: readonly string[], stdin?: string): Promise<RunResult> {
-  const r = await av(args, stdin);
-  if (r.code !== 0) throw new Error(`expected success:\n${show(args.join(" "), r)}`);
-  return r;
-}
+const { av, ok } = recordingCli(() => H, () => ENV, outputs);
 
 /** `oauth connect` running in the background until its authorization URL is printed. */
 async function startConnect(args: readonly string[], stdin?: string): Promise<{ live: Live; url: URL; done: () => Promise<RunResult> }> {

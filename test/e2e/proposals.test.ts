@@ -18,7 +18,7 @@ import { findVault } from "../../src/vault/vaults.ts";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel, type RawResponse } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
 import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -104,12 +104,7 @@ beforeAll(async () => {
   U = await startUpstream(mkdtempSync(join(scratch, "u-")));
   cleanups.push(() => U.close());
   // A reply that never echoes what the upstream received: the agent must not learn secrets from it.
-  U.handler = (req, res) => {
-    const reply = JSON.stringify({ ok: true, path: req.url });
-    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
-    res.end(reply);
-    return true;
-  };
+  U.handler = replyWithPath;
   H = await tempHome();
   cleanups.push(() => H.cleanup());
   await ok(["vault", "credential", "set", "EXISTING_KEY=-"], { stdin: EXISTING });

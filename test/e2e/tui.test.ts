@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel } from "../support/proxy-client.ts";
 import { startServer } from "../support/server.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
 import { authorizationCode, consent } from "../support/browser.ts";
 import { authorizationUrl, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
 import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
@@ -236,12 +236,7 @@ beforeAll(async () => {
   if (!HAVE_TMUX) return;
   U = await startUpstream(mkdtempSync(join(scratch, "u-")));
   cleanups.push(() => U.close());
-  U.handler = (req, res) => {
-    const reply = JSON.stringify({ ok: true, path: req.url });
-    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
-    res.end(reply);
-    return true;
-  };
+  U.handler = replyWithPath;
   H = await tempHome();
   cleanups.push(() => H.cleanup());
   await ok(["vault", "credential", "set", "ALPHA_KEY=-"], { stdin: `alpha-${TAG}` });

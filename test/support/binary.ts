@@ -58,3 +58,27 @@ export async function tempHome(options: { init?: "password" | "no-password" | fa
   }
   return temp;
 }
+
+export interface Cli {
+  /** Runs the binary; stdout and stderr are kept in `outputs`. */
+  av(args: readonly string[], stdin?: string): Promise<RunResult>;
+  /** The same, failing the test unless it exits 0. */
+  ok(args: readonly string[], stdin?: string): Promise<RunResult>;
+}
+
+/** Commands against a home (looked up when called) with extra environment, output recorded for canary checks. */
+export function recordingCli(home: () => TempHome, env: () => Record<string, string | undefined>, outputs: string[]): Cli {
+  const av = async (args: readonly string[], stdin?: string) => {
+    const r = await home().run(args, { stdin, env: env() });
+    outputs.push(r.stdout, r.stderr);
+    return r;
+  };
+  return {
+    av,
+    ok: async (args, stdin) => {
+      const r = await av(args, stdin);
+      if (r.code !== 0) throw new Error(`agent-vault ${args.join(" ")} failed (${r.code}):\n  stdout: ${JSON.stringify(r.stdout.slice(0, 2000))}\n  stderr: ${JSON.stringify(r.stderr.slice(0, 2000))}`);
+      return r;
+    },
+  };
+}

@@ -66,3 +66,11 @@ export async function startUpstream(dir: string, options: { plain?: boolean } = 
       }),
   });
 }
+
+/** A reply that never echoes what the upstream received: `{ok: true, path}`. */
+export const replyWithPath: Handler = (req, res) => {
+  const reply = JSON.stringify({ ok: true, path: req.url });
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
+  res.end(reply);
+  return true;
+};
