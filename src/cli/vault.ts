@@ -1,7 +1,8 @@
 // `agent-vault vault create|delete|rename|use|current|list` and `vault settings`.
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
-import { UnmatchedPolicySchema } from "../vault/state.schema.ts";
+import { isValidHostname } from "../vault/host.ts";
+import { type UnmatchedPolicy, UnmatchedPolicySchema } from "../vault/state.schema.ts";
 import { createVault, deleteVault, findVault, renameVault, resolveVaultName, useVault } from "../vault/vaults.ts";
 import { type CommonOptions, openStore, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { confirm, formatWhen, printJson, printNote, printTable } from "./io.ts";
@@ -65,25 +66,51 @@ export function registerVaultManagement(group: Command): void {
     );
   });
 
-  withJsonOption(withVaultOption(withPasswordOption(group.command("settings").description("show or change the vault's settings")))).option(
-    "--unmatched <policy>",
-    "what to do with hosts no service matches: passthrough (tunnel untouched) or deny (403 with a proposal hint)",
-  ).action(async (options: CommonOptions & { unmatched?: string }) => {
-    const { store, vault } = await openVault(options);
-    let settings = vault.settings;
-    if (options.unmatched !== undefined) {
-      if (options.unmatched === "guard") {
-        throw new AgentVaultError("not_supported", "the guard policy is not available yet", { hint: "use passthrough or deny" });
+  withJsonOption(withVaultOption(withPasswordOption(group.command("settings").description("show or change the vault's settings"))))
+    .option("--unmatched <policy>", "hosts no service matches: passthrough (tunnel untouched), deny (403 with a proposal hint) or guard (intercepted, nothing injected, checked by the guard)")
+    .option("--guard <on|off>", "refuse requests that carry a credential value (403 credential_exfiltration)")
+    .option("--scrub <on|off>", "replace credential values in responses with [REDACTED:KEY]")
+    .option("--guard-bypass <hosts>", "under --unmatched guard, comma-separated hosts that stay plain tunnels (pinned certificates); '' clears")
+    .action(async (options: CommonOptions & { unmatched?: string; guard?: string; scrub?: string; guardBypass?: string }) => {
+      const { store, vault } = await openVault(options);
+      const onOff = (flag: string, text: string | undefined): boolean | undefined => {
+        if (text === undefined) return undefined;
+        if (text === "on" || text === "off") return text === "on";
+        throw new AgentVaultError("invalid_argument", `${flag} must be on or off, not "${text.slice(0, 40)}"`);
+      };
+      const guard = onOff("--guard", options.guard);
+      const scrub = onOff("--scrub", options.scrub);
+      let unmatched: UnmatchedPolicy | undefined;
+      if (options.unmatched !== undefined) {
+        const policy = UnmatchedPolicySchema.safeParse(options.unmatched);
+        if (!policy.success) throw new AgentVaultError("invalid_argument", `--unmatched must be passthrough, deny or guard, not "${options.unmatched.slice(0, 40)}"`);
+        unmatched = policy.data;
       }
-      const policy = UnmatchedPolicySchema.safeParse(options.unmatched);
-      if (!policy.success) throw new AgentVaultError("invalid_argument", `--unmatched must be passthrough or deny, not "${options.unmatched}"`);
-      settings = await store.update((body) => {
-        const target = findVault(body, vault.name);
-        target.settings.unmatched = policy.data;
-        return target.settings;
-      });
-    }
-    if (options.json) return printJson({ vault: vault.name, ...settings });
-    printTable(["SETTING", "VALUE"], [["unmatched", settings.unmatched]]);
-  });
+      let bypass: string[] | undefined;
+      if (options.guardBypass !== undefined) {
+        bypass = options.guardBypass.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean);
+        for (const host of bypass) if (!isValidHostname(host.replace(/^\*\./, ""))) throw new AgentVaultError("invalid_argument", `--guard-bypass: "${host.slice(0, 80)}" is not a host name`);
+      }
+      let settings = vault.settings;
+      if (unmatched !== undefined || guard !== undefined || scrub !== undefined || bypass !== undefined) {
+        settings = await store.update((body) => {
+          const target = findVault(body, vault.name);
+          if (unmatched !== undefined) target.settings.unmatched = unmatched;
+          if (guard !== undefined) target.settings.guard = guard;
+          if (scrub !== undefined) target.settings.scrub = scrub;
+          if (bypass !== undefined) target.settings.guard_bypass = bypass;
+          return target.settings;
+        });
+      }
+      if (options.json) return printJson({ vault: vault.name, ...settings });
+      printTable(
+        ["SETTING", "VALUE"],
+        [
+          ["unmatched", settings.unmatched],
+          ["guard", settings.guard ? "on" : "off"],
+          ["scrub", settings.scrub ? "on" : "off"],
+          ["guard_bypass", settings.guard_bypass.join(",") || "-"],
+        ],
+      );
+    });
 }

@@ -12,13 +12,13 @@ import tls, { TLSSocket } from "node:tls";
 import { Proxy as Engine } from "http-mitm-proxy";
 import { isAgentVaultError } from "../shared/errors.ts";
 import { type RequestLog } from "../shared/log.ts";
-import { isValidHostname } from "../vault/host.ts";
+import { hostMatchesPattern, isValidHostname } from "../vault/host.ts";
 import { isPrincipalLive } from "../vault/principals.ts";
 import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
 import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
 import { AccessLimits } from "./limits.ts";
-import { vaultSecrets } from "./scrub.ts";
+import { refuseExfiltration } from "./steps/guard.ts";
 import { UpstreamPool } from "./upstream.ts";
 import { resolveDial } from "./netguard.ts";
 import { type ProxyOptions, runPipeline, type StepContext } from "./pipeline.ts";
@@ -171,7 +171,7 @@ export class ProxyAdapter {
   }
 
   private context(): StepContext {
-    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits };
+    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits, secrets: (vault) => this.deps.state.secrets(vault) };
   }
 
   private track(sessionId: string, socket: Socket): void {
@@ -204,6 +204,7 @@ export class ProxyAdapter {
       time: new Date().toISOString(),
       session: flow.principal?.id ?? null,
       agent: flow.principal?.agent?.name ?? null,
+      ...(flow.blocked ? { blocked: flow.blocked } : {}),
       vault: flow.vault?.name ?? null,
       method: flow.method,
       host: flow.host,
@@ -237,7 +238,11 @@ export class ProxyAdapter {
     authenticate(flow, ctx);
     if (flow.answer) return refuse(flow.answer);
     const entry = ctx.snapshot.vaults.get(flow.vault!.id);
-    const intercept = entry?.matcher.coversHost(target.host, target.port) || flow.vault!.settings.unmatched === "deny";
+    const settings = flow.vault!.settings;
+    // Under `guard`, unmatched hosts are intercepted too (nothing injected) so the guard sees them,
+    // except hosts listed to stay tunnelled (certificate pinning).
+    const guarded = settings.unmatched === "guard" && !settings.guard_bypass.some((h) => hostMatchesPattern(target.host, h));
+    const intercept = entry?.matcher.coversHost(target.host, target.port) || settings.unmatched === "deny" || guarded;
     this.track(flow.principal!.id, socket);
     if (intercept) return this.intercept(socket, head, { ...target, credential: flow.credential });
     // Passthrough: a plain TCP tunnel, no interception; netguard still decides where it may go.
@@ -340,6 +345,7 @@ export class ProxyAdapter {
     }
     // Credentials never travel in clear: a plain http:// request to a service goes upstream over TLS.
     const upstreamScheme = scheme === "http" && flow.service && flow.service.auth.type !== "passthrough" ? "https" : scheme;
+    const vault = flow.vault;
     const result = await forward(flow, req, res, {
       scheme: upstreamScheme,
       pool: this.pool,
@@ -347,8 +353,13 @@ export class ProxyAdapter {
       maxResponseBytes: this.deps.options.maxResponseBytes,
       // An upstream 401 on an OAuth token: refresh it once and send the request again.
       onUnauthorized: flow.oauthUsed.length > 0 ? () => refreshAfterUnauthorized(flow, this.context(), injectCredential) : undefined,
-      // The MCP server's http_request asks for the response without any credential value in it.
-      scrub: flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1" && flow.vault ? () => vaultSecrets(this.deps.state.store, flow.vault!) : undefined,
+      // Scrubbing is a vault setting; the MCP server's http_request asks for it whatever the setting.
+      scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => this.deps.state.secrets(vault) : undefined,
+      guard: vault?.settings.guard ? () => this.deps.state.secrets(vault) : undefined,
+      onBlocked: (hit) => {
+        refuseExfiltration(flow, hit, "the body");
+        return flow.answer!;
+      },
     });
     this.log(flow, result.status, result.error);
   }

@@ -45,6 +45,8 @@ export interface Flow {
   oauthUsed: { key: string; version: string }[];
   /** Path and headers as they were before inject, so a retry after a refresh can inject again. */
   beforeInject?: { path: string; headers: Headers };
+  /** The credential key the exfiltration guard found (for the log; never the value). */
+  blocked?: string;
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
   responseHeaders?: Record<string, string>;
 }

@@ -6,11 +6,55 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { type Socket } from "node:net";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
-import { decodeBody, scrubBuffer, scrubText, type Secret } from "./scrub.ts";
+import { decodeBody, decoderChain, findSecret, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
 
-/** A scrubbed response is held whole; past this it is refused rather than passed unscanned. */
-const MAX_SCRUB_BYTES = 16 * 1024 * 1024;
+/**
+ * Under the guard a request body is read whole and checked before the upstream is dialled, so a
+ * refused request sends it zero bytes. Past this size a plain body streams on, checked as it goes,
+ * holding back any tail that could be the start of a value (the value itself never leaves; the
+ * bytes before it may); a compressed body past it is refused.
+ */
+const GUARD_BUFFER_BYTES = 16 * 1024 * 1024;
+
+type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: StreamGuard } | { kind: "refused"; answer: EarlyAnswer };
+
+/** Reads (up to the buffer size) and checks the agent's body; see GUARD_BUFFER_BYTES. */
+function readGuarded(req: IncomingMessage, patterns: readonly Pattern[], onBlocked: (hit: Pattern) => EarlyAnswer, maxRequestBytes: number): Promise<GuardedBody> {
+  const encoding = req.headers["content-encoding"];
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (result: GuardedBody) => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.pause();
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > maxRequestBytes) return finish({ kind: "refused", answer: failure(413, "request_too_large", `the request body is larger than the cap of ${maxRequestBytes} bytes`) });
+      if (size <= GUARD_BUFFER_BYTES) return;
+      if (encoding !== undefined && String(encoding).toLowerCase() !== "identity") {
+        return finish({ kind: "refused", answer: failure(413, "request_too_large", `a ${String(encoding)}-encoded body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
+      }
+      const guard = new StreamGuard(patterns);
+      const first = guard.push(Buffer.concat(chunks));
+      finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard });
+    };
+    const onEnd = () => {
+      const body = Buffer.concat(chunks);
+      const decoded = decodeBody(body, encoding);
+      if (decoded === null) return finish({ kind: "refused", answer: failure(415 as number, "invalid_request", `the request body's content-encoding (${String(encoding)}) cannot be checked by the guard, so it was not sent`) });
+      const hit = findSecret(decoded.toString("latin1"), patterns);
+      finish(hit ? { kind: "refused", answer: onBlocked(hit) } : { kind: "whole", body });
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.resume();
+  });
+}
 
 const TLS_ERROR = /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME|TLS|SSL|HANDSHAKE|ERR_SSL/i;
 const HOP_BY_HOP_RESPONSE = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
@@ -84,8 +128,12 @@ export function forward(
     maxResponseBytes: number;
     /** Called once on a 401 to an idempotent request without a body; true: send it again (flow re-injected). */
     onUnauthorized?: (() => Promise<boolean>) | undefined;
-    /** Buffer the response and replace these values before the agent sees it (MCP http_request). */
-    scrub?: (() => readonly Secret[]) | undefined;
+    /** Replace these values in the response before the agent sees it (scrubbing). */
+    scrub?: (() => readonly Pattern[]) | undefined;
+    /** Refuse the request if its body carries one of these values (the exfiltration guard). */
+    guard?: (() => readonly Pattern[]) | undefined;
+    /** Called when the guard finds a value in the body: the flow records the key, the agent gets the answer. */
+    onBlocked?: ((hit: Pattern) => EarlyAnswer) | undefined;
   },
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
@@ -113,7 +161,10 @@ export function forward(
       // The agent's body framing is re-done here: a declared length passes as is, anything else is chunked.
       delete headers["transfer-encoding"];
       delete headers.expect;
-      if (isChunked) headers["transfer-encoding"] = "chunked";
+      if (guarded?.kind === "whole") {
+        delete headers["transfer-encoding"];
+        headers["content-length"] = String(guarded.body.length);
+      } else if (isChunked) headers["transfer-encoding"] = "chunked";
       return headers;
     };
     const endpoint: Endpoint = { scheme: options.scheme, host: flow.host, dial: flow.dial! };
@@ -123,10 +174,21 @@ export function forward(
     const isRetryable = ["GET", "HEAD", "OPTIONS"].includes(flow.method) && !isChunked && declared === 0;
     // A 401 to one of these can be answered by refreshing an OAuth token and sending it again.
     let mayRetryUnauthorized = options.onUnauthorized !== undefined && ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"].includes(flow.method) && !isChunked && declared === 0;
-    options.pool.acquire(endpoint).then(
-      ({ socket, reused }) => exchange(socket, reused),
-      (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
-    );
+    const patterns = options.guard?.() ?? [];
+    const hasBody = isChunked || declared > 0;
+    let guarded: GuardedBody | null = null;
+    const start = () =>
+      options.pool.acquire(endpoint).then(
+        ({ socket, reused }) => exchange(socket, reused),
+        (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
+      );
+    if (hasBody && patterns.length > 0) {
+      void readGuarded(req, patterns, options.onBlocked ?? ((hit) => failure(403, "credential_exfiltration", `the request body carries the value of credential ${hit.key}`)), options.maxRequestBytes).then((result) => {
+        if (result.kind === "refused") return fail(result.answer);
+        guarded = result;
+        start();
+      });
+    } else start();
 
     function exchange(socket: Socket, reused: boolean): void {
       let headSeen = false;
@@ -138,8 +200,9 @@ export function forward(
       let status = 502;
       // The 401 being answered by a refresh: read to its end, never shown to the agent.
       let swallow = false;
-      // Scrub mode: the response waits here until it is complete and cleaned.
-      let held: { status: number; message: string; headers: Record<string, string | string[]>; chunks: Buffer[]; size: number } | null = null;
+      // Scrubbing: body bytes go through (decoders and) the scrubber; `sink` is where they enter.
+      let sink: ((bytes: Buffer) => void) | null = null;
+      let finishBody: ((then: () => void) => void) | null = null;
       const finishBoth = () => {
         if (!requestDone || !responseDone) return;
         cleanup();
@@ -174,8 +237,15 @@ export function forward(
           }
           Object.assign(out, flow.responseHeaders);
           if (options.scrub) {
-            held = { status: head.status, message: head.message, headers: out, chunks: [], size: 0 };
-            return;
+            const scrubbing = startScrub(out, framing.kind !== "none" && !(framing.kind === "length" && framing.remaining === 0), options.scrub(), (bytes) => {
+              if (bytes.length > 0 && !res.write(bytes)) {
+                socket.pause();
+                res.once("drain", () => socket.resume());
+              }
+            });
+            if ("code" in scrubbing) return abort(scrubbing);
+            sink = scrubbing.push;
+            finishBody = scrubbing.end;
           }
           res.writeHead(head.status, head.message || undefined, out);
           // Server-sent events and other streams go out as they arrive.
@@ -183,11 +253,10 @@ export function forward(
         },
         (bytes) => {
           if (bytes.length === 0 || swallow) return;
-          if (held) {
-            held.size += bytes.length;
-            if (held.size > MAX_SCRUB_BYTES) return abort(failure(502, "upstream_error", `the response is larger than ${MAX_SCRUB_BYTES} bytes, too large to scrub`));
-            held.chunks.push(Buffer.from(bytes));
-            return;
+          if (sink) {
+            receivedBytes += bytes.length;
+            if (receivedBytes > options.maxResponseBytes) return abort(null);
+            return sink(Buffer.from(bytes));
           }
           receivedBytes += bytes.length;
           if (receivedBytes > options.maxResponseBytes) return abort(null);
@@ -213,17 +282,12 @@ export function forward(
             );
             return;
           }
-          if (held) {
-            const answer = scrubbed(held, options.scrub!());
-            if ("code" in answer) {
-              responseDone = true;
+          if (finishBody) {
+            finishBody(() => {
+              res.end();
+              done({ status, error: null });
               finishBoth();
-              return fail(answer);
-            }
-            res.writeHead(held.status, held.message || undefined, answer.headers);
-            res.end(answer.body);
-            done({ status, error: null });
-            finishBoth();
+            });
             return;
           }
           res.end();
@@ -275,7 +339,29 @@ export function forward(
       }
 
       socket.write(requestHead(flow.method, flow.path, outboundHeaders()));
-      function onBody(chunk: Buffer): void {
+      const body = guarded as GuardedBody | null;
+      if (body?.kind === "whole") {
+        if (body.body.length > 0) socket.write(body.body);
+        requestDone = true;
+        return;
+      }
+      const streamGuard = body?.kind === "stream" ? body.guard : null;
+      if (body?.kind === "stream" && body.head.length > 0) {
+        sentBytes += body.head.length;
+        socket.write(isChunked ? Buffer.concat([Buffer.from(`${body.head.length.toString(16)}\r\n`), body.head, Buffer.from("\r\n")]) : body.head);
+      }
+      function onBody(input: Buffer): void {
+        let chunk = input;
+        if (streamGuard) {
+          const checked = streamGuard.push(input);
+          if ("hit" in checked) {
+            // The value itself never left: it was still being held back or in this chunk.
+            const answer = options.onBlocked ? options.onBlocked(checked.hit) : failure(403, "credential_exfiltration", `the request body carries the value of credential ${checked.hit.key}`);
+            return abort(answer);
+          }
+          chunk = checked.send;
+          if (chunk.length === 0) return;
+        }
         sentBytes += chunk.length;
         if (sentBytes > options.maxRequestBytes) {
           return abort(failure(413, "request_too_large", `the request body is larger than the cap of ${options.maxRequestBytes} bytes`));
@@ -292,6 +378,8 @@ export function forward(
         }
       }
       function onBodyEnd(): void {
+        const rest = streamGuard?.end();
+        if (rest && rest.length > 0) socket.write(isChunked ? Buffer.concat([Buffer.from(`${rest.length.toString(16)}\r\n`), rest, Buffer.from("\r\n")]) : rest);
         if (isChunked) socket.write("0\r\n\r\n");
         requestDone = true;
         finishBoth();
@@ -308,22 +396,58 @@ export function forward(
   });
 }
 
-/** The held response decoded and cleaned, or why it cannot be passed on. */
-function scrubbed(held: { headers: Record<string, string | string[]>; chunks: Buffer[] }, secrets: readonly Secret[]): { headers: Record<string, string | string[]>; body: Buffer } | EarlyAnswer {
-  const raw = Buffer.concat(held.chunks);
-  const encoding = held.headers["content-encoding"];
-  const body = decodeBody(raw, Array.isArray(encoding) ? encoding.join(",") : encoding);
-  if (body === null) return failure(502, "upstream_error", `the response's content-encoding (${String(encoding)}) cannot be scanned for credentials, so it was not passed on`);
-  // No body (HEAD, 204, 304): the headers describe a body that is not here; keep them as they are.
-  const bodiless = raw.length === 0;
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(held.headers)) {
-    if (!bodiless && (name === "content-encoding" || name === "content-length")) continue;
-    // A header whose name holds a value cannot be renamed to [REDACTED:...]: it is dropped.
-    if (scrubText(name, secrets) !== name) continue;
-    headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, secrets)) : scrubText(value, secrets);
+/**
+ * Scrubbing a response as it streams: headers cleaned now (a header whose name holds a value is
+ * dropped), the body decoded (gzip, deflate, br) and cleaned chunk by chunk. A body whose coding
+ * cannot be read is refused with 502 rather than passed unscanned.
+ */
+function startScrub(
+  headers: Record<string, string | string[]>,
+  hasBody: boolean,
+  patterns: readonly Pattern[],
+  write: (bytes: Buffer) => void,
+): { push: (bytes: Buffer) => void; end: (then: () => void) => void } | EarlyAnswer {
+  for (const [name, value] of Object.entries(headers)) {
+    if (scrubText(name, patterns) !== name) {
+      delete headers[name];
+      continue;
+    }
+    headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, patterns)) : scrubText(value, patterns);
   }
-  const clean = scrubBuffer(body, secrets);
-  if (!bodiless) headers["content-length"] = String(clean.length);
-  return { headers, body: clean };
+  const scrubber = new StreamScrubber(patterns);
+  if (!hasBody) return { push: () => undefined, end: (then) => then() };
+  const chain = decoderChain(headers["content-encoding"]);
+  if (chain === null) return failure(502, "upstream_error", `the response's content-encoding (${String(headers["content-encoding"])}) cannot be scanned for credentials, so it was not passed on`);
+  // The body changes length (and loses its coding): it goes out chunked.
+  delete headers["content-length"];
+  if (chain.length === 0) return { push: (bytes) => write(scrubber.push(bytes)), end: (then) => (write(scrubber.end()), then()) };
+  delete headers["content-encoding"];
+  for (let i = 0; i + 1 < chain.length; i++) chain[i]!.pipe(chain[i + 1]!);
+  const first = chain[0]!;
+  const last = chain[chain.length - 1]!;
+  let ended: (() => void) | null = null;
+  let failed = false;
+  last.on("data", (bytes: Buffer) => write(scrubber.push(bytes)));
+  last.on("end", () => {
+    write(scrubber.end());
+    ended?.();
+  });
+  for (const stream of chain) {
+    stream.on("error", () => {
+      // A corrupt compressed body: what was decoded went out scrubbed; the rest is cut.
+      failed = true;
+      write(scrubber.end());
+      ended?.();
+    });
+  }
+  return {
+    push: (bytes) => {
+      if (!failed) first.write(bytes);
+    },
+    end: (then) => {
+      ended = then;
+      if (failed) return then();
+      first.end();
+    },
+  };
 }

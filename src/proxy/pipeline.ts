@@ -2,7 +2,10 @@
 // step is a small function over a Flow; a step that answers early sets flow.answer and the rest
 // are skipped. Forwarding and the request log follow in the adapter.
 import { type VaultStore } from "../vault/vault.ts";
+import { type VaultRecord } from "../vault/state.schema.ts";
 import { type Flow } from "./flow.ts";
+import { type Pattern } from "./secrets.ts";
+import { guardRequest } from "./steps/guard.ts";
 import { type AccessLimits } from "./limits.ts";
 import { type NetguardOptions } from "./netguard.ts";
 import { type Snapshot } from "./state.ts";
@@ -29,11 +32,13 @@ export interface StepContext {
   readonly oauth: OAuthRefresher;
   /** Rate limits and usage counts of agents' and sessions' policies. */
   readonly limits: AccessLimits;
+  /** The vault's credential values as patterns for the guard and scrubbing (cached per state version). */
+  readonly secrets: (vault: VaultRecord) => readonly Pattern[];
 }
 
 export type Step = (flow: Flow, ctx: StepContext) => void | Promise<void>;
 
-export const PIPELINE: readonly Step[] = [authenticate, matchService, applyPolicy, stripHeaders, refreshOAuth, injectCredential, guardNetwork];
+export const PIPELINE: readonly Step[] = [authenticate, matchService, applyPolicy, stripHeaders, guardRequest, refreshOAuth, injectCredential, guardNetwork];
 
 export async function runPipeline(flow: Flow, ctx: StepContext, steps: readonly Step[] = PIPELINE): Promise<void> {
   for (const step of steps) {

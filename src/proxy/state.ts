@@ -5,6 +5,7 @@ import { indexTokens, type TokenEntry } from "../vault/principals.ts";
 import { type Body, type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { ServiceMatcher } from "./match.ts";
+import { type Pattern, vaultPatterns } from "./secrets.ts";
 
 export interface Snapshot {
   readonly body: Body;
@@ -16,6 +17,15 @@ export interface Snapshot {
 export class ProxyState {
   readonly store: VaultStore;
   private snapshot: Snapshot | null = null;
+  // Keyed by the vault record, which is new whenever the state file changes: no stale values.
+  private readonly patterns = new WeakMap<VaultRecord, readonly Pattern[]>();
+
+  /** The vault's credential values in every form the guard and scrubbing look for. */
+  secrets(vault: VaultRecord): readonly Pattern[] {
+    let found = this.patterns.get(vault);
+    if (!found) this.patterns.set(vault, (found = vaultPatterns(this.store, vault)));
+    return found;
+  }
 
   constructor(store: VaultStore) {
     this.store = store;

@@ -40,6 +40,7 @@ export const ERROR_TABLE = {
   request_too_large: { http: 413, exit: 1, hint: undefined },
   rate_limited: { http: 429, exit: 1, hint: undefined },
   policy_denied: { http: 403, exit: 1, hint: undefined },
+  credential_exfiltration: { http: 403, exit: 1, hint: undefined },
   too_many_pending_proposals: { http: 429, exit: 1, hint: "wait for the pending proposals to be reviewed" },
   proposal_not_found: { http: 404, exit: 1, hint: "list proposals with `agent-vault vault proposal list`" },
   oauth_not_connected: { http: 502, exit: 1, hint: "complete it with `agent-vault oauth connect KEY` or `agent-vault oauth paste KEY`" },

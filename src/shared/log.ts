@@ -9,6 +9,8 @@ export interface RequestLogEntry {
   readonly session: string | null;
   /** The agent's name when the request was made as an agent. */
   readonly agent?: string | null;
+  /** The credential key the exfiltration guard found in the request (never its value). */
+  readonly blocked?: string | null;
   readonly vault: string | null;
   readonly method: string;
   readonly host: string;

@@ -68,3 +68,10 @@ export function formatHostPattern(pattern: HostPattern): string {
   const path = pattern.pathPrefix === null ? "" : `${pattern.pathPrefix}*`;
   return `${host}${port}${path}`;
 }
+
+/** `api.example.com` matches itself; `*.example.com` matches any name below example.com (not itself). */
+export function hostMatchesPattern(host: string, pattern: string): boolean {
+  const h = host.toLowerCase();
+  const p = pattern.toLowerCase();
+  return p.startsWith("*.") ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p;
+}

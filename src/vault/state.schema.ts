@@ -38,9 +38,19 @@ export const VaultNameSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "vault names are lowercase letters, digits, - and _ (at most 64)");
 
-export const UnmatchedPolicySchema = z.enum(["passthrough", "deny"]);
+export const UnmatchedPolicySchema = z.enum(["passthrough", "deny", "guard"]);
 
-export const VaultSettingsSchema = z.object({ unmatched: UnmatchedPolicySchema }).strict();
+export const VaultSettingsSchema = z
+  .object({
+    unmatched: UnmatchedPolicySchema,
+    /** The exfiltration guard: requests carrying a credential value are refused (on for new vaults). */
+    guard: z.boolean().default(false),
+    /** Response scrubbing: credential values in responses become [REDACTED:KEY] (on for new vaults). */
+    scrub: z.boolean().default(false),
+    /** Under `unmatched: guard`, hosts (e.g. ones that pin certificates) that stay plain tunnels. */
+    guard_bypass: z.array(z.string().min(1).max(253)).max(500).default([]),
+  })
+  .strict();
 
 /** An agent session (`run`): only the SHA-256 of its token is kept. */
 export const SessionSchema = z

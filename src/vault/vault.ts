@@ -91,7 +91,7 @@ export function newVaultRecord(name: string): VaultRecord {
     id: `v_${randomHex(8)}`,
     name,
     created_at: new Date().toISOString(),
-    settings: { unmatched: "passthrough" },
+    settings: { unmatched: "passthrough", guard: true, scrub: true, guard_bypass: [] },
     credentials: {},
     services: [],
     sessions: [],

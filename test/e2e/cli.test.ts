@@ -531,28 +531,40 @@ describe("vaults", () => {
     expect(await getValue(home, "K")).toBe("v");
   }, SLOW);
 
-  test("settings --unmatched deny / passthrough, per vault; a bad value is exit 2", async () => {
+  test("settings: --unmatched, --guard, --scrub and --guard-bypass, per vault; bad values are exit 2", async () => {
     const home = await newHome();
     await ok(home, ["vault", "create", "other"]);
-    expect(await okJson(home, ["vault", "settings"])).toEqual({ vault: "default", unmatched: "passthrough" });
+    const fresh = { guard: true, scrub: true, guard_bypass: [] };
+    expect(await okJson(home, ["vault", "settings"])).toEqual({ vault: "default", unmatched: "passthrough", ...fresh });
     const table = await ok(home, ["vault", "settings"]);
     expect(table.stdout).toMatch(/^unmatched\s+passthrough$/m);
-    expect(await okJson(home, ["vault", "settings", "--unmatched", "deny"])).toEqual({ vault: "default", unmatched: "deny" });
-    expect(await okJson(home, ["vault", "settings"])).toEqual({ vault: "default", unmatched: "deny" });
-    expect(await okJson(home, ["vault", "settings", "--vault", "other"])).toEqual({ vault: "other", unmatched: "passthrough" });
+    expect(table.stdout).toMatch(/^guard\s+on$/m);
+    expect(table.stdout).toMatch(/^scrub\s+on$/m);
+    expect(await okJson(home, ["vault", "settings", "--unmatched", "deny"])).toEqual({ vault: "default", unmatched: "deny", ...fresh });
+    expect(await okJson(home, ["vault", "settings"])).toEqual({ vault: "default", unmatched: "deny", ...fresh });
+    expect(await okJson(home, ["vault", "settings", "--vault", "other"])).toEqual({ vault: "other", unmatched: "passthrough", ...fresh });
     const vaults = await okJson<VaultView[]>(home, ["vault", "list"]);
     expect(vaults.map((v) => [v.name, v.unmatched])).toEqual([
       ["default", "deny"],
       ["other", "passthrough"],
     ]);
+    expect(await okJson(home, ["vault", "settings", "--vault", "other", "--unmatched", "guard", "--guard-bypass", "pinned.example.com,*.bank.example", "--scrub", "off"])).toEqual({
+      vault: "other",
+      unmatched: "guard",
+      guard: true,
+      scrub: false,
+      guard_bypass: ["pinned.example.com", "*.bank.example"],
+    });
+    expect(await okJson(home, ["vault", "settings", "--vault", "other", "--guard", "off", "--guard-bypass", ""])).toMatchObject({ guard: false, guard_bypass: [] });
 
     const before = snapshot(home);
-    expectError(await av(home, ["vault", "settings", "--unmatched", "allow-all"]), 2, /--unmatched must be passthrough or deny, not "allow-all"/);
+    expectError(await av(home, ["vault", "settings", "--unmatched", "allow-all"]), 2, /--unmatched must be passthrough, deny or guard, not "allow-all"/);
     expectError(await av(home, ["vault", "settings", "--unmatched"]), 2, /argument missing/);
+    expectError(await av(home, ["vault", "settings", "--guard", "maybe"]), 2, /--guard must be on or off, not "maybe"/);
+    expectError(await av(home, ["vault", "settings", "--guard-bypass", "not a host"]), 2, /--guard-bypass: "not a host" is not a host name/);
     expect(snapshot(home)).toEqual(before);
 
-    expect(await okJson(home, ["vault", "settings", "--unmatched", "passthrough"])).toEqual({ vault: "default", unmatched: "passthrough" });
-    expect(await okJson(home, ["vault", "settings"])).toEqual({ vault: "default", unmatched: "passthrough" });
+    expect(await okJson(home, ["vault", "settings", "--unmatched", "passthrough"])).toEqual({ vault: "default", unmatched: "passthrough", ...fresh });
   }, SLOW);
 });
 
@@ -913,7 +925,7 @@ describe("bad input", () => {
       { args: ["vault", "service", "add", "--name", "x", "--host", "https://a.com", "--auth-type", "passthrough"], exit: 2, message: /scheme/ },
       { args: ["vault", "service", "add", "--name", "x", "--host", "api.github.com.", "--auth-type", "passthrough"], exit: 2, message: /dot/ },
       { args: ["vault", "service", "add", "--name", "x", "--host", "x.com", "--auth-type", "bearer", "--token-key", "NO_SUCH_KEY"], exit: 1, message: /NO_SUCH_KEY/ },
-      { args: ["vault", "settings", "--unmatched", "whatever"], exit: 2, message: /--unmatched must be passthrough or deny/ },
+      { args: ["vault", "settings", "--unmatched", "whatever"], exit: 2, message: /--unmatched must be passthrough, deny or guard/ },
       { args: ["vault", "create", "UPPER"], exit: 2, message: /invalid vault name/ },
     ];
     const results = await Promise.all(cases.map((c) => av(home, c.args, { ...(c.stdin !== undefined ? { stdin: c.stdin } : {}), ...(c.env ? { env: c.env } : {}) })));

@@ -35,6 +35,7 @@ export async function stepFixture(credentials: Record<string, string>, services:
       now: Date.now(),
       oauth: new OAuthRefresher(base.store, { backoffMs: [10, 20] }),
       limits: new AccessLimits(base.store),
+      secrets: (vault) => state.secrets(vault),
     }),
     flow: (init) =>
       Object.assign(

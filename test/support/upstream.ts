@@ -22,6 +22,8 @@ export interface Upstream {
   readonly port: number;
   readonly caFile: string;
   readonly received: ReceivedRequest[];
+  /** Every byte that arrived on a TLS connection (after decryption), with the connection's SNI. */
+  readonly wire: { sni: string; data: Buffer }[];
   /** Optional route override; return true when handled. */
   handler: Handler | null;
   close(): Promise<void>;
@@ -33,7 +35,8 @@ export async function startUpstream(dir: string, options: { plain?: boolean } = 
   const caFile = `${dir}/upstream-ca.pem`;
   writeFileSync(caFile, ca.certPem);
   const received: ReceivedRequest[] = [];
-  const upstream: Upstream = { port: 0, caFile, received, handler: null, close: async () => undefined };
+  const wire: { sni: string; data: Buffer }[] = [];
+  const upstream: Upstream = { port: 0, caFile, received, wire, handler: null, close: async () => undefined };
   const app = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     const sni = (req.socket as tls.TLSSocket).servername || undefined;
@@ -55,7 +58,10 @@ export async function startUpstream(dir: string, options: { plain?: boolean } = 
   });
   const server = options.plain
     ? app
-    : tls.createServer({ SNICallback: (name, cb) => cb(null, leaves.contextFor(name || "localhost")), secureContext: leaves.contextFor("localhost") }, (socket) => app.emit("connection", socket));
+    : tls.createServer({ SNICallback: (name, cb) => cb(null, leaves.contextFor(name || "localhost")), secureContext: leaves.contextFor("localhost") }, (socket) => {
+          socket.on("data", (data: Buffer) => wire.push({ sni: socket.servername || "", data: Buffer.from(data) }));
+          app.emit("connection", socket);
+        });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   return Object.assign(upstream, {
     port: (server.address() as AddressInfo).port,

@@ -74,8 +74,8 @@ export function activityRows(entries: readonly RequestLogEntry[], width = 120): 
       // Keyed by position from the top: the log scrolls under a fixed selection, so the newest
       // lines stay in view while the log grows.
       key: `${rows.length}`,
-      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.error ?? "", `${e.latency_ms}ms`], widths),
-      color: e.status >= 500 ? "red" : e.status >= 400 ? "yellow" : e.status >= 200 && e.status < 400 ? "green" : undefined,
+      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.blocked ? `exfiltration: ${e.blocked}` : (e.error ?? ""), `${e.latency_ms}ms`], widths),
+      color: e.blocked ? "red" : e.status >= 500 ? "red" : e.status >= 400 ? "yellow" : e.status >= 200 && e.status < 400 ? "green" : undefined,
     });
   }
   return rows;

@@ -1,0 +1,190 @@
+// Finding credential values in traffic (issue 8): the exfiltration guard looks for them in what an
+// agent sends, response scrubbing replaces them in what it receives. Every value the vault holds
+// (a static value; an OAuth credential's access token, refresh token and client secret) is looked
+// for in the forms an agent could smuggle it in: raw, base64 and base64url (at each of the three
+// byte alignments, so a value inside a longer encoded text is found too), URL-encoded (upper- and
+// lower-case hex, `+` for spaces), hex, and JSON-escaped. Matching is on bytes (latin1 strings of
+// the UTF-8 encoding), so it works on any body.
+import { createBrotliDecompress, createGunzip, createInflate, brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
+import { type Transform } from "node:stream";
+import { CREDENTIAL_KIND } from "../vault/credential.schema.ts";
+import { parseOAuthSecrets } from "../vault/oauth-record.ts";
+import { type VaultRecord } from "../vault/state.schema.ts";
+import { type VaultStore } from "../vault/vault.ts";
+
+/** Values shorter than this are not looked for: "1" or "yes" would match half of any page. */
+export const MIN_SECRET_LENGTH = 6;
+/** An encoded form is looked for only when at least this long (a base64 fragment of 4 characters is noise). */
+const MIN_FORM_LENGTH = 8;
+
+export interface Pattern {
+  readonly key: string;
+  /** latin1 text of the bytes to find. */
+  readonly bytes: string;
+  /** raw, base64, base64url, url, hex, json */
+  readonly form: string;
+}
+
+
+/** The base64 characters that depend only on `value` when it starts `offset` bytes into a stream. */
+function base64Core(value: Buffer, offset: number, url: boolean): string {
+  const stream = Buffer.concat([Buffer.alloc(offset), value]);
+  let encoded = stream.toString("base64").replace(/=+$/, "");
+  if (url) encoded = encoded.replace(/\+/g, "-").replace(/\//g, "_");
+  const first = Math.ceil((offset * 8) / 6);
+  const last = Math.floor(((offset + value.length) * 8) / 6); // exclusive
+  return encoded.slice(first, last);
+}
+
+function formsOf(value: string): { form: string; text: string }[] {
+  const bytes = Buffer.from(value, "utf8");
+  const forms: { form: string; text: string }[] = [{ form: "raw", text: bytes.toString("latin1") }];
+  for (let offset = 0; offset < 3; offset++) {
+    forms.push({ form: "base64", text: base64Core(bytes, offset, false) });
+    forms.push({ form: "base64url", text: base64Core(bytes, offset, true) });
+  }
+  const url = encodeURIComponent(value);
+  forms.push({ form: "url", text: url }, { form: "url", text: url.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()) });
+  forms.push({ form: "url", text: url.replace(/%20/g, "+") });
+  // Form encoding escapes more than encodeURIComponent does.
+  forms.push({ form: "url", text: new URLSearchParams({ v: value }).toString().slice(2) });
+  forms.push({ form: "hex", text: bytes.toString("hex") }, { form: "hex", text: bytes.toString("hex").toUpperCase() });
+  const json = JSON.stringify(value).slice(1, -1);
+  forms.push({ form: "json", text: Buffer.from(json, "utf8").toString("latin1") }, { form: "json", text: Buffer.from(json.replace(/\//g, "\\/"), "utf8").toString("latin1") });
+  return forms;
+}
+
+/** Every pattern for one value; duplicates (a value with nothing to encode) collapse. */
+export function patternsOf(key: string, value: string): Pattern[] {
+  if (value.length < MIN_SECRET_LENGTH) return [];
+  const seen = new Set<string>();
+  const out: Pattern[] = [];
+  for (const { form, text } of formsOf(value)) {
+    if (seen.has(text) || (form !== "raw" && text.length < MIN_FORM_LENGTH)) continue;
+    seen.add(text);
+    out.push({ key, bytes: text, form });
+  }
+  return out;
+}
+
+/** Every value of the vault as patterns, longest first (so a value containing another is replaced whole). */
+export function vaultPatterns(store: VaultStore, vault: VaultRecord): Pattern[] {
+  const out: Pattern[] = [];
+  for (const [key, record] of Object.entries(vault.credentials)) {
+    const opened = store.openValue(CREDENTIAL_KIND, vault.id, key, record.value);
+    if (record.type !== "oauth") out.push(...patternsOf(key, opened));
+    else {
+      const secrets = parseOAuthSecrets(opened);
+      for (const v of [secrets.access_token, secrets.refresh_token, secrets.client_secret]) if (v) out.push(...patternsOf(key, v));
+    }
+  }
+  return out.sort((a, b) => b.bytes.length - a.bytes.length);
+}
+
+/** The first pattern found in `text` (latin1), or null. */
+export function findSecret(text: string, patterns: readonly Pattern[]): Pattern | null {
+  for (const p of patterns) if (text.includes(p.bytes)) return p;
+  return null;
+}
+
+export function scrubText(text: string, patterns: readonly Pattern[]): string {
+  let out = text;
+  for (const { key, bytes } of patterns) if (out.includes(bytes)) out = out.split(bytes).join(`[REDACTED:${key}]`);
+  return out;
+}
+
+/** How many characters at the end of `text` could be the start of a pattern: hold those back. */
+export function partialSuffix(text: string, patterns: readonly Pattern[]): number {
+  let hold = 0;
+  for (const { bytes } of patterns) {
+    const max = Math.min(bytes.length - 1, text.length);
+    for (let n = max; n > hold; n--) {
+      if (text.endsWith(bytes.slice(0, n))) {
+        hold = n;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
+/**
+ * Scrubs a stream chunk by chunk. Only a tail that could still become a value is held back (at
+ * most the longest pattern less one byte), so server-sent events and other streams flow on.
+ */
+export class StreamScrubber {
+  private pending = "";
+
+  constructor(private readonly patterns: readonly Pattern[]) {}
+
+  push(chunk: Buffer): Buffer {
+    const text = scrubText(this.pending + chunk.toString("latin1"), this.patterns);
+    const hold = partialSuffix(text, this.patterns);
+    this.pending = text.slice(text.length - hold);
+    return Buffer.from(text.slice(0, text.length - hold), "latin1");
+  }
+
+  end(): Buffer {
+    const rest = this.pending;
+    this.pending = "";
+    return Buffer.from(rest, "latin1");
+  }
+}
+
+/**
+ * Watches a stream for a value without changing it: returns what may be sent now (everything but
+ * a tail that could be the start of a value) or the pattern found.
+ */
+export class StreamGuard {
+  private pending = "";
+
+  constructor(private readonly patterns: readonly Pattern[]) {}
+
+  push(chunk: Buffer): { send: Buffer } | { hit: Pattern } {
+    const text = this.pending + chunk.toString("latin1");
+    const hit = findSecret(text, this.patterns);
+    if (hit) return { hit };
+    const hold = partialSuffix(text, this.patterns);
+    this.pending = text.slice(text.length - hold);
+    return { send: Buffer.from(text.slice(0, text.length - hold), "latin1") };
+  }
+
+  end(): Buffer {
+    const rest = this.pending;
+    this.pending = "";
+    return Buffer.from(rest, "latin1");
+  }
+}
+
+/** Content codings we can read; anything else cannot be scanned. */
+export function codingsOf(encoding: string | string[] | undefined): string[] | null {
+  const text = Array.isArray(encoding) ? encoding.join(",") : (encoding ?? "");
+  const codings = text.split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== "" && c !== "identity");
+  return codings.every((c) => ["gzip", "x-gzip", "deflate", "br"].includes(c)) ? codings : null;
+}
+
+/** A whole body without its content-encoding, or null when it cannot be decoded. */
+export function decodeBody(body: Buffer, encoding: string | string[] | undefined): Buffer | null {
+  if (body.length === 0) return body;
+  const codings = codingsOf(encoding);
+  if (codings === null) return null;
+  let out = body;
+  try {
+    for (const coding of [...codings].reverse()) {
+      if (coding === "br") out = brotliDecompressSync(out);
+      else if (coding === "deflate") out = inflateSync(out);
+      else out = gunzipSync(out);
+    }
+  } catch {
+    return null;
+  }
+  return out;
+}
+
+/** Streaming decoders for the codings, outermost first; null when one is not readable. */
+export function decoderChain(encoding: string | string[] | undefined): Transform[] | null {
+  const codings = codingsOf(encoding);
+  if (codings === null) return null;
+  return [...codings].reverse().map((c) => (c === "br" ? createBrotliDecompress() : c === "deflate" ? createInflate() : createGunzip()));
+}
+
