@@ -6,6 +6,7 @@
 // Routes (all on any *.bench.test name):
 //   GET  /small                 a 11-byte JSON body; x-bench-auth says which Authorization arrived
 //   GET  /close                 the same, then the upstream closes the connection
+//   GET  /leak                  a JSON body carrying the credential value (what response scrubbing replaces)
 //   GET  /clock                 the upstream's wall clock (ms, sub-ms precision) for clock alignment
 //   GET  /sse?n=N&interval=MS   N server-sent events, one every MS ms, each carrying its send time
 //   GET  /download?bytes=N      N bytes generated on the fly (one reused buffer, with backpressure)
@@ -88,6 +89,13 @@ function route(req: IncomingMessage, res: ServerResponse, secret: string, downlo
       small({ connection: "close" });
       res.once("finish", () => req.socket.end());
       return;
+    case "/leak": {
+      req.resume();
+      const body = JSON.stringify({ token: secret });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-bench-auth": seen });
+      res.end(body);
+      return;
+    }
     case "/clock": {
       req.resume();
       const body = String(wallMs());
