@@ -26,6 +26,11 @@ export interface ClientConfig {
   readonly concurrency: { readonly tunnels: number; readonly seconds: number; readonly periodMs: number };
   /** Workload numbers to run (BENCH_ONLY); null for all. */
   readonly only: number[] | null;
+  /** For workload 7, which changes the vault's settings with the CLI between series. */
+  readonly binary: string;
+  readonly home: string;
+  /** Workload 7: rounds of the five series (direct and four settings), sizes.keepAlive ÷ rounds requests each. */
+  readonly settingsRounds: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,14 +178,13 @@ export interface KeepAliveResult {
   readonly upstreamConnections: number;
 }
 
-/** 1. N sequential small GETs on one connection (one tunnel, reused). */
-async function keepAlive(cfg: ClientConfig, route: Route, expectAuth: string, what: string): Promise<KeepAliveResult> {
-  const n = cfg.sizes.keepAlive;
+/** `n` sequential small GETs, after `warmup` untimed ones, on one new connection: the times in ms. */
+async function keepAliveSeries(cfg: ClientConfig, route: Route, expectAuth: string, what: string, n: number, warmup: number): Promise<{ samples: number[]; upstreamConnections: number }> {
   const before = await upstreamStats(cfg);
   const { conn } = await connect(route, cfg.apiName);
   const samples: number[] = [];
   try {
-    for (let i = -Math.min(100, n / 10); i < n; i++) {
+    for (let i = -warmup; i < n; i++) {
       const t0 = performance.now();
       const r = await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER });
       const ms = performance.now() - t0;
@@ -191,8 +195,139 @@ async function keepAlive(cfg: ClientConfig, route: Route, expectAuth: string, wh
     conn.close();
   }
   const after = await upstreamStats(cfg);
-  const result = { perRequest: summarize(samples), upstreamConnections: after.accepted - before.accepted };
+  return { samples, upstreamConnections: after.accepted - before.accepted };
+}
+
+/** 1. N sequential small GETs on one connection (one tunnel, reused). */
+async function keepAlive(cfg: ClientConfig, route: Route, expectAuth: string, what: string): Promise<KeepAliveResult> {
+  const n = cfg.sizes.keepAlive;
+  const { samples, upstreamConnections } = await keepAliveSeries(cfg, route, expectAuth, what, n, Math.min(100, n / 10));
+  const result = { perRequest: summarize(samples), upstreamConnections };
   log(`  ${what}: mean ${result.perRequest.mean.toFixed(3)} ms/request over ${n}, upstream connections opened ${result.upstreamConnections}`);
+  return result;
+}
+
+/** Workload 7's four vault settings; the first is a new vault's default. */
+const SETTINGS = [
+  { name: "guard + scrub", guard: true, scrub: true },
+  { name: "guard only", guard: true, scrub: false },
+  { name: "scrub only", guard: false, scrub: true },
+  { name: "both off", guard: false, scrub: false },
+] as const;
+
+export interface SettingSeries {
+  readonly name: string;
+  readonly guard: boolean;
+  readonly scrub: boolean;
+  /** Every timed request of every round. */
+  readonly perRequest: Summary;
+  /** The mean of each round, in the order of the rounds. */
+  readonly roundMeans: number[];
+  /** Connections the upstream accepted over all rounds (the proxy's pool may reuse one). */
+  readonly upstreamConnections: number;
+}
+
+export interface SettingsResult {
+  readonly rounds: number;
+  readonly perRound: number;
+  readonly direct: { readonly perRequest: Summary; readonly roundMeans: number[] };
+  readonly series: SettingSeries[];
+  /** How long each `agent-vault vault settings` took (spawn to exit). */
+  readonly toggleMs: Summary;
+}
+
+/** Runs `agent-vault vault settings --guard --scrub` on the bench's data directory, as the user would; its time in ms. */
+async function setVaultSettings(cfg: ClientConfig, guard: boolean, scrub: boolean): Promise<number> {
+  // The user's environment, not the agent's: no session, no proxy, only the data directory.
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith("AGENT_VAULT_") || /^(https?|all|no)_proxy$/i.test(k) || k === "NODE_USE_ENV_PROXY") continue;
+    env[k] = v;
+  }
+  env.AGENT_VAULT_HOME = cfg.home;
+  const onOff = (b: boolean) => (b ? "on" : "off");
+  const t0 = performance.now();
+  const proc = Bun.spawn([cfg.binary, "vault", "settings", "--guard", onOff(guard), "--scrub", onOff(scrub), "--json"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const elapsed = performance.now() - t0;
+  if (code !== 0) throw new Error(`vault settings --guard ${onOff(guard)} --scrub ${onOff(scrub)} exited ${code}: ${err.trim().slice(0, 300)}`);
+  const now = JSON.parse(out) as { guard?: boolean; scrub?: boolean };
+  if (now.guard !== guard || now.scrub !== scrub) throw new Error(`vault settings printed guard ${now.guard}, scrub ${now.scrub}; expected ${guard}, ${scrub}`);
+  return elapsed;
+}
+
+/** Checks that the proxy applies the settings: a credential value in the URL is refused (guard), one in a response is replaced (scrub). */
+async function checkSettings(cfg: ClientConfig, route: Route, guard: boolean, scrub: boolean, what: string): Promise<void> {
+  // Each probe on its own connection: a refusal may end one.
+  let { conn } = await connect(route, cfg.apiName);
+  try {
+    const r = await conn.request({ path: "/leak", host: cfg.apiName, headers: PLACEHOLDER });
+    checkSmall(r, "real", `${what}: /leak`);
+    const body = r.body.toString("utf8");
+    const scrubbed = !body.includes(cfg.secret) && body.includes("[REDACTED:");
+    if (scrubbed !== scrub) throw new Error(`${what}: scrubbing is ${scrub ? "on" : "off"} but the response read ${JSON.stringify(body.slice(0, 200))}`);
+  } finally {
+    conn.close();
+  }
+  ({ conn } = await connect(route, cfg.apiName));
+  try {
+    const r = await conn.request({ path: `/small?probe=${encodeURIComponent(cfg.secret)}`, host: cfg.apiName, headers: PLACEHOLDER });
+    if (r.status !== (guard ? 403 : 200)) throw new Error(`${what}: the guard is ${guard ? "on" : "off"} but a request with the credential value in its URL got ${r.status}`);
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * 7. Workload 1 through the proxy under each combination of the vault's guard and scrub settings,
+ * changed with the CLI between series (the server picks the change up on its next request). The
+ * series are interleaved in rounds, each round in a rotated order and with a direct series first,
+ * so that the machine's drift spreads over all settings instead of landing on one.
+ */
+async function guardScrub(cfg: ClientConfig, direct: Route, proxied: Route): Promise<SettingsResult> {
+  const rounds = Math.max(1, cfg.settingsRounds);
+  const n = Math.max(1, Math.round(cfg.sizes.keepAlive / rounds));
+  const warmup = Math.min(100, Math.ceil(n / 10));
+  const directSamples: number[][] = [];
+  const samples = new Map<string, number[][]>(SETTINGS.map((s) => [s.name, []]));
+  const connections = new Map<string, number>(SETTINGS.map((s) => [s.name, 0]));
+  const toggles: number[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      directSamples.push((await keepAliveSeries(cfg, direct, "placeholder", "direct", n, warmup)).samples);
+      const order = SETTINGS.map((_, i) => SETTINGS[(i + round) % SETTINGS.length]!);
+      const line: string[] = [`direct ${summarize(directSamples[round]!).mean.toFixed(3)}`];
+      for (const s of order) {
+        toggles.push(await setVaultSettings(cfg, s.guard, s.scrub));
+        await sleep(200);
+        await checkSettings(cfg, proxied, s.guard, s.scrub, s.name);
+        const series = await keepAliveSeries(cfg, proxied, "real", `agent-vault, ${s.name}`, n, warmup);
+        samples.get(s.name)!.push(series.samples);
+        connections.set(s.name, connections.get(s.name)! + series.upstreamConnections);
+        line.push(`${s.name} ${summarize(series.samples).mean.toFixed(3)}`);
+      }
+      log(`  round ${round + 1}/${rounds}, mean ms/request over ${n}: ${line.join(", ")}`);
+    }
+  } finally {
+    // Back to a new vault's default, whatever happened.
+    await setVaultSettings(cfg, true, true).catch((error: Error) => log(`  could not restore the settings: ${error.message}`));
+  }
+  const mean = (xs: number[]) => summarize(xs).mean;
+  const result: SettingsResult = {
+    rounds,
+    perRound: n,
+    direct: { perRequest: summarize(directSamples.flat()), roundMeans: directSamples.map(mean) },
+    series: SETTINGS.map((s) => ({
+      name: s.name,
+      guard: s.guard,
+      scrub: s.scrub,
+      perRequest: summarize(samples.get(s.name)!.flat()),
+      roundMeans: samples.get(s.name)!.map(mean),
+      upstreamConnections: connections.get(s.name)!,
+    })),
+    toggleMs: summarize(toggles),
+  };
+  log(`  mean ms/request over ${rounds} × ${n}: direct ${result.direct.perRequest.mean.toFixed(3)}, ${result.series.map((s) => `${s.name} ${s.perRequest.mean.toFixed(3)}`).join(", ")}`);
   return result;
 }
 
@@ -560,6 +695,10 @@ async function main(): Promise<void> {
         upload: { direct: await transfer(cfg, direct, "upload", mitmSize, null, "direct upload"), mitm: await transfer(cfg, mitm, "upload", mitmSize, mitmPid, "mitmproxy upload") },
       },
     }));
+  }
+  if (want(7)) {
+    log(`7. keep-alive requests under each guard / scrub setting (${cfg.settingsRounds} rounds)`);
+    result.settings = await attempt(() => guardScrub(cfg, direct, proxied));
   }
   process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`);
 }
