@@ -12,7 +12,9 @@
 // Workloads (docs/performance.md, "Proxy"): 1 keep-alive GETs on one tunnel; 2 first request to a
 // never-seen host name; 3 SSE relay lag; 4 1 GiB download and upload, plus a slow reader on the
 // far side (backpressure), with the proxy's RSS; 5 200 concurrent tunnels for 30 s, with the
-// proxy's file descriptors before and after; 6 workloads 1, 2 and 4 through mitmproxy.
+// proxy's file descriptors before and after; 6 workloads 1, 2 and 4 through mitmproxy; 7 workload 1
+// through the proxy with the vault's exfiltration guard and response scrubbing each on or off
+// (`vault settings --guard --scrub` between series), in a table of its own.
 // It prints a markdown table for docs/performance.md. A missed target shows **no** and does not
 // fail the run; a wrong answer (a status, a missing injection, lost bytes) or a stall does. It
 // also reports how much CPU other processes took meanwhile (the machine may be shared).
@@ -25,7 +27,7 @@ import net from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 // Types only (`import type` is always erased): client.ts runs its workloads when executed.
-import type { ClientConfig, ConcurrencyResult, KeepAliveResult, NewHostResult, SseResult, TransferResult } from "./bench/client.ts";
+import type { ClientConfig, ConcurrencyResult, KeepAliveResult, NewHostResult, SettingsResult, SseResult, TransferResult } from "./bench/client.ts";
 import { type BenchUpstream, DOMAIN, startBenchUpstream } from "./bench/upstream.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -41,8 +43,25 @@ const SIZES: ClientConfig["sizes"] = QUICK
   : { keepAlive: 2000, sseEvents: 200, sseIntervalMs: 10, transfer: GiB, mitmTransfer: 256 * MiB, slowTransfer: 128 * MiB, slowRateMiBps: 32 };
 const FRESH_NAMES = QUICK ? 10 : 50;
 const CONCURRENCY: ClientConfig["concurrency"] = { tunnels: 200, seconds: QUICK ? 5 : 30, periodMs: 1000 };
+/** Workload 7: the keep-alive requests per setting are split into this many interleaved rounds. */
+const SETTINGS_ROUNDS = QUICK ? 2 : 4;
 
-const TARGET = { keepAliveRatio: 2, newHostMs: 10, sseAddedMs: 5, throughputShare: 0.5, rssMiB: 150 };
+const TARGET = { keepAliveRatio: 2, newHostMs: 10, sseAddedMs: 5, throughputShare: 0.5, rssMiB: 150, switchCost: 0.1 };
+
+/**
+ * Nine more credentials beside the injected one, 20–60 characters: the guard and scrubbing look for
+ * every value of the vault (in about 14 encodings each), so their cost grows with the vault.
+ */
+function extraCredentials(): string[] {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const prefixes = ["ghp_", "xoxb-", "AKIA", "glpat-", "sk_live_", "pk-", "key-", "tok_", "rk_"];
+  return prefixes.map((prefix, i) => {
+    const length = 20 + i * 5; // 20, 25, … 60
+    const random = crypto.getRandomValues(new Uint8Array(length - prefix.length));
+    const value = prefix + Array.from(random, (b) => alphabet[b % alphabet.length]).join("");
+    return `BENCH_EXTRA_${i + 1}=${value}`;
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Processes and cleanup
@@ -235,6 +254,7 @@ interface Results {
   };
   concurrency?: ConcurrencyResult | Failed;
   mitm?: MitmResults | Failed;
+  settings?: SettingsResult | Failed;
 }
 
 /** Failures seen while reporting: the table still prints, and the run exits non-zero. */
@@ -451,6 +471,42 @@ function reportMitm(r: Results, m: MitmResults, mitm: Mitm): void {
   );
 }
 
+/** Workload 7's table and notes, printed after the main table's notes. */
+const settingsLines: string[] = [];
+
+function reportSettings(st: SettingsResult): void {
+  const off = st.series.find((s) => !s.guard && !s.scrub)!;
+  const both = st.series.find((s) => s.guard && s.scrub)!;
+  const only = (guard: boolean) => st.series.find((s) => s.guard === guard && s.scrub !== guard)!;
+  const cost = (v: number, base: number) => {
+    const c = (v / base - 1) * 100;
+    return `${c < 0 ? "−" : "+"}${Math.abs(c).toFixed(1)}%`;
+  };
+  const header = ["setting", "mean per request", "median", "ratio to direct", "cost vs both off", "target", "ok?"];
+  const lines = [`| ${header.join(" | ")} |`, `|---|${header.slice(1).map(() => "---:").join("|")}|`];
+  lines.push(`| direct (no proxy) | ${ms(st.direct.perRequest.mean)} | ${ms(st.direct.perRequest.median)} | 1.00× | – | – | – |`);
+  for (const s of st.series) {
+    // Each switch on its own is held to the target; both together show what a new vault costs.
+    const single = s.guard !== s.scrub;
+    const ok = s.perRequest.mean / off.perRequest.mean - 1 <= TARGET.switchCost;
+    lines.push(
+      `| ${s.name} | ${ms(s.perRequest.mean)} | ${ms(s.perRequest.median)} | ${x(s.perRequest.mean / st.direct.perRequest.mean)} | ` +
+        `${s === off ? "–" : cost(s.perRequest.mean, off.perRequest.mean)} | ${single ? `≤ +${pct(TARGET.switchCost)}` : "–"} | ${single ? (ok ? "✓" : "✗") : "–"} |`,
+    );
+    if (single && !ok) notes.push(`7. ${s.name} costs more than ${pct(TARGET.switchCost)} over both off.`);
+  }
+  const perRound = (s: (typeof st.series)[number]) => s.roundMeans.map((m, i) => cost(m, off.roundMeans[i]!)).join(", ");
+  const details = [
+    `Each setting: ${st.rounds} rounds × ${st.perRound} sequential GETs on one new connection (after ${Math.min(100, Math.ceil(st.perRound / 10))} untimed), the rounds interleaved in a rotated order with a direct series first; ` +
+      `the vault holds 10 credentials (20–60 characters), changed between series with \`vault settings\` (median ${ms(st.toggleMs.median)}) and checked through the proxy (a value in the URL refused or not, a value in a response replaced or not).`,
+    `Cost per round vs both off in the same round: guard only ${perRound(only(true))}; scrub only ${perRound(only(false))}; guard + scrub ${perRound(both)}. ` +
+      `Medians vs both off: guard only ${cost(only(true).perRequest.median, off.perRequest.median)}, scrub only ${cost(only(false).perRequest.median, off.perRequest.median)}, guard + scrub ${cost(both.perRequest.median, off.perRequest.median)}.`,
+    `Each switch with the other on: the guard ${cost(both.perRequest.mean, only(false).perRequest.mean)} (guard + scrub vs scrub only), scrubbing ${cost(both.perRequest.mean, only(true).perRequest.mean)} (guard + scrub vs guard only). ` +
+      `p99: direct ${ms(st.direct.perRequest.p99)}, ${st.series.map((s) => `${s.name} ${ms(s.perRequest.p99)}`).join(", ")}.`,
+  ];
+  settingsLines.push(`7. Guard and scrubbing: keep-alive GET through agent-vault under each vault setting`, "", ...lines, "", ...details.map((d) => `- ${d}`));
+}
+
 function report(r: Results, mitm: Mitm | null, mitmSkipped: string): void {
   if (failed(r.keepAlive)) failedRow("1. keep-alive GET", r.keepAlive.error);
   else if (r.keepAlive) reportKeepAlive(r.keepAlive);
@@ -464,6 +520,8 @@ function report(r: Results, mitm: Mitm | null, mitmSkipped: string): void {
   if (failed(r.mitm)) rows.push({ workload: "6. mitmproxy", direct: "–", proxied: `failed: ${r.mitm.error}`, ratio: "–", target: "–", ok: null });
   else if (r.mitm && mitm) reportMitm(r, r.mitm, mitm);
   else if (mitmSkipped) notes.push(`${mitmSkipped}.`);
+  if (failed(r.settings)) failedRow("7. guard and scrubbing", r.settings.error);
+  else if (r.settings) reportSettings(r.settings);
   notes.push(`agent-vault server RSS: ${r.serverRssAtStartMiB.toFixed(0)} MiB when the client started, ${r.serverRssAtEndMiB.toFixed(0)} MiB after workloads 1–5.`);
 }
 
@@ -482,10 +540,11 @@ async function main(): Promise<number> {
   const names = (prefix: string) => Array.from({ length: FRESH_NAMES }, (_, i) => `${prefix}${String(i).padStart(3, "0")}.${DOMAIN}`);
   const freshNames = { direct: names("d"), proxied: names("p"), mitm: names("m") };
 
-  // The data directory: one credential, an exact service for the API host and a wildcard for
-  // the rest (the first-request workload's never-seen names).
+  // The data directory: ten credentials (the injected one and nine more, for the guard and
+  // scrubbing to look for; both are on, as in any new vault), an exact service for the API host
+  // and a wildcard for the rest (the first-request workload's never-seen names).
   await mustRun(["init", "--no-password"], base);
-  await mustRun(["vault", "credential", "set", `BENCH_TOKEN=${SECRET}`], base);
+  await mustRun(["vault", "credential", "set", `BENCH_TOKEN=${SECRET}`, ...extraCredentials()], base);
   await mustRun(["vault", "service", "add", "--name", "bench-api", "--host", apiName, "--auth-type", "bearer", "--token-key", "BENCH_TOKEN"], base);
   await mustRun(["vault", "service", "add", "--name", "bench-hosts", "--host", `*.${DOMAIN}`, "--auth-type", "bearer", "--token-key", "BENCH_TOKEN"], base);
 
@@ -535,6 +594,9 @@ async function main(): Promise<number> {
     sizes: SIZES,
     concurrency: CONCURRENCY,
     only,
+    binary: BINARY,
+    home,
+    settingsRounds: SETTINGS_ROUNDS,
   };
   const started = performance.now();
   // Interference: CPU time the machine spends on anything that is not this benchmark's processes.
@@ -565,6 +627,7 @@ async function main(): Promise<number> {
   const logFile = join(home, "requests.log");
   if (existsSync(logFile)) notes.push(`The request log grew to ${(statSync(logFile).size / 1024).toFixed(0)} KiB.`);
   process.stdout.write(`\n${table()}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
+  if (settingsLines.length > 0) process.stdout.write(`\n${settingsLines.join("\n")}\n`);
   if (failures.length > 0) {
     process.stderr.write(`bench-proxy: ${failures.length} workload(s) failed:\n${failures.map((f) => `  ${f}`).join("\n")}\n`);
     return 1;

@@ -915,6 +915,16 @@ describe("live: other processes' changes appear without a key press", () => {
     expect(lines(frame).filter((l) => /^\d\d:\d\d:\d\d/.test(l))[0]).toContain("/v1/live-request");
   });
 
+  test("a request the exfiltration guard blocked shows in Activity with the key it carried", async () => {
+    const f = await seeded();
+    const m = mount(f, { live: true });
+    await m.press("4");
+    await m.until("/missing");
+    appendFileSync(f.paths.requestLog, `${JSON.stringify({ ...logEntry(10, { path: "/collect", status: 403, host: "evil.example.com", error: "credential_exfiltration" }), blocked: "STRIPE_KEY" })}\n`);
+    const frame = await m.until("exfil STRIPE_KEY", 1000);
+    expect(lines(frame).find((l) => l.includes("/collect"))).toContain("403");
+  });
+
   test("a session revoked elsewhere leaves the Sessions screen", async () => {
     const f = await seeded();
     const other = await VaultStore.unlock(f.paths, async () => PASSWORD);

@@ -46,7 +46,7 @@ export function fit(width: number, fixed: readonly number[], flex: readonly numb
 }
 
 const CREDENTIAL_COLUMNS = { fixed: [0, 7, 13, 0, 10, 9, 9], flex: [1, 0, 0, 1, 0, 0, 0] };
-const ACTIVITY_COLUMNS = { fixed: [9, 5, 7, 0, 0, 10, 16, 8], flex: [0, 0, 0, 1, 1, 0, 0, 0] };
+const ACTIVITY_COLUMNS = { fixed: [9, 5, 7, 0, 0, 10, 20, 8], flex: [0, 0, 0, 1, 1, 0, 0, 0] };
 
 export function credentialRows(vault: VaultRecord, revealed: { key: string; value: string } | null, width = 120): ListRow[] {
   const widths = fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex);
@@ -74,7 +74,7 @@ export function activityRows(entries: readonly RequestLogEntry[], width = 120): 
       // Keyed by position from the top: the log scrolls under a fixed selection, so the newest
       // lines stay in view while the log grows.
       key: `${rows.length}`,
-      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.blocked ? `exfiltration: ${e.blocked}` : (e.error ?? ""), `${e.latency_ms}ms`], widths),
+      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.blocked ? `exfil ${e.blocked}` : (e.error ?? ""), `${e.latency_ms}ms`], widths),
       color: e.blocked ? "red" : e.status >= 500 ? "red" : e.status >= 400 ? "yellow" : e.status >= 200 && e.status < 400 ? "green" : undefined,
     });
   }
