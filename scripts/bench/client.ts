@@ -29,8 +29,8 @@ export interface ClientConfig {
   /** For workload 7, which changes the vault's settings with the CLI between series. */
   readonly binary: string;
   readonly home: string;
-  /** Workload 7: rounds of the five series (direct and four settings), sizes.keepAlive ÷ rounds requests each. */
-  readonly settingsRounds: number;
+  /** Workload 7: rounds of five series (direct and the four settings) of `perSeries` requests each. */
+  readonly settings: { readonly rounds: number; readonly perSeries: number };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,6 +88,23 @@ function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+}
+
+/**
+ * CPU time of every thread of a process, in ms, from /proc/PID/task/TID/schedstat (nanoseconds; the
+ * tick counts of /proc/PID/stat are too coarse for a few hundred requests). A thread that ends
+ * between two readings takes its time with it: fine for a server whose threads live on.
+ */
+function threadCpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return ns / 1e6;
 }
 
 /** Samples RSS every `everyMs` until stopped; returns the peak. */
@@ -178,13 +195,26 @@ export interface KeepAliveResult {
   readonly upstreamConnections: number;
 }
 
-/** `n` sequential small GETs, after `warmup` untimed ones, on one new connection: the times in ms. */
-async function keepAliveSeries(cfg: ClientConfig, route: Route, expectAuth: string, what: string, n: number, warmup: number): Promise<{ samples: number[]; upstreamConnections: number }> {
+/**
+ * `n` sequential small GETs, after `warmup` untimed ones, on one new connection: the times in ms,
+ * and with `cpuPid` the CPU time that process spent during the timed ones.
+ */
+async function keepAliveSeries(
+  cfg: ClientConfig,
+  route: Route,
+  expectAuth: string,
+  what: string,
+  n: number,
+  warmup: number,
+  cpuPid?: number,
+): Promise<{ samples: number[]; upstreamConnections: number; cpuMs: number }> {
   const before = await upstreamStats(cfg);
   const { conn } = await connect(route, cfg.apiName);
   const samples: number[] = [];
+  let cpu0 = 0;
   try {
     for (let i = -warmup; i < n; i++) {
+      if (i === 0 && cpuPid !== undefined) cpu0 = threadCpuMs(cpuPid);
       const t0 = performance.now();
       const r = await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER });
       const ms = performance.now() - t0;
@@ -194,8 +224,9 @@ async function keepAliveSeries(cfg: ClientConfig, route: Route, expectAuth: stri
   } finally {
     conn.close();
   }
+  const cpuMs = cpuPid !== undefined && n > 0 ? threadCpuMs(cpuPid) - cpu0 : 0;
   const after = await upstreamStats(cfg);
-  return { samples, upstreamConnections: after.accepted - before.accepted };
+  return { samples, upstreamConnections: after.accepted - before.accepted, cpuMs };
 }
 
 /** 1. N sequential small GETs on one connection (one tunnel, reused). */
@@ -223,6 +254,9 @@ export interface SettingSeries {
   readonly perRequest: Summary;
   /** The mean of each round, in the order of the rounds. */
   readonly roundMeans: number[];
+  /** The proxy's CPU time (all threads) per timed request, over all rounds and per round, in ms. */
+  readonly cpuPerRequest: number;
+  readonly roundCpu: number[];
   /** Connections the upstream accepted over all rounds (the proxy's pool may reuse one). */
   readonly upstreamConnections: number;
 }
@@ -282,31 +316,44 @@ async function checkSettings(cfg: ClientConfig, route: Route, guard: boolean, sc
  * 7. Workload 1 through the proxy under each combination of the vault's guard and scrub settings,
  * changed with the CLI between series (the server picks the change up on its next request). The
  * series are interleaved in rounds, each round in a rotated order and with a direct series first,
- * so that the machine's drift spreads over all settings instead of landing on one.
+ * so that the machine's drift spreads over all settings instead of landing on one. It runs right
+ * after workload 1, on the same server state (before the transfers grow the proxy's heap).
  */
 async function guardScrub(cfg: ClientConfig, direct: Route, proxied: Route): Promise<SettingsResult> {
-  const rounds = Math.max(1, cfg.settingsRounds);
-  const n = Math.max(1, Math.round(cfg.sizes.keepAlive / rounds));
+  const rounds = Math.max(1, cfg.settings.rounds);
+  const n = Math.max(1, cfg.settings.perSeries);
   const warmup = Math.min(100, Math.ceil(n / 10));
   const directSamples: number[][] = [];
   const samples = new Map<string, number[][]>(SETTINGS.map((s) => [s.name, []]));
+  const cpu = new Map<string, number[]>(SETTINGS.map((s) => [s.name, []]));
   const connections = new Map<string, number>(SETTINGS.map((s) => [s.name, 0]));
   const toggles: number[] = [];
+  const apply = async (s: (typeof SETTINGS)[number]) => {
+    toggles.push(await setVaultSettings(cfg, s.guard, s.scrub));
+    await sleep(100);
+    await checkSettings(cfg, proxied, s.guard, s.scrub, s.name);
+  };
   try {
+    // An untimed round first, so that the server's code for every setting is compiled before any
+    // is measured (this workload may run first, on a server that has served nothing yet).
+    await keepAliveSeries(cfg, direct, "placeholder", "direct", 0, 200);
+    for (const s of SETTINGS) {
+      await apply(s);
+      await keepAliveSeries(cfg, proxied, "real", `agent-vault, ${s.name}`, 0, 200);
+    }
     for (let round = 0; round < rounds; round++) {
       directSamples.push((await keepAliveSeries(cfg, direct, "placeholder", "direct", n, warmup)).samples);
       const order = SETTINGS.map((_, i) => SETTINGS[(i + round) % SETTINGS.length]!);
       const line: string[] = [`direct ${summarize(directSamples[round]!).mean.toFixed(3)}`];
       for (const s of order) {
-        toggles.push(await setVaultSettings(cfg, s.guard, s.scrub));
-        await sleep(200);
-        await checkSettings(cfg, proxied, s.guard, s.scrub, s.name);
-        const series = await keepAliveSeries(cfg, proxied, "real", `agent-vault, ${s.name}`, n, warmup);
+        await apply(s);
+        const series = await keepAliveSeries(cfg, proxied, "real", `agent-vault, ${s.name}`, n, warmup, cfg.serverPid);
         samples.get(s.name)!.push(series.samples);
+        cpu.get(s.name)!.push(series.cpuMs / n);
         connections.set(s.name, connections.get(s.name)! + series.upstreamConnections);
-        line.push(`${s.name} ${summarize(series.samples).mean.toFixed(3)}`);
+        line.push(`${s.name} ${summarize(series.samples).mean.toFixed(3)} (CPU ${(series.cpuMs / n).toFixed(3)})`);
       }
-      log(`  round ${round + 1}/${rounds}, mean ms/request over ${n}: ${line.join(", ")}`);
+      log(`  round ${round + 1}/${rounds}, mean ms/request over ${n} (proxy CPU ms/request): ${line.join(", ")}`);
     }
   } finally {
     // Back to a new vault's default, whatever happened.
@@ -323,11 +370,13 @@ async function guardScrub(cfg: ClientConfig, direct: Route, proxied: Route): Pro
       scrub: s.scrub,
       perRequest: summarize(samples.get(s.name)!.flat()),
       roundMeans: samples.get(s.name)!.map(mean),
+      cpuPerRequest: cpu.get(s.name)!.reduce((a, b) => a + b, 0) / rounds,
+      roundCpu: cpu.get(s.name)!,
       upstreamConnections: connections.get(s.name)!,
     })),
     toggleMs: summarize(toggles),
   };
-  log(`  mean ms/request over ${rounds} × ${n}: direct ${result.direct.perRequest.mean.toFixed(3)}, ${result.series.map((s) => `${s.name} ${s.perRequest.mean.toFixed(3)}`).join(", ")}`);
+  log(`  mean ms/request over ${rounds} × ${n}: direct ${result.direct.perRequest.mean.toFixed(3)}, ${result.series.map((s) => `${s.name} ${s.perRequest.mean.toFixed(3)} (CPU ${s.cpuPerRequest.toFixed(3)})`).join(", ")}`);
   return result;
 }
 
@@ -645,6 +694,11 @@ async function main(): Promise<void> {
     log("1. keep-alive requests on one connection");
     result.keepAlive = await attempt(async () => ({ direct: await keepAlive(cfg, direct, "placeholder", "direct"), proxied: await keepAlive(cfg, proxied, "real", "agent-vault") }));
   }
+  // 7 runs here, next to 1, so that it measures the same server state (see guardScrub).
+  if (want(7)) {
+    log(`7. keep-alive requests under each guard / scrub setting (${cfg.settings.rounds} rounds of ${cfg.settings.perSeries})`);
+    result.settings = await attempt(() => guardScrub(cfg, direct, proxied));
+  }
   if (want(2)) {
     log("2. first request to a never-seen host name");
     result.newHost = await attempt(async () => ({
@@ -695,10 +749,6 @@ async function main(): Promise<void> {
         upload: { direct: await transfer(cfg, direct, "upload", mitmSize, null, "direct upload"), mitm: await transfer(cfg, mitm, "upload", mitmSize, mitmPid, "mitmproxy upload") },
       },
     }));
-  }
-  if (want(7)) {
-    log(`7. keep-alive requests under each guard / scrub setting (${cfg.settingsRounds} rounds)`);
-    result.settings = await attempt(() => guardScrub(cfg, direct, proxied));
   }
   process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`);
 }

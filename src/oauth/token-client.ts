@@ -159,7 +159,8 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
     ({ socket } = await pool.acquire(endpoint, true));
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    const tlsFailure = /CERT|SSL|TLS|SELF_SIGNED|ALTNAME/i.test(`${e.code ?? ""} ${e.message}`);
+    // Only a certificate that does not verify is permanent; a reset during the handshake is not.
+    const tlsFailure = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/i.test(String(e.code ?? ""));
     throw new TokenEndpointError(`cannot reach token endpoint ${url.host}: ${clean(String(e.code ?? e.message), 120)}`, tlsFailure);
   }
   const head = [`POST ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`, ...Object.entries(headers).map(([n, v]) => `${n}: ${v}`), `content-length: ${Buffer.byteLength(body)}`, "connection: close"];

@@ -13,7 +13,7 @@ import { Proxy as Engine } from "http-mitm-proxy";
 import { isAgentVaultError } from "../shared/errors.ts";
 import { type RequestLog } from "../shared/log.ts";
 import { hostMatchesPattern, isValidHostname } from "../vault/host.ts";
-import { isPrincipalLive } from "../vault/principals.ts";
+import { isPrincipalLive, resolvePrincipal } from "../vault/principals.ts";
 import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
 import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
@@ -73,6 +73,8 @@ export class ProxyAdapter {
   private readonly tunnels = new WeakMap<Socket, Tunnel>();
   /** Open client sockets per session id, so a revocation can close them. */
   private readonly bySession = new Map<string, Set<Socket>>();
+  /** Upgraded (WebSocket) connections and the grant they were made under. */
+  private readonly upgrades = new Map<Socket, { token: string; service: string }>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
   readonly pool: UpstreamPool;
   private readonly refresher: OAuthRefresher;
@@ -188,7 +190,7 @@ export class ProxyAdapter {
 
   /** A revoked or expired session loses its open tunnels, not only its next CONNECT. */
   private closeRevokedTunnels(): void {
-    if (this.bySession.size === 0) return;
+    if (this.bySession.size === 0 && this.upgrades.size === 0) return;
     let snapshot;
     try {
       snapshot = this.deps.state.current();
@@ -197,6 +199,11 @@ export class ProxyAdapter {
     }
     const now = Date.now();
     for (const [id, sockets] of this.bySession) if (!isPrincipalLive(snapshot.body, id, now)) for (const s of sockets) s.destroy();
+    // A WebSocket whose grant expired or was revoked closes too, not only its next request.
+    for (const [socket, { token, service }] of this.upgrades) {
+      const principal = resolvePrincipal(snapshot.tokens, token, now);
+      if ("error" in principal || (principal.services !== null && !principal.services.has(service))) socket.destroy();
+    }
   }
 
   private log(flow: Flow, status: number, error: string | null): void {
@@ -354,8 +361,9 @@ export class ProxyAdapter {
       // An upstream 401 on an OAuth token: refresh it once and send the request again.
       onUnauthorized: flow.oauthUsed.length > 0 ? () => refreshAfterUnauthorized(flow, this.context(), injectCredential) : undefined,
       // Scrubbing is a vault setting; the MCP server's http_request asks for it whatever the setting.
-      scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => this.deps.state.secrets(vault) : undefined,
-      guard: vault?.settings.guard ? () => this.deps.state.secrets(vault) : undefined,
+      // Looked up when needed: after a 401 refresh the new tokens are in flow.vault.
+      scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => this.deps.state.secrets(flow.vault ?? vault) : undefined,
+      guard: vault?.settings.guard ? () => this.deps.state.secrets(flow.vault ?? vault) : undefined,
       onBlocked: (hit) => {
         refuseExfiltration(flow, hit, "the body");
         return flow.answer!;
@@ -390,6 +398,11 @@ export class ProxyAdapter {
         return;
       }
       if (flow.principal) this.track(flow.principal.id, socket);
+      // An upgraded connection is relayed byte for byte: the sweep re-checks its grant instead.
+      if (flow.credential && flow.service) {
+        this.upgrades.set(socket, { token: flow.credential, service: flow.service.name });
+        socket.once("close", () => this.upgrades.delete(socket));
+      }
       const dial = flow.dial!;
       const useTls = isSSL || Boolean(flow.service && flow.service.auth.type !== "passthrough");
       const upstream: Socket = useTls

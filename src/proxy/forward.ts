@@ -17,7 +17,10 @@ import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts"
  */
 const GUARD_BUFFER_BYTES = 16 * 1024 * 1024;
 
-type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: StreamGuard } | { kind: "refused"; answer: EarlyAnswer };
+type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: StreamGuard } | { kind: "refused"; answer: EarlyAnswer } | { kind: "gone" };
+
+/** Decoded request bodies are scanned up to this size; a bigger expansion is refused (a bomb). */
+const MAX_DECODED_SCAN_BYTES = 64 * 1024 * 1024;
 
 /** Reads (up to the buffer size) and checks the agent's body; see GUARD_BUFFER_BYTES. */
 function readGuarded(req: IncomingMessage, patterns: readonly Pattern[], onBlocked: (hit: Pattern) => EarlyAnswer, maxRequestBytes: number): Promise<GuardedBody> {
@@ -25,12 +28,18 @@ function readGuarded(req: IncomingMessage, patterns: readonly Pattern[], onBlock
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let finished = false;
     const finish = (result: GuardedBody) => {
+      if (finished) return;
+      finished = true;
       req.off("data", onData);
       req.off("end", onEnd);
+      req.off("close", onClose);
       req.pause();
       resolve(result);
     };
+    // The agent went away mid-body: nothing is sent, the flow ends.
+    const onClose = () => finish({ kind: "gone" });
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
@@ -45,13 +54,14 @@ function readGuarded(req: IncomingMessage, patterns: readonly Pattern[], onBlock
     };
     const onEnd = () => {
       const body = Buffer.concat(chunks);
-      const decoded = decodeBody(body, encoding);
+      const decoded = decodeBody(body, encoding, MAX_DECODED_SCAN_BYTES);
       if (decoded === null) return finish({ kind: "refused", answer: failure(415 as number, "invalid_request", `the request body's content-encoding (${String(encoding)}) cannot be checked by the guard, so it was not sent`) });
       const hit = findSecret(decoded.toString("latin1"), patterns);
       finish(hit ? { kind: "refused", answer: onBlocked(hit) } : { kind: "whole", body });
     };
     req.on("data", onData);
     req.on("end", onEnd);
+    req.on("close", onClose);
     req.resume();
   });
 }
@@ -185,12 +195,18 @@ export function forward(
     if (hasBody && patterns.length > 0) {
       void readGuarded(req, patterns, options.onBlocked ?? ((hit) => failure(403, "credential_exfiltration", `the request body carries the value of credential ${hit.key}`)), options.maxRequestBytes).then((result) => {
         if (result.kind === "refused") return fail(result.answer);
+        if (result.kind === "gone") return done({ status: 499, error: "cancelled" });
         guarded = result;
         start();
       });
     } else start();
 
     function exchange(socket: Socket, reused: boolean): void {
+      // The agent left while we read its body or dialled: nothing to answer.
+      if (res.destroyed || req.destroyed && !req.readableEnded) {
+        socket.destroy();
+        return done({ status: 499, error: "cancelled" });
+      }
       let headSeen = false;
       let requestDone = false;
       let responseDone = false;
@@ -209,7 +225,9 @@ export function forward(
         if (reusable) options.pool.release(endpoint, socket);
         else socket.destroy();
       };
+      let aborted = false;
       const abort = (answer: EarlyAnswer | null) => {
+        aborted = true;
         cleanup();
         socket.destroy();
         if (answer && !res.headersSent) return fail(answer);
@@ -219,6 +237,7 @@ export function forward(
       const parser = new ResponseParser(
         flow.method === "HEAD",
         (head, framing) => {
+          if (aborted) return;
           headSeen = true;
           status = head.status;
           if (head.status === 401 && mayRetryUnauthorized) {
@@ -236,23 +255,44 @@ export function forward(
             out[lower] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
           }
           Object.assign(out, flow.responseHeaders);
+          let message = head.message;
           if (options.scrub) {
-            const scrubbing = startScrub(out, framing.kind !== "none" && !(framing.kind === "length" && framing.remaining === 0), options.scrub(), (bytes) => {
-              if (bytes.length > 0 && !res.write(bytes)) {
+            const patterns = options.scrub();
+            message = scrubText(message, patterns);
+            let decoded = 0;
+            const scrubbing = startScrub(out, framing.kind !== "none" && !(framing.kind === "length" && framing.remaining === 0), patterns, {
+              write: (bytes) => {
+                if (aborted || bytes.length === 0) return true;
+                decoded += bytes.length;
+                // A decompression bomb is cut at the response cap, counted after decoding.
+                if (decoded > options.maxResponseBytes) {
+                  abort(null);
+                  return true;
+                }
+                return res.write(bytes);
+              },
+              waitDrain: (resume) => res.once("drain", resume),
+              pauseUpstream: (until) => {
                 socket.pause();
-                res.once("drain", () => socket.resume());
-              }
+                until(() => socket.resume());
+              },
+              fail: () => abort(null),
+              writeHead: (headers) => {
+                res.writeHead(head.status, message || undefined, headers);
+                res.flushHeaders();
+              },
             });
             if ("code" in scrubbing) return abort(scrubbing);
             sink = scrubbing.push;
             finishBody = scrubbing.end;
+            return;
           }
-          res.writeHead(head.status, head.message || undefined, out);
+          res.writeHead(head.status, message || undefined, out);
           // Server-sent events and other streams go out as they arrive.
           res.flushHeaders();
         },
         (bytes) => {
-          if (bytes.length === 0 || swallow) return;
+          if (aborted || bytes.length === 0 || swallow) return;
           if (sink) {
             receivedBytes += bytes.length;
             if (receivedBytes > options.maxResponseBytes) return abort(null);
@@ -266,6 +306,7 @@ export function forward(
           }
         },
         (canReuse) => {
+          if (aborted) return;
           responseDone = true;
           reusable = canReuse;
           if (swallow) {
@@ -396,16 +437,32 @@ export function forward(
   });
 }
 
+interface ScrubIo {
+  /** Writes to the agent; false when it wants us to wait for `drain`. */
+  readonly write: (bytes: Buffer) => boolean;
+  readonly waitDrain: (resume: () => void) => void;
+  /** Stop reading the upstream until `until` calls back (the agent or the decoder drained). */
+  readonly pauseUpstream: (until: (resume: () => void) => void) => void;
+  /** A corrupt compressed body: the response is cut, never ended as if complete. */
+  readonly fail: () => void;
+  /** Sends the (cleaned) head: at once when streaming, after the body when it is held whole. */
+  readonly writeHead: (headers: Record<string, string | string[]>) => void;
+}
+
+/** A plain body of known length up to this is cleaned whole and keeps an exact Content-Length. */
+const SCRUB_WHOLE_BYTES = 256 * 1024;
+
 /**
  * Scrubbing a response as it streams: headers cleaned now (a header whose name holds a value is
- * dropped), the body decoded (gzip, deflate, br) and cleaned chunk by chunk. A body whose coding
- * cannot be read is refused with 502 rather than passed unscanned.
+ * dropped), the body decoded (gzip, deflate, br) and cleaned chunk by chunk, with backpressure
+ * from the agent through the decoders to the upstream socket. A body whose coding cannot be read
+ * is refused with 502 rather than passed unscanned.
  */
 function startScrub(
   headers: Record<string, string | string[]>,
   hasBody: boolean,
   patterns: readonly Pattern[],
-  write: (bytes: Buffer) => void,
+  io: ScrubIo,
 ): { push: (bytes: Buffer) => void; end: (then: () => void) => void } | EarlyAnswer {
   for (const [name, value] of Object.entries(headers)) {
     if (scrubText(name, patterns) !== name) {
@@ -415,39 +472,74 @@ function startScrub(
     headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, patterns)) : scrubText(value, patterns);
   }
   const scrubber = new StreamScrubber(patterns);
-  if (!hasBody) return { push: () => undefined, end: (then) => then() };
+  if (!hasBody) {
+    io.writeHead(headers);
+    return { push: () => undefined, end: (then) => then() };
+  }
   const chain = decoderChain(headers["content-encoding"]);
   if (chain === null) return failure(502, "upstream_error", `the response's content-encoding (${String(headers["content-encoding"])}) cannot be scanned for credentials, so it was not passed on`);
-  // The body changes length (and loses its coding): it goes out chunked.
+  const length = Number(headers["content-length"]);
+  if (chain.length === 0 && Number.isInteger(length) && length <= SCRUB_WHOLE_BYTES) {
+    // Most API answers: small, with a length. Held whole, cleaned, sent with its new exact length.
+    const chunks: Buffer[] = [];
+    return {
+      push: (bytes) => void chunks.push(bytes),
+      end: (then) => {
+        const clean = Buffer.from(scrubText(Buffer.concat(chunks).toString("latin1"), patterns), "latin1");
+        headers["content-length"] = String(clean.length);
+        io.writeHead(headers);
+        io.write(clean);
+        then();
+      },
+    };
+  }
+  // The body may change length (and loses its coding): it goes out chunked.
   delete headers["content-length"];
-  if (chain.length === 0) return { push: (bytes) => write(scrubber.push(bytes)), end: (then) => (write(scrubber.end()), then()) };
-  delete headers["content-encoding"];
+  if (chain.length > 0) delete headers["content-encoding"];
+  io.writeHead(headers);
+  if (chain.length === 0) {
+    return {
+      push: (bytes) => {
+        if (!io.write(scrubber.push(bytes))) io.pauseUpstream(io.waitDrain);
+      },
+      end: (then) => {
+        io.write(scrubber.end());
+        then();
+      },
+    };
+  }
   for (let i = 0; i + 1 < chain.length; i++) chain[i]!.pipe(chain[i + 1]!);
   const first = chain[0]!;
   const last = chain[chain.length - 1]!;
   let ended: (() => void) | null = null;
   let failed = false;
-  last.on("data", (bytes: Buffer) => write(scrubber.push(bytes)));
+  last.on("data", (bytes: Buffer) => {
+    if (failed) return;
+    if (!io.write(scrubber.push(bytes))) {
+      last.pause();
+      io.waitDrain(() => last.resume());
+    }
+  });
   last.on("end", () => {
-    write(scrubber.end());
+    if (failed) return;
+    io.write(scrubber.end());
     ended?.();
   });
   for (const stream of chain) {
     stream.on("error", () => {
-      // A corrupt compressed body: what was decoded went out scrubbed; the rest is cut.
+      if (failed) return;
       failed = true;
-      write(scrubber.end());
-      ended?.();
+      for (const s of chain) s.destroy();
+      io.fail();
     });
   }
   return {
     push: (bytes) => {
-      if (!failed) first.write(bytes);
+      if (!failed && !first.write(bytes)) io.pauseUpstream((resume) => first.once("drain", resume));
     },
     end: (then) => {
       ended = then;
-      if (failed) return then();
-      first.end();
+      if (!failed) first.end();
     },
   };
 }

@@ -95,7 +95,8 @@ export class AccessLimits {
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.flush();
+    // Counts added while a flush ran are flushed too.
+    for (let i = 0; i < 5 && (this.pending.size > 0 || this.flushing); i++) await this.flush();
   }
 }
 

@@ -6,6 +6,27 @@ import { DAYS, type Policy, type ServiceRule, type TimeWindow } from "./agent.sc
 
 const patternCache = new Map<string, RegExp>();
 
+/**
+ * The path as a server would read it: the query dropped, percent-escapes of unreserved characters
+ * decoded, repeated slashes collapsed, `.` and `..` segments resolved. Rules are matched against
+ * this, so `/v1/chat/../admin`, `//admin` or `/%61dmin` cannot slip past a rule about `/admin`.
+ */
+export function normalizePath(path: string): string {
+  let p = path.split("?")[0]!.split("#")[0]!;
+  p = p.replace(/%([0-9a-fA-F]{2})/g, (m, hex: string) => {
+    const c = String.fromCharCode(parseInt(hex, 16));
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : m.toUpperCase();
+  });
+  const out: string[] = [];
+  for (const segment of p.replace(/\/{2,}/g, "/").split("/")) {
+    if (segment === ".") continue;
+    if (segment === "..") out.pop();
+    else out.push(segment);
+  }
+  const joined = out.join("/");
+  return joined.startsWith("/") ? joined : `/${joined}`;
+}
+
 /** `*` matches any run of characters, `/` included; everything else is literal. The query is not matched. */
 export function pathMatches(pattern: string, path: string): boolean {
   let regex = patternCache.get(pattern);
@@ -14,7 +35,7 @@ export function pathMatches(pattern: string, path: string): boolean {
     if (patternCache.size > 1000) patternCache.clear();
     patternCache.set(pattern, regex);
   }
-  return regex.test(path.split("?")[0]!);
+  return regex.test(normalizePath(path));
 }
 
 export function describeRule(rule: ServiceRule): string {

@@ -12,7 +12,7 @@ import { matchService } from "../../src/proxy/steps/match-service.ts";
 import { applyPolicy } from "../../src/proxy/steps/policy.ts";
 import { type Policy } from "../../src/vault/agent.schema.ts";
 import { createAgent, deleteAgent, grantServices, parsePolicy, revokeAgent, revokeGrants, rotateAgent, setAgentPolicy } from "../../src/vault/agents.ts";
-import { inWindow, pathMatches, refusalOf } from "../../src/vault/policy.ts";
+import { inWindow, normalizePath, pathMatches, refusalOf } from "../../src/vault/policy.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { findVault } from "../../src/vault/vaults.ts";
 import { stepFixture, type StepFixture } from "../support/flow.ts";
@@ -187,6 +187,16 @@ describe("policies", () => {
     expect(() => parsePolicy({ time_windows: [{ start: "9:00", end: "17:00" }] })).toThrow("policy field time_windows.0.start");
     expect(() => parsePolicy({ surprise: true })).toThrow("policy field");
     expect(() => parsePolicy("not an object")).toThrow("policy field (policy)");
+  });
+
+  test("paths are normalized before rules: dot segments, doubled slashes and escaped letters do not slip past", () => {
+    expect(normalizePath("/v1/chat/../admin")).toBe("/v1/admin");
+    expect(normalizePath("//admin/./x?y=1")).toBe("/admin/x");
+    expect(normalizePath("/%61dmin/%2F")).toBe("/admin/%2F");
+    expect(normalizePath("/../../etc")).toBe("/etc");
+    const policy = { rules: [{ service: "s", paths: ["/v1/chat/*"], deny: [{ path: "/admin*" }] }] };
+    expect(refusalOf(policy, "s", "GET", "/v1/chat/../admin", T0)).toBe("s allows only paths /v1/chat/*");
+    expect(refusalOf({ rules: [{ service: "s", deny: [{ path: "/admin*" }] }] }, "s", "GET", "//%61dmin", T0)).toBe("s denies /admin*");
   });
 
   test("path patterns: * spans segments, the query is ignored, the rest is literal", () => {

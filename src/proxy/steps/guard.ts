@@ -19,7 +19,8 @@ export function guardRequest(flow: Flow, ctx: StepContext): void {
   if (!vault?.settings.guard) return;
   const patterns = ctx.secrets(vault);
   if (patterns.length === 0) return;
-  const inUrl = findSecret(flow.path, patterns);
+  // The host name too: a value spelled as a DNS label would leak through the lookup.
+  const inUrl = findSecret(`${flow.host}\n${flow.path}`, patterns);
   if (inUrl) return refuseExfiltration(flow, inUrl, "the URL");
   for (const [name, value] of Object.entries(flow.headers)) {
     if (value === undefined) continue;

@@ -32,8 +32,10 @@ export async function refreshOAuth(flow: Flow, ctx: StepContext): Promise<void> 
       refreshed = true;
     } catch (error) {
       const reason = error instanceof TokenEndpointError ? error.reason : error instanceof Error ? error.message : String(error);
-      // Retries are spent; a token that has not expired yet is still worth sending.
-      if (error instanceof TokenEndpointError && !error.permanent && !isExpired(record, Date.now())) continue;
+      // Retries are spent (or another process holds the refresh lock for longer than we wait): a
+      // token that has not expired yet is still worth sending. Only a refusal is final.
+      const refused = error instanceof TokenEndpointError && error.permanent;
+      if (!refused && !isExpired(record, Date.now())) continue;
       return answer(flow, 502, "oauth_refresh_failed", `refreshing ${key} failed: ${reason}`);
     }
   }
