@@ -18,6 +18,7 @@ import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
 import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
 import { AccessLimits } from "./limits.ts";
+import { responsePatterns } from "./secrets.ts";
 import { refuseExfiltration } from "./steps/guard.ts";
 import { UpstreamPool } from "./upstream.ts";
 import { resolveDial } from "./netguard.ts";
@@ -362,7 +363,7 @@ export class ProxyAdapter {
       onUnauthorized: flow.oauthUsed.length > 0 ? () => refreshAfterUnauthorized(flow, this.context(), injectCredential) : undefined,
       // Scrubbing is a vault setting; the MCP server's http_request asks for it whatever the setting.
       // Looked up when needed: after a 401 refresh the new tokens are in flow.vault.
-      scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => this.deps.state.secrets(flow.vault ?? vault) : undefined,
+      scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => responsePatterns(this.deps.state.secrets(flow.vault ?? vault)) : undefined,
       guard: vault?.settings.guard ? () => this.deps.state.secrets(flow.vault ?? vault) : undefined,
       onBlocked: (hit) => {
         refuseExfiltration(flow, hit, "the body");

@@ -15,7 +15,7 @@ import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts"
  * holding back any tail that could be the start of a value (the value itself never leaves; the
  * bytes before it may); a compressed body past it is refused.
  */
-const GUARD_BUFFER_BYTES = 16 * 1024 * 1024;
+const GUARD_BUFFER_BYTES = 8 * 1024 * 1024;
 
 type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: StreamGuard } | { kind: "refused"; answer: EarlyAnswer } | { kind: "gone" };
 

@@ -108,9 +108,27 @@ function compiled(patterns: readonly Pattern[]): Compiled {
     byFirst.set(p.bytes[0]!, [...(byFirst.get(p.bytes[0]!) ?? []), p]);
     longest = Math.max(longest, p.bytes.length);
   }
-  const source = [...byText.keys()].map((t) => t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("|");
+  // Grouped by first character (`a(?:bc|xy)|...`): a position that starts no value fails after
+  // one test instead of one per value, twice as fast on text made of the same characters.
+  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  const source = [...byFirst].map(([first, group]) => `${escape(first)}(?:${group.map((p) => escape(p.bytes.slice(1))).join("|")})`).join("|");
   found = { any: new RegExp(source || "(?!)", "g"), byText, byFirst, longest };
   compiledCache.set(patterns, found);
+  return found;
+}
+
+const RESPONSE_FORMS = new Set(["raw", "json", "url"]);
+const responseCache = new WeakMap<readonly Pattern[], readonly Pattern[]>();
+
+/**
+ * The forms scrubbed out of responses: the value as is, JSON-escaped and URL-encoded (what an API
+ * echoing a request would show). The guard looks for every form; a response in base64 or hex
+ * would have to be produced by the upstream on purpose, and scanning each body for fewer forms
+ * keeps downloads fast.
+ */
+export function responsePatterns(patterns: readonly Pattern[]): readonly Pattern[] {
+  let found = responseCache.get(patterns);
+  if (!found) responseCache.set(patterns, (found = patterns.filter((p) => RESPONSE_FORMS.has(p.form))));
   return found;
 }
 
@@ -159,8 +177,16 @@ export class StreamScrubber {
     // The cut is chosen on the text as received: a tail that could still become a value stays,
     // and so does any value that would straddle the cut (a short value inside a longer one).
     const text = this.pending + chunk.toString("latin1");
-    let cut = text.length - partialSuffix(text, this.patterns);
     const c = compiled(this.patterns);
+    const hold = partialSuffix(text, this.patterns);
+    c.any.lastIndex = 0;
+    if (hold === 0 && !c.any.test(text)) {
+      // The common case: nothing to replace or hold back; the bytes go out as they came.
+      const out = this.pending === "" ? chunk : Buffer.concat([Buffer.from(this.pending, "latin1"), chunk]);
+      this.pending = "";
+      return out;
+    }
+    let cut = text.length - hold;
     for (let moved = true; moved && cut > 0; ) {
       moved = false;
       c.any.lastIndex = Math.max(0, cut - c.longest);
@@ -198,6 +224,11 @@ export class StreamGuard {
     const hit = findSecret(text, this.patterns);
     if (hit) return { hit };
     const hold = partialSuffix(text, this.patterns);
+    if (hold === 0) {
+      const out = this.pending === "" ? chunk : Buffer.concat([Buffer.from(this.pending, "latin1"), chunk]);
+      this.pending = "";
+      return { send: out };
+    }
     this.pending = text.slice(text.length - hold);
     return { send: Buffer.from(text.slice(0, text.length - hold), "latin1") };
   }
