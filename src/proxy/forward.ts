@@ -464,12 +464,15 @@ function startScrub(
   patterns: readonly Pattern[],
   io: ScrubIo,
 ): { push: (bytes: Buffer) => void; end: (then: () => void) => void } | EarlyAnswer {
-  for (const [name, value] of Object.entries(headers)) {
-    if (scrubText(name, patterns) !== name) {
-      delete headers[name];
-      continue;
+  // One search over all headers; only when something is there are they cleaned one by one.
+  if (findSecret(Object.entries(headers).map(([n, v]) => `${n}: ${Array.isArray(v) ? v.join(", ") : v}`).join("\n"), patterns)) {
+    for (const [name, value] of Object.entries(headers)) {
+      if (scrubText(name, patterns) !== name) {
+        delete headers[name];
+        continue;
+      }
+      headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, patterns)) : scrubText(value, patterns);
     }
-    headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, patterns)) : scrubText(value, patterns);
   }
   const scrubber = new StreamScrubber(patterns);
   if (!hasBody) {

@@ -19,12 +19,13 @@ export function guardRequest(flow: Flow, ctx: StepContext): void {
   if (!vault?.settings.guard) return;
   const patterns = ctx.secrets(vault);
   if (patterns.length === 0) return;
-  // The host name too: a value spelled as a DNS label would leak through the lookup.
-  const inUrl = findSecret(`${flow.host}\n${flow.path}`, patterns);
-  if (inUrl) return refuseExfiltration(flow, inUrl, "the URL");
-  for (const [name, value] of Object.entries(flow.headers)) {
-    if (value === undefined) continue;
-    const hit = findSecret(`${name}: ${Array.isArray(value) ? value.join("\n") : value}`, patterns);
-    if (hit) return refuseExfiltration(flow, hit, `the ${name} header`);
-  }
+  // One search over the host (a value spelled as a DNS label would leak through the lookup), the
+  // path and every header; only a hit is then located, for the message.
+  const lines = [flow.host, flow.path];
+  for (const [name, value] of Object.entries(flow.headers)) if (value !== undefined) lines.push(`${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
+  const hit = findSecret(lines.join("\n"), patterns);
+  if (!hit) return;
+  if (findSecret(`${flow.host}\n${flow.path}`, patterns)) return refuseExfiltration(flow, hit, "the URL");
+  const header = lines.slice(2).find((line) => findSecret(line, patterns)) ?? "a header";
+  return refuseExfiltration(flow, hit, `the ${header.split(":")[0]} header`);
 }
