@@ -18,6 +18,7 @@ import { findVault } from "../../src/vault/vaults.ts";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel, type RawResponse } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
+import { prng } from "../support/random.ts";
 import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
 import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
 
@@ -892,16 +893,6 @@ describe("the foreground notice", () => {
 // Fuzz
 
 /** mulberry32: a small seeded PRNG, so a failing body can be reproduced from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly rand: () => number) {}

@@ -3,19 +3,9 @@
 // one, the scrubber must leave no raw value behind, and text without a value must pass unchanged.
 import { describe, expect, test } from "bun:test";
 import { gzipSync } from "node:zlib";
+import { prng } from "../support/random.ts";
 import { decodeBody, findSecret, partialSuffix, patternsOf, scrubText, StreamGuard, StreamScrubber } from "../../src/proxy/secrets.ts";
 
-/** A small seeded generator, so a failure can be replayed from the printed seed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 
@@ -85,7 +75,7 @@ describe("patterns", () => {
 
 describe(`fuzz (FUZZ_SEED=${SEED})`, () => {
   test("the stream guard finds 3000 smuggled values, whatever the encoding and the chunking", () => {
-    const r = rng(SEED);
+    const r = prng(SEED);
     for (let i = 0; i < 3000; i++) {
       const value = randomSecret(r);
       const { form, text } = encode(r, value);
@@ -108,7 +98,7 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, () => {
   });
 
   test("the stream scrubber leaves no raw or JSON-escaped value in 3000 split responses, and streams", () => {
-    const r = rng(SEED + 1);
+    const r = prng(SEED + 1);
     for (let i = 0; i < 3000; i++) {
       const value = randomSecret(r);
       const patterns = patternsOf("SECRET", value);
@@ -128,7 +118,7 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, () => {
   });
 
   test("text without a value passes the guard and the scrubber unchanged", () => {
-    const r = rng(SEED + 2);
+    const r = prng(SEED + 2);
     const value = randomSecret(r);
     const patterns = patternsOf("SECRET", value);
     for (let i = 0; i < 1000; i++) {
