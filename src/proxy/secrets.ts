@@ -91,7 +91,12 @@ interface Compiled {
   readonly byText: Map<string, Pattern>;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
+  /** The literals as bytes, for a native search when there are few of them. */
+  readonly buffers: readonly Buffer[];
 }
+
+/** Up to this many literals, one native `Buffer.indexOf` each beats the expression (no string copy). */
+const NATIVE_SEARCH_MAX = 16;
 
 const compiledCache = new WeakMap<readonly Pattern[], Compiled>();
 
@@ -112,7 +117,8 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   // one test instead of one per value, twice as fast on text made of the same characters.
   const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   const source = [...byFirst].map(([first, group]) => `${escape(first)}(?:${group.map((p) => escape(p.bytes.slice(1))).join("|")})`).join("|");
-  found = { any: new RegExp(source || "(?!)", "g"), byText, byFirst, longest };
+  const buffers = [...byText.keys()].map((t) => Buffer.from(t, "latin1"));
+  found = { any: new RegExp(source || "(?!)", "g"), byText, byFirst, longest, buffers };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -174,10 +180,20 @@ export class StreamScrubber {
   constructor(private readonly patterns: readonly Pattern[]) {}
 
   push(chunk: Buffer): Buffer {
+    const c = compiled(this.patterns);
+    if (c.buffers.length <= NATIVE_SEARCH_MAX) {
+      // Few values (a response's forms): searched natively in the bytes, no string made unless
+      // something is there or a tail must be held.
+      const bytes = this.pending === "" ? chunk : Buffer.concat([Buffer.from(this.pending, "latin1"), chunk]);
+      const tail = bytes.subarray(Math.max(0, bytes.length - c.longest + 1)).toString("latin1");
+      if (!c.buffers.some((b) => bytes.indexOf(b) !== -1) && partialSuffix(tail, this.patterns) === 0) {
+        this.pending = "";
+        return bytes;
+      }
+    }
     // The cut is chosen on the text as received: a tail that could still become a value stays,
     // and so does any value that would straddle the cut (a short value inside a longer one).
     const text = this.pending + chunk.toString("latin1");
-    const c = compiled(this.patterns);
     const hold = partialSuffix(text, this.patterns);
     c.any.lastIndex = 0;
     if (hold === 0 && !c.any.test(text)) {
