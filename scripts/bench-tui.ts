@@ -27,6 +27,7 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type Summary, summarize } from "./bench/stats.ts";
 
 const BINARY = resolve(import.meta.dir, "../dist/agent-vault");
 const PASSWORD = "bench horse battery staple";
@@ -160,19 +161,8 @@ async function child(home: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Statistics and the table
 
-interface Stats {
-  readonly n: number;
-  readonly median: number;
-  readonly p95: number;
-  readonly max: number;
-}
-
-function stats(samples: readonly number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const n = s.length;
-  const median = n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-  return { n, median, p95: s[Math.min(n - 1, Math.ceil(0.95 * n) - 1)]!, max: s[n - 1]! };
-}
+type Stats = Summary;
+const stats = summarize;
 
 const ms = (v: number) => `${v.toFixed(v < 10 ? 1 : 0)} ms`;
 const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;

@@ -17,6 +17,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { deriveKeyArgon2id, randomSalt } from "../src/vault/crypto.ts";
 import { DEFAULT_ARGON2 } from "../src/vault/vault.ts";
+import { type Summary, summarize } from "./bench/stats.ts";
 
 const BINARY = resolve(import.meta.dir, "../dist/agent-vault");
 const PASSWORD = "bench horse battery staple";
@@ -72,21 +73,8 @@ async function mustRun(args: readonly string[], env: Record<string, string>, std
 // ---------------------------------------------------------------------------------------------
 // Statistics and the table
 
-interface Stats {
-  readonly n: number;
-  readonly median: number;
-  readonly p90: number;
-  readonly min: number;
-  readonly max: number;
-}
-
-function stats(samples: readonly number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const n = s.length;
-  const median = n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-  const p90 = s[Math.min(n - 1, Math.ceil(0.9 * n) - 1)]!; // nearest rank
-  return { n, median, p90, min: s[0]!, max: s[n - 1]! };
-}
+type Stats = Summary;
+const stats = summarize;
 
 /**
  * Times `runs` runs after one discarded warm-up. `args` may change per run (a new key each time);

@@ -8,6 +8,9 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import tls from "node:tls";
 import { type Conn, connect, type Route } from "./http1.ts";
+import { type Summary, summarize } from "./stats.ts";
+
+export type { Summary };
 
 export interface ClientConfig {
   readonly quick: boolean;
@@ -39,24 +42,6 @@ export interface ClientConfig {
 const log = (text: string) => process.stderr.write(`${text}\n`);
 const wallMs = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export interface Summary {
-  readonly n: number;
-  readonly mean: number;
-  readonly median: number;
-  readonly p90: number;
-  readonly p99: number;
-  readonly min: number;
-  readonly max: number;
-}
-
-function summarize(samples: readonly number[]): Summary {
-  const s = [...samples].sort((a, b) => a - b);
-  const n = s.length;
-  const rank = (q: number) => s[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!;
-  const median = n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-  return { n, mean: s.reduce((a, b) => a + b, 0) / n, median, p90: rank(0.9), p99: rank(0.99), min: s[0]!, max: s[n - 1]! };
-}
 
 /** A plain GET on loopback over a raw socket (no proxy variables can interfere). */
 async function plainGet(port: number, path: string): Promise<string> {

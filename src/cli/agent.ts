@@ -8,7 +8,7 @@ import { type Agent, DAYS, type Policy, type ServiceRule, type TimeWindow } from
 import { activeGrants, checkAgentName, createAgent, deleteAgent, findAgent, grantServices, parsePolicy, revokeAgent, revokeGrants, rotateAgent, setAgentPolicy } from "../vault/agents.ts";
 import { describePolicy } from "../vault/policy.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
-import { parseDocument } from "./documents.ts";
+import { readPolicyFile } from "./documents.ts";
 import { formatWhen, printJson, printNote, printTable } from "./io.ts";
 import { reviewer } from "./proposal.ts";
 
@@ -89,12 +89,7 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
   }
   if (flags.file) {
     if (flagged) throw new AgentVaultError("invalid_argument", "give the policy as -f FILE or as options, not both");
-    try {
-      return parsePolicy(await parseDocument(flags.file));
-    } catch (error) {
-      if (error instanceof AgentVaultError) throw new AgentVaultError(error.code, `${flags.file}: ${error.message}`);
-      throw error;
-    }
+    return readPolicyFile(flags.file);
   }
   if (!flagged) throw new AgentVaultError("invalid_argument", "no policy given", { hint: "pass -f FILE, or --methods/--paths/--deny/--rate-limit/--window/--usage-cap, or --clear" });
   const rules = new Map<string, ServiceRule>();

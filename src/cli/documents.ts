@@ -2,6 +2,8 @@
 // `agent policy -f`): errors name the file and what is wrong with it.
 import { readFileSync } from "node:fs";
 import { AgentVaultError } from "../shared/errors.ts";
+import { type Policy } from "../vault/agent.schema.ts";
+import { parsePolicy } from "../vault/agents.ts";
 
 export async function parseDocument(file: string): Promise<unknown> {
   let text: string;
@@ -16,5 +18,16 @@ export async function parseDocument(file: string): Promise<unknown> {
   } catch (error) {
     const kind = /\.ya?ml$/i.test(file) ? "YAML" : "JSON";
     throw new AgentVaultError("invalid_argument", `${file} is not valid ${kind}: ${(error as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** An access policy from a JSON or YAML file (`agent policy -f`, `run --policy`); a bad field names the file too. */
+export async function readPolicyFile(file: string): Promise<Policy> {
+  const document = await parseDocument(file);
+  try {
+    return parsePolicy(document);
+  } catch (error) {
+    if (error instanceof AgentVaultError) throw new AgentVaultError(error.code, `${file}: ${error.message}`);
+    throw error;
   }
 }

@@ -17,7 +17,11 @@ async function readAllStdin(): Promise<string> {
 /** The next line of stdin (without its newline): --password-stdin reads the first line this way. */
 export async function readStdinLine(what: string): Promise<string> {
   const text = await readAllStdin();
-  if (stdinOffset >= text.length) throw new AgentVaultError("invalid_argument", `expected ${what} on stdin, but stdin is empty`);
+  if (stdinOffset >= text.length) {
+    throw new AgentVaultError("invalid_argument", `expected ${what} on stdin, but stdin ${text.length === 0 ? "is empty" : "has no more lines"}`, {
+      hint: "give each secret on its own line of stdin, e.g. printf '%s\\n' \"$VALUE\" | agent-vault ...",
+    });
+  }
   const end = text.indexOf("\n", stdinOffset);
   const line = text.slice(stdinOffset, end === -1 ? text.length : end);
   stdinOffset = end === -1 ? text.length : end + 1;

@@ -10,6 +10,7 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
 import { type CredentialRecord } from "../vault/credential.schema.ts";
 import { oauthStatusView, type OAuthStatusView } from "../vault/oauth-record.ts";
+import { findVault } from "../vault/vaults.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinLine } from "./io.ts";
 
@@ -114,7 +115,7 @@ export function registerOAuth(program: Command): void {
           void openBrowser(url).then((opened) => printNote(opened ? `Opened the browser. If it did not appear, open:\n${url}` : `Could not start a browser; open this URL:\n${url}`));
         },
       });
-      const view = oauthStatusView(store, { ...vault, credentials: { ...vault.credentials, [key]: record } }, key);
+      const view = oauthStatusView(store, findVault(store.read(), vault.name), key);
       if (flags.json) return printJson(view);
       printNote(`connected ${key} in vault "${vault.name}": ${expiryText(record)}; refresh token ${view.has_refresh_token ? "stored" : "not issued (the token cannot be renewed)"}`);
     });
@@ -142,7 +143,7 @@ export function registerOAuth(program: Command): void {
         ? await clientSecretFor(store, vault.name, key, flags, false)
         : { resolved: resolveConfig(store, vault.name, key, flags, { needAuthorizationUrl: false, hasNewSecret: false }), secret: undefined };
       const record = await pasteOAuth(store, vault.name, key, { resolved, accessToken, refreshToken, clientSecret: secret, expiresIn, description: flags.description });
-      const view = oauthStatusView(store, { ...vault, credentials: { ...vault.credentials, [key]: record } }, key);
+      const view = oauthStatusView(store, findVault(store.read(), vault.name), key);
       if (flags.json) return printJson(view);
       if (refreshToken) printNote(`the refresh token works (refreshed at ${new URL(resolved.config.token_url).host}); stored ${key} in vault "${vault.name}": ${expiryText(record)}`);
       else printNote(`stored ${key} in vault "${vault.name}": ${expiryText(record)}; no refresh token, so paste again when it expires`);

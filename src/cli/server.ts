@@ -2,7 +2,6 @@
 // list|revoke` and `vault discover`. The proxy is imported only when one of these runs.
 import { openSync } from "node:fs";
 import { type Command } from "commander";
-import { type Policy } from "../vault/agent.schema.ts";
 import { discover } from "../api/discover.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { parseDuration } from "../shared/duration.ts";
@@ -111,23 +110,11 @@ export function registerRun(program: Command): void {
     .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string }) => {
       const ttlMs = parseDuration(options.ttl);
       if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
-      const policy = options.policy === undefined ? null : await readPolicyFile(options.policy);
+      const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
       const { runAgent } = await import("../run/run.ts");
       const { store, vault } = await openVault(options);
       process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy });
     });
-}
-
-/** A policy from a JSON or YAML file; errors name the file and the field. */
-export async function readPolicyFile(file: string): Promise<Policy> {
-  const { parsePolicy } = await import("../vault/agents.ts");
-  const { parseDocument } = await import("./documents.ts");
-  try {
-    return parsePolicy(await parseDocument(file));
-  } catch (error) {
-    if (error instanceof AgentVaultError) throw new AgentVaultError(error.code, `${file}: ${error.message}`);
-    throw error;
-  }
 }
 
 export function registerCa(program: Command): void {

@@ -14,6 +14,7 @@ import { isAgentVaultError } from "../shared/errors.ts";
 import { type RequestLog } from "../shared/log.ts";
 import { hostMatchesPattern, isValidHostname } from "../vault/host.ts";
 import { isPrincipalLive, resolvePrincipal } from "../vault/principals.ts";
+import { type VaultRecord } from "../vault/state.schema.ts";
 import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
 import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
@@ -24,7 +25,8 @@ import { UpstreamPool } from "./upstream.ts";
 import { resolveDial } from "./netguard.ts";
 import { type ProxyOptions, runPipeline, type StepContext } from "./pipeline.ts";
 import { injectCredential } from "./steps/inject.ts";
-import { OAuthRefresher, refreshAfterUnauthorized } from "./steps/oauth.ts";
+import { OAuthRefresher } from "../oauth/refresh.ts";
+import { refreshAfterUnauthorized } from "./steps/oauth.ts";
 import { type ProxyState } from "./state.ts";
 import { authenticate, tokenFromAuthorization } from "./steps/authenticate.ts";
 
@@ -80,6 +82,7 @@ export class ProxyAdapter {
   readonly pool: UpstreamPool;
   private readonly refresher: OAuthRefresher;
   private readonly limits: AccessLimits;
+  private readonly secretsOf = (vault: VaultRecord) => this.deps.state.secrets(vault);
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
@@ -174,7 +177,7 @@ export class ProxyAdapter {
   }
 
   private context(): StepContext {
-    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits, secrets: (vault) => this.deps.state.secrets(vault) };
+    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits, secrets: this.secretsOf };
   }
 
   private track(sessionId: string, socket: Socket): void {

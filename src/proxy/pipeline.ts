@@ -14,7 +14,8 @@ import { stripHeaders } from "./steps/headers.ts";
 import { injectCredential } from "./steps/inject.ts";
 import { matchService } from "./steps/match-service.ts";
 import { guardNetwork } from "./steps/netguard.ts";
-import { type OAuthRefresher, refreshOAuth } from "./steps/oauth.ts";
+import { type OAuthRefresher } from "../oauth/refresh.ts";
+import { refreshOAuth } from "./steps/oauth.ts";
 import { applyPolicy } from "./steps/policy.ts";
 
 export interface ProxyOptions {

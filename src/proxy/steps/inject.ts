@@ -3,13 +3,15 @@
 import { getCredentialValue } from "../../vault/credentials.ts";
 import { TEMPLATE_REFERENCE } from "../../vault/service.schema.ts";
 import { answer, type Flow } from "../flow.ts";
+import { oauthKeysOf } from "./oauth.ts";
 import { type StepContext } from "../pipeline.ts";
 
 export function injectCredential(flow: Flow, ctx: StepContext): void {
   const service = flow.service;
   const vault = flow.vault;
   if (!service || !vault) return;
-  if (service.auth.type !== "passthrough") flow.beforeInject = { path: flow.path, headers: { ...flow.headers } };
+  // Only an OAuth token may be refreshed and injected again after a 401: keep what to start from.
+  if (oauthKeysOf(flow).length > 0) flow.beforeInject = { path: flow.path, headers: { ...flow.headers } };
   const value = (key: string): string | null => {
     if (!(key in vault.credentials)) {
       answer(flow, 502, "credential_not_found", `service "${service.name}" needs credential ${key}, which vault "${vault.name}" does not have`);

@@ -1,7 +1,6 @@
 // Step 5a: keep OAuth access tokens fresh before inject reads them. A token within five minutes of
 // expiry is refreshed first (one refresh per credential however many requests wait on it); a
 // credential whose refresh the provider refused answers 502 oauth_refresh_failed with the reason.
-import { OAuthRefresher } from "../../oauth/refresh.ts";
 import { TokenEndpointError } from "../../oauth/token-client.ts";
 import { isExpired, isNearExpiry, oauthStatusOf } from "../../vault/oauth-record.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
@@ -67,4 +66,3 @@ export async function refreshAfterUnauthorized(flow: Flow, ctx: StepContext, rei
   return flow.answer === undefined;
 }
 
-export { OAuthRefresher };
