@@ -92,7 +92,8 @@ async function openPane(width = 100, height = 30): Promise<Pane> {
       return screen;
     },
     keys: async (...keys) => void (await tmux("send-keys", "-t", name, ...keys)),
-    type: async (text) => void (await tmux("send-keys", "-t", name, "-l", text)),
+    // `--`: a text starting with "-" (a token can) is text, not an option.
+    type: async (text) => void (await tmux("send-keys", "-t", name, "-l", "--", text)),
     until: async (probe, ms = 5000, settle = true) => {
       const deadline = Date.now() + ms;
       for (;;) {
