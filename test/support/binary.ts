@@ -1,8 +1,9 @@
 // Drives the compiled binary from outside, as a user or an agent would. Each test gets its own data
 // directory; the KDF is made cheap through the explicit test hook, never by other means.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { asAgent, giveToAgent } from "./attacker.ts";
 
 export const BINARY = resolve(import.meta.dir, "../../dist/agent-vault");
 export const TEST_PASSWORD = "correct horse battery staple";
@@ -17,6 +18,10 @@ export interface TempHome {
   readonly dir: string;
   readonly env: Record<string, string>;
   run(args: readonly string[], options?: { stdin?: string; env?: Record<string, string | undefined> }): Promise<RunResult>;
+  /** The argv that runs the binary with `args` as this home's user (the agent user for `asAgent` homes). */
+  argv(args: readonly string[]): string[];
+  /** Hands the data directory back to its user after the test process wrote into it (no-op otherwise). */
+  reown(): void;
   cleanup(): void;
 }
 
@@ -31,24 +36,35 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): Record
   return env;
 }
 
-export async function runBinary(args: readonly string[], env: Record<string, string>, stdin?: string): Promise<RunResult> {
-  const proc = Bun.spawn([BINARY, ...args], { env, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+export async function runBinary(args: readonly string[], env: Record<string, string>, stdin?: string, wrap: (argv: string[]) => string[] = (a) => a): Promise<RunResult> {
+  const proc = Bun.spawn(wrap([BINARY, ...args]), { env, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
 }
 
 /**
  * A fresh data directory. With `init` (the default) it is initialized with TEST_PASSWORD, which
- * the environment then carries, as a script would.
+ * the environment then carries, as a script would. With `asAgent`, the binary runs as the
+ * unprivileged test user (test/support/attacker.ts), who owns the directory and whose HOME is
+ * `dir/user-home`.
  */
-export async function tempHome(options: { init?: "password" | "no-password" | false } = {}): Promise<TempHome> {
+export async function tempHome(options: { init?: "password" | "no-password" | false; asAgent?: boolean } = {}): Promise<TempHome> {
   const dir = mkdtempSync(join(tmpdir(), "av-test-"));
   const home = join(dir, "home");
-  const env = cleanEnv({ AGENT_VAULT_HOME: home, AGENT_VAULT_INSECURE_TEST_KDF: "1", AGENT_VAULT_MASTER_PASSWORD: TEST_PASSWORD });
+  const wrap = options.asAgent ? asAgent : (argv: string[]) => argv;
+  const extra: Record<string, string> = {};
+  if (options.asAgent) {
+    mkdirSync(join(dir, "user-home"));
+    giveToAgent(dir);
+    extra.HOME = join(dir, "user-home");
+  }
+  const env = cleanEnv({ AGENT_VAULT_HOME: home, AGENT_VAULT_INSECURE_TEST_KDF: "1", AGENT_VAULT_MASTER_PASSWORD: TEST_PASSWORD, ...extra });
   const temp: TempHome = {
     dir: home,
     env,
-    run: (args, opts = {}) => runBinary(args, cleanEnv({ ...env, ...opts.env }), opts.stdin),
+    run: (args, opts = {}) => runBinary(args, cleanEnv({ ...env, ...opts.env }), opts.stdin, wrap),
+    argv: (args) => wrap([BINARY, ...args]),
+    reown: () => (options.asAgent ? giveToAgent(home) : undefined),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
   const init = options.init ?? "password";

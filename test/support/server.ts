@@ -2,7 +2,7 @@
 // its pidfile, and stopped by the cleanup it registers.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, cleanEnv, type TempHome } from "./binary.ts";
+import { cleanEnv, type TempHome } from "./binary.ts";
 import { type Live, spawnLive, waitUntil } from "./process.ts";
 
 export interface Server {
@@ -13,7 +13,7 @@ export interface Server {
 }
 
 export async function startServer(home: TempHome, env: Record<string, string>, cleanups: (() => Promise<void> | void)[]): Promise<Server> {
-  const live = spawnLive([BINARY, "server", "--port", "0", "--mitm-port", "0"], cleanEnv({ ...home.env, ...env }), "ignore");
+  const live = spawnLive(home.argv(["server", "--port", "0", "--mitm-port", "0"]), cleanEnv({ ...home.env, ...env }), "ignore");
   const stop = async () => {
     if (live.proc.exitCode === null) live.proc.kill("SIGTERM");
     await live.proc.exited;

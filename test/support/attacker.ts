@@ -1,0 +1,64 @@
+// Attacks run as an unprivileged user. CI runs as root, and root bypasses every same-user
+// protection (file modes, /proc, ptrace, O_NOFOLLOW's point): so when the tests run as root, the
+// broker and the attacker both run as AGENT_USER, made here with useradd if it is missing. When the
+// tests already run unprivileged they run as themselves.
+import { execFileSync } from "node:child_process";
+import { chmodSync, chownSync, lstatSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+export const AGENT_USER = "av-agent";
+
+export interface UserIds {
+  readonly uid: number;
+  readonly gid: number;
+  readonly name: string;
+}
+
+let cached: UserIds | null | undefined;
+
+/** The unprivileged user the attacks run as, or null when the tests are not root. */
+export function agentUser(): UserIds | null {
+  if (cached !== undefined) return cached;
+  if (process.getuid?.() !== 0) return (cached = null);
+  const lookup = () => {
+    try {
+      const uid = Number(execFileSync("id", ["-u", AGENT_USER], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+      const gid = Number(execFileSync("id", ["-g", AGENT_USER], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+      return { uid, gid, name: AGENT_USER };
+    } catch {
+      return null;
+    }
+  };
+  let ids = lookup();
+  if (!ids) {
+    // .ci/run makes the user too; this covers a developer running one test file as root.
+    execFileSync("useradd", ["--create-home", "--shell", "/bin/bash", "--user-group", AGENT_USER], { stdio: "ignore" });
+    ids = lookup();
+  }
+  if (!ids) throw new Error(`cannot create the unprivileged test user ${AGENT_USER}`);
+  return (cached = ids);
+}
+
+/** argv run as the agent user (unchanged when the tests are not root). */
+export function asAgent(argv: readonly string[]): string[] {
+  const user = agentUser();
+  if (!user) return [...argv];
+  return ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--inh-caps=-all", "--", ...argv];
+}
+
+/** Gives a tree to the agent user (after the test process, as root, wrote into it). */
+export function giveToAgent(path: string): void {
+  const user = agentUser();
+  if (!user) return;
+  const walk = (p: string) => {
+    const stat = lstatSync(p);
+    chownSync(p, user.uid, user.gid);
+    if (stat.isDirectory()) for (const name of readdirSync(p)) walk(join(p, name));
+  };
+  walk(path);
+}
+
+/** Lets the agent user reach a path the test process made (a temp dir is 0700 root). */
+export function openToAgent(path: string): void {
+  if (agentUser()) chmodSync(path, 0o755);
+}
