@@ -1,11 +1,15 @@
 // Compiles src/main.ts into one executable, dist/agent-vault. Ink imports react-devtools-core
 // optionally; it is not installed and `--external` fails at run time, so a plugin stubs it.
 import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 
-mkdirSync("dist", { recursive: true });
+// AGENT_VAULT_BUILD_OUT builds elsewhere (tests then take AGENT_VAULT_TEST_BINARY), so two
+// builds in one checkout do not overwrite each other's binary mid-test.
+const outfile = process.env.AGENT_VAULT_BUILD_OUT ?? "dist/agent-vault";
+mkdirSync(dirname(outfile), { recursive: true });
 const result = await Bun.build({
   entrypoints: ["src/main.ts"],
-  compile: { outfile: "dist/agent-vault" },
+  compile: { outfile },
   minify: true,
   // Split chunks: `--version` then parses only the entry, not the whole CLI (about 25 ms here).
   splitting: true,
@@ -26,4 +30,4 @@ if (!result.success) {
   for (const log of result.logs) console.error(log);
   process.exit(1);
 }
-console.log("built dist/agent-vault");
+console.log(`built ${outfile}`);

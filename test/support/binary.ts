@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { asAgent, giveToAgent } from "./attacker.ts";
 
-export const BINARY = resolve(import.meta.dir, "../../dist/agent-vault");
+export const BINARY = process.env.AGENT_VAULT_TEST_BINARY ? resolve(process.env.AGENT_VAULT_TEST_BINARY) : resolve(import.meta.dir, "../../dist/agent-vault");
 export const TEST_PASSWORD = "correct horse battery staple";
 
 export interface RunResult {
