@@ -10,7 +10,7 @@ import { type ProxyState } from "../proxy/state.ts";
 import { tokenFromAuthorization } from "../proxy/steps/authenticate.ts";
 import { type Principal, resolvePrincipal } from "../vault/principals.ts";
 import { AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
-import { approvalHint, fileProposal, parseProposalInput, proposalView } from "../vault/proposals.ts";
+import { approvalHint, fileProposal, parseProposalInput, proposalsFiledBy, proposalView } from "../vault/proposals.ts";
 import { credentialMetadata, discover } from "./discover.ts";
 
 export interface ApiDeps {
@@ -119,12 +119,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps):
   }
   if (path === "/v1/proposals" && req.method === "GET") {
     req.resume();
-    return sendJson(res, 200, { proposals: vault.proposals.map((p) => proposalView(p)) });
+    return sendJson(res, 200, { proposals: proposalsFiledBy(vault, principal).map((p) => proposalView(p)) });
   }
   const one = /^\/v1\/proposals\/(\d{1,9})$/.exec(path);
   if (one && req.method === "GET") {
     req.resume();
-    const proposal = vault.proposals.find((p) => p.id === Number(one[1]));
+    // Another caller's proposal answers exactly like an unknown id: its existence is not revealed.
+    const proposal = proposalsFiledBy(vault, principal).find((p) => p.id === Number(one[1]));
     if (!proposal) return sendAnswer(res, { status: 404, code: "proposal_not_found", message: `no proposal #${one[1]} in vault "${vault.name}"` });
     return sendJson(res, 200, proposalView(proposal));
   }

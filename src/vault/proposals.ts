@@ -83,6 +83,17 @@ export function findProposal(vault: VaultRecord, id: number): Proposal {
   return proposal;
 }
 
+/**
+ * The proposals a caller filed, the only ones the agent API shows it: another session's proposals
+ * (their ids, messages, what they ask for) are not its business. A session sees what it filed; an
+ * agent's own token also sees what sessions acting as that agent filed. People see all of them.
+ */
+export function proposalsFiledBy(vault: VaultRecord, caller: { readonly kind: "session" | "agent"; readonly id: string }): Proposal[] {
+  const filers = new Set([caller.id]);
+  if (caller.kind === "agent") for (const session of vault.sessions) if (session.agent === caller.id) filers.add(session.id);
+  return vault.proposals.filter((p) => p.session_id !== null && filers.has(p.session_id));
+}
+
 /** Slots that need a value from the reviewer: static sets without an agent-supplied value. */
 export function slotsNeedingValues(proposal: Proposal): string[] {
   return proposal.credentials.filter((c) => c.action === "set" && c.type === "static" && c.sealed_value === undefined).map((c) => c.key);
