@@ -1,6 +1,9 @@
 // Terminal input and output for the CLI: reading stdin once, masked prompts, tables, JSON, and
 // the one error format (`agent-vault: error: ...` then `hint: ...`). Nothing here knows the vault.
+// Everything printed here may hold text from an agent or an upstream (a description, a provider's
+// error), so tables, notes, errors and JSON go through src/shared/text.ts on the way out.
 import { AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
+import { displaySafe, displaySafeLines, jsonTerminalSafe } from "../shared/text.ts";
 
 let stdinText: Promise<string> | null = null;
 let stdinOffset = 0;
@@ -83,32 +86,34 @@ export async function confirm(question: string): Promise<boolean> {
   return /^y(es)?$/i.test(answer.trim());
 }
 
+/** JSON for scripts; C1, DEL and bidi characters inside strings are written as \u escapes (same value). */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${jsonTerminalSafe(JSON.stringify(value, null, 2))}\n`);
 }
 
-/** Left-aligned columns, headers in capitals; cells are cut at `max` characters. */
+/** Left-aligned columns, headers in capitals; cells are escaped (line breaks too), then cut at `max` characters. */
 export function printTable(headers: readonly string[], rows: readonly (readonly string[])[], max = 48): void {
   const cut = (s: string) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
-  const cells = [headers, ...rows].map((r) => r.map((c) => cut(c.replace(/[\x00-\x1f\x7f]/g, " "))));
+  const cells = [headers, ...rows].map((r) => r.map((c) => cut(displaySafe(c))));
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
   const lines = cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
+/** A note on stderr; it may span lines (`\n`), anything else unsafe is escaped. */
 export function printNote(text: string): void {
-  process.stderr.write(`${text}\n`);
+  process.stderr.write(`${displaySafeLines(text).join("\n")}\n`);
 }
 
 /** The one place errors reach the user: a line, a hint, and never a stack trace. */
 export function reportError(error: unknown): number {
   if (isAgentVaultError(error)) {
-    process.stderr.write(`agent-vault: error: ${error.message}\n`);
-    if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+    process.stderr.write(`agent-vault: error: ${displaySafe(error.message)}\n`);
+    if (error.hint) process.stderr.write(`hint: ${displaySafe(error.hint)}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`agent-vault: error: unexpected failure: ${message.split("\n")[0]}\n`);
+  process.stderr.write(`agent-vault: error: unexpected failure: ${displaySafe(message.split("\n")[0]!)}\n`);
   process.stderr.write("hint: this is a bug in agent-vault; run with AGENT_VAULT_DEBUG=1 for details and report it\n");
   if (process.env.AGENT_VAULT_DEBUG === "1" && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;

@@ -7,6 +7,7 @@ import { openBrowser } from "../oauth/connect.ts";
 import { PROVIDERS } from "../oauth/providers.ts";
 import { OAuthRefresher } from "../oauth/refresh.ts";
 import { AgentVaultError } from "../shared/errors.ts";
+import { displaySafe } from "../shared/text.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
 import { type CredentialRecord } from "../vault/credential.schema.ts";
 import { oauthStatusView, type OAuthStatusView } from "../vault/oauth-record.ts";
@@ -82,7 +83,8 @@ function printStatus(view: OAuthStatusView): void {
     ["client secret", view.has_client_secret ? "stored" : "none"],
   ];
   const width = Math.max(...rows.map(([name]) => name.length));
-  process.stdout.write(rows.map(([name, value]) => `${name.padEnd(width)}  ${value.replace(/[\x00-\x1f\x7f]/g, " ")}`).join("\n") + "\n");
+  // Values come from a proposal (URLs, scopes) or a provider (the last error): escaped, one line each.
+  process.stdout.write(rows.map(([name, value]) => `${name.padEnd(width)}  ${displaySafe(value)}`).join("\n") + "\n");
 }
 
 export function registerOAuth(program: Command): void {

@@ -2,9 +2,10 @@
 import { userInfo } from "node:os";
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
+import { displaySafe, labelled } from "../shared/text.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
 import { type Proposal } from "../vault/proposal.schema.ts";
-import { credentialKeysOf } from "../vault/service.schema.ts";
+import { describeAuth, proposalEffects } from "../vault/proposal-effects.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { agentSuppliedValue, approveProposal, maskValue, findProposal, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
@@ -30,41 +31,49 @@ function summary(p: Proposal): string {
   return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");
 }
 
+/**
+ * The review text: first what the agent wrote (escaped, labelled), then what approving does as the
+ * vault's own records say (src/vault/proposal-effects.ts), warnings last, next to the prompt.
+ */
 function describe(p: Proposal, supplied: (key: string) => string | null, vault: VaultRecord): string {
-  const lines = [`Proposal #${p.id} · ${statusOf(p)} · filed ${formatWhen(p.created_at)} · expires ${formatWhen(p.expires_at)}`];
-  if (p.message) lines.push("", `Agent's message: ${p.message}`);
-  if (p.user_message) lines.push(`For you: ${p.user_message}`);
+  const status = statusOf(p);
+  const lines = [`Proposal #${p.id} · ${status} · filed ${formatWhen(p.created_at)} · expires ${formatWhen(p.expires_at)}`];
+  if (p.message) lines.push("", ...labelled("", "Agent's message", p.message));
+  if (p.user_message) lines.push(...labelled("", "For you", p.user_message));
   if (p.services.length > 0) {
-    lines.push("", "Services:");
+    lines.push("", "Services, as proposed:");
     for (const s of p.services) {
-      if (s.action === "delete") lines.push(`  - remove ${s.name}`);
+      if (s.action === "delete") lines.push(`  - remove ${displaySafe(s.name)}`);
       else {
-        const replaces = vault.services.find((existing) => existing.name === s.name);
-        lines.push(`  + ${s.name}: ${s.host}, ${s.auth.type}${s.auth.type === "api-key" ? ` (${s.auth.header})` : ""}${replaces ? ` (replaces the service for ${replaces.host})` : ""}`);
-        // The reviewer must see which secret would go to this host, above all an existing one.
-        for (const key of credentialKeysOf(s.auth)) {
-          const proposed = p.credentials.some((c) => c.action === "set" && c.key === key);
-          lines.push(`      sends ${key} to ${s.host}${!proposed && key in vault.credentials ? "  ← an EXISTING credential of this vault" : ""}`);
-        }
+        lines.push(`  + ${displaySafe(s.name)}: ${displaySafe(s.host)}, ${displaySafe(describeAuth(s.auth))}${s.enabled === false ? ", disabled" : ""}`);
+        if (s.description) lines.push(...labelled("      ", "description", s.description));
       }
     }
   }
   if (p.credentials.length > 0) {
-    lines.push("", "Credentials:");
+    lines.push("", "Credentials, as proposed:");
     for (const c of p.credentials) {
       if (c.action === "delete") {
         lines.push(`  - remove ${c.key}`);
         continue;
       }
       const value = supplied(c.key);
-      const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : value !== null ? `value supplied by the agent: ${maskValue(value)}` : "you supply the value";
-      lines.push(`  + ${c.key}${c.description ? ` — ${c.description}` : ""} [${state}]`);
-      if (c.obtain) lines.push(`      get it at: ${c.obtain}`);
-      if (c.obtain_instructions) lines.push(`      how: ${c.obtain_instructions}`);
+      const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : value !== null ? `value supplied by the agent: ${displaySafe(maskValue(value))}` : "you supply the value";
+      lines.push(`  + ${c.key} [${state}]`);
+      if (c.description) lines.push(...labelled("      ", "description", c.description));
+      if (c.obtain) lines.push(`      get it at: ${displaySafe(c.obtain)}`);
+      if (c.obtain_instructions) lines.push(...labelled("      ", "how", c.obtain_instructions));
+      if (c.oauth) lines.push(`      token URL: ${displaySafe(c.oauth.token_url)}${c.oauth.authorization_url ? `, authorization URL: ${displaySafe(c.oauth.authorization_url)}` : ""}`);
     }
   }
-  if (p.reason) lines.push("", `Rejected: ${p.reason}`);
-  for (const a of p.audit) lines.push(`  ${a.at} ${a.action} by ${a.by}`);
+  if (p.reason) lines.push("", ...labelled("", "Rejected", p.reason));
+  if (p.audit.length > 0) lines.push("");
+  for (const a of p.audit) lines.push(`  ${a.at} ${a.action} by ${displaySafe(a.by)}`);
+  if (status === "pending") {
+    const { effects, warnings } = proposalEffects(vault, p);
+    lines.push("", "Approving it would (from the vault's records, not the agent's text):", ...effects.map((e) => `  ${displaySafe(e)}`));
+    if (warnings.length > 0) lines.push("", `WARNING${warnings.length > 1 ? "S" : ""}:`, ...warnings.map((w) => `  ! ${displaySafe(w)}`));
+  }
   return `${lines.join("\n")}\n`;
 }
 

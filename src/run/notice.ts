@@ -1,6 +1,7 @@
 // The foreground notice: while `server` or `run` holds a terminal, a new pending proposal gets one
 // line on that terminal's stderr (never into the agent's output) saying how to review it. It polls
 // the vault file, so it sees proposals filed through any server of the data directory.
+import { displaySafe } from "../shared/text.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { statusOf } from "../vault/proposals.ts";
 
@@ -22,7 +23,9 @@ export function watchProposals(store: VaultStore, vaultName: string | null, writ
         if (!announce) continue;
         const wants = [...proposal.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `remove ${s.name}`)), ...proposal.credentials.map((c) => (c.action === "set" ? c.key : `remove ${c.key}`))].join(", ");
         const vaultFlag = vault.name !== body.current_vault ? ` --vault ${vault.name}` : "";
-        write(`agent-vault: proposal #${proposal.id} in vault "${vault.name}" asks for ${wants.slice(0, 200)}; review it: agent-vault vault proposal show ${proposal.id}${vaultFlag}\n`);
+        // Names and hosts are validated at filing, but this line lands on the user's terminal
+        // beside the agent's own output: escaped all the same, so a looser schema cannot open it.
+        write(`agent-vault: proposal #${proposal.id} in vault "${vault.name}" asks for ${displaySafe(wants.slice(0, 200))}; review it: agent-vault vault proposal show ${proposal.id}${vaultFlag}\n`);
       }
     }
   };

@@ -6,6 +6,7 @@ import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { userInfo } from "node:os";
 import { openBrowser } from "../oauth/connect.ts";
+import { displaySafe } from "../shared/text.ts";
 import { connectOAuth, pasteOAuth, resolveConfig, shouldAskClientSecret } from "../oauth/credential.ts";
 import { deleteCredentials, getCredentialValue, setCredentials } from "../vault/credentials.ts";
 import { agentSuppliedValue, approveProposal, maskValue, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
@@ -402,7 +403,7 @@ export function App({ view, log, color, bell }: AppProps) {
     bottom = (
       <Box flexDirection="column">
         <Text color={color ? "yellow" : undefined}>Waiting for the browser to authorize {mode.key} (esc stops waiting). If no browser opened, open:</Text>
-        <Text>{mode.url || "…"}</Text>
+        <Text>{displaySafe(mode.url) || "…"}</Text>
       </Box>
     );
   } else if (mode.kind === "paste-access") {
@@ -422,9 +423,9 @@ export function App({ view, log, color, bell }: AppProps) {
   } else if (mode.kind === "confirm-revoke") {
     bottom = <Text color={color ? "red" : undefined}>Revoke {mode.id.startsWith("agent:") ? `agent ${mode.id.slice(6)}` : `session ${mode.id}`}? y to confirm</Text>;
   } else if (status) {
-    bottom = <Text color={color ? (status.isError ? "red" : "green") : undefined}>{status.isError ? "error: " : ""}{status.text}</Text>;
+    bottom = <Text color={color ? (status.isError ? "red" : "green") : undefined}>{status.isError ? "error: " : ""}{displaySafe(status.text)}</Text>;
   } else {
-    bottom = <Text dimColor>? help · q quit{tab === 0 ? " · a approve · r reject · enter details" : tab === 1 ? " · n new · e edit · d delete · v reveal · c connect · p paste" : tab === 2 ? " · space toggle" : tab === 4 ? " · x revoke" : ""}{filter[tab] ? ` · filter: ${filter[tab]}` : ""}</Text>;
+    bottom = <Text dimColor>? help · q quit{tab === 0 ? " · a approve · r reject · enter details" : tab === 1 ? " · n new · e edit · d delete · v reveal · c connect · p paste" : tab === 2 ? " · space toggle" : tab === 4 ? " · x revoke" : ""}{filter[tab] ? ` · filter: ${displaySafe(filter[tab]!)}` : ""}</Text>;
   }
 
   let body: React.ReactNode;
@@ -448,7 +449,11 @@ export function App({ view, log, color, bell }: AppProps) {
         {proposalDetail(proposal, vault, (k) => {
           const v = statusOf(proposal) === "pending" ? agentSuppliedValue(view.store, vault, proposal, k) : null;
           return v === null ? null : maskValue(v);
-        }).map((line, i) => <Text key={i}>{line.length > width ? `${line.slice(0, width - 1)}…` : line}</Text>)}
+        }, listHeight + 2).map((line, i) => (
+          <Text key={i} wrap="truncate-end" color={line.isWarning && color ? "red" : undefined} bold={line.isWarning === true}>
+            {line.text}
+          </Text>
+        ))}
       </Box>
     );
   } else {
@@ -459,12 +464,12 @@ export function App({ view, log, color, bell }: AppProps) {
   return (
     <Box flexDirection="column" width={width}>
       <TabBar active={tab} vault={vault.name} pending={pendingCount} color={color} />
-      {snapshot.error ? <Text color={color ? "red" : undefined}>vault: {snapshot.error}</Text> : null}
-      <Box flexDirection="column" marginTop={1} height={listHeight + 2}>
+      {snapshot.error ? <Text color={color ? "red" : undefined}>vault: {displaySafe(snapshot.error)}</Text> : null}
+      <Box flexDirection="column" marginTop={1} height={listHeight + 2} overflow="hidden">
         {body}
       </Box>
-      {isTyping && status?.isError ? <Text color={color ? "red" : undefined}>error: {status.text}</Text> : null}
-      {revealed && tab === 1 && mode.kind === "normal" ? <Text color={color ? "yellow" : undefined}>{revealed.key} = {revealed.value}   (hidden again in {REVEAL_MS / 1000}s)</Text> : null}
+      {isTyping && status?.isError ? <Text color={color ? "red" : undefined}>error: {displaySafe(status.text)}</Text> : null}
+      {revealed && tab === 1 && mode.kind === "normal" ? <Text color={color ? "yellow" : undefined}>{revealed.key} = {displaySafe(revealed.value)}   (hidden again in {REVEAL_MS / 1000}s)</Text> : null}
       {bottom}
     </Box>
   );

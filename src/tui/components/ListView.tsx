@@ -1,6 +1,7 @@
 // A scrolling list: rows are plain strings already laid out by the screen; the selected row is
 // inverted. Only the rows that fit are drawn, so 1,000 credentials cost one screenful.
 import { Box, Text } from "ink";
+import { displaySafe } from "../../shared/text.ts";
 
 export interface ListRow {
   readonly key: string;
@@ -35,7 +36,10 @@ export function ListView({ header, rows, selected, height, width, empty }: ListV
   );
 }
 
-/** Fixed-width columns for a row. */
+/**
+ * Fixed-width columns for a row. Cells hold text from agents and upstreams (a proposal's message, a
+ * logged host, path or error), so each is escaped (src/shared/text.ts) before it is cut to width.
+ */
 export function columns(cells: readonly string[], widths: readonly number[]): string {
-  return cells.map((c, i) => (i === cells.length - 1 ? c : c.replace(/[\x00-\x1f]/g, " ").slice(0, widths[i]! - 1).padEnd(widths[i]!))).join("");
+  return cells.map((c, i) => (i === cells.length - 1 ? displaySafe(c) : displaySafe(c).slice(0, widths[i]! - 1).padEnd(widths[i]!))).join("");
 }

@@ -1,8 +1,10 @@
 // What each screen lists, as plain rows: pure functions of the vault snapshot and the log, so
 // screens stay presentational and tests can check them without a terminal. No value appears here.
 import { type RequestLogEntry } from "../../shared/log.ts";
+import { displaySafe, displaySafeLines, labelled } from "../../shared/text.ts";
 import { listCredentials } from "../../vault/credentials.ts";
 import { type Proposal } from "../../vault/proposal.schema.ts";
+import { proposalEffects } from "../../vault/proposal-effects.ts";
 import { statusOf } from "../../vault/proposals.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
 import { activeGrants } from "../../vault/agents.ts";
@@ -112,30 +114,63 @@ export function headers(width: number): string[] {
   ];
 }
 
-/** The detail pane of a proposal: the agent's message, services, slots with obtain links. */
-export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: string) => string | null): string[] {
-  const lines = [`Proposal #${p.id} · ${statusOf(p)} · filed ${ago(p.created_at)}`];
-  if (p.message) lines.push(`Agent: ${p.message}`);
+export interface DetailLine {
+  readonly text: string;
+  readonly isWarning?: boolean;
+}
+
+/**
+ * The detail pane of a proposal, in at most `maxLines` lines: what the agent wrote (escaped; a
+ * multi-line text is quoted behind a bar), then, for a pending proposal, what approving does as
+ * the vault's records say (src/vault/proposal-effects.ts), warnings last. When it does not fit,
+ * the agent's part is cut first, so no amount of agent text pushes the effects or warnings off
+ * the screen.
+ */
+export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: string) => string | null, maxLines = Number.POSITIVE_INFINITY): DetailLine[] {
+  const status = statusOf(p);
+  const head = `Proposal #${p.id} · ${status} · filed ${ago(p.created_at)}`;
+  const asked: string[] = [];
+  if (p.message) asked.push(...labelled("", "Agent", p.message));
+  if (p.user_message) asked.push(...labelled("", "For you", p.user_message));
   for (const s of p.services) {
-    if (s.action === "delete") lines.push(`  - remove service ${s.name}`);
+    if (s.action === "delete") asked.push(`  - remove service ${s.name}`);
     else {
-      lines.push(`  + service ${s.name}: ${s.host} (${s.auth.type})`);
-      for (const key of credentialKeysOf(s.auth)) {
-        const proposed = p.credentials.some((c) => c.action === "set" && c.key === key);
-        lines.push(`      sends ${key}${!proposed && key in vault.credentials ? "  ← an EXISTING credential" : ""}`);
-      }
+      asked.push(`  + service ${s.name}: ${s.host} (${s.auth.type})`);
+      const keys = credentialKeysOf(s.auth);
+      if (keys.length > 0) asked.push(`      sends ${keys.join(", ")}`);
+      if (s.description) asked.push(...labelled("      ", "description", s.description));
     }
   }
   for (const c of p.credentials) {
     if (c.action === "delete") {
-      lines.push(`  - remove credential ${c.key}`);
+      asked.push(`  - remove credential ${c.key}`);
       continue;
     }
     const m = masked(c.key);
-    lines.push(`  + ${c.key}${c.description ? ` — ${c.description}` : ""} [${c.type === "oauth" ? "OAuth: connect or paste after approval" : m !== null ? `agent supplied: ${m}` : "you supply the value"}]`);
-    if (c.obtain) lines.push(`      get it at: ${c.obtain}`);
-    if (c.obtain_instructions) lines.push(`      how: ${c.obtain_instructions}`);
+    const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : m !== null ? `agent supplied: ${displaySafe(m)}` : "you supply the value";
+    const description = c.description ? displaySafeLines(c.description) : [];
+    asked.push(`  + ${c.key}${description.length === 1 ? ` — ${description[0]}` : ""} [${state}]`);
+    if (description.length > 1) asked.push(...labelled("      ", "description", c.description!));
+    if (c.obtain) asked.push(...labelled("      ", "get it at", c.obtain));
+    if (c.obtain_instructions) asked.push(...labelled("      ", "how", c.obtain_instructions));
   }
-  if (p.reason) lines.push(`Rejected: ${p.reason}`);
-  return lines;
+  if (p.reason) asked.push(...labelled("", "Rejected", p.reason));
+
+  const truth: DetailLine[] = [];
+  if (status === "pending") {
+    const { effects, warnings } = proposalEffects(vault, p);
+    truth.push({ text: "Approving it would (from the vault's records, not the agent's text):" }, ...effects.map((e) => ({ text: `  ${displaySafe(e)}` })));
+    for (const w of warnings) truth.push({ text: `  ! ${displaySafe(w)}`, isWarning: true });
+  }
+  const room = maxLines - 1 - truth.length;
+  if (room < 0) {
+    // Too many effects for the pane: warnings win, then as many effects as fit.
+    const warningLines = truth.filter((l) => l.isWarning);
+    const kept = warningLines.slice(0, Math.max(0, maxLines - 2));
+    const effectRoom = Math.max(0, maxLines - 2 - kept.length);
+    const effectLines = truth.filter((l) => !l.isWarning).slice(0, effectRoom);
+    return [{ text: head }, ...effectLines, ...kept, { text: `  … more than fits: agent-vault vault proposal show ${p.id}`, isWarning: true }].slice(0, Math.max(1, maxLines));
+  }
+  const shown = asked.length <= room ? asked : [...asked.slice(0, Math.max(0, room - 1)), `  … ${asked.length - Math.max(0, room - 1)} more lines: agent-vault vault proposal show ${p.id}`];
+  return [{ text: head }, ...shown.slice(0, room).map((text) => ({ text })), ...truth];
 }

@@ -1,0 +1,117 @@
+// What approving a proposal would do, computed from the vault's own records and the proposal's
+// validated fields (names, hosts, auth, keys), never from the agent's free text. The CLI and the
+// TUI show these lines after the agent's message, warnings last, so whatever the agent wrote
+// (or drew with terminal tricks) is followed by the truth. Pure: no I/O, no values.
+import { type Proposal } from "./proposal.schema.ts";
+import { type Auth, credentialKeysOf, type Service } from "./service.schema.ts";
+import { type VaultRecord } from "./state.schema.ts";
+
+export interface ProposalEffects {
+  /** One line per change, e.g. `service fake: host api.fake.test → evil.example.com`. */
+  readonly effects: readonly string[];
+  /** What needs the reviewer's attention: a secret going somewhere new, a value replaced or lost. */
+  readonly warnings: readonly string[];
+}
+
+/** The auth of a service in a few words: its type, where it puts the credential, which keys. */
+export function describeAuth(auth: Auth): string {
+  switch (auth.type) {
+    case "bearer":
+      return `bearer, ${auth.token}`;
+    case "basic":
+      return `basic, ${auth.password ? `${auth.username}:${auth.password}` : auth.username}`;
+    case "api-key":
+      return `api-key in ${auth.header}${auth.prefix ? ` after "${auth.prefix}"` : ""}, ${auth.key}`;
+    case "custom":
+      return `custom headers ${Object.keys(auth.headers).join(", ")}, ${credentialKeysOf(auth).join(", ")}`;
+    case "query":
+      return `query ?${auth.param}=, ${auth.key}`;
+    case "passthrough":
+      return "passthrough: the host is allowed, nothing injected";
+  }
+}
+
+function list(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? "") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
+
+/** Hosts that `key` is sent to today, by the services of the vault that name it. */
+function hostsOf(services: readonly Service[], key: string): string[] {
+  return [...new Set(services.filter((s) => credentialKeysOf(s.auth).includes(key)).map((s) => s.host))];
+}
+
+/** Equal auth settings, whatever the order of their fields (custom headers keep the author's order). */
+function sameAuth(a: Auth, b: Auth): boolean {
+  const canonical = (auth: Auth) =>
+    JSON.stringify(auth, (_, value: unknown) => (value !== null && typeof value === "object" && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : value));
+  return canonical(a) === canonical(b);
+}
+
+export function proposalEffects(vault: VaultRecord, proposal: Proposal): ProposalEffects {
+  const effects: string[] = [];
+  const warnings: string[] = [];
+  const setKeys = new Set(proposal.credentials.filter((c) => c.action === "set").map((c) => c.key));
+  const deletedKeys = new Set(proposal.credentials.filter((c) => c.action === "delete").map((c) => c.key));
+  const changedServices = new Set(proposal.services.map((s) => s.name));
+
+  for (const change of proposal.services) {
+    const existing = vault.services.find((s) => s.name === change.name);
+    const subject = `service ${change.name}`;
+    if (change.action === "delete") {
+      if (!existing) effects.push(`${subject}: not in the vault, nothing to remove`);
+      else {
+        const keys = credentialKeysOf(existing.auth);
+        effects.push(`${subject}: removed (host ${existing.host}${keys.length > 0 ? `; stops sending ${list(keys)}` : ""})`);
+      }
+      continue;
+    }
+    const enabled = change.enabled ?? true;
+    if (!existing) {
+      effects.push(`${subject}: adds host ${change.host} (${describeAuth(change.auth)})${enabled ? "" : ", disabled"}`);
+    } else {
+      const before = effects.length;
+      if (existing.host !== change.host) effects.push(`${subject}: host ${existing.host} → ${change.host}`);
+      if (!sameAuth(existing.auth, change.auth)) effects.push(`${subject}: auth ${describeAuth(existing.auth)} → ${describeAuth(change.auth)}`);
+      if (existing.enabled !== enabled) effects.push(`${subject}: ${existing.enabled ? "enabled → disabled" : "disabled → enabled"}`);
+      if ((existing.description ?? "") !== (change.description ?? "")) effects.push(`${subject}: description ${change.description === undefined ? "removed" : "changed"}`);
+      if (effects.length === before) effects.push(`${subject}: unchanged`);
+    }
+    // The check that matters most: a credential the vault already holds, sent to a host it does not
+    // go to today. A value the proposal replaces is the reviewer's new one, warned about below.
+    for (const key of credentialKeysOf(change.auth)) {
+      if (!(key in vault.credentials) || setKeys.has(key) || deletedKeys.has(key)) continue;
+      const today = hostsOf(vault.services, key);
+      if (today.includes(change.host)) continue;
+      warnings.push(`${key}, a credential already in the vault, would be sent to ${change.host}; ${today.length > 0 ? `today it goes only to ${list(today)}` : "today no service sends it"}`);
+    }
+  }
+
+  for (const slot of proposal.credentials) {
+    const existing = vault.credentials[slot.key];
+    const subject = `credential ${slot.key}`;
+    const users = vault.services.filter((s) => credentialKeysOf(s.auth).includes(slot.key)).map((s) => s.name);
+    if (slot.action === "delete") {
+      if (!existing) {
+        effects.push(`${subject}: not in the vault, nothing to delete`);
+        continue;
+      }
+      effects.push(`${subject}: deleted`);
+      const stillUsing = users.filter((name) => !changedServices.has(name));
+      warnings.push(`${subject} is deleted and its value is gone for good${stillUsing.length > 0 ? `; service ${list(stillUsing)} still names it and will fail` : ""}`);
+      continue;
+    }
+    const source = slot.type === "oauth" ? "connect or paste it after approval" : slot.sealed_value !== undefined ? "value chosen by the agent" : "you type the value";
+    if (!existing) {
+      effects.push(`${subject}: new (${slot.type}; ${source})`);
+      continue;
+    }
+    effects.push(`${subject}: replaces the current value${existing.type !== slot.type ? ` (${existing.type} → ${slot.type})` : ""} (${source})`);
+    const usedBy = users.length > 0 ? `; used by service ${list(users)}` : "";
+    warnings.push(
+      slot.sealed_value !== undefined
+        ? `${subject}: the current value is replaced by one the agent chose (so the agent knows it)${usedBy}`
+        : `${subject}: the current value is replaced${usedBy}`,
+    );
+  }
+  return { effects, warnings };
+}

@@ -1,0 +1,125 @@
+// Unit tests of src/vault/proposal-effects.ts: what approving a proposal would do, from the vault's
+// records, for each kind of change; the warnings for a secret that would go somewhere new, a value
+// replaced, a credential deleted. Pure: a hand-made vault record and proposal, no files.
+import { describe, expect, test } from "bun:test";
+import { describeAuth, proposalEffects } from "../../src/vault/proposal-effects.ts";
+import { type Proposal, type StoredSlot } from "../../src/vault/proposal.schema.ts";
+import { parseProposalInput } from "../../src/vault/proposals.ts";
+import { type Service } from "../../src/vault/service.schema.ts";
+import { type VaultRecord } from "../../src/vault/state.schema.ts";
+
+const NOW = "2026-01-01T00:00:00.000Z";
+
+function credential(description = "") {
+  return { type: "static" as const, description, created_at: NOW, updated_at: NOW, expires_at: null, metadata: {}, value: "AAAA" };
+}
+
+function service(name: string, host: string, auth: Service["auth"], extra: Partial<Service> = {}): Service {
+  return { name, host, auth, enabled: true, created_at: NOW, ...extra };
+}
+
+function vault(): VaultRecord {
+  return {
+    id: "v_0123456789abcdef",
+    name: "default",
+    created_at: NOW,
+    settings: { unmatched: "passthrough", guard: true, scrub: true, guard_bypass: [] },
+    credentials: { FAKE_TOKEN: credential(), STRIPE_KEY: credential("stripe"), UNUSED_KEY: credential() },
+    services: [service("fake", "api.fake.test", { type: "bearer", token: "FAKE_TOKEN" }), service("stripe", "api.stripe.com", { type: "bearer", token: "STRIPE_KEY" }, { description: "payments" })],
+    sessions: [],
+    agents: [],
+    proposals: [],
+    proposal_seq: 0,
+  };
+}
+
+/** A stored proposal from an agent's body (parsed as the API parses it); `sealed` marks agent-supplied values. */
+function proposal(body: unknown, sealed: string[] = []): Proposal {
+  const input = parseProposalInput(body);
+  const credentials: StoredSlot[] = input.credentials.map((slot) => {
+    if (slot.action === "delete") return slot;
+    const { value: _, ...rest } = slot;
+    return sealed.includes(slot.key) ? { ...rest, sealed_value: "AAAA" } : rest;
+  });
+  return { id: 1, status: "pending", created_at: NOW, expires_at: NOW, session_id: null, services: input.services, credentials, message: input.message, audit: [] };
+}
+
+describe("proposalEffects", () => {
+  test("moving an existing service to another host: the host change, and a warning naming the secret and both hosts", () => {
+    const { effects, warnings } = proposalEffects(vault(), proposal({ services: [{ action: "set", name: "fake", host: "evil.example.com", auth: { type: "bearer", token: "FAKE_TOKEN" } }], message: "no changes, just a refresh" }));
+    expect(effects).toEqual(["service fake: host api.fake.test → evil.example.com"]);
+    expect(warnings).toEqual(["FAKE_TOKEN, a credential already in the vault, would be sent to evil.example.com; today it goes only to api.fake.test"]);
+  });
+
+  test("a new service: adds host, with its auth and keys; a new host for an existing key warns", () => {
+    const { effects, warnings } = proposalEffects(vault(), proposal({ services: [{ action: "set", name: "new", host: "api.new.test", auth: { type: "bearer", token: "STRIPE_KEY" } }] }));
+    expect(effects).toEqual(["service new: adds host api.new.test (bearer, STRIPE_KEY)"]);
+    expect(warnings).toEqual(["STRIPE_KEY, a credential already in the vault, would be sent to api.new.test; today it goes only to api.stripe.com"]);
+    const unused = proposalEffects(vault(), proposal({ services: [{ action: "set", name: "new", host: "api.new.test", auth: { type: "bearer", token: "UNUSED_KEY" } }] }));
+    expect(unused.warnings).toEqual(["UNUSED_KEY, a credential already in the vault, would be sent to api.new.test; today no service sends it"]);
+  });
+
+  test("a new service with a new credential: no warning (the reviewer types the value)", () => {
+    const { effects, warnings } = proposalEffects(
+      vault(),
+      proposal({ services: [{ action: "set", name: "new", host: "api.new.test", auth: { type: "bearer", token: "NEW_KEY" } }], credentials: [{ action: "set", key: "NEW_KEY" }] }),
+    );
+    expect(effects).toEqual(["service new: adds host api.new.test (bearer, NEW_KEY)", "credential NEW_KEY: new (static; you type the value)"]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("the same key to the host it already goes to: no warning; an identical service is 'unchanged'", () => {
+    const { effects, warnings } = proposalEffects(vault(), proposal({ services: [{ action: "set", name: "fake", host: "api.fake.test", auth: { type: "bearer", token: "FAKE_TOKEN" } }] }));
+    expect(effects).toEqual(["service fake: unchanged"]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("auth, enabled and description changes of an existing service are each named", () => {
+    const { effects } = proposalEffects(
+      vault(),
+      proposal({ services: [{ action: "set", name: "stripe", host: "api.stripe.com", auth: { type: "api-key", key: "STRIPE_KEY", header: "X-Key" }, enabled: false }] }),
+    );
+    expect(effects).toEqual(["service stripe: auth bearer, STRIPE_KEY → api-key in X-Key, STRIPE_KEY", "service stripe: enabled → disabled", "service stripe: description removed"]);
+  });
+
+  test("replacing an existing credential: the effect, and a warning (stronger when the agent chose the value)", () => {
+    const typed = proposalEffects(vault(), proposal({ credentials: [{ action: "set", key: "STRIPE_KEY" }] }));
+    expect(typed.effects).toEqual(["credential STRIPE_KEY: replaces the current value (you type the value)"]);
+    expect(typed.warnings).toEqual(["credential STRIPE_KEY: the current value is replaced; used by service stripe"]);
+    const chosen = proposalEffects(vault(), proposal({ credentials: [{ action: "set", key: "STRIPE_KEY", value: "sk_agent_chosen" }] }, ["STRIPE_KEY"]));
+    expect(chosen.effects).toEqual(["credential STRIPE_KEY: replaces the current value (value chosen by the agent)"]);
+    expect(chosen.warnings[0]).toContain("one the agent chose (so the agent knows it)");
+  });
+
+  test("deleting: an existing credential (warning, with the service that still names it), a missing one, a service", () => {
+    const { effects, warnings } = proposalEffects(
+      vault(),
+      proposal({ credentials: [{ action: "delete", key: "FAKE_TOKEN" }, { action: "delete", key: "GHOST_KEY" }], services: [{ action: "delete", name: "stripe" }, { action: "delete", name: "ghost" }] }),
+    );
+    expect(effects).toEqual([
+      "service stripe: removed (host api.stripe.com; stops sending STRIPE_KEY)",
+      "service ghost: not in the vault, nothing to remove",
+      "credential FAKE_TOKEN: deleted",
+      "credential GHOST_KEY: not in the vault, nothing to delete",
+    ]);
+    expect(warnings).toEqual(["credential FAKE_TOKEN is deleted and its value is gone for good; service fake still names it and will fail"]);
+  });
+
+  test("an OAuth slot and a passthrough service say so", () => {
+    const { effects, warnings } = proposalEffects(
+      vault(),
+      proposal({
+        services: [{ action: "set", name: "open", host: "*.open.test", auth: { type: "passthrough" } }],
+        credentials: [{ action: "set", key: "GH_OAUTH", type: "oauth", oauth: { token_url: "https://gh.test/token" } }],
+      }),
+    );
+    expect(effects).toEqual(["service open: adds host *.open.test (passthrough: the host is allowed, nothing injected)", "credential GH_OAUTH: new (oauth; connect or paste it after approval)"]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("describeAuth names every auth type's keys", () => {
+    expect(describeAuth({ type: "basic", username: "U_KEY", password: "P_KEY" })).toBe("basic, U_KEY:P_KEY");
+    expect(describeAuth({ type: "query", param: "api_key", key: "Q_KEY" })).toBe("query ?api_key=, Q_KEY");
+    expect(describeAuth({ type: "custom", headers: { "X-A": "t {{ A_KEY }}", "X-B": "{{ B_KEY }}" } })).toBe("custom headers X-A, X-B, A_KEY, B_KEY");
+  });
+});
