@@ -2,6 +2,7 @@
 // from --password-stdin, AGENT_VAULT_MASTER_PASSWORD or a masked prompt (in that order), and
 // resolving which vault a command means.
 import { type Command } from "commander";
+import { masterPasswordFromEnv } from "../shared/harden.ts";
 import { homePaths } from "../shared/paths.ts";
 import { type Body, type VaultRecord } from "../vault/state.schema.ts";
 import { VaultStore } from "../vault/vault.ts";
@@ -29,7 +30,7 @@ export function withPasswordOption(command: Command): Command {
 /** Password sources in DESIGN's order; the prompt only on a terminal. */
 export async function readMasterPassword(options: CommonOptions, question = "Master password: "): Promise<string> {
   if (options.passwordStdin) return readStdinLine("the master password");
-  const fromEnv = process.env.AGENT_VAULT_MASTER_PASSWORD;
+  const fromEnv = masterPasswordFromEnv();
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
   return promptHidden(question);
 }

@@ -1,4 +1,5 @@
 // `agent-vault init` and `agent-vault master-password set|change|remove`.
+import { masterPasswordFromEnv } from "../shared/harden.ts";
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
 import { homePaths } from "../shared/paths.ts";
@@ -12,7 +13,7 @@ const NO_PASSWORD_WARNING =
 /** A new password: stdin or the environment once, or asked twice on a terminal. */
 async function readNewPassword(fromStdin: boolean | undefined, allowEnv: boolean, question: string): Promise<string> {
   if (fromStdin) return readStdinLine("the new master password");
-  const fromEnv = process.env.AGENT_VAULT_MASTER_PASSWORD;
+  const fromEnv = masterPasswordFromEnv();
   if (allowEnv && fromEnv) return fromEnv;
   if (!isInteractive()) {
     throw new AgentVaultError("password_required", "a new master password is needed, and there is no terminal to ask on", {

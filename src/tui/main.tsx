@@ -1,6 +1,7 @@
 // `agent-vault tui`: unlock (a masked prompt inside the TUI when the vault has a password and the
 // environment gives none), then the app over its two stores. Ink restores the terminal on exit and
 // on Ctrl-C.
+import { masterPasswordFromEnv } from "../shared/harden.ts";
 import { Box, render, Text } from "ink";
 import { useState } from "react";
 import { homePaths } from "../shared/paths.ts";
@@ -55,7 +56,7 @@ function start(store: VaultStore, options: TuiOptions): { view: VaultView; log: 
 }
 
 export async function runTui(options: TuiOptions): Promise<void> {
-  const fromEnv = process.env.AGENT_VAULT_MASTER_PASSWORD;
+  const fromEnv = masterPasswordFromEnv();
   let store: VaultStore | null = null;
   try {
     store = await Store.unlock(homePaths(), async () => {
