@@ -45,6 +45,11 @@ export interface Flow {
   oauthUsed: { key: string; version: string }[];
   /** Path and headers as they were before inject, so a retry after a refresh can inject again. */
   beforeInject?: { path: string; headers: Headers };
+  /**
+   * What the guard checked before the body: the end of the previous request to this host and of
+   * this request's URL and headers (no value in them), which the body is searched joined to.
+   */
+  guardPrefix?: string;
   /** The credential key the exfiltration guard found (for the log; never the value). */
   blocked?: string;
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */

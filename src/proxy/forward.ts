@@ -4,9 +4,12 @@
 // AGENT_VAULT_UPSTREAM_CA, against the host name the agent asked for.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { type Socket } from "node:net";
+import { type Transform } from "node:stream";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
-import { decodeBody, decoderChain, findSecret, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
+import { bodyLayers, type Coding, codingsOf, decoderChain, encodeOne, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
+import { endsWithPartValue, findSecret, longestSpelling, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
+import { type RequestTails, tailKey } from "./tails.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
 
 /**
@@ -22,9 +25,27 @@ type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buf
 /** Decoded request bodies are scanned up to this size; a bigger expansion is refused (a bomb). */
 const MAX_DECODED_SCAN_BYTES = 64 * 1024 * 1024;
 
-/** Reads (up to the buffer size) and checks the agent's body; see GUARD_BUFFER_BYTES. */
-function readGuarded(req: IncomingMessage, patterns: readonly Pattern[], onBlocked: (hit: Pattern) => EarlyAnswer, maxRequestBytes: number): Promise<GuardedBody> {
-  const encoding = req.headers["content-encoding"];
+interface GuardInput {
+  readonly patterns: readonly Pattern[];
+  readonly onBlocked: (hit: Pattern) => EarlyAnswer;
+  readonly maxRequestBytes: number;
+  /** The end of the URL, headers and previous request the body is searched joined to. */
+  readonly prefix: string;
+  /** Keeps the end of this request for the next one to the host. */
+  readonly recordTail: (text: string) => void;
+}
+
+/**
+ * Reads (up to the buffer size) and checks the agent's body; see GUARD_BUFFER_BYTES. Every layer
+ * is searched: the body as sent, with its declared content and transfer codings undone, and with
+ * whatever its magic bytes say it is undone too (gzip without a header, gzip in gzip). A body the
+ * guard cannot read is refused, never sent unread. Transfer codings are hop-by-hop: the upstream
+ * gets the body without them.
+ */
+function readGuarded(req: IncomingMessage, input: GuardInput): Promise<GuardedBody> {
+  const { patterns, onBlocked, maxRequestBytes, prefix } = input;
+  const codings = messageCodings(req.headers["content-encoding"], req.headers["transfer-encoding"]);
+  const transferCodings = codings === null ? 0 : codings.length - (codingsOf(req.headers["content-encoding"])?.length ?? 0);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -38,6 +59,8 @@ function readGuarded(req: IncomingMessage, patterns: readonly Pattern[], onBlock
       req.pause();
       resolve(result);
     };
+    const unreadable = () =>
+      failure(400, "invalid_request", `the request body's coding (content-encoding ${String(req.headers["content-encoding"] ?? "none")}, transfer-encoding ${String(req.headers["transfer-encoding"] ?? "none")}) cannot be checked by the guard, so it was not sent`);
     // The agent went away mid-body: nothing is sent, the flow ends.
     const onClose = () => finish({ kind: "gone" });
     const onData = (chunk: Buffer) => {
@@ -45,20 +68,38 @@ function readGuarded(req: IncomingMessage, patterns: readonly Pattern[], onBlock
       size += chunk.length;
       if (size > maxRequestBytes) return finish({ kind: "refused", answer: failure(413, "request_too_large", `the request body is larger than the cap of ${maxRequestBytes} bytes`) });
       if (size <= GUARD_BUFFER_BYTES) return;
-      if (encoding !== undefined && String(encoding).toLowerCase() !== "identity") {
-        return finish({ kind: "refused", answer: failure(413, "request_too_large", `a ${String(encoding)}-encoded body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
+      if (codings === null || codings.length > 0 || sniffCoding(chunks[0]!) !== null) {
+        return finish({ kind: "refused", answer: failure(413, "request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
       }
-      const guard = new StreamGuard(patterns);
-      const first = guard.push(Buffer.concat(chunks));
+      // Past the buffer the body streams on, always holding back the longest spelling of a value,
+      // so the end can still be refused unsent if it holds part of one.
+      const head = Buffer.concat(chunks);
+      const joined = findSecret(prefix + head.subarray(0, 64 * 1024).toString("latin1"), patterns);
+      if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
+      const guard = new StreamGuard(patterns, longestSpelling(patterns));
+      const first = guard.push(head);
       finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard });
     };
     const onEnd = () => {
-      const body = Buffer.concat(chunks);
-      const decoded = decodeBody(body, encoding, MAX_DECODED_SCAN_BYTES);
-      if (decoded === null) return finish({ kind: "refused", answer: failure(415 as number, "invalid_request", `the request body's content-encoding (${String(encoding)}) cannot be checked by the guard, so it was not sent`) });
-      const hit = findSecret(decoded.toString("latin1"), patterns);
-      finish(hit ? { kind: "refused", answer: onBlocked(hit) } : { kind: "whole", body });
+      if (codings === null) return finish({ kind: "refused", answer: unreadable() });
+      const layers = bodyLayers(Buffer.concat(chunks), codings, MAX_DECODED_SCAN_BYTES);
+      if (layers === null) return finish({ kind: "refused", answer: unreadable() });
+      for (const layer of layers) {
+        const hit = findSecret(prefix + layer.body.toString("latin1"), patterns);
+        if (hit) return finish({ kind: "refused", answer: onBlocked(hit) });
+      }
+      const inner = layers[layers.length - 1]!.body.toString("latin1");
+      // A body may not end in a good part of a value: the rest would follow in the next request.
+      const part = endsWithPartValue(inner, patterns);
+      if (part) return finish({ kind: "refused", answer: onBlocked(part) });
+      input.recordTail(prefix + inner.slice(-longestSpelling(patterns)));
+      finish({ kind: "whole", body: layers[Math.min(transferCodings, layers.length - 1)]!.body });
     };
+    if (codings === null) {
+      finish({ kind: "refused", answer: unreadable() });
+      req.resume();
+      return;
+    }
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("close", onClose);
@@ -144,6 +185,8 @@ export function forward(
     guard?: (() => readonly Pattern[]) | undefined;
     /** Called when the guard finds a value in the body: the flow records the key, the agent gets the answer. */
     onBlocked?: ((hit: Pattern) => EarlyAnswer) | undefined;
+    /** What each principal last sent each host (the guard joins it to the next request). */
+    tails?: RequestTails | undefined;
   },
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
@@ -193,7 +236,14 @@ export function forward(
         (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
       );
     if (hasBody && patterns.length > 0) {
-      void readGuarded(req, patterns, options.onBlocked ?? ((hit) => failure(403, "credential_exfiltration", `the request body carries the value of credential ${hit.key}`)), options.maxRequestBytes).then((result) => {
+      const key = tailKey(flow.principal?.id, flow.host, flow.port);
+      void readGuarded(req, {
+        patterns,
+        onBlocked: options.onBlocked ?? ((hit) => failure(403, "credential_exfiltration", `the request body carries the value of credential ${hit.key}`)),
+        maxRequestBytes: options.maxRequestBytes,
+        prefix: flow.guardPrefix ?? "",
+        recordTail: (text) => options.tails?.set(key, text, longestSpelling(patterns)),
+      }).then((result) => {
         if (result.kind === "refused") return fail(result.answer);
         if (result.kind === "gone") return done({ status: 499, error: "cancelled" });
         guarded = result;
@@ -260,7 +310,8 @@ export function forward(
             const patterns = options.scrub();
             message = scrubText(message, patterns);
             let decoded = 0;
-            const scrubbing = startScrub(out, framing.kind !== "none" && !(framing.kind === "length" && framing.remaining === 0), patterns, {
+            const transferEncoding = head.headers.filter(([n]) => n.toLowerCase() === "transfer-encoding").map(([, v]) => v).join(",");
+            const scrubbing = startScrub(out, transferEncoding, framing.kind !== "none" && !(framing.kind === "length" && framing.remaining === 0), patterns, {
               write: (bytes) => {
                 if (aborted || bytes.length === 0) return true;
                 decoded += bytes.length;
@@ -419,7 +470,12 @@ export function forward(
         }
       }
       function onBodyEnd(): void {
-        const rest = streamGuard?.end();
+        const ended = streamGuard?.end();
+        if (ended && "hit" in ended) {
+          // The body ends in part of a value: that part was held back and never left.
+          return abort(options.onBlocked ? options.onBlocked(ended.hit) : failure(403, "credential_exfiltration", `the request body carries part of the value of credential ${ended.hit.key}`));
+        }
+        const rest = ended?.send;
         if (rest && rest.length > 0) socket.write(isChunked ? Buffer.concat([Buffer.from(`${rest.length.toString(16)}\r\n`), rest, Buffer.from("\r\n")]) : rest);
         if (isChunked) socket.write("0\r\n\r\n");
         requestDone = true;
@@ -451,15 +507,81 @@ interface ScrubIo {
 
 /** A plain body of known length up to this is cleaned whole and keeps an exact Content-Length. */
 const SCRUB_WHOLE_BYTES = 256 * 1024;
+/** Decoded response layers are scrubbed up to this size (a bomb past it is cut). */
+const MAX_DECODED_SCRUB_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A whole body, scrubbed in every layer its magic bytes reveal (gzip in an undeclared body, gzip
+ * in gzip): the innermost layer is cleaned and each layer that changed is encoded again, so the
+ * agent gets the body in the shape it was sent, without the value. Null for a bomb.
+ */
+function scrubLayers(body: Buffer, patterns: readonly Pattern[]): Buffer | null {
+  const layers = bodyLayers(body, [], MAX_DECODED_SCRUB_BYTES);
+  if (layers === null) return null;
+  let current = Buffer.from(scrubText(layers[layers.length - 1]!.body.toString("latin1"), patterns), "latin1");
+  for (let i = layers.length - 1; i > 0; i--) {
+    const changed = !current.equals(layers[i]!.body);
+    const outer = changed ? encodeOne(current, layers[i]!.coding as Coding) : layers[i - 1]!.body;
+    current = Buffer.from(scrubText(outer.toString("latin1"), patterns), "latin1");
+  }
+  return current;
+}
+
+/**
+ * Checks a compressed stream the response did not declare (a .gz download, gzip in gzip) in
+ * parallel with passing it on unchanged: each chunk goes to the agent once the decoder has read it
+ * and what it decoded held no value; a value cuts the response.
+ */
+class SniffedStream {
+  private readonly decoder: Transform;
+  private readonly guard: StreamGuard;
+  private nested: SniffedStream | null = null;
+  private first = true;
+  private failed = false;
+
+  constructor(coding: Coding, private readonly patterns: readonly Pattern[], private readonly onHit: () => void) {
+    this.decoder = decoderChain([coding])[0]!;
+    this.guard = new StreamGuard(patterns);
+    this.decoder.on("data", (bytes: Buffer) => this.inspect(bytes));
+    // A body that only looked compressed is data; what was decoded so far was checked.
+    this.decoder.on("error", () => (this.failed = true));
+  }
+
+  private inspect(bytes: Buffer): void {
+    if (this.first) {
+      this.first = false;
+      const inner = sniffCoding(bytes);
+      if (inner) this.nested = new SniffedStream(inner, this.patterns, this.onHit);
+    }
+    this.nested?.write(bytes, () => undefined);
+    if ("hit" in this.guard.push(bytes)) this.onHit();
+  }
+
+  write(bytes: Buffer, then: () => void): void {
+    if (this.failed) return then();
+    this.decoder.write(bytes, () => then());
+  }
+
+  end(then: () => void): void {
+    if (this.failed) return then();
+    this.decoder.end(() => {
+      if ("hit" in this.guard.end()) this.onHit();
+      this.nested ? this.nested.end(then) : then();
+    });
+  }
+}
 
 /**
  * Scrubbing a response as it streams: headers cleaned now (a header whose name holds a value is
- * dropped), the body decoded (gzip, deflate, br) and cleaned chunk by chunk, with backpressure
- * from the agent through the decoders to the upstream socket. A body whose coding cannot be read
- * is refused with 502 rather than passed unscanned.
+ * dropped), the body decoded (content codings, then transfer codings other than chunked: gzip,
+ * deflate, br) and cleaned chunk by chunk, with backpressure from the agent through the decoders
+ * to the upstream socket. A body whose coding cannot be read is refused with 502 rather than
+ * passed unscanned. A body that is compressed without saying so is cleaned in its layers when
+ * small, and checked as it streams when large.
  */
 function startScrub(
   headers: Record<string, string | string[]>,
+  transferEncoding: string,
   hasBody: boolean,
   patterns: readonly Pattern[],
   io: ScrubIo,
@@ -479,8 +601,9 @@ function startScrub(
     io.writeHead(headers);
     return { push: () => undefined, end: (then) => then() };
   }
-  const chain = decoderChain(headers["content-encoding"]);
-  if (chain === null) return failure(502, "upstream_error", `the response's content-encoding (${String(headers["content-encoding"])}) cannot be scanned for credentials, so it was not passed on`);
+  const codings = messageCodings(headers["content-encoding"], transferEncoding);
+  if (codings === null) return failure(502, "upstream_error", `the response's coding (content-encoding ${String(headers["content-encoding"] ?? "none")}, transfer-encoding ${transferEncoding || "none"}) cannot be scanned for credentials, so it was not passed on`);
+  const chain = decoderChain(codings);
   const length = Number(headers["content-length"]);
   if (chain.length === 0 && Number.isInteger(length) && length <= SCRUB_WHOLE_BYTES) {
     // Most API answers: small, with a length. Held whole, cleaned, sent with its new exact length.
@@ -488,7 +611,8 @@ function startScrub(
     return {
       push: (bytes) => void chunks.push(bytes),
       end: (then) => {
-        const clean = Buffer.from(scrubText(Buffer.concat(chunks).toString("latin1"), patterns), "latin1");
+        const clean = scrubLayers(Buffer.concat(chunks), patterns);
+        if (clean === null) return io.fail();
         headers["content-length"] = String(clean.length);
         io.writeHead(headers);
         io.write(clean);
@@ -501,11 +625,30 @@ function startScrub(
   if (chain.length > 0) delete headers["content-encoding"];
   io.writeHead(headers);
   if (chain.length === 0) {
+    let sniffed: SniffedStream | null | undefined;
+    let cut = false;
     return {
       push: (bytes) => {
+        if (cut) return;
+        if (sniffed === undefined) {
+          const coding = sniffCoding(bytes);
+          sniffed = coding ? new SniffedStream(coding, patterns, () => ((cut = true), io.fail())) : null;
+        }
+        if (sniffed) {
+          // Compressed: passed on unchanged, each chunk once the decoder read it and found nothing.
+          io.pauseUpstream((resume) =>
+            sniffed!.write(bytes, () => {
+              if (cut) return;
+              if (!io.write(bytes)) io.waitDrain(resume);
+              else resume();
+            }),
+          );
+          return;
+        }
         if (!io.write(scrubber.push(bytes))) io.pauseUpstream(io.waitDrain);
       },
       end: (then) => {
+        if (sniffed) return sniffed.end(() => (cut ? undefined : then()));
         io.write(scrubber.end());
         then();
       },
@@ -513,29 +656,47 @@ function startScrub(
   }
   for (let i = 0; i + 1 < chain.length; i++) chain[i]!.pipe(chain[i + 1]!);
   const first = chain[0]!;
-  const last = chain[chain.length - 1]!;
   let ended: (() => void) | null = null;
   let failed = false;
-  last.on("data", (bytes: Buffer) => {
+  const fail = () => {
     if (failed) return;
-    if (!io.write(scrubber.push(bytes))) {
-      last.pause();
-      io.waitDrain(() => last.resume());
-    }
-  });
-  last.on("end", () => {
-    if (failed) return;
-    io.write(scrubber.end());
-    ended?.();
-  });
-  for (const stream of chain) {
-    stream.on("error", () => {
+    failed = true;
+    for (const s of chain) s.destroy();
+    io.fail();
+  };
+  for (const stream of chain) stream.on("error", fail);
+  // The decoded body is read like any other: if it is itself compressed (gzip declared once and
+  // applied twice), one more decoder is added, up to MAX_SNIFFED_LAYERS.
+  const read = (stream: Transform, depth: number) => {
+    let sniffed = false;
+    stream.on("data", (bytes: Buffer) => {
       if (failed) return;
-      failed = true;
-      for (const s of chain) s.destroy();
-      io.fail();
+      if (!sniffed) {
+        sniffed = true;
+        const coding = depth < MAX_SNIFFED_LAYERS ? sniffCoding(bytes) : null;
+        if (coding) {
+          const inner = decoderChain([coding])[0]!;
+          chain.push(inner);
+          inner.on("error", fail);
+          stream.pipe(inner);
+          read(inner, depth + 1);
+          inner.write(bytes);
+          return;
+        }
+      }
+      if (stream !== chain[chain.length - 1]) return;
+      if (!io.write(scrubber.push(bytes))) {
+        stream.pause();
+        io.waitDrain(() => stream.resume());
+      }
     });
-  }
+    stream.on("end", () => {
+      if (failed || stream !== chain[chain.length - 1]) return;
+      io.write(scrubber.end());
+      ended?.();
+    });
+  };
+  read(chain[chain.length - 1]!, 0);
   return {
     push: (bytes) => {
       if (!failed && !first.write(bytes)) io.pauseUpstream((resume) => first.once("drain", resume));

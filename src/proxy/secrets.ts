@@ -1,16 +1,23 @@
-// Finding credential values in traffic (issue 8): the exfiltration guard looks for them in what an
-// agent sends, response scrubbing replaces them in what it receives. Every value the vault holds
-// (a static value; an OAuth credential's access token, refresh token and client secret) is looked
-// for in the forms an agent could smuggle it in: raw, base64 and base64url (at each of the three
-// byte alignments, so a value inside a longer encoded text is found too), URL-encoded (upper- and
-// lower-case hex, `+` for spaces), hex, and JSON-escaped. Matching is on bytes (latin1 strings of
-// the UTF-8 encoding), so it works on any body.
-import { createBrotliDecompress, createGunzip, createInflate, brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
-import { type Transform } from "node:stream";
+// Finding credential values in traffic: the exfiltration guard looks for them in what an agent
+// sends, response scrubbing replaces them in what it receives, and both look for the same forms
+// after the same normalization (issue 12: a form one direction missed was a way out).
+//
+// Forms of each value (the vault's static values; an OAuth credential's access token, refresh
+// token and client secret): raw; base64 and base64url at each of the three byte alignments (so a
+// value inside a longer encoded text is found too, e.g. basic auth's base64(user:pass)); hex;
+// base32 at each of the five alignments. Matching is case-insensitive (text and forms are folded
+// to lower case): hex and base32 are case-insensitive forms, and an upper-cased value is the value.
+//
+// Normalization: before matching, text is also seen decoded (escapes.ts): percent-encoding of any
+// character, JSON and JavaScript string escapes, up to three rounds. Content codings are undone
+// by the callers (codings.ts). Matching is on bytes (latin1 strings of the UTF-8 encoding).
 import { CREDENTIAL_KIND } from "../vault/credential.schema.ts";
 import { parseOAuthSecrets } from "../vault/oauth-record.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
+import { type DecodedView, decodedViews, MAX_ESCAPE_EXPANSION, partialEscapeLength } from "./escapes.ts";
+
+export { type Coding, codingsOf, decodeBody, decoderChain } from "./codings.ts";
 
 /** Values shorter than this are not looked for: "1" or "yes" would match half of any page. */
 export const MIN_SECRET_LENGTH = 6;
@@ -19,50 +26,65 @@ const MIN_FORM_LENGTH = 8;
 
 export interface Pattern {
   readonly key: string;
-  /** latin1 text of the bytes to find. */
+  /** latin1 text of the bytes to find, folded to lower case. */
   readonly bytes: string;
-  /** raw, base64, base64url, url, hex, json */
+  /** raw, base64, base64url, hex, base32 */
   readonly form: string;
 }
 
-
-/** The base64 characters that depend only on `value` when it starts `offset` bytes into a stream. */
-function base64Core(value: Buffer, offset: number, url: boolean): string {
-  const stream = Buffer.concat([Buffer.alloc(offset), value]);
-  let encoded = stream.toString("base64").replace(/=+$/, "");
-  if (url) encoded = encoded.replace(/\+/g, "-").replace(/\//g, "_");
-  const first = Math.ceil((offset * 8) / 6);
-  const last = Math.floor(((offset + value.length) * 8) / 6); // exclusive
+/** The characters of an encoding that depend only on `value` when it starts `offset` bytes into a stream. */
+function alignedCore(value: Buffer, offset: number, bitsPerChar: number, encode: (b: Buffer) => string): string {
+  const encoded = encode(Buffer.concat([Buffer.alloc(offset), value]));
+  const first = Math.ceil((offset * 8) / bitsPerChar);
+  const last = Math.floor(((offset + value.length) * 8) / bitsPerChar); // exclusive
   return encoded.slice(first, last);
+}
+
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/** RFC 4648 base32 without padding. */
+export function base32(bytes: Buffer): string {
+  let out = "";
+  let bits = 0;
+  let acc = 0;
+  for (const byte of bytes) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(acc >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += BASE32[(acc << (5 - bits)) & 31];
+  return out;
 }
 
 function formsOf(value: string): { form: string; text: string }[] {
   const bytes = Buffer.from(value, "utf8");
-  const forms: { form: string; text: string }[] = [{ form: "raw", text: bytes.toString("latin1") }];
+  const raw = bytes.toString("latin1");
+  const forms: { form: string; text: string }[] = [{ form: "raw", text: raw }];
+  // Form encoding writes a space as `+`, which the decoder leaves alone (it is also base64's).
+  if (raw.includes(" ")) forms.push({ form: "raw", text: raw.replace(/ /g, "+") });
   for (let offset = 0; offset < 3; offset++) {
-    forms.push({ form: "base64", text: base64Core(bytes, offset, false) });
-    forms.push({ form: "base64url", text: base64Core(bytes, offset, true) });
+    forms.push({ form: "base64", text: alignedCore(bytes, offset, 6, (b) => b.toString("base64")) });
+    forms.push({ form: "base64url", text: alignedCore(bytes, offset, 6, (b) => b.toString("base64url")) });
   }
-  const url = encodeURIComponent(value);
-  forms.push({ form: "url", text: url }, { form: "url", text: url.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()) });
-  forms.push({ form: "url", text: url.replace(/%20/g, "+") });
-  // Form encoding escapes more than encodeURIComponent does.
-  forms.push({ form: "url", text: new URLSearchParams({ v: value }).toString().slice(2) });
-  forms.push({ form: "hex", text: bytes.toString("hex") }, { form: "hex", text: bytes.toString("hex").toUpperCase() });
-  const json = JSON.stringify(value).slice(1, -1);
-  forms.push({ form: "json", text: Buffer.from(json, "utf8").toString("latin1") }, { form: "json", text: Buffer.from(json.replace(/\//g, "\\/"), "utf8").toString("latin1") });
+  for (let offset = 0; offset < 5; offset++) forms.push({ form: "base32", text: alignedCore(bytes, offset, 5, base32) });
+  forms.push({ form: "hex", text: bytes.toString("hex") });
   return forms;
 }
 
-/** Every pattern for one value; duplicates (a value with nothing to encode) collapse. */
+/** Every pattern for one value, folded; duplicates collapse. */
 export function patternsOf(key: string, value: string): Pattern[] {
   if (value.length < MIN_SECRET_LENGTH) return [];
   const seen = new Set<string>();
   const out: Pattern[] = [];
   for (const { form, text } of formsOf(value)) {
-    if (seen.has(text) || (form !== "raw" && text.length < MIN_FORM_LENGTH)) continue;
-    seen.add(text);
-    out.push({ key, bytes: text, form });
+    const folded = text.toLowerCase();
+    if (seen.has(folded) || (form !== "raw" && folded.length < MIN_FORM_LENGTH)) continue;
+    seen.add(folded);
+    out.push({ key, bytes: folded, form });
   }
   return out;
 }
@@ -91,12 +113,7 @@ interface Compiled {
   readonly byText: Map<string, Pattern>;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
-  /** The literals as bytes, for a native search when there are few of them. */
-  readonly buffers: readonly Buffer[];
 }
-
-/** Up to this many literals, one native `Buffer.indexOf` each beats the expression (no string copy). */
-const NATIVE_SEARCH_MAX = 16;
 
 const compiledCache = new WeakMap<readonly Pattern[], Compiled>();
 
@@ -117,62 +134,166 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   // one test instead of one per value, twice as fast on text made of the same characters.
   const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   const source = [...byFirst].map(([first, group]) => `${escape(first)}(?:${group.map((p) => escape(p.bytes.slice(1))).join("|")})`).join("|");
-  const buffers = [...byText.keys()].map((t) => Buffer.from(t, "latin1"));
-  found = { any: new RegExp(source || "(?!)", "g"), byText, byFirst, longest, buffers };
+  found = { any: new RegExp(source || "(?!)", "g"), byText, byFirst, longest };
   compiledCache.set(patterns, found);
   return found;
 }
 
-const RESPONSE_FORMS = new Set(["raw", "json", "url"]);
-const responseCache = new WeakMap<readonly Pattern[], readonly Pattern[]>();
-
-/**
- * The forms scrubbed out of responses: the value as is, JSON-escaped and URL-encoded (what an API
- * echoing a request would show). The guard looks for every form; a response in base64 or hex
- * would have to be produced by the upstream on purpose, and scanning each body for fewer forms
- * keeps downloads fast.
- */
+/** One set of forms for both directions: scrubbing looks for everything the guard looks for. */
 export function responsePatterns(patterns: readonly Pattern[]): readonly Pattern[] {
-  let found = responseCache.get(patterns);
-  if (!found) responseCache.set(patterns, (found = patterns.filter((p) => RESPONSE_FORMS.has(p.form))));
-  return found;
+  return patterns;
 }
 
-/** The first pattern found in `text` (latin1), or null. */
-export function findSecret(text: string, patterns: readonly Pattern[]): Pattern | null {
-  if (patterns.length === 0) return null;
-  const c = compiled(patterns);
+/** The longest any pattern can be spelled in source text (every byte an escape). */
+export function longestSpelling(patterns: readonly Pattern[]): number {
+  return patterns.length === 0 ? 0 : compiled(patterns).longest * MAX_ESCAPE_EXPANSION;
+}
+
+/** A value found in a text: its pattern and where it is in that text (source coordinates). */
+export interface Hit {
+  readonly pattern: Pattern;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Decoded ranges worth searching: around escapes (a value that spans none is in the raw view). */
+function windows(view: DecodedView, reach: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [s, e] of view.escapes) {
+    const from = Math.max(0, s - reach);
+    const to = Math.min(view.text.length, e + reach);
+    const last = out[out.length - 1];
+    if (last && from <= last[1]) last[1] = Math.max(last[1], to);
+    else out.push([from, to]);
+  }
+  return out;
+}
+
+function firstIn(c: Compiled, folded: string): Pattern | null {
   c.any.lastIndex = 0;
-  const match = c.any.exec(text);
+  const match = c.any.exec(folded);
   return match ? c.byText.get(match[0])! : null;
+}
+
+/** The first pattern found in `text` (latin1), in any view, or null. */
+export function findSecret(text: string, patterns: readonly Pattern[]): Pattern | null {
+  if (patterns.length === 0 || text.length === 0) return null;
+  const c = compiled(patterns);
+  const raw = firstIn(c, text.toLowerCase());
+  if (raw) return raw;
+  for (const view of decodedViews(text)) {
+    for (const [s, e] of windows(view, c.longest)) {
+      const hit = firstIn(c, view.text.slice(s, e).toLowerCase());
+      if (hit) return hit;
+    }
+  }
+  return null;
+}
+
+function hitsIn(c: Compiled, folded: string, offset: number, map: (start: number, end: number) => [number, number]): Hit[] {
+  const out: Hit[] = [];
+  c.any.lastIndex = 0;
+  for (let m = c.any.exec(folded); m; m = c.any.exec(folded)) {
+    const [start, end] = map(offset + m.index, offset + m.index + m[0].length);
+    out.push({ pattern: c.byText.get(m[0])!, start, end });
+    // Overlapping values are all found: the next search starts one character on.
+    c.any.lastIndex = m.index + 1;
+  }
+  return out;
+}
+
+/** Every value in `text`, in every view, as spans of `text` (possibly overlapping). */
+export function findAll(text: string, patterns: readonly Pattern[]): Hit[] {
+  if (patterns.length === 0 || text.length === 0) return [];
+  const c = compiled(patterns);
+  const hits = hitsIn(c, text.toLowerCase(), 0, (s, e) => [s, e]);
+  for (const view of decodedViews(text)) {
+    for (const [s, e] of windows(view, c.longest)) {
+      hits.push(...hitsIn(c, view.text.slice(s, e).toLowerCase(), s, (hs, he) => [view.toSource(hs), view.toSourceEnd(he)]));
+    }
+  }
+  return hits;
+}
+
+/** `text` with every span in `hits` (before `cut`) replaced by `[REDACTED:KEY]`. */
+function redact(text: string, hits: readonly Hit[], cut = text.length): string {
+  const spans = hits.filter((h) => h.end <= cut).sort((a, b) => a.start - b.start || b.end - a.end);
+  if (spans.length === 0) return text.slice(0, cut);
+  const parts: string[] = [];
+  let at = 0;
+  for (const h of spans) {
+    if (h.end <= at) continue; // inside a span already replaced
+    if (h.start < at) {
+      // Overlaps the previous span: extend it.
+      at = h.end;
+      continue;
+    }
+    parts.push(text.slice(at, h.start), `[REDACTED:${h.pattern.key}]`);
+    at = h.end;
+  }
+  parts.push(text.slice(at, cut));
+  return parts.join("");
 }
 
 export function scrubText(text: string, patterns: readonly Pattern[]): string {
   if (patterns.length === 0) return text;
-  const c = compiled(patterns);
-  c.any.lastIndex = 0;
-  if (!c.any.test(text)) return text;
-  c.any.lastIndex = 0;
-  return text.replace(c.any, (m) => `[REDACTED:${c.byText.get(m)!.key}]`);
+  return redact(text, findAll(text, patterns));
 }
 
-/** How many characters at the end of `text` could be the start of a pattern: hold those back. */
-export function partialSuffix(text: string, patterns: readonly Pattern[]): number {
-  if (patterns.length === 0) return 0;
-  const c = compiled(patterns);
-  // Only positions whose character starts some pattern can start a partial match.
-  for (let i = Math.max(0, text.length - c.longest + 1); i < text.length; i++) {
-    const candidates = c.byFirst.get(text[i]!);
+/** How many characters at the end of a folded text could be the start of a pattern. */
+function foldedPartial(c: Compiled, folded: string, minimum = 1): number {
+  for (let i = Math.max(0, folded.length - c.longest + 1); i <= folded.length - minimum; i++) {
+    const candidates = c.byFirst.get(folded[i]!);
     if (!candidates) continue;
-    const tail = text.slice(i);
-    for (const p of candidates) if (p.bytes.length > tail.length && p.bytes.startsWith(tail)) return text.length - i;
+    const tail = folded.slice(i);
+    for (const p of candidates) if (p.bytes.length > tail.length && p.bytes.startsWith(tail) && tail.length >= Math.min(minimum, p.bytes.length)) return folded.length - i;
   }
   return 0;
 }
 
 /**
+ * How many characters at the end of `text` could be the start of a pattern in any view (or an
+ * escape the next chunk completes): hold those back.
+ */
+export function partialSuffix(text: string, patterns: readonly Pattern[]): number {
+  if (patterns.length === 0) return 0;
+  const c = compiled(patterns);
+  const tail = text.slice(Math.max(0, text.length - c.longest * MAX_ESCAPE_EXPANSION));
+  // An escape cut in half (`…6L%3`) is held, and so is whatever it may continue.
+  const escape = partialEscapeLength(tail);
+  const base = tail.slice(0, tail.length - escape);
+  let hold = foldedPartial(c, base.toLowerCase());
+  for (const view of decodedViews(base)) {
+    const partial = foldedPartial(c, view.text.toLowerCase());
+    if (partial > 0) hold = Math.max(hold, base.length - view.toSource(view.text.length - partial));
+  }
+  return hold + escape;
+}
+
+/**
+ * Whether `text` ends with a good part of a value: at least half of some form (and at least
+ * MIN_SECRET_LENGTH characters). A body may not end with one: the rest would follow elsewhere.
+ */
+export function endsWithPartValue(text: string, patterns: readonly Pattern[]): Pattern | null {
+  if (patterns.length === 0) return null;
+  const c = compiled(patterns);
+  const tail = text.slice(Math.max(0, text.length - c.longest * MAX_ESCAPE_EXPANSION));
+  const views = [tail, ...decodedViews(tail).map((v) => v.text)];
+  for (const view of views) {
+    const folded = view.toLowerCase();
+    for (let i = Math.max(0, folded.length - c.longest + 1); i < folded.length; i++) {
+      const rest = folded.slice(i);
+      for (const p of c.byFirst.get(folded[i]!) ?? []) {
+        if (p.bytes.length > rest.length && p.bytes.startsWith(rest) && rest.length >= Math.max(MIN_SECRET_LENGTH, Math.ceil(p.bytes.length / 2))) return p;
+      }
+    }
+  }
+  return null;
+}
+
+/**
  * Scrubs a stream chunk by chunk. Only a tail that could still become a value is held back (at
- * most the longest pattern less one byte), so server-sent events and other streams flow on.
+ * most the longest spelling of a pattern), so server-sent events and other streams flow on.
  */
 export class StreamScrubber {
   private pending = "";
@@ -180,43 +301,20 @@ export class StreamScrubber {
   constructor(private readonly patterns: readonly Pattern[]) {}
 
   push(chunk: Buffer): Buffer {
-    const c = compiled(this.patterns);
-    if (c.buffers.length <= NATIVE_SEARCH_MAX) {
-      // Few values (a response's forms): searched natively in the bytes, no string made unless
-      // something is there or a tail must be held.
-      const bytes = this.pending === "" ? chunk : Buffer.concat([Buffer.from(this.pending, "latin1"), chunk]);
-      const tail = bytes.subarray(Math.max(0, bytes.length - c.longest + 1)).toString("latin1");
-      if (!c.buffers.some((b) => bytes.indexOf(b) !== -1) && partialSuffix(tail, this.patterns) === 0) {
-        this.pending = "";
-        return bytes;
-      }
-    }
-    // The cut is chosen on the text as received: a tail that could still become a value stays,
-    // and so does any value that would straddle the cut (a short value inside a longer one).
     const text = this.pending + chunk.toString("latin1");
     const hold = partialSuffix(text, this.patterns);
-    c.any.lastIndex = 0;
-    if (hold === 0 && !c.any.test(text)) {
+    const hits = findAll(text, this.patterns);
+    if (hold === 0 && hits.length === 0) {
       // The common case: nothing to replace or hold back; the bytes go out as they came.
       const out = this.pending === "" ? chunk : Buffer.concat([Buffer.from(this.pending, "latin1"), chunk]);
       this.pending = "";
       return out;
     }
+    // A value that would straddle the cut stays behind with the tail.
     let cut = text.length - hold;
-    for (let moved = true; moved && cut > 0; ) {
-      moved = false;
-      c.any.lastIndex = Math.max(0, cut - c.longest);
-      for (let m = c.any.exec(text); m && m.index < cut; m = c.any.exec(text)) {
-        if (m.index + m[0].length > cut) {
-          cut = m.index;
-          moved = true;
-          break;
-        }
-        c.any.lastIndex = m.index + 1;
-      }
-    }
+    for (const h of hits) if (h.start < cut && h.end > cut) cut = h.start;
     this.pending = text.slice(cut);
-    return Buffer.from(scrubText(text.slice(0, cut), this.patterns), "latin1");
+    return Buffer.from(redact(text, hits, cut), "latin1");
   }
 
   end(): Buffer {
@@ -228,18 +326,20 @@ export class StreamScrubber {
 
 /**
  * Watches a stream for a value without changing it: returns what may be sent now (everything but
- * a tail that could be the start of a value) or the pattern found.
+ * a tail that could be the start of a value) or the pattern found. `end` refuses a stream that
+ * ends in a good part of a value, which may not leave either.
  */
 export class StreamGuard {
   private pending = "";
 
-  constructor(private readonly patterns: readonly Pattern[]) {}
+  constructor(private readonly patterns: readonly Pattern[], private readonly holdAll = 0) {}
 
   push(chunk: Buffer): { send: Buffer } | { hit: Pattern } {
     const text = this.pending + chunk.toString("latin1");
     const hit = findSecret(text, this.patterns);
     if (hit) return { hit };
-    const hold = partialSuffix(text, this.patterns);
+    // With `holdAll`, a fixed tail is always kept, so the end can still be judged unsent.
+    const hold = Math.min(text.length, Math.max(partialSuffix(text, this.patterns), this.holdAll));
     if (hold === 0) {
       const out = this.pending === "" ? chunk : Buffer.concat([Buffer.from(this.pending, "latin1"), chunk]);
       this.pending = "";
@@ -249,43 +349,11 @@ export class StreamGuard {
     return { send: Buffer.from(text.slice(0, text.length - hold), "latin1") };
   }
 
-  end(): Buffer {
+  end(): { send: Buffer } | { hit: Pattern } {
     const rest = this.pending;
     this.pending = "";
-    return Buffer.from(rest, "latin1");
+    const part = endsWithPartValue(rest, this.patterns);
+    if (part) return { hit: part };
+    return { send: Buffer.from(rest, "latin1") };
   }
 }
-
-/** Content codings we can read; anything else cannot be scanned. */
-export function codingsOf(encoding: string | string[] | undefined): string[] | null {
-  const text = Array.isArray(encoding) ? encoding.join(",") : (encoding ?? "");
-  const codings = text.split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== "" && c !== "identity");
-  return codings.every((c) => ["gzip", "x-gzip", "deflate", "br"].includes(c)) ? codings : null;
-}
-
-/** A whole body without its content-encoding, or null when it cannot be decoded. */
-export function decodeBody(body: Buffer, encoding: string | string[] | undefined, maxOutputLength = 64 * 1024 * 1024): Buffer | null {
-  if (body.length === 0) return body;
-  const codings = codingsOf(encoding);
-  if (codings === null) return null;
-  let out = body;
-  try {
-    for (const coding of [...codings].reverse()) {
-      // A small body may expand without bound (a decompression bomb): past the limit it is refused.
-      if (coding === "br") out = brotliDecompressSync(out, { maxOutputLength });
-      else if (coding === "deflate") out = inflateSync(out, { maxOutputLength });
-      else out = gunzipSync(out, { maxOutputLength });
-    }
-  } catch {
-    return null;
-  }
-  return out;
-}
-
-/** Streaming decoders for the codings, outermost first; null when one is not readable. */
-export function decoderChain(encoding: string | string[] | undefined): Transform[] | null {
-  const codings = codingsOf(encoding);
-  if (codings === null) return null;
-  return [...codings].reverse().map((c) => (c === "br" ? createBrotliDecompress() : c === "deflate" ? createInflate() : createGunzip()));
-}
-

@@ -6,6 +6,7 @@ import { type Body, type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { ServiceMatcher } from "./match.ts";
 import { type Pattern, vaultPatterns } from "./secrets.ts";
+import { RequestTails } from "./tails.ts";
 
 export interface Snapshot {
   readonly body: Body;
@@ -19,6 +20,8 @@ export class ProxyState {
   private snapshot: Snapshot | null = null;
   // Keyed by the vault record, which is new whenever the state file changes: no stale values.
   private readonly patterns = new WeakMap<VaultRecord, readonly Pattern[]>();
+  /** What each principal last sent each host, for values split across requests (tails.ts). */
+  readonly tails = new RequestTails();
 
   /** The vault's credential values in every form the guard and scrubbing look for. */
   secrets(vault: VaultRecord): readonly Pattern[] {

@@ -1,0 +1,108 @@
+// Content and transfer codings, undone so the guard and scrubbing read what a server (or the
+// agent) would read: the codings a message declares (Content-Encoding, and Transfer-Encoding's
+// codings other than chunked, applied after them), and then whatever a body turns out to be by its
+// magic bytes (gzip, zlib), however often nested. Every decode is capped: a small body may expand
+// without bound (a decompression bomb), and past the cap it is refused, not scanned in part.
+import { type Transform } from "node:stream";
+import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, deflateSync, gunzipSync, gzipSync, inflateSync } from "node:zlib";
+
+export type Coding = "gzip" | "deflate" | "br";
+
+/** Nested codings found by magic bytes are undone up to this depth. */
+export const MAX_SNIFFED_LAYERS = 4;
+
+function parseCodings(text: string): string[] {
+  return text.split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== "" && c !== "identity");
+}
+
+/** Content codings we can read (outermost last, as declared); null when one is not readable. */
+export function codingsOf(encoding: string | string[] | undefined): Coding[] | null {
+  const codings = parseCodings(Array.isArray(encoding) ? encoding.join(",") : (encoding ?? ""));
+  const out: Coding[] = [];
+  for (const c of codings) {
+    if (c === "gzip" || c === "x-gzip") out.push("gzip");
+    else if (c === "deflate" || c === "br") out.push(c);
+    else return null;
+  }
+  return out;
+}
+
+/**
+ * Every coding applied to a message's body, in the order applied: content codings, then transfer
+ * codings other than the framing's `chunked` (RFC 9112 §6.1; hop-by-hop, so a proxy may undo them).
+ */
+export function messageCodings(contentEncoding: string | string[] | undefined, transferEncoding: string | string[] | undefined): Coding[] | null {
+  const content = codingsOf(contentEncoding);
+  const transfer = codingsOf(parseCodings(Array.isArray(transferEncoding) ? transferEncoding.join(",") : (transferEncoding ?? "")).filter((c) => c !== "chunked").join(","));
+  return content && transfer ? [...content, ...transfer] : null;
+}
+
+function decodeOne(body: Buffer, coding: Coding, maxOutputLength: number): Buffer {
+  if (coding === "br") return brotliDecompressSync(body, { maxOutputLength });
+  if (coding === "deflate") return inflateSync(body, { maxOutputLength });
+  return gunzipSync(body, { maxOutputLength });
+}
+
+export function encodeOne(body: Buffer, coding: Coding): Buffer {
+  return coding === "gzip" ? gzipSync(body) : coding === "deflate" ? deflateSync(body) : body;
+}
+
+/** The coding a body's first bytes announce, if any: gzip's 1f 8b 08, or a zlib header. */
+export function sniffCoding(body: Buffer): Coding | null {
+  if (body.length >= 3 && body[0] === 0x1f && body[1] === 0x8b && body[2] === 0x08) return "gzip";
+  // zlib: CM = 8 (deflate), window ≤ 32K, and the header checksum (FCHECK) holds.
+  if (body.length >= 2 && (body[0]! & 0x0f) === 8 && body[0]! >> 4 <= 7 && ((body[0]! << 8) | body[1]!) % 31 === 0) return "deflate";
+  return null;
+}
+
+/** A body's layers, outermost first: each decoded layer with the coding that wrapped it. */
+export interface Layer {
+  readonly body: Buffer;
+  /** The coding that, applied to this layer, gives the previous one (null for the body as sent). */
+  readonly coding: Coding | null;
+}
+
+/**
+ * A whole body and every layer under it: the declared codings undone (null when that fails: such a
+ * body cannot be scanned), then layers found by magic bytes (a sniffed layer that does not decode
+ * is just data, and scanning stops there).
+ */
+export function bodyLayers(body: Buffer, declared: readonly Coding[], maxOutputLength: number): Layer[] | null {
+  const layers: Layer[] = [{ body, coding: null }];
+  if (body.length === 0) return layers;
+  let current = body;
+  try {
+    for (const coding of [...declared].reverse()) {
+      current = decodeOne(current, coding, maxOutputLength);
+      layers.push({ body: current, coding });
+    }
+  } catch {
+    return null;
+  }
+  for (let depth = 0; depth < MAX_SNIFFED_LAYERS; depth++) {
+    const coding = sniffCoding(current);
+    if (!coding) break;
+    try {
+      current = decodeOne(current, coding, maxOutputLength);
+    } catch (error) {
+      // A bomb is refused; anything else that merely looks compressed is data.
+      if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") return null;
+      break;
+    }
+    layers.push({ body: current, coding });
+  }
+  return layers;
+}
+
+/** The same body with a whole body for the declared part (null when it cannot be decoded). */
+export function decodeBody(body: Buffer, encoding: string | string[] | undefined, maxOutputLength = 64 * 1024 * 1024): Buffer | null {
+  const codings = codingsOf(encoding);
+  if (codings === null) return null;
+  const layers = bodyLayers(body, codings, maxOutputLength);
+  return layers ? layers[Math.min(codings.length, layers.length - 1)]!.body : null;
+}
+
+/** Streaming decoders for the codings, outermost first; null when one is not readable. */
+export function decoderChain(codings: readonly Coding[]): Transform[] {
+  return [...codings].reverse().map((c) => (c === "br" ? createBrotliDecompress() : c === "deflate" ? createInflate() : createGunzip()));
+}
