@@ -12,10 +12,13 @@ import { type Principal, resolvePrincipal } from "../vault/principals.ts";
 import { AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
 import { approvalHint, fileProposal, parseProposalInput, proposalsFiledBy, proposalView } from "../vault/proposals.ts";
 import { credentialMetadata, discover } from "./discover.ts";
+import { answerProof, PROOF_PATH, type ProofSource } from "./proof.ts";
 
 export interface ApiDeps {
   readonly state: ProxyState;
   readonly proxy: ProxyAdapter;
+  /** Answers GET /v1/server-proof (src/api/proof.ts). */
+  readonly proof?: ProofSource;
 }
 
 const MAX_PROPOSAL_BYTES = 256 * 1024;
@@ -77,6 +80,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps):
   const url = req.url ?? "/";
   const path = url.split("?")[0]!;
   if (path === "/health") return sendJson(res, 200, { status: "ok" });
+  if (path === PROOF_PATH && req.method === "GET") {
+    if (!answerProof(req, res, deps.proof)) sendAnswer(res, { status: 400, code: "invalid_request", message: "nonce must be 64 hex digits" });
+    return;
+  }
   if (path.startsWith("/proxy/")) {
     const target = parseExplicitTarget(url);
     if (!target) {

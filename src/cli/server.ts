@@ -7,7 +7,7 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { parseDuration } from "../shared/duration.ts";
 import { homePaths } from "../shared/paths.ts";
 import { type Session } from "../vault/state.schema.ts";
-import { isSessionActive, revokeSession } from "../vault/sessions.ts";
+import { hasSessionEnded, isSessionActive, revokeSession } from "../vault/sessions.ts";
 import { VaultStore } from "../vault/vault.ts";
 import { type CommonOptions, openStore, openVault, readMasterPassword, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { formatWhen, printJson, printNote, printTable } from "./io.ts";
@@ -46,10 +46,11 @@ export function registerServer(program: Command): void {
       const paths = homePaths();
       const apiPort = parsePort(options.port, "--port");
       const mitmPort = parsePort(options.mitmPort, "--mitm-port");
-      const running = await serve.findRunningServer(paths);
-      if (running) throw new AgentVaultError("conflict", `a server for ${paths.home} is already running (pid ${running.pid}, API port ${running.api_port})`, { hint: "stop it with `agent-vault server stop`" });
       let password: string | null = null;
       const store = await VaultStore.unlock(paths, async () => (password = await readMasterPassword(options)));
+      // A pidfile whose process cannot prove it is our server is replaced, not believed.
+      const running = await serve.findRunningServer(store).catch(() => null);
+      if (running) throw new AgentVaultError("conflict", `a server for ${paths.home} is already running (pid ${running.pid}, API port ${running.api_port})`, { hint: "stop it with `agent-vault server stop`" });
       if (options.detach) {
         const log = openSync(`${paths.home}/server.log`, "a", 0o600);
         const self = process.argv[1] && /\.(ts|js)$/.test(process.argv[1]) ? [process.execPath, process.argv[1]] : [process.execPath];
@@ -60,7 +61,7 @@ export function registerServer(program: Command): void {
         if (password !== null) child.stdin.write(`${password}\n`);
         await child.stdin.end();
         child.unref();
-        const record = await waitFor(() => serve.findRunningServer(paths), 10_000);
+        const record = await waitFor(() => serve.findRunningServer(store).catch(() => null), 10_000);
         if (!record) throw new AgentVaultError("io_error", `the server did not start; see ${paths.home}/server.log`);
         printNote(`agent-vault server running in the background (pid ${record.pid}): API http://${record.host}:${record.api_port}, proxy ${record.host}:${record.mitm_port}`);
         return;
@@ -80,16 +81,26 @@ export function registerServer(program: Command): void {
       process.exit(0);
     });
 
-  server
-    .command("stop")
-    .description("stop the server of this data directory")
-    .action(async () => {
+  withPasswordOption(server.command("stop").description("stop the server of this data directory"))
+    .action(async (options: CommonOptions) => {
       const serve = await import("../run/serve.ts");
       const paths = homePaths();
       const record = serve.readPidFile(paths);
       if (!record || !serve.isProcessAlive(record.pid)) {
         serve.removePidFile(paths);
         throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
+      }
+      // The pidfile can be planted: only a process that proves it holds this vault's key, at that
+      // pid and address, is signalled.
+      const store = await openStore(options);
+      const { checkServer } = await import("../run/server-check.ts");
+      const check = await checkServer(store, record);
+      if (check.kind === "absent") {
+        serve.removePidFile(paths);
+        throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
+      }
+      if (check.kind === "impostor") {
+        throw new AgentVaultError("server_not_verified", `pid ${record.pid} in ${paths.pidFile} did not prove it is this vault's server (${check.why}); not signalling it`);
       }
       process.kill(record.pid, "SIGTERM");
       const gone = await waitFor(async () => (serve.isProcessAlive(record.pid) ? null : true), 5000);
@@ -105,15 +116,32 @@ export function registerRun(program: Command): void {
     .option("--service <name>", "limit the session to a service (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--agent <name>", "run as this agent: its unexpired grants and its policy apply")
     .option("--policy <file>", "an access policy for this session (JSON or YAML)")
+    .option("--no-sandbox", "run the command without the sandbox (Linux namespaces: no data directory, no network but the proxy)")
+    .option("--sandbox-ro <path>", "make a path read-only in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--sandbox-rw <path>", "make a path writable in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--sandbox-hide <path>", "hide a path in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .argument("<command...>", "the command to run")
     .passThroughOptions()
-    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string }) => {
+    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string; sandbox: boolean; sandboxRo: string[]; sandboxRw: string[]; sandboxHide: string[] }) => {
       const ttlMs = parseDuration(options.ttl);
       if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
       const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
       const { runAgent } = await import("../run/run.ts");
       const { store, vault } = await openVault(options);
-      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy });
+      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide } });
+    });
+}
+
+/** The sandbox's own init (src/sandbox/init.ts), which `run` starts inside it; not for people. */
+export function registerSandboxInit(program: Command): void {
+  program
+    .command("sandbox-init", { hidden: true })
+    .option("--relay <spec>", "HOST:PORT=/path/to.sock (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .argument("<command...>")
+    .passThroughOptions()
+    .action(async (command: string[], options: { relay: string[] }) => {
+      const { parseRelaySpec, sandboxInit } = await import("../sandbox/init.ts");
+      process.exitCode = await sandboxInit(options.relay.map(parseRelaySpec), command);
     });
 }
 
@@ -133,7 +161,7 @@ export function registerCa(program: Command): void {
 }
 
 function sessionRow(s: Session): string[] {
-  const state = s.revoked_at ? "revoked" : isSessionActive(s) ? "active" : "expired";
+  const state = s.revoked_at ? "revoked" : hasSessionEnded(s) ? "ended" : isSessionActive(s) ? "active" : "expired";
   return [s.id, s.label || "-", s.services?.join(",") ?? "all", state, formatWhen(s.created_at), formatWhen(s.expires_at)];
 }
 

@@ -5,8 +5,11 @@
 import { homePaths } from "../shared/paths.ts";
 import { ensureCertificateAuthority } from "../proxy/ca.ts";
 import { type Policy } from "../vault/agent.schema.ts";
+import { currentProcessIdentity } from "../shared/liveness.ts";
 import { createSession, revokeSession } from "../vault/sessions.ts";
 import { type VaultStore } from "../vault/vault.ts";
+import { prepareLauncher, type SandboxRequest } from "../sandbox/launch.ts";
+import { writeNodePreload } from "../sandbox/node-preload.ts";
 import { buildAgentEnv } from "./env.ts";
 import { watchProposals } from "./notice.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, type Served, startServices } from "./serve.ts";
@@ -19,33 +22,48 @@ const ALWAYS_FORWARDED = ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
 const TERMINAL_SIGNALS = ["SIGINT", "SIGQUIT"] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
 
-export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null }): Promise<number> {
+export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null; sandbox?: SandboxRequest }): Promise<number> {
   const paths = homePaths();
   await ensureCertificateAuthority(store);
-  const { token, session } = await createSession(store, vaultName, { ttlMs: options.ttlMs, services: options.services, label: command[0] ?? "", agent: options.agent ?? null, policy: options.policy ?? null });
+  // The server is checked (it must prove it holds this vault's key) before any session exists.
+  const running = await findRunningServer(store);
+  // The session lives only as long as this process (src/shared/liveness.ts), however it ends.
+  const { token, session } = await createSession(store, vaultName, { ttlMs: options.ttlMs, services: options.services, label: command[0] ?? "", agent: options.agent ?? null, policy: options.policy ?? null, run: currentProcessIdentity() });
   let served: Served | null = null;
   let host: string;
   let apiPort: number;
   let mitmPort: number;
-  const running = await findRunningServer(paths);
   if (running) {
     ({ host, api_port: apiPort, mitm_port: mitmPort } = running);
   } else {
     served = await startServices(store, { host: "127.0.0.1", apiPort: DEFAULT_API_PORT, mitmPort: DEFAULT_MITM_PORT, fallbackToFreePorts: true });
     ({ host, apiPort, mitmPort } = served);
   }
+  // The command runs in the sandbox unless asked not to (src/sandbox/): it then reaches the proxy
+  // and the API only through relays on its own loopback.
+  const nodePreload = writeNodePreload(paths.home);
+  const sandbox = options.sandbox ?? { enabled: false, readOnly: [], readWrite: [], hidden: [] };
+  let launcher;
+  try {
+    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort }, (line) => process.stderr.write(line));
+  } catch (error) {
+    await cleanup(store, vaultName, session.id, served);
+    throw error;
+  }
   const env = buildAgentEnv(process.env, {
-    apiUrl: `http://${host}:${apiPort}`,
+    apiUrl: `http://${launcher.agentHost}:${apiPort}`,
     token,
     vault: vaultName,
-    proxyHost: host,
+    proxyHost: launcher.agentHost,
     proxyPort: mitmPort,
     caBundle: paths.caBundle,
+    nodePreload,
   });
   let child;
   try {
-    child = Bun.spawn([...command], { env, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    child = launcher.spawn(command, env);
   } catch (error) {
+    await launcher.close();
     await cleanup(store, vaultName, session.id, served);
     throw new AgentVaultError("invalid_argument", `cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
@@ -67,12 +85,21 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const code = await child.exited;
   stopWatching();
   for (const [signal, handler] of handlers) process.off(signal, handler);
-  await cleanup(store, vaultName, session.id, served);
-  if (child.signalCode) return 128 + (SIGNAL_NUMBERS[child.signalCode] ?? 1);
-  return code;
+  await launcher.close();
+  const revoked = await cleanup(store, vaultName, session.id, served);
+  const exitCode = child.signalCode ? 128 + (SIGNAL_NUMBERS[child.signalCode] ?? 1) : code;
+  if (!revoked) process.exit(exitCode);
+  return exitCode;
 }
 
-async function cleanup(store: VaultStore, vaultName: string, sessionId: string, served: Served | null): Promise<void> {
-  await revokeSession(store, vaultName, sessionId).catch(() => undefined);
+/** How long the revocation may wait for the vault lock before we exit without it. */
+const REVOKE_WAIT_MS = 500;
+
+async function cleanup(store: VaultStore, vaultName: string, sessionId: string, served: Served | null): Promise<boolean> {
+  // The session dies with this process anyway (its record names our pid and start time); revoking
+  // only says so on file. A lock someone keeps fresh must not keep us, and so the session, alive:
+  // if the revocation is still waiting for it, the caller exits without it.
+  const revoked = await Promise.race([revokeSession(store, vaultName, sessionId).then(() => true, () => true), Bun.sleep(REVOKE_WAIT_MS).then(() => false)]);
   await served?.close().catch(() => undefined);
+  return revoked;
 }

@@ -2,8 +2,8 @@
 // (its pidfile records its ports). Used by `server` (foreground or detached) and by `run`, which
 // serves in-process for its child's lifetime when no server is running.
 import { readFileSync, rmSync } from "node:fs";
-import http from "node:http";
 import { z } from "zod";
+import { type ServerFacts } from "../api/proof.ts";
 import { createApiServer, listenApi } from "../api/server.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { RequestLog } from "../shared/log.ts";
@@ -15,6 +15,7 @@ import { netguardOptionsFromEnv } from "../proxy/netguard.ts";
 import { ProxyState } from "../proxy/state.ts";
 import { writeFileAtomic } from "../vault/store.ts";
 import { type VaultStore } from "../vault/vault.ts";
+import { checkServer } from "./server-check.ts";
 
 export const DEFAULT_API_PORT = 14321;
 export const DEFAULT_MITM_PORT = 14322;
@@ -87,7 +88,9 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
     },
   });
   const running = await withFallback((port) => proxy.listen(options.host, port), options.mitmPort, options.fallbackToFreePorts, "proxy");
-  const api = createApiServer({ state, proxy });
+  // What this server proves it is (src/api/proof.ts), known once both listeners are up.
+  let facts: ServerFacts | null = null;
+  const api = createApiServer({ state, proxy, proof: { key: store.serverProofKey(), facts: () => facts } });
   let apiPort: number;
   try {
     apiPort = await withFallback((port) => listenApi(api, options.host, port), options.apiPort, options.fallbackToFreePorts, "API");
@@ -95,6 +98,7 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
     await running.close();
     throw error;
   }
+  facts = { pid: process.pid, host: options.host, api_port: apiPort, mitm_port: running.port };
   return {
     host: options.host,
     apiPort,
@@ -140,21 +144,17 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
-/** A server of this data directory that answers /health, or null. */
-export async function findRunningServer(paths: HomePaths): Promise<PidFile | null> {
-  const record = readPidFile(paths);
+/**
+ * The server of this data directory, or null when none runs (no pidfile, its pid gone, nothing
+ * listening at its address). Something that answers there but cannot prove it holds this vault's
+ * key is refused: `run` would otherwise point its agent, token and all, at whatever the pidfile
+ * names (src/run/server-check.ts).
+ */
+export async function findRunningServer(store: VaultStore): Promise<PidFile | null> {
+  const record = readPidFile(store.paths);
   if (record === null || !isProcessAlive(record.pid)) return null;
-  // node:http, not fetch: fetch honours HTTP_PROXY, and this must reach loopback directly.
-  const ok = await new Promise<boolean>((resolve) => {
-    const req = http.get({ host: record.host, port: record.api_port, path: "/health", timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on("error", () => resolve(false));
-    req.on("timeout", () => {
-      req.destroy();
-      resolve(false);
-    });
-  });
-  return ok ? record : null;
+  const check = await checkServer(store, record);
+  if (check.kind === "verified") return record;
+  if (check.kind === "absent") return null;
+  throw new AgentVaultError("server_not_verified", `the process named in ${store.paths.pidFile} (pid ${record.pid}, ${record.host}:${record.api_port}) did not prove it is this vault's server (${check.why}); not using it`);
 }

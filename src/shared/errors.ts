@@ -50,6 +50,11 @@ export const ERROR_TABLE = {
   upstream_tls_error: { http: 502, exit: 1, hint: "the upstream's certificate did not verify; trust an extra CA with AGENT_VAULT_UPSTREAM_CA" },
   not_found: { http: 404, exit: 1, hint: undefined },
   server_not_running: { http: 503, exit: 1, hint: "start it with `agent-vault server`" },
+  server_not_verified: {
+    http: 502,
+    exit: 1,
+    hint: "something other than this vault's server answers at the address in server.pid; if no agent-vault server should run, remove server.pid and try again",
+  },
   not_supported: { http: 501, exit: 1, hint: undefined },
   cancelled: { http: 400, exit: 1, hint: undefined },
   conflict: { http: 409, exit: 1, hint: undefined },

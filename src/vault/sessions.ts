@@ -1,8 +1,10 @@
 // Agent sessions: a 256-bit bearer token handed to one `run` child, bound to one vault and
 // optionally to some services. Only the token's SHA-256 is stored, so the vault file never holds
-// a usable token; lookups hash what the agent presents and compare.
+// a usable token; lookups hash what the agent presents and compare. A session made by `run` also
+// records that process (pid, start time) and is active only while it runs (src/shared/liveness.ts).
 import { randomBytes } from "node:crypto";
 import { AgentVaultError } from "../shared/errors.ts";
+import { isProcessRunning, type ProcessIdentity } from "../shared/liveness.ts";
 import { randomHex, sha256Hex } from "./crypto.ts";
 import { type Policy } from "./agent.schema.ts";
 import { type Body, type Session, type VaultRecord } from "./state.schema.ts";
@@ -25,7 +27,7 @@ export interface NewSession {
 export async function createSession(
   store: VaultStore,
   vaultName: string,
-  options: { ttlMs?: number; services?: readonly string[] | null; label?: string; agent?: string | null; policy?: Policy | null } = {},
+  options: { ttlMs?: number; services?: readonly string[] | null; label?: string; agent?: string | null; policy?: Policy | null; run?: ProcessIdentity | null } = {},
 ): Promise<NewSession> {
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
   const now = Date.now();
@@ -40,6 +42,7 @@ export async function createSession(
     agent: null,
     policy: options.policy ?? null,
     usage: 0,
+    run: options.run ? { pid: options.run.pid, start: options.run.start } : null,
   };
   await store.update((body) => {
     const vault = findVault(body, vaultName);
@@ -56,13 +59,21 @@ export async function createSession(
     }
     // Expired and revoked sessions older than a day are dropped so the list stays short.
     vault.sessions = vault.sessions.filter((s) => Date.parse(s.expires_at) > now - 86_400_000);
+    // Sessions of runs that died without revoking (SIGKILL) are inactive already; say so on file.
+    for (const s of vault.sessions) if (s.revoked_at === null && hasSessionEnded(s)) s.revoked_at = new Date(now).toISOString();
     vault.sessions.push(session);
   });
   return { token, session };
 }
 
+/** Not revoked, not expired, and the `run` it belongs to (if any) still runs. */
 export function isSessionActive(session: Session, now = Date.now()): boolean {
-  return session.revoked_at === null && Date.parse(session.expires_at) > now;
+  return session.revoked_at === null && Date.parse(session.expires_at) > now && (session.run === null || isProcessRunning(session.run));
+}
+
+/** A session whose `run` is gone (killed, crashed) though nothing revoked it. */
+export function hasSessionEnded(session: Session): boolean {
+  return session.run !== null && !isProcessRunning(session.run);
 }
 
 export async function revokeSession(store: VaultStore, vaultName: string, id: string): Promise<void> {

@@ -69,6 +69,8 @@ export const SessionSchema = z
     policy: PolicySchema.nullable().default(null),
     /** Requests counted against the session policy's usage cap. */
     usage: z.number().int().nonnegative().default(0),
+    /** The `run` that holds it (pid and start time): the session ends when that process does. */
+    run: z.object({ pid: z.number().int().positive(), start: z.string().regex(/^\d{1,20}$/).nullable() }).strict().nullable().default(null),
   })
   .strict();
 

@@ -157,6 +157,14 @@ export class VaultStore {
     return store;
   }
 
+  /**
+   * The key a server proves with that it holds this data directory's data key (src/api/proof.ts).
+   * Its own HKDF label: a proof never reveals or stands in for the record or MAC keys.
+   */
+  serverProofKey(): Buffer {
+    return hkdf(this.dataKey, "agent-vault/v1 server-proof");
+  }
+
   get hasPassword(): boolean {
     return this.header.kdf.alg !== "none";
   }
