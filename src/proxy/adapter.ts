@@ -10,7 +10,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import net, { type Socket } from "node:net";
 import tls, { TLSSocket } from "node:tls";
 import { Proxy as Engine } from "http-mitm-proxy";
-import { isAgentVaultError } from "../shared/errors.ts";
+import { ERROR_TABLE, isAgentVaultError } from "../shared/errors.ts";
 import { type RequestLog } from "../shared/log.ts";
 import { hostMatchesPattern, isValidHostname } from "../vault/host.ts";
 import { isPrincipalLive, resolvePrincipal } from "../vault/principals.ts";
@@ -19,7 +19,10 @@ import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
 import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
 import { AccessLimits } from "./limits.ts";
-import { responsePatterns } from "./secrets.ts";
+import { type Pattern, responsePatterns } from "./secrets.ts";
+import { isWebSocketOffer, readAnswerHead, readRefusal, switchHead, switchProblem, webSocketHandshakeProblem, withoutUpgradeOffer } from "./upgrade.ts";
+import { websocketPolicy } from "./ws-policy.ts";
+import { relayWebSocket } from "./ws-relay.ts";
 import { refuseExfiltration } from "./steps/guard.ts";
 import { UpstreamPool } from "./upstream.ts";
 import { resolveDial } from "./netguard.ts";
@@ -42,6 +45,11 @@ export interface RunningProxy {
   readonly port: number;
   close(): Promise<void>;
 }
+
+/** Frames an agent may send before the upstream's 101 (held, parsed after it). */
+const MAX_EARLY_FRAME_BYTES = 1024 * 1024;
+/** A keep-alive connection may offer an upgrade on every request; past this many it is cut. */
+const MAX_DOWNGRADES_PER_CONNECTION = 1000;
 
 interface Tunnel {
   readonly host: string;
@@ -76,6 +84,8 @@ export class ProxyAdapter {
   private readonly tunnels = new WeakMap<Socket, Tunnel>();
   /** Open client sockets per session id, so a revocation can close them. */
   private readonly bySession = new Map<string, Set<Socket>>();
+  /** How many times each connection's request was parsed again without its upgrade offer. */
+  private readonly downgrades = new WeakMap<Socket, number>();
   /** Upgraded (WebSocket) connections and the grant they were made under. */
   private readonly upgrades = new Map<Socket, { token: string; service: string }>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
@@ -118,6 +128,7 @@ export class ProxyAdapter {
     this.inner.keepAliveTimeout = 120_000;
     this.inner.on("request", (req, res) => dispatchRequest(true, req, res));
     this.inner.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head, true));
+    this.inner.on("connect", (req: IncomingMessage, socket: Socket) => this.refuseInnerConnect(req, socket));
     this.inner.on("clientError", (_error, socket: Socket) => socket.destroy());
   }
 
@@ -177,7 +188,7 @@ export class ProxyAdapter {
   }
 
   private context(): StepContext {
-    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits, secrets: this.secretsOf };
+    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits, secrets: this.secretsOf, tails: this.deps.state.tails };
   }
 
   private track(sessionId: string, socket: Socket): void {
@@ -368,6 +379,7 @@ export class ProxyAdapter {
       // Looked up when needed: after a 401 refresh the new tokens are in flow.vault.
       scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => responsePatterns(this.deps.state.secrets(flow.vault ?? vault)) : undefined,
       guard: vault?.settings.guard ? () => this.deps.state.secrets(flow.vault ?? vault) : undefined,
+      tails: this.deps.state.tails,
       onBlocked: (hit) => {
         refuseExfiltration(flow, hit, "the body");
         return flow.answer!;
@@ -376,9 +388,23 @@ export class ProxyAdapter {
     this.log(flow, result.status, result.error);
   }
 
-  /** WebSocket (and other) upgrades: injected on the upgrade request, then relayed byte for byte. */
+  /**
+   * A request with an upgrade offer. A WebSocket handshake goes through the pipeline and, once the
+   * upstream switched, every message is read and checked (ws-relay.ts). Any other offer (h2c, TLS,
+   * a made-up protocol) is removed and the request is parsed again by the same server as plain
+   * HTTP/1.1: it then takes the normal path (the guard on its body, injection, scrubbing).
+   */
   private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, isSSL: boolean): void {
     socket.on("error", () => socket.destroy());
+    if (!isWebSocketOffer(req)) return this.downgrade(req, socket, head, isSSL);
+    // Nothing the agent sends before the 101 is lost or relayed: it is held for the frame parser.
+    socket.pause();
+    let early = head;
+    const hold = (bytes: Buffer) => {
+      early = Buffer.concat([early, bytes]);
+      if (early.length > MAX_EARLY_FRAME_BYTES) socket.destroy();
+    };
+    socket.on("data", hold);
     let target: { host: string; port: number; path: string } | undefined;
     if (!isSSL) {
       try {
@@ -394,15 +420,22 @@ export class ProxyAdapter {
       return;
     }
     const flow = made;
+    const refuse = (a: EarlyAnswer) => {
+      socket.end(rawAnswer(a));
+      this.log(flow, a.status, a.code);
+    };
+    const problem = webSocketHandshakeProblem(req);
+    if (problem) return refuse({ status: ERROR_TABLE.invalid_request.http, code: "invalid_request", message: problem });
     void (async () => {
       await runPipeline(flow, this.context()).catch(() => answer(flow, 502, "upstream_error", "internal error while preparing the upgrade"));
-      if (flow.answer) {
-        socket.end(rawAnswer(flow.answer));
-        this.log(flow, flow.answer.status, flow.answer.code);
-        return;
-      }
+      if (flow.answer) return refuse(flow.answer);
       if (flow.principal) this.track(flow.principal.id, socket);
-      // An upgraded connection is relayed byte for byte: the sweep re-checks its grant instead.
+      // permessage-deflate is never offered: compressed frames could not be checked without
+      // inflating them (a second bomb surface and a compressor state per side); an extension is
+      // optional, so every server must work without one. An upstream that negotiates one anyway
+      // is refused in switchProblem.
+      delete flow.headers["sec-websocket-extensions"];
+      // The sweep re-checks the grant of an open WebSocket, not only its handshake.
       if (flow.credential && flow.service) {
         this.upgrades.set(socket, { token: flow.credential, service: flow.service.name });
         socket.once("close", () => this.upgrades.delete(socket));
@@ -412,32 +445,88 @@ export class ProxyAdapter {
       const upstream: Socket = useTls
         ? tls.connect({ host: dial.address, port: dial.port, ...(net.isIP(flow.host) === 0 ? { servername: flow.host } : {}), ca: [...this.deps.trust], checkServerIdentity: (_h, cert) => tls.checkServerIdentity(flow.host, cert) })
         : net.connect({ host: dial.address, port: dial.port });
-      let connected = false;
-      upstream.once(useTls ? "secureConnect" : "connect", () => {
-        connected = true;
-        const lines = [`${flow.method} ${flow.path} HTTP/1.1`];
-        const headers = { ...flow.headers, host: flow.headers.host ?? flow.host };
-        for (const [name, value] of Object.entries(headers)) {
-          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) lines.push(`${name}: ${v}`);
-        }
-        upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
-        if (head.length > 0) upstream.write(head);
-        socket.pipe(upstream);
-        upstream.pipe(socket);
-        // Log what the upstream answered (101, or a refusal such as 401 or 426), not the dial.
-        upstream.once("data", (chunk: Buffer) => {
-          const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(chunk.subarray(0, 32).toString("latin1"))?.[1] ?? 0);
-          this.log(flow, status || 502, status ? null : "upstream_error");
-        });
-      });
-      upstream.once("error", (error: NodeJS.ErrnoException) => {
-        if (connected) return socket.destroy();
-        const failure = describeUpstreamError(error, flow.host);
-        socket.end(rawAnswer(failure));
-        this.log(flow, failure.status, failure.code);
-      });
       socket.once("close", () => upstream.destroy());
-      upstream.once("close", () => socket.destroy());
-    })();
+      const connected = await new Promise<EarlyAnswer | null>((resolve) => {
+        upstream.once(useTls ? "secureConnect" : "connect", () => resolve(null));
+        upstream.once("error", (error: NodeJS.ErrnoException) => resolve(describeUpstreamError(error, flow.host)));
+      });
+      upstream.on("error", () => upstream.destroy());
+      if (connected) return refuse(connected);
+      const lines = [`${flow.method} ${flow.path} HTTP/1.1`];
+      const headers = { ...flow.headers, host: flow.headers.host ?? flow.host };
+      for (const [name, value] of Object.entries(headers)) {
+        for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) lines.push(`${name}: ${v}`);
+      }
+      upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+      const vault = flow.vault!;
+      const current = (): VaultRecord => {
+        try {
+          return this.deps.state.current().vaults.get(vault.id)?.vault ?? vault;
+        } catch {
+          return vault;
+        }
+      };
+      const scrubbing = (): readonly Pattern[] => (current().settings.scrub ? responsePatterns(this.deps.state.secrets(current())) : []);
+      const failed = (message: string) => {
+        upstream.destroy();
+        refuse({ status: ERROR_TABLE.upstream_error.http, code: "upstream_error", message: `${flow.host}: ${message}` });
+      };
+      const reply = await readAnswerHead(upstream);
+      if ("error" in reply) return failed(reply.error);
+      if (reply.status !== 101) {
+        // A refusal (401, 426 ...) is an HTTP answer like any other: the agent sees it scrubbed.
+        const refusal = await readRefusal(upstream, reply, scrubbing());
+        upstream.destroy();
+        if ("error" in refusal) return failed(refusal.error);
+        socket.end(refusal);
+        return this.log(flow, reply.status, null);
+      }
+      const invalid = switchProblem(reply, String(req.headers["sec-websocket-key"] ?? ""));
+      if (invalid) return failed(`refused its answer to the WebSocket handshake: ${invalid}`);
+      if (socket.destroyed) return upstream.destroy();
+      socket.write(switchHead(reply, scrubbing()));
+      this.log(flow, 101, null);
+      socket.off("data", hold);
+      relayWebSocket({
+        agent: socket,
+        upstream,
+        agentHead: early,
+        upstreamHead: reply.rest,
+        policy: websocketPolicy({
+          guard: () => (current().settings.guard ? this.deps.state.secrets(current()) : []),
+          scrub: scrubbing,
+        }),
+        onBlocked: (hit) => {
+          refuseExfiltration(flow, hit, "a WebSocket message");
+          this.log(flow, flow.answer!.status, flow.answer!.code);
+        },
+      });
+    })().catch(() => socket.destroy());
+  }
+
+  /** Parses the request again without its upgrade offer (see handleUpgrade). */
+  private downgrade(req: IncomingMessage, socket: Socket, head: Buffer, isSSL: boolean): void {
+    const bytes = withoutUpgradeOffer(req);
+    // A connection that keeps offering upgrades is re-read each time; a runaway one is cut.
+    const count = (this.downgrades.get(socket) ?? 0) + 1;
+    this.downgrades.set(socket, count);
+    if (!bytes || count > MAX_DOWNGRADES_PER_CONNECTION) {
+      socket.end(rawAnswer({ status: ERROR_TABLE.not_supported.http, code: "not_supported", message: `an upgrade to ${JSON.stringify(String(req.headers.upgrade ?? "").slice(0, 40))} cannot be inspected, so it was not made` }));
+      return;
+    }
+    socket.pause();
+    socket.unshift(Buffer.concat([bytes, head]));
+    (isSSL ? this.inner : this.plain).emit("connection", socket);
+    socket.resume();
+  }
+
+  /** CONNECT inside an intercepted tunnel would be a second tunnel the proxy cannot read: refused. */
+  private refuseInnerConnect(req: IncomingMessage, socket: Socket): void {
+    socket.on("error", () => socket.destroy());
+    const tunnel = this.tunnels.get(socket);
+    const flow = makeFlow({ via: "tunnel", host: tunnel?.host ?? "-", port: tunnel?.port ?? 0, method: "CONNECT", path: String(req.url ?? "").slice(0, 200), headers: {}, credential: tunnel?.credential });
+    const refusal: EarlyAnswer = { status: ERROR_TABLE.not_supported.http, code: "not_supported", message: "CONNECT inside a tunnel is not supported: the inner tunnel could not be inspected" };
+    socket.end(rawAnswer(refusal));
+    this.log(flow, refusal.status, refusal.code);
   }
 }

@@ -290,6 +290,9 @@ export function forward(
           if (aborted) return;
           headSeen = true;
           status = head.status;
+          // Nothing here offered an upgrade (adapter.ts removes every offer but a WebSocket's, which
+          // never comes this way): a switch would be a connection the proxy cannot read.
+          if (head.status === 101) return abort(failure(502, "upstream_error", `${flow.host} switched protocols without being asked`));
           if (head.status === 401 && mayRetryUnauthorized) {
             mayRetryUnauthorized = false;
             swallow = true;

@@ -1,0 +1,61 @@
+// What may cross an open WebSocket, message by message (the `websocket_message` hook of mitmproxy's
+// addons): toward the upstream the exfiltration guard, toward the agent scrubbing. Pure: it sees a
+// whole message and answers send-this or close-with-this-code; ws-relay.ts moves the bytes.
+import { findSecret, type Pattern, scrubText } from "./secrets.ts";
+import { CLOSE_CODE, closePayload, isValidUtf8, MAX_CONTROL_PAYLOAD, OPCODE, parseClose, type WsMessage } from "./websocket.ts";
+
+export type WsVerdict = { readonly send: WsMessage } | { readonly close: number; readonly reason: string; readonly blocked?: Pattern };
+
+export interface WsPolicy {
+  /** A whole message (or control frame) from the agent, before any of it leaves. */
+  toUpstream(message: WsMessage): WsVerdict;
+  /** A whole message (or control frame) from the upstream, before the agent sees it. */
+  toAgent(message: WsMessage): WsVerdict;
+}
+
+export interface WsPatterns {
+  /** The values the agent may not send (empty: the guard is off). Looked up per message, so a new credential counts at once. */
+  readonly guard: () => readonly Pattern[];
+  /** The forms scrubbed out of what the upstream sends (empty: scrubbing is off). */
+  readonly scrub: () => readonly Pattern[];
+}
+
+/**
+ * Like the HTTP guard, which runs before injection: any value of the vault in a message the agent
+ * wrote is an exfiltration, whatever the host. The agent holds placeholders, never a real value,
+ * so even its own service's credential in a frame means it found one somewhere. Control frames are
+ * checked too: 125 bytes of ping payload at a time is still a channel.
+ */
+export function websocketPolicy(patterns: WsPatterns): WsPolicy {
+  return {
+    toUpstream(message) {
+      const guard = patterns.guard();
+      const hit = guard.length > 0 ? findSecret(message.payload.toString("latin1"), guard) : null;
+      if (!hit) return { send: message };
+      return { close: CLOSE_CODE.policyViolation, reason: `credential_exfiltration: a message carried the value of credential ${hit.key}`, blocked: hit };
+    },
+    toAgent(message) {
+      const scrub = patterns.scrub();
+      if (scrub.length === 0) return { send: message };
+      if (message.opcode === OPCODE.close) {
+        // Only the reason is text; the rebuilt payload is cut to fit a control frame.
+        const { code } = parseClose(message.payload);
+        const reason = message.payload.subarray(2).toString("latin1");
+        const clean = scrubText(reason, scrub);
+        if (code === null || clean === reason) return { send: message };
+        return { send: { opcode: message.opcode, payload: closePayload(code, Buffer.from(clean, "latin1").toString("utf8")) } };
+      }
+      const text = message.payload.toString("latin1");
+      const clean = scrubText(text, scrub);
+      if (clean === text) return { send: message };
+      const payload = Buffer.from(clean, "latin1");
+      // A value is whole UTF-8 characters and its replacement is ASCII, so a text message stays
+      // valid; checked anyway, since an invalid one would make the agent's client fail the socket.
+      if (message.opcode === OPCODE.text && !isValidUtf8(payload)) return { close: CLOSE_CODE.internalError, reason: "a scrubbed message was not valid UTF-8" };
+      // The marker is longer than some values: a ping or pong that no longer fits loses its
+      // payload, never keeps an unscrubbed one.
+      if (payload.length > MAX_CONTROL_PAYLOAD && (message.opcode & 0x8) !== 0) return { send: { opcode: message.opcode, payload: Buffer.alloc(0) } };
+      return { send: { opcode: message.opcode, payload } };
+    },
+  };
+}
