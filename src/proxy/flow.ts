@@ -7,6 +7,7 @@ import { type Principal } from "../vault/principals.ts";
 import { type Service } from "../vault/service.schema.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type Dial } from "./netguard.ts";
+import { type Pattern } from "./secrets.ts";
 
 export type Headers = Record<string, string | string[] | undefined>;
 
@@ -46,10 +47,10 @@ export interface Flow {
   /** Path and headers as they were before inject, so a retry after a refresh can inject again. */
   beforeInject?: { path: string; headers: Headers };
   /**
-   * What the guard checked before the body: the end of the previous request to this host and of
-   * this request's URL and headers (no value in them), which the body is searched joined to.
+   * Rests of values whose first piece ended a field of this request or of the previous one to
+   * this host (the guard's; never a whole value): the body is searched for them too.
    */
-  guardPrefix?: string;
+  guardRests?: readonly Pattern[];
   /** The credential key the exfiltration guard found (for the log; never the value). */
   blocked?: string;
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */

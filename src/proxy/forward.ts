@@ -8,7 +8,7 @@ import { type Transform } from "node:stream";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
 import { bodyLayers, type Coding, codingsOf, decoderChain, encodeOne, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
-import { endsWithPartValue, findSecret, longestSpelling, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
+import { endsWithPartValue, findSecret, longestSpelling, openRests, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { type RequestTails, tailKey } from "./tails.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
 
@@ -29,10 +29,10 @@ interface GuardInput {
   readonly patterns: readonly Pattern[];
   readonly onBlocked: (hit: Pattern) => EarlyAnswer;
   readonly maxRequestBytes: number;
-  /** The end of the URL, headers and previous request the body is searched joined to. */
-  readonly prefix: string;
-  /** Keeps the end of this request for the next one to the host. */
-  readonly recordTail: (text: string) => void;
+  /** Rests of values whose first piece ended a field before the body (see steps/guard.ts). */
+  readonly rests: readonly Pattern[];
+  /** Keeps the rests the body's end leaves open, for the next request to the host. */
+  readonly recordRests: (rests: readonly Pattern[]) => void;
 }
 
 /**
@@ -43,7 +43,9 @@ interface GuardInput {
  * gets the body without them.
  */
 function readGuarded(req: IncomingMessage, input: GuardInput): Promise<GuardedBody> {
-  const { patterns, onBlocked, maxRequestBytes, prefix } = input;
+  const { patterns, onBlocked, maxRequestBytes, rests } = input;
+  // The rest of a value whose first piece ended the URL, a header or the previous request.
+  const joinedHit = (body: Buffer) => (rests.length > 0 ? findSecret(body.toString("latin1"), rests) : null);
   const codings = messageCodings(req.headers["content-encoding"], req.headers["transfer-encoding"]);
   const transferCodings = codings === null ? 0 : codings.length - (codingsOf(req.headers["content-encoding"])?.length ?? 0);
   return new Promise((resolve) => {
@@ -74,7 +76,7 @@ function readGuarded(req: IncomingMessage, input: GuardInput): Promise<GuardedBo
       // Past the buffer the body streams on, always holding back the longest spelling of a value,
       // so the end can still be refused unsent if it holds part of one.
       const head = Buffer.concat(chunks);
-      const joined = findSecret(prefix + head.subarray(0, 64 * 1024).toString("latin1"), patterns);
+      const joined = joinedHit(head);
       if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
       const guard = new StreamGuard(patterns, longestSpelling(patterns));
       const first = guard.push(head);
@@ -85,14 +87,14 @@ function readGuarded(req: IncomingMessage, input: GuardInput): Promise<GuardedBo
       const layers = bodyLayers(Buffer.concat(chunks), codings, MAX_DECODED_SCAN_BYTES);
       if (layers === null) return finish({ kind: "refused", answer: unreadable() });
       for (const layer of layers) {
-        const hit = findSecret(prefix + layer.body.toString("latin1"), patterns);
+        const hit = findSecret(layer.body.toString("latin1"), patterns) ?? joinedHit(layer.body);
         if (hit) return finish({ kind: "refused", answer: onBlocked(hit) });
       }
       const inner = layers[layers.length - 1]!.body.toString("latin1");
       // A body may not end in a good part of a value: the rest would follow in the next request.
       const part = endsWithPartValue(inner, patterns);
       if (part) return finish({ kind: "refused", answer: onBlocked(part) });
-      input.recordTail(prefix + inner.slice(-longestSpelling(patterns)));
+      input.recordRests(openRests(inner, patterns));
       finish({ kind: "whole", body: layers[Math.min(transferCodings, layers.length - 1)]!.body });
     };
     if (codings === null) {
@@ -241,8 +243,8 @@ export function forward(
         patterns,
         onBlocked: options.onBlocked ?? ((hit) => failure(403, "credential_exfiltration", `the request body carries the value of credential ${hit.key}`)),
         maxRequestBytes: options.maxRequestBytes,
-        prefix: flow.guardPrefix ?? "",
-        recordTail: (text) => options.tails?.set(key, text, longestSpelling(patterns)),
+        rests: flow.guardRests ?? [],
+        recordRests: (found) => options.tails?.add(key, found),
       }).then((result) => {
         if (result.kind === "refused") return fail(result.answer);
         if (result.kind === "gone") return done({ status: 499, error: "cancelled" });

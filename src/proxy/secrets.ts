@@ -113,6 +113,8 @@ interface Compiled {
   readonly byText: Map<string, Pattern>;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
+  /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
+  readonly firstPieces: Set<string>;
 }
 
 const compiledCache = new WeakMap<readonly Pattern[], Compiled>();
@@ -134,7 +136,8 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   // one test instead of one per value, twice as fast on text made of the same characters.
   const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   const source = [...byFirst].map(([first, group]) => `${escape(first)}(?:${group.map((p) => escape(p.bytes.slice(1))).join("|")})`).join("|");
-  found = { any: new RegExp(source || "(?!)", "g"), byText, byFirst, longest };
+  const firstPieces = new Set([...byText.keys()].map((t) => t.slice(0, PIECE_LENGTH)));
+  found = { any: new RegExp(source || "(?!)", "g"), byText, byFirst, longest, firstPieces };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -268,6 +271,39 @@ export function partialSuffix(text: string, patterns: readonly Pattern[]): numbe
     if (partial > 0) hold = Math.max(hold, base.length - view.toSource(view.text.length - partial));
   }
   return hold + escape;
+}
+
+/**
+ * A value cut in two is looked for by its first piece: an end of a field that is the first
+ * PIECE_LENGTH or more characters of a form, whose rest (REST_LENGTH or more characters, long
+ * enough not to occur by chance) is then looked for anywhere else. Shorter pieces are not: three
+ * characters of a key are in every text.
+ */
+export const PIECE_LENGTH = 4;
+const REST_LENGTH = 8;
+
+/**
+ * The rests of the values whose first piece `text` ends with (in the text as is or decoded), as
+ * patterns to look for in the other fields of a request and in the next request to the host.
+ * Empty for most texts.
+ */
+export function openRests(text: string, patterns: readonly Pattern[]): Pattern[] {
+  if (patterns.length === 0 || text.length < PIECE_LENGTH) return [];
+  const c = compiled(patterns);
+  const tail = text.slice(Math.max(0, text.length - c.longest * MAX_ESCAPE_EXPANSION));
+  const out: Pattern[] = [];
+  const views = [tail, ...(/[%\\]/.test(tail) ? decodedViews(tail).map((v) => v.text) : [])];
+  for (const view of views) {
+    const folded = view.toLowerCase();
+    for (let i = Math.max(0, folded.length - c.longest + 1); i <= folded.length - PIECE_LENGTH; i++) {
+      if (!c.firstPieces.has(folded.slice(i, i + PIECE_LENGTH))) continue;
+      const piece = folded.slice(i);
+      for (const p of c.byFirst.get(folded[i]!) ?? []) {
+        if (p.bytes.length - piece.length >= REST_LENGTH && p.bytes.startsWith(piece)) out.push({ key: p.key, bytes: p.bytes.slice(piece.length), form: `${p.form}, in pieces` });
+      }
+    }
+  }
+  return out;
 }
 
 /**

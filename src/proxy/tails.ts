@@ -1,23 +1,32 @@
-// The end of what each (principal, host) sent last, so a value split across consecutive requests
-// to one host is seen whole: the guard searches this tail joined to the next request. Only text
-// the guard already passed is kept (before injection, so never a credential the proxy added),
-// in memory, bounded in entries and length.
+// What each (principal, host) left open at the end of its last request: the rests of values whose
+// first piece ended one of its fields (secrets.ts `openRests`). The guard looks for them in the next
+// request to that host, so a value cut across two requests is found there. Derived only from text
+// the guard already passed (before injection, so never from a credential the proxy added), kept
+// in memory, bounded in keys and rests.
+import { type Pattern } from "./secrets.ts";
 
-const MAX_ENTRIES = 4096;
+const MAX_KEYS = 4096;
+const MAX_RESTS = 64;
 
 export class RequestTails {
-  private readonly tails = new Map<string, string>();
+  private readonly rests = new Map<string, Pattern[]>();
 
-  get(key: string): string {
-    return this.tails.get(key) ?? "";
+  get(key: string): readonly Pattern[] {
+    return this.rests.get(key) ?? [];
   }
 
-  /** Keeps the last `length` characters of `text` for `key`, the most recent keys first. */
-  set(key: string, text: string, length: number): void {
-    this.tails.delete(key);
-    if (length <= 0) return;
-    this.tails.set(key, text.slice(Math.max(0, text.length - length)));
-    if (this.tails.size > MAX_ENTRIES) this.tails.delete(this.tails.keys().next().value!);
+  /** Replaces what `key` left open with this request's rests (the most recent keys kept). */
+  set(key: string, rests: readonly Pattern[]): void {
+    this.rests.delete(key);
+    if (rests.length === 0) return;
+    this.rests.set(key, rests.slice(-MAX_RESTS));
+    if (this.rests.size > MAX_KEYS) this.rests.delete(this.rests.keys().next().value!);
+  }
+
+  /** Adds rests to what `key` left open (the end of a body, known after the headers). */
+  add(key: string, rests: readonly Pattern[]): void {
+    if (rests.length === 0) return;
+    this.set(key, [...this.get(key), ...rests]);
   }
 }
 

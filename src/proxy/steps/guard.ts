@@ -4,10 +4,10 @@
 // byte goes upstream. It runs after the agent's own auth headers are stripped and before inject,
 // so the one injection the matched service makes is not counted against it.
 //
-// The URL and every header are searched as one text with nothing between them, so a value split
-// across two headers (or a header and the path) is whole there, joined to the end of what this
-// principal last sent this host, so a value split across consecutive requests is too.
-import { findSecret, longestSpelling, type Pattern } from "../secrets.ts";
+// A value cut in pieces is looked for too: when a field (the path, a header value, later the body)
+// ends with the first piece of a value, the rest is looked for in every field of this request and
+// of the next one this principal sends this host (tails.ts).
+import { findSecret, openRests, type Pattern } from "../secrets.ts";
 import { answer, type Flow } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
 import { tailKey } from "../tails.ts";
@@ -19,14 +19,15 @@ export function refuseExfiltration(flow: Flow, hit: Pattern, where: string): voi
   answer(flow, 403, "credential_exfiltration", `the request carries the value of credential ${hit.key} (${FORM_NAMES[hit.form] ?? hit.form}, in ${where}); nothing was sent to ${flow.host}`, { credential: hit.key });
 }
 
-/** The request line and headers as the guard reads them: host, path, then each name and value. */
-export function requestText(flow: Flow): string {
-  const parts = [flow.host, flow.path];
+/** The request's fields as the guard reads them: the host, the path, each header name and value. */
+function requestFields(flow: Flow): string[] {
+  const fields = [flow.host, flow.path];
   for (const [name, value] of Object.entries(flow.headers)) {
     if (value === undefined) continue;
-    parts.push(name, Array.isArray(value) ? value.join("") : value);
+    fields.push(name);
+    for (const v of Array.isArray(value) ? value : [value]) fields.push(v);
   }
-  return parts.join("");
+  return fields;
 }
 
 export function guardRequest(flow: Flow, ctx: StepContext): void {
@@ -34,22 +35,26 @@ export function guardRequest(flow: Flow, ctx: StepContext): void {
   if (!vault?.settings.guard) return;
   const patterns = ctx.secrets(vault);
   if (patterns.length === 0) return;
+  // One search over every field joined by a newline finds a value inside any one field.
+  const text = requestFields(flow).join("\n");
+  const hit = findSecret(text, patterns);
+  if (hit) return refuseExfiltration(flow, hit, whereIs(flow, patterns));
+  // A value cut in two: the rest of one whose first piece ends a field of this request, or of
+  // the previous request to this host, anywhere in this one.
   const key = tailKey(flow.principal?.id, flow.host, flow.port);
-  const previous = ctx.tails?.get(key) ?? "";
-  const text = requestText(flow);
-  const hit = findSecret(previous + text, patterns);
-  if (hit) return refuseExfiltration(flow, hit, whereIs(flow, patterns, previous));
-  const keep = longestSpelling(patterns);
-  flow.guardPrefix = (previous + text).slice(-keep);
-  ctx.tails?.set(key, flow.guardPrefix, keep);
+  const open = requestFields(flow).flatMap((field) => openRests(field, patterns));
+  const rests = [...(ctx.tails?.get(key) ?? []), ...open];
+  const joined = rests.length > 0 ? findSecret(text, rests) : null;
+  if (joined) return refuseExfiltration(flow, joined, "pieces across fields of this request or the previous one to this host");
+  flow.guardRests = rests;
+  ctx.tails?.set(key, open);
 }
 
-/** Where a value is, for the message: the URL, one header, or split. */
-function whereIs(flow: Flow, patterns: readonly Pattern[], previous: string): string {
-  if (findSecret(`${flow.host}${flow.path}`, patterns)) return "the URL";
+/** Where a value is, for the message: the URL or one header. */
+function whereIs(flow: Flow, patterns: readonly Pattern[]): string {
+  if (findSecret(`${flow.host}\n${flow.path}`, patterns)) return "the URL";
   for (const [name, value] of Object.entries(flow.headers)) {
-    if (value !== undefined && findSecret(`${name}: ${Array.isArray(value) ? value.join("") : value}`, patterns)) return `the ${name} header`;
+    if (value !== undefined && findSecret(`${name}\n${Array.isArray(value) ? value.join("\n") : value}`, patterns)) return `the ${name} header`;
   }
-  if (previous && !findSecret(requestText(flow), patterns)) return "this request joined to the previous one to this host";
-  return "the URL and headers, split across them";
+  return "the headers";
 }
