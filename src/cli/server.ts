@@ -1,9 +1,9 @@
 // `agent-vault server [-d]`, `server stop`, `run -- <command>`, `ca path|export`, `vault session
 // list|revoke` and `vault discover`. The proxy is imported only when one of these runs.
-import { openSync } from "node:fs";
 import { type Command } from "commander";
 import { discover } from "../api/discover.ts";
 import { AgentVaultError } from "../shared/errors.ts";
+import { openAppendPrivate } from "../shared/files.ts";
 import { parseDuration } from "../shared/duration.ts";
 import { homePaths } from "../shared/paths.ts";
 import { type Session } from "../vault/state.schema.ts";
@@ -52,7 +52,7 @@ export function registerServer(program: Command): void {
       const running = await serve.findRunningServer(store).catch(() => null);
       if (running) throw new AgentVaultError("conflict", `a server for ${paths.home} is already running (pid ${running.pid}, API port ${running.api_port})`, { hint: "stop it with `agent-vault server stop`" });
       if (options.detach) {
-        const log = openSync(`${paths.home}/server.log`, "a", 0o600);
+        const log = openAppendPrivate(`${paths.home}/server.log`);
         const self = process.argv[1] && /\.(ts|js)$/.test(process.argv[1]) ? [process.execPath, process.argv[1]] : [process.execPath];
         const args = [...self, "server", "--host", options.host, "--port", String(apiPort), "--mitm-port", String(mitmPort), ...(password !== null ? ["--password-stdin"] : [])];
         const env = { ...process.env };
@@ -116,15 +116,32 @@ export function registerRun(program: Command): void {
     .option("--service <name>", "limit the session to a service (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--agent <name>", "run as this agent: its unexpired grants and its policy apply")
     .option("--policy <file>", "an access policy for this session (JSON or YAML)")
+    .option("--no-sandbox", "run the command without the sandbox (Linux namespaces: no data directory, no network but the proxy)")
+    .option("--sandbox-ro <path>", "make a path read-only in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--sandbox-rw <path>", "make a path writable in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--sandbox-hide <path>", "hide a path in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .argument("<command...>", "the command to run")
     .passThroughOptions()
-    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string }) => {
+    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string; sandbox: boolean; sandboxRo: string[]; sandboxRw: string[]; sandboxHide: string[] }) => {
       const ttlMs = parseDuration(options.ttl);
       if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
       const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
       const { runAgent } = await import("../run/run.ts");
       const { store, vault } = await openVault(options);
-      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy });
+      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide } });
+    });
+}
+
+/** The sandbox's own init (src/sandbox/init.ts), which `run` starts inside it; not for people. */
+export function registerSandboxInit(program: Command): void {
+  program
+    .command("sandbox-init", { hidden: true })
+    .option("--relay <spec>", "HOST:PORT=/path/to.sock (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .argument("<command...>")
+    .passThroughOptions()
+    .action(async (command: string[], options: { relay: string[] }) => {
+      const { parseRelaySpec, sandboxInit } = await import("../sandbox/init.ts");
+      process.exitCode = await sandboxInit(options.relay.map(parseRelaySpec), command);
     });
 }
 

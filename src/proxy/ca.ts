@@ -3,7 +3,7 @@
 // the bundle handed to agents (system roots plus ours) written beside it.
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
-import { writeFileAtomic } from "../vault/store.ts";
+import { PUBLIC_MODE, readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type CertificateAuthority, createCertificateAuthority } from "./certs.ts";
 
@@ -22,16 +22,17 @@ export async function ensureCertificateAuthority(store: VaultStore): Promise<Cer
     });
   }
   const authority = { certPem: ca.cert_pem, keyPem: store.openValue(CA_KIND, CA_SCOPE, "ca", ca.key) };
-  writeIfChanged(store.paths.caCert, authority.certPem, 0o644);
-  writeIfChanged(store.paths.caBundle, `${rootCertificates.join("\n")}\n${authority.certPem}`, 0o644);
+  // Public (0644): agents read them. Written only under their own names, never through a link.
+  writeIfChanged(store.paths.caCert, authority.certPem, PUBLIC_MODE);
+  writeIfChanged(store.paths.caBundle, `${rootCertificates.join("\n")}\n${authority.certPem}`, PUBLIC_MODE);
   return authority;
 }
 
 function writeIfChanged(path: string, text: string, mode: number): void {
   try {
-    if (readFileSync(path, "utf8") === text) return;
+    if (readFileNoFollow(path)?.toString("utf8") === text) return;
   } catch {
-    // missing: write it
+    // a link or a special file where ours belongs: replaced by the rename below
   }
   writeFileAtomic(path, Buffer.from(text), mode);
 }

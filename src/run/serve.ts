@@ -1,7 +1,7 @@
 // Starting the proxy and the agent API for one data directory, and finding one that already runs
 // (its pidfile records its ports). Used by `server` (foreground or detached) and by `run`, which
 // serves in-process for its child's lifetime when no server is running.
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { z } from "zod";
 import { type ServerFacts } from "../api/proof.ts";
 import { createApiServer, listenApi } from "../api/server.ts";
@@ -13,7 +13,7 @@ import { ensureCertificateAuthority, upstreamTrust } from "../proxy/ca.ts";
 import { LeafCertificates } from "../proxy/certs.ts";
 import { netguardOptionsFromEnv } from "../proxy/netguard.ts";
 import { ProxyState } from "../proxy/state.ts";
-import { writeFileAtomic } from "../vault/store.ts";
+import { readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { checkServer } from "./server-check.ts";
 
@@ -129,7 +129,7 @@ export function removePidFile(paths: HomePaths): void {
 
 export function readPidFile(paths: HomePaths): PidFile | null {
   try {
-    return PidFileSchema.parse(JSON.parse(readFileSync(paths.pidFile, "utf8")));
+    return PidFileSchema.parse(JSON.parse(readFileNoFollow(paths.pidFile)?.toString("utf8") ?? ""));
   } catch {
     return null;
   }

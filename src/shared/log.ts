@@ -1,7 +1,9 @@
 // The request log: one JSON line per request in the data directory, rotated by size. It records
 // metadata only (time, session id, method, host, path without query, service, status, latency,
-// error code): never a header, a query string, a body or a credential.
-import { appendFileSync, renameSync, statSync } from "node:fs";
+// error code): never a header, a query string, a body or a credential. It is appended to only
+// through appendPrivate: a link the agent planted under its name is replaced, never written through.
+import { lstatSync, renameSync } from "node:fs";
+import { appendPrivate } from "./files.ts";
 
 export interface RequestLogEntry {
   readonly time: string;
@@ -34,7 +36,7 @@ export class RequestLog {
   ) {
     this.maxBytes = maxBytes;
     try {
-      this.size = statSync(path).size;
+      this.size = lstatSync(path).size;
     } catch {
       this.size = 0;
     }
@@ -60,7 +62,7 @@ export class RequestLog {
         renameSync(this.path, `${this.path}.1`);
         this.size = 0;
       }
-      appendFileSync(this.path, text, { mode: 0o600 });
+      appendPrivate(this.path, text);
       this.size += text.length;
     } catch {
       // The log must never take the proxy down: a full disk loses log lines, not requests.

@@ -1,10 +1,14 @@
 // File I/O for the state file (docs/vault-format.md section 7): the inter-process lock and the
 // atomic write. Readers never lock: a rename is atomic, so they see the old file or the new one.
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import fs, { lstatSync, readdirSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
 import { AgentVaultError } from "../shared/errors.ts";
-import { randomHex } from "./crypto.ts";
+import { ensureDataDirectory, fsyncDirectory, readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
+
+// The file primitives live in src/shared/files.ts (no symlink is ever followed); re-exported for
+// the vault's callers.
+export { fsyncDirectory, writeFileAtomic };
 
 // A holder refreshes the lock every second; one untouched for 4 s belongs to a dead process
 // (SIGKILL, power loss) and may be taken over. Writers hold the lock for milliseconds.
@@ -14,6 +18,21 @@ const LOCK_UPDATE_MS = 1_000;
 function lockTimeoutMs(): number {
   const fromEnv = Number(process.env.AGENT_VAULT_LOCK_TIMEOUT_MS);
   return Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : 10_000;
+}
+
+// The lock is a directory made with mkdir, which never follows a link. proper-lockfile would stat
+// and touch (utimes) it through one, so it gets the lstat/lutimes twins: a link planted at the lock
+// path is never followed, not even to change a time stamp.
+const NO_FOLLOW_FS = { mkdir: fs.mkdir, rmdir: fs.rmdir, rmdirSync: fs.rmdirSync, realpath: fs.realpath, stat: fs.lstat, utimes: fs.lutimes };
+
+/** A symlink or file where the lock directory belongs was planted (locks are directories): removed. */
+function removePlantedLock(lockPath: string): void {
+  try {
+    if (lstatSync(lockPath).isDirectory()) return;
+    unlinkSync(lockPath);
+  } catch {
+    // Missing (the usual case), or already removed by another process.
+  }
 }
 
 export interface HeldLock {
@@ -27,9 +46,11 @@ export async function withFileLock<T>(file: string, lockPath: string, fn: (lock:
   let compromised = false;
   let release: (() => Promise<void>) | undefined;
   for (let attempt = 0; release === undefined; attempt++) {
+    removePlantedLock(lockPath);
     try {
       release = await lockfile.lock(file, {
         lockfilePath: lockPath,
+        fs: NO_FOLLOW_FS,
         realpath: false,
         stale: LOCK_STALE_MS,
         update: LOCK_UPDATE_MS,
@@ -55,34 +76,6 @@ export async function withFileLock<T>(file: string, lockPath: string, fn: (lock:
   }
 }
 
-/** Temp file, fsync, rename over the target, fsync the directory: the new file or the old, never half. */
-export function writeFileAtomic(path: string, bytes: Uint8Array, mode = 0o600): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `${basename(path)}.${process.pid}.${randomHex(4)}.tmp`);
-  const fd = openSync(tmp, "wx", mode);
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw error;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  fsyncDirectory(dir);
-}
-
-export function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Removes temp files a killed writer left behind. Call only while holding the lock. */
 export function removeStrayTempFiles(path: string): void {
   const dir = dirname(path);
@@ -100,23 +93,18 @@ export function removeStrayTempFiles(path: string): void {
 
 /** Creates the directory 0700, and tightens an existing one: it will hold the vault. */
 export function ensurePrivateDirectory(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
+  ensureDataDirectory(dir);
 }
 
+/** The state file's bytes, never through a planted link or FIFO; null when missing. */
 export function readFileOrNull(path: string): Buffer | null {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new AgentVaultError("io_error", `cannot read ${path}: ${(error as Error).message}`);
-  }
+  return readFileNoFollow(path);
 }
 
 /** A cheap identity of a file's current version, to notice another process's write. */
 export function fileVersion(path: string): string | null {
   try {
-    const s = statSync(path);
+    const s = lstatSync(path);
     return `${s.ino}:${s.size}:${s.mtimeMs}`;
   } catch {
     return null;

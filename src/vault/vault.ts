@@ -1,8 +1,9 @@
 // The vault API every part calls: initialize a data directory, unlock it, read the verified state,
 // apply a change under the lock, seal and open values. It follows docs/vault-format.md; the file
 // layout is in format.ts, the ciphers in crypto.ts, the I/O in store.ts.
-import { existsSync, readFileSync, unlinkSync } from "node:fs";
+import { existsSync, unlinkSync } from "node:fs";
 import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
+import { checkDataDirectory, readFileNoFollow } from "../shared/files.ts";
 import { type HomePaths } from "../shared/paths.ts";
 import {
   constantTimeEqual,
@@ -73,14 +74,14 @@ function writeKeyFile(paths: HomePaths, dataKey: Buffer): void {
 }
 
 function readKeyFile(paths: HomePaths): Buffer {
-  let text: string;
-  try {
-    text = readFileSync(paths.keyFile, "latin1");
-  } catch {
+  // Never through a planted link: a key file that is not a regular file of the directory is refused.
+  const bytes = readFileNoFollow(paths.keyFile);
+  if (bytes === null) {
     throw new AgentVaultError("vault_corrupt", `the vault has no master password, but its key file ${paths.keyFile} is missing`, {
       hint: "restore the key file from a backup; without it the vault cannot be opened",
     });
   }
+  const text = bytes.toString("latin1");
   const match = /^agent-vault-key\/v1 ([A-Za-z0-9+/]{43}=)\n?$/.exec(text);
   if (!match) throw new AgentVaultError("vault_corrupt", `key file ${paths.keyFile} is corrupted`);
   return Buffer.from(match[1]!, "base64");
@@ -143,6 +144,8 @@ export class VaultStore {
 
   /** Reads the header, asks for the password only if the vault has one, and unwraps the data key. */
   static async unlock(paths: HomePaths, getPassword: PasswordSource): Promise<VaultStore> {
+    // A data directory someone else can write to, or a link to one, is refused before anything is read.
+    checkDataDirectory(paths.home);
     // The version is taken before the bytes: if another process writes in between, the cache is
     // marked older than it is and the next read() re-reads, instead of trusting stale bytes.
     const version = fileVersion(paths.stateFile) ?? "";
