@@ -1,8 +1,10 @@
 // The WebSocket codec (src/proxy/websocket.ts) without sockets: messages fragmented with control
 // frames in between, every length encoding, bytes arriving one at a time, and the frames a peer
-// must never send (each named with the close code it earns).
+// must never send (each named with the close code it earns); and the policy over whole messages.
 import { describe, expect, test } from "bun:test";
 import { CLOSE_CODE, closePayload, encodeFrame, FrameParser, OPCODE, parseClose, unmask, type WsMessage } from "../../src/proxy/websocket.ts";
+import { patternsOf, responsePatterns } from "../../src/proxy/secrets.ts";
+import { websocketPolicy } from "../../src/proxy/ws-policy.ts";
 import { prng } from "../support/random.ts";
 
 /** A frame as a client would write it (masked), with control over fin, rsv and the length field. */
@@ -171,5 +173,45 @@ describe("encodeFrame", () => {
   test("a masked frame does not carry the payload in clear", () => {
     const frameBytes = encodeFrame(OPCODE.text, Buffer.from("sk_live_visible_value"), { masked: true });
     expect(frameBytes.toString("latin1")).not.toContain("sk_live_visible_value");
+  });
+});
+
+describe("websocketPolicy (what may cross an open WebSocket)", () => {
+  const value = "sk_live_Zq9x_policy_value";
+  const all = patternsOf("KEY", value);
+  const policy = websocketPolicy({ guard: () => all, scrub: () => responsePatterns(all) });
+  const off = websocketPolicy({ guard: () => [], scrub: () => [] });
+
+  test("toward the upstream: a value in a text, binary, ping or close payload closes with 1008 naming the key", () => {
+    for (const [opcode, payload] of [
+      [OPCODE.text, Buffer.from(`{"v":"${value}"}`)],
+      [OPCODE.binary, Buffer.concat([Buffer.from([0, 255]), Buffer.from(Buffer.from(value).toString("base64"))])],
+      [OPCODE.ping, Buffer.from(value)],
+      [OPCODE.close, closePayload(1000, value)],
+    ] as const) {
+      const verdict = policy.toUpstream({ opcode, payload });
+      expect("close" in verdict && verdict.close).toBe(CLOSE_CODE.policyViolation);
+      expect("close" in verdict && verdict.reason).not.toContain(value);
+      expect("close" in verdict && verdict.blocked?.key).toBe("KEY");
+    }
+    expect(policy.toUpstream({ opcode: OPCODE.text, payload: Buffer.from("clean") })).toEqual({ send: { opcode: OPCODE.text, payload: Buffer.from("clean") } });
+    expect("send" in off.toUpstream({ opcode: OPCODE.text, payload: Buffer.from(value) })).toBe(true);
+  });
+
+  test("toward the agent: scrubbed, a text message stays valid UTF-8, control frames stay within 125 bytes", () => {
+    const text = policy.toAgent({ opcode: OPCODE.text, payload: Buffer.from(`é${value}ü`) });
+    expect("send" in text && new TextDecoder("utf-8", { fatal: true }).decode(text.send.payload)).toBe("é[REDACTED:KEY]ü");
+    // A value shorter than its marker: scrubbed, the ping would pass 125 bytes, so it goes out empty.
+    const short = patternsOf("KEY", "Q7w_e9R2");
+    const shortPolicy = websocketPolicy({ guard: () => [], scrub: () => responsePatterns(short) });
+    const ping = shortPolicy.toAgent({ opcode: OPCODE.ping, payload: Buffer.from(`${"x".repeat(115)}Q7w_e9R2`) });
+    expect("send" in ping && ping.send.payload.length).toBe(0);
+    const fits = policy.toAgent({ opcode: OPCODE.pong, payload: Buffer.from(`${"x".repeat(100)}${value}`) });
+    expect("send" in fits && fits.send.payload.toString()).toBe(`${"x".repeat(100)}[REDACTED:KEY]`);
+    const close = shortPolicy.toAgent({ opcode: OPCODE.close, payload: closePayload(4000, `${"r".repeat(110)} Q7w_e9R2`) });
+    expect("send" in close && close.send.payload.length).toBeLessThanOrEqual(125);
+    expect("send" in close && parseClose(close.send.payload).code).toBe(4000);
+    expect("send" in close && close.send.payload.toString("latin1")).not.toContain("Q7w_e9R2");
+    expect("send" in close && parseClose(close.send.payload).reason).toStartWith(`${"r".repeat(110)} [REDACTED`);
   });
 });
