@@ -5,7 +5,9 @@
 //   - forwarding without backpressure (memory grows with the body) and a 504 with the error text:
 //     forward.ts streams with backpressure and answers with the JSON error contract;
 //   - a CA generated in the working directory: ours lives sealed in the vault.
-// Everything policy-related happens in pipeline.ts; this file is sockets.
+// Nothing on an intercepted connection is relayed unread: only a WebSocket is ever upgraded, and
+// its messages are read one by one (upgrade.ts, ws-relay.ts); any other upgrade offer is removed.
+// Everything policy-related happens in pipeline.ts and ws-policy.ts; this file is sockets.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import net, { type Socket } from "node:net";
 import tls, { TLSSocket } from "node:tls";

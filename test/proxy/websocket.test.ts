@@ -215,3 +215,19 @@ describe("websocketPolicy (what may cross an open WebSocket)", () => {
     expect("send" in close && parseClose(close.send.payload).reason).toStartWith(`${"r".repeat(110)} [REDACTED`);
   });
 });
+
+test("unmask: word-at-a-time equals byte-at-a-time at every alignment and offset", () => {
+  const key = Buffer.from([0x9a, 0x01, 0xfe, 0x37]);
+  const pool = Buffer.alloc(300);
+  for (let i = 0; i < pool.length; i++) pool[i] = (i * 31) & 0xff;
+  for (let start = 0; start < 4; start++) {
+    for (let offset = 0; offset < 4; offset++) {
+      for (const length of [0, 1, 3, 4, 5, 17, 256]) {
+        const data = Buffer.from(pool).subarray(start, start + length);
+        const expected = Buffer.from(data.map((b, i) => b ^ key[(offset + i) & 3]!));
+        unmask(data, key, offset);
+        expect(data.equals(expected)).toBe(true);
+      }
+    }
+  }
+});
