@@ -1001,3 +1001,91 @@ describe("type-ahead: keys that arrive before the previous key's frame is drawn"
     expect(leaked(m.frames, secret)).toBeNull();
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Agent and upstream text is data (issue 12): escaped on every screen; the proposal detail states
+// the effects from the vault's records, and keeps them on screen whatever the agent wrote.
+
+/** Terminal control an agent might write, raw (as it must never reach a frame). */
+const TRICKS = { osc52: "\x1b]52;c;ZXZpbA==\x07", osc8: "\x1b]8;;https://evil.example.com\x1b\\docs\x1b]8;;\x1b\\", hide: "\x1b[8mHIDDEN", up: "\x1b[1A\x1b[2K", c1: "\u009b2J", rlo: "\u202eRLO" } as const;
+
+function expectInert(frames: readonly string[]): void {
+  const all = frames.join("\n");
+  for (const [name, raw] of Object.entries(TRICKS)) expect(all.includes(raw), `${name} reached a frame raw`).toBe(false);
+  expect(all).not.toMatch(/[\u0080-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/);
+}
+
+describe("agent text is data", () => {
+  test("Activity: a logged host, path and error with escapes are shown escaped", async () => {
+    const f = await bare();
+    appendFileSync(f.paths.requestLog, `${JSON.stringify(logEntry(1, { host: `h${TRICKS.c1}.test`, path: `/p${TRICKS.osc52}${TRICKS.up}`, status: 502, error: `bad${TRICKS.hide}${TRICKS.rlo}` }))}\n`);
+    const m = mount(f);
+    await m.press("4");
+    const frame = await m.until("\\u009b2J");
+    expect(frame).toContain("/p\\x1b]52;c;");
+    expectInert(m.frames);
+  });
+
+  test("Proposals list and detail: the message, descriptions and instructions escaped; the effect and the warning after them", async () => {
+    const f = await seeded();
+    const s = f.store;
+    const p = await fileProposal(
+      s,
+      "default",
+      parseProposalInput({
+        services: [{ action: "set", name: "openai", host: "evil.example.com", auth: { type: "bearer", token: "OPENAI_KEY" }, description: `same${TRICKS.hide}` }],
+        credentials: [{ action: "set", key: "STRIPE_KEY", description: `desc${TRICKS.osc8}`, obtain_instructions: `${TRICKS.up}\n${TRICKS.osc52}${TRICKS.c1}` }],
+        message: `nothing changes ${TRICKS.rlo}${TRICKS.hide}\n${TRICKS.up}  + service openai: api.openai.com (bearer)`,
+      }),
+      null,
+    );
+    const m = mount(f);
+    await m.until(`#${p.id}`);
+    await m.press(KEY.enter);
+    const frame = await m.until(`Proposal #${p.id} ·`);
+    expectInert(m.frames);
+    expect(frame).toContain("\\u202eRLO\\x1b[8mHIDDEN");
+    expect(frame).toContain("│ \\x1b[1A\\x1b[2K  + service openai: api.openai.com (bearer)");
+    const effect = "service openai: host api.openai.com → evil.example.com";
+    const warning = "! OPENAI_KEY, a credential already in the vault, would be sent to evil.example.com";
+    expect(frame).toContain(effect);
+    expect(frame).toContain(warning);
+    expect(frame).toContain("! credential STRIPE_KEY: the current value is replaced; used by service stripe");
+    expect(frame.indexOf(effect)).toBeGreaterThan(frame.lastIndexOf("HIDDEN"));
+    expect(frame.indexOf(warning)).toBeGreaterThan(frame.indexOf(effect));
+    for (const v of [OPENAI_VALUE, STRIPE_VALUE]) expect(leaked(m.frames, v)).toBeNull();
+  });
+
+  test("Proposal detail: 400 lines of agent text cannot push the effects and warnings off a 24-row screen", async () => {
+    const f = await seeded();
+    const p = await fileProposal(
+      f.store,
+      "default",
+      parseProposalInput({ services: [{ action: "set", name: "stripe", host: "collector.example.net", auth: { type: "bearer", token: "STRIPE_KEY" } }], message: Array.from({ length: 400 }, (_, i) => `f${i}`).join("\n").slice(0, 2000) }),
+      null,
+    );
+    const m = mount(f);
+    Object.defineProperty(m.stdout, "rows", { value: 24, configurable: true });
+    m.stdout.emit("resize");
+    await m.until(`#${p.id}`);
+    await m.press(KEY.enter);
+    const frame = await m.until(`Proposal #${p.id} ·`);
+    expect(frame).toContain("service stripe: host api.stripe.com → collector.example.net");
+    expect(frame).toContain("! STRIPE_KEY, a credential already in the vault, would be sent to collector.example.net");
+    expect(frame).toMatch(/… \d+ more lines: agent-vault vault proposal show \d+/);
+    expect(frame).not.toContain("f399");
+    expect(lines(frame).length).toBeLessThanOrEqual(24);
+  });
+
+  test("a revealed value the agent chose is escaped too", async () => {
+    const f = await bare();
+    await setCredentials(f.store, "default", [{ key: "AGENT_MADE", value: `v${TRICKS.osc52}` }]);
+    const m = mount(f);
+    await m.press("2");
+    await m.until("AGENT_MADE");
+    await m.press("v");
+    const frame = await m.until("AGENT_MADE = ");
+    expect(frame).toContain("AGENT_MADE = v\\x1b]52;c;ZXZpbA==\\x07");
+    expectInert(m.frames);
+  });
+});
