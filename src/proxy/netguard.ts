@@ -220,8 +220,8 @@ export async function resolveDial(host: string, port: number, options: NetguardO
   const addresses = "address" in parsed ? [parsed.address] : await lookupAll(parsed.name);
   const refused = addresses.find((a) => isForbiddenAddress(a, options.allowlist));
   if (refused !== undefined) {
-    const what = "address" in parsed && refused === host ? refused : `${host} resolves to ${refused}, which`;
-    throw new AgentVaultError("forbidden_address", `${what} is a private, reserved or local address`);
+    const what = "address" in parsed && refused === host ? `${refused} is` : `${host} resolves to ${refused},`;
+    throw new AgentVaultError("forbidden_address", `${what} a private or reserved address, or one of this machine's own`);
   }
   return { address: addresses[0]!, port };
 }
