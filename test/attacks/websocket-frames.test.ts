@@ -26,8 +26,8 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 }, 30_000);
 
-async function openWs(host: string, path: string, extra: string[] = []): Promise<{ conn: HttpConnection; res: RawResponse }> {
-  const conn = await B.tunnel(host);
+async function openWs(host: string, path: string, extra: string[] = [], proxyAuth?: string): Promise<{ conn: HttpConnection; res: RawResponse }> {
+  const conn = await B.tunnel(host, proxyAuth);
   const key = randomBytes(16).toString("base64");
   conn.socket.write([`GET ${path} HTTP/1.1`, `Host: ${host}`, "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${key}`, "Sec-WebSocket-Version: 13", "Authorization: Bearer placeholder", ...extra, "", ""].join("\r\n"));
   const res = await readResponse(conn.reader);
@@ -219,6 +219,17 @@ describe("frames a client must never send: closed with the RFC's code, nothing r
       expectNothingOf(receivedOn(path));
     });
   });
+});
+
+test("revoking the session closes its open WebSocket (the relay ends both sides)", async () => {
+  const held = await B.session();
+  const { conn, res } = await openWs("api.fake.test", "/ws/revoke", [], held.proxyAuth);
+  expect(res.status).toBe(101);
+  conn.socket.write(wsFrame("before", { mask: true }));
+  expect((await readWsFrame(conn.reader)).payload.toString()).toBe("before");
+  const r = await B.cli(["vault", "session", "revoke", held.id]);
+  expect(r.code, r.stderr).toBe(0);
+  expect(await conn.reader.closesWithin(5000)).toBe(true);
 });
 
 // A real client: Bun's WebSocket (which offers permessage-deflate by default) through the proxy,

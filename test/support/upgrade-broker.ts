@@ -40,10 +40,14 @@ export interface Broker {
   /** Everything the agent got, for the canary checks. */
   readonly outputs: string[];
   wireFor(sni: string, since: number): Buffer;
-  tunnel(host: string): Promise<HttpConnection>;
+  tunnel(host: string, proxyAuth?: string): Promise<HttpConnection>;
   plain(): Promise<HttpConnection>;
   /** curl as the agent user through the proxy; returns stdout, stderr and the exit code. */
   curl(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** A second session (for revocation tests): its id and proxy authorization. */
+  session(): Promise<{ id: string; proxyAuth: string }>;
+  /** Runs the CLI against the broker's home, as its user. */
+  cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   log(): string;
   close(): Promise<void>;
 }
@@ -182,8 +186,8 @@ export async function startBroker(scratch: string): Promise<Broker> {
     wsReceived,
     outputs,
     wireFor: (sni, since) => Buffer.concat(upstream.wire.slice(since).filter((w) => w.sni === sni).map((w) => w.data)),
-    async tunnel(host) {
-      const t = await openTunnel({ proxyPort: server.mitmPort, host, proxyAuthorization: proxyAuth, ca: trust });
+    async tunnel(host, auth = proxyAuth) {
+      const t = await openTunnel({ proxyPort: server.mitmPort, host, proxyAuthorization: auth, ca: trust });
       if (t.connect.status !== 200) throw new Error(`CONNECT ${host}: ${t.connect.status} ${t.connect.text}`);
       conns.push(t.conn!);
       return t.conn!;
@@ -198,6 +202,16 @@ export async function startBroker(scratch: string): Promise<Broker> {
       const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       outputs.push(stdout, stderr);
       return { code, stdout, stderr };
+    },
+    async session() {
+      const made = await createSession(store, "default", {});
+      home.reown();
+      return { id: made.session.id, proxyAuth: basicProxyAuth(made.token) };
+    },
+    async cli(args) {
+      const r = await home.run(args, { env });
+      outputs.push(r.stdout, r.stderr);
+      return r;
     },
     log: () => {
       try {
