@@ -615,7 +615,7 @@ async function main(): Promise<number> {
   const ours = () => cpuOf("self", true) + cpuOf(server.pid) + (mitm ? cpuOf(mitm.pid) : 0);
   const busy0 = machineBusy();
   const ours0 = ours();
-  const client = Bun.spawn([BINARY, "run", "--no-sandbox", "--", process.execPath, CLIENT], {
+  const client = Bun.spawn([BINARY, "run", "--", process.execPath, CLIENT], {
     cwd: ROOT,
     env: { ...base, BENCH_PROXY_CONFIG: JSON.stringify(config) },
     stdin: "ignore",
