@@ -83,7 +83,13 @@ async function cleanup(store: VaultStore, vaultName: string, sessionId: string, 
   // The session dies with this process anyway (its record names our pid and start time); revoking
   // only says so on file. A lock someone keeps fresh must not keep us, and so the session, alive:
   // if the revocation is still waiting for it, the caller exits without it.
-  const revoked = await Promise.race([revokeSession(store, vaultName, sessionId).then(() => true, () => true), Bun.sleep(REVOKE_WAIT_MS).then(() => false)]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const revoked = await Promise.race([
+    revokeSession(store, vaultName, sessionId).then(() => true, () => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), REVOKE_WAIT_MS))),
+  ]);
+  // A pending timer would hold the process (and the session) open for the whole wait.
+  clearTimeout(timer);
   await served?.close().catch(() => undefined);
   return revoked;
 }
