@@ -139,6 +139,16 @@ function composed(outer: DecodedView, inner: DecodedView): DecodedView {
   };
 }
 
+const ANY_ESCAPE = /%[0-9a-fA-F]{2}|\\[u"\\/bfnrtx]/g;
+
+/** Where escapes start in `text` (a native scan; most text has none). */
+export function escapePositions(text: string): number[] {
+  const out: number[] = [];
+  ANY_ESCAPE.lastIndex = 0;
+  for (let m = ANY_ESCAPE.exec(text); m; m = ANY_ESCAPE.exec(text)) out.push(m.index);
+  return out;
+}
+
 /** How many characters at the end of `text` may be an escape the next chunk completes. */
 export function partialEscapeLength(text: string): number {
   const m = PARTIAL_ESCAPE.exec(text.slice(-6));

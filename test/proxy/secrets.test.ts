@@ -201,7 +201,8 @@ describe("streaming", () => {
     expect(scrubber.push(Buffer.from("data: gh")).toString()).toBe("data: ");
     expect(scrubber.push(Buffer.from("ost\n\n")).toString()).toBe("ghost\n\n");
     expect(scrubber.push(Buffer.from("x ghp_abcdefgh")).toString()).toBe("x ");
-    expect(scrubber.push(Buffer.from("ijklmnop y")).toString()).toBe("[REDACTED:K] y");
+    // " y" may start another form of the value (its base64 begins with "y"): held until the end.
+    expect(scrubber.push(Buffer.from("ijklmnop y")).toString() + scrubber.end().toString()).toBe("[REDACTED:K] y");
   });
 
   test("compressed bodies are decoded for scanning; unknown codings are not", () => {
