@@ -92,6 +92,10 @@ beforeAll(async () => {
   const holder = spawnLive(H.argv(["run", "--", "sh", "-c", 'printf "%s\\n" "$AGENT_VAULT_SESSION_TOKEN"; exec cat >/dev/null']), cleanEnv(H.env), "pipe");
   cleanups.push(async () => {
     (holder.proc.stdin as { end(): unknown }).end();
+    // The end of stdin lets the child exit. If it does not (a sandboxed child that holds on, or
+    // `sh` as a namespace's init ignoring SIGTERM), `run` is killed: its sandbox dies with it.
+    const ended = await Promise.race([holder.proc.exited.then(() => true), Bun.sleep(2000).then(() => false)]);
+    if (!ended) holder.proc.kill("SIGKILL");
     await holder.proc.exited;
   });
   token = await waitUntil(
