@@ -6,9 +6,11 @@
 // unhardened next to an agent with a shell would silently hand it the keys.
 //
 // The password from AGENT_VAULT_MASTER_PASSWORD is moved out of process.env here, so no child
-// (an agent, an `exec:` source, a browser) inherits it. Deleting from process.env does not wipe
-// the kernel's copy of the initial environment (/proc/PID/environ): non-dumpable is what makes
-// that unreadable to the user.
+// (an agent, an `exec:` source, a browser) inherits it. Deleting from process.env does not touch
+// the initial environment block /proc/PID/environ shows: non-dumpable makes that unreadable to the
+// user, and the value is also zeroed in place (through /proc/self/mem, before we stop being
+// dumpable: afterwards that file belongs to root).
+import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { AgentVaultError } from "./errors.ts";
 
 const PR_SET_DUMPABLE = 4;
@@ -29,20 +31,58 @@ export interface Hardening {
 
 let applied: Hardening | null = null;
 let passwordFromEnv: string | undefined;
+let taken = false;
 
 /**
  * Takes AGENT_VAULT_MASTER_PASSWORD out of process.env (children never see it) and keeps it for
  * the unlock. Idempotent.
  */
 function takePasswordFromEnv(): void {
+  if (taken) return;
+  taken = true;
   if (!("AGENT_VAULT_MASTER_PASSWORD" in process.env)) return;
   passwordFromEnv = process.env.AGENT_VAULT_MASTER_PASSWORD;
   delete process.env.AGENT_VAULT_MASTER_PASSWORD;
+  if (process.platform === "linux") wipeInitialEnvironment("AGENT_VAULT_MASTER_PASSWORD=");
+}
+
+/**
+ * Zeroes the value of `prefix` in the environment block the kernel set up at exec, which
+ * /proc/PID/environ shows and process.env no longer governs. Non-dumpable already hides the block
+ * from the user; this leaves nothing for anyone who can still read it (root, a later mistake).
+ * Best effort: a failure here leaves the non-dumpable protection in place.
+ */
+function wipeInitialEnvironment(prefix: string): void {
+  try {
+    const stat = readFileSync("/proc/self/stat", "latin1");
+    // Fields 50 and 51 (env_start, env_end); the fields after the command name start at 3.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const start = Number(fields[47]);
+    const end = Number(fields[48]);
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end <= start || end - start > 1 << 24) return;
+    const fd = openSync("/proc/self/mem", "r+");
+    try {
+      const block = Buffer.alloc(end - start);
+      readSync(fd, block, 0, block.length, start);
+      const key = Buffer.from(prefix, "latin1");
+      for (let at = 0; at < block.length; ) {
+        const stop = block.indexOf(0, at) === -1 ? block.length : block.indexOf(0, at);
+        if (block.subarray(at, at + key.length).equals(key) && stop > at + key.length) {
+          writeSync(fd, Buffer.alloc(stop - at - key.length), 0, stop - at - key.length, start + at + key.length);
+        }
+        at = stop + 1;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // see above
+  }
 }
 
 /** The password AGENT_VAULT_MASTER_PASSWORD carried at start (process.env no longer has it once hardened). */
 export function masterPasswordFromEnv(): string | undefined {
-  return applied ? passwordFromEnv : process.env.AGENT_VAULT_MASTER_PASSWORD;
+  return taken ? passwordFromEnv : process.env.AGENT_VAULT_MASTER_PASSWORD;
 }
 
 function failed(why: string): AgentVaultError {
@@ -103,12 +143,13 @@ async function hardenDarwin(): Promise<Hardening> {
 /** Hardens this process once; throws (fail closed) where the platform's protection cannot be applied. */
 export async function hardenProcess(): Promise<Hardening> {
   if (applied) return applied;
+  // First, while /proc/self/mem is still ours to open: non-dumpable hands it to root.
+  takePasswordFromEnv();
   let result: Hardening;
   if (process.platform === "linux") result = await hardenLinux();
   else if (process.platform === "darwin") result = await hardenDarwin();
   else throw failed(`${process.platform} is not supported`);
   applied = result;
-  takePasswordFromEnv();
   return result;
 }
 

@@ -4,15 +4,16 @@
 // /proc/*/mem of the user (the server included), and tries ptrace: gdb -p $PPID and
 // ptrace(PTRACE_ATTACH) through ctypes. Neither the master password (from
 // AGENT_VAULT_MASTER_PASSWORD, or from --password-stdin) nor the credential value may be in
-// anything it read. A control process of the user's (dumpable) shows the same reads do work.
+// anything it read. A control process of the user's (dumpable) shows the same reads do work. And
+// the password is gone from run's kernel-kept environment block even for root.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openToAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups } from "../support/process.ts";
+import { runCleanups, waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
 import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
 
@@ -208,10 +209,18 @@ describe("the broker's memory and environment are closed to the agent", () => {
     const home = await prepareHome();
     const server: Server = await startServer(home, { ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }, cleanups);
     const mark = U.received.length;
-    const result = await home.run(["run", "--", "/usr/bin/python3", script, PASSWORD, SECRET, CONTROL], { env: { ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD } });
-    outputs.push(result.stdout, result.stderr);
-    expect(result.code, result.stderr).toBe(0);
-    const report = parseReport(result.stdout);
+    const proc = Bun.spawn(home.argv(["run", "--", "/usr/bin/python3", script, PASSWORD, SECRET, CONTROL]), { env: cleanEnv({ ...home.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    // Once run has started its child, even root (this test) finds no password in the environment
+    // block the kernel keeps for it: run wiped it, not only its process.env.
+    await waitUntil("run's child", () => existsSync(`/proc/${proc.pid}/task/${proc.pid}/children`) && readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, "latin1").trim() !== "", 20_000);
+    const block = readFileSync(`/proc/${proc.pid}/environ`, "latin1");
+    expect(block).toContain("AGENT_VAULT_HOME=");
+    expect(block).not.toContain(PASSWORD);
+    const [stdout, stderr, code] = await output;
+    outputs.push(stdout, stderr);
+    expect(code, stderr).toBe(0);
+    const report = parseReport(stdout);
     expectNothingRead(report, hitsWithSecret(mark));
     // The server is a process of the user too: it was listed and refused.
     expect(report.denied.map((d) => d.pid)).toContain(server.live.proc.pid);
