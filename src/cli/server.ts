@@ -116,15 +116,33 @@ export function registerRun(program: Command): void {
     .option("--service <name>", "limit the session to a service (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--agent <name>", "run as this agent: its unexpired grants and its policy apply")
     .option("--policy <file>", "an access policy for this session (JSON or YAML)")
+    .option("--no-sandbox", "run the command without the sandbox (Linux namespaces: no data directory, no network but the proxy)")
+    .option("--sandbox-ro <path>", "make a path read-only in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--sandbox-rw <path>", "make a path writable in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--sandbox-hide <path>", "hide a path in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .argument("<command...>", "the command to run")
     .passThroughOptions()
-    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string }) => {
+    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string; sandbox: boolean; sandboxRo: string[]; sandboxRw: string[]; sandboxHide: string[] }) => {
       const ttlMs = parseDuration(options.ttl);
       if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
       const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
       const { runAgent } = await import("../run/run.ts");
       const { store, vault } = await openVault(options);
-      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy });
+      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide } });
+    });
+}
+
+/** The sandbox's own init (src/sandbox/init.ts), which `run` starts inside it; not for people. */
+export function registerSandboxInit(program: Command): void {
+  program
+    .command("sandbox-init", { hidden: true })
+    .option("--relay <spec>", "HOST:PORT=/path/to.sock (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .argument("<command...>")
+    .passThroughOptions()
+    .action(async (command: string[], options: { relay: string[] }) => {
+      const { parseRelaySpec, sandboxInit } = await import("../sandbox/init.ts");
+      // The command's end is the sandbox's end: the relays' listeners must not keep it open.
+      process.exit(await sandboxInit(options.relay.map(parseRelaySpec), command));
     });
 }
 

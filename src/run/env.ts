@@ -1,6 +1,8 @@
 // The environment `agent-vault run` gives its child (DESIGN "Environment"): where the agent API
 // is, the session token, the proxy with the token in its user info, and our CA bundle for every
 // client we know of. Inherited copies are replaced, and the master password never passes.
+import { withNodePreload } from "../sandbox/node-preload.ts";
+
 export const CA_BUNDLE_VARIABLES = [
   "SSL_CERT_FILE",
   "NODE_EXTRA_CA_CERTS",
@@ -23,6 +25,8 @@ export interface AgentEnvInput {
   readonly proxyHost: string;
   readonly proxyPort: number;
   readonly caBundle: string;
+  /** A script Node loads first (src/sandbox/node-preload.ts): its global fetch then uses the proxy. */
+  readonly nodePreload?: string;
 }
 
 export function buildAgentEnv(parent: NodeJS.ProcessEnv, input: AgentEnvInput): Record<string, string> {
@@ -34,6 +38,7 @@ export function buildAgentEnv(parent: NodeJS.ProcessEnv, input: AgentEnvInput): 
   for (const name of PROXY_VARIABLES) env[name] = proxyUrl;
   for (const name of ["NO_PROXY", "no_proxy"]) env[name] = "localhost,127.0.0.1,::1";
   env.NODE_USE_ENV_PROXY = "1";
+  if (input.nodePreload) env.NODE_OPTIONS = withNodePreload(env.NODE_OPTIONS, input.nodePreload);
   for (const name of CA_BUNDLE_VARIABLES) env[name] = input.caBundle;
   env.AGENT_VAULT_ADDR = input.apiUrl;
   env.AGENT_VAULT_SESSION_TOKEN = input.token;

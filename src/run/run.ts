@@ -8,6 +8,8 @@ import { type Policy } from "../vault/agent.schema.ts";
 import { currentProcessIdentity } from "../shared/liveness.ts";
 import { createSession, revokeSession } from "../vault/sessions.ts";
 import { type VaultStore } from "../vault/vault.ts";
+import { prepareLauncher, type SandboxRequest } from "../sandbox/launch.ts";
+import { writeNodePreload } from "../sandbox/node-preload.ts";
 import { buildAgentEnv } from "./env.ts";
 import { watchProposals } from "./notice.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, type Served, startServices } from "./serve.ts";
@@ -20,7 +22,7 @@ const ALWAYS_FORWARDED = ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
 const TERMINAL_SIGNALS = ["SIGINT", "SIGQUIT"] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
 
-export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null }): Promise<number> {
+export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null; sandbox?: SandboxRequest }): Promise<number> {
   const paths = homePaths();
   await ensureCertificateAuthority(store);
   // The server is checked (it must prove it holds this vault's key) before any session exists.
@@ -37,18 +39,31 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
     served = await startServices(store, { host: "127.0.0.1", apiPort: DEFAULT_API_PORT, mitmPort: DEFAULT_MITM_PORT, fallbackToFreePorts: true });
     ({ host, apiPort, mitmPort } = served);
   }
+  // The command runs in the sandbox unless asked not to (src/sandbox/): it then reaches the proxy
+  // and the API only through relays on its own loopback.
+  const nodePreload = writeNodePreload(paths.home);
+  const sandbox = options.sandbox ?? { enabled: false, readOnly: [], readWrite: [], hidden: [] };
+  let launcher;
+  try {
+    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort }, (line) => process.stderr.write(line));
+  } catch (error) {
+    await cleanup(store, vaultName, session.id, served);
+    throw error;
+  }
   const env = buildAgentEnv(process.env, {
-    apiUrl: `http://${host}:${apiPort}`,
+    apiUrl: `http://${launcher.agentHost}:${apiPort}`,
     token,
     vault: vaultName,
-    proxyHost: host,
+    proxyHost: launcher.agentHost,
     proxyPort: mitmPort,
     caBundle: paths.caBundle,
+    nodePreload,
   });
   let child;
   try {
-    child = Bun.spawn([...command], { env, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    child = launcher.spawn(command, env);
   } catch (error) {
+    await launcher.close();
     await cleanup(store, vaultName, session.id, served);
     throw new AgentVaultError("invalid_argument", `cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
@@ -70,6 +85,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const code = await child.exited;
   stopWatching();
   for (const [signal, handler] of handlers) process.off(signal, handler);
+  await launcher.close();
   const revoked = await cleanup(store, vaultName, session.id, served);
   const exitCode = child.signalCode ? 128 + (SIGNAL_NUMBERS[child.signalCode] ?? 1) : code;
   if (!revoked) process.exit(exitCode);

@@ -1,0 +1,52 @@
+// `agent-vault sandbox-init` (hidden): the first process of ours inside the sandbox. It listens on
+// the namespace's loopback at the proxy and agent-API ports `run` put in the environment, relays
+// each connection to `run`'s Unix sockets, then runs the agent's command and passes signals and
+// the exit status through. It never opens the vault and is given no password or key: it holds
+// only the agent's own bytes, so the agent tracing or replacing it gains nothing. bubblewrap's own
+// init is pid 1 and reaps orphans; this process is the command's parent.
+import { AgentVaultError } from "../shared/errors.ts";
+import { relayTcpToUnix } from "./relay.ts";
+import { FORWARDED_SIGNALS, TERMINAL_SIGNALS, exitStatusOf } from "./signals.ts";
+
+export interface RelaySpec {
+  readonly host: string;
+  readonly port: number;
+  readonly socket: string;
+}
+
+const RELAY = /^(127\.0\.0\.1|0\.0\.0\.0):(\d{1,5})=(\/.+)$/;
+
+/** `HOST:PORT=/path/to.sock`, as `run` writes it. */
+export function parseRelaySpec(text: string): RelaySpec {
+  const match = RELAY.exec(text);
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535) throw new AgentVaultError("invalid_argument", `--relay "${text}" is not HOST:PORT=/path/to.sock`);
+  return { host: match[1]!, port, socket: match[3]! };
+}
+
+export async function sandboxInit(relays: readonly RelaySpec[], command: readonly string[]): Promise<number> {
+  if (command.length === 0) throw new AgentVaultError("invalid_argument", "sandbox-init needs a command");
+  for (const relay of relays) await relayTcpToUnix(relay.host, relay.port, relay.socket);
+  let child;
+  try {
+    child = Bun.spawn([...command], { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+  } catch (error) {
+    // What a shell says, so the agent's tooling reads it as usual; 127 is "command not found".
+    process.stderr.write(`agent-vault: cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+    return 127;
+  }
+  const fromTerminal = Boolean(process.stdin.isTTY);
+  for (const signal of [...FORWARDED_SIGNALS, ...TERMINAL_SIGNALS]) {
+    process.on(signal, () => {
+      // The terminal already sent these to the whole foreground group, the command included.
+      if (fromTerminal && (TERMINAL_SIGNALS as readonly string[]).includes(signal)) return;
+      try {
+        child.kill(signal);
+      } catch {
+        // the command is gone
+      }
+    });
+  }
+  const code = await child.exited;
+  return exitStatusOf(code, child.signalCode);
+}

@@ -1,0 +1,163 @@
+// How `run` starts the agent's command: in the Linux sandbox (src/sandbox/linux.ts) when it can,
+// else as a plain child, saying so in one line. Either way `run` gets the same handle: kill a
+// signal into the command, its exit code, and a close that removes what the launch made.
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join, relative, isAbsolute } from "node:path";
+import { AgentVaultError } from "../shared/errors.ts";
+import { NAMESPACE_ARGS, bwrapArgs, findBwrap, resolveSandboxPath } from "./linux.ts";
+import { relayUnixToTcp, type Relay } from "./relay.ts";
+
+export interface SandboxRequest {
+  readonly enabled: boolean;
+  readonly readOnly: readonly string[];
+  readonly readWrite: readonly string[];
+  readonly hidden: readonly string[];
+}
+
+export interface LaunchTarget {
+  /** The data directory, hidden from the command. */
+  readonly dataDir: string;
+  /** Files in it the command may read (the CA bundle, the Node preload). */
+  readonly shared: readonly string[];
+  /** Where the real proxy and agent API listen. */
+  readonly host: string;
+  readonly apiPort: number;
+  readonly mitmPort: number;
+}
+
+export interface AgentProcess {
+  kill(signal: NodeJS.Signals): void;
+  readonly exited: Promise<number>;
+  readonly signalCode: NodeJS.Signals | number | null;
+}
+
+export interface Launcher {
+  /** The host the command's environment names for the proxy and the agent API. */
+  readonly agentHost: string;
+  readonly isSandboxed: boolean;
+  spawn(command: readonly string[], env: Record<string, string>): AgentProcess;
+  close(): Promise<void>;
+}
+
+// bwrap's outer process dies of the first INT, QUIT, TERM, HUP or USR it gets, and with it the
+// sandbox (--die-with-parent): a Ctrl-C the agent wanted to handle would kill it. It ignores them
+// (an ignored signal stays ignored across exec); they reach the command through our init, which
+// takes handlers, and whose children start with default dispositions again.
+const IGNORE_THEN_EXEC = 'trap "" INT QUIT TERM HUP USR1 USR2; exec "$0" "$@"';
+
+function plainLauncher(target: LaunchTarget): Launcher {
+  return {
+    agentHost: target.host,
+    isSandboxed: false,
+    spawn: (command, env) => Bun.spawn([...command], { env, stdin: "inherit", stdout: "inherit", stderr: "inherit" }),
+    close: async () => undefined,
+  };
+}
+
+/** Why the sandbox cannot start here, or null when it can (a real bwrap run, a few milliseconds). */
+function sandboxUnavailable(bwrap: string | null): string | null {
+  if (process.platform !== "linux") return `no sandbox on ${process.platform} yet`;
+  if (!bwrap) return "bubblewrap (bwrap) is not installed";
+  const probe = Bun.spawnSync([bwrap, ...NAMESPACE_ARGS, "--ro-bind", "/", "/", "--", "/bin/sh", "-c", ":"], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  if (probe.exitCode === 0) return null;
+  const why = probe.stderr.toString().trim().split("\n")[0]?.replace(/^bwrap: /, "") || `bwrap exited ${probe.exitCode}`;
+  return `namespaces are unavailable (${why.slice(0, 160)})`;
+}
+
+function selfCommand(): string[] {
+  // A compiled binary is its own execPath; `bun src/main.ts` needs the script too.
+  const script = process.argv[1];
+  return script && /\.(ts|js)$/.test(script) ? [process.execPath, script] : [process.execPath];
+}
+
+function userPaths(flag: string, paths: readonly string[], dataDir: string): string[] {
+  return paths.map((path) => {
+    const real = resolveSandboxPath(flag, path);
+    const inside = relative(dataDir, real);
+    if (inside === "" || (!inside.startsWith("..") && !isAbsolute(inside))) {
+      throw new AgentVaultError("invalid_argument", `${flag} ${path}: the data directory stays hidden in the sandbox`);
+    }
+    return real;
+  });
+}
+
+export async function prepareLauncher(request: SandboxRequest, target: LaunchTarget, notice: (line: string) => void): Promise<Launcher> {
+  if (!request.enabled) return plainLauncher(target);
+  const dataDir = realpathSync(target.dataDir);
+  const user = { readOnly: userPaths("--sandbox-ro", request.readOnly, dataDir), readWrite: userPaths("--sandbox-rw", request.readWrite, dataDir), hidden: userPaths("--sandbox-hide", request.hidden, dataDir) };
+  const bwrap = findBwrap();
+  const unavailable = sandboxUnavailable(bwrap);
+  if (unavailable || !bwrap) {
+    notice(`agent-vault: ${unavailable}: running without the sandbox (apt-get install bubblewrap, or --no-sandbox to silence this)\n`);
+    return plainLauncher(target);
+  }
+  // The relay sockets: a fresh 0700 directory of ours, visible in the sandbox through /tmp.
+  const socketDir = mkdtempSync(join(tmpdir(), "agent-vault-run-"));
+  const relays: Relay[] = [];
+  const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
+  const close = async () => {
+    await Promise.all(relays.map((r) => r.close().catch(() => undefined)));
+    rmSync(socketDir, { recursive: true, force: true });
+  };
+  try {
+    relays.push(await relayUnixToTcp(join(socketDir, "proxy.sock"), upstreamHost, target.mitmPort));
+    relays.push(await relayUnixToTcp(join(socketDir, "api.sock"), upstreamHost, target.apiPort));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const shared = target.shared.map((file) => join(dataDir, basename(file)));
+  const args = bwrapArgs({ dataDir, shared, user }, process.env, process.getuid?.() ?? 0);
+  notice(`agent-vault: sandboxed: the command's only network is the proxy (HTTPS_PROXY) and AGENT_VAULT_ADDR; a client that ignores HTTPS_PROXY cannot connect (--no-sandbox to run without)\n`);
+  return {
+    agentHost: "127.0.0.1",
+    isSandboxed: true,
+    close,
+    spawn: (command, env) => {
+      const init = [...selfCommand(), "sandbox-init", "--relay", `127.0.0.1:${target.mitmPort}=${join(socketDir, "proxy.sock")}`, "--relay", `127.0.0.1:${target.apiPort}=${join(socketDir, "api.sock")}`, "--", ...command];
+      const outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, "--info-fd", "3", "--", ...init], { env, stdio: ["inherit", "inherit", "inherit", "pipe"] });
+      return sandboxedProcess(outer);
+    },
+  };
+}
+
+/**
+ * Signals go to our init inside (its pid outside the namespace comes on bwrap's --info-fd), which
+ * passes them to the command; the exit code is bwrap's, which is the init's, which is the command's.
+ */
+function sandboxedProcess(outer: Bun.Subprocess): AgentProcess {
+  let innerPid: number | null = null;
+  const pending: NodeJS.Signals[] = [];
+  let isDone = false;
+  const deliver = (signal: NodeJS.Signals) => {
+    if (isDone || innerPid === null) return;
+    try {
+      process.kill(innerPid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  const infoFd = outer.stdio[3];
+  if (typeof infoFd === "number") {
+    void Bun.file(infoFd)
+      .text()
+      .then((text) => {
+        const pid = Number((JSON.parse(text) as { "child-pid"?: unknown })["child-pid"]);
+        if (Number.isSafeInteger(pid) && pid > 1) innerPid = pid;
+        for (const signal of pending.splice(0)) deliver(signal);
+      })
+      .catch(() => undefined);
+  }
+  const exited = outer.exited.then((code) => {
+    isDone = true;
+    return code;
+  });
+  return {
+    kill: (signal) => (innerPid === null ? pending.push(signal) : deliver(signal)),
+    exited,
+    get signalCode() {
+      return outer.signalCode;
+    },
+  };
+}

@@ -1,0 +1,96 @@
+// The Linux sandbox: bubblewrap (bwrap) puts the agent in new user, PID, mount, IPC, UTS, cgroup
+// and network namespaces. We use bwrap rather than `unshare` because the mounts that hide the data
+// directory must be ones the agent cannot undo: under `unshare -r` the agent is root of the
+// namespace that made them and can simply unmount them. bwrap builds the tree, then drops every
+// capability, sets no_new_privs, and with --disable-userns keeps the agent from making a user
+// namespace of its own; mounts made before that are locked. It also mounts a /proc of the new PID
+// namespace (no process of ours or of the user is visible), brings up loopback in the empty
+// network namespace, and --die-with-parent ends the sandbox if `run` dies, SIGKILL included.
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { AgentVaultError } from "../shared/errors.ts";
+
+export interface SandboxPaths {
+  readonly readOnly: readonly string[];
+  readonly readWrite: readonly string[];
+  readonly hidden: readonly string[];
+}
+
+export interface BwrapPlan {
+  /** Hidden whatever the user asks for: the data directory. */
+  readonly dataDir: string;
+  /** Files of the data directory the agent needs, bound read-only at their own paths. */
+  readonly shared: readonly string[];
+  readonly user: SandboxPaths;
+}
+
+const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
+
+export function findBwrap(): string | null {
+  for (const dir of (process.env.PATH ?? "").split(":").filter(Boolean)) {
+    const candidate = join(dir, "bwrap");
+    if (existsSync(candidate)) return candidate;
+  }
+  return BWRAP_CANDIDATES.find((p) => existsSync(p)) ?? null;
+}
+
+/** The namespaces and the privilege drop, without any mounts: shared by the probe and the real run. */
+export const NAMESPACE_ARGS = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"];
+
+/**
+ * Sockets through which a sandboxed process could have something outside run a command for it:
+ * tmux and screen servers, the systemd user manager and the session bus (`systemd-run --user`),
+ * X11 (typing into another window). Hidden unless `--sandbox-rw`/`--sandbox-ro` names them again.
+ * Abstract Unix sockets need no entry: they belong to the network namespace.
+ */
+export function escapeRoutes(env: NodeJS.ProcessEnv, uid: number): string[] {
+  const runtime = env.XDG_RUNTIME_DIR || `/run/user/${uid}`;
+  const tmuxBase = env.TMUX_TMPDIR || "/tmp";
+  return [join(tmuxBase, `tmux-${uid}`), join(runtime, "bus"), join(runtime, "systemd"), `/run/screen/S-${env.USER ?? ""}`, "/tmp/.X11-unix"];
+}
+
+/** Absolute, symlinks resolved (bwrap mounts onto the real path), and existing: else a one-line error. */
+export function resolveSandboxPath(flag: string, path: string): string {
+  try {
+    return realpathSync(path);
+  } catch (error) {
+    throw new AgentVaultError("invalid_argument", `${flag} ${path}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (error as Error).message}`);
+  }
+}
+
+function depth(path: string): number {
+  return path.split("/").filter(Boolean).length;
+}
+
+function hide(path: string): string[] {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    return [];
+  }
+  // A directory becomes an empty read-only tmpfs; a file or socket becomes /dev/null.
+  return isDirectory ? ["--tmpfs", path, "--remount-ro", path] : ["--ro-bind", "/dev/null", path];
+}
+
+/**
+ * bwrap's arguments, in mount order: the whole filesystem as it is (the agent keeps its repos,
+ * home and /tmp), our own /proc, the escape routes hidden, the user's adjustments from the
+ * shallowest path to the deepest (so `--sandbox-ro ~ --sandbox-rw ~/repo` reads as meant), and
+ * last the data directory hidden with only the shared files put back, so no flag can expose it.
+ */
+export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {
+  const args = [...NAMESPACE_ARGS, "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"];
+  for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
+  const adjustments = [
+    ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
+    ...plan.user.readWrite.map((path) => ({ path, args: ["--bind", path, path] })),
+    ...plan.user.hidden.map((path) => ({ path, args: hide(path) })),
+  ].sort((a, b) => depth(a.path) - depth(b.path));
+  for (const adjustment of adjustments) args.push(...adjustment.args);
+  // The shared files are bound before the tmpfs turns read-only: their mount points are made in it.
+  args.push("--tmpfs", plan.dataDir);
+  for (const file of plan.shared) args.push("--ro-bind", file, file);
+  args.push("--remount-ro", plan.dataDir);
+  return args;
+}
