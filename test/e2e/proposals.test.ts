@@ -28,6 +28,9 @@ import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process
 const scratch = mkdtempSync(join(tmpdir(), "av-proposals-e2e-"));
 const cleanups: (() => Promise<void> | void)[] = [];
 const TAG = randomBytes(8).toString("hex");
+// Credential values get their own random part: the guard also looks for a value's part after a
+// well-known prefix (`existing-` here), which a path built from TAG would otherwise contain.
+const VTAG = randomBytes(8).toString("hex");
 const REVIEWER = `cli:${userInfo().username}`;
 
 function show(label: string, r: RunResult): string {
@@ -99,7 +102,7 @@ let fuzz: Holder; // vault "fuzz"
 let store: VaultStore; // the same data directory, in-process (fuzz cleanup, inspecting stored proposals)
 
 const UPSTREAM_HOSTS = ["newsvc.example.com", "agentval.example.com", "oauthsvc.example.com", "race.example.com", "api.stripe.com", "unknown.example.org"];
-const EXISTING = `existing-${TAG}`;
+const EXISTING = `existing-${VTAG}`;
 
 beforeAll(async () => {
   U = await startUpstream(mkdtempSync(join(scratch, "u-")));
@@ -664,7 +667,7 @@ describe("decided once", () => {
         const key = `RACE_TOKEN_${round}_${pair}`;
         const host = round === ROUNDS - 1 && pair === 0 ? "race.example.com" : `race${round}-${pair}.example.com`;
         const id = await file({ services: [{ ...newService(`race${round}-${pair}`, key), host }], credentials: [{ action: "set", key }] });
-        pairs.push({ id, key, offset: ((round * PAIRS + pair) % 8) * 10, values: [`race-a-${round}-${pair}-${TAG}`, `race-b-${round}-${pair}-${TAG}`] });
+        pairs.push({ id, key, offset: ((round * PAIRS + pair) % 8) * 10, values: [`race-a-${round}-${pair}-${VTAG}`, `race-b-${round}-${pair}-${VTAG}`] });
       }
       const outcomes = await Promise.all(
         pairs.map(async ({ id, key, offset, values }) => {
@@ -719,18 +722,18 @@ describe("decided once", () => {
       try {
         await waitUntil("the password prompt", () => late.stdout.includes("Master password"), 15_000);
         // Meanwhile: another reviewer approves, and an agent files a new proposal.
-        await ok(["vault", "proposal", "approve", String(id), "PROMPT_RACE=-", "--yes"], { stdin: `first-${TAG}` });
+        await ok(["vault", "proposal", "approve", String(id), "PROMPT_RACE=-", "--yes"], { stdin: `first-${VTAG}` });
         const meanwhile = await file({ credentials: [{ action: "set", key: "FILED_MEANWHILE" }], message: "filed while the reviewer typed" });
         stdin.write(`${TEST_PASSWORD}\r`);
         stdin.flush();
         const next = await waitUntil("a value prompt or the end", () => (late.stdout.includes("Value for PROMPT_RACE") ? "prompt" : late.proc.exitCode !== null ? "exited" : null), 15_000);
         if (next === "prompt") {
-          stdin.write(`second-${TAG}\r`);
+          stdin.write(`second-${VTAG}\r`);
           stdin.flush();
         }
         const code = await late.proc.exited;
         const transcript = `late reviewer (exit ${code}): ${JSON.stringify(late.stdout.slice(-600))}`;
-        expect((await ok(["vault", "credential", "get", "PROMPT_RACE"])).stdout.trim(), transcript).toBe(`first-${TAG}`);
+        expect((await ok(["vault", "credential", "get", "PROMPT_RACE"])).stdout.trim(), transcript).toBe(`first-${VTAG}`);
         const polled = await agent("GET", `/v1/proposals/${id}`);
         expect((polled.json.audit as { action: string }[]).filter((a) => a.action === "approved"), transcript).toHaveLength(1);
         const kept = await agent("GET", `/v1/proposals/${meanwhile}`);

@@ -25,6 +25,9 @@ import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process
 const scratch = mkdtempSync(join(tmpdir(), "av-tui-e2e-"));
 const cleanups: (() => Promise<void> | void)[] = [];
 const TAG = randomBytes(6).toString("hex");
+// Credential values get their own random part: the guard also looks for a value's part after a
+// well-known prefix (`alpha-` here), which a path built from TAG would otherwise contain.
+const VTAG = randomBytes(6).toString("hex");
 const HAVE_TMUX = Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode === 0;
 
 // ---------------------------------------------------------------------------------------------
@@ -240,9 +243,9 @@ beforeAll(async () => {
   U.handler = replyWithPath;
   H = await tempHome();
   cleanups.push(() => H.cleanup());
-  await ok(["vault", "credential", "set", "ALPHA_KEY=-"], { stdin: `alpha-${TAG}` });
-  await ok(["vault", "credential", "set", "DOOMED_KEY=-"], { stdin: `doomed-${TAG}` });
-  await ok(["vault", "credential", "set", "ZULU_KEY=-"], { stdin: `zulu-${TAG}` });
+  await ok(["vault", "credential", "set", "ALPHA_KEY=-"], { stdin: `alpha-${VTAG}` });
+  await ok(["vault", "credential", "set", "DOOMED_KEY=-"], { stdin: `doomed-${VTAG}` });
+  await ok(["vault", "credential", "set", "ZULU_KEY=-"], { stdin: `zulu-${VTAG}` });
   // A request log with every status class, for the colour checks.
   const line = (status: number, path: string) => JSON.stringify({ time: new Date().toISOString(), session: null, vault: "default", method: "GET", host: "api.example.com", path, service: null, status, latency_ms: 3, error: status >= 500 ? "upstream_error" : null, via: "tunnel" });
   appendFileSync(join(H.dir, "requests.log"), `${[line(200, "/ok"), line(404, "/nope"), line(502, "/bad")].join("\n")}\n`);
@@ -425,7 +428,7 @@ describe("agent-vault tui in tmux", () => {
     for (let round = 0; round < 4; round++) {
       await pane.keys("e");
       await pane.until("Value for ALPHA_KEY (hidden):");
-      const secret = `alpha-typed-${round}-${TAG}`;
+      const secret = `alpha-typed-${round}-${VTAG}`;
       await autotype(pane, secret, 3);
       await pane.until(/updated ALPHA_KEY|error:/);
       results.push({ typed: secret, stored: (await ok(["vault", "credential", "get", "ALPHA_KEY"])).stdout.trim() });
@@ -652,7 +655,7 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
 
 describe("agents on the Sessions screen (issue 7)", () => {
   it("5 shows an agent's live grants and policy; x, y revokes it", async () => {
-    await ok(["vault", "credential", "set", "TUI_AGENT_KEY=-"], { stdin: `agent-${TAG}` });
+    await ok(["vault", "credential", "set", "TUI_AGENT_KEY=-"], { stdin: `agent-${VTAG}` });
     await ok(["vault", "service", "add", "--name", "tuiapi", "--host", "tuiapi.example.com", "--auth-type", "bearer", "--token-key", "TUI_AGENT_KEY"]);
     const token = (await ok(["agent", "create", "tuibot"])).stdout.trim();
     await ok(["agent", "grant", "tuibot", "--service", "tuiapi", "--ttl", "2h"]);
