@@ -26,10 +26,17 @@ const CONTROL = `control-${randomBytes(12).toString("hex")}`;
 const HOST = "api.svc.test";
 const outputs: string[] = [];
 
+// Runs with --no-sandbox: the hardening must hold on its own (without the sandbox, as on a machine
+// with no user namespaces); inside the sandbox the broker's processes are not even visible
+// (test/attacks/sandbox-escape.test.ts).
 // The agent. It prints a JSON report that names what it found, never the values themselves.
 const ATTACKER = String.raw`
 import ctypes, json, os, re, subprocess, sys, time
-password, secret, control = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3].encode()
+# The canaries come in a file, hex-encoded: passed as arguments they would sit in the argv of
+# every process that started this one (the sandbox's init too), which is not the broker's leak.
+with open(sys.argv[1]) as f:
+    given = json.load(f)
+password, secret, control = (bytes.fromhex(given[k]) for k in ("password", "secret", "control"))
 needles = {"password": password, "secret": secret, "control": control}
 me, ppid = os.getpid(), os.getppid()
 report = {"ppid": ppid, "found": [], "environ_read": [], "mem_read": {}, "denied": [], "proxied": None}
@@ -145,6 +152,7 @@ interface Report {
 let U: Upstream;
 let ENV: Record<string, string>;
 let script: string;
+let needlesFile: string;
 
 async function prepareHome(): Promise<TempHome> {
   const home = await tempHome({ asAgent: true, init: false });
@@ -189,6 +197,10 @@ beforeAll(async () => {
   script = join(scratch, "attacker.py");
   writeFileSync(script, ATTACKER);
   openToAgent(script);
+  needlesFile = join(scratch, "needles.json");
+  const hex = (t: string) => Buffer.from(t).toString("hex");
+  writeFileSync(needlesFile, JSON.stringify({ password: hex(PASSWORD), secret: hex(SECRET), control: hex(CONTROL) }));
+  openToAgent(needlesFile);
 }, 60_000);
 
 afterAll(async () => {
@@ -209,7 +221,7 @@ describe("the broker's memory and environment are closed to the agent", () => {
     const home = await prepareHome();
     const server: Server = await startServer(home, { ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }, cleanups);
     const mark = U.received.length;
-    const proc = Bun.spawn(home.argv(["run", "--", "/usr/bin/python3", script, PASSWORD, SECRET, CONTROL]), { env: cleanEnv({ ...home.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(home.argv(["run", "--no-sandbox", "--", "/usr/bin/python3", script, needlesFile]), { env: cleanEnv({ ...home.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     // Once run has started its child, even root (this test) finds no password in the environment
     // block the kernel keeps for it: run wiped it, not only its process.env.
@@ -231,7 +243,7 @@ describe("the broker's memory and environment are closed to the agent", () => {
     const home = await prepareHome();
     const mark = U.received.length;
     const env = cleanEnv({ ...home.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: undefined });
-    const proc = Bun.spawn(home.argv(["run", "--password-stdin", "--", "/usr/bin/python3", script, PASSWORD, SECRET, CONTROL]), { env, stdin: new TextEncoder().encode(`${PASSWORD}\n`), stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(home.argv(["run", "--no-sandbox", "--password-stdin", "--", "/usr/bin/python3", script, needlesFile]), { env, stdin: new TextEncoder().encode(`${PASSWORD}\n`), stdout: "pipe", stderr: "pipe" });
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     outputs.push(stdout, stderr);
     expect(code, stderr).toBe(0);
