@@ -48,13 +48,13 @@ export function registerInit(program: Command): void {
 }
 
 export function registerMasterPassword(program: Command): void {
-  const group = program.command("master-password").description("set, change or remove the master password (re-wraps the data key only)");
+  const group = program.command("master-password").description("set, change or remove the master password (each rotates the data key: every value is sealed again)");
   withPasswordOption(group.command("set").description("protect a --no-password vault with a master password").option("--new-password-stdin", "read the new password from stdin")).action(
     async (options: CommonOptions & { newPasswordStdin?: boolean }) => {
       const store = await openStore(options);
       if (store.hasPassword) throw new AgentVaultError("conflict", "the vault already has a master password", { hint: "use `agent-vault master-password change`" });
       await store.setPassword(await readNewPassword(options.newPasswordStdin, false, "New master password"));
-      printNote("master password set; the key file was removed");
+      printNote("master password set; the key file was removed; the data key was rotated (restart a running server)");
     },
   );
   withPasswordOption(group.command("change").description("change the master password").option("--new-password-stdin", "read the new password from the next line of stdin")).action(
@@ -62,7 +62,7 @@ export function registerMasterPassword(program: Command): void {
       const store = await openStore(options);
       if (!store.hasPassword) throw new AgentVaultError("conflict", "the vault has no master password", { hint: "use `agent-vault master-password set`" });
       await store.setPassword(await readNewPassword(options.newPasswordStdin, false, "New master password"));
-      printNote("master password changed");
+      printNote("master password changed; the data key was rotated, so an old copy of the vault and the old password open nothing written from now on (restart a running server)");
     },
   );
   withPasswordOption(group.command("remove").description("drop the master password and keep the data key in a 0600 key file")).action(async (options: CommonOptions) => {

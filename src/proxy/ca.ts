@@ -2,13 +2,12 @@
 // before the proxy existed), its key sealed in the vault, its certificate written to ca.pem, and
 // the bundle handed to agents (system roots plus ours) written beside it.
 import { readFileSync } from "node:fs";
+import { CA_KEY_KIND, CA_KEY_SCOPE } from "../vault/sealed-kinds.ts";
 import { rootCertificates } from "node:tls";
 import { PUBLIC_MODE, readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type CertificateAuthority, createCertificateAuthority } from "./certs.ts";
 
-const CA_KIND = "ca-key";
-const CA_SCOPE = "-";
 
 export async function ensureCertificateAuthority(store: VaultStore): Promise<CertificateAuthority> {
   let ca = store.read().ca;
@@ -16,12 +15,12 @@ export async function ensureCertificateAuthority(store: VaultStore): Promise<Cer
     ca = await store.update((body) => {
       if (!body.ca) {
         const made = createCertificateAuthority();
-        body.ca = { cert_pem: made.certPem, key: store.sealValue(CA_KIND, CA_SCOPE, "ca", made.keyPem) };
+        body.ca = { cert_pem: made.certPem, key: store.sealValue(CA_KEY_KIND, CA_KEY_SCOPE, "ca", made.keyPem) };
       }
       return body.ca;
     });
   }
-  const authority = { certPem: ca.cert_pem, keyPem: store.openValue(CA_KIND, CA_SCOPE, "ca", ca.key) };
+  const authority = { certPem: ca.cert_pem, keyPem: store.openValue(CA_KEY_KIND, CA_KEY_SCOPE, "ca", ca.key) };
   // Public (0644): agents read them. Written only under their own names, never through a link.
   writeIfChanged(store.paths.caCert, authority.certPem, PUBLIC_MODE);
   writeIfChanged(store.paths.caBundle, `${rootCertificates.join("\n")}\n${authority.certPem}`, PUBLIC_MODE);

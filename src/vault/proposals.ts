@@ -3,6 +3,7 @@
 // is decided once, also when two reviewers race (the lock serializes them; the second sees it
 // decided). Values never appear in a view, a message or the audit.
 import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
+import { PROPOSAL_VALUE_KIND } from "./sealed-kinds.ts";
 import { type CredentialRecord } from "./credential.schema.ts";
 import { CREDENTIAL_KIND } from "./credentials.ts";
 import { MAX_PENDING_PROPOSALS, type Proposal, type ProposalInput, ProposalInputSchema, PROPOSAL_TTL_MS, type ProposalStatus, type StoredSlot } from "./proposal.schema.ts";
@@ -11,7 +12,6 @@ import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
 
-const VALUE_KIND = "proposal-value";
 
 export function statusOf(proposal: Proposal, now = Date.now()): ProposalStatus {
   return proposal.status === "pending" && Date.parse(proposal.expires_at) <= now ? "expired" : proposal.status;
@@ -56,7 +56,7 @@ export async function fileProposal(store: VaultStore, vaultName: string, input: 
     const credentials: StoredSlot[] = input.credentials.map((slot) => {
       if (slot.action === "delete") return slot;
       const { value, ...rest } = slot;
-      return value === undefined ? rest : { ...rest, sealed_value: store.sealValue(VALUE_KIND, vault.id, `${id}:${slot.key}`, value) };
+      return value === undefined ? rest : { ...rest, sealed_value: store.sealValue(PROPOSAL_VALUE_KIND, vault.id, `${id}:${slot.key}`, value) };
     });
     const created = new Date(now).toISOString();
     const proposal: Proposal = {
@@ -103,7 +103,7 @@ export function slotsNeedingValues(proposal: Proposal): string[] {
 export function agentSuppliedValue(store: VaultStore, vault: VaultRecord, proposal: Proposal, key: string): string | null {
   const slot = proposal.credentials.find((c) => c.action === "set" && c.key === key);
   if (!slot || slot.action !== "set" || slot.sealed_value === undefined) return null;
-  return store.openValue(VALUE_KIND, vault.id, `${proposal.id}:${key}`, slot.sealed_value);
+  return store.openValue(PROPOSAL_VALUE_KIND, vault.id, `${proposal.id}:${key}`, slot.sealed_value);
 }
 
 function requirePending(proposal: Proposal, now: number): void {
@@ -129,7 +129,7 @@ export async function approveProposal(store: VaultStore, vaultName: string, id: 
         continue;
       }
       const existing = vault.credentials[slot.key];
-      const value = values[slot.key] ?? (slot.sealed_value !== undefined ? store.openValue(VALUE_KIND, vault.id, `${id}:${slot.key}`, slot.sealed_value) : "");
+      const value = values[slot.key] ?? (slot.sealed_value !== undefined ? store.openValue(PROPOSAL_VALUE_KIND, vault.id, `${id}:${slot.key}`, slot.sealed_value) : "");
       const metadata: Record<string, string> = { proposal: String(id) };
       if (slot.type === "oauth" && slot.oauth) {
         metadata.oauth_status = "not_connected";

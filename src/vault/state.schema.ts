@@ -95,6 +95,8 @@ export const CaRecordSchema = z.object({ cert_pem: z.string().max(8192), key: z.
 
 export const BodySchema = z
   .object({
+    /** Counts writes: a running process refuses a file whose generation goes back (a restored copy). */
+    generation: z.number().int().min(0).optional(),
     current_vault: VaultNameSchema,
     vaults: z.array(VaultRecordSchema).min(1),
     ca: CaRecordSchema.optional(),

@@ -1,6 +1,7 @@
 // The vault API every part calls: initialize a data directory, unlock it, read the verified state,
 // apply a change under the lock, seal and open values. It follows docs/vault-format.md; the file
 // layout is in format.ts, the ciphers in crypto.ts, the I/O in store.ts.
+import { randomBytes } from "node:crypto";
 import { existsSync, unlinkSync } from "node:fs";
 import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
 import { checkDataDirectory, readFileNoFollow } from "../shared/files.ts";
@@ -17,6 +18,7 @@ import {
   seal,
   type Argon2Params,
 } from "./crypto.ts";
+import { CA_KEY_KIND, CA_KEY_SCOPE, CREDENTIAL_KIND, PROPOSAL_VALUE_KIND } from "./sealed-kinds.ts";
 import { encodeSigned, encodeStateFile, parseStateFile, type ParsedStateFile } from "./format.ts";
 import { type Body, BodySchema, type Header, type Kdf, type VaultRecord } from "./state.schema.ts";
 import { ensurePrivateDirectory, fileVersion, readFileOrNull, removeStrayTempFiles, withFileLock, writeFileAtomic } from "./store.ts";
@@ -134,6 +136,12 @@ export class VaultStore {
   private dataKey: Buffer;
   private header: Header;
   private cached: { version: string; body: Body } | null = null;
+  /** The highest generation this process has seen: a file below it is a restored old copy. */
+  private highWater = 0;
+  /** Told once per rolled-back file; the default writes one line to stderr. */
+  onRollback: (found: number, expected: number) => void = (found, expected) => {
+    process.stderr.write(`agent-vault: refused ${this.paths.stateFile}: its generation ${found} is older than ${expected}, which this process already saw (an old copy was put back); the newer state stays in force and is written back\n`);
+  };
 
   private constructor(paths: HomePaths, dataKey: Buffer, header: Header) {
     this.paths = paths;
@@ -156,7 +164,9 @@ export class VaultStore {
     const parsed = parseStateFile(bytes, paths.stateFile);
     const dataKey = await unwrapDataKey(paths, parsed.header, getPassword);
     const store = new VaultStore(paths, dataKey, parsed.header);
-    store.cached = { version, body: store.verify(parsed) };
+    const body = store.verify(parsed);
+    store.cached = { version, body };
+    store.highWater = body.generation ?? 0;
     return store;
   }
 
@@ -179,8 +189,19 @@ export class VaultStore {
     const bytes = readFileOrNull(this.paths.stateFile);
     if (bytes === null) throw new AgentVaultError("not_initialized", `the vault file ${this.paths.stateFile} disappeared`);
     const parsed = parseStateFile(bytes, this.paths.stateFile);
-    this.header = parsed.header;
     const body = this.verify(parsed);
+    const generation = body.generation ?? 0;
+    if (this.cached && generation < this.highWater) {
+      // A restored old copy (revoked sessions alive again, an old password's header): refused.
+      // This process keeps the newer state it has, and puts it back for every other reader.
+      this.onRollback(generation, this.highWater);
+      const good = this.cached.body;
+      this.cached = { version: version ?? "", body: good };
+      void this.update(() => undefined).catch(() => undefined);
+      return good;
+    }
+    this.header = parsed.header;
+    this.highWater = Math.max(this.highWater, generation);
     this.cached = { version: version ?? "", body };
     return body;
   }
@@ -200,18 +221,39 @@ export class VaultStore {
     });
   }
 
-  /** Re-wraps the same data key under a new password, or none; records are not re-sealed. */
+  /**
+   * Sets, changes or removes the password, and rotates the data key: every sealed value is opened
+   * with the old key and sealed again with a new one, so an old copy of the file and its old
+   * password open nothing written from now on. A process that still holds the old key (a running
+   * server) fails authentication on its next read and must be restarted.
+   */
   async setPassword(password: string | null): Promise<void> {
     if (password !== null && password.length < MIN_PASSWORD_LENGTH) {
       throw new AgentVaultError("weak_password", `the master password must be at least ${MIN_PASSWORD_LENGTH} characters`);
     }
-    const header = await buildHeader(this.dataKey, password);
+    const dataKey = randomBytes(32);
+    const header = await buildHeader(dataKey, password);
     await withFileLock(this.paths.stateFile, this.paths.lockFile, (lock) => {
-      const body = this.read();
-      // Key file first when removing the password: a crash between the two writes must never leave
-      // a password-less header without its key.
-      if (password === null) writeKeyFile(this.paths, this.dataKey);
-      this.writeLocked(body, header, lock.isCompromised());
+      const body = JSON.parse(JSON.stringify(this.read())) as Body;
+      const newKeys = subkeys(dataKey);
+      for (const field of sealedFields(body)) {
+        const plain = open(this.keys.record, Buffer.from(field.sealed, "base64"), recordAssociatedData(field.kind, field.scope, field.name));
+        if (plain === null) throw new AgentVaultError("vault_corrupt", `the sealed value of ${field.name} in ${this.paths.stateFile} does not open (damaged or moved); the key was not changed`);
+        field.reseal(seal(newKeys.record, plain, recordAssociatedData(field.kind, field.scope, field.name)).toString("base64"));
+      }
+      // Key file first when there is no password: a crash between the two writes must never leave
+      // a password-less header without its key. (A crash after it leaves the old file and a key
+      // file that does not open it: `master-password remove` again.)
+      if (password === null) writeKeyFile(this.paths, dataKey);
+      const oldKeys = this.keys;
+      this.keys = newKeys;
+      try {
+        this.writeLocked(body, header, lock.isCompromised());
+      } catch (error) {
+        this.keys = oldKeys;
+        throw error;
+      }
+      this.dataKey = dataKey;
       this.header = header;
       if (password !== null && existsSync(this.paths.keyFile)) unlinkSync(this.paths.keyFile);
     });
@@ -242,14 +284,19 @@ export class VaultStore {
       });
     }
     removeStrayTempFiles(this.paths.stateFile);
+    const generation = Math.max(this.highWater, checked.data.generation ?? 0) + 1;
+    checked.data.generation = generation;
     const signed = encodeSigned(header, checked.data);
     writeFileAtomic(this.paths.stateFile, encodeStateFile(signed, hmacSha256(this.keys.mac, signed)));
+    this.highWater = generation;
     this.cached = { version: fileVersion(this.paths.stateFile) ?? "", body: checked.data };
   }
 
   private verify(parsed: ParsedStateFile): Body {
     if (!constantTimeEqual(hmacSha256(this.keys.mac, parsed.signed), parsed.mac)) {
-      throw new AgentVaultError("vault_corrupt", `vault file ${this.paths.stateFile} fails authentication (it was changed outside agent-vault, or damaged)`);
+      throw new AgentVaultError("vault_corrupt", `vault file ${this.paths.stateFile} fails authentication under this process's key (the master password was changed since this process started, an old copy was put back, or it was changed outside agent-vault)`, {
+        hint: "restart this agent-vault process (a running server: agent-vault server stop, then start it again)",
+      });
     }
     let json: unknown;
     try {
@@ -264,6 +311,26 @@ export class VaultStore {
     }
     return body.data;
   }
+}
+
+/** Every sealed value of a state, with what it is bound to and a way to replace it. */
+function sealedFields(body: Body): { kind: string; scope: string; name: string; sealed: string; reseal(value: string): void }[] {
+  const out: { kind: string; scope: string; name: string; sealed: string; reseal(value: string): void }[] = [];
+  const ca = body.ca;
+  if (ca) out.push({ kind: CA_KEY_KIND, scope: CA_KEY_SCOPE, name: "ca", sealed: ca.key, reseal: (v) => (ca.key = v) });
+  for (const vault of body.vaults) {
+    for (const [key, record] of Object.entries(vault.credentials)) {
+      out.push({ kind: CREDENTIAL_KIND, scope: vault.id, name: key, sealed: record.value, reseal: (v) => (record.value = v) });
+    }
+    for (const proposal of vault.proposals) {
+      for (const slot of proposal.credentials) {
+        if ("sealed_value" in slot && slot.sealed_value !== undefined) {
+          out.push({ kind: PROPOSAL_VALUE_KIND, scope: vault.id, name: `${proposal.id}:${slot.key}`, sealed: slot.sealed_value, reseal: (v) => (slot.sealed_value = v) });
+        }
+      }
+    }
+  }
+  return out;
 }
 
 async function unwrapDataKey(paths: HomePaths, header: Header, getPassword: PasswordSource): Promise<Buffer> {
