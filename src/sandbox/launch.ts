@@ -1,7 +1,7 @@
 // How `run` starts the agent's command: in the Linux sandbox (src/sandbox/linux.ts) when it can,
 // else as a plain child, saying so in one line. Either way `run` gets the same handle: kill a
 // signal into the command, its exit code, and a close that removes what the launch made.
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, relative, isAbsolute } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
@@ -123,6 +123,48 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
 }
 
 /**
+ * bwrap writes one JSON object on its info fd. Our init inherits that fd, so no EOF comes until the
+ * sandbox ends: the object is parsed as soon as it is whole, and the pipe is read to its end (bwrap
+ * would die of SIGPIPE writing into a closed one).
+ */
+async function readInnerPid(fd: number): Promise<number | null> {
+  const reader = Bun.file(fd).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>;
+  const decoder = new TextDecoder();
+  let text = "";
+  let pid: number | null = null;
+  for (;;) {
+    const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
+    if (done) return pid;
+    if (pid !== null) continue;
+    text += decoder.decode(value, { stream: true });
+    try {
+      const parsed = Number((JSON.parse(text) as { "child-pid"?: unknown })["child-pid"]);
+      pid = Number.isSafeInteger(parsed) && parsed > 1 ? parsed : null;
+      if (pid !== null) void drain(reader);
+      if (pid !== null) return pid;
+    } catch {
+      // not whole yet
+    }
+  }
+}
+
+function firstChildOf(pid: number): number | null {
+  try {
+    const first = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)[0]);
+    return Number.isSafeInteger(first) && first > 1 ? first : null;
+  } catch {
+    return null;
+  }
+}
+
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  for (;;) {
+    const { done } = await reader.read().catch(() => ({ done: true }));
+    if (done) return;
+  }
+}
+
+/**
  * Signals go to our init inside (its pid outside the namespace comes on bwrap's --info-fd), which
  * passes them to the command; the exit code is bwrap's, which is the init's, which is the command's.
  */
@@ -132,23 +174,22 @@ function sandboxedProcess(outer: Bun.Subprocess): AgentProcess {
   let isDone = false;
   const deliver = (signal: NodeJS.Signals) => {
     if (isDone || innerPid === null) return;
+    // bwrap's "child-pid" is its own init (pid 1 inside, which reaps orphans); ours is its child.
+    const init = firstChildOf(innerPid);
+    if (init === null) return;
     try {
-      process.kill(innerPid, signal);
+      process.kill(init, signal);
     } catch {
       // already gone
     }
   };
+  // bwrap writes one JSON object on the info fd; our init inherits the fd, so no EOF comes until
+  // the sandbox ends: the object is parsed as soon as it is whole.
   const infoFd = outer.stdio[3];
-  if (typeof infoFd === "number") {
-    void Bun.file(infoFd)
-      .text()
-      .then((text) => {
-        const pid = Number((JSON.parse(text) as { "child-pid"?: unknown })["child-pid"]);
-        if (Number.isSafeInteger(pid) && pid > 1) innerPid = pid;
-        for (const signal of pending.splice(0)) deliver(signal);
-      })
-      .catch(() => undefined);
-  }
+  if (typeof infoFd === "number") void readInnerPid(infoFd).then((pid) => {
+    innerPid = pid;
+    for (const signal of pending.splice(0)) deliver(signal);
+  });
   const exited = outer.exited.then((code) => {
     isDone = true;
     return code;

@@ -1,0 +1,210 @@
+// End-to-end: what an agent needs still works inside `run`'s sandbox. curl, Python requests, Node's
+// global fetch (Node 20 needs our preload for that) and git reach a local HTTPS upstream through
+// the proxy and get the real credential injected; an interactive program in a real terminal
+// (tmux) gets its TTY, its Ctrl-C and its exit code; signals and exit codes pass through without a
+// terminal too; the working directory, $HOME and /tmp stay writable; --sandbox-ro/-rw/-hide adjust,
+// and bad paths are refused in one line. Broker and agent run as the unprivileged user.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { giveToAgent, openToAgent } from "../support/attacker.ts";
+import { cleanEnv, recordingCli, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
+import { runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { startUpstream, type Upstream } from "../support/upstream.ts";
+
+const HAVE_BWRAP = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
+const HAVE_TMUX = Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode === 0;
+const scratch = mkdtempSync(join(tmpdir(), "av-sandbox-e2e-"));
+const cleanups: (() => Promise<void> | void)[] = [];
+const SECRET = `ghp_${randomBytes(18).toString("hex")}`;
+const HOST = "api.svc.test";
+const SHA = "1".repeat(40);
+const outputs: string[] = [];
+let U: Upstream;
+let home: TempHome;
+let ENV: Record<string, string>;
+let work: string;
+
+/** git's smart-HTTP ref advertisement (protocol v0), enough for `git ls-remote`. */
+function pktLine(text: string): string {
+  return (text.length + 4).toString(16).padStart(4, "0") + text;
+}
+const ADVERTISEMENT = `${pktLine("# service=git-upload-pack\n")}0000${pktLine(`${SHA} HEAD\0symref=HEAD:refs/heads/main agent=fake\n`)}${pktLine(`${SHA} refs/heads/main\n`)}0000`;
+
+async function runIn(args: readonly string[], command: readonly string[], options: { cwd?: string } = {}): Promise<RunResult> {
+  const proc = Bun.spawn(home.argv(["run", ...args, "--", ...command]), { cwd: options.cwd ?? work, env: cleanEnv({ ...home.env, ...ENV }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  outputs.push(stdout, stderr);
+  return { code, stdout, stderr };
+}
+
+function writeAgentFile(name: string, text: string): string {
+  const path = join(work, name);
+  writeFileSync(path, text, { mode: 0o644 });
+  giveToAgent(path);
+  return path;
+}
+
+function injectedFor(path: string): boolean {
+  return U.received.some((r) => r.url.startsWith(path) && r.headers.authorization === `Bearer ${SECRET}`);
+}
+
+beforeAll(async () => {
+  const upstreamDir = mkdtempSync(join(scratch, "u-"));
+  openToAgent(scratch);
+  openToAgent(upstreamDir);
+  U = await startUpstream(upstreamDir);
+  U.handler = (req, res) => {
+    if (req.url?.startsWith("/repo.git/info/refs")) {
+      res.writeHead(200, { "content-type": "application/x-git-upload-pack-advertisement", "cache-control": "no-cache" });
+      res.end(ADVERTISEMENT);
+      return true;
+    }
+    const reply = JSON.stringify({ ok: true, path: req.url });
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
+    res.end(reply);
+    return true;
+  };
+  cleanups.push(() => U.close());
+  ENV = { AGENT_VAULT_CONNECT_TO: `${HOST}:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile };
+  home = await tempHome({ asAgent: true });
+  cleanups.push(() => home.cleanup());
+  work = join(scratch, "work");
+  mkdirSync(work);
+  giveToAgent(work);
+  const { ok } = recordingCli(() => home, () => ENV, outputs);
+  await ok(["vault", "credential", "set", "SVC_TOKEN=-"], SECRET);
+  await ok(["vault", "service", "add", "--name", "svc", "--host", HOST, "--auth-type", "bearer", "--token-key", "SVC_TOKEN"]);
+}, 60_000);
+
+afterAll(async () => {
+  await runCleanups(cleanups);
+  rmSync(scratch, { recursive: true, force: true });
+  for (const text of outputs) expect(text).not.toContain(SECRET);
+}, 30_000);
+
+describe.skipIf(!HAVE_BWRAP)("clients work through the proxy inside the sandbox", () => {
+  test("curl", async () => {
+    const r = await runIn([], ["curl", "-sS", "--fail-with-body", `https://${HOST}/t-curl`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('"path":"/t-curl"');
+    expect(r.stderr).toContain("only network is the proxy");
+    expect(injectedFor("/t-curl")).toBe(true);
+  }, 30_000);
+
+  test("Python requests", async () => {
+    const script = writeAgentFile("client.py", `import requests\nr = requests.get("https://${HOST}/t-python", timeout=10)\nprint(r.status_code, r.text)\n`);
+    const r = await runIn([], ["/usr/bin/python3", script]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("200");
+    expect(injectedFor("/t-python")).toBe(true);
+  }, 30_000);
+
+  test("Node's global fetch (Node 20 ignores HTTPS_PROXY without the preload run adds)", async () => {
+    const script = writeAgentFile("client.mjs", `const r = await fetch("https://${HOST}/t-fetch"); console.log(process.version, r.status, await r.text());\n`);
+    const r = await runIn([], ["node", script]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^v\d+\.\d+\.\d+ 200 /);
+    expect(injectedFor("/t-fetch")).toBe(true);
+    // Without the preload, Node 20's fetch goes direct, which the sandbox refuses: the preload is what works.
+    const bare = await runIn([], ["sh", "-c", `NODE_OPTIONS= node ${script} 2>&1; echo "exit=$?"`]);
+    if (process.versions && Bun.spawnSync(["node", "-p", "process.versions.node"]).stdout.toString().startsWith("20.")) expect(bare.stdout).not.toContain(" 200 ");
+  }, 30_000);
+
+  test("git ls-remote over HTTPS", async () => {
+    const r = await runIn([], ["git", "ls-remote", `https://${HOST}/repo.git`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`${SHA}\trefs/heads/main`);
+    expect(injectedFor("/repo.git/info/refs")).toBe(true);
+  }, 30_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("the process contract holds inside the sandbox", () => {
+  test("exit codes: a plain exit, and a death by signal as 128+N", async () => {
+    expect((await runIn([], ["sh", "-c", "exit 42"])).code).toBe(42);
+    expect((await runIn([], ["sh", "-c", "kill -KILL $$"])).code).toBe(137);
+    expect((await runIn([], ["/nonexistent/agent"])).code).toBe(127);
+  }, 30_000);
+
+  test("SIGTERM to run reaches the command, whose exit code comes back", async () => {
+    const live = spawnLive(home.argv(["run", "--", "sh", "-c", 'trap "echo got-term; exit 9" TERM; echo ready; while :; do sleep 0.1; done']), cleanEnv({ ...home.env, ...ENV }), "ignore");
+    cleanups.push(() => void (live.proc.exitCode === null && live.proc.kill("SIGKILL")));
+    await waitUntil("the command to start", () => live.stdout.includes("ready"), 20_000);
+    live.proc.kill("SIGTERM");
+    expect(await live.proc.exited).toBe(9);
+    expect(live.stdout).toContain("got-term");
+    outputs.push(live.stdout, live.stderr);
+  }, 30_000);
+
+  test("the working directory, $HOME and /tmp are writable; the data directory only shows the CA bundle", async () => {
+    const r = await runIn([], ["sh", "-c", 'echo a > ./in-cwd && echo b > "$HOME/in-home" && echo c > /tmp/av-sandbox-$$ && rm /tmp/av-sandbox-$$ && pwd && ls "$AGENT_VAULT_HOME" && head -c 27 "$SSL_CERT_FILE"']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(work);
+    expect(r.stdout).toContain("ca-bundle.pem");
+    expect(r.stdout).not.toContain("vault.av");
+    expect(r.stdout).toContain("-----BEGIN CERTIFICATE-----");
+  }, 30_000);
+
+  test("--sandbox-ro, --sandbox-hide and --sandbox-rw adjust; bad paths are one-line usage errors", async () => {
+    const dir = join(work, "adjust");
+    mkdirSync(join(dir, "inner"), { recursive: true });
+    writeFileSync(join(dir, "inner", "file"), "visible");
+    giveToAgent(dir);
+    const ro = await runIn(["--sandbox-ro", dir, "--sandbox-rw", join(dir, "inner")], ["sh", "-c", `touch ${dir}/x 2>&1; echo ro=$?; touch ${dir}/inner/y && echo rw=$?`]);
+    expect(ro.stdout).toContain("Read-only file system");
+    expect(ro.stdout).toContain("rw=0");
+    const hidden = await runIn(["--sandbox-hide", join(dir, "inner")], ["sh", "-c", `cat ${dir}/inner/file 2>&1; echo`]);
+    expect(hidden.stdout).not.toContain("visible");
+    for (const args of [["--sandbox-rw", "/nonexistent/path"], ["--sandbox-ro", home.dir], ["--sandbox-rw", join(home.dir, "vault.av")]]) {
+      const bad = await runIn(args, ["true"]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim().split("\n")[0]).toMatch(/^agent-vault: error: --sandbox-(rw|ro) /);
+    }
+  }, 60_000);
+
+  test("--no-sandbox runs the command as before", async () => {
+    const r = await runIn(["--no-sandbox"], ["sh", "-c", 'ls "$AGENT_VAULT_HOME"']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("vault.av");
+    expect(r.stderr).not.toContain("only network is the proxy");
+  }, 30_000);
+});
+
+describe.skipIf(!HAVE_BWRAP || !HAVE_TMUX)("an interactive program in a terminal", () => {
+  test("gets its TTY, handles Ctrl-C itself, reads a line and its exit code comes back", async () => {
+    const socket = join(scratch, "tmux.sock");
+    const script = writeAgentFile(
+      "interactive.py",
+      [
+        "import os, sys",
+        'print("tty", os.isatty(0), os.isatty(1), flush=True)',
+        "try:",
+        '    input("first> ")',
+        "except KeyboardInterrupt:",
+        '    print("caught ctrl-c", flush=True)',
+        'line = input("second> ")',
+        'print("got", line[::-1], flush=True)',
+        "sys.exit(7)",
+      ].join("\n"),
+    );
+    const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-S", socket, ...args], { env: cleanEnv({ ...home.env, ...ENV, TMUX: undefined }), stdout: "pipe", stderr: "pipe" });
+    cleanups.push(() => void tmux("kill-server"));
+    const command = [...home.argv(["run", "--", "/usr/bin/python3", script])].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+    expect(tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "20", `cd ${work} && ${command}; echo "rc=$?"; sleep 60`).exitCode).toBe(0);
+    const screen = () => tmux("capture-pane", "-p", "-t", "t").stdout.toString();
+    const until = <T>(what: string, probe: () => T | null | false, ms: number) => waitUntil(what, probe, ms).catch((error: Error) => Promise.reject(new Error(`${error.message}; screen:\n${screen()}`)));
+    await until("the first prompt", () => screen().includes("first>"), 20_000);
+    expect(screen()).toContain("tty True True");
+    tmux("send-keys", "-t", "t", "C-c");
+    await until("the second prompt", () => screen().includes("second>"), 10_000);
+    expect(screen()).toContain("caught ctrl-c");
+    tmux("send-keys", "-t", "t", "-l", "--", "olleh");
+    tmux("send-keys", "-t", "t", "Enter");
+    const final = await until("the exit code", () => /rc=\d+/.exec(screen()), 10_000);
+    outputs.push(screen());
+    expect(screen()).toContain("got hello");
+    expect(final[0]).toBe("rc=7");
+  }, 60_000);
+});
