@@ -5,6 +5,11 @@ import pkg from "../package.json" with { type: "json" };
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
   process.stdout.write(`${pkg.version}\n`);
+} else if (argv[0] === "sandbox-init") {
+  // The init and relay `run` starts inside its sandbox (src/sandbox/init.ts): it reads no secret
+  // and stands between the user and the agent's start, so it loads nothing else.
+  const { sandboxInitMain } = await import("./sandbox/init.ts");
+  process.exit(await sandboxInitMain(argv.slice(1)));
 } else {
   // Before any password, key or token is read: other processes of the user (the agent) must not
   // be able to read this one's memory or environment (src/shared/harden.ts). Only commands that

@@ -8,7 +8,7 @@ import { reportError } from "./io.ts";
 import { registerOAuth } from "./oauth.ts";
 import { registerAgent } from "./agent.ts";
 import { registerProposal } from "./proposal.ts";
-import { registerCa, registerRun, registerSandboxInit, registerServer, registerSessionCommands, registerTui } from "./server.ts";
+import { registerCa, registerRun, registerServer, registerSessionCommands, registerTui } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
 import { registerVaultManagement } from "./vault.ts";
 
@@ -29,7 +29,6 @@ export function buildProgram(): Command {
   registerProposal(vault);
   registerServer(program);
   registerRun(program);
-  registerSandboxInit(program);
   registerTui(program);
   registerOAuth(program);
   registerAgent(program);

@@ -132,20 +132,6 @@ export function registerRun(program: Command): void {
     });
 }
 
-/** The sandbox's own init (src/sandbox/init.ts), which `run` starts inside it; not for people. */
-export function registerSandboxInit(program: Command): void {
-  program
-    .command("sandbox-init", { hidden: true })
-    .option("--relay <spec>", "HOST:PORT=/path/to.sock (repeatable)", (v: string, all: string[]) => [...all, v], [])
-    .argument("<command...>")
-    .passThroughOptions()
-    .action(async (command: string[], options: { relay: string[] }) => {
-      const { parseRelaySpec, sandboxInit } = await import("../sandbox/init.ts");
-      // The command's end is the sandbox's end: the relays' listeners must not keep it open.
-      process.exit(await sandboxInit(options.relay.map(parseRelaySpec), command));
-    });
-}
-
 export function registerCa(program: Command): void {
   const ca = program.command("ca").description("the proxy's certificate authority (agents must trust it)");
   withPasswordOption(ca.command("path").description("print the path of the CA certificate")).action(async (options: CommonOptions) => {

@@ -24,6 +24,22 @@ export function parseRelaySpec(text: string): RelaySpec {
   return { host: match[1]!, port, socket: match[3]! };
 }
 
+/** `sandbox-init [--relay SPEC]... -- COMMAND...`, as `run` writes it; errors are one line, exit 2. */
+export async function sandboxInitMain(args: readonly string[]): Promise<number> {
+  const relays: RelaySpec[] = [];
+  let i = 0;
+  try {
+    for (; i < args.length && args[i] !== "--"; i += 2) {
+      if (args[i] !== "--relay" || args[i + 1] === undefined) throw new AgentVaultError("invalid_argument", `sandbox-init: unexpected "${args[i]}"`);
+      relays.push(parseRelaySpec(args[i + 1]!));
+    }
+    return await sandboxInit(relays, args.slice(i + 1));
+  } catch (error) {
+    process.stderr.write(`agent-vault: error: ${(error as Error).message}\n`);
+    return 2;
+  }
+}
+
 export async function sandboxInit(relays: readonly RelaySpec[], command: readonly string[]): Promise<number> {
   if (command.length === 0) throw new AgentVaultError("invalid_argument", "sandbox-init needs a command");
   for (const relay of relays) await relayTcpToUnix(relay.host, relay.port, relay.socket);

@@ -2,52 +2,118 @@
 // namespace a TCP listener on 127.0.0.1:PORT forwards each connection to a Unix socket; outside,
 // `run` listens on that Unix socket and forwards to the real TCP port. Neither end parses, decides
 // or holds anything: what crosses is the agent's own traffic, and the proxy authenticates it.
+// Bun's own sockets, not node:net: every request crosses two relays each way, and node:net's
+// streams added half a millisecond to each keep-alive request (scripts/bench-sandbox.ts).
 import { chmodSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 
 export interface Relay {
   close(): Promise<void>;
 }
 
-/** Joins two sockets both ways. A half-close passes on (the other side may still answer); once
- * either is fully closed or fails, both go. */
-function splice(a: Socket, b: Socket): void {
-  a.setNoDelay(true);
-  b.setNoDelay(true);
-  a.pipe(b);
-  b.pipe(a);
-  const end = () => {
-    a.destroy();
-    b.destroy();
+interface Side {
+  /** The other end, once its connection is up. */
+  peer: Bun.Socket<Side> | null;
+  /** Bytes for the peer that arrived before it was connected. */
+  early: Uint8Array[];
+  /** Bytes for this socket that it has not taken yet; the peer is paused meanwhile. */
+  backlog: Uint8Array[];
+  /** The peer has finished (ended or closed): send FIN once the backlog is out. */
+  isFinishing: boolean;
+  isClosed: boolean;
+}
+
+const newSide = (): Side => ({ peer: null, early: [], backlog: [], isFinishing: false, isClosed: false });
+
+/** Writes what `to` can take now; the rest waits in its backlog and `from` stops reading. */
+function send(to: Bun.Socket<Side>, chunk: Uint8Array, from: Bun.Socket<Side>): void {
+  if (to.data.backlog.length > 0) {
+    to.data.backlog.push(Uint8Array.from(chunk));
+    return;
+  }
+  const written = to.write(chunk);
+  if (written < chunk.length) {
+    to.data.backlog.push(Uint8Array.from(chunk.subarray(Math.max(0, written))));
+    from.pause();
+  }
+}
+
+function flush(socket: Bun.Socket<Side>): void {
+  const backlog = socket.data.backlog;
+  while (backlog.length > 0) {
+    const head = backlog[0]!;
+    const written = socket.write(head);
+    if (written < head.length) {
+      backlog[0] = head.subarray(Math.max(0, written));
+      return;
+    }
+    backlog.shift();
+  }
+  socket.data.peer?.resume();
+  if (socket.data.isFinishing) socket.end();
+}
+
+/** One side is done: the other gets what is still owed to it, then FIN. */
+function finish(socket: Bun.Socket<Side>): void {
+  const peer = socket.data.peer;
+  if (!peer || peer.data.isFinishing) return;
+  peer.data.isFinishing = true;
+  if (peer.data.backlog.length === 0) peer.end();
+}
+
+function handlers(onOpen?: (socket: Bun.Socket<Side>) => void): Bun.SocketHandler<Side> {
+  return {
+    open: (socket) => {
+      socket.data = newSide();
+      onOpen?.(socket);
+    },
+    data: (socket, chunk) => {
+      const peer = socket.data.peer;
+      if (peer) send(peer, chunk, socket);
+      else socket.data.early.push(Uint8Array.from(chunk));
+    },
+    drain: (socket) => flush(socket),
+    end: (socket) => finish(socket),
+    close: (socket) => {
+      socket.data.isClosed = true;
+      finish(socket);
+      socket.data.peer = null;
+    },
+    error: (socket) => {
+      socket.end();
+    },
   };
-  a.on("error", end).on("close", end);
-  b.on("error", end).on("close", end);
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-function listening(server: Server, listen: (done: () => void) => void): Promise<Relay> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    listen(() => {
-      server.off("error", reject);
-      resolve({ close: () => closeServer(server) });
-    });
+/** Accepted connections are joined to a fresh one from `dial`; bytes that came first are kept. */
+function joining(dial: (handler: Bun.SocketHandler<Side>) => Promise<Bun.Socket<Side>>): Bun.SocketHandler<Side> {
+  const outbound = handlers();
+  return handlers((inbound) => {
+    dial(outbound).then(
+      (out) => {
+        if (inbound.data.isClosed) {
+          out.end();
+          return;
+        }
+        out.data.peer = inbound;
+        inbound.data.peer = out;
+        for (const chunk of inbound.data.early.splice(0)) send(out, chunk, inbound);
+        for (const chunk of out.data.early.splice(0)) send(inbound, chunk, out);
+        if (out.data.isClosed) finish(out);
+      },
+      () => inbound.end(),
+    );
   });
 }
 
 /** Outside the sandbox: a Unix socket (0600, in a 0700 directory) whose connections go to host:port. */
 export async function relayUnixToTcp(socketPath: string, host: string, port: number): Promise<Relay> {
-  const server = createServer({ allowHalfOpen: true }, (agent) => splice(agent, createConnection({ host, port, allowHalfOpen: true })));
-  const relay = await listening(server, (done) => server.listen(socketPath, done));
+  const server = Bun.listen<Side>({ unix: socketPath, allowHalfOpen: true, socket: joining((socket) => Bun.connect<Side>({ hostname: host, port, allowHalfOpen: true, socket })) });
   chmodSync(socketPath, 0o600);
-  return relay;
+  return { close: async () => server.stop(true) };
 }
 
 /** Inside the sandbox: host:port on the namespace's loopback, each connection to the Unix socket. */
-export function relayTcpToUnix(host: string, port: number, socketPath: string): Promise<Relay> {
-  const server = createServer({ allowHalfOpen: true }, (agent) => splice(agent, createConnection({ path: socketPath, allowHalfOpen: true })));
-  return listening(server, (done) => server.listen({ host, port, exclusive: true }, done));
+export async function relayTcpToUnix(host: string, port: number, socketPath: string): Promise<Relay> {
+  const server = Bun.listen<Side>({ hostname: host, port, allowHalfOpen: true, socket: joining((socket) => Bun.connect<Side>({ unix: socketPath, allowHalfOpen: true, socket })) });
+  return { close: async () => server.stop(true) };
 }

@@ -21,6 +21,7 @@ const cleanups: (() => Promise<void> | void)[] = [];
 const SECRET = `ghp_${randomBytes(18).toString("hex")}`;
 const HOST = "api.svc.test";
 const SHA = "1".repeat(40);
+const BIG = 48 * 1024 * 1024;
 const outputs: string[] = [];
 let U: Upstream;
 let home: TempHome;
@@ -56,13 +57,27 @@ beforeAll(async () => {
   openToAgent(scratch);
   openToAgent(upstreamDir);
   U = await startUpstream(upstreamDir);
-  U.handler = (req, res) => {
+  U.handler = (req, res, body) => {
     if (req.url?.startsWith("/repo.git/info/refs")) {
       res.writeHead(200, { "content-type": "application/x-git-upload-pack-advertisement", "cache-control": "no-cache" });
       res.end(ADVERTISEMENT);
       return true;
     }
-    const reply = JSON.stringify({ ok: true, path: req.url });
+    if (req.url === "/big") {
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": BIG });
+      const chunk = Buffer.alloc(1024 * 1024, "z");
+      let sent = 0;
+      const pump = () => {
+        while (sent < BIG) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end();
+      };
+      pump();
+      return true;
+    }
+    const reply = JSON.stringify({ ok: true, path: req.url, length: body.length });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
     res.end(reply);
     return true;
@@ -112,6 +127,14 @@ describe.skipIf(!HAVE_BWRAP)("clients work through the proxy inside the sandbox"
     const bare = await runIn([], ["sh", "-c", `NODE_OPTIONS= node ${script} 2>&1; echo "exit=$?"`]);
     if (process.versions && Bun.spawnSync(["node", "-p", "process.versions.node"]).stdout.toString().startsWith("20.")) expect(bare.stdout).not.toContain(" 200 ");
   }, 30_000);
+
+  test("48 MiB each way through the relays, every byte (backpressure both ways)", async () => {
+    const upload = writeAgentFile("upload.bin", "u".repeat(BIG));
+    const r = await runIn([], ["sh", "-c", `curl -sS -o /dev/null -w '%{size_download}\\n' https://${HOST}/big && curl -sS --data-binary @${upload} -H 'content-type: application/octet-stream' https://${HOST}/t-upload`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe(String(BIG));
+    expect(r.stdout).toContain(`"length":${BIG}`);
+  }, 60_000);
 
   test("git ls-remote over HTTPS", async () => {
     const r = await runIn([], ["git", "ls-remote", `https://${HOST}/repo.git`]);
