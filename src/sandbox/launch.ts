@@ -1,12 +1,13 @@
 // How `run` starts the agent's command: in the Linux sandbox (src/sandbox/linux.ts) when it can,
 // else as a plain child, saying so in one line. Either way `run` gets the same handle: kill a
 // signal into the command, its exit code, and a close that removes what the launch made.
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, relative, isAbsolute } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
 import { NAMESPACE_ARGS, bwrapArgs, findBwrap, resolveSandboxPath } from "./linux.ts";
 import { relayUnixToTcp, type Relay } from "./relay.ts";
+import { ttyInjectionFilter } from "./seccomp.ts";
 
 export interface SandboxRequest {
   readonly enabled: boolean;
@@ -96,8 +97,10 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   const socketDir = mkdtempSync(join(tmpdir(), "agent-vault-run-"));
   const relays: Relay[] = [];
   const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
+  let filterFd: number | null = null;
   const close = async () => {
     await Promise.all(relays.map((r) => r.close().catch(() => undefined)));
+    if (filterFd !== null) closeSync(filterFd);
     rmSync(socketDir, { recursive: true, force: true });
   };
   try {
@@ -106,6 +109,13 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   } catch (error) {
     await close();
     throw error;
+  }
+  // The terminal-injection filter (src/sandbox/seccomp.ts), read by bwrap from an fd.
+  const filter = ttyInjectionFilter();
+  if (filter) {
+    const filterFile = join(socketDir, "seccomp.bpf");
+    writeFileSync(filterFile, filter, { mode: 0o600 });
+    filterFd = openSync(filterFile, "r");
   }
   const shared = target.shared.map((file) => join(dataDir, basename(file)));
   const args = bwrapArgs({ dataDir, shared, user }, process.env, process.getuid?.() ?? 0);
@@ -116,7 +126,8 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     close,
     spawn: (command, env) => {
       const init = [...selfCommand(), "sandbox-init", "--relay", `127.0.0.1:${target.mitmPort}=${join(socketDir, "proxy.sock")}`, "--relay", `127.0.0.1:${target.apiPort}=${join(socketDir, "api.sock")}`, "--", ...command];
-      const outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, "--info-fd", "3", "--", ...init], { env, stdio: ["inherit", "inherit", "inherit", "pipe"] });
+      const seccomp = filterFd === null ? [] : ["--seccomp", "4"];
+      const outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, ...seccomp, "--info-fd", "3", "--", ...init], { env, stdio: ["inherit", "inherit", "inherit", "pipe", filterFd ?? "ignore"] });
       return sandboxedProcess(outer);
     },
   };

@@ -1,7 +1,7 @@
 // End-to-end: what an agent needs still works inside `run`'s sandbox. curl, Python requests, Node's
 // global fetch (Node 20 needs our preload for that) and git reach a local HTTPS upstream through
 // the proxy and get the real credential injected; an interactive program in a real terminal
-// (tmux) gets its TTY, its Ctrl-C and its exit code; signals and exit codes pass through without a
+// (tmux) gets its TTY, its Ctrl-C and its exit code but cannot push input into the terminal (TIOCSTI); signals and exit codes pass through without a
 // terminal too; the working directory, $HOME and /tmp stay writable; --sandbox-ro/-rw/-hide adjust,
 // and bad paths are refused in one line. Broker and agent run as the unprivileged user.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -203,6 +203,12 @@ describe.skipIf(!HAVE_BWRAP || !HAVE_TMUX)("an interactive program in a terminal
       [
         "import os, sys",
         'print("tty", os.isatty(0), os.isatty(1), flush=True)',
+        "import fcntl, termios",
+        "try:",
+        '    fcntl.ioctl(0, termios.TIOCSTI, b"#")',
+        '    print("injection allowed", flush=True)',
+        "except OSError as e:",
+        '    print("injection refused", e.errno, flush=True)',
         "try:",
         '    input("first> ")',
         "except KeyboardInterrupt:",
@@ -220,6 +226,8 @@ describe.skipIf(!HAVE_BWRAP || !HAVE_TMUX)("an interactive program in a terminal
     const until = <T>(what: string, probe: () => T | null | false, ms: number) => waitUntil(what, probe, ms).catch((error: Error) => Promise.reject(new Error(`${error.message}; screen:\n${screen()}`)));
     await until("the first prompt", () => screen().includes("first>"), 20_000);
     expect(screen()).toContain("tty True True");
+    // TIOCSTI would let the agent type a command into the user's shell for after run ends.
+    expect(screen()).toContain("injection refused 1");
     tmux("send-keys", "-t", "t", "C-c");
     await until("the second prompt", () => screen().includes("second>"), 10_000);
     expect(screen()).toContain("caught ctrl-c");
