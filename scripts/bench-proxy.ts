@@ -615,7 +615,9 @@ async function main(): Promise<number> {
   const ours = () => cpuOf("self", true) + cpuOf(server.pid) + (mitm ? cpuOf(mitm.pid) : 0);
   const busy0 = machineBusy();
   const ours0 = ours();
-  const client = Bun.spawn([BINARY, "run", "--", process.execPath, CLIENT], {
+  // Outside the sandbox: the client reads the server's /proc entries for RSS and CPU, and the
+  // relay's own cost is measured apart (scripts/bench-sandbox.ts).
+  const client = Bun.spawn([BINARY, "run", "--no-sandbox", "--", process.execPath, CLIENT], {
     cwd: ROOT,
     env: { ...base, BENCH_PROXY_CONFIG: JSON.stringify(config) },
     stdin: "ignore",
