@@ -184,15 +184,25 @@ export interface Hit {
 
 /**
  * Every stretch of `text` around an escape, decoded: a value seen only decoded spans an escape,
- * so it lies within its longest spelling of one. Most text has no escape, and binary text a few,
- * so only these windows are decoded, never the whole text.
+ * so it lies within `longest` decoded characters of it on either side. Raw, that is `longest`
+ * characters plus 9 more for every escape in between (one character takes at most 10 raw ones
+ * over three rounds: `\u00252574` is `%2574`, then `%74`, then `t`): the window grows until it
+ * holds all the escapes it must. Most text has no escape, and binary
+ * text a few, so only these windows are decoded, never the whole text.
  */
 function* decodedWindows(text: string, longest: number): Generator<{ view: DecodedView; offset: number }> {
-  const reach = longest * MAX_ESCAPE_EXPANSION;
+  const positions = escapePositions(text);
+  if (positions.length === 0) return;
+  const extra = 9;
   const spans: [number, number][] = [];
-  for (const at of escapePositions(text)) {
-    const from = Math.max(0, at - reach);
-    const to = Math.min(text.length, at + reach);
+  for (let i = 0; i < positions.length; i++) {
+    const at = positions[i]!;
+    let from = at - longest;
+    for (let j = i - 1, seen = 0; j >= 0 && positions[j]! >= from; j--) from = at - longest - extra * ++seen;
+    let to = at + MAX_ESCAPE_EXPANSION + longest;
+    for (let j = i + 1, seen = 0; j < positions.length && positions[j]! < to; j++) to = at + MAX_ESCAPE_EXPANSION + longest + extra * ++seen;
+    from = Math.max(0, from);
+    to = Math.min(text.length, to);
     const last = spans[spans.length - 1];
     if (last && from <= last[1]) last[1] = Math.max(last[1], to);
     else spans.push([from, to]);

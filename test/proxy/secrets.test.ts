@@ -83,6 +83,14 @@ describe("one set of forms for both directions (issue 12)", () => {
     });
   }
 
+  test("a value spelled with many-round escapes, far from other text, is found (decoded windows are wide enough)", () => {
+    const spelled = [...value].map((ch) => `\\u0025${ch.charCodeAt(0).toString(16).padStart(2, "0")}`).join("");
+    expect(findSecret(`${"x".repeat(5000)}${spelled}${"y".repeat(5000)}`, patterns)?.key).toBe("K");
+    const triple = [...value].map((ch) => `%2525${ch.charCodeAt(0).toString(16).padStart(2, "0")}`).join("");
+    expect(findSecret(`${"z".repeat(3000)}${triple}`, patterns)?.key).toBe("K");
+    expect(scrubText(`a ${triple} b`, patterns)).toBe("a [REDACTED:K] b");
+  });
+
   test("scrubbing replaces an escaped spelling where it stands, leaving the text around it", () => {
     expect(scrubText(`a=1&t=${value.replace("t", "%74")}&b=2`, patterns)).toBe("a=1&t=[REDACTED:K]&b=2");
     expect(scrubText(`{"t":"${value.replace("/", "\\/").replace("L", "\\u004c")}","n":1}`, patterns)).toBe('{"t":"[REDACTED:K]","n":1}');
