@@ -134,6 +134,11 @@ export class ProxyAdapter {
     this.inner.on("clientError", (_error, socket: Socket) => socket.destroy());
   }
 
+  /** A connection accepted elsewhere (the sandbox's Unix socket), handled as if it came to the listener. */
+  adopt(socket: Socket): void {
+    this.listener.emit("connection", socket);
+  }
+
   async listen(host: string, port: number): Promise<RunningProxy> {
     await new Promise<void>((resolve, reject) => {
       this.listener.once("error", reject);

@@ -45,7 +45,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const sandbox = options.sandbox ?? { enabled: false, readOnly: [], readWrite: [], hidden: [] };
   let launcher;
   try {
-    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort }, (line) => process.stderr.write(line));
+    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort, adopt: served?.adopt }, (line) => process.stderr.write(line));
   } catch (error) {
     await cleanup(store, vaultName, session.id, served);
     throw error;

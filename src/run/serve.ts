@@ -4,6 +4,7 @@
 import { rmSync } from "node:fs";
 import { z } from "zod";
 import { type ServerFacts } from "../api/proof.ts";
+import { type Socket } from "node:net";
 import { createApiServer, listenApi } from "../api/server.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { RequestLog } from "../shared/log.ts";
@@ -33,6 +34,8 @@ export interface Served {
   readonly host: string;
   readonly apiPort: number;
   readonly mitmPort: number;
+  /** Hands a connection accepted elsewhere (the sandbox's Unix socket) to the proxy or the API. */
+  readonly adopt: { readonly proxy: (socket: Socket) => void; readonly api: (socket: Socket) => void };
   close(): Promise<void>;
 }
 
@@ -103,6 +106,7 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
     host: options.host,
     apiPort,
     mitmPort: running.port,
+    adopt: { proxy: (socket) => proxy.adopt(socket), api: (socket) => void api.emit("connection", socket) },
     close: async () => {
       api.closeAllConnections?.();
       await Promise.all([running.close(), new Promise<void>((resolve) => api.close(() => resolve()))]);

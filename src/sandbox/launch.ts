@@ -4,9 +4,10 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, relative, isAbsolute } from "node:path";
+import { type Socket } from "node:net";
 import { AgentVaultError } from "../shared/errors.ts";
 import { NAMESPACE_ARGS, bwrapArgs, findBwrap, resolveSandboxPath } from "./linux.ts";
-import { relayUnixToTcp, type Relay } from "./relay.ts";
+import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
 import { ttyInjectionFilter } from "./seccomp.ts";
 
 export interface SandboxRequest {
@@ -25,6 +26,8 @@ export interface LaunchTarget {
   readonly host: string;
   readonly apiPort: number;
   readonly mitmPort: number;
+  /** When this process serves the proxy and API itself: hand a connection straight to them. */
+  readonly adopt?: { readonly proxy: (socket: Socket) => void; readonly api: (socket: Socket) => void } | undefined;
 }
 
 export interface AgentProcess {
@@ -104,8 +107,13 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     rmSync(socketDir, { recursive: true, force: true });
   };
   try {
-    relays.push(await relayUnixToTcp(join(socketDir, "proxy.sock"), upstreamHost, target.mitmPort));
-    relays.push(await relayUnixToTcp(join(socketDir, "api.sock"), upstreamHost, target.apiPort));
+    if (target.adopt) {
+      relays.push(await serveUnix(join(socketDir, "proxy.sock"), target.adopt.proxy));
+      relays.push(await serveUnix(join(socketDir, "api.sock"), target.adopt.api));
+    } else {
+      relays.push(await relayUnixToTcp(join(socketDir, "proxy.sock"), upstreamHost, target.mitmPort));
+      relays.push(await relayUnixToTcp(join(socketDir, "api.sock"), upstreamHost, target.apiPort));
+    }
   } catch (error) {
     await close();
     throw error;
