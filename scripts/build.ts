@@ -9,7 +9,10 @@ const outfile = process.env.AGENT_VAULT_BUILD_OUT ?? "dist/agent-vault";
 mkdirSync(dirname(outfile), { recursive: true });
 const result = await Bun.build({
   entrypoints: ["src/main.ts"],
-  compile: { outfile },
+  // The binary reads no bunfig.toml, .env, package.json or tsconfig.json from the directory it runs
+  // in: an agent can write those into its repo, and they would run its code (a bunfig preload) or
+  // set our environment (AGENT_VAULT_CONNECT_TO) inside the next agent-vault the user starts there.
+  compile: { outfile, autoloadBunfig: false, autoloadDotenv: false, autoloadPackageJson: false, autoloadTsconfig: false },
   minify: true,
   // Split chunks: `--version` then parses only the entry, not the whole CLI (about 25 ms here).
   splitting: true,
