@@ -1,8 +1,7 @@
 // How `run` starts the agent's command: in the Linux sandbox (src/sandbox/linux.ts) when it can,
 // else as a plain child, saying so in one line. Either way `run` gets the same handle: kill a
 // signal into the command, its exit code, and a close that removes what the launch made.
-import { closeSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative, isAbsolute } from "node:path";
 import { type Socket } from "node:net";
 import { AgentVaultError } from "../shared/errors.ts";
@@ -69,6 +68,35 @@ function sandboxUnavailable(bwrap: string | null): string | null {
   return `namespaces are unavailable (${why.slice(0, 160)})`;
 }
 
+/** Socket directories of runs that were killed (SIGKILL leaves them): their pid is gone. */
+function removeStaleRunDirectories(dataDir: string): void {
+  for (const name of readdirSync(dataDir)) {
+    if (!/^run-[A-Za-z0-9]{6}$/.test(name)) continue;
+    const dir = join(dataDir, name);
+    let pid = 0;
+    try {
+      pid = Number(readFileSync(join(dir, "pid"), "utf8").trim());
+    } catch {
+      // No pid file: a run that is making its directory right now, unless it is a minute old.
+      try {
+        if (Date.now() - statSync(dir).mtimeMs < 60_000) continue;
+      } catch {
+        continue;
+      }
+    }
+    let alive = false;
+    if (Number.isSafeInteger(pid) && pid > 0) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (error) {
+        alive = (error as NodeJS.ErrnoException).code === "EPERM";
+      }
+    }
+    if (!alive) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function selfCommand(): string[] {
   // A compiled binary is its own execPath; `bun src/main.ts` needs the script too.
   const script = process.argv[1];
@@ -97,7 +125,12 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     return plainLauncher(target);
   }
   // The relay sockets: a fresh 0700 directory of ours, visible in the sandbox through /tmp.
-  const socketDir = mkdtempSync(join(tmpdir(), "agent-vault-run-"));
+  // In the data directory, which the sandbox hides: another run's agent (same user, same /tmp)
+  // could otherwise put its own listener at this run's socket and read its session token. Only
+  // this run's two sockets are put back inside, at the same paths.
+  removeStaleRunDirectories(dataDir);
+  const socketDir = mkdtempSync(join(dataDir, "run-"));
+  writeFileSync(join(socketDir, "pid"), `${process.pid}\n`, { mode: 0o600 });
   const relays: Relay[] = [];
   const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
   let filterFd: number | null = null;
@@ -125,8 +158,11 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     writeFileSync(filterFile, filter, { mode: 0o600 });
     filterFd = openSync(filterFile, "r");
   }
-  const shared = target.shared.map((file) => join(dataDir, basename(file)));
+  const shared = [...target.shared.map((file) => join(dataDir, basename(file))), join(socketDir, "proxy.sock"), join(socketDir, "api.sock")];
   const args = bwrapArgs({ dataDir, shared, user }, process.env, process.getuid?.() ?? 0);
+  // Without a terminal there is no job control to keep: a session of its own, so the agent cannot
+  // signal run's process group (kill 0) from inside.
+  if (!process.stdin.isTTY) args.unshift("--new-session");
   notice(`agent-vault: sandboxed: the command's only network is the proxy (HTTPS_PROXY) and AGENT_VAULT_ADDR; a client that ignores HTTPS_PROXY cannot connect (--no-sandbox to run without)\n`);
   return {
     agentHost: "127.0.0.1",

@@ -6,7 +6,7 @@
 // namespace of its own; mounts made before that are locked. It also mounts a /proc of the new PID
 // namespace (no process of ours or of the user is visible), brings up loopback in the empty
 // network namespace, and --die-with-parent ends the sandbox if `run` dies, SIGKILL included.
-import { existsSync, realpathSync, statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
 
@@ -27,11 +27,18 @@ export interface BwrapPlan {
 const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
 
 export function findBwrap(): string | null {
-  for (const dir of (process.env.PATH ?? "").split(":").filter(Boolean)) {
-    const candidate = join(dir, "bwrap");
-    if (existsSync(candidate)) return candidate;
+  // Never from PATH: the agent can write a directory on it (~/.local/bin) and plant a `bwrap` that
+  // runs the command unsandboxed while `run` says "sandboxed". Only a root-owned binary in a
+  // system directory, writable by no one else, is trusted.
+  for (const candidate of BWRAP_CANDIDATES) {
+    try {
+      const stat = statSync(candidate);
+      if (stat.isFile() && stat.uid === 0 && (stat.mode & 0o022) === 0) return candidate;
+    } catch {
+      // not there
+    }
   }
-  return BWRAP_CANDIDATES.find((p) => existsSync(p)) ?? null;
+  return null;
 }
 
 /** The namespaces and the privilege drop, without any mounts: shared by the probe and the real run. */
@@ -80,7 +87,9 @@ function hide(path: string): string[] {
  * last the data directory hidden with only the shared files put back, so no flag can expose it.
  */
 export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {
-  const args = [...NAMESPACE_ARGS, "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"];
+  // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
+  // terminals and read what is typed there (a password at a prompt).
+  const args = [...NAMESPACE_ARGS, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
   for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
   const adjustments = [
     ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
