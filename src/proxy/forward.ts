@@ -10,6 +10,7 @@ import { type EarlyAnswer, type Flow } from "./flow.ts";
 import { bodyLayers, type Coding, codingsOf, decoderChain, encodeOne, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
 import { endsWithPartValue, findSecret, longestSpelling, openRests, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { type RequestTails, tailKey } from "./tails.ts";
+import { scrubWholeBody } from "./whole-body.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
 
 /**
@@ -516,23 +517,6 @@ const SCRUB_WHOLE_BYTES = 256 * 1024;
 const MAX_DECODED_SCRUB_BYTES = 64 * 1024 * 1024;
 
 /**
- * A whole body, scrubbed in every layer its magic bytes reveal (gzip in an undeclared body, gzip
- * in gzip): the innermost layer is cleaned and each layer that changed is encoded again, so the
- * agent gets the body in the shape it was sent, without the value. Null for a bomb.
- */
-function scrubLayers(body: Buffer, patterns: readonly Pattern[]): Buffer | null {
-  const layers = bodyLayers(body, [], MAX_DECODED_SCRUB_BYTES);
-  if (layers === null) return null;
-  let current = Buffer.from(scrubText(layers[layers.length - 1]!.body.toString("latin1"), patterns), "latin1");
-  for (let i = layers.length - 1; i > 0; i--) {
-    const changed = !current.equals(layers[i]!.body);
-    const outer = changed ? encodeOne(current, layers[i]!.coding as Coding) : layers[i - 1]!.body;
-    current = Buffer.from(scrubText(outer.toString("latin1"), patterns), "latin1");
-  }
-  return current;
-}
-
-/**
  * Checks a compressed stream the response did not declare (a .gz download, gzip in gzip) in
  * parallel with passing it on unchanged: each chunk goes to the agent once the decoder has read it
  * and what it decoded held no value; a value cuts the response.
@@ -616,7 +600,7 @@ function startScrub(
     return {
       push: (bytes) => void chunks.push(bytes),
       end: (then) => {
-        const clean = scrubLayers(Buffer.concat(chunks), patterns);
+        const clean = scrubWholeBody(Buffer.concat(chunks), [], patterns, MAX_DECODED_SCRUB_BYTES);
         if (clean === null) return io.fail();
         headers["content-length"] = String(clean.length);
         io.writeHead(headers);

@@ -8,7 +8,9 @@
 import { createHash } from "node:crypto";
 import { type IncomingMessage } from "node:http";
 import { type Socket } from "node:net";
-import { decodeBody, type Pattern, scrubText } from "./secrets.ts";
+import { messageCodings } from "./codings.ts";
+import { type Pattern, scrubText } from "./secrets.ts";
+import { scrubWholeBody } from "./whole-body.ts";
 import { ResponseParser } from "./upstream.ts";
 
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -161,10 +163,11 @@ export function readRefusal(socket: Socket, answer: UpgradeAnswer, patterns: rea
     };
     const timer = setTimeout(() => finish({ error: "the answer to the WebSocket handshake did not end" }), ANSWER_TIMEOUT_MS);
     const complete = () => {
-      const coding = header(answer.headers, "content-encoding");
-      const body = decodeBody(Buffer.concat(chunks), coding.length > 0 ? coding.join(",") : undefined, MAX_ANSWER_BODY_BYTES);
-      if (body === null) return finish({ error: "the answer to the WebSocket handshake has a body that cannot be scanned" });
-      const clean = Buffer.from(scrubText(body.toString("latin1"), patterns), "latin1");
+      // The same reading as any response (whole-body.ts): declared content and transfer codings
+      // undone, and every layer the body's magic bytes reveal scrubbed too.
+      const codings = messageCodings(header(answer.headers, "content-encoding"), header(answer.headers, "transfer-encoding"));
+      const clean = codings === null ? null : scrubWholeBody(Buffer.concat(chunks), codings, patterns, MAX_ANSWER_BODY_BYTES);
+      if (clean === null) return finish({ error: "the answer to the WebSocket handshake has a body that cannot be scanned" });
       const kept = answer.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase()) && n.toLowerCase() !== "content-encoding");
       const head = `HTTP/1.1 ${answer.status} ${scrubText(answer.message, patterns)}\r\n${[...scrubbedLines(kept, patterns), `Content-Length: ${clean.length}`, "Connection: close"].join("\r\n")}\r\n\r\n`;
       finish(Buffer.concat([Buffer.from(head, "latin1"), clean]));

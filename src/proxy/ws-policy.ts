@@ -1,7 +1,12 @@
 // What may cross an open WebSocket, message by message (the `websocket_message` hook of mitmproxy's
 // addons): toward the upstream the exfiltration guard, toward the agent scrubbing. Pure: it sees a
 // whole message and answers send-this or close-with-this-code; ws-relay.ts moves the bytes.
+import { bodyLayers } from "./codings.ts";
 import { findSecret, type Pattern, scrubText } from "./secrets.ts";
+import { scrubWholeBody } from "./whole-body.ts";
+
+/** A compressed message is unpacked for the guard and scrubbing up to this (a bomb is refused). */
+const MAX_DECODED_MESSAGE_BYTES = 64 * 1024 * 1024;
 import { CLOSE_CODE, closePayload, isValidUtf8, MAX_CONTROL_PAYLOAD, OPCODE, parseClose, type WsMessage } from "./websocket.ts";
 
 export type WsVerdict = { readonly send: WsMessage } | { readonly close: number; readonly reason: string; readonly blocked?: Pattern };
@@ -30,7 +35,11 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
   return {
     toUpstream(message) {
       const guard = patterns.guard();
-      const hit = guard.length > 0 ? findSecret(message.payload.toString("latin1"), guard) : null;
+      // Every layer, as for an HTTP body: a binary message may be gzip the upstream unpacks.
+      const layers = guard.length > 0 ? (bodyLayers(message.payload, [], MAX_DECODED_MESSAGE_BYTES) ?? null) : [];
+      if (layers === null) return { close: CLOSE_CODE.policyViolation, reason: "credential_exfiltration: a compressed message expands past what the guard reads" };
+      let hit: Pattern | null = null;
+      for (const layer of layers) if (!hit) hit = findSecret(layer.body.toString("latin1"), guard);
       if (!hit) return { send: message };
       return { close: CLOSE_CODE.policyViolation, reason: `credential_exfiltration: a message carried the value of credential ${hit.key}`, blocked: hit };
     },
@@ -45,10 +54,10 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
         if (code === null || clean === reason) return { send: message };
         return { send: { opcode: message.opcode, payload: closePayload(code, Buffer.from(clean, "latin1").toString("utf8")) } };
       }
-      const text = message.payload.toString("latin1");
-      const clean = scrubText(text, scrub);
-      if (clean === text) return { send: message };
-      const payload = Buffer.from(clean, "latin1");
+      // Every layer its magic bytes reveal is cleaned, and a changed one compressed again.
+      const payload = scrubWholeBody(message.payload, [], scrub, MAX_DECODED_MESSAGE_BYTES);
+      if (payload === null) return { close: CLOSE_CODE.policyViolation, reason: "a compressed message expands past what scrubbing reads" };
+      if (payload.equals(message.payload)) return { send: message };
       // A value is whole UTF-8 characters and its replacement is ASCII, so a text message stays
       // valid; checked anyway, since an invalid one would make the agent's client fail the socket.
       if (message.opcode === OPCODE.text && !isValidUtf8(payload)) return { close: CLOSE_CODE.internalError, reason: "a scrubbed message was not valid UTF-8" };

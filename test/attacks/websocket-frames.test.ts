@@ -7,6 +7,7 @@
 // real server would read, not on masked wire bytes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -259,6 +260,55 @@ out.evilClose = await done;
 console.log(JSON.stringify(out));
 process.exit(0);
 `;
+
+describe("compressed layers (found by red-teaming)", () => {
+  test("a refused handshake's answer in undeclared gzip, or under Transfer-Encoding gzip, is scrubbed in every layer", async () => {
+    for (const path of ["/ws-refuse-gzip", "/ws-refuse-te"]) {
+      const { conn, res } = await openWs("api.fake.test", path);
+      conn.close();
+      expect(res.status).toBe(400);
+      let body = res.body;
+      try {
+        body = gunzipSync(body);
+      } catch {
+        // passed on decoded
+      }
+      expectNothingOf(body);
+      expect(body.toString()).toContain("[REDACTED:FAKE_KEY]");
+    }
+  });
+
+  test("a gzip'd binary message carrying a value toward a guarded host closes with 1008; nothing of it leaves", async () => {
+    const { conn, res } = await openWs("evil.test", "/ws/gz-out");
+    expect(res.status).toBe(101);
+    conn.socket.write(wsFrame(gzipSync(JSON.stringify({ leak: B.secret })), { opcode: 0x2, mask: true }));
+    const { code } = await untilClose(conn);
+    conn.close();
+    expect(code).toBe(1008);
+    const got = receivedOn("/ws/gz-out");
+    expectNothingOf(got);
+    expect(got.length === 0 || !gunzipSafe(got).includes(B.secret)).toBe(true);
+  });
+
+  test("a gzip-in-gzip binary message from the upstream holding the injected value is scrubbed, still gzip", async () => {
+    const { conn, res } = await openWs("api.fake.test", "/ws/gz-in");
+    expect(res.status).toBe(101);
+    conn.socket.write(wsFrame("leak-gzip", { mask: true }));
+    const frame = await readWsFrame(conn.reader);
+    conn.close();
+    const inner = gunzipSync(gunzipSync(frame.payload)).toString();
+    expect(inner).toContain("[REDACTED:FAKE_KEY]");
+    expectNothingOf(inner);
+  });
+});
+
+function gunzipSafe(bytes: Buffer): string {
+  try {
+    return gunzipSync(bytes).toString("latin1");
+  } catch {
+    return "";
+  }
+}
 
 test("a real client (Bun's WebSocket through the proxy, as the agent): echo scrubbed, a value to another host closed with 1008", async () => {
   const script = join(scratch, "real-client.mjs");

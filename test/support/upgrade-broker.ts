@@ -8,6 +8,7 @@
 import { randomBytes, createHash } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import net, { type AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
@@ -110,6 +111,17 @@ export async function startBroker(scratch: string): Promise<Broker> {
         socket.write(wsFrame(`deflated ${value}`, { mask: false }));
         return true;
       }
+      if (url.startsWith("/ws-refuse-gzip")) {
+        // Refused, with the credential in a gzip body that says nothing of its coding.
+        const body = gzipSync(JSON.stringify({ error: "no", you_sent: req.headers.authorization }));
+        socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+        return true;
+      }
+      if (url.startsWith("/ws-refuse-te")) {
+        const body = gzipSync(JSON.stringify({ error: "no", you_sent: req.headers.authorization }));
+        socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body.length.toString(16)}\r\n`), body, Buffer.from("\r\n0\r\n\r\n")]));
+        return true;
+      }
       if (url.startsWith("/ws-refuse")) {
         const reply = JSON.stringify({ error: "no", you_sent: req.headers.authorization });
         socket.end(`HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nX-Echo: ${String(req.headers.authorization)}\r\nContent-Length: ${Buffer.byteLength(reply)}\r\n\r\n${reply}`);
@@ -121,6 +133,7 @@ export async function startBroker(scratch: string): Promise<Broker> {
       serveRecordingEcho(socket, url, wsReceived, (payload, s) => {
         const text = payload.toString();
         if (text === "leak-text") s.write(wsFrame(`{"token":"${value}","é":"ü"}`, { mask: false }));
+        else if (text === "leak-gzip") s.write(wsFrame(gzipSync(gzipSync(JSON.stringify({ token: value }))), { opcode: 0x2, mask: false }));
         else if (text === "leak-binary") s.write(wsFrame(Buffer.concat([Buffer.from([0, 1, 2]), Buffer.from(value), Buffer.from([255])]), { opcode: 0x2, mask: false }));
         else if (text === "leak-split") {
           const cut = Math.floor(value.length / 2);

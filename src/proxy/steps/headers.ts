@@ -25,6 +25,11 @@ export function stripHeaders(flow: Flow, _ctx: StepContext): void {
   }
   const service = flow.service;
   if (!service || service.auth.type === "passthrough") return;
+  // The credential goes to the host the service names, never to one the agent wrote in Host: a
+  // front end that routes by Host (a CDN, a PaaS) would hand it to the agent's own app (fronting).
+  flow.headers.host = flow.port === 443 || flow.port === 80 ? flow.host : `${flow.host}:${flow.port}`;
+  delete flow.headers["x-forwarded-host"];
+  delete flow.headers.forwarded;
   delete flow.headers.authorization;
   const auth = service.auth;
   if (auth.type === "api-key") delete flow.headers[auth.header.toLowerCase()];
