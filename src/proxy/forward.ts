@@ -8,7 +8,7 @@ import { type Transform } from "node:stream";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
 import { bodyLayers, type Coding, codingsOf, decoderChain, encodeOne, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
-import { endsWithPartValue, findSecret, longestSpelling, openRests, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
+import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { type RequestTails, tailKey } from "./tails.ts";
 import { scrubWholeBody } from "./whole-body.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
@@ -87,15 +87,20 @@ function readGuarded(req: IncomingMessage, input: GuardInput): Promise<GuardedBo
       if (codings === null) return finish({ kind: "refused", answer: unreadable() });
       const layers = bodyLayers(Buffer.concat(chunks), codings, MAX_DECODED_SCAN_BYTES);
       if (layers === null) return finish({ kind: "refused", answer: unreadable() });
+      const opened: Pattern[] = [];
       for (const layer of layers) {
-        const hit = findSecret(layer.body.toString("latin1"), patterns) ?? joinedHit(layer.body);
+        const text = layer.body.toString("latin1");
+        const scanned = guardScan(text, patterns);
+        // A value cut in two inside this body (its rest before its first piece) is whole too.
+        const hit = scanned.hit ?? joinedHit(layer.body) ?? (scanned.rests.length > 0 ? findSecret(text, scanned.rests) : null);
         if (hit) return finish({ kind: "refused", answer: onBlocked(hit) });
+        opened.push(...scanned.rests);
       }
       const inner = layers[layers.length - 1]!.body.toString("latin1");
       // A body may not end in a good part of a value: the rest would follow in the next request.
       const part = endsWithPartValue(inner, patterns);
       if (part) return finish({ kind: "refused", answer: onBlocked(part) });
-      input.recordRests(openRests(inner, patterns));
+      input.recordRests([...opened, ...openRests(inner, patterns)]);
       finish({ kind: "whole", body: layers[Math.min(transferCodings, layers.length - 1)]!.body });
     };
     if (codings === null) {

