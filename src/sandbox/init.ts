@@ -43,7 +43,27 @@ export async function sandboxInitMain(args: readonly string[]): Promise<number> 
 export async function sandboxInit(relays: readonly RelaySpec[], command: readonly string[]): Promise<number> {
   if (command.length === 0) throw new AgentVaultError("invalid_argument", "sandbox-init needs a command");
   for (const relay of relays) await relayTcpToUnix(relay.host, relay.port, relay.socket);
-  let child;
+  // Handlers first, then the command: bwrap's outer process ignores these signals and we inherit
+  // that, so one that came between the command's start and our handlers would be lost (a SIGTERM
+  // right after the agent printed "ready", on a busy machine). Until the command exists they wait.
+  const fromTerminal = Boolean(process.stdin.isTTY);
+  let child: ReturnType<typeof Bun.spawn> | null = null;
+  const waiting: NodeJS.Signals[] = [];
+  const pass = (signal: NodeJS.Signals) => {
+    try {
+      child?.kill(signal);
+    } catch {
+      // the command is gone
+    }
+  };
+  for (const signal of [...FORWARDED_SIGNALS, ...TERMINAL_SIGNALS]) {
+    process.on(signal, () => {
+      // The terminal already sent these to the whole foreground group, the command included.
+      if (fromTerminal && (TERMINAL_SIGNALS as readonly string[]).includes(signal)) return;
+      if (child) pass(signal);
+      else waiting.push(signal);
+    });
+  }
   try {
     child = Bun.spawn([...command], { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
   } catch (error) {
@@ -51,18 +71,7 @@ export async function sandboxInit(relays: readonly RelaySpec[], command: readonl
     process.stderr.write(`agent-vault: cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
     return 127;
   }
-  const fromTerminal = Boolean(process.stdin.isTTY);
-  for (const signal of [...FORWARDED_SIGNALS, ...TERMINAL_SIGNALS]) {
-    process.on(signal, () => {
-      // The terminal already sent these to the whole foreground group, the command included.
-      if (fromTerminal && (TERMINAL_SIGNALS as readonly string[]).includes(signal)) return;
-      try {
-        child.kill(signal);
-      } catch {
-        // the command is gone
-      }
-    });
-  }
+  for (const signal of waiting.splice(0)) pass(signal);
   const code = await child.exited;
   return exitStatusOf(code, child.signalCode);
 }

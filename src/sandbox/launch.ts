@@ -227,11 +227,16 @@ function sandboxedProcess(outer: Bun.Subprocess): AgentProcess {
   let innerPid: number | null = null;
   const pending: NodeJS.Signals[] = [];
   let isDone = false;
-  const deliver = (signal: NodeJS.Signals) => {
+  const deliver = (signal: NodeJS.Signals, attempt = 0) => {
     if (isDone || innerPid === null) return;
     // bwrap's "child-pid" is its own init (pid 1 inside, which reaps orphans); ours is its child.
     const init = firstChildOf(innerPid);
-    if (init === null) return;
+    if (init === null) {
+      // Our init is not forked yet (a signal right after start, on a busy machine): try again
+      // shortly rather than lose the signal.
+      if (attempt < 40) setTimeout(() => deliver(signal, attempt + 1), 50);
+      return;
+    }
     try {
       process.kill(init, signal);
     } catch {
@@ -250,7 +255,12 @@ function sandboxedProcess(outer: Bun.Subprocess): AgentProcess {
     return code;
   });
   return {
-    kill: (signal) => (innerPid === null ? pending.push(signal) : deliver(signal)),
+    kill: (signal) => {
+      // The info fd may not have been read yet: bwrap's init is also bwrap's first child.
+      if (innerPid === null && outer.pid) innerPid = firstChildOf(outer.pid);
+      if (innerPid === null) pending.push(signal);
+      else deliver(signal);
+    },
     exited,
     get signalCode() {
       return outer.signalCode;
