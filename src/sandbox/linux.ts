@@ -47,13 +47,15 @@ export const NAMESPACE_ARGS = ["--unshare-all", "--unshare-user", "--disable-use
 /**
  * Sockets through which a sandboxed process could have something outside run a command for it:
  * tmux and screen servers, the systemd user manager and the session bus (`systemd-run --user`),
- * X11 (typing into another window). Hidden unless `--sandbox-rw`/`--sandbox-ro` names them again.
+ * X11 (typing into another window), the system bus and systemd-resolved (name lookups). Hidden unless `--sandbox-rw`/`--sandbox-ro` names them again.
  * Abstract Unix sockets need no entry: they belong to the network namespace.
  */
 export function escapeRoutes(env: NodeJS.ProcessEnv, uid: number): string[] {
   const runtime = env.XDG_RUNTIME_DIR || `/run/user/${uid}`;
   const tmuxBase = env.TMUX_TMPDIR || "/tmp";
-  return [join(tmuxBase, `tmux-${uid}`), join(runtime, "bus"), join(runtime, "systemd"), `/run/screen/S-${env.USER ?? ""}`, "/tmp/.X11-unix"];
+  // The system bus and systemd-resolved's sockets too: a name lookup through them is a way out
+  // around the proxy (DNS exfiltration).
+  return [join(tmuxBase, `tmux-${uid}`), join(runtime, "bus"), join(runtime, "systemd"), `/run/screen/S-${env.USER ?? ""}`, "/tmp/.X11-unix", "/run/dbus", "/run/systemd/resolve"];
 }
 
 /** Absolute, symlinks resolved (bwrap mounts onto the real path), and existing: else a one-line error. */
