@@ -149,6 +149,8 @@ interface Compiled {
   readonly longest: number;
   /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
   readonly firstPieces: Set<string>;
+  /** Bytes (folded) that occur in some literal: an escape that decodes to none of them cannot be in a value. */
+  readonly alphabet: Uint8Array;
 }
 
 const compiledCache = new WeakMap<readonly Pattern[], Compiled>();
@@ -173,7 +175,9 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   const pieceOf = literals.filter((p) => p.bytes.length >= PIECE_ANYWHERE + REST_LENGTH);
   const search = new MultiSearch(literals.map((p) => p.bytes));
   const withPieces = new MultiSearch([...literals.map((p) => p.bytes), ...pieceOf.map((p) => p.bytes.slice(0, PIECE_ANYWHERE))]);
-  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces };
+  const alphabet = new Uint8Array(256);
+  for (const t of byText.keys()) for (let i = 0; i < t.length; i++) alphabet[t.charCodeAt(i) & 0xff] = 1;
+  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, alphabet };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -226,8 +230,9 @@ export interface Hit {
  * holds all the escapes it must. Most text has no escape, and binary
  * text a few, so only these windows are decoded, never the whole text.
  */
-function* decodedWindows(text: string, longest: number): Generator<{ view: DecodedView; offset: number }> {
-  const positions = escapePositions(text);
+function* decodedWindows(text: string, longest: number, alphabet: Uint8Array): Generator<{ view: DecodedView; offset: number }> {
+  // An escape matters only if what it decodes to can be in a value, or can start another round.
+  const positions = escapePositions(text).filter((at) => mayBeInValue(text, at, alphabet));
   if (positions.length === 0) return;
   const extra = 9;
   const spans: [number, number][] = [];
@@ -246,13 +251,29 @@ function* decodedWindows(text: string, longest: number): Generator<{ view: Decod
   for (const [from, to] of spans) for (const view of decodedViews(text.slice(from, to))) yield { view, offset: from };
 }
 
+const SIMPLE_ESCAPES: Record<string, number> = { '"': 0x22, "\\": 0x5c, "/": 0x2f, b: 0x08, f: 0x0c, n: 0x0a, r: 0x0d, t: 0x09 };
+
+/** Whether the escape at `at` decodes to a byte some value holds, or to `%` or `\` (another round). */
+function mayBeInValue(text: string, at: number, alphabet: Uint8Array): boolean {
+  let code: number;
+  if (text[at] === "%") code = Number.parseInt(text.slice(at + 1, at + 3), 16);
+  else if (text[at + 1] === "x") code = Number.parseInt(text.slice(at + 2, at + 4), 16);
+  else if (text[at + 1] === "u") {
+    code = Number.parseInt(text.slice(at + 2, at + 6), 16);
+    // A character past ASCII is several UTF-8 bytes, a surrogate half of a pair: not judged here.
+    if (!(code < 0x80)) return true;
+  } else code = SIMPLE_ESCAPES[text[at + 1]!] ?? -1;
+  if (Number.isNaN(code) || code < 0) return true;
+  return code === 0x25 || code === 0x5c || alphabet[foldCode(code)] === 1;
+}
+
 /** The first pattern found in `text` (latin1), in any view, or null. */
 export function findSecret(text: string, patterns: readonly Pattern[]): Pattern | null {
   if (patterns.length === 0 || text.length === 0) return null;
   const c = compiled(patterns);
   const raw = firstFull(c, text);
   if (raw) return raw;
-  for (const { view } of decodedWindows(text, c.longest)) {
+  for (const { view } of decodedWindows(text, c.longest, c.alphabet)) {
     const hit = firstFull(c, view.text);
     if (hit) return hit;
   }
@@ -301,7 +322,7 @@ export function findAll(text: string, patterns: readonly Pattern[]): Hit[] {
   const c = compiled(patterns);
   const hits: Hit[] = [];
   c.search.scan(text, (m) => void (m.literal < c.fullCount && hits.push({ pattern: c.literals[m.literal]!, start: m.start, end: m.end })));
-  for (const { view, offset } of decodedWindows(text, c.longest)) {
+  for (const { view, offset } of decodedWindows(text, c.longest, c.alphabet)) {
     c.search.scan(view.text, (m) => void (m.literal < c.fullCount && hits.push({ pattern: c.literals[m.literal]!, start: offset + view.toSource(m.start), end: offset + view.toSourceEnd(m.end) })));
   }
   return hits;
