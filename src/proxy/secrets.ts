@@ -16,6 +16,7 @@ import { parseOAuthSecrets } from "../vault/oauth-record.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type DecodedView, decodedViews, escapePositions, MAX_ESCAPE_EXPANSION, partialEscapeLength } from "./escapes.ts";
+import { lenientViews } from "./lenient-views.ts";
 import { foldCode, MultiSearch } from "./search.ts";
 
 export { type Coding, codingsOf, decodeBody, decoderChain } from "./codings.ts";
@@ -292,9 +293,10 @@ function firstFull(c: Compiled, text: string): Pattern | null {
 }
 
 /**
- * One pass for the guard: the first whole value in `text`, and the rests of the values whose first
- * PIECE_ANYWHERE or more characters stand anywhere in it (in the text as is) with the rest missing:
- * a value cut in two, whose second half may come in another field or the next request.
+ * The guard's search of text it reads whole: the first whole value in `text` (as is, decoded, or
+ * in a lenient view: lenient-views.ts), and the rests of the values whose first PIECE_ANYWHERE or
+ * more characters stand anywhere in it (as is) with the rest missing: a value cut in two, whose
+ * second half may come in another field or the next request.
  */
 export function guardScan(text: string, patterns: readonly Pattern[]): { hit: Pattern | null; rests: Pattern[] } {
   if (patterns.length === 0 || text.length === 0) return { hit: null, rests: [] };
@@ -313,7 +315,17 @@ export function guardScan(text: string, patterns: readonly Pattern[]): { hit: Pa
     if (k < p.bytes.length && p.bytes.length - k >= REST_LENGTH && rests.length < 64) rests.push({ key: p.key, bytes: p.bytes.slice(k), form: `${p.form}, in pieces` });
     return false;
   });
-  return { hit: hit ?? findSecret(text, patterns), rests };
+  if (hit) return { hit, rests };
+  // The decoded views (the raw text was searched above), then the lenient ones.
+  for (const { view } of decodedWindows(text, c.longest, c.alphabet)) {
+    const found = firstFull(c, view.text);
+    if (found) return { hit: found, rests };
+  }
+  for (const view of lenientViews(text)) {
+    const found = findSecret(view, patterns);
+    if (found) return { hit: found, rests };
+  }
+  return { hit: null, rests };
 }
 
 /** Every value in `text`, in every view, as spans of `text` (possibly overlapping). */

@@ -176,6 +176,32 @@ connect.end();
   }, 60_000);
 });
 
+describe("spellings ordinary tools print (found by red-teaming)", () => {
+  const wrap = (t: string, n: number) => t.replace(new RegExp(`(.{${n}})`, "g"), "$1\n");
+  const cases: [string, () => Buffer | string][] = [
+    ["base64 wrapped at 76 columns (MIME, `base64`)", () => wrap(Buffer.from(`header line\n${B.secret}\ntrailer`).toString("base64"), 76)],
+    ["base64 wrapped with CRLF at 64 columns", () => Buffer.from(`x${B.secret}`).toString("base64").replace(/(.{64})/g, "$1\r\n")],
+    ["base64 with spaces in it", () => Buffer.from(B.secret).toString("base64").replace(/(.{4})/g, "$1 ")],
+    ["a space put in the value", () => `key: ${B.secret.slice(0, 10)} ${B.secret.slice(10)}`],
+    ["a zero-width space put in the value", () => Buffer.from(`key: ${B.secret.slice(0, 9)}\u200b${B.secret.slice(9)}`, "utf8")],
+    ["a soft hyphen put in the value", () => Buffer.from(`key: ${B.secret.slice(0, 11)}\u00ad${B.secret.slice(11)}`, "utf8")],
+    ["UTF-16LE", () => Buffer.from(`note ${B.secret}`, "utf16le")],
+    ["HTML character references", () => `<p>${[...B.secret].map((c, i) => (i % 2 ? `&#${c.charCodeAt(0)};` : `&#x${c.charCodeAt(0).toString(16)};`)).join("")}</p>`],
+    ["quoted-printable with a soft line break", () => `${B.secret.slice(0, 12)}=\r\n${B.secret.slice(12).replace(/_/g, "=5F")}`],
+  ];
+  for (const [name, body] of cases) {
+    test(name, async () => {
+      expectBlocked(await raw("evil.test", "POST", "/lenient", [["Content-Type", "text/plain"]], body()));
+    });
+  }
+
+  test("ordinary text with spaces, entities and = signs still passes", async () => {
+    const text = "Hello &#x26; welcome=3D ok\r\nline two  with   spaces\n" + "a=b&c=d ".repeat(50);
+    const r = await raw("evil.test", "POST", "/clean", [["Content-Type", "text/plain"]], text);
+    expect(r.status).toBe(200);
+  });
+});
+
 describe("a body over 8 MiB with the value escaped three rounds deep (found by red-teaming)", () => {
   test("is cut before any of the spelling's value leaves, however the writes fall", async () => {
     // Every character escaped, and every character of that escaped again, three times: 216
