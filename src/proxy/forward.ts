@@ -10,7 +10,7 @@ import { type EarlyAnswer, type Flow } from "./flow.ts";
 import { bodyLayers, type Coding, codingsOf, decoderChain, encodeOne, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
 import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { type RequestTails, tailKey } from "./tails.ts";
-import { scrubWholeBody } from "./whole-body.ts";
+import { lenientHit, scrubWholeBody } from "./whole-body.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
 
 /**
@@ -339,6 +339,7 @@ export function forward(
                 until(() => socket.resume());
               },
               fail: () => abort(null),
+              refuse: (answer) => abort(answer),
               writeHead: (headers) => {
                 res.writeHead(head.status, message || undefined, headers);
                 res.flushHeaders();
@@ -512,6 +513,8 @@ interface ScrubIo {
   readonly pauseUpstream: (until: (resume: () => void) => void) => void;
   /** A corrupt compressed body: the response is cut, never ended as if complete. */
   readonly fail: () => void;
+  /** A body held whole that must not reach the agent: it gets this answer instead. */
+  readonly refuse: (answer: EarlyAnswer) => void;
   /** Sends the (cleaned) head: at once when streaming, after the body when it is held whole. */
   readonly writeHead: (headers: Record<string, string | string[]>) => void;
 }
@@ -607,6 +610,10 @@ function startScrub(
       end: (then) => {
         const clean = scrubWholeBody(Buffer.concat(chunks), [], patterns, MAX_DECODED_SCRUB_BYTES);
         if (clean === null) return io.fail();
+        const hidden = sniffCoding(clean) === null ? lenientHit(clean, patterns) : null;
+        if (hidden) {
+          return io.refuse(failure(502, "upstream_error", `the response carries the value of credential ${hidden.key} in a spelling that cannot be replaced where it stands (wrapped, spaced or UTF-16); it was not passed on`));
+        }
         headers["content-length"] = String(clean.length);
         io.writeHead(headers);
         io.write(clean);

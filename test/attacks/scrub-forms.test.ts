@@ -49,6 +49,9 @@ beforeAll(async () => {
     if (url === "/scrub/hex") return reply(res, JSON.stringify({ hex: Buffer.from(value).toString("hex").toUpperCase(), lower: Buffer.from(value).toString("hex") }));
     if (url === "/scrub/unicode") return reply(res, `{"t":"${[...value].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("")}"}`);
     if (url === "/scrub/upper") return reply(res, JSON.stringify({ shout: value.toUpperCase() }));
+    if (url === "/scrub/mime") return reply(res, Buffer.from(`id:${value}`).toString("base64").replace(/(.{20})/g, "$1\r\n"), { "content-type": "text/plain" });
+    if (url === "/scrub/utf16") return reply(res, Buffer.from(`token ${value}`, "utf16le"), { "content-type": "text/plain; charset=utf-16le" });
+    if (url === "/scrub/entities") return reply(res, `<p>${[...value].map((c) => `&#${c.charCodeAt(0)};`).join("")}</p>`, { "content-type": "text/html" });
     if (url === "/scrub/double-gzip") return reply(res, gzipSync(gzipSync(JSON.stringify({ token: value }))), { "content-encoding": "gzip" });
     if (url === "/scrub/sniffed-gzip") return reply(res, gzipSync(JSON.stringify({ token: value })), { "content-type": "application/octet-stream" });
     if (url === "/scrub/te-gzip") {
@@ -133,6 +136,15 @@ describe("scrubbing removes every form the guard knows", () => {
       expectClean(r.body, B.secret);
     });
   }
+
+  test("spellings that cannot be replaced where they stand (wrapped base64, UTF-16, HTML references): the answer is refused", async () => {
+    for (const path of ["/scrub/mime", "/scrub/utf16", "/scrub/entities"]) {
+      const r = await get("api.fake.test", path);
+      expect(r.status, path).toBe(502);
+      expect(JSON.parse(r.body.toString()).message).toContain("FAKE_KEY");
+      expectClean(r.body, B.secret);
+    }
+  });
 
   test("gzip in gzip, declared once", async () => {
     const r = await get("api.fake.test", "/scrub/double-gzip");
