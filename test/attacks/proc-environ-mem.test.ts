@@ -15,7 +15,7 @@ import { openToAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, type TempHome, tempHome } from "../support/binary.ts";
 import { runCleanups, waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
+import { agentUpstream, type Upstream } from "../support/upstream.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "av-proc-environ-mem-"));
 openToAgent(scratch);
@@ -188,12 +188,7 @@ function expectNothingRead(report: Report, upstreamHits: number): void {
 }
 
 beforeAll(async () => {
-  const upstreamDir = mkdtempSync(join(scratch, "u-"));
-  openToAgent(upstreamDir);
-  U = await startUpstream(upstreamDir);
-  U.handler = replyWithPath;
-  cleanups.push(() => U.close());
-  ENV = { AGENT_VAULT_CONNECT_TO: `${HOST}:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile };
+  ({ upstream: U, env: ENV } = await agentUpstream(scratch, HOST, cleanups));
   script = join(scratch, "attacker.py");
   writeFileSync(script, ATTACKER);
   openToAgent(script);

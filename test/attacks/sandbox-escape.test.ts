@@ -11,10 +11,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openToAgent } from "../support/attacker.ts";
 import { recordingCli, type RunResult, type TempHome, TEST_PASSWORD, tempHome } from "../support/binary.ts";
 import { runCleanups } from "../support/process.ts";
-import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
+import { agentUpstream, type Upstream } from "../support/upstream.ts";
 
 const HAVE_BWRAP = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
 const scratch = mkdtempSync(join(tmpdir(), "av-sandbox-escape-"));
@@ -74,13 +73,7 @@ function canaryAtUpstream(): boolean {
 }
 
 beforeAll(async () => {
-  const upstreamDir = mkdtempSync(join(scratch, "u-"));
-  openToAgent(scratch);
-  openToAgent(upstreamDir);
-  U = await startUpstream(upstreamDir);
-  U.handler = replyWithPath;
-  cleanups.push(() => U.close());
-  ENV = { AGENT_VAULT_CONNECT_TO: `${HOST}:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile };
+  ({ upstream: U, env: ENV } = await agentUpstream(scratch, HOST, cleanups));
   home = await tempHome({ asAgent: true });
   cleanups.push(() => home.cleanup());
   const { ok } = recordingCli(() => home, () => ENV, outputs);

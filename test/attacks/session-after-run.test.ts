@@ -9,12 +9,12 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { asAgent, openToAgent } from "../support/attacker.ts";
+import { asAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, type TempHome, tempHome } from "../support/binary.ts";
 import { type Live, runCleanups, spawnLive, waitUntil } from "../support/process.ts";
 import { basicProxyAuth, openPlain, openTunnel } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
+import { agentUpstream, type Upstream } from "../support/upstream.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "av-session-after-run-"));
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -87,13 +87,7 @@ async function refusedWithin(server: Server, token: string, since: number): Prom
 }
 
 beforeAll(async () => {
-  const upstreamDir = mkdtempSync(join(scratch, "u-"));
-  openToAgent(scratch);
-  openToAgent(upstreamDir);
-  U = await startUpstream(upstreamDir);
-  U.handler = replyWithPath;
-  cleanups.push(() => U.close());
-  ENV = { AGENT_VAULT_CONNECT_TO: `${HOST}:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile };
+  ({ upstream: U, env: ENV } = await agentUpstream(scratch, HOST, cleanups));
 }, 60_000);
 
 afterAll(async () => {

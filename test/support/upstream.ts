@@ -1,7 +1,9 @@
 // Local HTTPS upstreams for end-to-end tests: a test CA (not the proxy's), one listener that serves
 // any host name by SNI, and a record of every request that reached it. Tests point the proxy at it
 // with AGENT_VAULT_CONNECT_TO and trust the test CA with AGENT_VAULT_UPSTREAM_CA.
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { openToAgent } from "./attacker.ts";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { type AddressInfo } from "node:net";
 import tls from "node:tls";
@@ -80,3 +82,18 @@ export const replyWithPath: Handler = (req, res) => {
   res.end(reply);
   return true;
 };
+
+/**
+ * An upstream for a broker run as the agent user (test/support/attacker.ts): its directory and CA
+ * readable by that user, `host`:443 mapped to it, closed by the cleanup it registers. Answers with
+ * `handler`, by default the request's path.
+ */
+export async function agentUpstream(scratch: string, host: string, cleanups: (() => Promise<void> | void)[], handler: Handler = replyWithPath): Promise<{ upstream: Upstream; env: Record<string, string> }> {
+  const dir = mkdtempSync(join(scratch, "u-"));
+  openToAgent(scratch);
+  openToAgent(dir);
+  const upstream = await startUpstream(dir);
+  upstream.handler = handler;
+  cleanups.push(() => upstream.close());
+  return { upstream, env: { AGENT_VAULT_CONNECT_TO: `${host}:443:127.0.0.1:${upstream.port}`, AGENT_VAULT_UPSTREAM_CA: upstream.caFile } };
+}
