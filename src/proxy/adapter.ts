@@ -21,7 +21,7 @@ import { type LeafCertificates } from "./certs.ts";
 import { answer, type EarlyAnswer, type Flow, type Headers, makeFlow } from "./flow.ts";
 import { describeUpstreamError, forward, rawAnswer, sendAnswer } from "./forward.ts";
 import { AccessLimits } from "./limits.ts";
-import { type Pattern, responsePatterns } from "./secrets.ts";
+import { type Pattern } from "./secrets.ts";
 import { isWebSocketOffer, readAnswerHead, readRefusal, switchHead, switchProblem, webSocketHandshakeProblem, withoutUpgradeOffer } from "./upgrade.ts";
 import { websocketPolicy } from "./ws-policy.ts";
 import { relayWebSocket } from "./ws-relay.ts";
@@ -384,7 +384,7 @@ export class ProxyAdapter {
       onUnauthorized: flow.oauthUsed.length > 0 ? () => refreshAfterUnauthorized(flow, this.context(), injectCredential) : undefined,
       // Scrubbing is a vault setting; the MCP server's http_request asks for it whatever the setting.
       // Looked up when needed: after a 401 refresh the new tokens are in flow.vault.
-      scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => responsePatterns(this.deps.state.secrets(flow.vault ?? vault)) : undefined,
+      scrub: vault && (vault.settings.scrub || (flow.via === "explicit" && req.headers["x-agent-vault-scrub"] === "1")) ? () => this.deps.state.secrets(flow.vault ?? vault) : undefined,
       guard: vault?.settings.guard ? () => this.deps.state.secrets(flow.vault ?? vault) : undefined,
       tails: this.deps.state.tails,
       onBlocked: (hit) => {
@@ -473,7 +473,10 @@ export class ProxyAdapter {
           return vault;
         }
       };
-      const scrubbing = (): readonly Pattern[] => (current().settings.scrub ? responsePatterns(this.deps.state.secrets(current())) : []);
+      const scrubbing = (): readonly Pattern[] => {
+        const now = current();
+        return now.settings.scrub ? this.deps.state.secrets(now) : [];
+      };
       const failed = (message: string) => {
         upstream.destroy();
         refuse({ status: ERROR_TABLE.upstream_error.http, code: "upstream_error", message: `${flow.host}: ${message}` });
@@ -500,7 +503,10 @@ export class ProxyAdapter {
         agentHead: early,
         upstreamHead: reply.rest,
         policy: websocketPolicy({
-          guard: () => (current().settings.guard ? this.deps.state.secrets(current()) : []),
+          guard: () => {
+            const now = current();
+            return now.settings.guard ? this.deps.state.secrets(now) : [];
+          },
           scrub: scrubbing,
         }),
         onBlocked: (hit) => {

@@ -20,8 +20,6 @@ export interface DecodedView {
   toSource(i: number): number;
   /** The index in the source text just after decoded character `i - 1` (an exclusive end). */
   toSourceEnd(i: number): number;
-  /** Decoded ranges that came from escapes: a value seen only in this view overlaps one. */
-  readonly escapes: readonly (readonly [number, number])[];
 }
 
 interface Segment {
@@ -91,10 +89,8 @@ function decodeOnce(text: string): DecodedView | null {
     }
     return segments[lo]!;
   };
-  const escapes = segments.filter((s) => s.escape).map((s) => [s.at, s.at + s.length] as const);
   return {
     text: decodedText,
-    escapes,
     toSource(i: number): number {
       if (i >= decodedText.length) return text.length;
       const s = segmentAt(i);
@@ -133,13 +129,12 @@ export function decodedViews(text: string): DecodedView[] {
 function composed(outer: DecodedView, inner: DecodedView): DecodedView {
   return {
     text: inner.text,
-    escapes: inner.escapes,
     toSource: (i) => outer.toSource(inner.toSource(i)),
     toSourceEnd: (i) => outer.toSourceEnd(inner.toSourceEnd(i)),
   };
 }
 
-const ANY_ESCAPE = /%[0-9a-fA-F]{2}|\\[u"\\/bfnrtx]/g;
+const ANY_ESCAPE = new RegExp(MAY_HAVE_ESCAPE.source, "g");
 
 /** Where escapes start in `text` (a native scan; most text has none). */
 export function escapePositions(text: string): number[] {

@@ -7,10 +7,10 @@ import { type Socket } from "node:net";
 import { type Transform } from "node:stream";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
-import { bodyLayers, type Coding, codingsOf, decoderChain, encodeOne, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
+import { bodyLayers, type Coding, codingsOf, decoderChain, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
 import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { type RequestTails, tailKey } from "./tails.ts";
-import { lenientHit, scrubWholeBody } from "./whole-body.ts";
+import { scrubWholeBody } from "./whole-body.ts";
 import { type Endpoint, ResponseParser, type UpstreamPool } from "./upstream.ts";
 
 /**
@@ -79,7 +79,8 @@ function readGuarded(req: IncomingMessage, input: GuardInput): Promise<GuardedBo
       const head = Buffer.concat(chunks);
       const joined = joinedHit(head);
       if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
-      const guard = new StreamGuard(patterns, longestSpelling(patterns));
+      // The rests opened by the URL and headers are looked for to the end of the body too.
+      const guard = new StreamGuard(rests.length > 0 ? [...patterns, ...rests] : patterns, longestSpelling(patterns));
       const first = guard.push(head);
       finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard });
     };
@@ -223,7 +224,6 @@ export function forward(
       delete headers["transfer-encoding"];
       delete headers.expect;
       if (guarded?.kind === "whole") {
-        delete headers["transfer-encoding"];
         headers["content-length"] = String(guarded.body.length);
       } else if (isChunked) headers["transfer-encoding"] = "chunked";
       return headers;
@@ -608,12 +608,12 @@ function startScrub(
     return {
       push: (bytes) => void chunks.push(bytes),
       end: (then) => {
-        const clean = scrubWholeBody(Buffer.concat(chunks), [], patterns, MAX_DECODED_SCRUB_BYTES);
-        if (clean === null) return io.fail();
-        const hidden = sniffCoding(clean) === null ? lenientHit(clean, patterns) : null;
-        if (hidden) {
-          return io.refuse(failure(502, "upstream_error", `the response carries the value of credential ${hidden.key} in a spelling that cannot be replaced where it stands (wrapped, spaced or UTF-16); it was not passed on`));
+        const whole = scrubWholeBody(Buffer.concat(chunks), [], patterns, MAX_DECODED_SCRUB_BYTES);
+        if ("unreadable" in whole) return io.fail();
+        if ("refused" in whole) {
+          return io.refuse(failure(502, "upstream_error", `the response carries the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands (wrapped, spaced or UTF-16); it was not passed on`));
         }
+        const clean = whole.body;
         headers["content-length"] = String(clean.length);
         io.writeHead(headers);
         io.write(clean);

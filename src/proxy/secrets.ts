@@ -145,7 +145,7 @@ interface Compiled {
    * Whole values and first pieces together, for the guard's pass (guardScan). Apart from `search`:
    * the pieces' short length would shorten every shift of the scrubber's search too.
    */
-  readonly withPieces: MultiSearch;
+  withPieces(): MultiSearch;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
   /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
@@ -175,17 +175,14 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   // another field or request (see guardScan).
   const pieceOf = literals.filter((p) => p.bytes.length >= PIECE_ANYWHERE + REST_LENGTH);
   const search = new MultiSearch(literals.map((p) => p.bytes));
-  const withPieces = new MultiSearch([...literals.map((p) => p.bytes), ...pieceOf.map((p) => p.bytes.slice(0, PIECE_ANYWHERE))]);
+  // Built on the guard's first use: a one-off pattern list (the rests looked for) never needs it.
+  let pieces: MultiSearch | null = null;
+  const withPieces = () => (pieces ??= new MultiSearch([...literals.map((p) => p.bytes), ...pieceOf.map((p) => p.bytes.slice(0, PIECE_ANYWHERE))]));
   const alphabet = new Uint8Array(256);
   for (const t of byText.keys()) for (let i = 0; i < t.length; i++) alphabet[t.charCodeAt(i) & 0xff] = 1;
   found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, alphabet };
   compiledCache.set(patterns, found);
   return found;
-}
-
-/** One set of forms for both directions: scrubbing looks for everything the guard looks for. */
-export function responsePatterns(patterns: readonly Pattern[]): readonly Pattern[] {
-  return patterns;
 }
 
 /**
@@ -281,15 +278,10 @@ export function findSecret(text: string, patterns: readonly Pattern[]): Pattern 
   return null;
 }
 
-/** The leftmost whole value in `text` (the longest there), pieces aside. */
+/** The leftmost whole value in `text` (the longest there). */
 function firstFull(c: Compiled, text: string): Pattern | null {
-  let best: { start: number; end: number; literal: number } | null = null;
-  c.search.scan(text, (m) => {
-    if (best && m.start !== best.start) return true;
-    if (!best || m.end > best.end) best = m;
-    return false;
-  });
-  return best ? c.literals[(best as { literal: number }).literal]! : null;
+  const match = c.search.first(text);
+  return match ? c.literals[match.literal]! : null;
 }
 
 /**
@@ -303,7 +295,7 @@ export function guardScan(text: string, patterns: readonly Pattern[]): { hit: Pa
   const c = compiled(patterns);
   const rests: Pattern[] = [];
   let hit: Pattern | null = null;
-  c.withPieces.scan(text, (m) => {
+  c.withPieces().scan(text, (m) => {
     if (m.literal < c.fullCount) {
       hit = c.literals[m.literal]!;
       return true;
@@ -468,9 +460,18 @@ export class StreamScrubber {
     const text = bytes.toString("latin1");
     const hold = partialSuffix(text, this.patterns);
     const hits = findAll(text, this.patterns);
-    // A value that would straddle the cut stays behind with the tail.
+    // A value that would straddle the cut stays behind with the tail; moving the cut back may make
+    // another, overlapping value straddle it, so this repeats until none does.
     let cut = text.length - hold;
-    for (const h of hits) if (h.start < cut && h.end > cut) cut = h.start;
+    for (let moved = true; moved; ) {
+      moved = false;
+      for (const h of hits) {
+        if (h.start < cut && h.end > cut) {
+          cut = h.start;
+          moved = true;
+        }
+      }
+    }
     this.pending = Buffer.from(bytes.subarray(cut));
     if (hits.length === 0) return bytes.subarray(0, cut);
     return Buffer.from(redact(text, hits, cut), "latin1");
@@ -489,17 +490,23 @@ export class StreamScrubber {
  * ends in a good part of a value, which may not leave either.
  */
 export class StreamGuard {
+  /** Bytes held back, not sent yet (at least `holdAll` of them). */
   private pending: Buffer = Buffer.alloc(0);
+  /** The end of what was searched that a value arriving next could begin in (spelledTail). */
+  private overlap = "";
 
   constructor(private readonly patterns: readonly Pattern[], private readonly holdAll = 0) {}
 
   push(chunk: Buffer): { send: Buffer } | { hit: Pattern } {
-    const bytes = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    const text = bytes.toString("latin1");
+    // Only the new bytes and the overlap are searched: the held bytes before it were searched
+    // already, and a long hold (`holdAll`) is for sending, not for searching again.
+    const text = this.overlap + chunk.toString("latin1");
     const hit = findSecret(text, this.patterns);
     if (hit) return { hit };
+    this.overlap = this.patterns.length === 0 ? "" : spelledTail(text, compiled(this.patterns).longest);
+    const bytes = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     // With `holdAll`, a fixed tail is always kept, so the end can still be judged unsent.
-    const hold = Math.min(text.length, Math.max(partialSuffix(text, this.patterns), this.holdAll));
+    const hold = Math.min(bytes.length, Math.max(partialSuffix(text, this.patterns), this.holdAll));
     this.pending = Buffer.from(bytes.subarray(bytes.length - hold));
     return { send: bytes.subarray(0, bytes.length - hold) };
   }

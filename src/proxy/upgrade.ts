@@ -166,8 +166,10 @@ export function readRefusal(socket: Socket, answer: UpgradeAnswer, patterns: rea
       // The same reading as any response (whole-body.ts): declared content and transfer codings
       // undone, and every layer the body's magic bytes reveal scrubbed too.
       const codings = messageCodings(header(answer.headers, "content-encoding"), header(answer.headers, "transfer-encoding"));
-      const clean = codings === null ? null : scrubWholeBody(Buffer.concat(chunks), codings, patterns, MAX_ANSWER_BODY_BYTES);
-      if (clean === null) return finish({ error: "the answer to the WebSocket handshake has a body that cannot be scanned" });
+      const whole = codings === null ? null : scrubWholeBody(Buffer.concat(chunks), codings, patterns, MAX_ANSWER_BODY_BYTES);
+      if (whole === null || "unreadable" in whole) return finish({ error: "the answer to the WebSocket handshake has a body that cannot be scanned" });
+      if ("refused" in whole) return finish({ error: `the answer to the WebSocket handshake carries the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands` });
+      const clean = whole.body;
       const kept = answer.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase()) && n.toLowerCase() !== "content-encoding");
       const head = `HTTP/1.1 ${answer.status} ${scrubText(answer.message, patterns)}\r\n${[...scrubbedLines(kept, patterns), `Content-Length: ${clean.length}`, "Connection: close"].join("\r\n")}\r\n\r\n`;
       finish(Buffer.concat([Buffer.from(head, "latin1"), clean]));

@@ -2,7 +2,7 @@
 // addons): toward the upstream the exfiltration guard, toward the agent scrubbing. Pure: it sees a
 // whole message and answers send-this or close-with-this-code; ws-relay.ts moves the bytes.
 import { bodyLayers } from "./codings.ts";
-import { findSecret, type Pattern, scrubText } from "./secrets.ts";
+import { guardScan, type Pattern, scrubText } from "./secrets.ts";
 import { scrubWholeBody } from "./whole-body.ts";
 
 /** A compressed message is unpacked for the guard and scrubbing up to this (a bomb is refused). */
@@ -39,7 +39,7 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
       const layers = guard.length > 0 ? (bodyLayers(message.payload, [], MAX_DECODED_MESSAGE_BYTES) ?? null) : [];
       if (layers === null) return { close: CLOSE_CODE.policyViolation, reason: "credential_exfiltration: a compressed message expands past what the guard reads" };
       let hit: Pattern | null = null;
-      for (const layer of layers) if (!hit) hit = findSecret(layer.body.toString("latin1"), guard);
+      for (const layer of layers) if (!hit) hit = guardScan(layer.body.toString("latin1"), guard).hit;
       if (!hit) return { send: message };
       return { close: CLOSE_CODE.policyViolation, reason: `credential_exfiltration: a message carried the value of credential ${hit.key}`, blocked: hit };
     },
@@ -55,8 +55,10 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
         return { send: { opcode: message.opcode, payload: closePayload(code, Buffer.from(clean, "latin1").toString("utf8")) } };
       }
       // Every layer its magic bytes reveal is cleaned, and a changed one compressed again.
-      const payload = scrubWholeBody(message.payload, [], scrub, MAX_DECODED_MESSAGE_BYTES);
-      if (payload === null) return { close: CLOSE_CODE.policyViolation, reason: "a compressed message expands past what scrubbing reads" };
+      const whole = scrubWholeBody(message.payload, [], scrub, MAX_DECODED_MESSAGE_BYTES);
+      if ("unreadable" in whole) return { close: CLOSE_CODE.policyViolation, reason: "a compressed message expands past what scrubbing reads" };
+      if ("refused" in whole) return { close: CLOSE_CODE.policyViolation, reason: `a message carried the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands` };
+      const payload = whole.body;
       if (payload.equals(message.payload)) return { send: message };
       // A value is whole UTF-8 characters and its replacement is ASCII, so a text message stays
       // valid; checked anyway, since an invalid one would make the agent's client fail the socket.

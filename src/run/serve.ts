@@ -5,6 +5,7 @@ import { rmSync } from "node:fs";
 import { z } from "zod";
 import { type ServerFacts } from "../api/proof.ts";
 import { type Socket } from "node:net";
+import { isProcessAlive } from "../shared/liveness.ts";
 import { createApiServer, listenApi } from "../api/server.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { RequestLog } from "../shared/log.ts";
@@ -139,15 +140,6 @@ export function readPidFile(paths: HomePaths): PidFile | null {
   }
 }
 
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * The server of this data directory, or null when none runs (no pidfile, its pid gone, nothing
  * listening at its address). Something that answers there but cannot prove it holds this vault's
@@ -162,3 +154,5 @@ export async function findRunningServer(store: VaultStore): Promise<PidFile | nu
   if (check.kind === "absent") return null;
   throw new AgentVaultError("server_not_verified", `the process named in ${store.paths.pidFile} (pid ${record.pid}, ${record.host}:${record.api_port}) did not prove it is this vault's server (${check.why}); not using it`);
 }
+
+export { isProcessAlive };

@@ -5,6 +5,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSy
 import { basename, join, relative, isAbsolute } from "node:path";
 import { type Socket } from "node:net";
 import { AgentVaultError } from "../shared/errors.ts";
+import { isProcessAlive } from "../shared/liveness.ts";
 import { NAMESPACE_ARGS, bwrapArgs, findBwrap, resolveSandboxPath } from "./linux.ts";
 import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
 import { ttyInjectionFilter } from "./seccomp.ts";
@@ -84,16 +85,7 @@ function removeStaleRunDirectories(dataDir: string): void {
         continue;
       }
     }
-    let alive = false;
-    if (Number.isSafeInteger(pid) && pid > 0) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (error) {
-        alive = (error as NodeJS.ErrnoException).code === "EPERM";
-      }
-    }
-    if (!alive) rmSync(dir, { recursive: true, force: true });
+    if (!(Number.isSafeInteger(pid) && pid > 0 && isProcessAlive(pid))) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -20,20 +20,22 @@ interface Side {
   backlog: Uint8Array[];
   /** The peer has finished (ended or closed): send FIN once the backlog is out. */
   isFinishing: boolean;
+  /** This side sent FIN: passed on once the peer is joined, if it was not yet. */
+  isEnded: boolean;
   isClosed: boolean;
 }
 
-const newSide = (): Side => ({ peer: null, early: [], backlog: [], isFinishing: false, isClosed: false });
+const newSide = (): Side => ({ peer: null, early: [], backlog: [], isFinishing: false, isEnded: false, isClosed: false });
 
 /** Writes what `to` can take now; the rest waits in its backlog and `from` stops reading. */
 function send(to: Bun.Socket<Side>, chunk: Uint8Array, from: Bun.Socket<Side>): void {
   if (to.data.backlog.length > 0) {
-    to.data.backlog.push(Uint8Array.from(chunk));
+    to.data.backlog.push(Buffer.from(chunk));
     return;
   }
   const written = to.write(chunk);
   if (written < chunk.length) {
-    to.data.backlog.push(Uint8Array.from(chunk.subarray(Math.max(0, written))));
+    to.data.backlog.push(Buffer.from(chunk.subarray(Math.max(0, written))));
     from.pause();
   }
 }
@@ -70,10 +72,13 @@ function handlers(onOpen?: (socket: Bun.Socket<Side>) => void): Bun.SocketHandle
     data: (socket, chunk) => {
       const peer = socket.data.peer;
       if (peer) send(peer, chunk, socket);
-      else socket.data.early.push(Uint8Array.from(chunk));
+      else socket.data.early.push(Buffer.from(chunk));
     },
     drain: (socket) => flush(socket),
-    end: (socket) => finish(socket),
+    end: (socket) => {
+      socket.data.isEnded = true;
+      finish(socket);
+    },
     close: (socket) => {
       socket.data.isClosed = true;
       finish(socket);
@@ -99,7 +104,9 @@ function joining(dial: (handler: Bun.SocketHandler<Side>) => Promise<Bun.Socket<
         inbound.data.peer = out;
         for (const chunk of inbound.data.early.splice(0)) send(out, chunk, inbound);
         for (const chunk of out.data.early.splice(0)) send(inbound, chunk, out);
-        if (out.data.isClosed) finish(out);
+        // A FIN (or close) that came before the join is passed on now.
+        if (inbound.data.isEnded) finish(inbound);
+        if (out.data.isEnded || out.data.isClosed) finish(out);
       },
       () => inbound.end(),
     );

@@ -64,3 +64,13 @@ export function isProcessRunning(identity: ProcessIdentity): boolean {
   alive.set(key, now);
   return true;
 }
+
+/** Whether a process with this pid exists (one of another user's counts: kill answers EPERM). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

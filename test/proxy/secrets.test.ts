@@ -109,6 +109,15 @@ describe("one set of forms for both directions (issue 12)", () => {
     }
   });
 
+  test("overlapping values at the cut are held back together, however they chain", () => {
+    const patterns = [...patternsOf("A", "abcdefgh12345678"), ...patternsOf("B", "12345678zyxwvuts"), ...patternsOf("C", "vutsQQQQQQQQ")];
+    const scrubber = new StreamScrubber(patterns);
+    const out = scrubber.push(Buffer.from("xx abcdefgh12345678zyxwvutsQQ")).toString("latin1") + scrubber.push(Buffer.from("QQQQQQ end")).toString("latin1") + scrubber.end().toString("latin1");
+    expect(out).not.toContain("abcdefgh");
+    expect(out).not.toContain("12345678");
+    expect(out).toContain("[REDACTED:A]");
+  });
+
   test("a text ending in half a value or more is caught; a short common prefix is not", () => {
     expect(endsWithPartValue(`payload ${value.slice(0, 14)}`, patterns)?.key).toBe("K");
     expect(endsWithPartValue(`payload ${value.slice(0, 4)}`, patterns)).toBeNull();

@@ -3,7 +3,7 @@
 // must never send (each named with the close code it earns); and the policy over whole messages.
 import { describe, expect, test } from "bun:test";
 import { CLOSE_CODE, closePayload, encodeFrame, FrameParser, OPCODE, parseClose, unmask, type WsMessage } from "../../src/proxy/websocket.ts";
-import { patternsOf, responsePatterns } from "../../src/proxy/secrets.ts";
+import { patternsOf } from "../../src/proxy/secrets.ts";
 import { websocketPolicy } from "../../src/proxy/ws-policy.ts";
 import { prng } from "../support/random.ts";
 
@@ -179,7 +179,7 @@ describe("encodeFrame", () => {
 describe("websocketPolicy (what may cross an open WebSocket)", () => {
   const value = "sk_live_Zq9x_policy_value";
   const all = patternsOf("KEY", value);
-  const policy = websocketPolicy({ guard: () => all, scrub: () => responsePatterns(all) });
+  const policy = websocketPolicy({ guard: () => all, scrub: () => all });
   const off = websocketPolicy({ guard: () => [], scrub: () => [] });
 
   test("toward the upstream: a value in a text, binary, ping or close payload closes with 1008 naming the key", () => {
@@ -203,7 +203,7 @@ describe("websocketPolicy (what may cross an open WebSocket)", () => {
     expect("send" in text && new TextDecoder("utf-8", { fatal: true }).decode(text.send.payload)).toBe("é[REDACTED:KEY]ü");
     // A value shorter than its marker: scrubbed, the ping would pass 125 bytes, so it goes out empty.
     const short = patternsOf("KEY", "Q7w_e9R2");
-    const shortPolicy = websocketPolicy({ guard: () => [], scrub: () => responsePatterns(short) });
+    const shortPolicy = websocketPolicy({ guard: () => [], scrub: () => short });
     const ping = shortPolicy.toAgent({ opcode: OPCODE.ping, payload: Buffer.from(`${"x".repeat(115)}Q7w_e9R2`) });
     expect("send" in ping && ping.send.payload.length).toBe(0);
     const fits = policy.toAgent({ opcode: OPCODE.pong, payload: Buffer.from(`${"x".repeat(100)}${value}`) });

@@ -37,13 +37,14 @@ export function guardRequest(flow: Flow, ctx: StepContext): void {
   const patterns = ctx.secrets(vault);
   if (patterns.length === 0) return;
   // One search over every field joined by a newline finds a value inside any one field.
-  const text = requestFields(flow).join("\n");
+  const fields = requestFields(flow);
+  const text = fields.join("\n");
   const { hit, rests: anywhere } = guardScan(text, patterns);
   if (hit) return refuseExfiltration(flow, hit, whereIs(flow, patterns));
   // A value cut in two: the rest of one whose first piece stands in this request (anywhere, or,
   // shorter, at a field's end), or in the previous request to this host, anywhere in this one.
   const key = tailKey(flow.principal?.id, flow.host, flow.port);
-  const open = [...anywhere, ...requestFields(flow).flatMap((field) => openRests(field, patterns))];
+  const open = [...anywhere, ...fields.flatMap((field) => openRests(field, patterns))];
   const rests = [...(ctx.tails?.get(key) ?? []), ...open];
   const joined = rests.length > 0 ? findSecret(text, rests) : null;
   if (joined) return refuseExfiltration(flow, joined, "pieces across fields of this request or the previous one to this host");
