@@ -47,28 +47,45 @@ export function registerInit(program: Command): void {
   });
 }
 
+/**
+ * Every master-password command rotates the data key; a running server holds the old one and
+ * could neither read the vault nor prove itself afterwards. So it is stopped first (only once it
+ * proves it is this vault's server), and the user is told to start it again.
+ */
+async function rotateKey(store: VaultStore, password: string | null): Promise<void> {
+  const { stopVerifiedServer } = await import("../run/server-check.ts");
+  let stopped: number | null = null;
+  try {
+    stopped = await stopVerifiedServer(store);
+  } catch (error) {
+    if (!(error instanceof AgentVaultError) || error.code !== "server_not_running") throw error;
+  }
+  await store.setPassword(password);
+  if (stopped !== null) printNote(`stopped the running server (pid ${stopped}): it held the old key; start it again with \`agent-vault server -d\``);
+}
+
 export function registerMasterPassword(program: Command): void {
   const group = program.command("master-password").description("set, change or remove the master password (each rotates the data key: every value is sealed again)");
   withPasswordOption(group.command("set").description("protect a --no-password vault with a master password").option("--new-password-stdin", "read the new password from stdin")).action(
     async (options: CommonOptions & { newPasswordStdin?: boolean }) => {
       const store = await openStore(options);
       if (store.hasPassword) throw new AgentVaultError("conflict", "the vault already has a master password", { hint: "use `agent-vault master-password change`" });
-      await store.setPassword(await readNewPassword(options.newPasswordStdin, false, "New master password"));
-      printNote("master password set; the key file was removed; the data key was rotated (restart a running server)");
+      await rotateKey(store, await readNewPassword(options.newPasswordStdin, false, "New master password"));
+      printNote("master password set; the key file was removed; the data key was rotated");
     },
   );
   withPasswordOption(group.command("change").description("change the master password").option("--new-password-stdin", "read the new password from the next line of stdin")).action(
     async (options: CommonOptions & { newPasswordStdin?: boolean }) => {
       const store = await openStore(options);
       if (!store.hasPassword) throw new AgentVaultError("conflict", "the vault has no master password", { hint: "use `agent-vault master-password set`" });
-      await store.setPassword(await readNewPassword(options.newPasswordStdin, false, "New master password"));
-      printNote("master password changed; the data key was rotated, so an old copy of the vault and the old password open nothing written from now on (restart a running server)");
+      await rotateKey(store, await readNewPassword(options.newPasswordStdin, false, "New master password"));
+      printNote("master password changed; the data key was rotated, so an old copy of the vault and the old password open nothing written from now on");
     },
   );
   withPasswordOption(group.command("remove").description("drop the master password and keep the data key in a 0600 key file")).action(async (options: CommonOptions) => {
     const store = await openStore(options);
     if (!store.hasPassword) throw new AgentVaultError("conflict", "the vault has no master password");
-    await store.setPassword(null);
+    await rotateKey(store, null);
     printNote(NO_PASSWORD_WARNING);
   });
 }

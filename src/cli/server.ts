@@ -63,11 +63,13 @@ export function registerServer(program: Command): void {
         child.unref();
         const record = await waitFor(() => serve.findRunningServer(store).catch(() => null), 10_000);
         if (!record) throw new AgentVaultError("io_error", `the server did not start; see ${paths.home}/server.log`);
+        serve.noticeRedirections(process.env);
         printNote(`agent-vault server running in the background (pid ${record.pid}): API http://${record.host}:${record.api_port}, proxy ${record.host}:${record.mitm_port}`);
         return;
       }
       const served = await serve.startServices(store, { host: options.host, apiPort, mitmPort, fallbackToFreePorts: false });
       serve.writePidFile(paths, served);
+      serve.noticeRedirections(process.env);
       printNote(`agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); Ctrl-C stops it`);
       const { watchProposals } = await import("../run/notice.ts");
       watchProposals(store, null, (line) => process.stderr.write(line));
@@ -85,27 +87,15 @@ export function registerServer(program: Command): void {
     .action(async (options: CommonOptions) => {
       const serve = await import("../run/serve.ts");
       const paths = homePaths();
+      // Nothing to stop: said before the password is asked for.
       const record = serve.readPidFile(paths);
       if (!record || !serve.isProcessAlive(record.pid)) {
         serve.removePidFile(paths);
         throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
       }
-      // The pidfile can be planted: only a process that proves it holds this vault's key, at that
-      // pid and address, is signalled.
-      const store = await openStore(options);
-      const { checkServer } = await import("../run/server-check.ts");
-      const check = await checkServer(store, record);
-      if (check.kind === "absent") {
-        serve.removePidFile(paths);
-        throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
-      }
-      if (check.kind === "impostor") {
-        throw new AgentVaultError("server_not_verified", `pid ${record.pid} in ${paths.pidFile} did not prove it is this vault's server (${check.why}); not signalling it`);
-      }
-      process.kill(record.pid, "SIGTERM");
-      const gone = await waitFor(async () => (serve.isProcessAlive(record.pid) ? null : true), 5000);
-      if (!gone) throw new AgentVaultError("io_error", `the server (pid ${record.pid}) did not stop within 5s`);
-      printNote(`stopped the server (pid ${record.pid})`);
+      const { stopVerifiedServer } = await import("../run/server-check.ts");
+      const pid = await stopVerifiedServer(await openStore(options));
+      printNote(`stopped the server (pid ${pid})`);
     });
 }
 

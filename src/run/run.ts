@@ -12,7 +12,7 @@ import { prepareLauncher, type SandboxRequest } from "../sandbox/launch.ts";
 import { writeNodePreload } from "../sandbox/node-preload.ts";
 import { buildAgentEnv } from "./env.ts";
 import { watchProposals } from "./notice.ts";
-import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, type Served, startServices } from "./serve.ts";
+import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, noticeRedirections, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 
 // A terminal delivers Ctrl-C, Ctrl-\\ and resizes to the whole foreground process group, child
@@ -50,6 +50,8 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
     await cleanup(store, vaultName, session.id, served);
     throw error;
   }
+  // Said once the command is about to start (a bad flag above stays a one-line error).
+  if (served) noticeRedirections(process.env);
   const env = buildAgentEnv(process.env, {
     apiUrl: `http://${launcher.agentHost}:${apiPort}`,
     token,

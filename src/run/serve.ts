@@ -6,6 +6,7 @@ import { z } from "zod";
 import { type ServerFacts } from "../api/proof.ts";
 import { type Socket } from "node:net";
 import { isProcessAlive } from "../shared/liveness.ts";
+import { displaySafe } from "../shared/text.ts";
 import { createApiServer, listenApi } from "../api/server.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { RequestLog } from "../shared/log.ts";
@@ -68,6 +69,17 @@ function keepServing(): void {
   process.on("uncaughtException", (error) => {
     process.stderr.write(`agent-vault: internal error (the server keeps running): ${error.message.split("\n")[0]}\n`);
   });
+}
+
+/**
+ * Settings that send credentials elsewhere or trust other certificates, said out loud when set:
+ * an agent can plant them in a shell startup file for the user's next session.
+ */
+export function noticeRedirections(env: NodeJS.ProcessEnv): void {
+  for (const name of ["AGENT_VAULT_CONNECT_TO", "AGENT_VAULT_UPSTREAM_CA", "AGENT_VAULT_NETWORK_ALLOWLIST"]) {
+    const value = env[name];
+    if (value) process.stderr.write(`agent-vault: note: ${name} is set (${displaySafe(value.slice(0, 200))}): upstream connections follow it; unset it unless you set it yourself\n`);
+  }
 }
 
 export async function startServices(store: VaultStore, options: ServeOptions): Promise<Served> {

@@ -4,6 +4,8 @@
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { isProofValid, PROOF_PATH, ProofAnswerSchema } from "../api/proof.ts";
+import { AgentVaultError } from "../shared/errors.ts";
+import { isProcessAlive } from "../shared/liveness.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type PidFile } from "./serve.ts";
 
@@ -53,4 +55,34 @@ export async function checkServer(store: VaultStore, record: PidFile): Promise<S
   const expected = { pid: record.pid, host: record.host, api_port: record.api_port, mitm_port: record.mitm_port };
   if (!isProofValid(store.serverProofKey(), nonce, expected, parsed.mac)) return { kind: "impostor", why: "its proof does not verify" };
   return { kind: "verified" };
+}
+
+/**
+ * Stops this data directory's server: only a process that proves it holds this vault's key, at
+ * the pid and address in the pidfile, is signalled (the pidfile can be planted). Throws
+ * server_not_running or server_not_verified; returns the pid it stopped.
+ */
+export async function stopVerifiedServer(store: VaultStore): Promise<number> {
+  const serve = await import("./serve.ts");
+  const paths = store.paths;
+  const record = serve.readPidFile(paths);
+  if (!record || !isProcessAlive(record.pid)) {
+    serve.removePidFile(paths);
+    throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
+  }
+  const check = await checkServer(store, record);
+  if (check.kind === "absent") {
+    serve.removePidFile(paths);
+    throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
+  }
+  if (check.kind === "impostor") {
+    throw new AgentVaultError("server_not_verified", `pid ${record.pid} in ${paths.pidFile} did not prove it is this vault's server (${check.why}); not signalling it`);
+  }
+  process.kill(record.pid, "SIGTERM");
+  const deadline = Date.now() + 5000;
+  while (isProcessAlive(record.pid)) {
+    if (Date.now() > deadline) throw new AgentVaultError("io_error", `the server (pid ${record.pid}) did not stop within 5s`);
+    await Bun.sleep(50);
+  }
+  return record.pid;
 }

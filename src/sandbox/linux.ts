@@ -88,11 +88,30 @@ function hide(path: string): string[] {
  * shallowest path to the deepest (so `--sandbox-ro ~ --sandbox-rw ~/repo` reads as meant), and
  * last the data directory hidden with only the shared files put back, so no flag can expose it.
  */
+/**
+ * The shell's startup files in the user's home: whatever the agent wrote there would run in the
+ * user's next shell, outside the sandbox (an `export AGENT_VAULT_CONNECT_TO=...` sending the next
+ * session's key elsewhere). Those that exist are read-only inside; `--sandbox-rw` lifts it.
+ */
+export function shellStartupFiles(env: NodeJS.ProcessEnv): string[] {
+  const home = env.HOME;
+  if (!home) return [];
+  const names = [".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv", ".zprofile", ".zlogin", ".config/fish/config.fish"];
+  return names.map((name) => join(home, name)).filter((path) => {
+    try {
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {
   // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
   // terminals and read what is typed there (a password at a prompt).
   const args = [...NAMESPACE_ARGS, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
   for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
+  for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) args.push("--ro-bind", file, file);
   const adjustments = [
     ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
     ...plan.user.readWrite.map((path) => ({ path, args: ["--bind", path, path] })),

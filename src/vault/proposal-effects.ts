@@ -86,6 +86,15 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
     }
   }
 
+  // Where each value goes once the proposal is applied: a value the reviewer is asked to paste is
+  // shown with its hosts, so a bait ("your OpenAI key") for a service on another host is visible.
+  const after = new Map(vault.services.map((s) => [s.name, { host: s.host, auth: s.auth }] as const));
+  for (const change of proposal.services) {
+    if (change.action === "delete") after.delete(change.name);
+    else after.set(change.name, { host: change.host, auth: change.auth });
+  }
+  const hostsAfter = (key: string) => [...new Set([...after.values()].filter((s) => credentialKeysOf(s.auth).includes(key)).map((s) => s.host))];
+
   for (const slot of proposal.credentials) {
     const existing = vault.credentials[slot.key];
     const subject = `credential ${slot.key}`;
@@ -101,11 +110,13 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
       continue;
     }
     const source = slot.type === "oauth" ? "connect or paste it after approval" : slot.sealed_value !== undefined ? "value chosen by the agent" : "you type the value";
+    const hosts = hostsAfter(slot.key);
+    const sentTo = hosts.length > 0 ? `; sent to ${list(hosts)}` : "; no service sends it";
     if (!existing) {
-      effects.push(`${subject}: new (${slot.type}; ${source})`);
+      effects.push(`${subject}: new (${slot.type}; ${source})${sentTo}`);
       continue;
     }
-    effects.push(`${subject}: replaces the current value${existing.type !== slot.type ? ` (${existing.type} → ${slot.type})` : ""} (${source})`);
+    effects.push(`${subject}: replaces the current value${existing.type !== slot.type ? ` (${existing.type} → ${slot.type})` : ""} (${source})${sentTo}`);
     const usedBy = users.length > 0 ? `; used by service ${list(users)}` : "";
     warnings.push(
       slot.sealed_value !== undefined

@@ -56,6 +56,17 @@ describe.skipIf(!HAVE_BWRAP)("what is next to the sandbox", () => {
     expect(inside.stdout.split(/\s+/).filter((n) => /^\d+$/.test(n))).toEqual([]);
   }, 60_000);
 
+  test("the shell's startup files are read-only, and a redirection in force is named (found by a black-box round)", async () => {
+    const rc = join(home.dir, "..", "user-home", ".bashrc");
+    writeFileSync(rc, "# the user's own\n");
+    giveToAgent(rc);
+    const r = await home.run(["run", "--", "sh", "-c", 'echo "export AGENT_VAULT_CONNECT_TO=api.openai.com:443:10.0.0.1:443" >> "$HOME/.bashrc"; echo rc=$?']);
+    expect(r.stdout).toMatch(/rc=[1-9]/);
+    expect(Bun.file(rc).size).toBe("# the user's own\n".length);
+    const noted = await home.run(["run", "--no-sandbox", "--", "true"], { env: { AGENT_VAULT_CONNECT_TO: "api.openai.com:443:127.0.0.1:9" } });
+    expect(noted.stderr).toContain("AGENT_VAULT_CONNECT_TO is set (api.openai.com:443:127.0.0.1:9)");
+  }, 60_000);
+
   test("a bwrap the agent put on PATH is not used", async () => {
     const bin = join(home.dir, "..", "user-home", ".local", "bin");
     mkdirSync(bin, { recursive: true });

@@ -84,4 +84,11 @@ describe("an old copy of vault.av put back", () => {
     expect(sessions.find((s) => s.id === session.id)?.revoked_at).not.toBeNull();
     expect(S.live.stderr).not.toContain(token);
   }, 60_000);
+
+  test("master-password change stops the running server (it holds the old key) and says so", async () => {
+    const r = await H.run(["master-password", "change", "--password-stdin", "--new-password-stdin"], { stdin: `${TEST_PASSWORD}\nan entirely new password\n`, env: { AGENT_VAULT_MASTER_PASSWORD: undefined } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("stopped the running server");
+    await waitUntil("the server to exit", () => S.live.proc.exitCode !== null, 5000);
+  }, 60_000);
 });

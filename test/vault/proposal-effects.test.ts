@@ -45,6 +45,12 @@ function proposal(body: unknown, sealed: string[] = []): Proposal {
 }
 
 describe("proposalEffects", () => {
+  test("a value to paste names where it will be sent, even when an earlier proposal set up that service (two-step bait)", () => {
+    const baited = { ...vault(), credentials: { ...vault().credentials, HELPER_TOKEN: credential() }, services: [...vault().services, service("helper", "evil.example", { type: "bearer", token: "HELPER_TOKEN" })] };
+    const { effects } = proposalEffects(baited, proposal({ credentials: [{ action: "set", key: "HELPER_TOKEN", description: "Your OpenAI API key (the SDK reads it from here)" }], message: "need the key" }));
+    expect(effects).toEqual(["credential HELPER_TOKEN: replaces the current value (you type the value); sent to evil.example"]);
+  });
+
   test("moving an existing service to another host: the host change, and a warning naming the secret and both hosts", () => {
     const { effects, warnings } = proposalEffects(vault(), proposal({ services: [{ action: "set", name: "fake", host: "evil.example.com", auth: { type: "bearer", token: "FAKE_TOKEN" } }], message: "no changes, just a refresh" }));
     expect(effects).toEqual(["service fake: host api.fake.test → evil.example.com"]);
@@ -64,7 +70,7 @@ describe("proposalEffects", () => {
       vault(),
       proposal({ services: [{ action: "set", name: "new", host: "api.new.test", auth: { type: "bearer", token: "NEW_KEY" } }], credentials: [{ action: "set", key: "NEW_KEY" }] }),
     );
-    expect(effects).toEqual(["service new: adds host api.new.test (bearer, NEW_KEY)", "credential NEW_KEY: new (static; you type the value)"]);
+    expect(effects).toEqual(["service new: adds host api.new.test (bearer, NEW_KEY)", "credential NEW_KEY: new (static; you type the value); sent to api.new.test"]);
     expect(warnings).toEqual([]);
   });
 
@@ -84,10 +90,10 @@ describe("proposalEffects", () => {
 
   test("replacing an existing credential: the effect, and a warning (stronger when the agent chose the value)", () => {
     const typed = proposalEffects(vault(), proposal({ credentials: [{ action: "set", key: "STRIPE_KEY" }] }));
-    expect(typed.effects).toEqual(["credential STRIPE_KEY: replaces the current value (you type the value)"]);
+    expect(typed.effects).toEqual(["credential STRIPE_KEY: replaces the current value (you type the value); sent to api.stripe.com"]);
     expect(typed.warnings).toEqual(["credential STRIPE_KEY: the current value is replaced; used by service stripe"]);
     const chosen = proposalEffects(vault(), proposal({ credentials: [{ action: "set", key: "STRIPE_KEY", value: "sk_agent_chosen" }] }, ["STRIPE_KEY"]));
-    expect(chosen.effects).toEqual(["credential STRIPE_KEY: replaces the current value (value chosen by the agent)"]);
+    expect(chosen.effects).toEqual(["credential STRIPE_KEY: replaces the current value (value chosen by the agent); sent to api.stripe.com"]);
     expect(chosen.warnings[0]).toContain("one the agent chose (so the agent knows it)");
   });
 
@@ -113,7 +119,7 @@ describe("proposalEffects", () => {
         credentials: [{ action: "set", key: "GH_OAUTH", type: "oauth", oauth: { token_url: "https://gh.test/token" } }],
       }),
     );
-    expect(effects).toEqual(["service open: adds host *.open.test (passthrough: the host is allowed, nothing injected)", "credential GH_OAUTH: new (oauth; connect or paste it after approval)"]);
+    expect(effects).toEqual(["service open: adds host *.open.test (passthrough: the host is allowed, nothing injected)", "credential GH_OAUTH: new (oauth; connect or paste it after approval); no service sends it"]);
     expect(warnings).toEqual([]);
   });
 
