@@ -3,8 +3,8 @@
 // broker and the attacker both run as AGENT_USER, made here with useradd if it is missing. When the
 // tests already run unprivileged they run as themselves.
 import { execFileSync } from "node:child_process";
-import { chmodSync, chownSync, lstatSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 export const AGENT_USER = "av-agent";
 
@@ -61,4 +61,30 @@ export function giveToAgent(path: string): void {
 /** Lets the agent user reach a path the test process made (a temp dir is 0700 root). */
 export function openToAgent(path: string): void {
   if (agentUser()) chmodSync(path, 0o755);
+}
+
+/**
+ * The binary at a path the agent user can execute. A checkout in a 0700 directory (a `mktemp -d`
+ * clone, /root) is out of its reach, and so is the binary `run` starts again inside the sandbox: a
+ * copy is then made once in a root-owned, world-readable directory and used instead.
+ */
+export function agentBinary(binary: string): string {
+  if (!agentUser()) return binary;
+  for (let dir = dirname(binary); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) break;
+    if (dir === "/") return binary;
+  }
+  const stat = statSync(binary);
+  const dir = join("/tmp", "av-agent-bin", `${Math.round(stat.mtimeMs)}-${stat.size}`);
+  const copy = join(dir, "agent-vault");
+  if (!existsSync(copy)) {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chmodSync(join("/tmp", "av-agent-bin"), 0o755);
+    chmodSync(dir, 0o755);
+    const partial = `${copy}.${process.pid}.tmp`;
+    copyFileSync(binary, partial);
+    chmodSync(partial, 0o755);
+    renameSync(partial, copy);
+  }
+  return copy;
 }

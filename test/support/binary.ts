@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { asAgent, giveToAgent } from "./attacker.ts";
+import { agentBinary, asAgent, giveToAgent } from "./attacker.ts";
 
 export const BINARY = process.env.AGENT_VAULT_TEST_BINARY ? resolve(process.env.AGENT_VAULT_TEST_BINARY) : resolve(import.meta.dir, "../../dist/agent-vault");
 export const TEST_PASSWORD = "correct horse battery staple";
@@ -51,7 +51,8 @@ export async function runBinary(args: readonly string[], env: Record<string, str
 export async function tempHome(options: { init?: "password" | "no-password" | false; asAgent?: boolean } = {}): Promise<TempHome> {
   const dir = mkdtempSync(join(tmpdir(), "av-test-"));
   const home = join(dir, "home");
-  const wrap = options.asAgent ? asAgent : (argv: string[]) => argv;
+  // As the agent user, from a copy it can reach when the checkout is private (attacker.ts).
+  const wrap = options.asAgent ? (argv: string[]) => asAgent(argv[0] === BINARY ? [agentBinary(BINARY), ...argv.slice(1)] : argv) : (argv: string[]) => argv;
   const extra: Record<string, string> = {};
   if (options.asAgent) {
     mkdirSync(join(dir, "user-home"));
