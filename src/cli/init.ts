@@ -3,14 +3,17 @@ import { masterPasswordFromEnv } from "../shared/harden.ts";
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
 import { homePaths } from "../shared/paths.ts";
-import { initializeHome, isInsecureTestKdf, MIN_PASSWORD_LENGTH, VaultStore } from "../vault/vault.ts";
+import { initializeHome, isInitialized, isInsecureTestKdf, MIN_PASSWORD_LENGTH, VaultStore } from "../vault/vault.ts";
 import { openStore, withPasswordOption, type CommonOptions } from "./context.ts";
 import { isInteractive, printNote, promptHidden, readStdinLine } from "./io.ts";
 
 const NO_PASSWORD_WARNING =
   "warning: no master password. The data key is kept in a 0600 key file beside the vault; this protects nothing from a process running as your user.";
 
-/** A new password: stdin or the environment once, or asked twice on a terminal. */
+/** How often a terminal user may retype a new password that is too short or mistyped. */
+const PROMPT_ATTEMPTS = 3;
+
+/** A new password: stdin or the environment once, or asked twice on a terminal (again on a slip). */
 async function readNewPassword(fromStdin: boolean | undefined, allowEnv: boolean, question: string): Promise<string> {
   if (fromStdin) return readStdinLine("the new master password");
   const fromEnv = masterPasswordFromEnv();
@@ -20,11 +23,20 @@ async function readNewPassword(fromStdin: boolean | undefined, allowEnv: boolean
       hint: allowEnv ? undefined : "pass --new-password-stdin",
     });
   }
-  const first = await promptHidden(`${question} (at least ${MIN_PASSWORD_LENGTH} characters): `);
-  if (first.length < MIN_PASSWORD_LENGTH) throw new AgentVaultError("weak_password", `the master password must be at least ${MIN_PASSWORD_LENGTH} characters`);
-  const second = await promptHidden("Repeat it: ");
-  if (first !== second) throw new AgentVaultError("invalid_argument", "the two passwords differ; nothing was changed");
-  return first;
+  // A person at a terminal gets another try (like passwd), a script's single value does not.
+  for (let attempt = 1; ; attempt++) {
+    const last = attempt === PROMPT_ATTEMPTS;
+    const first = await promptHidden(`${question} (at least ${MIN_PASSWORD_LENGTH} characters): `);
+    if (first.length < MIN_PASSWORD_LENGTH) {
+      if (last) throw new AgentVaultError("weak_password", `the master password must be at least ${MIN_PASSWORD_LENGTH} characters`);
+      printNote(`too short: at least ${MIN_PASSWORD_LENGTH} characters; try again`);
+      continue;
+    }
+    const second = await promptHidden("Repeat it: ");
+    if (first === second) return first;
+    if (last) throw new AgentVaultError("invalid_argument", "the two passwords differ; nothing was changed");
+    printNote("the two passwords differ; try again");
+  }
 }
 
 export function registerInit(program: Command): void {
@@ -35,6 +47,12 @@ export function registerInit(program: Command): void {
       .option("--no-password", "keep the data key in a 0600 key file instead of a master password (protects nothing from your own user)"),
   ).action(async (options: { password: boolean; passwordStdin?: boolean }) => {
     const paths = homePaths();
+    // Refused before any password is asked for (initializeHome checks again under the lock).
+    if (isInitialized(paths)) {
+      throw new AgentVaultError("already_initialized", `agent-vault is already initialized in ${paths.home}`, {
+        hint: "use it as it is, or set AGENT_VAULT_HOME to another directory",
+      });
+    }
     const password = options.password ? await readNewPassword(options.passwordStdin, true, "Choose a master password") : null;
     if (isInsecureTestKdf()) printNote("warning: AGENT_VAULT_INSECURE_TEST_KDF=1 is set: the key derivation is cheap, for tests only.");
     await initializeHome(paths, password);

@@ -47,9 +47,10 @@ export function isInteractive(): boolean {
 /** Asks on the terminal without echoing what is typed. Ctrl-C cancels, Ctrl-U clears. */
 export async function promptHidden(question: string): Promise<string> {
   if (!isInteractive()) throw new AgentVaultError("password_required", `${question.replace(/:\s*$/, "")} is needed, and there is no terminal to ask on`);
-  process.stderr.write(question);
   const stdin = process.stdin;
+  // Raw mode first: a quick typist's first characters would otherwise be echoed.
   stdin.setRawMode(true);
+  process.stderr.write(question);
   stdin.resume();
   return new Promise((resolve, reject) => {
     let value = "";
