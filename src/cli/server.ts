@@ -116,6 +116,8 @@ export function registerRun(program: Command): void {
       const ttlMs = parseDuration(options.ttl);
       if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
       const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
+      // A typo in the command is answered before any password is asked for.
+      (await import("../run/command.ts")).checkCommand(command[0] ?? "", process.env.PATH);
       const { runAgent } = await import("../run/run.ts");
       const { store, vault } = await openVault(options);
       process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide } });

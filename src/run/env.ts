@@ -13,6 +13,17 @@ export const CA_BUNDLE_VARIABLES = [
   "PIP_CERT",
   "CARGO_HTTP_CAINFO",
   "AWS_CA_BUNDLE",
+  // Clients that read no variable above: Python httplib2 (Google API clients), gRPC's C core,
+  // the gcloud CLI, Nix, codex, Python websocket-client, Ruby's bundler, PHP's composer, Elixir's hex.
+  "HTTPLIB2_CA_CERTS",
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+  "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+  "NIX_SSL_CERT_FILE",
+  "CODEX_CA_CERTIFICATE",
+  "WEBSOCKET_CLIENT_CA_BUNDLE",
+  "BUNDLE_SSL_CA_CERT",
+  "COMPOSER_CAFILE",
+  "HEX_CACERTS_PATH",
 ] as const;
 
 const PROXY_VARIABLES = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] as const;

@@ -14,6 +14,7 @@ import { buildAgentEnv } from "./env.ts";
 import { watchProposals } from "./notice.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, noticeRedirections, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
+import { displaySafe } from "../shared/text.ts";
 
 // A terminal delivers Ctrl-C, Ctrl-\\ and resizes to the whole foreground process group, child
 // included: forwarding those again would make an agent see every Ctrl-C twice. Without a terminal
@@ -67,7 +68,11 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   } catch (error) {
     await launcher.close();
     await cleanup(store, vaultName, session.id, served);
-    throw new AgentVaultError("invalid_argument", `cannot run ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const name = displaySafe((command[0] ?? "").slice(0, 200));
+    if (code === "ENOENT") throw new AgentVaultError("command_not_found", `${name}: command not found`);
+    if (code === "EACCES") throw new AgentVaultError("command_not_executable", `${name}: permission denied`);
+    throw new AgentVaultError("invalid_argument", `cannot run ${name}: ${code ?? (error as Error).message}`);
   }
   // We stay alive through the child's signals to report its exit code.
   const stopWatching = watchProposals(store, vaultName, (line) => process.stderr.write(line));

@@ -55,6 +55,9 @@ export const ERROR_TABLE = {
     exit: 1,
     hint: "something other than this vault's server answers at the address in server.pid; if no agent-vault server should run, remove server.pid and try again",
   },
+  // `run`'s own start failures use the shell's codes, so a wrapper cannot mistake them for the child's.
+  command_not_found: { http: 400, exit: 127, hint: "check the command's name and your PATH" },
+  command_not_executable: { http: 400, exit: 126, hint: "make the file executable (chmod +x), or run it through its interpreter" },
   not_supported: { http: 501, exit: 1, hint: undefined },
   cancelled: { http: 400, exit: 1, hint: undefined },
   conflict: { http: 409, exit: 1, hint: undefined },
