@@ -10,6 +10,10 @@ import { registerAgent } from "./agent.ts";
 import { registerProposal } from "./proposal.ts";
 import { registerCa, registerRun, registerServer, registerSessionCommands, registerTui } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
+import { registerCompletion } from "./completion.ts";
+import { registerDoctor } from "./doctor.ts";
+import { registerLog } from "./log.ts";
+import { registerStatus } from "./status.ts";
 import { registerVaultManagement } from "./vault.ts";
 
 export function buildProgram(): Command {
@@ -42,6 +46,10 @@ export function buildProgram(): Command {
   registerCa(program);
   registerCatalog(program);
   registerMasterPassword(program);
+  registerStatus(program);
+  registerDoctor(program);
+  registerLog(program);
+  registerCompletion(program);
   // Every subcommand inherits the same error handling.
   const configure = (command: Command) => {
     command.exitOverride().configureOutput({ outputError: () => undefined }).showSuggestionAfterError(true);
