@@ -1,0 +1,143 @@
+// HTTP/1.1 field syntax (RFC 9110 section 5, RFC 9112 sections 5-7): what a header name and value may
+// hold, the comma lists, Content-Length and Transfer-Encoding. Pure functions over strings; the
+// parser and the serializer both use them, so what we write is exactly what we would accept.
+
+/** Header fields in order: names as sent, values with OWS trimmed. */
+export type HeaderList = [name: string, value: string][];
+
+export interface ParseError {
+  readonly code: "head_too_large" | "malformed" | "unsupported";
+  /** Names what is wrong. Never echoes a header value, a target or more than ~60 characters of input. */
+  readonly message: string;
+}
+
+export function malformed(message: string): ParseError {
+  return { code: "malformed", message };
+}
+
+// tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A control character other than HTAB (obs-text, 0x80-0xff, is allowed in values). */
+const VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+export function isValidHeaderName(s: string): boolean {
+  return TOKEN.test(s);
+}
+
+/** No CR, LF, NUL or other control character but HTAB: a value that cannot split or end a line. */
+export function isValidHeaderValue(s: string): boolean {
+  return !VALUE_CTL.test(s);
+}
+
+/** Header names are echoed in errors only when short and printable (a name is never a secret). */
+export function nameForMessage(name: string): string {
+  const printable = name.replace(/[^\x21-\x7e]/g, "?");
+  return printable.length > 40 ? `${printable.slice(0, 40)}…` : printable;
+}
+
+/** Strips SP and HTAB only: String.prototype.trim would also take NBSP (0xa0) and VT. */
+export function trimOws(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && (s.charCodeAt(start) === 0x20 || s.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (s.charCodeAt(end - 1) === 0x20 || s.charCodeAt(end - 1) === 0x09)) end--;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+/**
+ * Header lines (the text between the start line and the empty line, joined by CRLF) into a list.
+ * Refuses obs-fold, whitespace before the colon, names that are not tokens and control characters
+ * in values; a bare CR shows up as a control character, since lines were split on CRLF only.
+ */
+export function parseFieldLines(text: string, into: HeaderList, maxFields: number, what: "header" | "trailer"): ParseError | null {
+  if (text.length === 0) return null;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\r\n", start);
+    if (end === -1) end = text.length;
+    const first = text.charCodeAt(start);
+    if (first === 0x20 || first === 0x09) return malformed(`obs-fold (a ${what} line starting with whitespace) is not accepted`);
+    const colon = text.indexOf(":", start);
+    if (colon === -1 || colon >= end) return malformed(`a ${what} line has no colon`);
+    if (colon === start) return malformed(`a ${what} line has an empty name`);
+    const name = text.slice(start, colon);
+    if (!TOKEN.test(name)) return malformed(`invalid ${what} name "${nameForMessage(name)}" (not a token; no whitespace before the colon)`);
+    const value = trimOws(text.slice(colon + 1, end));
+    if (VALUE_CTL.test(value)) return malformed(`a control character (CR, LF, NUL...) in the ${what} ${nameForMessage(name)}`);
+    if (into.length >= maxFields) return { code: "head_too_large", message: `more than ${maxFields} ${what} fields` };
+    into.push([name, value]);
+    start = end + 2;
+  }
+  return null;
+}
+
+export function headerValues(headers: HeaderList, name: string): string[] {
+  const lower = name.toLowerCase();
+  const out: string[] = [];
+  for (const [n, v] of headers) if (n.length === lower.length && n.toLowerCase() === lower) out.push(v);
+  return out;
+}
+
+export function headerValue(headers: HeaderList, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [n, v] of headers) if (n.length === lower.length && n.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/** The elements of a comma list over all of the field's lines, OWS trimmed, empty elements dropped (RFC 9110 5.6.1). */
+export function listElements(values: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const value of values) {
+    for (const part of value.split(",")) {
+      const element = trimOws(part);
+      if (element !== "") out.push(element);
+    }
+  }
+  return out;
+}
+
+/** Whether a Connection header's list holds the option (case-insensitive). */
+export function hasConnectionOption(values: readonly string[], option: string): boolean {
+  for (const element of listElements(values)) if (element.toLowerCase() === option) return true;
+  return false;
+}
+
+const DIGITS = /^[0-9]{1,15}$/;
+
+/**
+ * Content-Length over all its lines: digits only (no sign, no inner space, at most 15 digits so the
+ * number is exact), and every element equal (RFC 9112 6.3 item 5). Anything else is refused: two
+ * parsers that pick different lengths is request smuggling.
+ */
+export function parseContentLength(values: readonly string[]): number | ParseError {
+  let length = -1;
+  for (const value of values) {
+    for (const part of value.split(",")) {
+      const element = trimOws(part);
+      if (!DIGITS.test(element)) return malformed("Content-Length is not 1-15 digits");
+      const n = Number(element);
+      if (length !== -1 && n !== length) return malformed("conflicting Content-Length values");
+      length = n;
+    }
+  }
+  if (length === -1) return malformed("an empty Content-Length");
+  return length;
+}
+
+/**
+ * The transfer codings, in the order applied, lower-cased (parameters dropped), or an error when an
+ * element is not a token or `chunked` is applied twice. `chunked` anywhere but last is left to the
+ * caller: a request is refused, a response is close-delimited (RFC 9112 6.3 items 3-4).
+ */
+export function transferCodings(values: readonly string[]): string[] | ParseError {
+  const codings: string[] = [];
+  for (const element of listElements(values)) {
+    const semicolon = element.indexOf(";");
+    const name = trimOws(semicolon === -1 ? element : element.slice(0, semicolon)).toLowerCase();
+    if (!TOKEN.test(name)) return malformed("Transfer-Encoding holds something that is not a coding name");
+    if (name === "chunked" && codings.includes("chunked")) return malformed("Transfer-Encoding applies chunked twice");
+    codings.push(name);
+  }
+  if (codings.length === 0) return malformed("an empty Transfer-Encoding");
+  return codings;
+}

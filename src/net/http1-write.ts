@@ -1,0 +1,52 @@
+// Writing HTTP/1.1 heads and chunks. Every name and value is checked with the same rules the parser
+// applies on the way in, so nothing we write can split a header or start a second message: a bad
+// one throws, naming the header (never its value, which may be a credential).
+import { isValidHeaderName, isValidHeaderValue, nameForMessage, TOKEN } from "./http1-syntax.ts";
+
+export type HeaderInput = Iterable<readonly [string, string]> | Readonly<Record<string, string | readonly string[] | number | undefined>>;
+
+const TARGET_CTL = /[\x00-\x20\x7f]/;
+const REASON_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const CRLF = Buffer.from("\r\n", "latin1");
+
+export const LAST_CHUNK: Buffer = Buffer.from("0\r\n\r\n", "latin1");
+
+function headerLine(name: string, value: string): string {
+  if (!isValidHeaderName(name)) throw new Error(`invalid header name "${nameForMessage(name)}"`);
+  if (!isValidHeaderValue(value)) throw new Error(`a control character (CR, LF, NUL...) in the value of header ${name}`);
+  return `${name}: ${value}\r\n`;
+}
+
+function headerLines(headers: HeaderInput): string {
+  let out = "";
+  if (Symbol.iterator in headers) {
+    for (const [name, value] of headers as Iterable<readonly [string, string]>) out += headerLine(name, value);
+    return out;
+  }
+  for (const [name, value] of Object.entries(headers as Record<string, string | readonly string[] | number | undefined>)) {
+    if (value === undefined) continue;
+    if (typeof value === "string") out += headerLine(name, value);
+    else if (typeof value === "number") out += headerLine(name, String(value));
+    else for (const one of value) out += headerLine(name, one);
+  }
+  return out;
+}
+
+/** `METHOD target HTTP/1.1`, the headers as given (names keep their case), and the empty line. */
+export function requestHead(method: string, target: string, headers: HeaderInput): Buffer {
+  if (!TOKEN.test(method)) throw new Error("invalid method (not a token)");
+  if (target === "" || TARGET_CTL.test(target)) throw new Error("invalid request target (empty, or a space or control character in it)");
+  return Buffer.from(`${method} ${target} HTTP/1.1\r\n${headerLines(headers)}\r\n`, "latin1");
+}
+
+export function responseHead(status: number, reason: string, headers: HeaderInput): Buffer {
+  if (!Number.isInteger(status) || status < 100 || status > 999) throw new Error(`invalid status ${String(status).slice(0, 20)}`);
+  if (REASON_CTL.test(reason)) throw new Error("a control character in the reason phrase");
+  return Buffer.from(`HTTP/1.1 ${status} ${reason}\r\n${headerLines(headers)}\r\n`, "latin1");
+}
+
+/** One chunk as [size line, bytes, CRLF] for a writev; an empty chunk is [] (it would end the body). */
+export function chunk(bytes: Buffer): Buffer[] {
+  if (bytes.length === 0) return [];
+  return [Buffer.from(`${bytes.length.toString(16)}\r\n`, "latin1"), bytes, CRLF];
+}
