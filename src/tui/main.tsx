@@ -9,6 +9,7 @@ import { type VaultStore, VaultStore as Store } from "../vault/vault.ts";
 import { resolveVaultName } from "../vault/vaults.ts";
 import { App } from "./app.tsx";
 import { MaskedInput } from "./components/MaskedInput.tsx";
+import { KeysProvider } from "./hooks/use-keys.tsx";
 import { LogTail } from "./stores/log-tail.ts";
 import { VaultView } from "./stores/vault-view.ts";
 
@@ -24,10 +25,11 @@ function Unlock({ onUnlocked }: { readonly onUnlocked: (store: VaultStore) => vo
   const [attempt, setAttempt] = useState(0);
   const [busy, setBusy] = useState(false);
   return (
+    <KeysProvider initialOwner="unlock">
     <Box flexDirection="column">
       <Text bold>agent-vault</Text>
       <Text dimColor>{homePaths().home}</Text>
-      {busy ? <Text>unlocking…</Text> : <MaskedInput key={attempt} label="Master password:" mask isActive onCancel={() => process.exit(1)} onSubmit={(password) => {
+      {busy ? <Text>unlocking…</Text> : <MaskedInput key={attempt} id="unlock" label="Master password:" mask onCancel={() => process.exit(1)} onSubmit={(password) => {
         setBusy(true);
         Store.unlock(homePaths(), async () => password).then(onUnlocked, (e: Error) => {
           setBusy(false);
@@ -37,6 +39,7 @@ function Unlock({ onUnlocked }: { readonly onUnlocked: (store: VaultStore) => vo
       }} />}
       {error ? <Text color={process.env.NO_COLOR ? undefined : "red"}>{error}</Text> : null}
     </Box>
+    </KeysProvider>
   );
 }
 

@@ -1,6 +1,5 @@
 // What each screen lists, as plain rows: pure functions of the vault snapshot and the log, so
 // screens stay presentational and tests can check them without a terminal. No value appears here.
-import { type RequestLogEntry } from "../../shared/log.ts";
 import { displaySafe, displaySafeLines, labelled } from "../../shared/text.ts";
 import { listCredentials } from "../../vault/credentials.ts";
 import { type Proposal } from "../../vault/proposal.schema.ts";
@@ -29,10 +28,10 @@ export function asks(p: Proposal): string {
   return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");
 }
 
-export function proposalRows(proposals: readonly Proposal[]): ListRow[] {
+export function proposalRows(proposals: readonly Proposal[], now = Date.now()): ListRow[] {
   return proposals.map((p) => {
     const status = statusOf(p);
-    return { key: String(p.id), text: columns([`#${p.id}`, status, ago(p.created_at), asks(p), p.message], [6, 10, 10, 40, 0]), color: status === "pending" ? "yellow" : status === "applied" ? "green" : "gray" };
+    return { key: String(p.id), text: columns([`#${p.id}`, status, ago(p.created_at, now), asks(p), p.message], [6, 10, 10, 40, 0]), color: status === "pending" ? "yellow" : status === "applied" ? "green" : "gray" };
   });
 }
 
@@ -48,13 +47,12 @@ export function fit(width: number, fixed: readonly number[], flex: readonly numb
 }
 
 const CREDENTIAL_COLUMNS = { fixed: [0, 7, 13, 0, 10, 9, 9], flex: [1, 0, 0, 1, 0, 0, 0] };
-const ACTIVITY_COLUMNS = { fixed: [9, 5, 7, 0, 0, 10, 20, 8], flex: [0, 0, 0, 1, 1, 0, 0, 0] };
 
-export function credentialRows(vault: VaultRecord, revealed: { key: string; value: string } | null, width = 120): ListRow[] {
+export function credentialRows(vault: VaultRecord, revealed: { key: string; value: string } | null, width = 120, now = Date.now()): ListRow[] {
   const widths = fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex);
   return listCredentials(vault).map((c) => ({
     key: c.key,
-    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : c.type === "oauth" && c.metadata.oauth_status !== "connected" ? (c.metadata.oauth_status === "refresh_failed" ? "reconnect" : "unconnected") : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at), ago(c.expires_at)], widths),
+    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : c.type === "oauth" && c.metadata.oauth_status !== "connected" ? (c.metadata.oauth_status === "refresh_failed" ? "reconnect" : "unconnected") : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at, now), ago(c.expires_at, now)], widths),
     color: c.type === "oauth" && c.metadata.oauth_status !== "connected" ? "yellow" : undefined,
   }));
 }
@@ -67,52 +65,30 @@ export function serviceRows(vault: VaultRecord): ListRow[] {
   }));
 }
 
-export function activityRows(entries: readonly RequestLogEntry[], width = 120): ListRow[] {
-  const widths = fit(width, ACTIVITY_COLUMNS.fixed, ACTIVITY_COLUMNS.flex);
-  const rows: ListRow[] = [];
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const e = entries[i]!;
-    rows.push({
-      // Keyed by position from the top: the log scrolls under a fixed selection, so the newest
-      // lines stay in view while the log grows.
-      key: `${rows.length}`,
-      text: columns([e.time.slice(11, 19), String(e.status), e.method, e.host, e.path, e.service ?? "-", e.blocked ? `exfil ${e.blocked}` : (e.error ?? ""), `${e.latency_ms}ms`], widths),
-      color: e.blocked ? "red" : e.status >= 500 ? "red" : e.status >= 400 ? "yellow" : e.status >= 200 && e.status < 400 ? "green" : undefined,
-    });
-  }
-  return rows;
-}
-
 const SESSION_COLUMNS = [16, 16, 24, 10, 10, 0];
 
 /** Active sessions, then agents (key `agent:NAME`) with their live grants and policy. */
-export function sessionRows(vault: VaultRecord): ListRow[] {
-  const now = Date.now();
+export function sessionRows(vault: VaultRecord, now = Date.now()): ListRow[] {
   const agentName = (id: string | null) => (id === null ? null : (vault.agents.find((a) => a.id === id)?.name ?? "?"));
   const sessions = vault.sessions
     .filter((s) => isSessionActive(s, now))
     .map((s) => {
       const as = agentName(s.agent);
       const policy = [as ? `as agent ${as}` : "", ...describePolicy(s.policy)].filter(Boolean).join("; ");
-      return { key: s.id, text: columns([s.id, s.label || "-", s.services?.join(",") ?? (as ? "agent's grants" : "all"), ago(s.created_at), ago(s.expires_at), policy || "-"], SESSION_COLUMNS) };
+      return { key: s.id, text: columns([s.id, s.label || "-", s.services?.join(",") ?? (as ? "agent's grants" : "all"), ago(s.created_at, now), ago(s.expires_at, now), policy || "-"], SESSION_COLUMNS) };
     });
   const agents = vault.agents.map((a) => ({
     key: `agent:${a.name}`,
-    text: columns([`agent ${a.name}`, a.revoked_at === null ? "active" : "revoked", activeGrants(a, now).map((g) => `${g.service}${g.expires_at ? `(${ago(g.expires_at)})` : ""}`).join(",") || "no grants", ago(a.created_at), "-", describePolicy(a.policy).join("; ") || "-"], SESSION_COLUMNS),
+    text: columns([`agent ${a.name}`, a.revoked_at === null ? "active" : "revoked", activeGrants(a, now).map((g) => `${g.service}${g.expires_at ? `(${ago(g.expires_at, now)})` : ""}`).join(",") || "no grants", ago(a.created_at, now), "-", describePolicy(a.policy).join("; ") || "-"], SESSION_COLUMNS),
     color: a.revoked_at === null ? undefined : "gray",
   }));
   return [...sessions, ...agents];
 }
 
-export function headers(width: number): string[] {
-  return [
-    columns(["#", "STATUS", "FILED", "ASKS FOR", "MESSAGE"], [6, 10, 10, 40, 0]),
-    columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex)),
-    columns(["", "NAME", "HOST", "AUTH", "CREDENTIALS"], [3, 18, 32, 12, 0]),
-    columns(["TIME", "CODE", "METHOD", "HOST", "PATH", "SERVICE", "ERROR", "LATENCY"], fit(width, ACTIVITY_COLUMNS.fixed, ACTIVITY_COLUMNS.flex)),
-    columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES", "POLICY"], SESSION_COLUMNS),
-  ];
-}
+export const proposalHeader = (): string => columns(["#", "STATUS", "FILED", "ASKS FOR", "MESSAGE"], [6, 10, 10, 40, 0]);
+export const credentialHeader = (width: number): string => columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex));
+export const serviceHeader = (): string => columns(["", "NAME", "HOST", "AUTH", "CREDENTIALS"], [3, 18, 32, 12, 0]);
+export const sessionHeader = (): string => columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES", "POLICY"], SESSION_COLUMNS);
 
 export interface DetailLine {
   readonly text: string;
@@ -126,9 +102,9 @@ export interface DetailLine {
  * the agent's part is cut first, so no amount of agent text pushes the effects or warnings off
  * the screen.
  */
-export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: string) => string | null, maxLines = Number.POSITIVE_INFINITY): DetailLine[] {
+export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: string) => string | null, maxLines = Number.POSITIVE_INFINITY, now = Date.now()): DetailLine[] {
   const status = statusOf(p);
-  const head = `Proposal #${p.id} · ${status} · filed ${ago(p.created_at)}`;
+  const head = `Proposal #${p.id} · ${status} · filed ${ago(p.created_at, now)}`;
   const asked: string[] = [];
   if (p.message) asked.push(...labelled("", "Agent", p.message));
   if (p.user_message) asked.push(...labelled("", "For you", p.user_message));
