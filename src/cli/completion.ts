@@ -235,7 +235,7 @@ function __agent_vault_at
 end
 complete -c agent-vault -f
 ${lines.join("\n")}
-complete -c agent-vault -n '__agent_vault_at "<command>"' -a '(__fish_complete_subcommand -- --)'
+complete -c agent-vault -n '__agent_vault_at "<command>"' -a '(__fish_complete_command)'
 `;
 }
 

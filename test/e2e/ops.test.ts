@@ -385,12 +385,33 @@ describe("completion", () => {
       expect(r.stdout).toContain("'vault|creds'");
     }
     if (Bun.which("zsh")) {
-      const z = Bun.spawnSync(["zsh", "-c", `autoload -Uz compinit && compinit -u; source <(${JSON.stringify(BINARY)} completion zsh); print -r -- $_comps[agent-vault]`], { env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
-      expect(z.stdout.toString().trim()).toBe("_agent_vault");
+      // Registered with compinit, and the function's candidates at a few points of a line (zsh's
+      // _describe and friends stubbed to print what they are given).
+      const z = Bun.spawnSync(
+        [
+          "zsh",
+          "-c",
+          [
+            `autoload -Uz compinit && compinit -u; source <(${JSON.stringify(BINARY)} completion zsh); print -r -- $_comps[agent-vault]`,
+            '_describe() { local n=${@[-1]}; print -r -- "$n: ${(j: | :)${(P)n}}" }; _command_names() { print commands }; _files() { print files }',
+            "words=(agent-vault vault creds ''); CURRENT=4; PREFIX=''; _agent_vault",
+            "words=(agent-vault log --sta); CURRENT=3; PREFIX=--sta; _agent_vault",
+            "words=(agent-vault run --ttl 8h -- ec); CURRENT=6; PREFIX=ec; _agent_vault",
+          ].join("\n"),
+        ],
+        { env: cleanEnv(), stdout: "pipe", stderr: "pipe" },
+      );
+      const out = z.stdout.toString().split("\n");
+      expect(out[0]).toBe("_agent_vault");
+      expect(out[1]).toStartWith("subs: set:store KEY=VALUE pairs");
+      expect(out[1]).toContain(" | list:list credentials");
+      expect(out[2]).toContain(" | --status:only these statuses");
+      expect(out[3]).toBe("commands");
     }
     if (Bun.which("fish")) {
-      const f = Bun.spawnSync(["fish", "-c", `${JSON.stringify(BINARY)} completion fish | source; complete -C 'agent-vault va'`], { env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
-      expect(f.stdout.toString()).toContain("vault");
+      const f = Bun.spawnSync(["fish", "-c", `${JSON.stringify(BINARY)} completion fish | source; complete -C 'agent-vault va'; complete -C 'agent-vault vault creds l'; complete -C 'agent-vault log --sta'; complete -C 'agent-vault run --ttl 8h -- ech'`], { env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
+      expect(f.stderr.toString()).toBe("");
+      expect(f.stdout.toString().split("\n").map((l) => l.split("\t")[0])).toEqual(["vault", "list", "--status", "echo", ""]);
     }
     const bad = await runBinary(["completion", "tcsh"], cleanEnv());
     expect(bad.code).toBe(2);
