@@ -4,7 +4,7 @@
 // all of them, not only the last one. Keys are written to the fake stdin as a terminal would send
 // them. The compiled binary in a real terminal is covered by test/e2e/tui.test.ts.
 import { afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { render } from "ink-testing-library";
 import { type RequestLogEntry } from "../../src/shared/log.ts";
 import { App } from "../../src/tui/app.tsx";
@@ -1087,5 +1087,173 @@ describe("agent text is data", () => {
     const frame = await m.until("AGENT_MADE = ");
     expect(frame).toContain("AGENT_MADE = v\\x1b]52;c;ZXZpbA==\\x07");
     expectInert(m.frames);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15's rough edges: each of these failed before the fix it names.
+
+/** The name of the uid this test runs as, from /etc/passwd (what the approver records). */
+function passwdName(): string {
+  const uid = String(process.getuid!());
+  for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+    const [name, , id] = line.split(":");
+    if (id === uid && name) return name;
+  }
+  throw new Error(`uid ${uid} is not in /etc/passwd`);
+}
+
+describe("issue 15: rough edges", () => {
+  test("a in a proposal's detail approves that proposal (the footer says `a approve`), and r rejects it", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("j", KEY.enter);
+    await m.until(`Proposal #${f.ids.needs} ·`);
+    expect(m.frame()).toContain("a approve");
+    await m.press("a");
+    const frame = await m.until("Value for NEWSVC_TOKEN (hidden", 500);
+    expect(frame).toContain(`Proposal #${f.ids.needs}`);
+    const secret = "from-DETAIL-approved-5e6f7a8b";
+    await m.press(secret, KEY.enter);
+    await m.until(`Apply proposal #${f.ids.needs}?`);
+    await m.press("y");
+    await m.until(`applied proposal #${f.ids.needs}`);
+    const p = vaultOf(f).proposals.find((x) => x.id === f.ids.needs)!;
+    expect(p.status).toBe("applied");
+    expect(getCredentialValue(f.store, vaultOf(f), "NEWSVC_TOKEN")).toBe(secret);
+    expect(leaked(m.frames, secret)).toBeNull();
+    // r in the detail of the agent's proposal asks for a reason.
+    await m.until((fr) => fr.includes("ASKS FOR"));
+    await m.press("k", "k", KEY.enter);
+    await m.until(`Proposal #${f.ids.agent} ·`);
+    await m.press("r");
+    await m.until(`Reason for rejecting #${f.ids.agent} (enter):`, 500);
+    await m.press(KEY.escape);
+    await m.until("not rejected");
+  });
+
+  test("the approver is recorded as tui:USER, the name of the uid, not tui:unknown", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    await m.press("a");
+    await m.until(`Apply proposal #${f.ids.agent}?`);
+    await m.press("y");
+    await m.until(`applied proposal #${f.ids.agent}`);
+    const by = vaultOf(f).proposals.find((x) => x.id === f.ids.agent)!.audit.at(-1)!.by;
+    expect(by).toBe(`tui:${passwdName()}`);
+    expect(by).not.toBe("tui:unknown");
+  });
+
+  test("Activity shows whole host names (at 80 columns those the other columns can make room for), and cuts with … only what cannot fit", async () => {
+    const f = await bare();
+    const longHost = `a-very-long-subdomain-name-${"x".repeat(60)}.example.com`;
+    appendFileSync(
+      f.paths.requestLog,
+      [
+        logEntry(1, { host: "oauth2.googleapis.com", path: "/v1beta/models/gemini-pro:generateContent", service: "gemini" }),
+        logEntry(2, { host: "api.anthropic.com", path: "/v1/messages", status: 502, error: "upstream_error" }),
+        logEntry(3, { host: longHost, path: "/x" }),
+        logEntry(4, { host: "generativelanguage.googleapis.com", path: "/v1/models" }),
+        // The usual traffic around them.
+        ...Array.from({ length: 8 }, (_, i) => logEntry(10 + i, { host: i % 2 ? "api.anthropic.com" : "api.openai.com", path: "/v1/messages" })),
+      ].map((e) => `${JSON.stringify(e)}\n`).join(""),
+    );
+    const m = mount(f);
+    const rowsAt = async (columns: number): Promise<string[]> => {
+      Object.defineProperty(m.stdout, "columns", { value: columns, configurable: true });
+      m.stdout.emit("resize");
+      await Bun.sleep(30);
+      const frame = await m.until("12:00:01");
+      for (const l of frame.split("\n")) expect([...l].length, JSON.stringify(l)).toBeLessThanOrEqual(columns);
+      return lines(frame).filter((l) => /^\d\d:\d\d:\d\d/.test(l));
+    };
+    await m.press("4");
+    let rows = await rowsAt(80);
+    const row = (rs: string[], time: string) => rs.find((l) => l.startsWith(time)) ?? "";
+    expect(row(rows, "12:00:01")).toMatch(/\soauth2\.googleapis\.com\s/);
+    expect(row(rows, "12:00:02")).toMatch(/\sapi\.anthropic\.com\s/);
+    // What cannot fit is cut visibly, never silently.
+    expect(row(rows, "12:00:01")).toMatch(/\s\/v1[a-z/]*…/);
+    expect(row(rows, "12:00:03")).toContain("a-very-long-subdomain-");
+    expect(row(rows, "12:00:03")).toMatch(/a-very-long-subdomain-[a-z-]*…/);
+    rows = await rowsAt(100);
+    expect(row(rows, "12:00:04")).toMatch(/\sgenerativelanguage\.googleapis\.com\s/);
+    expect(row(rows, "12:00:02")).toMatch(/\sapi\.anthropic\.com\s+\/v1\/messages\s.*upstream_error/);
+  });
+
+  test("Activity: enter shows a request's detail (time, session and agent, method, host, path, status, latency, error, reason); any key goes back", async () => {
+    const f = await bare();
+    appendFileSync(
+      f.paths.requestLog,
+      [
+        logEntry(1),
+        { ...logEntry(2, { host: "nowhere.invalid", path: "/v1/thing", status: 502, error: "upstream_error", latency_ms: 37, agent: "buildbot", session: "agt_0123" }), reason: `cannot resolve nowhere.invalid${TRICKS.osc52}` },
+      ].map((e) => `${JSON.stringify(e)}\n`).join(""),
+    );
+    const m = mount(f);
+    await m.press("4");
+    await m.until("nowhere.invalid");
+    expect(m.frame()).toContain("enter details");
+    await m.press(KEY.enter);
+    const frame = await m.until("Request (any key goes back)", 500);
+    for (const [label, value] of [
+      ["time", "2025-01-01T12:00:02.000Z"],
+      ["session", "agt_0123 · agent buildbot"],
+      ["method", "GET"],
+      ["host", "nowhere.invalid"],
+      ["path", "/v1/thing"],
+      ["status", "502"],
+      ["latency", "37 ms"],
+      ["error", "upstream_error"],
+      ["reason", "cannot resolve nowhere.invalid\\x1b]52;c;ZXZpbA==\\x07"],
+    ]) expect(frame, label).toMatch(new RegExp(`^\\s+${label}\\s+${value!.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`, "m"));
+    expectInert(m.frames);
+    await m.press("x");
+    await m.until((fr) => fr.includes("LATENCY") && !fr.includes("any key goes back"));
+    // The second row (older) shows its own record.
+    await m.press("j", KEY.enter);
+    const older = await m.until("Request (any key goes back)");
+    expect(older).toMatch(/^\s+host\s+api\.openai\.com/m);
+    expect(older).not.toMatch(/^\s+reason/m);
+  });
+
+  test("FILED ticks: relative times are redrawn every second without a key or a vault read", async () => {
+    const f = await bare();
+    await fileProposal(f.store, "default", parseProposalInput({ credentials: [{ action: "set", key: "TICK_KEY" }], message: "tick" }), null);
+    const m = mount(f);
+    const first = await m.until(/pending\s+\d+s ago/);
+    const seconds = (frame: string) => Number(/pending\s+(\d+)s ago/.exec(frame)![1]);
+    const reads = { count: 0 };
+    const read = f.store.read.bind(f.store);
+    f.store.read = (() => {
+      reads.count++;
+      return read();
+    }) as typeof f.store.read;
+    const later = await m.until((fr) => /pending\s+\d+s ago/.test(fr) && seconds(fr) >= seconds(first) + 2, 3500);
+    expect(seconds(later)).toBeGreaterThanOrEqual(seconds(first) + 2);
+    expect(reads.count, "the clock re-read the vault").toBe(0);
+  });
+
+  test("the tab bar does not shift when a pending count appears", async () => {
+    const f = await bare();
+    const other = await VaultStore.unlock(f.paths, async () => PASSWORD);
+    const m = mount(f, { live: true });
+    const before = lines(await m.until("no proposals"))[0]!;
+    await fileProposal(other, "default", parseProposalInput({ credentials: [{ action: "set", key: "SHIFT_KEY" }] }), null);
+    const after = lines(await m.until("Proposals (1)", 1500))[0]!;
+    for (const tab of ["2 Credentials", "3 Services", "4 Activity", "5 Sessions", "vault: default"]) expect(after.indexOf(tab), tab).toBe(before.indexOf(tab));
+  });
+
+  test("keys in one chunk are taken one at a time, each by the screen the previous one opened (2 then d)", async () => {
+    const f = await seeded();
+    const m = mount(f);
+    await m.until("Proposals (2)");
+    m.stdinWrite("2jd");
+    await m.until("Delete STRIPE_KEY? y to confirm", 500);
+    m.stdinWrite("y");
+    await m.until("deleted STRIPE_KEY");
+    expect(Object.keys(vaultOf(f).credentials).sort()).toEqual(["OPENAI_KEY", "ZED_TOKEN"]);
   });
 });

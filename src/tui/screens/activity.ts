@@ -11,44 +11,61 @@ export type LoggedRequest = RequestLogEntry & { readonly reason?: string | null 
 interface Column {
   readonly title: string;
   readonly value: (e: LoggedRequest) => string;
-  /** Narrowest it gets before the row is cut at the screen's edge. */
-  readonly min: number;
   /** Widest it asks for, whatever the log holds. */
   readonly max: number;
 }
 
 const COLUMNS: readonly Column[] = [
-  { title: "TIME", value: (e) => e.time.slice(11, 19), min: 9, max: 9 },
-  { title: "CODE", value: (e) => String(e.status), min: 5, max: 5 },
-  { title: "METHOD", value: (e) => e.method, min: 7, max: 9 },
-  { title: "HOST", value: (e) => e.host, min: 14, max: 64 },
-  { title: "PATH", value: (e) => e.path, min: 16, max: 200 },
-  { title: "SERVICE", value: (e) => e.service ?? "-", min: 8, max: 20 },
-  { title: "ERROR", value: (e) => (e.blocked ? `exfil ${e.blocked}` : (e.error ?? "")), min: 8, max: 28 },
-  { title: "LATENCY", value: (e) => `${e.latency_ms}ms`, min: 8, max: 10 },
+  { title: "TIME", value: (e) => e.time.slice(11, 19), max: 9 },
+  { title: "CODE", value: (e) => String(e.status), max: 5 },
+  { title: "METHOD", value: (e) => e.method, max: 9 },
+  { title: "HOST", value: (e) => e.host, max: 64 },
+  { title: "PATH", value: (e) => e.path, max: 200 },
+  { title: "SERVICE", value: (e) => e.service ?? "-", max: 20 },
+  { title: "ERROR", value: (e) => (e.blocked ? `exfil ${e.blocked}` : (e.error ?? "")), max: 28 },
+  { title: "LATENCY", value: (e) => `${e.latency_ms}ms`, max: 10 },
 ];
-// When the log asks for more than the screen has, columns give way in this order: the path first
-// (its end is in the detail view), the host last.
-const SHRINK_ORDER = [4, 6, 5, 2, 3];
+const [METHOD, HOST, PATH, SERVICE, ERROR] = [2, 3, 4, 5, 6] as const;
+// When the log asks for more than the screen has, columns give way in steps, [column, narrowest]:
+// the path first (the detail view has all of it), then the error code, the path again, and the
+// host last, so a host is whole whenever the others can make room for it.
+const SHRINK_STEPS: readonly (readonly [number, number])[] = [
+  [PATH, 16],
+  [ERROR, 8],
+  [PATH, 8],
+  [SERVICE, 8],
+  [METHOD, 7],
+  [HOST, 14],
+];
 
-/** Widths (gap included) that fit `width`: what the log needs, capped, then shrunk in order. */
+/** Widths (gap included) that fit `width`: what the log needs, capped, then shrunk in steps. */
 export function activityWidths(entries: readonly LoggedRequest[], width: number): number[] {
-  const widths = COLUMNS.map((c) => Math.min(c.max, c.title.length + 1));
-  for (const e of entries) {
-    for (let i = 0; i < COLUMNS.length; i++) {
-      const need = Math.min(COLUMNS[i]!.max, displaySafe(COLUMNS[i]!.value(e)).length + 1);
-      if (need > widths[i]!) widths[i] = need;
-    }
-  }
-  for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, COLUMNS[i]!.min);
+  const lengths = COLUMNS.map((c) => [c.title.length, ...entries.map((e) => displaySafe(c.value(e)).length)]);
+  const widths = COLUMNS.map((c, i) => Math.min(c.max, needOf(lengths[i]!, i === HOST || i === PATH) + 1));
   let excess = widths.reduce((a, b) => a + b, 0) - width;
-  for (const i of SHRINK_ORDER) {
+  // Room to spare goes to the odd long path, then the odd long host.
+  for (const i of [PATH, HOST]) {
+    const grow = Math.max(0, Math.min(-excess, Math.min(COLUMNS[i]!.max, Math.max(...lengths[i]!) + 1) - widths[i]!));
+    widths[i] = widths[i]! + grow;
+    excess += grow;
+  }
+  for (const [i, narrowest] of SHRINK_STEPS) {
     if (excess <= 0) break;
-    const give = Math.min(excess, widths[i]! - COLUMNS[i]!.min);
+    const give = Math.max(0, Math.min(excess, widths[i]! - narrowest));
     widths[i] = widths[i]! - give;
     excess -= give;
   }
   return widths;
+}
+
+/**
+ * The longest value, or for hosts and paths the 90th percentile: one odd 90-character host is cut
+ * with "…" rather than widening the column for every row and cutting their paths.
+ */
+function needOf(lengths: number[], isSpread: boolean): number {
+  if (!isSpread) return Math.max(...lengths);
+  const sorted = [...lengths].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(sorted.length * 0.9) - 1)]!;
 }
 
 /** One cell: escaped, cut with "…" when it does not fit before the gap, padded to its width. */
