@@ -63,6 +63,7 @@ export type ParserState =
 const CR = 0x0d;
 const LF = 0x0a;
 const EMPTY = Buffer.alloc(0);
+const CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
 const NO_TRAILERS: HeaderList = [];
 const MAX_TARGET_BYTES = 8 * 1024;
 /** A chunk-size line with its extensions; extensions are otherwise a free way to make us buffer. */
@@ -72,6 +73,11 @@ const MAX_EMPTY_LINES = 4;
 const MID_MESSAGE = "the connection closed mid-message";
 
 const HEX = /^[0-9A-Fa-f]+/;
+// Buffer#latin1Slice (Node and Bun) decodes a head about 3x faster than toString("latin1", ...).
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Buffer, start: number, end: number) => string }).latin1Slice;
+function latin1(buf: Buffer, start: number, end: number): string {
+  return latin1Slice ? latin1Slice.call(buf, start, end) : buf.toString("latin1", start, end);
+}
 // chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )  (RFC 9112 7.1.1)
 const CHUNK_EXT =
   /^(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
@@ -244,6 +250,11 @@ abstract class MessageParser<H> {
   private step(): boolean {
     switch (this.current) {
       case "head":
+        if (this.lineAt === 0 && this.scanAt === 0) {
+          const whole = this.wholeHead();
+          if (whole !== null) return whole;
+        }
+        return this.scanBlock();
       case "trailers":
         return this.scanBlock();
       case "body_length":
@@ -347,10 +358,10 @@ abstract class MessageParser<H> {
           this.scanAt = 0;
           continue;
         }
-        return isHead ? this.endHead(lf + 1) : this.endTrailers(lf + 1);
+        return isHead ? this.endHead(this.fieldText(this.off + this.fieldsAt, lf + 1), lf + 1) : this.endTrailers(lf + 1);
       }
       if (isHead && this.lineAt === 0) {
-        const error = this.parseStartLine(this.buf.toString("latin1", lineStart, lf - 1));
+        const error = this.parseStartLine(latin1(this.buf, lineStart, lf - 1));
         if (error) return this.fail(error);
         this.fieldsAt = lf + 1 - this.off;
       } else if (++this.fieldLines > this.maxHeaders) {
@@ -360,14 +371,31 @@ abstract class MessageParser<H> {
     }
   }
 
-  private fieldText(from: number, blockEnd: number): string {
-    // The fields run from `from` to before the last field's CRLF and the empty line's CRLF.
-    return blockEnd - 4 > from ? this.buf.toString("latin1", from, blockEnd - 4) : "";
+  /**
+   * The common case, a whole head already buffered: one search for its end and one decode, instead
+   * of a search per line. Null sends it to the line scanner (a split head, empty lines first, too
+   * large). A bare CR or LF left inside a line here is refused by the start-line and field checks.
+   */
+  private wholeHead(): boolean | null {
+    if (this.off === this.len || this.buf[this.off] === CR) return null;
+    const end = this.buf.indexOf(CRLFCRLF, this.off);
+    if (end === -1 || end + 4 > this.len || end + 4 - this.off > this.maxHeadBytes) return null;
+    if (this.isRequest && TCHAR[this.buf[this.off]!] === 0) return null;
+    const text = latin1(this.buf, this.off, end);
+    const eol = text.indexOf("\r\n");
+    const error = this.parseStartLine(eol === -1 ? text : text.slice(0, eol));
+    if (error) return this.fail(error);
+    return this.endHead(eol === -1 ? "" : text.slice(eol + 2), end + 4);
   }
 
-  private endHead(blockEnd: number): boolean {
+  private fieldText(from: number, blockEnd: number): string {
+    // The fields run from `from` to before the last field's CRLF and the empty line's CRLF.
+    return blockEnd - 4 > from ? latin1(this.buf, from, blockEnd - 4) : "";
+  }
+
+  private endHead(fields: string, blockEnd: number): boolean {
     const headers: HeaderList = [];
-    const error = parseFieldLines(this.fieldText(this.off + this.fieldsAt, blockEnd), headers, this.maxHeaders, "header");
+    const error = parseFieldLines(fields, headers, this.maxHeaders, "header");
     if (error) return this.fail(error);
     this.off = blockEnd;
     this.lineAt = this.scanAt = this.fieldsAt = this.fieldLines = 0;
@@ -408,7 +436,7 @@ abstract class MessageParser<H> {
     }
     if (lf === this.off || this.buf[lf - 1] !== CR) return this.fail(malformed("a chunk size line ends in a bare LF"));
     if (lf - 1 - this.off > MAX_CHUNK_LINE_BYTES) return this.fail(malformed("a chunk size line longer than 4 KiB"));
-    const size = parseChunkSize(this.buf.toString("latin1", this.off, lf - 1));
+    const size = parseChunkSize(latin1(this.buf, this.off, lf - 1));
     if (typeof size !== "number") return this.fail(size);
     this.off = lf + 1;
     this.scanAt = 0;
@@ -447,24 +475,32 @@ interface FramingFields {
   hasUpgrade: boolean;
 }
 
+/** Case-insensitive equality with a lower-case name of letters and "-", without allocating (x | 0x20 lowers a letter; a token holds no CR, the only other byte that maps to "-"). */
+function isNamed(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
 function framingFields(headers: HeaderList): FramingFields {
   const f: FramingFields = { te: [], cl: [], connection: [], host: [], hasUpgrade: false };
-  for (const [name, value] of headers) {
+  for (let i = 0; i < headers.length; i++) {
+    const name = headers[i]![0];
+    const value = headers[i]![1];
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === "host") f.host.push(value);
+        if (isNamed(name, "host")) f.host.push(value);
         break;
       case 7:
-        if (name.toLowerCase() === "upgrade") f.hasUpgrade = true;
+        if (isNamed(name, "upgrade")) f.hasUpgrade = true;
         break;
       case 10:
-        if (name.toLowerCase() === "connection") f.connection.push(value);
+        if (isNamed(name, "connection")) f.connection.push(value);
         break;
       case 14:
-        if (name.toLowerCase() === "content-length") f.cl.push(value);
+        if (isNamed(name, "content-length")) f.cl.push(value);
         break;
       case 17:
-        if (name.toLowerCase() === "transfer-encoding") f.te.push(value);
+        if (isNamed(name, "transfer-encoding")) f.te.push(value);
         break;
     }
   }

@@ -51,6 +51,42 @@ export function trimOws(s: string): string {
  */
 export function parseFieldLines(text: string, into: HeaderList, maxFields: number, what: "header" | "trailer"): ParseError | null {
   if (text.length === 0) return null;
+  // One pass over the characters with lookup tables (heads are small; bodies never come here). A
+  // line it cannot take goes to explainFieldLines, which says what is wrong with it.
+  const n = text.length;
+  let at = 0;
+  let count = 0;
+  while (at <= n) {
+    const nameStart = at;
+    while (at < n && IS_TCHAR[text.charCodeAt(at)] === 1) at++;
+    if (at === nameStart || at >= n || text.charCodeAt(at) !== 0x3a) return explainFieldLines(text, what);
+    const nameEnd = at++;
+    while (at < n && (text.charCodeAt(at) === 0x20 || text.charCodeAt(at) === 0x09)) at++;
+    const valueStart = at;
+    let valueEnd = at;
+    for (; at < n; at++) {
+      const c = text.charCodeAt(at);
+      if (c === 0x0d) break;
+      if (IS_VALUE_CHAR[c] !== 1) return explainFieldLines(text, what);
+      if (c !== 0x20 && c !== 0x09) valueEnd = at + 1;
+    }
+    if (at < n && text.charCodeAt(at + 1) !== 0x0a) return explainFieldLines(text, what);
+    if (++count > maxFields) return { code: "head_too_large", message: `more than ${maxFields} ${what} fields` };
+    into.push([text.slice(nameStart, nameEnd), text.slice(valueStart, valueEnd)]);
+    at += 2; // past the CRLF; at === n + 2 after the last line
+  }
+  return null;
+}
+
+const IS_TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") IS_TCHAR[c.charCodeAt(0)] = 1;
+/** HTAB, SP, VCHAR and obs-text; anything above 0xff cannot come from a latin1 decode. */
+const IS_VALUE_CHAR = new Uint8Array(256);
+for (let c = 0x20; c <= 0xff; c++) IS_VALUE_CHAR[c] = c === 0x7f ? 0 : 1;
+IS_VALUE_CHAR[0x09] = 1;
+
+/** The slow walk over field lines that the fast path did not accept: the first thing wrong, named. */
+function explainFieldLines(text: string, what: "header" | "trailer"): ParseError {
   let start = 0;
   while (start <= text.length) {
     let end = text.indexOf("\r\n", start);
@@ -64,11 +100,9 @@ export function parseFieldLines(text: string, into: HeaderList, maxFields: numbe
     if (!TOKEN.test(name)) return malformed(`invalid ${what} name "${nameForMessage(name)}" (not a token; no whitespace before the colon)`);
     const value = trimOws(text.slice(colon + 1, end));
     if (VALUE_CTL.test(value)) return malformed(`a control character (CR, LF, NUL...) in the ${what} ${nameForMessage(name)}`);
-    if (into.length >= maxFields) return { code: "head_too_large", message: `more than ${maxFields} ${what} fields` };
-    into.push([name, value]);
     start = end + 2;
   }
-  return null;
+  return malformed(`a malformed ${what} line`);
 }
 
 export function headerValues(headers: HeaderList, name: string): string[] {
@@ -98,7 +132,11 @@ export function listElements(values: readonly string[]): string[] {
 
 /** Whether a Connection header's list holds the option (case-insensitive). */
 export function hasConnectionOption(values: readonly string[], option: string): boolean {
-  for (const element of listElements(values)) if (element.toLowerCase() === option) return true;
+  for (const value of values) {
+    // The common single-element value without a list to split.
+    if (value.length === option.length && value.toLowerCase() === option) return true;
+    if (value.includes(",")) for (const element of listElements([value])) if (element.toLowerCase() === option) return true;
+  }
   return false;
 }
 
