@@ -3,13 +3,16 @@
 // AGENT_VAULT_NETWORK_ALLOWLIST apply), and TLS is verified against the system roots plus
 // AGENT_VAULT_UPSTREAM_CA. Errors carry the provider's `error` and `error_description`, never a
 // token, and say whether trying again could help.
+import { isIP, type Socket } from "node:net";
+import tls, { type PeerCertificate } from "node:tls";
+import { headerValue, requestHead, ResponseParser, type ResponseHead } from "../net/http1.ts";
 import { upstreamTrust } from "../proxy/ca.ts";
-import { type NetguardOptions, netguardOptionsFromEnv, resolveDial } from "../proxy/netguard.ts";
-import { ResponseParser, type ResponseHead, UpstreamPool } from "../proxy/upstream.ts";
+import { type Dial, type NetguardOptions, netguardOptionsFromEnv, resolveDial } from "../proxy/netguard.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { type TokenAuthMethod } from "../vault/oauth-record.ts";
 
 const TIMEOUT_MS = 20_000;
+const CONNECT_TIMEOUT_MS = 15_000;
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export interface TokenNet {
@@ -106,7 +109,7 @@ export async function tokenRequest(client: TokenClient, params: Readonly<Record<
 }
 
 function parseTokenAnswer(head: ResponseHead, body: Buffer, host: string): TokenResponse {
-  const contentType = head.headers.find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? "";
+  const contentType = headerValue(head.headers, "content-type") ?? "";
   const text = body.toString("utf8");
   let fields: Record<string, unknown> | null = null;
   try {
@@ -127,7 +130,7 @@ function parseTokenAnswer(head: ResponseHead, body: Buffer, host: string): Token
     throw new TokenEndpointError(clean(`${fields.error}${description} (HTTP ${status} from ${host})`), !transient);
   }
   if (status < 200 || status >= 300) {
-    throw new TokenEndpointError(clean(`HTTP ${status} ${head.message} from ${host}`), !transient);
+    throw new TokenEndpointError(clean(`HTTP ${status} ${head.reason} from ${host}`), !transient);
   }
   if (!fields || typeof fields.access_token !== "string" || fields.access_token === "") {
     throw new TokenEndpointError(`${host} answered without an access_token`, true);
@@ -141,6 +144,34 @@ function parseTokenAnswer(head: ResponseHead, body: Buffer, host: string): Token
   };
 }
 
+/**
+ * A verified TLS connection to the dialled address: SNI and the certificate check use the token
+ * URL's host name, never the address it was dialled at (AGENT_VAULT_CONNECT_TO may point elsewhere).
+ */
+function connectTls(host: string, dial: Dial, trust: readonly string[]): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: dial.address,
+      port: dial.port,
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      ca: [...trust],
+      ALPNProtocols: ["http/1.1"],
+      checkServerIdentity: (_name: string, cert: PeerCertificate) => tls.checkServerIdentity(host, cert),
+    });
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), CONNECT_TIMEOUT_MS);
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      socket.removeListener("error", reject);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
 /** One POST on a fresh connection, `Connection: close`, with an overall timeout. */
 async function post(url: URL, body: string, headers: Record<string, string>, net: TokenNet): Promise<{ head: ResponseHead; body: Buffer }> {
   const port = Number(url.port) || 443;
@@ -152,54 +183,62 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
     const code = error instanceof AgentVaultError ? error.code : "upstream_error";
     throw new TokenEndpointError(`token endpoint ${url.host}: ${(error as Error).message}`, code === "forbidden_address");
   }
-  const pool = new UpstreamPool(net.trust);
-  const endpoint = { scheme: "https" as const, host: url.hostname, dial };
-  let socket;
+  const payload = Buffer.from(body);
+  // Written by the same serializer the proxy uses: a value that could split the head throws here.
+  const head = requestHead("POST", `${url.pathname}${url.search}`, [
+    ["host", url.host],
+    ...Object.entries(headers),
+    ["content-length", String(payload.length)],
+    ["connection", "close"],
+  ]);
+  let socket: Socket;
   try {
-    ({ socket } = await pool.acquire(endpoint, true));
+    socket = await connectTls(url.hostname, dial, net.trust);
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     // Only a certificate that does not verify is permanent; a reset during the handshake is not.
     const tlsFailure = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/i.test(String(e.code ?? ""));
     throw new TokenEndpointError(`cannot reach token endpoint ${url.host}: ${clean(String(e.code ?? e.message), 120)}`, tlsFailure);
   }
-  const head = [`POST ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`, ...Object.entries(headers).map(([n, v]) => `${n}: ${v}`), `content-length: ${Buffer.byteLength(body)}`, "connection: close"];
   return new Promise((resolve, reject) => {
     let responseHead: ResponseHead | null = null;
     const chunks: Buffer[] = [];
     let size = 0;
+    let settled = false;
     const fail = (reason: string) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       reject(new TokenEndpointError(`token endpoint ${url.host}: ${reason}`, false));
     };
     const timer = setTimeout(() => fail(`no answer within ${TIMEOUT_MS / 1000} s`), TIMEOUT_MS);
-    const parser = new ResponseParser(
-      false,
-      (h) => (responseHead = h),
-      (bytes) => {
+    const parser = new ResponseParser({
+      head: (h) => (responseHead = h),
+      body: (bytes) => {
         size += bytes.length;
         if (size > MAX_RESPONSE_BYTES) return fail("the answer is larger than 1 MiB");
         chunks.push(Buffer.from(bytes));
       },
-      () => {
+      end: () => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         socket.destroy();
         resolve({ head: responseHead!, body: Buffer.concat(chunks) });
       },
-    );
+    });
+    parser.expect("POST");
     socket.on("data", (data: Buffer) => {
       const error = parser.feed(data);
-      if (error) fail(`malformed answer (${error})`);
+      if (error) fail(`malformed answer (${error.message})`);
     });
     socket.on("end", () => {
-      const error = parser.end();
-      if (error) fail(error);
+      const error = parser.eof();
+      if (error) fail(error.message);
     });
     socket.on("error", (error: NodeJS.ErrnoException) => fail(String(error.code ?? error.message)));
-    socket.on("close", () => {
-      if (!parser.isFinished) fail("the connection closed before the answer was complete");
-    });
-    socket.write(`${head.join("\r\n")}\r\n\r\n${body}`);
+    socket.on("close", () => fail("the connection closed before the answer was complete"));
+    socket.write(Buffer.concat([head, payload]));
   });
 }

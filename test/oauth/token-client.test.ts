@@ -109,6 +109,42 @@ describe("token endpoint answers", () => {
     expect(e.reason).toMatch(/closed/);
   });
 
+  test("the answer is read by the strict HTTP/1.1 parser: chunked with trailers and a 100 Continue first is fine", async () => {
+    const json = JSON.stringify({ access_token: "at-chunked" });
+    U.handler = (_req, res) => {
+      const cut = 7;
+      res.socket!.end(
+        `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n` +
+          `${cut.toString(16)}\r\n${json.slice(0, cut)}\r\n${(json.length - cut).toString(16)};ext=1\r\n${json.slice(cut)}\r\n0\r\nX-T: 1\r\n\r\n`,
+      );
+      return true;
+    };
+    expect((await tokenRequest(CLIENT, PARAMS, NET)).access_token).toBe("at-chunked");
+    const sent = U.wire.at(-1)!.data.toString("latin1");
+    expect(sent.startsWith("POST /token HTTP/1.1\r\nhost: token.test\r\n")).toBe(true);
+    expect(sent).toContain("\r\nconnection: close\r\n\r\n");
+  });
+
+  test("framing an old parser misread (0x chunk size, no CRLF after chunk data, LF-only lines, two lengths) is refused, not a token", async () => {
+    const json = JSON.stringify({ access_token: "at-smuggled" });
+    const size = json.length.toString(16);
+    const forms = [
+      `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n0x${size}\r\n${json}\r\n0\r\n\r\n`,
+      `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${size}\r\n${json}XX0\r\n\r\n`,
+      `HTTP/1.1 200 OK\ncontent-type: application/json\ncontent-length: ${json.length}\n\n${json}`,
+      `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${json.length}\r\ncontent-length: 2\r\n\r\n${json}`,
+    ];
+    for (const form of forms) {
+      U.handler = (_req, res) => {
+        res.socket!.end(form);
+        return true;
+      };
+      const e = await failure();
+      expect(e.permanent).toBe(false);
+      expect(e.reason).toContain("malformed answer");
+    }
+  });
+
   test("a server that does not speak TLS is a permanent failure naming the endpoint", async () => {
     const server = net.createServer((socket) => socket.once("data", () => socket.end("NOT TLS\r\n\r\n")));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
