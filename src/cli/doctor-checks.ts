@@ -11,7 +11,7 @@ import { CA_BUNDLE_VARIABLES } from "../run/env.ts";
 import { findBwrap, NAMESPACE_ARGS } from "../sandbox/linux.ts";
 import { NODE_PRELOAD_SOURCE } from "../sandbox/node-preload.ts";
 import { type HomePaths } from "../shared/paths.ts";
-import { readLog } from "../shared/log-reader.ts";
+import { lastRecords, readLog } from "../shared/log-reader.ts";
 import { type Unlocked } from "./unlock-optional.ts";
 
 export type CheckStatus = "ok" | "fail" | "skip";
@@ -275,7 +275,7 @@ export function checkClock(context: DoctorContext): CheckResult {
       // gone meanwhile
     }
   }
-  const lastRecord = readLog(context.paths.requestLog).records.at(-1);
+  const lastRecord = lastRecords(readLog(context.paths.requestLog), () => true, 1)[0];
   if (lastRecord && (!latest || Date.parse(lastRecord.time) > latest.ms)) latest = { name: "the last request logged", ms: Date.parse(lastRecord.time) };
   if (latest && latest.ms > context.now + CLOCK_SLACK_MS) {
     return fail("clock", title, `${latest.name} is dated ${describeAhead(latest.ms - context.now)} ahead of now (${new Date(latest.ms).toISOString()}): the clock went back`, "set the clock right (timedatectl set-ntp true); session and proposal expiry go by it");

@@ -6,7 +6,7 @@
 import { type Command } from "commander";
 import { parseDuration } from "../shared/duration.ts";
 import { AgentVaultError } from "../shared/errors.ts";
-import { followLog, type LogRecord, readLog } from "../shared/log-reader.ts";
+import { followLog, lastRecords, type LogRecord, readLog } from "../shared/log-reader.ts";
 import { homePaths } from "../shared/paths.ts";
 import { displaySafe, jsonTerminalSafe } from "../shared/text.ts";
 
@@ -104,8 +104,24 @@ export function formatRecord(r: LogRecord): string {
   return line;
 }
 
-function printRecord(record: LogRecord, json: boolean): void {
-  process.stdout.write(`${json ? jsonTerminalSafe(JSON.stringify(record)) : formatRecord(record)}\n`);
+/** Thrown when stdout's reader went away (`log | head`): the command ends quietly, as `git log` does. */
+class OutputClosed extends Error {}
+
+let isOutputClosed = false;
+
+/** Writes lines to stdout; an EPIPE (thrown, or emitted on the stream) becomes OutputClosed instead of a stack trace. */
+function writeOut(text: string): void {
+  if (isOutputClosed) throw new OutputClosed();
+  try {
+    process.stdout.write(text);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EPIPE") throw new OutputClosed();
+    throw error;
+  }
+}
+
+function render(record: LogRecord, json: boolean): string {
+  return `${json ? jsonTerminalSafe(JSON.stringify(record)) : formatRecord(record)}\n`;
 }
 
 export function registerLog(program: Command): void {
@@ -125,18 +141,35 @@ export function registerLog(program: Command): void {
     .action(async (options: LogOptions) => {
       const filters = buildFilters(options);
       const count = lineCount(options);
+      const json = Boolean(options.json);
       const keep = (r: LogRecord) => filters.every((f) => f(r));
       const path = homePaths().requestLog;
       const tail = readLog(path);
-      const matching = tail.records.filter(keep);
-      for (const record of count === Number.POSITIVE_INFINITY ? matching : matching.slice(Math.max(0, matching.length - count))) printRecord(record, Boolean(options.json));
-      if (!options.follow) return;
       const stop = new AbortController();
-      const end = () => stop.abort();
-      process.once("SIGINT", end);
-      process.once("SIGTERM", end);
-      // A closed pipe (`log -f | head`) ends the follow instead of failing every write.
-      process.stdout.on("error", end);
-      await followLog(path, tail.position, (record) => keep(record) && printRecord(record, Boolean(options.json)), stop.signal);
+      process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+        if (error.code !== "EPIPE") return;
+        isOutputClosed = true;
+        stop.abort();
+      });
+      try {
+        const records = lastRecords(tail, keep, count);
+        // In batches: one write a line costs more than the formatting for a long log.
+        for (let i = 0; i < records.length; i += 500) writeOut(records.slice(i, i + 500).map((r) => render(r, json)).join(""));
+        if (!options.follow) return;
+        const end = () => stop.abort();
+        process.once("SIGINT", end);
+        process.once("SIGTERM", end);
+        await followLog(path, tail.position, (record) => {
+          if (!keep(record)) return;
+          try {
+            writeOut(render(record, json));
+          } catch (error) {
+            if (!(error instanceof OutputClosed)) throw error;
+            stop.abort();
+          }
+        }, stop.signal);
+      } catch (error) {
+        if (!(error instanceof OutputClosed)) throw error;
+      }
     });
 }

@@ -91,50 +91,56 @@ class LineSplitter {
   }
 }
 
-/** The records of one file, from its last MAX_TAIL_BYTES (the first, cut line skipped). */
-function readFileRecords(path: string): { records: LogRecord[]; ino: number; offset: number } | null {
+/** The lines of one file, from its last MAX_TAIL_BYTES (the first, cut line skipped), unparsed. */
+function readFileLines(path: string): { lines: string[]; ino: number; offset: number } | null {
   const file = openRegular(path);
   if (!file) return null;
   try {
     const start = Math.max(0, file.size - MAX_TAIL_BYTES);
     const splitter = new LineSplitter();
-    const records: LogRecord[] = [];
+    const lines: string[] = [];
     let offset = start;
-    let skipFirst = start > 0;
     const buffer = Buffer.allocUnsafe(READ_CHUNK);
     while (offset < file.size) {
       const n = readSync(file.fd, buffer, 0, Math.min(buffer.length, file.size - offset), offset);
       if (n === 0) break;
       offset += n;
-      for (const line of splitter.push(buffer.toString("utf8", 0, n))) {
-        if (skipFirst) {
-          skipFirst = false;
-          continue;
-        }
-        const record = parseLogLine(line);
-        if (record) records.push(record);
-      }
+      for (const line of splitter.push(buffer.toString("utf8", 0, n))) lines.push(line);
     }
-    return { records, ino: file.ino, offset: offset - splitter.pendingBytes };
+    if (start > 0) lines.shift();
+    return { lines, ino: file.ino, offset: offset - splitter.pendingBytes };
   } finally {
     closeSync(file.fd);
   }
 }
 
 export interface LogTail {
-  /** The rotated file's records, then the current file's, oldest first. */
-  readonly records: LogRecord[];
+  /** The rotated file's lines, then the current file's, oldest first, not parsed yet (parseLogLine). */
+  readonly lines: readonly string[];
   /** Where a follower goes on: the current file and the offset of its first unread byte. */
   readonly position: { readonly ino: number; readonly offset: number } | null;
 }
 
 export function readLog(path: string): LogTail {
-  const older = readFileRecords(`${path}.1`);
-  const current = readFileRecords(path);
+  const older = readFileLines(`${path}.1`);
+  const current = readFileLines(path);
   return {
-    records: [...(older?.records ?? []), ...(current?.records ?? [])],
+    lines: [...(older?.lines ?? []), ...(current?.lines ?? [])],
     position: current ? { ino: current.ino, offset: current.offset } : null,
   };
+}
+
+/**
+ * The last `count` records of the tail that `keep` accepts, oldest first. Parsed from the end, so
+ * the usual `log` (the last 50) reads a 10 MiB log's last lines only.
+ */
+export function lastRecords(tail: LogTail, keep: (record: LogRecord) => boolean, count: number): LogRecord[] {
+  const out: LogRecord[] = [];
+  for (let i = tail.lines.length - 1; i >= 0 && out.length < count; i--) {
+    const record = parseLogLine(tail.lines[i]!);
+    if (record && keep(record)) out.push(record);
+  }
+  return out.reverse();
 }
 
 /** One open log file being followed. */

@@ -5,7 +5,7 @@
 // them inert, filter them, and follow the file across a rotation.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
-import { appendFileSync, chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -335,6 +335,26 @@ describe("log", () => {
     expect(await live.proc.exited).toBe(0);
     expect(live.stdout.trimEnd().split("\n").map((l) => l.split("  ").at(-1))).toEqual(["follow.test/zero", "follow.test/one", "follow.test/two", "follow.test/three"]);
     expect(live.stdout).not.toContain("other.test");
+  });
+
+  test("a closed pipe ends log quietly; a FIFO or a link planted at requests.log is not read through", async () => {
+    const other = await tempHome({ init: false });
+    cleanups.push(() => other.cleanup());
+    mkdirSync(other.dir, { mode: 0o700 });
+    const many = Array.from({ length: 5000 }, (_, i) => record({ path: `/p${i}` }));
+    writeFileSync(join(other.dir, "requests.log"), lines(...many), { mode: 0o600 });
+    const piped = Bun.spawnSync(["bash", "-c", `${other.argv(["log", "-n", "all"]).map((a) => JSON.stringify(a)).join(" ")} | head -1; echo "exit=\${PIPESTATUS[0]}" >&2`], { env: cleanEnv({ ...other.env, ...TZ }), stdout: "pipe", stderr: "pipe" });
+    expect(piped.stdout.toString()).toBe("03-01 10:00:00  200    12ms  s_0123456789ab  GET      api.github.com/p0\n");
+    expect(piped.stderr.toString()).toBe("exit=0\n");
+
+    rmSync(join(other.dir, "requests.log"));
+    expect(Bun.spawnSync(["mkfifo", join(other.dir, "requests.log")]).exitCode).toBe(0);
+    symlinkSync(join(H.dir, "requests.log"), join(other.dir, "requests.log.1"));
+    const started = Date.now();
+    const r = await other.run(["log"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   test("a real request's record, as the proxy writes it, is read back", async () => {
