@@ -1,33 +1,95 @@
 // Reading a JSON or YAML file given on the command line (`service set -f`, `run --policy`,
-// `agent policy -f`): errors name the file and what is wrong with it.
+// `agent policy -f`): errors name the file, the line when the parser knows it, and what is wrong.
 import { readFileSync } from "node:fs";
 import { AgentVaultError } from "../shared/errors.ts";
 import { type Policy } from "../vault/agent.schema.ts";
 import { parsePolicy } from "../vault/agents.ts";
 
-export async function parseDocument(file: string): Promise<unknown> {
+/** A parsed file, and where a path inside it is (`services.yaml:12`), for messages. */
+export interface Document {
+  readonly data: unknown;
+  locate(path: readonly PropertyKey[]): string;
+}
+
+const READ_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EISDIR: "it is a directory",
+  ENOTDIR: "a part of the path is not a directory",
+};
+
+const isYaml = (file: string) => /\.ya?ml$/i.test(file);
+
+export async function readDocument(file: string): Promise<Document> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    throw new AgentVaultError("invalid_argument", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    throw new AgentVaultError("invalid_argument", `cannot read ${file}: ${READ_ERRORS[code] ?? (code || "error")}`);
   }
-  try {
-    // yaml is loaded only here, so other commands do not pay for parsing it at start.
-    return /\.ya?ml$/i.test(file) ? (await import("yaml")).parse(text) : JSON.parse(text);
-  } catch (error) {
-    const kind = /\.ya?ml$/i.test(file) ? "YAML" : "JSON";
-    throw new AgentVaultError("invalid_argument", `${file} is not valid ${kind}: ${(error as Error).message.split("\n")[0]}`);
+  // yaml is loaded only here, so other commands do not pay for parsing it at start. It also finds
+  // lines in a JSON file (JSON is YAML), which JSON.parse cannot.
+  const yaml = await import("yaml");
+  let data: unknown;
+  if (isYaml(file)) {
+    const lineCounter = new yaml.LineCounter();
+    const doc = yaml.parseDocument(text, { lineCounter, prettyErrors: false });
+    const first = doc.errors[0];
+    if (first) {
+      const line = lineCounter.linePos(first.pos[0]).line;
+      throw new AgentVaultError("invalid_argument", `${file}:${line}: not valid YAML: ${first.message.split("\n")[0]}`);
+    }
+    data = doc.toJS();
+  } else {
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      throw new AgentVaultError("invalid_argument", `${file} is not valid JSON: ${(error as Error).message.split("\n")[0]}`);
+    }
   }
+  return { data, locate: (path) => locateIn(yaml, text, file, path) };
 }
 
-/** An access policy from a JSON or YAML file (`agent policy -f`, `run --policy`); a bad field names the file too. */
-export async function readPolicyFile(file: string): Promise<Policy> {
-  const document = await parseDocument(file);
+/** `file:line` of the deepest node of `path` that exists (a missing field: its object), else `file`. */
+function locateIn(yaml: typeof import("yaml"), text: string, file: string, path: readonly PropertyKey[]): string {
   try {
-    return parsePolicy(document);
+    const lineCounter = new yaml.LineCounter();
+    const doc = yaml.parseDocument(text, { lineCounter });
+    for (let depth = path.length; depth >= 0; depth--) {
+      const parent = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth - 1) as unknown[], true);
+      let offset: number | undefined;
+      if (depth === 0) offset = (parent as { range?: [number] } | null)?.range?.[0];
+      else if (yaml.isMap(parent)) {
+        // The key's own position: an unknown field's line is its key's line.
+        const pair = parent.items.find((item) => (yaml.isScalar(item.key) ? item.key.value : item.key) === path[depth - 1]);
+        offset = (pair?.key as { range?: [number] } | undefined)?.range?.[0];
+      } else if (yaml.isSeq(parent)) {
+        offset = (parent.items[Number(path[depth - 1])] as { range?: [number] } | undefined)?.range?.[0];
+      }
+      if (offset !== undefined) return `${file}:${lineCounter.linePos(offset).line}`;
+    }
+  } catch {
+    // a position is a nicety; the message stands without it
+  }
+  return file;
+}
+
+/** The parsed contents of a JSON or YAML file. */
+export async function parseDocument(file: string): Promise<unknown> {
+  return (await readDocument(file)).data;
+}
+
+/** An access policy from a JSON or YAML file (`agent policy -f`, `run --policy`); a bad field names the file and line. */
+export async function readPolicyFile(file: string): Promise<Policy> {
+  const document = await readDocument(file);
+  try {
+    return parsePolicy(document.data);
   } catch (error) {
-    if (error instanceof AgentVaultError) throw new AgentVaultError(error.code, `${file}: ${error.message}`);
+    if (error instanceof AgentVaultError) {
+      const path = (error.details?.path as PropertyKey[] | undefined) ?? [];
+      throw new AgentVaultError(error.code, `${document.locate(path)}: ${error.message}`);
+    }
     throw error;
   }
 }

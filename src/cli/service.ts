@@ -1,12 +1,13 @@
 // `agent-vault vault service add|list|remove|enable|disable|set` and `agent-vault catalog`.
 import { type Command } from "commander";
-import { parseDocument } from "./documents.ts";
+import { readDocument } from "./documents.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { CATALOG, findTemplate } from "../vault/catalog.ts";
 import { AUTH_TYPES, type Auth, credentialKeysOf } from "../vault/service.schema.ts";
 import { addService, parseServiceFile, parseServiceInput, removeService, setServiceEnabled, setServices } from "../vault/services.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { printJson, printNote, printTable } from "./io.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 interface AuthFlags {
   tokenKey?: string;
@@ -86,6 +87,43 @@ function authFromFlags(type: string, flags: AuthFlags, base?: Auth): unknown {
   }
 }
 
+/** Which flag names each credential key of an auth, for a template's hint. */
+function keyFlags(auth: Auth): [key: string, flag: string][] {
+  switch (auth.type) {
+    case "bearer":
+      return [[auth.token, "--token-key"]];
+    case "basic":
+      return auth.password ? [[auth.username, "--username-key"], [auth.password, "--password-key"]] : [[auth.username, "--username-key"]];
+    case "api-key":
+    case "query":
+      return [[auth.key, "--key"]];
+    case "custom":
+      return credentialKeysOf(auth).map((key) => [key, "--header"]);
+    case "passthrough":
+      return [];
+  }
+}
+
+/**
+ * A template names the conventional keys (STRIPE_SECRET_KEY); the user may have stored the value
+ * under another name. The hint says both ways out, naming every key the template needs, and a
+ * stored key that looks like the same vendor's.
+ */
+function templateKeyHint(auth: Auth, stored: readonly string[]): string {
+  const flags = keyFlags(auth);
+  const keys = flags.map(([key]) => key);
+  const setPart = keys.length === 1 ? `set it first: agent-vault vault credential set ${keys[0]}=-` : `set them first (each with agent-vault vault credential set KEY=-): ${keys.join(", ")}`;
+  if (auth.type === "custom") return `${setPart}, or give your own keys with --header 'Name: {{ KEY }}'`;
+  const guessed = new Set<string>();
+  const own = flags.map(([key, flag]) => {
+    const vendor = key.split("_")[0]!;
+    const guess = stored.find((k) => k !== key && !guessed.has(k) && k.split("_")[0] === vendor);
+    if (guess) guessed.add(guess);
+    return `${flag} ${guess ?? "KEY"}`;
+  });
+  return `${setPart}; or use keys you already have: ${own.join(" ")}`;
+}
+
 function authSummary(auth: Auth): string {
   switch (auth.type) {
     case "api-key":
@@ -120,7 +158,7 @@ export function registerService(group: Command): void {
       let raw: Record<string, unknown>;
       if (options.template !== undefined) {
         const entry = findTemplate(options.template);
-        if (!entry) throw new AgentVaultError("template_not_found", `no catalog template "${options.template}"`);
+        if (!entry) throw new AgentVaultError("template_not_found", `no catalog template "${options.template}"${didYouMean(options.template, CATALOG.map((e) => e.name))}`);
         if (options.authType !== undefined && options.authType !== entry.auth.type) {
           throw new AgentVaultError("invalid_argument", `template ${entry.name} uses --auth-type ${entry.auth.type}; drop --auth-type or the template`);
         }
@@ -133,7 +171,13 @@ export function registerService(group: Command): void {
       if (options.disabled) raw.enabled = false;
       const input = parseServiceInput(raw);
       const { store, vault } = await openVault(options);
-      const service = await addService(store, vault.name, input);
+      let service;
+      try {
+        service = await addService(store, vault.name, input);
+      } catch (error) {
+        if (options.template === undefined || !(error instanceof AgentVaultError) || error.code !== "credential_not_found") throw error;
+        throw new AgentVaultError(error.code, error.message, { hint: templateKeyHint(input.auth, Object.keys(vault.credentials)) });
+      }
       if (options.json) return printJson(service);
       printNote(`added service "${service.name}" for ${service.host} (${authSummary(service.auth)}) to vault "${vault.name}"`);
     });
@@ -166,7 +210,8 @@ export function registerService(group: Command): void {
     .requiredOption("-f, --file <file>", "a list of services, or { services: [...] } (.json, .yaml or .yml)")
     .option("--replace", "make the file the whole service list (services not in it are removed)")
     .action(async (options: CommonOptions & { file: string; replace?: boolean }) => {
-      const inputs = parseServiceFile(await parseDocument(options.file), options.file);
+      const document = await readDocument(options.file);
+      const inputs = parseServiceFile(document.data, options.file, document.locate);
       const { store, vault } = await openVault(options);
       const result = await setServices(store, vault.name, inputs, options.replace === true);
       if (options.json) return printJson(result);

@@ -4,6 +4,7 @@
 // with --authorization-url and --token-url.
 import { AgentVaultError } from "../shared/errors.ts";
 import { type TokenAuthMethod } from "../vault/oauth-record.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 export interface ProviderPreset {
   readonly name: string;
@@ -42,7 +43,7 @@ export const PROVIDERS: readonly ProviderPreset[] = [
 export function findProvider(name: string): ProviderPreset {
   const found = PROVIDERS.find((p) => p.name === name.toLowerCase());
   if (!found) {
-    throw new AgentVaultError("invalid_argument", `unknown provider "${name.slice(0, 60)}"`, {
+    throw new AgentVaultError("invalid_argument", `unknown provider "${name.slice(0, 60)}"${didYouMean(name, PROVIDERS.map((p) => p.name))}`, {
       hint: `choose one of ${PROVIDERS.map((p) => p.name).join(", ")}, or pass --authorization-url and --token-url`,
     });
   }

@@ -2,12 +2,14 @@
 // revoke grants, set a policy. Tokens are kept only as SHA-256 hashes, like session tokens.
 import { randomBytes } from "node:crypto";
 import { AgentVaultError } from "../shared/errors.ts";
+import { describeProblem } from "./issues.ts";
 import { type Agent, AgentNameSchema, type Policy, PolicySchema } from "./agent.schema.ts";
 import { randomHex } from "./crypto.ts";
 import { hashToken } from "./sessions.ts";
 import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 export const AGENT_TOKEN_PREFIX = "av_agt_";
 
@@ -103,7 +105,7 @@ export async function grantServices(store: VaultStore, vaultName: string, name: 
   return updateAgent(store, vaultName, name, (agent, vault) => {
     for (const service of services) {
       if (!vault.services.some((s) => s.name === service)) {
-        throw new AgentVaultError("service_not_found", `no service "${service.slice(0, 80)}" in vault "${vault.name}"`);
+        throw new AgentVaultError("service_not_found", `no service "${service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(service, vault.services.map((s) => s.name))}`);
       }
     }
     const stamp = new Date(now).toISOString();
@@ -121,13 +123,12 @@ export async function revokeGrants(store: VaultStore, vaultName: string, name: s
   });
 }
 
-/** Checks a policy from a file or the API; the error names the offending field. */
+/** Checks a policy from a file or the API; the error names the offending field (and a near-miss). */
 export function parsePolicy(input: unknown): Policy {
   const parsed = PolicySchema.safeParse(input);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.length > 0 ? issue.path.join(".") : "(policy)";
-    throw new AgentVaultError("invalid_argument", `policy field ${field}: ${issue.message}`);
+    const problem = describeProblem(parsed.error, input, PolicySchema);
+    throw new AgentVaultError("invalid_argument", `policy: ${problem.text}`, { details: { path: problem.path } });
   }
   return parsed.data;
 }
@@ -135,7 +136,7 @@ export function parsePolicy(input: unknown): Policy {
 export async function setAgentPolicy(store: VaultStore, vaultName: string, name: string, policy: Policy | null): Promise<Agent> {
   return updateAgent(store, vaultName, name, (agent, vault) => {
     for (const rule of policy?.rules ?? []) {
-      if (!vault.services.some((s) => s.name === rule.service)) throw new AgentVaultError("service_not_found", `policy rule for unknown service "${rule.service.slice(0, 80)}" in vault "${vault.name}"`);
+      if (!vault.services.some((s) => s.name === rule.service)) throw new AgentVaultError("service_not_found", `policy rule for unknown service "${rule.service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(rule.service, vault.services.map((s) => s.name))}`);
     }
     agent.policy = policy;
   });

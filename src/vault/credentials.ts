@@ -7,6 +7,7 @@ import { credentialKeysOf } from "./service.schema.ts";
 import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 export { CREDENTIAL_KIND };
 const MAX_VALUE_BYTES = 64 * 1024;
@@ -106,7 +107,7 @@ export async function setCredentials(
 
 export function getCredentialValue(store: VaultStore, vault: VaultRecord, key: string): string {
   const record = vault.credentials[checkCredentialKey(key)];
-  if (!record) throw new AgentVaultError("credential_not_found", `no credential ${key} in vault "${vault.name}"`);
+  if (!record) throw new AgentVaultError("credential_not_found", `no credential ${key} in vault "${vault.name}"${didYouMean(key, Object.keys(vault.credentials))}`);
   const opened = store.openValue(CREDENTIAL_KIND, vault.id, key, record.value);
   if (record.type !== "oauth") return opened;
   // An OAuth credential's value is its access token; the refresh token never leaves the vault.
@@ -121,7 +122,7 @@ export async function deleteCredentials(store: VaultStore, vaultName: string, ke
   return store.update((body) => {
     const vault = findVault(body, vaultName);
     const missing = keys.filter((k) => !(k in vault.credentials));
-    if (missing.length > 0) throw new AgentVaultError("credential_not_found", `no credential ${missing.join(", ")} in vault "${vault.name}"`);
+    if (missing.length > 0) throw new AgentVaultError("credential_not_found", `no credential ${missing.join(", ")} in vault "${vault.name}"${missing.length === 1 ? didYouMean(missing[0]!, Object.keys(vault.credentials)) : ""}`);
     const dangling: Record<string, string[]> = {};
     for (const key of keys) {
       delete vault.credentials[key];

@@ -1,28 +1,48 @@
 // Services of one vault: add, remove, enable or disable, and set many from a file. Every credential
 // key a service names must exist in the vault when the service is saved.
 import { z } from "zod";
-import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
+import { AgentVaultError } from "../shared/errors.ts";
+import { describeProblem } from "./issues.ts";
 import { credentialKeysOf, type Service, type ServiceInput, ServiceInputSchema } from "./service.schema.ts";
 import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
-/** Parses untrusted service input; the error names the field and the service. */
-export function parseServiceInput(input: unknown, where = "service"): ServiceInput {
+/** Parses untrusted service input; the error names the field (and a near-miss) and the service. */
+export function parseServiceInput(input: unknown, where = "service", prefix: readonly PropertyKey[] = []): ServiceInput {
   const parsed = ServiceInputSchema.safeParse(input);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new AgentVaultError("invalid_argument", `${where}: ${formatIssuePath(issue.path)}: ${issue.message}`);
+    const problem = describeProblem(parsed.error, input, ServiceInputSchema, prefix);
+    throw new AgentVaultError("invalid_argument", where ? `${where}: ${problem.text}` : problem.text, { details: { path: problem.path } });
   }
   return parsed.data;
 }
 
-/** A file for `service set -f`: a list of services, or `{ "services": [...] }`. */
-export function parseServiceFile(data: unknown, file: string): ServiceInput[] {
-  const list = Array.isArray(data) ? data : z.object({ services: z.array(z.unknown()) }).strict().safeParse(data).data?.services;
-  if (!list) throw new AgentVaultError("invalid_argument", `${file}: expected a list of services, or an object with a "services" list`);
+/**
+ * A file for `service set -f`: a list of services, or `{ "services": [...] }`. `locate` turns a
+ * path in the document into where it is (`services.yaml:12`); by default the file's name.
+ */
+export function parseServiceFile(data: unknown, file: string, locate: (path: readonly PropertyKey[]) => string = () => file): ServiceInput[] {
+  const isList = Array.isArray(data);
+  const wrapped = isList ? undefined : z.object({ services: z.array(z.unknown()) }).strict().safeParse(data);
+  const list = isList ? data : wrapped?.data?.services;
+  if (!list) {
+    const problem = data !== null && typeof data === "object" && wrapped?.error ? describeProblem(wrapped.error, data, z.object({ services: z.array(z.unknown()) }).strict()) : null;
+    throw new AgentVaultError("invalid_argument", `${problem ? locate(problem.path) : file}: expected a list of services, or an object with a "services" list${problem ? ` (${problem.text})` : ""}`);
+  }
   if (list.length > 500) throw new AgentVaultError("invalid_argument", `${file}: at most 500 services`);
-  const services = list.map((item, i) => parseServiceInput(item, `${file}: services[${i}]`));
+  const services = list.map((item: unknown, i: number) => {
+    // Named services[i] either way; the path into a bare list starts at the index.
+    try {
+      return parseServiceInput(item, "", ["services", i]);
+    } catch (error) {
+      if (!(error instanceof AgentVaultError)) throw error;
+      const named = (error.details?.path as PropertyKey[] | undefined) ?? ["services", i];
+      const path = isList ? named.slice(1) : named;
+      throw new AgentVaultError("invalid_argument", `${locate(path)}: ${error.message}`, { details: { path } });
+    }
+  });
   const names = new Set<string>();
   for (const s of services) {
     if (names.has(s.name)) throw new AgentVaultError("invalid_argument", `${file}: service "${s.name}" appears twice`);
@@ -46,7 +66,7 @@ function toService(input: ServiceInput, createdAt: string): Service {
 
 export function findService(vault: VaultRecord, name: string): Service {
   const service = vault.services.find((s) => s.name === name);
-  if (!service) throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"`);
+  if (!service) throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"${didYouMean(name, vault.services.map((s) => s.name))}`);
   return service;
 }
 

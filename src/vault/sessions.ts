@@ -10,6 +10,7 @@ import { type Policy } from "./agent.schema.ts";
 import { type Body, type Session, type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 export const DEFAULT_SESSION_TTL_MS = 24 * 3_600_000;
 const TOKEN_PREFIX = "avs_";
@@ -54,7 +55,7 @@ export async function createSession(
     }
     for (const name of session.services ?? []) {
       if (!vault.services.some((s) => s.name === name)) {
-        throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"`, { hint: "list services with `agent-vault vault service list`" });
+        throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"${didYouMean(name, vault.services.map((s) => s.name))}`, { hint: "list services with `agent-vault vault service list`" });
       }
     }
     // Expired and revoked sessions older than a day are dropped so the list stays short.

@@ -3,6 +3,7 @@
 import { AgentVaultError } from "../shared/errors.ts";
 import { type Body, type VaultRecord, VaultNameSchema } from "./state.schema.ts";
 import { newVaultRecord } from "./vault.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 /** --vault, else AGENT_VAULT_VAULT, else the current vault, else `default`. */
 export function resolveVaultName(body: Body, explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -11,7 +12,7 @@ export function resolveVaultName(body: Body, explicit: string | undefined, env: 
 
 export function findVault(body: Body, name: string): VaultRecord {
   const vault = body.vaults.find((v) => v.name === name);
-  if (!vault) throw new AgentVaultError("vault_not_found", `no vault named "${name}"`);
+  if (!vault) throw new AgentVaultError("vault_not_found", `no vault named "${name}"${didYouMean(name, body.vaults.map((v) => v.name))}`);
   return vault;
 }
 

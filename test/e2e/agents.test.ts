@@ -236,7 +236,7 @@ describe("policies", () => {
     writeFileSync(bad, JSON.stringify({ rate_limit: { requests_per_minute: -1 } }));
     const refusedFile = await av(["agent", "policy", "windowed", "-f", bad]);
     expect(refusedFile.code).toBe(2);
-    expect(refusedFile.stderr).toContain(`${bad}: policy field rate_limit.requests_per_minute`);
+    expect(refusedFile.stderr).toContain(`${bad}:1: policy: rate_limit.requests_per_minute`);
   }, 30_000);
 
   test("run --policy FILE narrows a plain session", async () => {

@@ -182,11 +182,11 @@ describe("policies", () => {
   });
 
   test("bad policies are refused naming the field", () => {
-    expect(() => parsePolicy({ rate_limit: { requests_per_minute: 0 } })).toThrow("policy field rate_limit.requests_per_minute");
-    expect(() => parsePolicy({ rules: [{ service: "github", methods: ["get"] }] })).toThrow("policy field rules.0.methods.0");
-    expect(() => parsePolicy({ time_windows: [{ start: "9:00", end: "17:00" }] })).toThrow("policy field time_windows.0.start");
-    expect(() => parsePolicy({ surprise: true })).toThrow("policy field");
-    expect(() => parsePolicy("not an object")).toThrow("policy field (policy)");
+    expect(() => parsePolicy({ rate_limit: { requests_per_minute: 0 } })).toThrow("policy: rate_limit.requests_per_minute");
+    expect(() => parsePolicy({ rules: [{ service: "github", methods: ["get"] }] })).toThrow("policy: rules[0].methods[0]");
+    expect(() => parsePolicy({ time_windows: [{ start: "9:00", end: "17:00" }] })).toThrow("policy: time_windows[0].start");
+    expect(() => parsePolicy({ surprise: true })).toThrow('policy: unknown field "surprise"');
+    expect(() => parsePolicy("not an object")).toThrow("policy: must be an object");
   });
 
   test("paths are normalized before rules: dot segments, doubled slashes and escaped letters do not slip past", () => {
