@@ -105,7 +105,7 @@ export function checkVault({ unlocked }: DoctorContext): CheckResult {
     case "locked":
       return skip("vault", title, "not opened: the master password is needed (--password-stdin or AGENT_VAULT_MASTER_PASSWORD)");
     case "failed":
-      return fail("vault", title, unlocked.message, unlocked.hint ?? "restore vault.av from a backup");
+      return fail("vault", title, unlocked.error.message, unlocked.error.hint ?? "restore vault.av from a backup");
   }
 }
 
@@ -297,13 +297,28 @@ export async function checkServerRunning(context: DoctorContext): Promise<CheckR
   return fail("server", title, `pid ${record.pid} at ${record.host}:${record.api_port} did not prove it is this vault's server (${check.why})`, `if no agent-vault server should run: rm ${context.paths.pidFile}; run and server stop refuse to use it meanwhile`);
 }
 
+/** In the order they print; ids and titles here too, so a check that throws is still named. */
+const CHECKS: readonly (readonly [id: string, title: string, check: (context: DoctorContext) => CheckResult | Promise<CheckResult>])[] = [
+  ["data_directory", "data directory", checkDataDirectory],
+  ["file_modes", "file permissions", checkFileModes],
+  ["vault", "vault", checkVault],
+  ["ca", "CA certificate", checkCa],
+  ["ca_bundle", "CA bundle", checkBundle],
+  ["node", "Node proxy support", checkNode],
+  ["ca_variables", "inherited CA variables", checkCaVariables],
+  ["sandbox", "sandbox", checkSandbox],
+  ["clock", "clock", checkClock],
+  ["server", "server", checkServerRunning],
+];
+
 export async function runChecks(context: DoctorContext): Promise<CheckResult[]> {
-  const sync = [checkDataDirectory, checkFileModes, checkVault, checkCa, checkBundle, checkNode, checkCaVariables, checkSandbox, checkClock].map((check) => {
+  const results: CheckResult[] = [];
+  for (const [id, title, check] of CHECKS) {
     try {
-      return check(context);
+      results.push(await check(context));
     } catch (error) {
-      return fail(check.name.replace(/^check/, "").toLowerCase(), check.name.replace(/^check/, ""), `the check itself failed: ${(error as Error).message.split("\n")[0]}`, "report this as a bug in agent-vault");
+      results.push(fail(id, title, `the check itself failed: ${(error as Error).message.split("\n")[0]}`, "report this as a bug in agent-vault"));
     }
-  });
-  return [...sync, await checkServerRunning(context)];
+  }
+  return results;
 }

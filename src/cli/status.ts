@@ -87,10 +87,8 @@ function vaultStatus(vault: VaultRecord, current: string): VaultStatus {
 export async function buildStatus(options: CommonOptions): Promise<StatusReport> {
   const paths = homePaths();
   const unlocked = await unlockIfPossible(paths, options);
-  if (unlocked.kind === "failed") {
-    const { AgentVaultError } = await import("../shared/errors.ts");
-    throw new AgentVaultError("io_error", unlocked.message, { hint: unlocked.hint });
-  }
+  // A wrong password or a damaged file is an error, not a status.
+  if (unlocked.kind === "failed") throw unlocked.error;
   const store = unlocked.kind === "open" ? unlocked.store : null;
   let ca: StatusReport["ca"] = null;
   try {

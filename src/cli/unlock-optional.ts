@@ -1,7 +1,7 @@
 // Unlocking for commands that still say something useful without the vault (`status`, `doctor`):
 // the password comes from the usual sources (--password-stdin, AGENT_VAULT_MASTER_PASSWORD, a
 // prompt on a terminal), and when none has one the command goes on with what needs no key.
-import { isAgentVaultError } from "../shared/errors.ts";
+import { type AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
 import { type HomePaths } from "../shared/paths.ts";
 import { isInitialized, VaultStore } from "../vault/vault.ts";
 import { type CommonOptions, readMasterPassword } from "./context.ts";
@@ -11,8 +11,8 @@ export type Unlocked =
   | { readonly kind: "not_initialized" }
   /** No password source: the vault needs one and nothing gave it. */
   | { readonly kind: "locked" }
-  /** Any other failure (wrong password, a damaged file): the error's message and hint. */
-  | { readonly kind: "failed"; readonly message: string; readonly hint: string | undefined };
+  /** Any other failure (wrong password, a damaged file). */
+  | { readonly kind: "failed"; readonly error: AgentVaultError };
 
 export async function unlockIfPossible(paths: HomePaths, options: CommonOptions): Promise<Unlocked> {
   if (!isInitialized(paths)) return { kind: "not_initialized" };
@@ -21,7 +21,7 @@ export async function unlockIfPossible(paths: HomePaths, options: CommonOptions)
   } catch (error) {
     if (isAgentVaultError(error) && error.code === "password_required") return { kind: "locked" };
     if (isAgentVaultError(error) && error.code === "not_initialized") return { kind: "not_initialized" };
-    if (isAgentVaultError(error)) return { kind: "failed", message: error.message, hint: error.hint };
+    if (isAgentVaultError(error)) return { kind: "failed", error };
     throw error;
   }
 }
