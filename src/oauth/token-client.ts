@@ -6,7 +6,7 @@
 import { isIP, type Socket } from "node:net";
 import tls, { type PeerCertificate } from "node:tls";
 import { headerValue, requestHead, ResponseParser, type ResponseHead } from "../net/http1.ts";
-import { upstreamTrust } from "../proxy/ca.ts";
+import { upstreamTrust } from "../net/trust.ts";
 import { type Dial, type NetguardOptions, netguardOptionsFromEnv, resolveDial } from "../proxy/netguard.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { type TokenAuthMethod } from "../vault/oauth-record.ts";
@@ -25,13 +25,7 @@ let fromEnv: TokenNet | null = null;
 /** The network settings of this process, read once. */
 export function tokenNetFromEnv(): TokenNet {
   if (fromEnv) return fromEnv;
-  let trust: string[];
-  try {
-    trust = upstreamTrust();
-  } catch {
-    throw new AgentVaultError("invalid_argument", `AGENT_VAULT_UPSTREAM_CA: cannot read ${process.env.AGENT_VAULT_UPSTREAM_CA}`);
-  }
-  fromEnv = { netguard: netguardOptionsFromEnv(), trust };
+  fromEnv = { netguard: netguardOptionsFromEnv(), trust: upstreamTrust() };
   return fromEnv;
 }
 

@@ -1,7 +1,6 @@
 // The CA's lifecycle: made once per data directory (at init, or on first use by a directory made
 // before the proxy existed), its key sealed in the vault, its certificate written to ca.pem, and
 // the bundle handed to agents (system roots plus ours) written beside it.
-import { readFileSync } from "node:fs";
 import { CA_KEY_KIND, CA_KEY_SCOPE } from "../vault/sealed-kinds.ts";
 import { rootCertificates } from "node:tls";
 import { PUBLIC_MODE, readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
@@ -35,12 +34,3 @@ function writeIfChanged(path: string, text: string, mode: number): void {
   }
   writeFileAtomic(path, Buffer.from(text), mode);
 }
-
-/** Extra CAs trusted for upstream TLS (AGENT_VAULT_UPSTREAM_CA), beside the system roots. */
-export function upstreamTrust(env: NodeJS.ProcessEnv = process.env): string[] {
-  const file = env.AGENT_VAULT_UPSTREAM_CA;
-  const roots = [...rootCertificates];
-  if (!file) return roots;
-  return [...roots, readFileSync(file, "utf8")];
-}
-

@@ -7,7 +7,7 @@ import { type Socket } from "node:net";
 import { type Transform } from "node:stream";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type EarlyAnswer, type Flow } from "./flow.ts";
-import { bodyLayers, type Coding, codingsOf, decoderChain, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "./codings.ts";
+import { bodyLayers, type Coding, codingsOf, decoderChain, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "../net/codings.ts";
 import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { type RequestTails, tailKey } from "./tails.ts";
 import { scrubWholeBody } from "./whole-body.ts";

@@ -10,7 +10,7 @@
 //
 // Normalization: before matching, text is also seen decoded (escapes.ts): percent-encoding of any
 // character, JSON and JavaScript string escapes, up to three rounds. Content codings are undone
-// by the callers (codings.ts). Matching is on bytes (latin1 strings of the UTF-8 encoding).
+// by the callers (net/codings.ts). Matching is on bytes (latin1 strings of the UTF-8 encoding).
 import { CREDENTIAL_KIND } from "../vault/credential.schema.ts";
 import { parseOAuthSecrets } from "../vault/oauth-record.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
@@ -19,7 +19,7 @@ import { type DecodedView, decodedViews, escapePositions, MAX_ESCAPE_EXPANSION, 
 import { lenientViews } from "./lenient-views.ts";
 import { foldCode, MultiSearch } from "./search.ts";
 
-export { type Coding, codingsOf, decodeBody, decoderChain } from "./codings.ts";
+export { type Coding, codingsOf, decodeBody, decoderChain } from "../net/codings.ts";
 
 /** Values shorter than this are not looked for: "1" or "yes" would match half of any page. */
 export const MIN_SECRET_LENGTH = 6;

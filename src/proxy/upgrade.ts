@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { type IncomingMessage } from "node:http";
 import { type Socket } from "node:net";
-import { messageCodings } from "./codings.ts";
+import { messageCodings } from "../net/codings.ts";
 import { type Pattern, scrubText } from "./secrets.ts";
 import { scrubWholeBody } from "./whole-body.ts";
 import { ResponseParser } from "./upstream.ts";

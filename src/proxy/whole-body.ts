@@ -5,7 +5,7 @@
 // declared codings, without a value. A value left only in a lenient view (lenient-views.ts: wrapped
 // base64, a character put in it, UTF-16, HTML references) cannot be replaced where it stands: such
 // a body is refused whole.
-import { bodyLayers, type Coding, encodeOne, sniffCoding } from "./codings.ts";
+import { bodyLayers, type Coding, encodeOne, sniffCoding } from "../net/codings.ts";
 import { lenientViews } from "./lenient-views.ts";
 import { findSecret, type Pattern, scrubText } from "./secrets.ts";
 

@@ -1,7 +1,7 @@
 // What may cross an open WebSocket, message by message (the `websocket_message` hook of mitmproxy's
 // addons): toward the upstream the exfiltration guard, toward the agent scrubbing. Pure: it sees a
 // whole message and answers send-this or close-with-this-code; ws-relay.ts moves the bytes.
-import { bodyLayers } from "./codings.ts";
+import { bodyLayers } from "../net/codings.ts";
 import { guardScan, type Pattern, scrubText } from "./secrets.ts";
 import { scrubWholeBody } from "./whole-body.ts";
 
