@@ -686,3 +686,118 @@ describe("agents on the Sessions screen (issue 7)", () => {
     await pane.kill();
   }, 30_000);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15's TUI rough edges, at 80x24 in a real terminal. Each failed on the previous TUI.
+
+/** The name of the uid the panes run as, from /etc/passwd: what the approver must record. */
+function passwdName(): string {
+  const uid = String(process.getuid!());
+  for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+    const [name, , id] = line.split(":");
+    if (id === uid && name) return name;
+  }
+  throw new Error(`uid ${uid} is not in /etc/passwd`);
+}
+
+async function rejectAllPending(): Promise<void> {
+  const pending = JSON.parse((await ok(["vault", "proposal", "list", "--status", "pending", "--json"])).stdout) as { id: number }[];
+  for (const p of pending) await ok(["vault", "proposal", "reject", String(p.id), "--reason", "cleared for the next test"]);
+}
+
+describe("issue 15: the TUI's rough edges at 80x24", () => {
+  it("the tab bar does not move when the pending count appears", async () => {
+    await rejectAllPending();
+    const pane = await openPane(80, 24);
+    await startTui(pane);
+    const before = (await pane.until("ASKS FOR")).split("\n")[0]!;
+    expect(before).not.toContain("Proposals (");
+    const id = await file({ credentials: [{ action: "set", key: "STEADY_KEY" }], message: "steady tabs" });
+    const after = (await pane.until(new RegExp(`^#${id}\\s+pending`, "m"), 3000)).split("\n")[0]!;
+    expect(after).toContain("Proposals (1)");
+    for (const tab of ["2 Credentials", "3 Services", "4 Activity", "5 Sessions"]) expect(after.indexOf(tab), `${tab}\nbefore: ${before}\nafter:  ${after}`).toBe(before.indexOf(tab));
+    expect([...after].length).toBeLessThanOrEqual(80);
+    await pane.keys("q");
+    await pane.until("EXITED=0");
+    await pane.kill();
+  }, 20_000);
+
+  it("FILED ticks: the age of a proposal counts up on screen without a key", async () => {
+    const pane = await openPane(80, 24);
+    await startTui(pane);
+    const id = await file({ credentials: [{ action: "set", key: "TICKING_KEY" }], message: "watch my age" });
+    const age = (screen: string) => {
+      const m = new RegExp(`^#${id}\\s+pending\\s+(\\d+)s ago`, "m").exec(screen);
+      return m ? Number(m[1]) : null;
+    };
+    const first = age(await pane.until((s) => age(s) !== null, 3000, false))!;
+    const later = await pane.until((s) => (age(s) ?? -1) >= first + 2, 4000, false);
+    expect(age(later)).toBeGreaterThanOrEqual(first + 2);
+    await pane.keys("q");
+    await pane.until("EXITED=0");
+    await pane.kill();
+  }, 20_000);
+
+  it("a in a proposal's detail approves it; the approver is tui:USER (the uid's name) even without $USER", async () => {
+    const id = await file({ credentials: [{ action: "set", key: "DETAIL_KEY", description: "approved from the detail" }], message: "approve me from the detail" });
+    const pane = await openPane(80, 24);
+    await startTui(pane, "env -u USER -u LOGNAME ");
+    await pane.until(new RegExp(`^#${id}\\s+pending`, "m"), 3000);
+    await pane.keys("Enter");
+    await pane.until(`Proposal #${id} ·`);
+    await pane.keys("a");
+    await pane.until("Value for DETAIL_KEY (hidden");
+    const secret = `detail-${TAG}-${randomBytes(6).toString("hex")}`;
+    const stop = pane.record();
+    await pane.type(secret);
+    await pane.until("•".repeat(Math.min(secret.length, 32)));
+    await pane.keys("Enter");
+    await pane.until(`Apply proposal #${id}? y to confirm`);
+    await pane.keys("y");
+    await pane.until(`applied proposal #${id}`);
+    await stop();
+    expect(leaked(pane.frames, secret)).toBeNull();
+    expect((await ok(["vault", "credential", "get", "DETAIL_KEY"])).stdout.trim()).toBe(secret);
+    const shown = JSON.parse((await ok(["vault", "proposal", "show", String(id), "--json"])).stdout) as { status: string; audit: { action: string; by: string }[] };
+    expect(shown.status).toBe("applied");
+    expect(shown.audit.at(-1)).toEqual(expect.objectContaining({ action: "approved", by: `tui:${passwdName()}` }));
+    await pane.keys("q");
+    await pane.until("EXITED=0");
+    await pane.kill();
+  }, 30_000);
+
+  it("Activity shows whole host names at 80 columns, and enter shows a request's detail with the reason", async () => {
+    const stamp = new Date().toISOString();
+    const entry = (host: string, path: string, extra: Record<string, unknown> = {}) => JSON.stringify({ time: stamp, session: "s_0123456789ab", vault: "default", method: "GET", host, path, service: null, status: 200, latency_ms: 4, error: null, via: "tunnel", ...extra });
+    appendFileSync(
+      join(H.dir, "requests.log"),
+      `${[
+        entry("api.anthropic.com", "/v1/messages"),
+        entry("oauth2.googleapis.com", "/token"),
+        entry(`r-${TAG}.test`, "/v1/fail", { status: 502, error: "upstream_error", latency_ms: 41, reason: `cannot resolve r-${TAG}.test: no such host` }),
+      ].join("\n")}\n`,
+    );
+    const pane = await openPane(80, 24);
+    await startTui(pane);
+    await pane.until("1 Proposals");
+    await pane.keys("4");
+    const screen = await pane.until(`r-${TAG}.test`, 3000);
+    for (const l of screen.split("\n")) expect([...l].length, JSON.stringify(l)).toBeLessThanOrEqual(80);
+    expect(screen).toMatch(/\sapi\.anthropic\.com\s/);
+    expect(screen).toMatch(/\soauth2\.googleapis\.com\s/);
+    expect(screen).toMatch(new RegExp(`\\sr-${TAG}\\.test\\s`));
+    // The newest row is selected: its detail.
+    await pane.keys("Enter");
+    const detail = await pane.until("Request (any key goes back)");
+    expect(detail).toMatch(/^\s+status\s+502/m);
+    expect(detail).toMatch(/^\s+latency\s+41 ms/m);
+    expect(detail).toMatch(/^\s+session\s+s_0123456789ab/m);
+    expect(detail).toMatch(/^\s+error\s+upstream_error/m);
+    expect(detail).toMatch(new RegExp(`^\\s+reason\\s+cannot resolve r-${TAG}\\.test: no such host`, "m"));
+    await pane.keys("x");
+    await pane.until((s) => s.includes("LATENCY") && !s.includes("any key goes back"));
+    await pane.keys("q");
+    await pane.until("EXITED=0");
+    await pane.kill();
+  }, 20_000);
+});
