@@ -61,8 +61,10 @@ async function clientSecretFor(store: Parameters<typeof resolveConfig>[0], vault
   return { resolved: resolveConfig(store, vaultName, key, flags, { needAuthorizationUrl, hasNewSecret: true }), secret };
 }
 
-function expiryText(record: CredentialRecord): string {
-  return record.expires_at === null ? "no expiry given by the provider" : `access token expires ${formatWhen(record.expires_at)}`;
+/** `given` says who could have named an expiry: the provider's answer, or the user's --expires-in. */
+function expiryText(record: CredentialRecord, given: "provider" | "paste" = "provider"): string {
+  if (record.expires_at !== null) return `access token expires ${formatWhen(record.expires_at)}`;
+  return given === "provider" ? "no expiry given by the provider" : "expiry unknown (pass --expires-in SECONDS if you know it)";
 }
 
 function printStatus(view: OAuthStatusView): void {
@@ -143,12 +145,12 @@ export function registerOAuth(program: Command): void {
       if (refreshToken === "") throw new AgentVaultError("invalid_argument", "the refresh token on stdin is empty");
       const { resolved, secret } = refreshToken
         ? await clientSecretFor(store, vault.name, key, flags, false)
-        : { resolved: resolveConfig(store, vault.name, key, flags, { needAuthorizationUrl: false, hasNewSecret: false }), secret: undefined };
+        : { resolved: resolveConfig(store, vault.name, key, flags, { needAuthorizationUrl: false, hasNewSecret: false, needTokenUrl: false }), secret: undefined };
       const record = await pasteOAuth(store, vault.name, key, { resolved, accessToken, refreshToken, clientSecret: secret, expiresIn, description: flags.description });
       const view = oauthStatusView(store, findVault(store.read(), vault.name), key);
       if (flags.json) return printJson(view);
       if (refreshToken) printNote(`the refresh token works (refreshed at ${new URL(resolved.config.token_url).host}); stored ${key} in vault "${vault.name}": ${expiryText(record)}`);
-      else printNote(`stored ${key} in vault "${vault.name}": ${expiryText(record)}; no refresh token, so paste again when it expires`);
+      else printNote(`stored ${key} in vault "${vault.name}": ${expiryText(record, "paste")}; no refresh token: the access token is used until it expires or is replaced (paste a new one with agent-vault oauth paste ${key})`);
     });
 
   withJsonOption(withVaultOption(withPasswordOption(oauth.command("status [key]").description("connected or not, expiry, last refresh and last error (all OAuth credentials without KEY)")))).action(

@@ -44,7 +44,7 @@ function checkMethod(text: string): TokenAuthMethod {
 }
 
 /** The configuration for KEY; `needAuthorizationUrl` for connect, which cannot work without one. */
-export function resolveConfig(store: VaultStore, vaultName: string, key: string, input: ConfigInput, options: { needAuthorizationUrl: boolean; hasNewSecret: boolean }): ResolvedConfig {
+export function resolveConfig(store: VaultStore, vaultName: string, key: string, input: ConfigInput, options: { needAuthorizationUrl: boolean; hasNewSecret: boolean; needTokenUrl?: boolean }): ResolvedConfig {
   checkCredentialKey(key);
   const { record, secrets } = existingOAuth(store, vaultName, key);
   const stored = record ? oauthConfigOf(record) : null;
@@ -52,6 +52,9 @@ export function resolveConfig(store: VaultStore, vaultName: string, key: string,
   const preset = providerName ? findProvider(providerName) : null;
   const authorizationUrl = input.authorizationUrl ?? stored?.authorization_url ?? preset?.authorization_url;
   const tokenUrl = input.tokenUrl ?? stored?.token_url ?? preset?.token_url;
+  // A pasted access token alone is used until it expires or is replaced: with no refresh token
+  // there is nothing to send to a token URL, so none is demanded ("" is stored as none).
+  if (!tokenUrl && options.needTokenUrl === false) return { config: { token_url: "", client_id: input.clientId ?? stored?.client_id, token_auth_method: "none", provider: preset?.name }, preset, storedSecret: secrets.client_secret };
   if (!tokenUrl) {
     throw new AgentVaultError("invalid_argument", `${key} has no token URL`, { hint: "pass --provider NAME (see `agent-vault oauth providers`) or --token-url URL" });
   }
@@ -174,11 +177,13 @@ export async function pasteOAuth(store: VaultStore, vaultName: string, key: stri
     }
     throw error;
   }
+  // The refresh just made is a real one: status shows it as the last refresh.
   return saveOAuthTokens(store, vaultName, key, {
     config,
     secrets: { access_token: tokens.access_token, refresh_token: tokens.refresh_token ?? input.refreshToken, client_secret: keepSecret },
     expiresIn: tokens.expires_in,
     event: "connected",
+    refreshed: true,
     description: input.description,
   });
 }

@@ -68,7 +68,7 @@ export class OAuthRefresher {
     const config = oauthConfigOf(record);
     const secrets = openOAuthSecrets(this.store, vault, key);
     if (!config || !secrets.refresh_token) {
-      const reason = !config ? "no token URL is configured" : "no refresh token is stored";
+      const reason = !secrets.refresh_token ? "no refresh token is stored" : "no token URL is configured";
       throw new TokenEndpointError(`cannot refresh ${key}: ${reason}; connect it again or paste new tokens`, true);
     }
     let attempt = 0;

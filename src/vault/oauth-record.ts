@@ -61,7 +61,9 @@ export function oauthConfigOf(record: CredentialRecord): OAuthConfig | null {
 
 /** Metadata fields for a configuration; unset fields are left out. */
 export function configMetadata(config: OAuthConfig): Record<string, string> {
-  const out: Record<string, string> = { oauth_token_url: config.token_url, oauth_token_auth_method: config.token_auth_method };
+  const out: Record<string, string> = { oauth_token_auth_method: config.token_auth_method };
+  // A pasted access token without a refresh token may come with no token URL at all.
+  if (config.token_url) out.oauth_token_url = config.token_url;
   if (config.authorization_url) out.oauth_authorization_url = config.authorization_url;
   if (config.client_id) out.oauth_client_id = config.client_id;
   if (config.scopes) out.oauth_scopes = config.scopes;
@@ -102,6 +104,8 @@ export interface SaveTokens {
   /** Seconds the access token lives, as the provider said; undefined: no expiry known. */
   readonly expiresIn: number | undefined;
   readonly event: "connected" | "refreshed";
+  /** A "connected" save that came from a refresh grant (a pasted refresh token proven at once). */
+  readonly refreshed?: boolean;
   readonly description?: string | undefined;
 }
 
@@ -117,7 +121,9 @@ export async function saveOAuthTokens(store: VaultStore, vaultName: string, key:
     const metadata: Record<string, string> = {};
     // Keep what is not OAuth state (e.g. the proposal it came from); OAuth fields are rewritten.
     for (const [name, text] of Object.entries(existing?.metadata ?? {})) if (!name.startsWith("oauth_")) metadata[name] = text;
-    Object.assign(metadata, configMetadata(save.config), { oauth_status: "connected", oauth_last_refresh: stamp });
+    Object.assign(metadata, configMetadata(save.config), { oauth_status: "connected" });
+    // Only a refresh that happened is recorded as one (a connect or a pasted token is not).
+    if (save.event === "refreshed" || save.refreshed) metadata.oauth_last_refresh = stamp;
     if (save.event === "connected") metadata.oauth_connected_at = stamp;
     else if (existing?.metadata.oauth_connected_at) metadata.oauth_connected_at = existing.metadata.oauth_connected_at;
     const record: CredentialRecord = {
