@@ -67,7 +67,7 @@ export function registerServer(program: Command): void {
         printNote(`agent-vault server running in the background (pid ${record.pid}): API http://${record.host}:${record.api_port}, proxy ${record.host}:${record.mitm_port}`);
         return;
       }
-      const served = await serve.startServices(store, { host: options.host, apiPort, mitmPort, fallbackToFreePorts: false });
+      const served = await serve.startServices(store, { host: options.host, apiPort, mitmPort, fallbackToFreePorts: false, handoffSocket: serve.handoffSocketPath(paths) });
       serve.writePidFile(paths, served);
       serve.noticeRedirections(process.env);
       printNote(`agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); Ctrl-C stops it`);

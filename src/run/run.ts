@@ -12,7 +12,7 @@ import { prepareLauncher, type SandboxRequest } from "../sandbox/launch.ts";
 import { writeNodePreload } from "../sandbox/node-preload.ts";
 import { buildAgentEnv } from "./env.ts";
 import { watchProposals } from "./notice.ts";
-import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, noticeRedirections, type Served, startServices } from "./serve.ts";
+import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, handoffSocketPath, noticeRedirections, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe } from "../shared/text.ts";
 
@@ -46,7 +46,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const sandbox = options.sandbox ?? { enabled: false, readOnly: [], readWrite: [], hidden: [] };
   let launcher;
   try {
-    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort, adopt: served?.adopt }, (line) => process.stderr.write(line));
+    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort, adopt: served?.adopt, server: running ? { pid: running.pid, handoffSocket: handoffSocketPath(paths) } : undefined }, (line) => process.stderr.write(line));
   } catch (error) {
     await cleanup(store, vaultName, session.id, served);
     throw error;

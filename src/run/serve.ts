@@ -2,6 +2,7 @@
 // (its pidfile records its ports). Used by `server` (foreground or detached) and by `run`, which
 // serves in-process for its child's lifetime when no server is running.
 import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { type ServerFacts } from "../api/proof.ts";
 import { type Socket } from "node:net";
@@ -19,6 +20,7 @@ import { netguardOptionsFromEnv } from "../proxy/netguard.ts";
 import { ProxyState } from "../proxy/state.ts";
 import { readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
 import { type VaultStore } from "../vault/vault.ts";
+import { listenForHandoffs } from "./handoff.ts";
 import { checkServer } from "./server-check.ts";
 
 export const DEFAULT_API_PORT = 14321;
@@ -31,6 +33,8 @@ export interface ServeOptions {
   readonly mitmPort: number;
   /** Take free ports when the requested ones are in use (what `run` does). */
   readonly fallbackToFreePorts: boolean;
+  /** Where sandboxed runs hand over their listeners (src/run/handoff.ts); `server` only. */
+  readonly handoffSocket?: string;
 }
 
 export interface Served {
@@ -116,16 +120,23 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
     throw error;
   }
   facts = { pid: process.pid, host: options.host, api_port: apiPort, mitm_port: running.port };
+  const adopt = { proxy: (socket: Socket) => proxy.adopt(socket), api: (socket: Socket) => void api.emit("connection", socket) };
+  const handoffs = options.handoffSocket ? await listenForHandoffs(options.handoffSocket, adopt) : null;
   return {
     host: options.host,
     apiPort,
     mitmPort: running.port,
-    adopt: { proxy: (socket) => proxy.adopt(socket), api: (socket) => void api.emit("connection", socket) },
+    adopt,
     close: async () => {
       api.closeAllConnections?.();
-      await Promise.all([running.close(), new Promise<void>((resolve) => api.close(() => resolve()))]);
+      await Promise.all([running.close(), new Promise<void>((resolve) => api.close(() => resolve())), handoffs?.close()]);
     },
   };
+}
+
+/** The server's hand-off socket (src/run/handoff.ts), at a fixed place: `run` checks who listens there. */
+export function handoffSocketPath(paths: HomePaths): string {
+  return join(paths.home, "server.sock");
 }
 
 const PidFileSchema = z.object({ pid: z.number().int(), host: z.string(), api_port: z.number().int(), mitm_port: z.number().int(), started_at: z.string() }).strict();

@@ -5,6 +5,7 @@
 // only the agent's own bytes, so the agent tracing or replacing it gains nothing. bubblewrap's own
 // init is pid 1 and reaps orphans; this process is the command's parent.
 import { AgentVaultError } from "../shared/errors.ts";
+import { closeFd, isFdPassingAvailable, listenTcp, sendFds } from "./fd-pass.ts";
 import { relayTcpToUnix } from "./relay.ts";
 import { FORWARDED_SIGNALS, TERMINAL_SIGNALS, exitStatusOf } from "./signals.ts";
 
@@ -24,25 +25,63 @@ export function parseRelaySpec(text: string): RelaySpec {
   return { host: match[1]!, port, socket: match[3]! };
 }
 
-/** `sandbox-init [--relay SPEC]... -- COMMAND...`, as `run` writes it; errors are one line, exit 2. */
+/** What `run` sends with the listening sockets: a fixed tag, so nothing else is taken for them. */
+export const LISTENERS_PAYLOAD = "agent-vault listeners 1";
+/** What it sends when it could not: the relays serve instead. */
+export const RELAYS_PAYLOAD = "agent-vault relays 1";
+
+/** `sandbox-init [--relay SPEC]... [--listeners-fd N] -- COMMAND...`, as `run` writes it; errors are one line, exit 2. */
 export async function sandboxInitMain(args: readonly string[]): Promise<number> {
   const relays: RelaySpec[] = [];
+  let listenersFd: number | null = null;
   let i = 0;
   try {
     for (; i < args.length && args[i] !== "--"; i += 2) {
-      if (args[i] !== "--relay" || args[i + 1] === undefined) throw new AgentVaultError("invalid_argument", `sandbox-init: unexpected "${args[i]}"`);
-      relays.push(parseRelaySpec(args[i + 1]!));
+      const value = args[i + 1];
+      if (args[i] === "--listeners-fd" && value !== undefined && /^\d{1,4}$/.test(value) && Number(value) > 2) listenersFd = Number(value);
+      else if (args[i] === "--relay" && value !== undefined) relays.push(parseRelaySpec(value));
+      else throw new AgentVaultError("invalid_argument", `sandbox-init: unexpected "${args[i]}"`);
     }
-    return await sandboxInit(relays, args.slice(i + 1));
+    return await sandboxInit(relays, args.slice(i + 1), listenersFd);
   } catch (error) {
     process.stderr.write(`agent-vault: error: ${(error as Error).message}\n`);
     return 2;
   }
 }
 
-export async function sandboxInit(relays: readonly RelaySpec[], command: readonly string[]): Promise<number> {
+/**
+ * The relays' listening sockets, made here in the namespace and handed to `run` over the socket
+ * at `fd` (src/sandbox/fd-pass.ts): the proxy then accepts the agent's connections itself, with no
+ * copy in between. False when that cannot be done: nothing is left listening then, and `run` is
+ * told the relays serve instead. The fd is closed either way.
+ */
+function handOverListeners(relays: readonly RelaySpec[], fd: number): boolean {
+  const made: number[] = [];
+  try {
+    if (!isFdPassingAvailable()) return false;
+    for (const relay of relays) made.push(listenTcp(relay.host, relay.port));
+    sendFds(fd, made, new TextEncoder().encode(LISTENERS_PAYLOAD));
+    return true;
+  } catch {
+    // Said explicitly: bwrap keeps its own copy of the fd, so `run` would never see EOF.
+    for (const listener of made.splice(0)) closeFd(listener);
+    try {
+      if (isFdPassingAvailable()) sendFds(fd, [], new TextEncoder().encode(RELAYS_PAYLOAD));
+    } catch {
+      // `run` keeps waiting, harmlessly; the relays serve.
+    }
+    return false;
+  } finally {
+    // Ours are copies: `run` holds the sockets now, and the command must not inherit them.
+    for (const listener of made) closeFd(listener);
+    closeFd(fd);
+  }
+}
+
+export async function sandboxInit(relays: readonly RelaySpec[], command: readonly string[], listenersFd: number | null = null): Promise<number> {
   if (command.length === 0) throw new AgentVaultError("invalid_argument", "sandbox-init needs a command");
-  for (const relay of relays) await relayTcpToUnix(relay.host, relay.port, relay.socket);
+  const handedOver = listenersFd !== null && relays.length > 0 && handOverListeners(relays, listenersFd);
+  if (!handedOver) for (const relay of relays) await relayTcpToUnix(relay.host, relay.port, relay.socket);
   // Handlers first, then the command: bwrap's outer process ignores these signals and we inherit
   // that, so one that came between the command's start and our handlers would be lost (a SIGTERM
   // right after the agent printed "ready", on a busy machine). Until the command exists they wait.

@@ -7,6 +7,8 @@ import { type Socket } from "node:net";
 import { AgentVaultError } from "../shared/errors.ts";
 import { isProcessAlive } from "../shared/liveness.ts";
 import { NAMESPACE_ARGS, bwrapArgs, findBwrap, resolveSandboxPath } from "./linux.ts";
+import { closeFd, isFdPassingAvailable, socketPair } from "./fd-pass.ts";
+import { type ListenerMode, takeListeners } from "./listeners.ts";
 import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
 import { ttyInjectionFilter } from "./seccomp.ts";
 
@@ -28,6 +30,8 @@ export interface LaunchTarget {
   readonly mitmPort: number;
   /** When this process serves the proxy and API itself: hand a connection straight to them. */
   readonly adopt?: { readonly proxy: (socket: Socket) => void; readonly api: (socket: Socket) => void } | undefined;
+  /** When a verified server serves them: its pid, and the Unix socket where it takes listeners. */
+  readonly server?: { readonly pid: number; readonly handoffSocket: string } | undefined;
 }
 
 export interface AgentProcess {
@@ -42,6 +46,8 @@ export interface Launcher {
   readonly isSandboxed: boolean;
   spawn(command: readonly string[], env: Record<string, string>): AgentProcess;
   close(): Promise<void>;
+  /** How the sandbox's loopback listeners are served (src/sandbox/listeners.ts). */
+  listenerMode?(): ListenerMode;
 }
 
 // bwrap's outer process dies of the first INT, QUIT, TERM, HUP or USR it gets, and with it the
@@ -124,9 +130,11 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   const socketDir = mkdtempSync(join(dataDir, "run-"));
   writeFileSync(join(socketDir, "pid"), `${process.pid}\n`, { mode: 0o600 });
   const relays: Relay[] = [];
+  let listeners: ReturnType<typeof takeListeners> | null = null;
   const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
   let filterFd: number | null = null;
   const close = async () => {
+    await listeners?.close();
     await Promise.all(relays.map((r) => r.close().catch(() => undefined)));
     if (filterFd !== null) closeSync(filterFd);
     rmSync(socketDir, { recursive: true, force: true });
@@ -160,13 +168,35 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     agentHost: "127.0.0.1",
     isSandboxed: true,
     close,
+    listenerMode: () => listeners?.mode() ?? "none",
     spawn: (command, env) => {
-      const init = [...selfCommand(), "sandbox-init", "--relay", `127.0.0.1:${target.mitmPort}=${join(socketDir, "proxy.sock")}`, "--relay", `127.0.0.1:${target.apiPort}=${join(socketDir, "api.sock")}`, "--", ...command];
+      // The listening sockets come back from sandbox-init on fd 5 (src/sandbox/listeners.ts);
+      // the Unix-socket relays stay ready in case they cannot.
+      const pair = isFdPassingAvailable() ? trySocketPair() : null;
+      const init = [...selfCommand(), "sandbox-init", "--relay", `127.0.0.1:${target.mitmPort}=${join(socketDir, "proxy.sock")}`, "--relay", `127.0.0.1:${target.apiPort}=${join(socketDir, "api.sock")}`, ...(pair ? ["--listeners-fd", "5"] : []), "--", ...command];
       const seccomp = filterFd === null ? [] : ["--seccomp", "4"];
-      const outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, ...seccomp, "--info-fd", "3", "--", ...init], { env, stdio: ["inherit", "inherit", "inherit", "pipe", filterFd ?? "ignore"] });
+      let outer: Bun.Subprocess;
+      try {
+        outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, ...seccomp, "--info-fd", "3", "--", ...init], { env, stdio: ["inherit", "inherit", "inherit", "pipe", filterFd ?? "ignore", pair?.[1] ?? "ignore"] });
+      } catch (error) {
+        if (pair) pair.forEach(closeFd);
+        throw error;
+      }
+      if (pair) {
+        closeFd(pair[1]);
+        listeners = takeListeners(pair[0], { host: upstreamHost, apiPort: target.apiPort, mitmPort: target.mitmPort, adopt: target.adopt, server: target.server });
+      }
       return sandboxedProcess(outer);
     },
   };
+}
+
+function trySocketPair(): [number, number] | null {
+  try {
+    return socketPair();
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -126,17 +126,50 @@ export async function relayTcpToUnix(host: string, port: number, socketPath: str
   return { close: async () => server.stop(true) };
 }
 
+/** Outside: a listening socket handed out of the sandbox (src/sandbox/fd-pass.ts), each connection to host:port. */
+export function relayFdToTcp(fd: number, host: string, port: number): Relay {
+  const server = Bun.listen<Side>({ fd, allowHalfOpen: true, socket: joining((socket) => Bun.connect<Side>({ hostname: host, port, allowHalfOpen: true, socket })) } as unknown as Bun.UnixSocketOptions<Side>);
+  return { close: async () => server.stop(true) };
+}
+
+/**
+ * A listener whose connections go to `adopt`. Its close does not wait for them: they come from a
+ * sandbox that is gone by then (a half-open one the proxy still waits on would hold `run` forever).
+ */
+async function adoptingServer(listen: (server: net.Server, done: () => void) => void, allowHalfOpen: boolean, adopt: (socket: net.Socket) => void): Promise<Relay> {
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen }, (socket) => {
+    open.add(socket);
+    socket.once("close", () => open.delete(socket));
+    adopt(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    listen(server, resolve);
+  });
+  return {
+    close: async () => {
+      server.close();
+      for (const socket of open) socket.destroy();
+    },
+  };
+}
+
+/**
+ * The sandbox's own listening socket (src/sandbox/listeners.ts), accepted on here and handed to
+ * the proxy or the API as if their own listener had accepted it (so no half-open, like theirs).
+ */
+export function serveFd(fd: number, adopt: (socket: net.Socket) => void): Promise<Relay> {
+  return adoptingServer((server, done) => server.listen({ fd }, done), false, adopt);
+}
+
 /**
  * Outside, when `run` serves the proxy itself: the Unix socket is a listener of the proxy (and the
  * API) in this process, so a connection from the sandbox is handed straight to it, one relay fewer
  * on every byte.
  */
 export async function serveUnix(socketPath: string, adopt: (socket: net.Socket) => void): Promise<Relay> {
-  const server = net.createServer({ allowHalfOpen: true }, adopt);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, () => resolve());
-  });
+  const relay = await adoptingServer((server, done) => server.listen(socketPath, done), true, adopt);
   chmodSync(socketPath, 0o600);
-  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return relay;
 }

@@ -6,12 +6,13 @@
 // and bad paths are refused in one line. Broker and agent run as the unprivileged user.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { giveToAgent, openToAgent } from "../support/attacker.ts";
-import { cleanEnv, recordingCli, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
+import { BINARY, cleanEnv, recordingCli, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
 import { runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { startServer } from "../support/server.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 
 const HAVE_BWRAP = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
@@ -141,6 +142,84 @@ describe.skipIf(!HAVE_BWRAP)("clients work through the proxy inside the sandbox"
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`${SHA}\trefs/heads/main`);
     expect(injectedFor("/repo.git/info/refs")).toBe(true);
+  }, 30_000);
+});
+
+// The agent's connection, held open inside the sandbox; and how many sockets its parent (our
+// sandbox-init) holds: none once the listeners are handed out, two listeners while it relays.
+const HOLD_CONNECTION = [
+  "/usr/bin/python3",
+  "-c",
+  [
+    "import os, socket, time, urllib.parse",
+    'port = urllib.parse.urlparse(os.environ["HTTPS_PROXY"]).port',
+    'c = socket.create_connection(("127.0.0.1", port))',
+    // fds 0-2 are left out: Bun's pipes are socket pairs.
+    'n = sum(os.readlink(f"/proc/{os.getppid()}/fd/{fd}").startswith("socket:") for fd in os.listdir(f"/proc/{os.getppid()}/fd") if int(fd) > 2)',
+    'print("open init-sockets=%d" % n, flush=True)',
+    "time.sleep(2)",
+  ].join("\n"),
+];
+
+/** Established TCP connections in our (the host's) network namespace to or from `port`. */
+function hostConnections(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")} `;
+  return ["/proc/net/tcp", "/proc/net/tcp6"].flatMap((file) => readFileSync(file, "utf8").split("\n").slice(1)).filter((line) => line.includes(hex) && line.trim().split(/\s+/)[3] === "01").length;
+}
+
+function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+describe.skipIf(!HAVE_BWRAP)("no relay on the agent's path (src/sandbox/listeners.ts)", () => {
+  test("run serving the proxy itself accepts on the sandbox's own listener", async () => {
+    const live = spawnLive(home.argv(["run", "--", ...HOLD_CONNECTION]), cleanEnv({ ...home.env, ...ENV }), "ignore");
+    await waitUntil("the held connection", () => live.stdout.includes("open") || (live.proc.exitCode !== null && Promise.reject(new Error(live.stderr))), 20_000);
+    expect(live.stdout).toContain("init-sockets=0");
+    expect(await live.proc.exited).toBe(0);
+    outputs.push(live.stdout, live.stderr);
+  }, 30_000);
+
+  test("with a running server, the server accepts the agent's connections itself, and lets go of them when the run ends", async () => {
+    const own: (() => Promise<void> | void)[] = [];
+    try {
+      const server = await startServer(home, ENV, own);
+      const pid = server.live.proc.pid;
+      await Bun.sleep(200);
+      const before = openFds(pid);
+      const live = spawnLive(home.argv(["run", "--", ...HOLD_CONNECTION]), cleanEnv({ ...home.env, ...ENV }), "ignore");
+      await waitUntil("the held connection", () => live.stdout.includes("open") || (live.proc.exitCode !== null && Promise.reject(new Error(live.stderr))), 20_000);
+      expect(live.stdout).toContain("init-sockets=0");
+      // A relay in `run` would show as a connection to the proxy's port here.
+      expect(hostConnections(server.mitmPort)).toBe(0);
+      expect(await live.proc.exited).toBe(0);
+      outputs.push(live.stdout, live.stderr);
+      // Its listeners, the hand-off connection and the agent's connection are gone with the run.
+      await waitUntil("the server to let go of the run's sockets", () => openFds(pid) === before, 5000);
+      const r = await runIn([], ["curl", "-sS", "--fail-with-body", `https://${HOST}/t-server`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(injectedFor("/t-server")).toBe(true);
+    } finally {
+      await runCleanups(own);
+    }
+  }, 60_000);
+
+  test("sandbox-init relays when it cannot hand the listeners out", async () => {
+    // Outside any sandbox, with an fd that is not open: the hand-over fails and the relay serves.
+    const socketPath = join(mkdtempSync(join(scratch, "relay-")), "echo.sock");
+    const echo = Bun.listen({ unix: socketPath, socket: { data: (socket, chunk) => void socket.write(chunk) } });
+    try {
+      const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: () => undefined } });
+      const port = probe.port;
+      probe.stop(true);
+      const client = `import socket, time\nfor i in range(50):\n    try:\n        c = socket.create_connection(("127.0.0.1", ${port})); break\n    except OSError: time.sleep(0.1)\nc.sendall(b"ping"); print(c.recv(10).decode())\n`;
+      const proc = Bun.spawn([BINARY, "sandbox-init", "--relay", `127.0.0.1:${port}=${socketPath}`, "--listeners-fd", "9", "--", "/usr/bin/python3", "-c", client], { stdout: "pipe", stderr: "pipe" });
+      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      expect(code, stderr).toBe(0);
+      expect(stdout.trim()).toBe("ping");
+    } finally {
+      echo.stop(true);
+    }
   }, 30_000);
 });
 

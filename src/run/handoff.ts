@@ -1,0 +1,107 @@
+// The server's hand-off socket: a sandboxed `run` sends the listening sockets of its sandbox's
+// loopback here (src/sandbox/listeners.ts), and the server's proxy and API accept the agent's
+// connections on them directly, with no relay in between, until that `run` closes the connection.
+//
+// What it exposes: nothing an agent of the same user does not have already. Whoever connects can
+// only hand us listening TCP sockets; connections accepted on them are treated like those on our
+// TCP ports (a session token is needed for anything), and the agent can reach those ports anyway.
+// What it must not do is let an impostor receive a run's sockets: `run` checks the kernel's word
+// for who listens here (SO_PEERCRED) against the pid the server proved, before it sends anything.
+import { chmodSync, rmSync } from "node:fs";
+import net from "node:net";
+import { closeFd, isFdPassingAvailable, listeningTcpPort, receiveFds, sendFds } from "../sandbox/fd-pass.ts";
+import { LISTENERS_PAYLOAD } from "../sandbox/init.ts";
+import { HANDOFF_ACK } from "../sandbox/listeners.ts";
+import { serveFd } from "../sandbox/relay.ts";
+
+export interface Adopt {
+  readonly proxy: (socket: net.Socket) => void;
+  readonly api: (socket: net.Socket) => void;
+}
+
+/** How long a connection may take to send its sockets. */
+const MESSAGE_WAIT_MS = 2000;
+
+/** The fd under a node:net socket (Bun keeps it on the handle), or null when it cannot be had. */
+function fdOf(socket: net.Socket): number | null {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === "number" && Number.isInteger(fd) && fd > 2 ? fd : null;
+}
+
+function receive(connection: net.Socket, adopt: Adopt): void {
+  const fd = fdOf(connection);
+  if (fd === null) return void connection.destroy();
+  const deadline = Date.now() + MESSAGE_WAIT_MS;
+  const poll = () => {
+    if (connection.destroyed) return;
+    const got = receiveFds(fd);
+    if (got.kind === "again") {
+      if (Date.now() < deadline) setTimeout(poll, 2);
+      else connection.destroy();
+      return;
+    }
+    if (got.kind === "closed") return void connection.destroy();
+    const fds = got.fds;
+    const isListeners = got.payload.toString("latin1") === LISTENERS_PAYLOAD && fds.length === 2 && fds.every((f) => listeningTcpPort(f) !== null);
+    if (!isListeners) {
+      for (const f of fds) closeFd(f);
+      return void connection.destroy();
+    }
+    void Promise.all([serveFd(fds[0]!, adopt.proxy), serveFd(fds[1]!, adopt.api)]).then(
+      (servers) => {
+        const stop = () => servers.forEach((s) => void s.close());
+        // The run ended (or died): its sandbox's listeners are closed with it.
+        connection.once("close", stop);
+        connection.on("error", () => connection.destroy());
+        connection.on("data", () => undefined);
+        connection.resume();
+        if (connection.destroyed) return stop();
+        try {
+          sendFds(fd, [], new TextEncoder().encode(HANDOFF_ACK));
+        } catch {
+          connection.destroy();
+        }
+      },
+      () => {
+        for (const f of fds) closeFd(f);
+        connection.destroy();
+      },
+    );
+  };
+  poll();
+}
+
+/**
+ * Listens at `path` (0600; a stale socket there is replaced) for runs handing over their sandbox's
+ * listeners. Null where fd passing is unavailable: runs then relay to the TCP ports.
+ */
+export async function listenForHandoffs(path: string, adopt: Adopt): Promise<{ close(): Promise<void> } | null> {
+  if (!isFdPassingAvailable()) return null;
+  rmSync(path, { force: true });
+  // Paused: Bun must not read the message itself, or the descriptors in it would be lost.
+  const connections = new Set<net.Socket>();
+  const server = net.createServer({ pauseOnConnect: true }, (connection) => {
+    connections.add(connection);
+    connection.once("close", () => connections.delete(connection));
+    receive(connection, adopt);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o600);
+  } catch {
+    server.close();
+    return null;
+  }
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Each open one holds a run's listeners: they close with it.
+        for (const connection of connections) connection.destroy();
+        rmSync(path, { force: true });
+      }),
+  };
+}
