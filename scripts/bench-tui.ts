@@ -23,13 +23,14 @@
 // and with NODE_ENV=production for comparison. It prints a markdown table; a missed target shows
 // "no", it does not fail the run.
 //
-//   bun scripts/build.ts && bun scripts/bench-tui.ts
+//   bun scripts/build.ts && bun scripts/bench-tui.ts     (AGENT_VAULT_TEST_BINARY=dist-x/agent-vault for another build)
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Summary, summarize } from "./bench/stats.ts";
 
-const BINARY = resolve(import.meta.dir, "../dist/agent-vault");
+// AGENT_VAULT_TEST_BINARY picks another build, as the tests do (relative to the working directory).
+const BINARY = process.env.AGENT_VAULT_TEST_BINARY ? resolve(process.env.AGENT_VAULT_TEST_BINARY) : resolve(import.meta.dir, "../dist/agent-vault");
 const PASSWORD = "bench horse battery staple";
 const CREDENTIALS = 1_000;
 const PROPOSALS = 200;
