@@ -40,6 +40,10 @@ interface VaultStatus {
   /** Active sessions held by a live `agent-vault run`. */
   readonly runs_active: number;
   readonly proposals_pending: number;
+  /** The active sessions: who holds them and until when. */
+  readonly sessions: readonly { readonly id: string; readonly label: string; readonly agent: string | null; readonly run_pid: number | null; readonly expires_at: string }[];
+  /** The pending proposals, oldest first: what each asks for, in the agent's words. */
+  readonly proposals: readonly { readonly id: number; readonly message: string; readonly created_at: string }[];
   readonly settings: { readonly unmatched: string; readonly guard: boolean; readonly scrub: boolean };
 }
 
@@ -70,6 +74,7 @@ async function serverStatus(store: VaultStore | null): Promise<ServerStatus> {
 
 function vaultStatus(vault: VaultRecord, current: string): VaultStatus {
   const active = vault.sessions.filter((s) => isSessionActive(s));
+  const pending = vault.proposals.filter((p) => statusOf(p) === "pending");
   return {
     name: vault.name,
     current: vault.name === current,
@@ -79,7 +84,9 @@ function vaultStatus(vault: VaultRecord, current: string): VaultStatus {
     agents: vault.agents.length,
     sessions_active: active.length,
     runs_active: active.filter((s) => s.run !== null).length,
-    proposals_pending: vault.proposals.filter((p) => statusOf(p) === "pending").length,
+    proposals_pending: pending.length,
+    sessions: active.map((s) => ({ id: s.id, label: s.label, agent: vault.agents.find((a) => a.id === s.agent)?.name ?? null, run_pid: s.run?.pid ?? null, expires_at: s.expires_at })),
+    proposals: pending.map((p) => ({ id: p.id, message: p.message, created_at: p.created_at })),
     settings: { unmatched: vault.settings.unmatched, guard: vault.settings.guard, scrub: vault.settings.scrub },
   };
 }
@@ -122,6 +129,11 @@ function serverLine(s: ServerStatus): string {
   }
 }
 
+/** Sessions and proposals shown per vault; the rest are counted, with the command that lists them. */
+const LISTED = 5;
+
+const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
 function printStatus(report: StatusReport): void {
   const out: string[] = [];
   out.push(`data      ${displaySafe(report.home)}${report.initialized ? "" : " (not initialized: run `agent-vault init`)"}`);
@@ -133,6 +145,12 @@ function printStatus(report: StatusReport): void {
     out.push(`  services ${v.services} (${v.services_enabled} enabled) · credentials ${v.credentials} · agents ${v.agents}`);
     out.push(`  sessions ${v.sessions_active} active (${v.runs_active} in a run) · proposals ${v.proposals_pending} pending`);
     out.push(`  unmatched hosts: ${v.settings.unmatched} · guard ${v.settings.guard ? "on" : "off"} · scrub ${v.settings.scrub ? "on" : "off"}`);
+    // The session's label is the command line `run` started; a proposal's message is the agent's
+    // text: both escaped and cut, so a line stays a line.
+    for (const s of v.sessions.slice(0, LISTED)) out.push(`  session ${s.id}  ${s.agent ? `agent ${displaySafe(s.agent)}  ` : ""}${s.run_pid ? `run pid ${s.run_pid}  ` : ""}expires ${formatWhen(s.expires_at)}  ${cut(displaySafe(s.label || "-"), 40)}`);
+    if (v.sessions.length > LISTED) out.push(`  … ${v.sessions.length - LISTED} more: agent-vault vault session list --vault ${v.name}`);
+    for (const p of v.proposals.slice(0, LISTED)) out.push(`  proposal #${p.id}  filed ${formatWhen(p.created_at)}  ${cut(displaySafe(p.message), 50)}`);
+    if (v.proposals.length > LISTED) out.push(`  … ${v.proposals.length - LISTED} more: agent-vault vault proposal list --vault ${v.name}`);
   }
   process.stdout.write(`${out.join("\n")}\n`);
   const pending = report.vaults.reduce((n, v) => n + v.proposals_pending, 0);

@@ -72,8 +72,8 @@ describe("status", () => {
     await H.run(["vault", "service", "disable", "stripe"]);
     await H.run(["vault", "create", "work"]);
     const store = await openInProcess(H);
-    await createSession(store, "default", { label: "test", ttlMs: 3_600_000 });
-    await fileProposal(store, "default", parseProposalInput({ credentials: [{ action: "set", key: "STRIPE_KEY", description: "Stripe" }], message: "need stripe" }), null);
+    const { session } = await createSession(store, "default", { label: "python3 agent.py", ttlMs: 3_600_000 });
+    await fileProposal(store, "default", parseProposalInput({ credentials: [{ action: "set", key: "STRIPE_KEY", description: "Stripe" }], message: "need stripe\u001b[2J\nto bill \u202ethe test customer" }), null);
     const server = await startServer(H, {}, cleanups);
 
     const r = await H.run(["status"]);
@@ -81,6 +81,10 @@ describe("status", () => {
     expect(r.stdout).toMatch(new RegExp(`server    running, verified \\(pid ${server.live.proc.pid}, up since \\d+s ago\\): API http://127\\.0\\.0\\.1:${server.apiPort}, proxy 127\\.0\\.0\\.1:${server.mitmPort}\\n`));
     expect(r.stdout).toContain("vault     default (current)\n  services 2 (1 enabled) · credentials 1 · agents 0\n  sessions 1 active (0 in a run) · proposals 1 pending\n");
     expect(r.stdout).toContain("vault     work\n  services 0 (0 enabled)");
+    // Listed under the counts; the proposal's message is the agent's text, escaped and cut.
+    expect(r.stdout).toContain(`  unmatched hosts: passthrough · guard on · scrub on\n  session ${session.id}  expires in 60m  python3 agent.py\n  proposal #1  filed `);
+    expect(r.stdout).toMatch(/ {2}proposal #1 {2}filed \d+s ago {2}need stripe\\x1b\[2J\\nto bill \\u202ethe test custom…\n/);
+    expect(r.stdout).not.toContain("\u001b");
     expect(r.stderr).toBe("1 proposal waiting: review with `agent-vault tui` or `agent-vault vault proposal list`\n");
 
     const j = await H.run(["status", "--json", "--vault", "work"]);
@@ -88,6 +92,8 @@ describe("status", () => {
     expect(report.server).toMatchObject({ state: "verified", pid: server.live.proc.pid, api_port: server.apiPort, mitm_port: server.mitmPort });
     expect(report.locked).toBe(false);
     expect(report.vaults.map((v: { name: string; current: boolean }) => [v.name, v.current])).toEqual([["default", false], ["work", true]]);
+    expect(report.vaults[0].proposals).toEqual([{ id: 1, message: "need stripe\u001b[2J\nto bill \u202ethe test customer", created_at: expect.any(String) }]);
+    expect(j.stdout).not.toContain("\u202e");
     expect(report.vaults[0]).toMatchObject({ services: 2, services_enabled: 1, credentials: 1, sessions_active: 1, proposals_pending: 1, settings: { unmatched: "passthrough", guard: true, scrub: true } });
 
     // No password source: what needs no key is still shown, and the server is not called verified.
