@@ -383,7 +383,10 @@ abstract class MessageParser<H> {
     if (this.isRequest && TCHAR[this.buf[this.off]!] === 0) return null;
     const text = latin1(this.buf, this.off, end);
     const eol = text.indexOf("\r\n");
-    const error = this.parseStartLine(eol === -1 ? text : text.slice(0, eol));
+    const startLine = eol === -1 ? text : text.slice(0, eol);
+    // A bare LF in the start line: the line scanner names it, as it would at any split.
+    if (startLine.includes("\n")) return null;
+    const error = this.parseStartLine(startLine);
     if (error) return this.fail(error);
     return this.endHead(eol === -1 ? "" : text.slice(eol + 2), end + 4);
   }
