@@ -46,7 +46,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const sandbox = options.sandbox ?? { enabled: false, readOnly: [], readWrite: [], hidden: [] };
   let launcher;
   try {
-    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort, adopt: served?.adopt, server: running ? { pid: running.pid, handoffSocket: handoffSocketPath(paths) } : undefined }, (line) => process.stderr.write(line));
+    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort, adopt: served?.adopt, server: running ? { pid: running.pid, handoffSocket: handoffSocketPath(paths), recheck: async () => (await findRunningServer(store).catch(() => null))?.pid ?? null } : undefined }, (line) => process.stderr.write(line));
   } catch (error) {
     await cleanup(store, vaultName, session.id, served);
     throw error;

@@ -41,6 +41,7 @@ const symbols = {
   sendmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64 },
   recvmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
+  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
 
@@ -81,6 +82,15 @@ function must(c: Libc, result: number | bigint, what: string): number {
 
 export function closeFd(fd: number): void {
   load()?.close(fd);
+}
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A second descriptor for the same socket (close-on-exec): closing one leaves the other open. */
+export function duplicateFd(fd: number): number {
+  const c = load();
+  if (!c) throw new Error("fd passing is unavailable");
+  return must(c, c.fcntl(fd, F_DUPFD_CLOEXEC, 3), "fcntl F_DUPFD_CLOEXEC");
 }
 
 /** A connected pair of Unix stream sockets, close-on-exec (a child gets one only by explicit dup). */

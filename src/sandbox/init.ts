@@ -1,7 +1,8 @@
-// `agent-vault sandbox-init` (hidden): the first process of ours inside the sandbox. It listens on
-// the namespace's loopback at the proxy and agent-API ports `run` put in the environment, relays
-// each connection to `run`'s Unix sockets, then runs the agent's command and passes signals and
-// the exit status through. It never opens the vault and is given no password or key: it holds
+// `agent-vault sandbox-init` (hidden): the first process of ours inside the sandbox. It makes the
+// listening sockets on the namespace's loopback at the proxy and agent-API ports `run` put in the
+// environment and hands them to `run` (src/sandbox/listeners.ts), or, when it cannot, listens there
+// itself and relays each connection to `run`'s Unix sockets; then it runs the agent's command and
+// passes signals and the exit status through. It never opens the vault and is given no password or key: it holds
 // only the agent's own bytes, so the agent tracing or replacing it gains nothing. bubblewrap's own
 // init is pid 1 and reaps orphans; this process is the command's parent.
 import { AgentVaultError } from "../shared/errors.ts";

@@ -8,7 +8,7 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { isProcessAlive } from "../shared/liveness.ts";
 import { NAMESPACE_ARGS, bwrapArgs, findBwrap, resolveSandboxPath } from "./linux.ts";
 import { closeFd, isFdPassingAvailable, socketPair } from "./fd-pass.ts";
-import { type ListenerMode, takeListeners } from "./listeners.ts";
+import { type ListenerMode, type ServerTarget, takeListeners } from "./listeners.ts";
 import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
 import { ttyInjectionFilter } from "./seccomp.ts";
 
@@ -30,8 +30,8 @@ export interface LaunchTarget {
   readonly mitmPort: number;
   /** When this process serves the proxy and API itself: hand a connection straight to them. */
   readonly adopt?: { readonly proxy: (socket: Socket) => void; readonly api: (socket: Socket) => void } | undefined;
-  /** When a verified server serves them: its pid, and the Unix socket where it takes listeners. */
-  readonly server?: { readonly pid: number; readonly handoffSocket: string } | undefined;
+  /** When a verified server serves them: its pid, the Unix socket where it takes listeners, and how to find it again. */
+  readonly server?: ServerTarget | undefined;
 }
 
 export interface AgentProcess {
@@ -122,7 +122,8 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     notice(`agent-vault: ${unavailable}: running without the sandbox (apt-get install bubblewrap, or --no-sandbox to silence this)\n`);
     return plainLauncher(target);
   }
-  // The relay sockets: a fresh 0700 directory of ours, visible in the sandbox through /tmp.
+  // The relay sockets (the fallback when the listeners cannot be handed out): a fresh 0700
+  // directory of ours.
   // In the data directory, which the sandbox hides: another run's agent (same user, same /tmp)
   // could otherwise put its own listener at this run's socket and read its session token. Only
   // this run's two sockets are put back inside, at the same paths.

@@ -1,9 +1,11 @@
-// Byte relays between the sandbox's loopback and the real proxy and agent API. Inside the network
-// namespace a TCP listener on 127.0.0.1:PORT forwards each connection to a Unix socket; outside,
-// `run` listens on that Unix socket and forwards to the real TCP port. Neither end parses, decides
-// or holds anything: what crosses is the agent's own traffic, and the proxy authenticates it.
-// Bun's own sockets, not node:net: every request crosses two relays each way, and node:net's
-// streams added half a millisecond to each keep-alive request (scripts/bench-sandbox.ts).
+// Byte relays between the sandbox's loopback and the real proxy and agent API, for when the
+// listening sockets cannot be handed out of the sandbox (src/sandbox/listeners.ts, the usual way):
+// inside the network namespace a TCP listener on 127.0.0.1:PORT forwards each connection to a Unix
+// socket; outside, `run` listens on that Unix socket and forwards to the real TCP port. Neither end
+// parses, decides or holds anything: what crosses is the agent's own traffic, and the proxy
+// authenticates it. Bun's own sockets, not node:net: node:net's streams added half a millisecond
+// to each keep-alive request (scripts/bench-sandbox.ts). Also here: the listeners that accept
+// straight into the proxy (serveFd, serveUnix).
 import { chmodSync } from "node:fs";
 import net from "node:net";
 

@@ -204,6 +204,42 @@ describe.skipIf(!HAVE_BWRAP)("no relay on the agent's path (src/sandbox/listener
     }
   }, 60_000);
 
+  test("a server stopped and started again during a run: refused meanwhile, then served by the new one", async () => {
+    const own: (() => Promise<void> | void)[] = [];
+    const marks = mkdtempSync(join(scratch, "marks-"));
+    giveToAgent(marks);
+    const wait = (name: string) => `while [ ! -e ${marks}/${name} ]; do sleep 0.05; done`;
+    const curl = (path: string) => `curl -sS -o /dev/null --max-time 5 https://${HOST}${path}`;
+    const script = [
+      `${curl("/before")}; echo "before=$?"`,
+      `touch ${marks}/asked-1; ${wait("stopped")}`,
+      `${curl("/between")} 2>/dev/null; echo "between=$?"`,
+      `touch ${marks}/asked-2; ${wait("restarted")}`,
+      `for i in $(seq 1 40); do ${curl("/after")} 2>/dev/null && break; sleep 0.25; done; echo "after=$?"`,
+    ].join("\n");
+    try {
+      const first = await startServer(home, ENV, own);
+      const live = spawnLive(home.argv(["run", "--", "sh", "-c", script]), cleanEnv({ ...home.env, ...ENV }), "ignore");
+      own.push(() => void (live.proc.exitCode === null && live.proc.kill("SIGKILL")));
+      const mark = (name: string) => waitUntil(name, () => readdirSync(marks).includes(name), 20_000);
+      await mark("asked-1");
+      await first.stop();
+      writeFileSync(join(marks, "stopped"), "");
+      await mark("asked-2");
+      await startServer(home, ENV, own);
+      writeFileSync(join(marks, "restarted"), "");
+      expect(await live.proc.exited).toBe(0);
+      outputs.push(live.stdout, live.stderr);
+      expect(live.stdout).toContain("before=0");
+      expect(live.stdout).not.toContain("between=0");
+      expect(live.stdout).toContain("after=0");
+      expect(injectedFor("/after")).toBe(true);
+      expect(injectedFor("/between")).toBe(false);
+    } finally {
+      await runCleanups(own);
+    }
+  }, 60_000);
+
   test("sandbox-init relays when it cannot hand the listeners out", async () => {
     // Outside any sandbox, with an fd that is not open: the hand-over fails and the relay serves.
     const socketPath = join(mkdtempSync(join(scratch, "relay-")), "echo.sock");
