@@ -20,7 +20,8 @@ function indexOf(rows: readonly ListRow[], key: string | null): number {
 }
 
 export function useList(screen: number, allRows: readonly ListRow[], filter: string, selection: Selection): List {
-  useSyncExternalStore(selection.subscribe, selection.getSnapshot);
+  // Only this screen's selection re-renders it, not another screen's move.
+  useSyncExternalStore(selection.subscribe, () => selection.get(screen));
   const needle = filter.toLowerCase();
   const rows = needle ? allRows.filter((r) => r.text.toLowerCase().includes(needle)) : allRows;
   const latest = useRef(rows);

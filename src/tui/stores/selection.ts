@@ -4,7 +4,6 @@
 export class Selection {
   private keys: (string | null)[];
   private readonly listeners = new Set<() => void>();
-  private version = 0;
 
   constructor(private readonly screens: number) {
     this.keys = Array.from({ length: screens }, () => null);
@@ -27,7 +26,6 @@ export class Selection {
   }
 
   private notify(): void {
-    this.version++;
     for (const listener of this.listeners) listener();
   }
 
@@ -35,6 +33,4 @@ export class Selection {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   };
-
-  getSnapshot = (): number => this.version;
 }
