@@ -19,8 +19,15 @@ export interface Adopt {
   readonly api: (socket: net.Socket) => void;
 }
 
-/** How long a connection may take to send its sockets. */
+/** How long a connection may take to send its sockets (`run` sends them right after connecting). */
 const MESSAGE_WAIT_MS = 2000;
+/**
+ * At most this many connections waiting to send, and runs handed over: past that, a connection is
+ * closed at once and its run relays instead. A flood (the same user can connect as often as it
+ * likes) costs the server no more than these, not polling or descriptors without end.
+ */
+const MAX_PENDING = 16;
+const MAX_HANDED_OVER = 256;
 
 /** The fd under a node:net socket (Bun keeps it on the handle), or null when it cannot be had. */
 function fdOf(socket: net.Socket): number | null {
@@ -28,18 +35,32 @@ function fdOf(socket: net.Socket): number | null {
   return typeof fd === "number" && Number.isInteger(fd) && fd > 2 ? fd : null;
 }
 
-function receive(connection: net.Socket, adopt: Adopt): void {
+interface Counts {
+  pending: number;
+  handedOver: number;
+}
+
+function receive(connection: net.Socket, adopt: Adopt, counts: Counts): void {
   const fd = fdOf(connection);
-  if (fd === null) return void connection.destroy();
-  const deadline = Date.now() + MESSAGE_WAIT_MS;
+  if (fd === null || counts.pending >= MAX_PENDING || counts.handedOver >= MAX_HANDED_OVER) return void connection.destroy();
+  counts.pending++;
+  let isPending = true;
+  const settle = () => {
+    if (isPending) counts.pending--;
+    isPending = false;
+  };
+  connection.once("close", settle);
+  const started = Date.now();
   const poll = () => {
     if (connection.destroyed) return;
     const got = receiveFds(fd);
     if (got.kind === "again") {
-      if (Date.now() < deadline) setTimeout(poll, 2);
+      const waited = Date.now() - started;
+      if (waited < MESSAGE_WAIT_MS) setTimeout(poll, waited < 50 ? 2 : 25);
       else connection.destroy();
       return;
     }
+    settle();
     if (got.kind === "closed") return void connection.destroy();
     const fds = got.fds;
     const isListeners = got.payload.toString("latin1") === LISTENERS_PAYLOAD && fds.length === 2 && fds.every((f) => listeningTcpPort(f) !== null);
@@ -47,26 +68,33 @@ function receive(connection: net.Socket, adopt: Adopt): void {
       for (const f of fds) closeFd(f);
       return void connection.destroy();
     }
-    void Promise.all([serveFd(fds[0]!, adopt.proxy), serveFd(fds[1]!, adopt.api)]).then(
-      (servers) => {
-        const stop = () => servers.forEach((s) => void s.close());
-        // The run ended (or died): its sandbox's listeners are closed with it.
-        connection.once("close", stop);
-        connection.on("error", () => connection.destroy());
-        connection.on("data", () => undefined);
-        connection.resume();
-        if (connection.destroyed) return stop();
-        try {
-          sendFds(fd, [], new TextEncoder().encode(HANDOFF_ACK));
-        } catch {
-          connection.destroy();
-        }
-      },
-      () => {
-        for (const f of fds) closeFd(f);
+    counts.handedOver++;
+    void Promise.allSettled([serveFd(fds[0]!, adopt.proxy), serveFd(fds[1]!, adopt.api)]).then((results) => {
+      let isStopped = false;
+      const stop = () => {
+        if (isStopped) return;
+        isStopped = true;
+        counts.handedOver--;
+        for (const result of results) if (result.status === "fulfilled") void result.value.close();
+      };
+      // Not closed by us if listening failed: whether Bun already did is not ours to know, and
+      // closing a number twice could close someone else's descriptor.
+      if (results.some((result) => result.status === "rejected")) {
+        stop();
+        return void connection.destroy();
+      }
+      // The run ended (or died): its sandbox's listeners are closed with it.
+      connection.once("close", stop);
+      connection.on("error", () => connection.destroy());
+      connection.on("data", () => undefined);
+      connection.resume();
+      if (connection.destroyed) return stop();
+      try {
+        sendFds(fd, [], new TextEncoder().encode(HANDOFF_ACK));
+      } catch {
         connection.destroy();
-      },
-    );
+      }
+    });
   };
   poll();
 }
@@ -80,10 +108,11 @@ export async function listenForHandoffs(path: string, adopt: Adopt): Promise<{ c
   rmSync(path, { force: true });
   // Paused: Bun must not read the message itself, or the descriptors in it would be lost.
   const connections = new Set<net.Socket>();
+  const counts: Counts = { pending: 0, handedOver: 0 };
   const server = net.createServer({ pauseOnConnect: true }, (connection) => {
     connections.add(connection);
     connection.once("close", () => connections.delete(connection));
-    receive(connection, adopt);
+    receive(connection, adopt, counts);
   });
   try {
     await new Promise<void>((resolve, reject) => {
