@@ -110,7 +110,7 @@ async function child(home: string): Promise<void> {
     r.stdin.write(key);
     const t1 = await nextFrame(r.frames, before);
     (keys[label] ??= []).push(t1 - t0);
-    // Let the key handlers re-subscribe (they are closures refreshed after each frame).
+    // A typist's pause between keys (keys sent faster are queued in order by the TUI's key focus).
     await Bun.sleep(8);
   };
   const screens: [string, string][] = [

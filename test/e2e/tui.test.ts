@@ -7,8 +7,8 @@
 // against every frame tmux showed, and at the end against the pane's whole scrollback.
 //
 // Needs tmux (CI installs it). Keys are sent one step at a time and the test waits for each step's
-// frame before the next: keys that arrive before the previous key's frame is drawn are handled
-// with stale state (see test/tui/components.test.tsx, "type-ahead").
+// frame before the next, as a person would; keys that arrive before a frame are the TUI's key
+// focus's to order (src/tui/hooks/use-keys.tsx; test/tui/components.test.tsx, "type-ahead").
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -71,7 +71,7 @@ interface Pane {
   type(text: string): Promise<void>;
   /**
    * Resolves with the screen once `probe` matches it, then waits SETTLE_MS more (unless `settle`
-   * is false) so the next key is not handled with the previous frame's state.
+   * is false), the pace of a person reading the screen before the next key.
    */
   until(probe: string | RegExp | ((screen: string) => boolean), ms?: number, settle?: boolean): Promise<string>;
   /** Captures every ~10 ms until stopped. */
@@ -166,10 +166,9 @@ async function startTui(pane: Pane, prefix = "", args = "--no-bell"): Promise<vo
 }
 
 /**
- * Ink draws a frame before the App's key handlers are refreshed for it (they are re-subscribed in
- * an effect after the frame; the binary runs React's development build, so that takes a while), so
- * a key sent the moment a frame shows up can be handled with the previous state: a stale `y`, a
- * password submitted without its last characters. Every wait settles this long after its match.
+ * Every wait settles this long after its match. Keys sent sooner are handled in order too (the TUI's
+ * key focus replays keys for a prompt or screen not on screen yet, see src/tui/hooks/use-keys.tsx);
+ * the pause keeps these tests about what a person sees, not about type-ahead.
  */
 const SETTLE_MS = 120;
 const settle = () => Bun.sleep(SETTLE_MS);

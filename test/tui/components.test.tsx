@@ -167,10 +167,9 @@ function mount(f: TempVault, options: { bell?: boolean; live?: boolean; vault?: 
     stdinWrite: (k: string) => void r.stdin.write(k),
     press: async (...keys) => {
       for (const k of keys) {
-        // Ink draws a key's frame 5-30 ms after the key, and the App's key handlers are closures
-        // re-subscribed only after that frame: a key arriving earlier is handled with the previous
-        // state (see "type-ahead" below). So each key waits for its frame (or 100 ms when it draws
-        // nothing), as a human typist would.
+        // Ink draws a key's frame 5-30 ms after the key. Each key waits for its frame (or 100 ms
+        // when it draws nothing), as a human typist would; keys written faster are the "type-ahead"
+        // tests' concern below.
         const before = r.frames.length;
         r.stdin.write(k);
         const deadline = Date.now() + 100;

@@ -23,7 +23,7 @@ const COLUMNS: readonly Column[] = [
   { title: "PATH", value: (e) => e.path, max: 200 },
   { title: "SERVICE", value: (e) => e.service ?? "-", max: 20 },
   { title: "ERROR", value: (e) => (e.blocked ? `exfil ${e.blocked}` : (e.error ?? "")), max: 28 },
-  { title: "LATENCY", value: (e) => `${e.latency_ms}ms`, max: 10 },
+  { title: "LATENCY", value: (e) => `${Math.round(e.latency_ms)}ms`, max: 10 },
 ];
 const [METHOD, HOST, PATH, SERVICE, ERROR] = [2, 3, 4, 5, 6] as const;
 // When the log asks for more than the screen has, columns give way in steps, [column, narrowest]:
