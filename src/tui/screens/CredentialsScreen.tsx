@@ -17,6 +17,8 @@ export const REVEAL_MS = 5000;
 export function CredentialsScreen({ index, isVisible, view, vault, ctx, prompt, selection, filter, width, height, color }: ScreenProps) {
   const now = useNow({ isActive: isVisible });
   const [revealed, setRevealed] = useState<{ key: string; value: string } | null>(null);
+  // A value revealed in one vault is not left on screen over another vault's rows.
+  useEffect(() => setRevealed(null), [vault.id]);
   useEffect(() => {
     if (!revealed) return;
     const timer = setTimeout(() => setRevealed(null), REVEAL_MS);
