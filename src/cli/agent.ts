@@ -165,7 +165,7 @@ export function registerAgent(program: Command): void {
     printTable(
       ["NAME", "STATUS", "GRANTS", "POLICY", "TOKEN", "CREATED"],
       vault.agents.map((a) => [a.name, a.revoked_at === null ? "active" : "revoked", grantText(a), describePolicy(a.policy).join("; ") || "-", `${a.token_hint}…`, formatWhen(a.created_at)]),
-      60,
+      { max: 60, status: 1, cutFirst: [2, 3] },
     );
   });
 

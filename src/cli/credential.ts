@@ -111,7 +111,9 @@ export function registerCredential(group: Command): void {
       printTable(
         ["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"],
         views.map((v) => [v.key, typeLabel(v), valueOf(v.key) ?? MASK, v.description, v.services.join(",") || "-", formatWhen(v.updated_at), formatWhen(v.expires_at)]),
-        options.reveal ? 4096 : 48,
+        // A revealed value is never cut: half a key is no use, and it is what was asked for.
+        // The type says whether an OAuth credential works: never cut; the description goes first.
+        options.reveal ? { max: 4096, keep: [1, 2], cutFirst: [3], optional: [3] } : { keep: [1], cutFirst: [3], optional: [3] },
       );
     });
 

@@ -4,6 +4,7 @@
 // error), so tables, notes, errors and JSON go through src/shared/text.ts on the way out.
 import { AgentVaultError, isAgentVaultError } from "../shared/errors.ts";
 import { displaySafe, displaySafeLines, jsonTerminalSafe } from "../shared/text.ts";
+import { paint, statusStyle } from "./colour.ts";
 
 let stdinText: Promise<string> | null = null;
 let stdinOffset = 0;
@@ -92,13 +93,81 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${jsonTerminalSafe(JSON.stringify(value, null, 2))}\n`);
 }
 
-/** Left-aligned columns, headers in capitals; cells are escaped (line breaks too), then cut at `max` characters. */
-export function printTable(headers: readonly string[], rows: readonly (readonly string[])[], max = 48): void {
-  const cut = (s: string) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
-  const cells = [headers, ...rows].map((r) => r.map((c) => cut(displaySafe(c))));
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const lines = cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
-  process.stdout.write(`${lines.join("\n")}\n`);
+export interface TableOptions {
+  /** Each cell is cut at this many characters first (default 48). */
+  readonly max?: number;
+  /** Columns never cut to fit the width (a revealed value is no use cut). */
+  readonly keep?: readonly number[];
+  /** The column whose words (pending, active, revoked…) are coloured on a terminal. */
+  readonly status?: number;
+  /** Columns cut first (a title, free text) before every column gives way. */
+  readonly cutFirst?: readonly number[];
+  /** Columns left out when cutting `cutFirst` is not enough (what `--json` still has). */
+  readonly optional?: readonly number[];
+}
+
+/** The width tables fit: the terminal's, else $COLUMNS, else 80. */
+export function tableWidth(): number {
+  if (process.stdout.isTTY && process.stdout.columns) return process.stdout.columns;
+  const fromEnv = Number(process.env.COLUMNS);
+  return Number.isInteger(fromEnv) && fromEnv >= 20 ? fromEnv : 80;
+}
+
+/**
+ * Column widths that fit `width` (null: the column is left out). The `cutFirst` columns (free
+ * text) give way first, down to their header's width; if that is not enough the `optional` ones
+ * are left out; then the widest column gives way, so short columns (ids, statuses, times) stay whole and the
+ * long one is cut with "…".
+ */
+function fitWidths(natural: readonly number[], floors: readonly number[], width: number, cutFirst: readonly number[], optional: readonly number[]): (number | null)[] {
+  const widths: (number | null)[] = [...natural];
+  const total = () => {
+    const shown = widths.filter((w): w is number => w !== null);
+    return shown.reduce((a, b) => a + b, 0) + 2 * (shown.length - 1);
+  };
+  const shrink = (pool: readonly number[]) => {
+    while (total() > width) {
+      let widest = -1;
+      for (const i of pool) if (widths[i] !== null && widths[i]! > floors[i]! && (widest === -1 || widths[i]! > widths[widest]!)) widest = i;
+      if (widest === -1) return; // nothing left to give: the line runs long rather than lose a needed column
+      widths[widest] = widths[widest]! - 1;
+    }
+  };
+  shrink(cutFirst);
+  for (const i of optional) if (total() > width) widths[i] = null;
+  shrink(widths.map((_, i) => i));
+  return widths;
+}
+
+/**
+ * Left-aligned columns, headers in capitals; cells are escaped (line breaks too), cut at `max`,
+ * then the table is fitted to the terminal's width (80 when piped) by cutting its long column with
+ * "…"; lines never wrap. On a terminal the headers are bold and the status column coloured.
+ */
+export function printTable(headers: readonly string[], rows: readonly (readonly string[])[], options: number | TableOptions = {}): void {
+  const { max = 48, keep = [], status, cutFirst = [], optional = [] } = typeof options === "number" ? { max: options } : options;
+  const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, Math.max(0, n - 1))}…` : s);
+  const cells = [headers, ...rows].map((r) => r.map((c) => cut(displaySafe(c), max)));
+  const natural = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const floors = natural.map((n, i) => (keep.includes(i) ? n : Math.min(n, Math.max(headers[i]!.length, 4))));
+  const widths = fitWidths(natural, floors, tableWidth(), cutFirst, optional);
+  const out = process.stdout;
+  const last = widths.findLastIndex((w) => w !== null);
+  const lines = cells.map((r, row) =>
+    r
+      .flatMap((c, i) => {
+        const w = widths[i];
+        if (w === null || w === undefined) return [];
+        const text = cut(c, w);
+        const padded = i === last ? text : text.padEnd(w);
+        // Padding is measured before colour is added, so columns stay aligned.
+        if (row === 0) return [paint(out, "bold", padded)];
+        return [i === status ? paint(out, statusStyle(text), padded) : padded];
+      })
+      .join("  ")
+      .trimEnd(),
+  );
+  out.write(`${lines.join("\n")}\n`);
 }
 
 /** A note on stderr; it may span lines (`\n`), anything else unsafe is escaped. */
@@ -106,16 +175,21 @@ export function printNote(text: string): void {
   process.stderr.write(`${displaySafeLines(text).join("\n")}\n`);
 }
 
+/** `agent-vault: error: …` (error: in red on a terminal) and a dim `hint: …`; both made safe first. */
+export function printError(message: string, hint?: string): void {
+  const err = process.stderr;
+  err.write(`agent-vault: ${paint(err, "red", "error:")} ${displaySafe(message)}\n`);
+  if (hint) err.write(`${paint(err, "dim", `hint: ${displaySafe(hint)}`)}\n`);
+}
+
 /** The one place errors reach the user: a line, a hint, and never a stack trace. */
 export function reportError(error: unknown): number {
   if (isAgentVaultError(error)) {
-    process.stderr.write(`agent-vault: error: ${displaySafe(error.message)}\n`);
-    if (error.hint) process.stderr.write(`hint: ${displaySafe(error.hint)}\n`);
+    printError(error.message, error.hint);
     return error.exitCode;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`agent-vault: error: unexpected failure: ${displaySafe(message.split("\n")[0]!)}\n`);
-  process.stderr.write("hint: this is a bug in agent-vault; run with AGENT_VAULT_DEBUG=1 for details and report it\n");
+  printError(`unexpected failure: ${message.split("\n")[0]!}`, "this is a bug in agent-vault; run with AGENT_VAULT_DEBUG=1 for details and report it");
   if (process.env.AGENT_VAULT_DEBUG === "1" && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;
 }

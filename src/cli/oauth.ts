@@ -13,7 +13,8 @@ import { type CredentialRecord } from "../vault/credential.schema.ts";
 import { oauthStatusView, type OAuthStatusView } from "../vault/oauth-record.ts";
 import { findVault } from "../vault/vaults.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
-import { formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinLine } from "./io.ts";
+import { paint, statusStyle } from "./colour.ts";
+import { formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinLine, tableWidth } from "./io.ts";
 
 interface ConfigFlags extends CommonOptions, ConfigInput {
   clientSecretStdin?: boolean;
@@ -86,7 +87,11 @@ function printStatus(view: OAuthStatusView): void {
   ];
   const width = Math.max(...rows.map(([name]) => name.length));
   // Values come from a proposal (URLs, scopes) or a provider (the last error): escaped, one line each.
-  process.stdout.write(rows.map(([name, value]) => `${name.padEnd(width)}  ${displaySafe(value)}`).join("\n") + "\n");
+  // Fitted to the terminal like a table: a long URL or error is cut with "…" rather than wrapped.
+  const room = Math.max(20, tableWidth() - width - 2);
+  const fit = (text: string) => (text.length > room ? `${text.slice(0, room - 1)}…` : text);
+  const out = process.stdout;
+  out.write(rows.map(([name, value]) => `${name.padEnd(width)}  ${name === "status" ? paint(out, statusStyle(value), fit(displaySafe(value))) : fit(displaySafe(value))}`).join("\n") + "\n");
 }
 
 export function registerOAuth(program: Command): void {
@@ -169,7 +174,7 @@ export function registerOAuth(program: Command): void {
       printTable(
         ["KEY", "STATUS", "PROVIDER", "EXPIRES", "LAST REFRESH", "LAST ERROR"],
         views.map((v) => [v.key, v.status.replace("_", " "), v.provider ?? "-", formatWhen(v.expires_at), formatWhen(v.last_refresh), v.last_error ?? "-"]),
-        60,
+        { max: 60, status: 1, cutFirst: [5] },
       );
     },
   );
@@ -188,10 +193,11 @@ export function registerOAuth(program: Command): void {
 
   withJsonOption(oauth.command("providers").description("list the provider presets")).action((options: { json?: boolean }) => {
     if (options.json) return printJson(PROVIDERS);
+    // The title only restates the name, and client_secret_ is implied: room for the scopes and the URL.
     printTable(
-      ["PROVIDER", "NAME", "TOKEN AUTH", "SCOPES", "REGISTER AN APP AT"],
-      PROVIDERS.map((p) => [p.name, p.title, p.token_auth_method, p.scopes || "-", p.register]),
-      60,
+      ["PROVIDER", "TOKEN AUTH", "SCOPES", "REGISTER AN APP AT"],
+      PROVIDERS.map((p) => [p.name, p.token_auth_method.replace(/^client_secret_/, ""), p.scopes || "-", p.register]),
+      { max: 80 },
     );
   });
 }

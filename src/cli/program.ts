@@ -4,7 +4,7 @@ import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
-import { reportError } from "./io.ts";
+import { printError, reportError } from "./io.ts";
 import { registerOAuth } from "./oauth.ts";
 import { registerAgent } from "./agent.ts";
 import { registerProposal } from "./proposal.ts";
@@ -71,8 +71,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       if (error.code === "commander.help") return 2;
       // One line: commander puts its "Did you mean" suggestion on a line of its own.
       const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").replace("(Did you mean", "(did you mean");
-      process.stderr.write(`agent-vault: error: ${message}\n`);
-      process.stderr.write("hint: run the command with --help to see its usage\n");
+      printError(message, "run the command with --help to see its usage");
       return 2;
     }
     return reportError(error);

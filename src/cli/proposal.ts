@@ -92,7 +92,7 @@ export function registerProposal(group: Command): void {
         .sort((a, b) => Number(statusOf(b) === "pending") - Number(statusOf(a) === "pending") || b.id - a.id);
       if (options.json) return printJson(list.map((p) => proposalView(p)));
       if (list.length === 0) return printNote(`no ${options.status ?? ""} proposals in vault "${vault.name}"`.replace("  ", " "));
-      printTable(["#", "STATUS", "ASKS FOR", "MESSAGE", "FILED"], list.map((p) => [String(p.id), statusOf(p), summary(p), p.message || "-", formatWhen(p.created_at)]));
+      printTable(["#", "STATUS", "ASKS FOR", "MESSAGE", "FILED"], list.map((p) => [String(p.id), statusOf(p), summary(p), p.message || "-", formatWhen(p.created_at)]), { status: 1 });
     });
 
   withJsonOption(withVaultOption(withPasswordOption(proposals.command("show <id>").description("show one proposal in full")))).action(async (idText: string, options: CommonOptions) => {

@@ -152,7 +152,7 @@ export function registerSessionCommands(group: Command): void {
       const list = vault.sessions.filter((s) => options.all || isSessionActive(s));
       if (options.json) return printJson(list.map(({ token_sha256: _, ...rest }) => rest));
       if (list.length === 0) return printNote(`no active sessions in vault "${vault.name}"`);
-      printTable(["ID", "LABEL", "SERVICES", "STATE", "CREATED", "EXPIRES"], list.map(sessionRow));
+      printTable(["ID", "LABEL", "SERVICES", "STATE", "CREATED", "EXPIRES"], list.map(sessionRow), { status: 3, cutFirst: [1, 2] });
     },
   );
   withVaultOption(withPasswordOption(sessions.command("revoke <id>").description("revoke a session; its open tunnels close"))).action(async (id: string, options: CommonOptions) => {

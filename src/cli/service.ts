@@ -189,6 +189,7 @@ export function registerService(group: Command): void {
     printTable(
       ["NAME", "HOST", "AUTH", "CREDENTIALS", "ENABLED"],
       vault.services.map((s) => [s.name, s.host, authSummary(s.auth), credentialKeysOf(s.auth).join(",") || "-", s.enabled ? "yes" : "no"]),
+      { status: 4, cutFirst: [2] },
     );
   });
 
@@ -225,6 +226,7 @@ export function registerCatalog(program: Command): void {
     printTable(
       ["TEMPLATE", "SERVICE", "HOST", "AUTH", "CREDENTIALS"],
       CATALOG.map((e) => [e.name, e.title, e.host, authSummary(e.auth), credentialKeysOf(e.auth).join(",")]),
+      { cutFirst: [1] },
     );
   });
 }

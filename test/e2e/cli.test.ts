@@ -618,7 +618,8 @@ describe("services", () => {
     // toEqual ignores undefined; be exact about the optional password.
     expect("password" in listed[2]!.auth).toBe(false);
 
-    const table = await ok(home, ["vault", "service", "list"]);
+    // Wide enough that nothing is cut (at 80 columns the AUTH column gives way: test/e2e/cli-output.test.ts).
+    const table = await ok(home, ["vault", "service", "list"], { env: { COLUMNS: "200" } });
     expect(table.stdout).toMatch(/^apikey-svc\s+api\.key\.example:8443\s+api-key \(X-Api-Key\)\s+API_KEY\s+yes$/m);
     expect(table.stdout).toMatch(/^custom-svc\s+\*\.custom\.example\s+custom \(X-One, X-Two\)\s+API_KEY,SECOND_KEY\s+yes$/m);
     expect(table.stdout).toMatch(/^pass-svc\s+pass\.example\s+passthrough\s+-\s+yes$/m);
