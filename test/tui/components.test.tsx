@@ -1256,3 +1256,25 @@ describe("issue 15: rough edges", () => {
     expect(Object.keys(vaultOf(f).credentials).sort()).toEqual(["OPENAI_KEY", "ZED_TOKEN"]);
   });
 });
+
+describe("Activity detail with long fields", () => {
+  test("a long path and reason wrap instead of being cut at the edge, and every field stays on a 24-row screen", async () => {
+    const f = await bare();
+    const path = `/v1/${"segment/".repeat(14)}end-of-path`;
+    appendFileSync(f.paths.requestLog, `${JSON.stringify({ ...logEntry(1, { path, status: 502, error: "upstream_error" }), reason: `connect ECONNREFUSED 10.0.0.1:443 ${"detail ".repeat(200)}` })}\n`);
+    const m = mount(f);
+    Object.defineProperty(m.stdout, "columns", { value: 80, configurable: true });
+    Object.defineProperty(m.stdout, "rows", { value: 24, configurable: true });
+    m.stdout.emit("resize");
+    await m.press("4");
+    await m.until("12:00:01");
+    await m.press(KEY.enter);
+    const frame = await m.until("Request (any key goes back)");
+    expect(frame.replace(/\n\s+/g, "")).toContain(path);
+    expect(frame).toMatch(/^\s+reason\s+connect ECONNREFUSED 10\.0\.0\.1:443/m);
+    expect(frame).toContain("…");
+    const all = frame.split("\n");
+    expect(all.length).toBeLessThanOrEqual(24);
+    for (const l of all) expect([...l].length).toBeLessThanOrEqual(80);
+  });
+});

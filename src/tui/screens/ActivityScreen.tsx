@@ -10,6 +10,15 @@ import { type LogTail } from "../stores/log-tail.ts";
 import { activityDetail, activityHeader, activityRows, activityWidths, entryOfRow, type LoggedRequest } from "./activity.ts";
 import { type ScreenProps, screenId, uncoloured } from "./screen.ts";
 
+// A long path or reason wraps, up to this many lines each, so every field stays on a 24-row screen.
+const DETAIL_LINES = 3;
+const LABEL_WIDTH = 11;
+
+function cutToLines(text: string, lineWidth: number, lines: number): string {
+  const room = Math.max(10, lineWidth) * lines;
+  return text.length > room ? `${text.slice(0, room - 1)}…` : text;
+}
+
 export function ActivityScreen({ log, ...props }: ScreenProps & { readonly log: LogTail }) {
   const { index, isVisible, selection, filter, width, height, color } = props;
   const entries = useSyncExternalStore(log.subscribe, log.getSnapshot) as readonly LoggedRequest[];
@@ -42,9 +51,14 @@ export function ActivityScreen({ log, ...props }: ScreenProps & { readonly log: 
       <Box flexDirection="column">
         <Text bold>Request (any key goes back)</Text>
         {activityDetail(detail).map((l) => (
-          <Text key={l.label} wrap={l.label === "reason" ? "wrap" : "truncate-end"}>
-            {`  ${l.label.padEnd(9)}${l.value}`}
-          </Text>
+          <Box key={l.label}>
+            <Box width={LABEL_WIDTH} flexShrink={0}>
+              <Text>{`  ${l.label}`}</Text>
+            </Box>
+            <Box width={Math.max(10, width - LABEL_WIDTH)}>
+              <Text wrap="wrap">{cutToLines(l.value, width - LABEL_WIDTH, DETAIL_LINES)}</Text>
+            </Box>
+          </Box>
         ))}
       </Box>
     );

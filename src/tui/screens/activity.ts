@@ -27,12 +27,12 @@ const COLUMNS: readonly Column[] = [
 ];
 const [METHOD, HOST, PATH, SERVICE, ERROR] = [2, 3, 4, 5, 6] as const;
 // When the log asks for more than the screen has, columns give way in steps, [column, narrowest]:
-// the path first (the detail view has all of it), then the error code, the path again, and the
-// host last, so a host is whole whenever the others can make room for it.
+// the path first (the detail view has all of it), then the error code (short, and worth reading
+// whole), and the host last, so a host is whole whenever the others can make room for it.
 const SHRINK_STEPS: readonly (readonly [number, number])[] = [
   [PATH, 16],
+  [PATH, 10],
   [ERROR, 8],
-  [PATH, 8],
   [SERVICE, 8],
   [METHOD, 7],
   [HOST, 14],
