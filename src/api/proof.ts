@@ -6,7 +6,7 @@
 //
 // Binding the pid and ports defeats a relay: a listener the agent planted can forward the nonce to
 // the real server, but the real server signs its own pid and ports, not the planted ones.
-import { type IncomingMessage, type ServerResponse } from "node:http";
+import { type InboundRequest, type InboundResponse } from "../net/inbound.ts";
 import { z } from "zod";
 import { constantTimeEqual, hmacSha256 } from "../vault/crypto.ts";
 
@@ -44,7 +44,7 @@ export function isProofValid(key: Buffer, nonce: string, expected: ServerFacts, 
 }
 
 /** GET /v1/server-proof?nonce=HEX: no token needed; the answer is useless anywhere but here. */
-export function answerProof(req: IncomingMessage, res: ServerResponse, source: ProofSource | undefined): boolean {
+export function answerProof(req: InboundRequest, res: InboundResponse, source: ProofSource | undefined): boolean {
   req.resume();
   const nonce = new URL(req.url ?? "/", "http://agent-vault").searchParams.get("nonce") ?? "";
   const facts = source?.facts() ?? null;

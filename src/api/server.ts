@@ -1,11 +1,11 @@
 // The agent-facing HTTP API on AGENT_VAULT_ADDR: /health, /discover and the explicit proxy
 // /proxy/{host}/{path}. Every route but /health needs the session's Bearer token; errors are the
 // contract's JSON with X-Agent-Vault-Error, produced in one place (sendAnswer).
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { type AddressInfo } from "node:net";
-import { type ProxyAdapter } from "../proxy/adapter.ts";
+import net, { type AddressInfo, type Socket } from "node:net";
+import { InboundConnection, type InboundRequest, type InboundResponse } from "../net/inbound.ts";
+import { answerFrom, problem, sendAnswer } from "../shared/answers.ts";
+import { type ProxyListener } from "../proxy/listener.ts";
 import { makeFlow } from "../proxy/flow.ts";
-import { sendAnswer } from "../proxy/forward.ts";
 import { type ProxyState } from "../proxy/state.ts";
 import { tokenFromAuthorization } from "../proxy/steps/authenticate.ts";
 import { type Principal, resolvePrincipal } from "../vault/principals.ts";
@@ -16,7 +16,7 @@ import { answerProof, PROOF_PATH, type ProofSource } from "./proof.ts";
 
 export interface ApiDeps {
   readonly state: ProxyState;
-  readonly proxy: ProxyAdapter;
+  readonly proxy: ProxyListener;
   /** Answers GET /v1/server-proof (src/api/proof.ts). */
   readonly proof?: ProofSource;
 }
@@ -24,14 +24,19 @@ export interface ApiDeps {
 const MAX_PROPOSAL_BYTES = 256 * 1024;
 
 /** A JSON body, capped: 413 past the cap, 400 when it is not JSON. */
-async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+async function readJsonBody(req: InboundRequest, max: number): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > max) throw new AgentVaultError("request_too_large", `the body is larger than ${max / 1024} KiB`);
-    chunks.push(chunk as Buffer);
-  }
+  await new Promise<void>((resolve, reject) => {
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) return reject(new AgentVaultError("request_too_large", `the body is larger than ${max / 1024} KiB`));
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve());
+    req.on("close", () => reject(new AgentVaultError("client_gone", "the agent closed the connection")));
+    req.resume();
+  });
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
@@ -39,13 +44,13 @@ async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown>
   }
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
+function sendJson(res: InboundResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
 }
 
-function principalOf(req: IncomingMessage, state: ProxyState): Principal | { error: string } {
+function principalOf(req: InboundRequest, state: ProxyState): Principal | { error: string } {
   const header = req.headers.authorization;
   const token = header && /^bearer\s/i.test(header) ? tokenFromAuthorization(header) : undefined;
   if (!token) return { error: "no token (Authorization: Bearer $AGENT_VAULT_SESSION_TOKEN, or an agent token)" };
@@ -65,30 +70,54 @@ export function parseExplicitTarget(url: string): { host: string; port: number; 
   return { host, port, path: rest.startsWith("?") ? `/${rest}` : rest };
 }
 
-export function createApiServer(deps: ApiDeps): http.Server {
-  const server = http.createServer((req, res) => {
-    handle(req, res, deps).catch((error: unknown) => {
-      if (isAgentVaultError(error)) return sendAnswer(res, { status: error.httpStatus, code: error.code, message: error.message });
-      sendAnswer(res, { status: 500, code: "internal", message: "internal error" });
-    });
-  });
-  server.on("clientError", (_error, socket) => socket.destroy());
-  return server;
+export interface ApiServer {
+  /** A connection accepted elsewhere (the sandbox's Unix socket), served like one to the port. */
+  adopt(socket: Socket): void;
+  listen(host: string, port: number): Promise<number>;
+  close(): Promise<void>;
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps): Promise<void> {
+/** The API on its port, read with the same HTTP/1.1 codec as the proxy (src/net/inbound.ts). */
+export function createApiServer(deps: ApiDeps): ApiServer {
+  const sockets = new Set<Socket>();
+  const serve = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    new InboundConnection(socket, {
+      request: (req, res) => {
+        handle(req, res, deps).catch((error: unknown) => sendAnswer(res, answerFrom(error)));
+      },
+    });
+  };
+  const server = net.createServer(serve);
+  return {
+    adopt: serve,
+    listen: (host, port) =>
+      new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function handle(req: InboundRequest, res: InboundResponse, deps: ApiDeps): Promise<void> {
   const url = req.url ?? "/";
   const path = url.split("?")[0]!;
   if (path === "/health") return sendJson(res, 200, { status: "ok" });
   if (path === PROOF_PATH && req.method === "GET") {
-    if (!answerProof(req, res, deps.proof)) sendAnswer(res, { status: 400, code: "invalid_request", message: "nonce must be 64 hex digits" });
+    if (!answerProof(req, res, deps.proof)) sendAnswer(res, problem("invalid_request", "nonce must be 64 hex digits"));
     return;
   }
   if (path.startsWith("/proxy/")) {
     const target = parseExplicitTarget(url);
     if (!target) {
       req.resume();
-      return sendAnswer(res, { status: 400, code: "invalid_request", message: "use /proxy/{host}/{path}, e.g. /proxy/api.github.com/user" });
+      return sendAnswer(res, problem("invalid_request", "use /proxy/{host}/{path}, e.g. /proxy/api.github.com/user"));
     }
     const flow = makeFlow({
       via: "explicit",
@@ -99,12 +128,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps):
       headers: { ...req.headers, host: target.port === 443 ? target.host : `${target.host}:${target.port}` },
       credential: tokenFromAuthorization(req.headers.authorization),
     });
-    return deps.proxy.process(flow, req, res, "https");
+    return deps.proxy.process(flow, req, res);
   }
   const principal = principalOf(req, deps.state);
   if ("error" in principal) {
     req.resume();
-    return sendAnswer(res, { status: 401, code: "unauthorized", message: principal.error });
+    return sendAnswer(res, problem("unauthorized", principal.error));
   }
   const vault = deps.state.current().vaults.get(principal.vault.id)?.vault ?? principal.vault;
   if (path === "/discover" && req.method === "GET") return sendJson(res, 200, discover(vault, principal.services));
@@ -120,7 +149,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps):
       const proposal = await fileProposal(deps.state.store, vault.name, input, principal.id);
       return sendJson(res, 201, { id: proposal.id, status: "pending", message: approvalHint(proposal.id) });
     } catch (error) {
-      if (isAgentVaultError(error)) return sendAnswer(res, { status: error.httpStatus, code: error.code, message: error.message, ...(error.details ? { extra: error.details } : {}) });
+      if (isAgentVaultError(error)) return sendAnswer(res, answerFrom(error));
       throw error;
     }
   }
@@ -133,16 +162,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: ApiDeps):
     req.resume();
     // Another caller's proposal answers exactly like an unknown id: its existence is not revealed.
     const proposal = proposalsFiledBy(vault, principal).find((p) => p.id === Number(one[1]));
-    if (!proposal) return sendAnswer(res, { status: 404, code: "proposal_not_found", message: `no proposal #${one[1]} in vault "${vault.name}"` });
+    if (!proposal) return sendAnswer(res, problem("proposal_not_found", `no proposal #${one[1]} in vault "${vault.name}"`));
     return sendJson(res, 200, proposalView(proposal));
   }
   req.resume();
-  sendAnswer(res, { status: 404, code: "not_found", message: `no route ${req.method} ${path}` });
-}
-
-export function listenApi(server: http.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
-  });
+  sendAnswer(res, problem("not_found", `no route ${req.method} ${path}`));
 }

@@ -2,6 +2,7 @@
 // early sets `answer` and later steps leave the flow alone. No secret is ever stored on a flow
 // except inside the outbound headers and path that inject writes.
 import { randomBytes } from "node:crypto";
+import { type Answer, statusOf } from "../shared/answers.ts";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type Principal } from "../vault/principals.ts";
 import { type Service } from "../vault/service.schema.ts";
@@ -11,13 +12,9 @@ import { type Pattern } from "./secrets.ts";
 
 export type Headers = Record<string, string | string[] | undefined>;
 
-export interface EarlyAnswer {
+/** An answer given instead of forwarding; its status comes from ERROR_TABLE (shared/answers.ts). */
+export interface EarlyAnswer extends Answer {
   readonly status: number;
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly extra?: Record<string, unknown>;
-  /** Extra response headers, e.g. Retry-After on a 429. */
-  readonly headers?: Record<string, string>;
 }
 
 export interface Flow {
@@ -53,6 +50,14 @@ export interface Flow {
   guardRests?: readonly Pattern[];
   /** The credential key the exfiltration guard found (for the log; never the value). */
   blocked?: string;
+  /** On CONNECT: read the tunnel (intercept) or pass it through (steps/route.ts). */
+  route?: "intercept" | "tunnel";
+  /** How the upstream is reached (steps/inspect.ts). */
+  scheme?: "https" | "http";
+  /** Set when the guard reads the request body: the values it looks for. */
+  guardBody?: () => readonly Pattern[];
+  /** Set when the response is scrubbed: the values it replaces. */
+  scrubBody?: () => readonly Pattern[];
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
   responseHeaders?: Record<string, string>;
 }
@@ -61,6 +66,16 @@ export function makeFlow(init: Pick<Flow, "via" | "host" | "port" | "method" | "
   return { id: randomBytes(6).toString("hex"), startedAt: performance.now(), injected: [], oauthUsed: [], ...init };
 }
 
-export function answer(flow: Flow, status: number, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
-  flow.answer = extra === undefined ? { status, code, message } : { status, code, message, extra };
+/** Where the agent reached us decides 407 or 401 for a missing token (shared/answers.ts). */
+export function reachedBy(flow: Pick<Flow, "via">): "proxy" | "server" {
+  return flow.via === "explicit" ? "server" : "proxy";
+}
+
+/** The flow's answer instead of forwarding: a code from ERROR_TABLE, its status from there. */
+export function answer(flow: Flow, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
+  flow.answer = early(flow, extra === undefined ? { code, message } : { code, message, extra });
+}
+
+export function early(flow: Pick<Flow, "via">, a: Answer): EarlyAnswer {
+  return { ...a, status: statusOf(a.code, reachedBy(flow)) };
 }

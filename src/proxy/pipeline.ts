@@ -1,6 +1,8 @@
-// The proxy's policy, in order, in one place (STYLE: the pipeline is visible in one file). Each
-// step is a small function over a Flow; a step that answers early sets flow.answer and the rest
-// are skipped. Forwarding and the request log follow in the adapter.
+// Every decision the proxy makes, in order, in one place (mitmproxy's addons, STYLE: the pipeline
+// is visible in one file). Each step is a small function over a Flow, run at one event: a CONNECT,
+// a request, an upstream 401, the sweep of open connections. A step that answers early sets
+// flow.answer and the rest are skipped. The listener, tunnels, WebSocket relay and exchange only
+// move bytes: what they do differently for a flow is read off fields these steps set.
 import { type VaultStore } from "../vault/vault.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type Flow } from "./flow.ts";
@@ -17,7 +19,10 @@ import { injectCredential } from "./steps/inject.ts";
 import { matchService } from "./steps/match-service.ts";
 import { guardNetwork } from "./steps/netguard.ts";
 import { type OAuthRefresher } from "../oauth/refresh.ts";
-import { refreshOAuth } from "./steps/oauth.ts";
+import { refreshAfterUnauthorized, refreshOAuth } from "./steps/oauth.ts";
+import { chooseInspection } from "./steps/inspect.ts";
+import { guardPassthrough, routeTunnel } from "./steps/route.ts";
+import { isStillAllowed } from "./steps/sweep.ts";
 import { applyPolicy } from "./steps/policy.ts";
 
 export interface ProxyOptions {
@@ -43,9 +48,33 @@ export interface StepContext {
 
 export type Step = (flow: Flow, ctx: StepContext) => void | Promise<void>;
 
-export const PIPELINE: readonly Step[] = [authenticate, matchService, applyPolicy, stripHeaders, dropRanges, guardRequest, refreshOAuth, injectCredential, guardNetwork];
+/** A CONNECT, before the tunnel opens: who is asking, and whether we read the tunnel or pass it on. */
+export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPassthrough];
 
-export async function runPipeline(flow: Flow, ctx: StepContext, steps: readonly Step[] = PIPELINE): Promise<void> {
+/**
+ * Each request read from the agent (in a tunnel, plain, or on the explicit /proxy/ route) and each
+ * WebSocket handshake, before anything goes upstream. The exchange then reads the body under the
+ * guard if guardBody is set, scrubs the response if scrubBody is set, and on a 401 calls
+ * onUnauthorized.
+ */
+export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, refreshOAuth, injectCredential, guardNetwork];
+
+/** The request steps (tests run a few of them by name). */
+export const PIPELINE = ON_REQUEST;
+
+/**
+ * The upstream answered 401 to a request that carried OAuth tokens: refresh them once and inject
+ * again; true sends the request once more.
+ */
+export function onUnauthorized(flow: Flow, ctx: StepContext): (() => Promise<boolean>) | undefined {
+  if (flow.oauthUsed.length === 0) return undefined;
+  return () => refreshAfterUnauthorized(flow, ctx, injectCredential);
+}
+
+/** Every 500 ms, per open tunnel and WebSocket: false closes it (steps/sweep.ts). */
+export const ON_SWEEP = isStillAllowed;
+
+export async function runPipeline(flow: Flow, ctx: StepContext, steps: readonly Step[] = ON_REQUEST): Promise<void> {
   for (const step of steps) {
     if (flow.answer) return;
     await step(flow, ctx);

@@ -1,17 +1,17 @@
 // Upgrades on connections the proxy reads (tunnels it intercepts, plain http:// requests). Only a
 // WebSocket is ever upgraded, after its handshake went through the pipeline, and its messages are
 // then read one by one (ws-relay.ts). Every other offer (h2c, TLS/1.0, a made-up protocol) is
-// removed and the request is read again as plain HTTP/1.1, so the guard, injection and scrubbing
-// see it like any other: a server may always ignore an Upgrade (RFC 9110 7.8). An upstream that
+// removed by steps/headers.ts and the request takes the plain HTTP/1.1 path, so the guard,
+// injection and scrubbing see it like any other: a server may always ignore an Upgrade (RFC 9110 7.8). An upstream that
 // answers a WebSocket handshake with anything we cannot read (an extension we did not offer, a
 // switch to another protocol) is refused; its answer never reaches the agent as raw bytes.
 import { createHash } from "node:crypto";
-import { type IncomingMessage } from "node:http";
 import { type Socket } from "node:net";
+import { headerValues as header, type ResponseHead, ResponseParser } from "../net/http1.ts";
+import { type InboundRequest } from "../net/inbound.ts";
 import { messageCodings } from "../net/codings.ts";
 import { type Pattern, scrubText } from "./secrets.ts";
 import { scrubWholeBody } from "./whole-body.ts";
-import { ResponseParser } from "./upstream.ts";
 
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /** The upstream's handshake answer: its head, and a refusal's body (which the agent sees scrubbed). */
@@ -20,20 +20,20 @@ const MAX_ANSWER_BODY_BYTES = 1024 * 1024;
 const ANSWER_TIMEOUT_MS = 30_000;
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length"]);
 
-function rawValues(req: IncomingMessage, name: string): string[] {
+function rawValues(req: InboundRequest, name: string): string[] {
   const out: string[] = [];
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === name) out.push(req.rawHeaders[i + 1]!);
   return out;
 }
 
 /** A WebSocket opening handshake (RFC 6455 4.1): GET with exactly one `Upgrade: websocket`. */
-export function isWebSocketOffer(req: IncomingMessage): boolean {
+export function isWebSocketOffer(req: InboundRequest): boolean {
   const upgrade = rawValues(req, "upgrade");
   return req.method === "GET" && upgrade.length === 1 && upgrade[0]!.trim().toLowerCase() === "websocket";
 }
 
 /** What is wrong with a WebSocket handshake, strictly: a body or a bad key would be bytes we relay unread. */
-export function webSocketHandshakeProblem(req: IncomingMessage): string | null {
+export function webSocketHandshakeProblem(req: InboundRequest): string | null {
   if (req.httpVersion !== "1.1") return "a WebSocket handshake must be HTTP/1.1";
   if (rawValues(req, "transfer-encoding").length > 0 || rawValues(req, "content-length").some((v) => v.trim() !== "0")) return "a WebSocket handshake has no body";
   const version = rawValues(req, "sec-websocket-version");
@@ -41,29 +41,6 @@ export function webSocketHandshakeProblem(req: IncomingMessage): string | null {
   const key = rawValues(req, "sec-websocket-key");
   if (key.length !== 1 || !/^[A-Za-z0-9+/]{22}==$/.test(key[0]!.trim())) return "Sec-WebSocket-Key must be 16 bytes in base64";
   return null;
-}
-
-/**
- * The request head without its upgrade offer (Upgrade, HTTP2-Settings, and those tokens in
- * Connection), to be parsed again as a plain request. Header values were already accepted by the
- * HTTP parser (no CR or LF), and the body's framing headers stay, so the second parse frames the
- * body exactly as the first would have.
- */
-export function withoutUpgradeOffer(req: IncomingMessage): Buffer | null {
-  if (req.httpVersion !== "1.1" && req.httpVersion !== "1.0") return null;
-  const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
-  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i]!;
-    const lower = name.toLowerCase();
-    if (lower === "upgrade" || lower === "http2-settings") continue;
-    let value = req.rawHeaders[i + 1]!;
-    if (lower === "connection") {
-      value = value.split(",").map((t) => t.trim()).filter((t) => t !== "" && !["upgrade", "http2-settings"].includes(t.toLowerCase())).join(", ");
-      if (value === "") continue;
-    }
-    lines.push(`${name}: ${value}`);
-  }
-  return Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
 }
 
 export interface UpgradeAnswer {
@@ -75,15 +52,20 @@ export interface UpgradeAnswer {
   readonly rest: Buffer;
 }
 
-function header(headers: readonly [string, string][], name: string): string[] {
-  return headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
-}
-
-/** Reads the upstream's answer head; pauses the socket after it. */
-export function readAnswerHead(socket: Socket): Promise<UpgradeAnswer | { error: string }> {
+/**
+ * Reads the upstream's answer to a WebSocket handshake. A 101 comes back with the frames that
+ * followed it; anything else (401, 404, 426 ...) is a refusal, read whole (up to 1 MiB) with its
+ * body, which the agent gets scrubbed (refusalBytes). Parsed like every response (src/net/http1.ts).
+ */
+export function readHandshakeAnswer(socket: Socket): Promise<UpgradeAnswer | { error: string }> {
   return new Promise((resolve) => {
-    let buffer = Buffer.alloc(0);
+    let head: ResponseHead | null = null;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
     const finish = (result: UpgradeAnswer | { error: string }) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.off("data", onData);
       socket.off("close", onClose);
@@ -91,24 +73,32 @@ export function readAnswerHead(socket: Socket): Promise<UpgradeAnswer | { error:
       resolve(result);
     };
     const timer = setTimeout(() => finish({ error: "no answer to the WebSocket handshake" }), ANSWER_TIMEOUT_MS);
-    const onClose = () => finish({ error: "the upstream closed the connection during the WebSocket handshake" });
+    const parser = new ResponseParser(
+      {
+        head: (h) => {
+          head = h;
+        },
+        body: (bytes) => {
+          size += bytes.length;
+          if (size > MAX_ANSWER_BODY_BYTES) return finish({ error: "the answer to the WebSocket handshake is too large" });
+          chunks.push(Buffer.from(bytes));
+        },
+        end: () => {
+          const h = head!;
+          finish({ status: h.status, message: h.reason, headers: h.headers, rest: h.status === 101 ? parser.takeRest() : Buffer.concat(chunks) });
+        },
+      },
+      { maxHeadBytes: MAX_ANSWER_HEAD_BYTES },
+    );
+    parser.expect("GET");
     const onData = (data: Buffer) => {
-      buffer = Buffer.concat([buffer, data]);
-      const end = buffer.indexOf("\r\n\r\n");
-      if (end === -1) {
-        if (buffer.length > MAX_ANSWER_HEAD_BYTES) finish({ error: "the answer to the WebSocket handshake has a head too large" });
-        return;
-      }
-      const lines = buffer.subarray(0, end).toString("latin1").split("\r\n");
-      const status = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0] ?? "");
-      if (!status) return finish({ error: "malformed status line" });
-      const headers: [string, string][] = [];
-      for (const line of lines.slice(1)) {
-        const colon = line.indexOf(":");
-        if (colon <= 0 || /[\s]/.test(line.slice(0, colon))) return finish({ error: "malformed header line" });
-        headers.push([line.slice(0, colon), line.slice(colon + 1).trim()]);
-      }
-      finish({ status: Number(status[1]), message: status[2] ?? "", headers, rest: buffer.subarray(end + 4) });
+      const error = parser.feed(data);
+      if (error) return finish({ error: error.message });
+      if (head?.status === 101) finish({ status: 101, message: head.reason, headers: head.headers, rest: parser.takeRest() });
+    };
+    const onClose = () => {
+      const error = parser.eof();
+      finish({ error: error?.message ?? "the upstream closed the connection during the WebSocket handshake" });
     };
     socket.on("data", onData);
     socket.on("close", onClose);
@@ -145,59 +135,17 @@ export function switchHead(answer: UpgradeAnswer, patterns: readonly Pattern[]):
 }
 
 /**
- * A handshake the upstream refused (401, 404, 426 ...): read whole (up to 1 MiB), decoded, scrubbed
- * and given to the agent with an exact length, then the connection closes.
+ * A refused handshake as the agent gets it: the body decoded and scrubbed like any response
+ * (whole-body.ts: declared content codings undone, every layer its magic bytes reveal scrubbed
+ * too), an exact length, and the connection closed.
  */
-export function readRefusal(socket: Socket, answer: UpgradeAnswer, patterns: readonly Pattern[]): Promise<Buffer | { error: string }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const finish = (result: Buffer | { error: string }) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.off("data", onData);
-      socket.off("close", onClose);
-      resolve(result);
-    };
-    const timer = setTimeout(() => finish({ error: "the answer to the WebSocket handshake did not end" }), ANSWER_TIMEOUT_MS);
-    const complete = () => {
-      // The same reading as any response (whole-body.ts): declared content and transfer codings
-      // undone, and every layer the body's magic bytes reveal scrubbed too.
-      const codings = messageCodings(header(answer.headers, "content-encoding"), header(answer.headers, "transfer-encoding"));
-      const whole = codings === null ? null : scrubWholeBody(Buffer.concat(chunks), codings, patterns, MAX_ANSWER_BODY_BYTES);
-      if (whole === null || "unreadable" in whole) return finish({ error: "the answer to the WebSocket handshake has a body that cannot be scanned" });
-      if ("refused" in whole) return finish({ error: `the answer to the WebSocket handshake carries the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands` });
-      const clean = whole.body;
-      const kept = answer.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase()) && n.toLowerCase() !== "content-encoding");
-      const head = `HTTP/1.1 ${answer.status} ${scrubText(answer.message, patterns)}\r\n${[...scrubbedLines(kept, patterns), `Content-Length: ${clean.length}`, "Connection: close"].join("\r\n")}\r\n\r\n`;
-      finish(Buffer.concat([Buffer.from(head, "latin1"), clean]));
-    };
-    const parser = new ResponseParser(
-      false,
-      () => undefined,
-      (bytes) => {
-        size += bytes.length;
-        if (size > MAX_ANSWER_BODY_BYTES) return finish({ error: "the answer to the WebSocket handshake is too large" });
-        chunks.push(Buffer.from(bytes));
-      },
-      () => complete(),
-    );
-    const lines = [`HTTP/1.1 ${answer.status} ${answer.message}`, ...answer.headers.map(([n, v]) => `${n}: ${v}`)];
-    const feed = (bytes: Buffer) => {
-      const error = parser.feed(bytes);
-      if (error) finish({ error });
-    };
-    const onData = (bytes: Buffer) => feed(bytes);
-    const onClose = () => {
-      const error = parser.end();
-      if (error) finish({ error });
-    };
-    feed(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), answer.rest]));
-    if (settled) return;
-    socket.on("data", onData);
-    socket.on("close", onClose);
-    socket.resume();
-  });
+export function refusalBytes(answer: UpgradeAnswer, patterns: readonly Pattern[]): Buffer | { error: string } {
+  const codings = messageCodings(header(answer.headers, "content-encoding"), header(answer.headers, "transfer-encoding"));
+  const whole = codings === null ? null : scrubWholeBody(answer.rest, codings, patterns, MAX_ANSWER_BODY_BYTES);
+  if (whole === null || "unreadable" in whole) return { error: "the answer to the WebSocket handshake has a body that cannot be scanned" };
+  if ("refused" in whole) return { error: `the answer to the WebSocket handshake carries the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands` };
+  const clean = whole.body;
+  const kept = answer.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase()) && n.toLowerCase() !== "content-encoding");
+  const head = `HTTP/1.1 ${answer.status} ${scrubText(answer.message, patterns)}\r\n${[...scrubbedLines(kept, patterns), `Content-Length: ${clean.length}`, "Connection: close"].join("\r\n")}\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, "latin1"), clean]);
 }

@@ -8,11 +8,11 @@ import { type ServerFacts } from "../api/proof.ts";
 import { type Socket } from "node:net";
 import { isProcessAlive } from "../shared/liveness.ts";
 import { displaySafe } from "../shared/text.ts";
-import { createApiServer, listenApi } from "../api/server.ts";
+import { createApiServer } from "../api/server.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { RequestLog } from "../shared/log.ts";
 import { type HomePaths } from "../shared/paths.ts";
-import { ProxyAdapter } from "../proxy/adapter.ts";
+import { ProxyListener } from "../proxy/listener.ts";
 import { ensureCertificateAuthority } from "../proxy/ca.ts";
 import { upstreamTrust } from "../net/trust.ts";
 import { LeafCertificates } from "../proxy/certs.ts";
@@ -97,7 +97,7 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
     throw new AgentVaultError("invalid_argument", `AGENT_VAULT_UPSTREAM_CA: cannot read ${process.env.AGENT_VAULT_UPSTREAM_CA}`);
   }
   const state = new ProxyState(store);
-  const proxy = new ProxyAdapter({
+  const proxy = new ProxyListener({
     state,
     leaves: new LeafCertificates(ca),
     log: new RequestLog(store.paths.requestLog),
@@ -114,13 +114,13 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
   const api = createApiServer({ state, proxy, proof: { key: store.serverProofKey(), facts: () => facts } });
   let apiPort: number;
   try {
-    apiPort = await withFallback((port) => listenApi(api, options.host, port), options.apiPort, options.fallbackToFreePorts, "API");
+    apiPort = await withFallback((port) => api.listen(options.host, port), options.apiPort, options.fallbackToFreePorts, "API");
   } catch (error) {
     await running.close();
     throw error;
   }
   facts = { pid: process.pid, host: options.host, api_port: apiPort, mitm_port: running.port };
-  const adopt = { proxy: (socket: Socket) => proxy.adopt(socket), api: (socket: Socket) => void api.emit("connection", socket) };
+  const adopt = { proxy: (socket: Socket) => proxy.adopt(socket), api: (socket: Socket) => api.adopt(socket) };
   const handoffs = options.handoffSocket ? await listenForHandoffs(options.handoffSocket, adopt) : null;
   return {
     host: options.host,
@@ -128,8 +128,7 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
     mitmPort: running.port,
     adopt,
     close: async () => {
-      api.closeAllConnections?.();
-      await Promise.all([running.close(), new Promise<void>((resolve) => api.close(() => resolve())), handoffs?.close()]);
+      await Promise.all([running.close(), api.close(), handoffs?.close()]);
     },
   };
 }

@@ -60,6 +60,8 @@ export const ERROR_TABLE = {
   command_not_executable: { http: 400, exit: 126, hint: "make the file executable (chmod +x), or run it through its interpreter" },
   not_supported: { http: 501, exit: 1, hint: undefined },
   cancelled: { http: 400, exit: 1, hint: undefined },
+  /** Logged when the agent went away before its answer (nginx's 499); never sent. */
+  client_gone: { http: 499, exit: 1, hint: undefined },
   conflict: { http: 409, exit: 1, hint: undefined },
   io_error: { http: 500, exit: 1, hint: undefined },
   internal: { http: 500, exit: 1, hint: "this is a bug in agent-vault; please report it" },

@@ -21,10 +21,9 @@ export function tokenFromAuthorization(header: string | undefined): string | und
 }
 
 export function authenticate(flow: Flow, ctx: StepContext): void {
-  const status = flow.via === "explicit" ? 401 : 407;
-  if (!flow.credential) return answer(flow, status, "unauthorized", "no agent-vault session token; run the agent with `agent-vault run -- <command>`");
+  if (!flow.credential) return answer(flow, "unauthorized", "no agent-vault session token; run the agent with `agent-vault run -- <command>`");
   const principal = resolvePrincipal(ctx.snapshot.tokens, flow.credential, ctx.now);
-  if ("error" in principal) return answer(flow, status, "unauthorized", principal.error);
+  if ("error" in principal) return answer(flow, "unauthorized", principal.error);
   flow.principal = principal;
   flow.vault = ctx.snapshot.vaults.get(principal.vault.id)?.vault ?? principal.vault;
 }

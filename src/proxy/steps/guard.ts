@@ -17,7 +17,7 @@ const FORM_NAMES: Record<string, string> = { raw: "as is", base64: "base64-encod
 
 export function refuseExfiltration(flow: Flow, hit: Pattern, where: string): void {
   flow.blocked = hit.key;
-  answer(flow, 403, "credential_exfiltration", `the request carries the value of credential ${hit.key} (${FORM_NAMES[hit.form] ?? hit.form}, in ${where}); nothing was sent to ${flow.host}`, { credential: hit.key });
+  answer(flow, "credential_exfiltration", `the request carries the value of credential ${hit.key} (${FORM_NAMES[hit.form] ?? hit.form}, in ${where}); nothing was sent to ${flow.host}`, { credential: hit.key });
 }
 
 /** The request's fields as the guard reads them: the host, the path, each header name and value. */

@@ -5,7 +5,7 @@ import { type Flow } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
 
 // RFC 9110 7.6.1 hop-by-hop headers, plus the proxy's own.
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings"];
 
 export function stripHeaders(flow: Flow, _ctx: StepContext): void {
   const isUpgrade = typeof flow.headers.upgrade === "string" && /websocket/i.test(flow.headers.upgrade);

@@ -14,11 +14,11 @@ export function injectCredential(flow: Flow, ctx: StepContext): void {
   if (oauthKeysOf(flow).length > 0) flow.beforeInject = { path: flow.path, headers: { ...flow.headers } };
   const value = (key: string): string | null => {
     if (!(key in vault.credentials)) {
-      answer(flow, 502, "credential_not_found", `service "${service.name}" needs credential ${key}, which vault "${vault.name}" does not have`);
+      answer(flow, "credential_not_found", `service "${service.name}" needs credential ${key}, which vault "${vault.name}" does not have`);
       return null;
     }
     if (vault.credentials[key]!.type === "oauth" && vault.credentials[key]!.metadata.oauth_status !== "connected") {
-      answer(flow, 502, "oauth_not_connected", `credential ${key} is an OAuth credential that is not connected yet`);
+      answer(flow, "oauth_not_connected", `credential ${key} is an OAuth credential that is not connected yet`);
       return null;
     }
     flow.injected.push(key);

@@ -8,7 +8,7 @@ export async function guardNetwork(flow: Flow, ctx: StepContext): Promise<void> 
   try {
     flow.dial = await resolveDial(flow.host, flow.port, ctx.options.netguard);
   } catch (error) {
-    if (isAgentVaultError(error)) return answer(flow, error.httpStatus, error.code, error.message);
+    if (isAgentVaultError(error)) return answer(flow, error.code, error.message);
     throw error;
   }
 }

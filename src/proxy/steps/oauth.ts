@@ -23,7 +23,7 @@ export async function refreshOAuth(flow: Flow, ctx: StepContext): Promise<void> 
     const status = oauthStatusOf(record);
     if (status === "not_connected") continue; // inject answers oauth_not_connected
     if (status === "refresh_failed") {
-      return answer(flow, 502, "oauth_refresh_failed", `the provider refused to refresh ${key}: ${record.metadata.oauth_last_error ?? "no reason given"}; reconnect it with agent-vault oauth connect ${key}`);
+      return answer(flow, "oauth_refresh_failed", `the provider refused to refresh ${key}: ${record.metadata.oauth_last_error ?? "no reason given"}; reconnect it with agent-vault oauth connect ${key}`);
     }
     if (!isNearExpiry(record, ctx.now)) continue;
     try {
@@ -35,7 +35,7 @@ export async function refreshOAuth(flow: Flow, ctx: StepContext): Promise<void> 
       // token that has not expired yet is still worth sending. Only a refusal is final.
       const refused = error instanceof TokenEndpointError && error.permanent;
       if (!refused && !isExpired(record, Date.now())) continue;
-      return answer(flow, 502, "oauth_refresh_failed", `refreshing ${key} failed: ${reason}`);
+      return answer(flow, "oauth_refresh_failed", `refreshing ${key} failed: ${reason}`);
     }
   }
   if (refreshed) flow.vault = ctx.store.read().vaults.find((v) => v.id === vault!.id) ?? vault;
@@ -53,7 +53,7 @@ export async function refreshAfterUnauthorized(flow: Flow, ctx: StepContext, rei
       await ctx.oauth.refresh(vault.id, key, { force: true, ifUnchangedSince: version });
     } catch (error) {
       const reason = error instanceof TokenEndpointError ? error.reason : error instanceof Error ? error.message : String(error);
-      answer(flow, 502, "oauth_refresh_failed", `${flow.host} refused ${key} (401) and refreshing it failed: ${reason}`);
+      answer(flow, "oauth_refresh_failed", `${flow.host} refused ${key} (401) and refreshing it failed: ${reason}`);
       return false;
     }
   }

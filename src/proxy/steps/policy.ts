@@ -15,17 +15,17 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
   const service = flow.service;
   const principal = flow.principal;
   if (service) {
-    if (!service.enabled) return answer(flow, 403, "service_disabled", `service "${service.name}" is disabled`);
+    if (!service.enabled) return answer(flow, "service_disabled", `service "${service.name}" is disabled`);
     if (principal?.services && !principal.services.has(service.name)) {
       if (principal.agent) {
-        return answer(flow, 403, "host_not_allowed", `agent "${principal.agent.name}" has no unexpired grant for service "${service.name}"`, {
+        return answer(flow, "host_not_allowed", `agent "${principal.agent.name}" has no unexpired grant for service "${service.name}"`, {
           hint: `agent-vault agent grant ${principal.agent.name} --service ${service.name}`,
         });
       }
-      return answer(flow, 403, "host_not_allowed", `this session may not use service "${service.name}"`);
+      return answer(flow, "host_not_allowed", `this session may not use service "${service.name}"`);
     }
   } else if (flow.vault?.settings.unmatched === "deny") {
-    return answer(flow, 403, "host_not_allowed", `no service in vault "${flow.vault?.name ?? "?"}" covers ${flow.host}`, {
+    return answer(flow, "host_not_allowed", `no service in vault "${flow.vault?.name ?? "?"}" covers ${flow.host}`, {
       proposal_hint: proposalHintFor(flow.host, flow.port),
     });
   }
@@ -33,16 +33,16 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
   if (holders.length === 0) return;
   for (const holder of holders) {
     const refusal = refusalOf(holder.policy, service?.name ?? null, flow.method, flow.path, ctx.now);
-    if (refusal) return answer(flow, 403, "policy_denied", `the policy of ${holder.owner} refuses this request: ${refusal}`, { rule: refusal });
+    if (refusal) return answer(flow, "policy_denied", `the policy of ${holder.owner} refuses this request: ${refusal}`, { rule: refusal });
     const cap = holder.policy.usage_cap;
     if (cap !== undefined && holder.usage + ctx.limits.unflushed(holder.id) >= cap) {
-      return answer(flow, 403, "policy_denied", `the policy of ${holder.owner} refuses this request: usage cap of ${cap} requests reached`, { rule: `usage cap: ${cap} requests` });
+      return answer(flow, "policy_denied", `the policy of ${holder.owner} refuses this request: usage cap of ${cap} requests reached`, { rule: `usage cap: ${cap} requests` });
     }
   }
   const rate = ctx.limits.takeRate(holders, ctx.now);
   if (rate.refusedBy) {
     const limit = rate.refusedBy.policy.rate_limit!.requests_per_minute;
-    answer(flow, 429, "rate_limited", `the policy of ${rate.refusedBy.owner} allows ${limit} requests per minute; retry in ${rate.headers["retry-after"]} s`, { rule: `rate limit: ${limit} requests per minute` });
+    answer(flow, "rate_limited", `the policy of ${rate.refusedBy.owner} allows ${limit} requests per minute; retry in ${rate.headers["retry-after"]} s`, { rule: `rate limit: ${limit} requests per minute` });
     flow.answer = { ...flow.answer!, headers: rate.headers };
     return;
   }

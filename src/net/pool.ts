@@ -1,0 +1,98 @@
+// The upstream leg's connections: verified TLS (or plain TCP for untouched http:// hosts), kept
+// alive between exchanges. HTTP/1.1 is written and read on them with src/net/http1.ts. Why not
+// node:https: under Bun its ClientRequest accepts any amount of body without ever signalling
+// backpressure, so a slow upstream made the proxy hold a whole upload in memory. On a raw socket, write() and 'drain' are honest, in both directions.
+import net, { type Socket } from "node:net";
+import tls, { type PeerCertificate } from "node:tls";
+
+const IDLE_TIMEOUT_MS = 60_000;
+const MAX_IDLE_PER_KEY = 32;
+const CONNECT_TIMEOUT_MS = 15_000;
+
+export interface Endpoint {
+  readonly scheme: "https" | "http";
+  /** The name the agent asked for: SNI and the certificate check use it, never the dialled address. */
+  readonly host: string;
+  /** The address netguard checked: the only one dialled. */
+  readonly dial: { readonly address: string; readonly port: number };
+}
+
+function keyOf(e: Endpoint): string {
+  return `${e.scheme}|${e.host}|${e.dial.address}|${e.dial.port}`;
+}
+
+export class UpstreamPool {
+  private readonly idle = new Map<string, Socket[]>();
+  private readonly trust: readonly string[];
+
+  constructor(trust: readonly string[]) {
+    this.trust = trust;
+  }
+
+  /** A connected socket for the endpoint: an idle keep-alive one, or a new connection. */
+  acquire(endpoint: Endpoint, fresh = false): Promise<{ socket: Socket; reused: boolean }> {
+    const list = fresh ? undefined : this.idle.get(keyOf(endpoint));
+    while (list && list.length > 0) {
+      const socket = list.pop()!;
+      socket.removeAllListeners("data");
+      socket.removeAllListeners("timeout");
+      socket.setTimeout(0);
+      // A socket may have been paused by backpressure in its last exchange.
+      socket.resume();
+      if (!socket.destroyed && socket.readable && socket.writable) return Promise.resolve({ socket, reused: true });
+    }
+    return new Promise((resolve, reject) => {
+      const options = { host: endpoint.dial.address, port: endpoint.dial.port };
+      const socket: Socket =
+        endpoint.scheme === "https"
+          ? tls.connect({
+              ...options,
+              ...(net.isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}),
+              ca: [...this.trust],
+              ALPNProtocols: ["http/1.1"],
+              checkServerIdentity: (_name: string, cert: PeerCertificate) => tls.checkServerIdentity(endpoint.host, cert),
+            })
+          : net.connect(options);
+      const timer = setTimeout(() => socket.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), CONNECT_TIMEOUT_MS);
+      socket.once(endpoint.scheme === "https" ? "secureConnect" : "connect", () => {
+        clearTimeout(timer);
+        socket.removeListener("error", reject);
+        socket.setNoDelay(true);
+        resolve({ socket, reused: false });
+      });
+      socket.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  }
+
+  /** Returns a socket whose exchange ended cleanly; anything it says while idle closes it. */
+  release(endpoint: Endpoint, socket: Socket): void {
+    const key = keyOf(endpoint);
+    const list = this.idle.get(key) ?? [];
+    if (list.length >= MAX_IDLE_PER_KEY || socket.destroyed) return void socket.destroy();
+    socket.removeAllListeners("data");
+    socket.removeAllListeners("end");
+    socket.removeAllListeners("error");
+    socket.removeAllListeners("close");
+    const drop = () => {
+      const at = list.indexOf(socket);
+      if (at !== -1) list.splice(at, 1);
+      socket.destroy();
+    };
+    socket.on("data", drop);
+    socket.on("end", drop);
+    socket.on("error", drop);
+    socket.on("close", drop);
+    socket.setTimeout(IDLE_TIMEOUT_MS, drop);
+    socket.resume();
+    list.push(socket);
+    this.idle.set(key, list);
+  }
+
+  destroy(): void {
+    for (const list of this.idle.values()) for (const s of list) s.destroy();
+    this.idle.clear();
+  }
+}

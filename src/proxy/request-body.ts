@@ -1,0 +1,109 @@
+// The agent's request body under the exfiltration guard: read whole (up to GUARD_BUFFER_BYTES) and
+// checked in every layer before the upstream is dialled, or, past that, streamed with a hold-back.
+import { type Answer, problem } from "../shared/answers.ts";
+import { type InboundRequest } from "../net/inbound.ts";
+import { bodyLayers, codingsOf, messageCodings, sniffCoding } from "../net/codings.ts";
+import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, StreamGuard } from "./secrets.ts";
+
+/**
+ * Under the guard a request body is read whole and checked before the upstream is dialled, so a
+ * refused request sends it zero bytes. Past this size a plain body streams on, checked as it goes,
+ * holding back any tail that could be the start of a value (the value itself never leaves; the
+ * bytes before it may); a compressed body past it is refused.
+ */
+export const GUARD_BUFFER_BYTES = 8 * 1024 * 1024;
+
+export type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: StreamGuard } | { kind: "refused"; answer: Answer } | { kind: "gone" };
+
+/** Decoded request bodies are scanned up to this size; a bigger expansion is refused (a bomb). */
+const MAX_DECODED_SCAN_BYTES = 64 * 1024 * 1024;
+
+export interface GuardInput {
+  readonly patterns: readonly Pattern[];
+  readonly onBlocked: (hit: Pattern) => Answer;
+  readonly maxRequestBytes: number;
+  /** Rests of values whose first piece ended a field before the body (see steps/guard.ts). */
+  readonly rests: readonly Pattern[];
+  /** Keeps the rests the body's end leaves open, for the next request to the host. */
+  readonly recordRests: (rests: readonly Pattern[]) => void;
+}
+
+/**
+ * Reads (up to the buffer size) and checks the agent's body; see GUARD_BUFFER_BYTES. Every layer
+ * is searched: the body as sent, with its declared content and transfer codings undone, and with
+ * whatever its magic bytes say it is undone too (gzip without a header, gzip in gzip). A body the
+ * guard cannot read is refused, never sent unread. Transfer codings are hop-by-hop: the upstream
+ * gets the body without them.
+ */
+export function readGuarded(req: InboundRequest, input: GuardInput): Promise<GuardedBody> {
+  const { patterns, onBlocked, maxRequestBytes, rests } = input;
+  // The rest of a value whose first piece ended the URL, a header or the previous request.
+  const joinedHit = (body: Buffer) => (rests.length > 0 ? findSecret(body.toString("latin1"), rests) : null);
+  const codings = messageCodings(req.headers["content-encoding"], req.headers["transfer-encoding"]);
+  const transferCodings = codings === null ? 0 : codings.length - (codingsOf(req.headers["content-encoding"])?.length ?? 0);
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let finished = false;
+    const finish = (result: GuardedBody) => {
+      if (finished) return;
+      finished = true;
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("close", onClose);
+      req.pause();
+      resolve(result);
+    };
+    const unreadable = () =>
+      problem("invalid_request", `the request body's coding (content-encoding ${String(req.headers["content-encoding"] ?? "none")}, transfer-encoding ${String(req.headers["transfer-encoding"] ?? "none")}) cannot be checked by the guard, so it was not sent`);
+    // The agent went away mid-body: nothing is sent, the flow ends.
+    const onClose = () => finish({ kind: "gone" });
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > maxRequestBytes) return finish({ kind: "refused", answer: problem("request_too_large", `the request body is larger than the cap of ${maxRequestBytes} bytes`) });
+      if (size <= GUARD_BUFFER_BYTES) return;
+      if (codings === null || codings.length > 0 || sniffCoding(chunks[0]!) !== null) {
+        return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
+      }
+      // Past the buffer the body streams on, always holding back the longest spelling of a value,
+      // so the end can still be refused unsent if it holds part of one.
+      const head = Buffer.concat(chunks);
+      const joined = joinedHit(head);
+      if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
+      // The rests opened by the URL and headers are looked for to the end of the body too.
+      const guard = new StreamGuard(rests.length > 0 ? [...patterns, ...rests] : patterns, longestSpelling(patterns));
+      const first = guard.push(head);
+      finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard });
+    };
+    const onEnd = () => {
+      if (codings === null) return finish({ kind: "refused", answer: unreadable() });
+      const layers = bodyLayers(Buffer.concat(chunks), codings, MAX_DECODED_SCAN_BYTES);
+      if (layers === null) return finish({ kind: "refused", answer: unreadable() });
+      const opened: Pattern[] = [];
+      for (const layer of layers) {
+        const text = layer.body.toString("latin1");
+        const scanned = guardScan(text, patterns);
+        // A value cut in two inside this body (its rest before its first piece) is whole too.
+        const hit = scanned.hit ?? joinedHit(layer.body) ?? (scanned.rests.length > 0 ? findSecret(text, scanned.rests) : null);
+        if (hit) return finish({ kind: "refused", answer: onBlocked(hit) });
+        opened.push(...scanned.rests);
+      }
+      const inner = layers[layers.length - 1]!.body.toString("latin1");
+      // A body may not end in a good part of a value: the rest would follow in the next request.
+      const part = endsWithPartValue(inner, patterns);
+      if (part) return finish({ kind: "refused", answer: onBlocked(part) });
+      input.recordRests([...opened, ...openRests(inner, patterns)]);
+      finish({ kind: "whole", body: layers[Math.min(transferCodings, layers.length - 1)]!.body });
+    };
+    if (codings === null) {
+      finish({ kind: "refused", answer: unreadable() });
+      req.resume();
+      return;
+    }
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("close", onClose);
+    req.resume();
+  });
+}

@@ -1,0 +1,23 @@
+// On CONNECT: read the tunnel or pass it through. A tunnel to a host a service covers is
+// intercepted (TLS terminated with our leaf) so its requests go through the request steps. So is
+// every tunnel when the vault denies unmatched hosts (each request then gets its 403), and under
+// `--unmatched guard` (nothing injected, but the guard reads it), except hosts listed in
+// guard_bypass (certificate pinning). Anything else is a plain TCP tunnel, which netguard still
+// checks (guardPassthrough).
+import { hostMatchesPattern } from "../../vault/host.ts";
+import { type Flow } from "../flow.ts";
+import { type StepContext } from "../pipeline.ts";
+import { guardNetwork } from "./netguard.ts";
+
+export function routeTunnel(flow: Flow, ctx: StepContext): void {
+  const settings = flow.vault!.settings;
+  const matcher = ctx.snapshot.vaults.get(flow.vault!.id)?.matcher;
+  const isGuarded = settings.unmatched === "guard" && !settings.guard_bypass.some((h) => hostMatchesPattern(flow.host, h));
+  const intercept = matcher?.coversHost(flow.host, flow.port) || settings.unmatched === "deny" || isGuarded;
+  flow.route = intercept ? "intercept" : "tunnel";
+}
+
+/** A passthrough tunnel is dialled where netguard allows, like any request. */
+export async function guardPassthrough(flow: Flow, ctx: StepContext): Promise<void> {
+  if (flow.route === "tunnel") await guardNetwork(flow, ctx);
+}
