@@ -5,6 +5,7 @@
 // of the input without copying; bytes are copied only when a head or a chunk-size line is split
 // across reads, or when they arrive while the consumer has paused.
 import {
+  forbiddenTrailer,
   type HeaderList,
   hasConnectionOption,
   malformed,
@@ -78,10 +79,13 @@ const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Buffe
 function latin1(buf: Buffer, start: number, end: number): string {
   return latin1Slice ? latin1Slice.call(buf, start, end) : buf.toString("latin1", start, end);
 }
-// chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )  (RFC 9112 7.1.1)
+// chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )  (RFC 9112 7.1.1), taken
+// with whitespace only before ";": llhttp's strict mode refuses it after ";" and around "=", and a
+// form one parser accepts and the next refuses is how a chunk boundary gets smuggled.
 const CHUNK_EXT =
-  /^(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
-const TARGET_CTL = /[\x00-\x20\x7f]/;
+  /^(?:[ \t]*;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
+const TARGET_CHARS = /[^\x21-\x7e]/;
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 const REASON_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
 // uri-host [ ":" port ]: reg-name, IPv4 or an IP literal in brackets (RFC 3986 3.2.2).
 const HOST_VALUE = /^[A-Za-z0-9\-._~!$&'()*+,;=%:[\]]*$/;
@@ -422,6 +426,8 @@ abstract class MessageParser<H> {
     const trailers: HeaderList = [];
     const error = parseFieldLines(this.fieldText(this.off, blockEnd), trailers, this.maxHeaders, "trailer");
     if (error) return this.fail(error);
+    const forbidden = forbiddenTrailer(trailers);
+    if (forbidden !== null) return this.fail(malformed(`a ${forbidden} trailer (framing, routing and credential fields belong in the head)`));
     this.off = blockEnd;
     this.lineAt = this.scanAt = this.fieldLines = 0;
     return this.finish(trailers);
@@ -539,17 +545,24 @@ export class RequestParser extends MessageParser<RequestHead> {
     const target = line.slice(first + 1, second);
     const version = line.slice(second + 1);
     if (!TOKEN.test(method)) return malformed("the method is not a token");
+    if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
+      if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return { code: "unsupported", message: `${version} is not supported (HTTP/1.1 and 1.0 are)` };
+      return malformed("the request line does not end in HTTP/1.1 or HTTP/1.0");
+    }
     if (target === "") return malformed("an empty request target");
     if (target.length > MAX_TARGET_BYTES) return { code: "head_too_large", message: `the request target is longer than ${MAX_TARGET_BYTES} bytes` };
-    if (TARGET_CTL.test(target)) return malformed("a control character or space in the request target");
-    if (version === "HTTP/1.1" || version === "HTTP/1.0") {
-      this.method = method;
-      this.target = target;
-      this.version = version === "HTTP/1.1" ? "1.1" : "1.0";
-      return null;
+    // A target is ASCII (RFC 9112 3.2, RFC 3986): raw bytes past 0x7f are read as UTF-8 by one
+    // server and as something else by the next, so they are refused rather than guessed at.
+    if (TARGET_CHARS.test(target)) return malformed("a space, control character or non-ASCII byte in the request target");
+    // origin-form "/...", absolute-form "scheme:...", asterisk-form "*" for OPTIONS; CONNECT's
+    // authority-form (or anything else after CONNECT) is left to the pipeline, which refuses it in a tunnel.
+    if (method !== "CONNECT" && target.charCodeAt(0) !== 0x2f && !(target === "*" && method === "OPTIONS") && !ABSOLUTE_FORM.test(target)) {
+      return malformed("the request target is not /path, scheme://authority/path or * (for OPTIONS)");
     }
-    if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return { code: "unsupported", message: `${version} is not supported (HTTP/1.1 and 1.0 are)` };
-    return malformed("the request line does not end in HTTP/1.1 or HTTP/1.0");
+    this.method = method;
+    this.target = target;
+    this.version = version === "HTTP/1.1" ? "1.1" : "1.0";
+    return null;
   }
 
   protected completeHead(headers: HeaderList): HeadOutcome | ParseError {

@@ -163,19 +163,41 @@ export function parseContentLength(values: readonly string[]): number | ParseErr
 }
 
 /**
- * The transfer codings, in the order applied, lower-cased (parameters dropped), or an error when an
- * element is not a token or `chunked` is applied twice. `chunked` anywhere but last is left to the
+ * The transfer codings, in the order applied, lower-cased, or an error when an element is not a
+ * bare token (no parameters) or `chunked` is applied twice. `chunked` anywhere but last is left to the
  * caller: a request is refused, a response is close-delimited (RFC 9112 6.3 items 3-4).
  */
 export function transferCodings(values: readonly string[]): string[] | ParseError {
   const codings: string[] = [];
-  for (const element of listElements(values)) {
-    const semicolon = element.indexOf(";");
-    const name = trimOws(semicolon === -1 ? element : element.slice(0, semicolon)).toLowerCase();
+  const elements: string[] = [];
+  for (const value of values) {
+    for (const part of value.split(",")) {
+      const element = trimOws(part);
+      // RFC 9110 5.6.1 lets a recipient skip empty elements; in the one field that decides framing
+      // we refuse them with llhttp, so "chunked," cannot mean two things to two parsers.
+      if (element === "") return malformed("an empty element in Transfer-Encoding");
+      elements.push(element);
+    }
+  }
+  for (const element of elements) {
+    // No coding in use takes parameters (chunked must not): "chunked;" or "chunked; x" is a form
+    // parsers read differently, so it is refused, not stripped.
+    const name = element.toLowerCase();
     if (!TOKEN.test(name)) return malformed("Transfer-Encoding holds something that is not a coding name");
     if (name === "chunked" && codings.includes("chunked")) return malformed("Transfer-Encoding applies chunked twice");
     codings.push(name);
   }
-  if (codings.length === 0) return malformed("an empty Transfer-Encoding");
   return codings;
+}
+
+/**
+ * Fields that frame or route a message: in a trailer they arrive after the decision they would
+ * change, and a recipient that merges trailers into the head would read a second framing.
+ */
+const HEAD_ONLY_FIELDS = new Set(["transfer-encoding", "content-length", "host", "connection", "keep-alive", "upgrade", "te", "trailer", "content-encoding", "authorization", "proxy-authorization"]);
+
+/** The first trailer that may not be a trailer, or null. */
+export function forbiddenTrailer(trailers: HeaderList): string | null {
+  for (const [name] of trailers) if (HEAD_ONLY_FIELDS.has(name.toLowerCase())) return name;
+  return null;
 }

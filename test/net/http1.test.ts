@@ -20,6 +20,7 @@ import {
   responseHead,
 } from "../../src/net/http1.ts";
 import { prng } from "../support/random.ts";
+import { mutate, randomSplits, REQUEST_CORPUS, RESPONSE_CORPUS } from "./http1-fuzz.ts";
 
 interface Message<H> {
   head: H;
@@ -148,7 +149,7 @@ describe("requests: accepted forms", () => {
   });
 
   test("chunked with extensions, BWS before ;, upper-case hex, trailers", () => {
-    const body = "5;name=value;flag\r\nhello\r\nA ; q=\"a \\\"b\\\"\"\r\n0123456789\r\n0\r\nX-Sum: abc\r\nX-Two:  2 \r\n\r\n";
+    const body = "5;name=value;flag\r\nhello\r\nA ;q=\"a \\\"b\\\"\"\r\n0123456789\r\n0\r\nX-Sum: abc\r\nX-Two:  2 \r\n\r\n";
     const { messages, error } = requests(`POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
     expect(error).toBeNull();
     expect(messages[0]!.framing).toEqual({ kind: "chunked" });
@@ -175,6 +176,8 @@ describe("requests: accepted forms", () => {
     expect(connect.parser.state).toBe("upgraded");
     expect(requests("GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9\r\n\r\n").messages[0]!.head.headers[1]).toEqual(["X-Name", "caf\xe9"]);
     expect(requests("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n").error).toBeNull();
+    expect(requests("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").messages[0]!.head.target).toBe("*");
+    expect(requests("GET /%C3%A9?q=a%20b HTTP/1.1\r\nHost: x\r\n\r\n").error).toBeNull();
   });
 
   test("a few empty lines before the request line are skipped", () => {
@@ -223,6 +226,8 @@ describe("requests: refusals", () => {
     ["TE.TE: chunked twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"],
     ["TE.TE: a vertical tab around chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n"],
     ["TE.TE: quoted chunked", 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "chunked"\r\n\r\n0\r\n\r\n'],
+    ["TE.TE: chunked with an empty parameter", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked;\r\n\r\n0\r\n\r\n"],
+    ["TE.TE: chunked with a parameter", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked; q=1\r\n\r\n0\r\n\r\n"],
     ["TE.TE: an empty Transfer-Encoding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n"],
     ["TE in an HTTP/1.0 request", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
     ["duplicate Content-Length, different values", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"],
@@ -246,12 +251,20 @@ describe("requests: refusals", () => {
     ["chunk size not hex", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\ng\r\n"],
     ["chunk extension that is not a token", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a b\r\nhello\r\n0\r\n\r\n"],
     ["chunk extension with a bare CR", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a\rb\r\nhello\r\n0\r\n\r\n"],
+    ["chunk extension with a space after ;", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5; a=b\r\nhello\r\n0\r\n\r\n"],
+    ["chunk extension with a space before =", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a =b\r\nhello\r\n0\r\n\r\n"],
     ["chunk extension quoted string unterminated", 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a="b\r\nhello\r\n0\r\n\r\n'],
     ["chunk without CRLF after data", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n"],
     ["chunk with LF only after data", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n"],
     ["chunk with CR only after data", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\rX0\r\n\r\n"],
     ["chunk size line ending in LF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n"],
     ["trailer with obs-fold", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: a\r\n b\r\n\r\n"],
+    ["a Transfer-Encoding trailer", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n"],
+    ["a Content-Length trailer", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\ncontent-length: 5\r\n\r\n"],
+    ["a Host trailer", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nHost: evil.test\r\n\r\n"],
+    ["an Authorization trailer", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nAuthorization: Bearer x\r\n\r\n"],
+    ["TE.TE: chunked with a trailing comma", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n"],
+    ["TE.TE: an empty element first", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked\r\n\r\n0\r\n\r\n"],
     ["trailer name with a space", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX T: a\r\n\r\n"],
     ["trailers ending in a bare LF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: a\n\r\n"],
     // Line endings and field syntax.
@@ -276,6 +289,11 @@ describe("requests: refusals", () => {
     ["a tab as separator", "GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n"],
     ["a control character in the target", "GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n"],
     ["no version", "GET /\r\nHost: x\r\n\r\n"],
+    ["a non-ASCII byte in the target", "GET /caf\xe9 HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ["a target that is no form (not /, not scheme:, not *)", "GET f/ HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ["a target starting with a colon", "GET :/c HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ["an absolute-form target without //", "GET x:/one HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ["asterisk-form for GET", "GET * HTTP/1.1\r\nHost: x\r\n\r\n"],
     ["a lower-case version", "GET / http/1.1\r\nHost: x\r\n\r\n"],
     ["a method that is not a token", "G@T / HTTP/1.1\r\nHost: x\r\n\r\n"],
     ["binary before the method (a TLS hello)", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"],
@@ -713,47 +731,11 @@ describe("serializer", () => {
 });
 
 describe("fuzz: mutated messages never throw, and splits never change the outcome", () => {
-  const corpus = [
-    "POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;e=1\r\nabcd\r\n3\r\nefg\r\n0\r\nX-T: t\r\n\r\n",
-    "PUT /two HTTP/1.1\r\nHost: y\r\nContent-Length: 10\r\nConnection: keep-alive\r\n\r\n0123456789",
-    "GET /three HTTP/1.1\r\nHost: z\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-    "GET / HTTP/1.0\r\n\r\n",
-  ];
-  const responseCorpus = [
-    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody",
-    "HTTP/1.1 204 No Content\r\nX: y\r\n\r\n",
-    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nframes",
-  ];
-  const NOISE = ["\r", "\n", "\r\n", " ", "\t", "\x00", ":", ",", ";", "0", "f", "x", "-", "\x7f", "\xff", "Content-Length: 3\r\n", "Transfer-Encoding: chunked\r\n"];
-
-  function mutate(r: () => number, text: string): string {
-    let out = text;
-    for (let n = 1 + Math.floor(r() * 3); n > 0; n--) {
-      const at = Math.floor(r() * (out.length + 1));
-      const kind = Math.floor(r() * 3);
-      if (kind === 0) out = out.slice(0, at) + NOISE[Math.floor(r() * NOISE.length)] + out.slice(at);
-      else if (kind === 1) out = out.slice(0, at) + out.slice(at + 1 + Math.floor(r() * 3));
-      else out = out.slice(0, at) + String.fromCharCode(Math.floor(r() * 256)) + out.slice(at + 1);
-    }
-    return out;
-  }
-
-  function randomSplits(r: () => number, bytes: Buffer): Buffer[] {
-    const parts: Buffer[] = [];
-    for (let at = 0; at < bytes.length; ) {
-      const n = 1 + Math.floor(r() * 12);
-      parts.push(bytes.subarray(at, at + n));
-      at += n;
-    }
-    return parts;
-  }
-
   for (const side of ["requests", "responses"] as const) {
     test(side, () => {
       const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
       const r = prng(seed);
-      const source = side === "requests" ? corpus : responseCorpus;
+      const source = side === "requests" ? REQUEST_CORPUS : RESPONSE_CORPUS;
       for (let round = 0; round < 1500; round++) {
         const picked = Array.from({ length: 1 + Math.floor(r() * 3) }, () => source[Math.floor(r() * source.length)]!).join("");
         const bytes = Buffer.from(mutate(r, picked), "latin1");
