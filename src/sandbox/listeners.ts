@@ -43,6 +43,14 @@ const ACK_WAIT_MS = 3000;
 /** How often a server's hand-off connection is looked at for its end, and a new server for. */
 const WATCH_MS = 250;
 
+/**
+ * A pause that does not keep the process alive: when the command exits, `run` must exit at once,
+ * not after the next poll (a pending 250 ms timer added that much to `run -- true`).
+ */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 /** One message from a non-blocking fd, or null once `forMs` passed or `isStopped()`. Only while starting. */
 async function nextMessage(fd: number, forMs: number | null, isStopped: () => boolean): Promise<Received | null> {
   const started = Date.now();
@@ -52,7 +60,7 @@ async function nextMessage(fd: number, forMs: number | null, isStopped: () => bo
     if (got.kind !== "again") return got;
     const waited = Date.now() - started;
     if (forMs !== null && waited > forMs) return null;
-    await Bun.sleep(waited < FAST_FOR_MS ? POLL_MS : SLOW_POLL_MS);
+    await pause(waited < FAST_FOR_MS ? POLL_MS : SLOW_POLL_MS);
   }
 }
 
@@ -121,14 +129,14 @@ export function takeListeners(fd: number, target: ListenerTarget): { close(): Pr
   // them again, connections are accepted and closed, as a stopped server's port refuses them.
   const followServer = async (server: ServerTarget) => {
     for (;;) {
-      while (!isClosed && control !== null && receiveFds(control).kind === "again") await Bun.sleep(WATCH_MS);
+      while (!isClosed && control !== null && receiveFds(control).kind === "again") await pause(WATCH_MS);
       if (isClosed) return;
       if (control !== null) closeFd(control);
       control = null;
       mode = "between-servers";
       serving = refuseOn(kept);
       while (control === null) {
-        await Bun.sleep(WATCH_MS * 2);
+        await pause(WATCH_MS * 2);
         if (isClosed) return;
         const pid = await server.recheck().catch(() => null);
         if (pid === null || isClosed) continue;
