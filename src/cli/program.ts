@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
+import { AgentVaultError } from "../shared/errors.ts";
 import { printError, reportError } from "./io.ts";
 import { registerOAuth } from "./oauth.ts";
 import { registerAgent } from "./agent.ts";
@@ -23,7 +24,9 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ outputError: () => undefined });
+    .configureOutput({ outputError: () => undefined })
+    // `agent-vault --vault work vault credential list`, as well as after the subcommand.
+    .option("--vault <name>", "vault to use for the command that follows");
   registerInit(program);
   const vault = program.command("vault").description("vaults, credentials, services and settings");
   registerVaultManagement(vault);
@@ -56,6 +59,17 @@ export function buildProgram(): Command {
     command.commands.forEach(configure);
   };
   program.commands.forEach(configure);
+  // The program's --vault is handed to the command that runs, if that command takes one.
+  program.hook("preAction", (_program, action) => {
+    const early = program.opts<{ vault?: string }>().vault;
+    if (early === undefined) return;
+    if (!action.options.some((option) => option.long === "--vault")) {
+      throw new AgentVaultError("usage", `\`${action.name()}\` takes no --vault`);
+    }
+    const late = action.opts<{ vault?: string }>().vault;
+    if (late !== undefined && late !== early) throw new AgentVaultError("usage", `--vault given twice ("${early}" and "${late}")`);
+    action.setOptionValue("vault", early);
+  });
   return program;
 }
 

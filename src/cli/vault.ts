@@ -1,6 +1,7 @@
 // `agent-vault vault create|delete|rename|use|current|list` and `vault settings`.
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
+import { didYouMean } from "../shared/suggest.ts";
 import { isValidHostname } from "../vault/host.ts";
 import { type UnmatchedPolicy, UnmatchedPolicySchema } from "../vault/state.schema.ts";
 import { createVault, deleteVault, findVault, renameVault, resolveVaultName, useVault } from "../vault/vaults.ts";
@@ -72,18 +73,18 @@ export function registerVaultManagement(group: Command): void {
     .option("--scrub <on|off>", "replace credential values in responses with [REDACTED:KEY]")
     .option("--guard-bypass <hosts>", "under --unmatched guard, comma-separated hosts that stay plain tunnels (pinned certificates); '' clears")
     .action(async (options: CommonOptions & { unmatched?: string; guard?: string; scrub?: string; guardBypass?: string }) => {
-      const { store, vault } = await openVault(options);
+      // Every flag is checked before the vault is opened: a typo costs no password prompt.
       const onOff = (flag: string, text: string | undefined): boolean | undefined => {
         if (text === undefined) return undefined;
         if (text === "on" || text === "off") return text === "on";
-        throw new AgentVaultError("invalid_argument", `${flag} must be on or off, not "${text.slice(0, 40)}"`);
+        throw new AgentVaultError("invalid_argument", `${flag} must be on or off, not "${text.slice(0, 40)}"${didYouMean(text, ["on", "off"])}`);
       };
       const guard = onOff("--guard", options.guard);
       const scrub = onOff("--scrub", options.scrub);
       let unmatched: UnmatchedPolicy | undefined;
       if (options.unmatched !== undefined) {
         const policy = UnmatchedPolicySchema.safeParse(options.unmatched);
-        if (!policy.success) throw new AgentVaultError("invalid_argument", `--unmatched must be passthrough, deny or guard, not "${options.unmatched.slice(0, 40)}"`);
+        if (!policy.success) throw new AgentVaultError("invalid_argument", `--unmatched must be passthrough, deny or guard, not "${options.unmatched.slice(0, 40)}"${didYouMean(options.unmatched, ["passthrough", "deny", "guard"])}`);
         unmatched = policy.data;
       }
       let bypass: string[] | undefined;
@@ -91,6 +92,7 @@ export function registerVaultManagement(group: Command): void {
         bypass = options.guardBypass.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean);
         for (const host of bypass) if (!isValidHostname(host.replace(/^\*\./, ""))) throw new AgentVaultError("invalid_argument", `--guard-bypass: "${host.slice(0, 80)}" is not a host name`);
       }
+      const { store, vault } = await openVault(options);
       let settings = vault.settings;
       if (unmatched !== undefined || guard !== undefined || scrub !== undefined || bypass !== undefined) {
         settings = await store.update((body) => {

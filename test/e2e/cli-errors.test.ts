@@ -103,3 +103,28 @@ describe("suggestions", () => {
     expect((await home.run(["vault", "service", "add", "--template", "stripe"])).code).toBe(0);
   }, SLOW);
 });
+
+describe("flags", () => {
+  test("--vault is taken before the subcommand too; a clash or a command without --vault is a usage error", async () => {
+    const home = await newHome();
+    expect((await home.run(["vault", "create", "work"])).code).toBe(0);
+    expect((await home.run(["vault", "credential", "set", "WORK_KEY=w", "--vault", "work"])).code).toBe(0);
+    const early = await home.run(["--vault", "work", "vault", "credential", "list", "--json"]);
+    expect(early.code, early.stderr).toBe(0);
+    expect((JSON.parse(early.stdout) as { key: string }[]).map((c) => c.key)).toEqual(["WORK_KEY"]);
+    expect(JSON.parse((await home.run(["vault", "credential", "list", "--json"])).stdout)).toEqual([]);
+    expect(errorOf(await home.run(["--vault", "wrok", "vault", "credential", "list"]), 1)).toBe('no vault named "wrok" (did you mean "work"?)');
+    expect(errorOf(await home.run(["--vault", "work", "vault", "credential", "list", "--vault", "default"]), 2)).toBe('--vault given twice ("work" and "default")');
+    expect(errorOf(await home.run(["--vault", "work", "catalog"]), 2)).toBe("`catalog` takes no --vault");
+  }, SLOW);
+
+  test("vault settings checks its flags before asking for a password", async () => {
+    const home = await newHome();
+    const noPassword = { AGENT_VAULT_MASTER_PASSWORD: undefined };
+    expect(errorOf(await home.run(["vault", "settings", "--unmatched", "dney"], { env: noPassword }), 2)).toBe('--unmatched must be passthrough, deny or guard, not "dney" (did you mean "deny"?)');
+    expect(errorOf(await home.run(["vault", "settings", "--guard", "yes"], { env: noPassword }), 2)).toBe('--guard must be on or off, not "yes"');
+    expect(errorOf(await home.run(["vault", "settings", "--guard-bypass", "bad host"], { env: noPassword }), 2)).toMatch(/^--guard-bypass: "bad host" is not a host name$/);
+    // Valid flags still need the password.
+    expect((await home.run(["vault", "settings", "--unmatched", "deny"], { env: noPassword })).code).toBe(1);
+  }, SLOW);
+});
