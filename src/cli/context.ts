@@ -35,11 +35,11 @@ export async function readMasterPassword(options: CommonOptions, question = "Mas
   return promptHidden(question);
 }
 
-export async function openStore(options: CommonOptions): Promise<VaultStore> {
+export async function openStore(options: CommonOptions, question?: string): Promise<VaultStore> {
   // --password-stdin always takes the first line, even when the vault turns out to need no
   // password: otherwise a script's password would become the start of a `KEY=-` value.
   const early = options.passwordStdin ? await readStdinLine("the master password") : undefined;
-  return VaultStore.unlock(homePaths(), async () => early ?? readMasterPassword(options));
+  return VaultStore.unlock(homePaths(), async () => early ?? readMasterPassword(options, question));
 }
 
 export interface VaultContext {
@@ -49,8 +49,8 @@ export interface VaultContext {
 }
 
 /** Unlocks and finds the vault the command means (it must exist). */
-export async function openVault(options: CommonOptions): Promise<VaultContext> {
-  const store = await openStore(options);
+export async function openVault(options: CommonOptions, question?: string): Promise<VaultContext> {
+  const store = await openStore(options, question);
   const body = store.read();
   const vault = findVault(body, resolveVaultName(body, options.vault));
   return { store, body, vault };

@@ -11,6 +11,7 @@ import { hasSessionEnded, isSessionActive, revokeSession } from "../vault/sessio
 import { VaultStore } from "../vault/vault.ts";
 import { type CommonOptions, openStore, openVault, readMasterPassword, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { formatWhen, printJson, printNote, printTable } from "./io.ts";
+import { displaySafe } from "../shared/text.ts";
 
 interface ServerOptions extends CommonOptions {
   host: string;
@@ -119,7 +120,9 @@ export function registerRun(program: Command): void {
       // A typo in the command is answered before any password is asked for.
       (await import("../run/command.ts")).checkCommand(command[0] ?? "", process.env.PATH);
       const { runAgent } = await import("../run/run.ts");
-      const { store, vault } = await openVault(options);
+      // Asked even when a server runs: a session is written into the sealed vault file, and the
+      // password is what tells this `run` apart from an agent (same user) minting itself a wider session.
+      const { store, vault } = await openVault(options, `Master password (to start a session for ${displaySafe(command[0] ?? "").slice(0, 60)}): `);
       process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide } });
     });
 }

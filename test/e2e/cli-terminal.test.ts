@@ -56,3 +56,16 @@ describe("init at a terminal", () => {
     expect(existsSync(join(other.dir, "vault.av"))).toBe(false);
   }, SLOW);
 });
+
+describe("run at a terminal", () => {
+  test("the password prompt says what it is for, and a typo in the command asks for nothing", async () => {
+    const home = await newHome("password");
+    const env = { AGENT_VAULT_MASTER_PASSWORD: undefined };
+    const r = await inTerminal(home, ["run", "--no-sandbox", "--", "sh", "-c", "echo started"], [[/Master password \(to start a session for sh\): /, TEST_PASSWORD]], env);
+    expect(r.output).toContain("started");
+    expect(r.code).toBe(0);
+    const typo = await inTerminal(home, ["run", "--", "no-such-agent-av15"], [], env);
+    expect(typo.code).toBe(127);
+    expect(typo.output).not.toMatch(/password/i);
+  }, SLOW);
+});
