@@ -14,6 +14,7 @@ import {
   parseFieldLines,
   TOKEN,
   transferCodings,
+  VALUE_CTL,
 } from "./http1-syntax.ts";
 
 export interface RequestHead {
@@ -86,7 +87,6 @@ const CHUNK_EXT =
   /^(?:[ \t]*;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
 const TARGET_CHARS = /[^\x21-\x7e]/;
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
-const REASON_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
 // uri-host [ ":" port ]: reg-name, IPv4 or an IP literal in brackets (RFC 3986 3.2.2).
 const HOST_VALUE = /^[A-Za-z0-9\-._~!$&'()*+,;=%:[\]]*$/;
 /** tchar as a byte table, to refuse a request that does not start with a method at its first byte. */
@@ -632,7 +632,7 @@ export class ResponseParser extends MessageParser<ResponseHead> {
       return malformed("malformed status line");
     }
     const reason = m[3] ?? "";
-    if (REASON_CTL.test(reason)) return malformed("a control character in the reason phrase");
+    if (VALUE_CTL.test(reason)) return malformed("a control character in the reason phrase");
     this.version = m[1] === "1" ? "1.1" : "1.0";
     this.status = Number(m[2]);
     this.reason = reason;

@@ -17,14 +17,17 @@ export function malformed(message: string): ParseError {
 
 // tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A control character other than HTAB (obs-text, 0x80-0xff, is allowed in values). */
-const VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/**
+ * Anything but HTAB, SP, VCHAR and obs-text (0x80-0xff). Heads are latin1 strings, one char per
+ * byte; a char above 0xff would be written as its low byte, so "\u010d" would become a CR: refused.
+ */
+export const VALUE_CTL = /[^\t\x20-\x7e\x80-\xff]/;
 
 export function isValidHeaderName(s: string): boolean {
   return TOKEN.test(s);
 }
 
-/** No CR, LF, NUL or other control character but HTAB: a value that cannot split or end a line. */
+/** No CR, LF, NUL or other control character but HTAB, nothing above 0xff: a value that cannot split or end a line. */
 export function isValidHeaderValue(s: string): boolean {
   return !VALUE_CTL.test(s);
 }

@@ -1,19 +1,19 @@
 // Writing HTTP/1.1 heads and chunks. Every name and value is checked with the same rules the parser
 // applies on the way in, so nothing we write can split a header or start a second message: a bad
 // one throws, naming the header (never its value, which may be a credential).
-import { isValidHeaderName, isValidHeaderValue, nameForMessage, TOKEN } from "./http1-syntax.ts";
+import { isValidHeaderName, isValidHeaderValue, nameForMessage, TOKEN, VALUE_CTL } from "./http1-syntax.ts";
 
 export type HeaderInput = Iterable<readonly [string, string]> | Readonly<Record<string, string | readonly string[] | number | undefined>>;
 
-const TARGET_CTL = /[\x00-\x20\x7f]/;
-const REASON_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Visible ASCII only, as the parser accepts: a char above 0xff would be written as its low byte. */
+const TARGET_CHARS = /[^\x21-\x7e]/;
 const CRLF = Buffer.from("\r\n", "latin1");
 
 export const LAST_CHUNK: Buffer = Buffer.from("0\r\n\r\n", "latin1");
 
 function headerLine(name: string, value: string): string {
   if (!isValidHeaderName(name)) throw new Error(`invalid header name "${nameForMessage(name)}"`);
-  if (!isValidHeaderValue(value)) throw new Error(`a control character (CR, LF, NUL...) in the value of header ${name}`);
+  if (!isValidHeaderValue(value)) throw new Error(`a control character (CR, LF, NUL...) or a character above 0xff in the value of header ${name}`);
   return `${name}: ${value}\r\n`;
 }
 
@@ -35,13 +35,13 @@ function headerLines(headers: HeaderInput): string {
 /** `METHOD target HTTP/1.1`, the headers as given (names keep their case), and the empty line. */
 export function requestHead(method: string, target: string, headers: HeaderInput): Buffer {
   if (!TOKEN.test(method)) throw new Error("invalid method (not a token)");
-  if (target === "" || TARGET_CTL.test(target)) throw new Error("invalid request target (empty, or a space or control character in it)");
+  if (target === "" || TARGET_CHARS.test(target)) throw new Error("invalid request target (empty, or a space, control character or non-ASCII character in it)");
   return Buffer.from(`${method} ${target} HTTP/1.1\r\n${headerLines(headers)}\r\n`, "latin1");
 }
 
 export function responseHead(status: number, reason: string, headers: HeaderInput): Buffer {
   if (!Number.isInteger(status) || status < 100 || status > 999) throw new Error(`invalid status ${String(status).slice(0, 20)}`);
-  if (REASON_CTL.test(reason)) throw new Error("a control character in the reason phrase");
+  if (VALUE_CTL.test(reason)) throw new Error("a control character in the reason phrase");
   return Buffer.from(`HTTP/1.1 ${status} ${reason}\r\n${headerLines(headers)}\r\n`, "latin1");
 }
 

@@ -683,6 +683,12 @@ describe("serializer", () => {
       expect(message).not.toContain("CANARY");
       if (name === "X-A") expect(message).toContain("X-A");
     }
+    // A char above 0xff is written as its low byte: U+010D would be a CR, U+010A an LF.
+    expect(() => requestHead("GET", "/", [["X-A", "a\u010dX-Injected: 1"]])).toThrow("X-A");
+    expect(() => requestHead("GET", "/", { "X-A": "\u20ac" })).toThrow("X-A");
+    expect(() => requestHead("GET", "/a\u010a", [])).toThrow();
+    expect(() => responseHead(200, "OK\u010d\u010aX: y", {})).toThrow();
+    expect(isValidHeaderValue("caf\xe9")).toBe(true);
     expect(() => requestHead("GET /x", "/", [])).toThrow();
     expect(() => requestHead("GET", "/a b", [])).toThrow();
     expect(() => requestHead("GET", "/a\r\nX: y", [])).toThrow();
