@@ -3,6 +3,7 @@
 // the bundle handed to agents (system roots plus ours) written beside it.
 import { CA_KEY_KIND, CA_KEY_SCOPE } from "../vault/sealed-kinds.ts";
 import { rootCertificates } from "node:tls";
+import { systemRootsBeyond } from "../net/system-roots.ts";
 import { PUBLIC_MODE, readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type CertificateAuthority, createCertificateAuthority } from "./certs.ts";
@@ -22,7 +23,9 @@ export async function ensureCertificateAuthority(store: VaultStore): Promise<Cer
   const authority = { certPem: ca.cert_pem, keyPem: store.openValue(CA_KEY_KIND, CA_KEY_SCOPE, "ca", ca.key) };
   // Public (0644): agents read them. Written only under their own names, never through a link.
   writeIfChanged(store.paths.caCert, authority.certPem, PUBLIC_MODE);
-  writeIfChanged(store.paths.caBundle, `${rootCertificates.join("\n")}\n${authority.certPem}`, PUBLIC_MODE);
+  // Bun's roots, the system's own additions (src/net/system-roots.ts), then ours.
+  const roots = [...rootCertificates, ...systemRootsBeyond(rootCertificates)];
+  writeIfChanged(store.paths.caBundle, `${roots.join("\n")}\n${authority.certPem}`, PUBLIC_MODE);
   return authority;
 }
 

@@ -2,7 +2,7 @@
 // cannot be executed ends like it would in a shell (127, 126) before any password or session, and
 // every CA variable a known client reads points at our bundle, replacing an inherited value.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TempHome, tempHome } from "../support/binary.ts";
 
@@ -71,5 +71,20 @@ describe("run: CA variables", () => {
     const bundle = join(home.dir, "ca-bundle.pem");
     for (const name of names) expect(`${name}=${env.get(name)}`).toBe(`${name}=${bundle}`);
     expect(r.stdout).not.toContain("/etc/inherited-bundle.pem");
+  }, SLOW);
+});
+
+describe("run: the CA bundle", () => {
+  test("holds every certificate of the system's bundle, and the agent-vault CA", async () => {
+    const system = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"].find((path) => existsSync(path));
+    if (!system) return; // no system bundle on this machine: nothing to carry over
+    const home = await newHome();
+    expect((await home.run(["ca", "path"])).code).toBe(0);
+    const squash = (pem: string) => pem.replace(/\s+/g, "");
+    const blocks = (text: string) => (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(squash);
+    const bundle = new Set(blocks(readFileSync(join(home.dir, "ca-bundle.pem"), "utf8")));
+    const missing = blocks(readFileSync(system, "utf8")).filter((pem) => !bundle.has(pem));
+    expect(missing.length).toBe(0);
+    expect(bundle.has(squash(readFileSync(join(home.dir, "ca.pem"), "utf8")))).toBe(true);
   }, SLOW);
 });
