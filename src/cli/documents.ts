@@ -45,7 +45,11 @@ export async function readDocument(file: string): Promise<Document> {
     try {
       data = JSON.parse(text);
     } catch (error) {
-      throw new AgentVaultError("invalid_argument", `${file} is not valid JSON: ${(error as Error).message.split("\n")[0]}`);
+      // JSON.parse says what but not where; the YAML parser usually finds the line.
+      const lineCounter = new yaml.LineCounter();
+      const first = yaml.parseDocument(text, { lineCounter, prettyErrors: false }).errors[0];
+      const where = first ? `${file}:${lineCounter.linePos(first.pos[0]).line}` : file;
+      throw new AgentVaultError("invalid_argument", `${where}: not valid JSON: ${(error as Error).message.split("\n")[0]!.replace(/^JSON Parse error: /, "")}`);
     }
   }
   return { data, locate: (path) => locateIn(yaml, text, file, path) };

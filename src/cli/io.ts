@@ -172,7 +172,10 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
 
 /** A note on stderr; it may span lines (`\n`), anything else unsafe is escaped. */
 export function printNote(text: string): void {
-  process.stderr.write(`${displaySafeLines(text).join("\n")}\n`);
+  const lines = displaySafeLines(text);
+  // Our own "warning:" stands out on a terminal; the text after it is as safe as any note.
+  if (lines[0]!.startsWith("warning: ")) lines[0] = `${paint(process.stderr, "yellow", "warning:")}${lines[0]!.slice("warning:".length)}`;
+  process.stderr.write(`${lines.join("\n")}\n`);
 }
 
 /** `agent-vault: error: …` (error: in red on a terminal) and a dim `hint: …`; both made safe first. */

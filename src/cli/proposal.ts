@@ -10,6 +10,7 @@ import { type VaultRecord } from "../vault/state.schema.ts";
 import { agentSuppliedValue, approveProposal, maskValue, findProposal, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { confirm, formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinRest } from "./io.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 /** Who approved or granted: `cli:` and the user name (the audit trail's `by`). */
 export function reviewer(): string {
@@ -84,7 +85,7 @@ export function registerProposal(group: Command): void {
     .option("--status <status>", "pending, applied, rejected or expired")
     .action(async (options: CommonOptions & { status?: string }) => {
       if (options.status && !["pending", "applied", "rejected", "expired"].includes(options.status)) {
-        throw new AgentVaultError("invalid_argument", `--status must be pending, applied, rejected or expired, not "${options.status}"`);
+        throw new AgentVaultError("invalid_argument", `--status must be pending, applied, rejected or expired, not "${options.status.slice(0, 40)}"${didYouMean(options.status, ["pending", "applied", "rejected", "expired"])}`);
       }
       const { vault } = await openVault(options);
       const list = vault.proposals

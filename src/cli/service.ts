@@ -58,7 +58,7 @@ function customHeaders(lines: readonly string[]): Record<string, string> {
 /** Builds the raw auth object from flags; the schema checks it afterwards. */
 function authFromFlags(type: string, flags: AuthFlags, base?: Auth): unknown {
   if (!(AUTH_TYPES as readonly string[]).includes(type)) {
-    throw new AgentVaultError("invalid_argument", `--auth-type must be one of ${AUTH_TYPES.join(", ")}, not "${type}"`);
+    throw new AgentVaultError("invalid_argument", `--auth-type must be one of ${AUTH_TYPES.join(", ")}, not "${type.slice(0, 40)}"${didYouMean(type, AUTH_TYPES)}`);
   }
   const spec = AUTH_FLAGS[type as Auth["type"]];
   for (const name of Object.keys(FLAG_TEXT) as FlagName[]) {

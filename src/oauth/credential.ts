@@ -11,6 +11,7 @@ import { findVault } from "../vault/vaults.ts";
 import { authorizeWithLoopback } from "./connect.ts";
 import { findProvider, type ProviderPreset } from "./providers.ts";
 import { checkTokenUrl, TokenEndpointError, tokenRequest } from "./token-client.ts";
+import { didYouMean } from "../shared/suggest.ts";
 
 export interface ConfigInput {
   readonly provider?: string | undefined;
@@ -39,7 +40,7 @@ function existingOAuth(store: VaultStore, vaultName: string, key: string): { rec
 
 function checkMethod(text: string): TokenAuthMethod {
   const method = TOKEN_AUTH_METHODS.find((m) => m === text);
-  if (!method) throw new AgentVaultError("invalid_argument", `--token-auth-method "${text.slice(0, 60)}" is not one of ${TOKEN_AUTH_METHODS.join(", ")}`);
+  if (!method) throw new AgentVaultError("invalid_argument", `--token-auth-method "${text.slice(0, 60)}" is not one of ${TOKEN_AUTH_METHODS.join(", ")}${didYouMean(text, TOKEN_AUTH_METHODS)}`);
   return method;
 }
 

@@ -49,7 +49,7 @@ export async function createSession(
     const vault = findVault(body, vaultName);
     if (options.agent) {
       const agent = vault.agents.find((a) => a.name === options.agent);
-      if (!agent) throw new AgentVaultError("not_found", `no agent "${options.agent}" in vault "${vault.name}"`, { hint: "list agents with `agent-vault agent list`" });
+      if (!agent) throw new AgentVaultError("not_found", `no agent "${options.agent}" in vault "${vault.name}"${didYouMean(options.agent, vault.agents.map((a) => a.name))}`, { hint: "list agents with `agent-vault agent list`" });
       if (agent.revoked_at !== null) throw new AgentVaultError("conflict", `agent "${agent.name}" is revoked`);
       session.agent = agent.id;
     }

@@ -58,6 +58,9 @@ describe("service and policy files", () => {
     const broken = file("broken.yaml", "services:\n  - name: x\n   host: : a\n");
     expect(errorOf(await home.run(["vault", "service", "set", "-f", broken]), 2)).toMatch(new RegExp(`^${broken}:3: not valid YAML: `));
 
+    const badJson = file("bad.json", '[\n {"name": "x",\n  "host": "a.example.com"\n  "auth": {}}]');
+    expect(errorOf(await home.run(["vault", "service", "set", "-f", badJson]), 2)).toMatch(new RegExp(`^${badJson}:4: not valid JSON: `));
+
     const policy = file("policy.yaml", "rate_limit:\n  requests_per_minit: 10\n");
     expect(errorOf(await home.run(["run", "--no-sandbox", "--policy", policy, "--", "true"]), 2)).toBe(
       `${policy}:2: policy: rate_limit.requests_per_minute is missing (did you mean "requests_per_minit" → "requests_per_minute"?)`,
@@ -85,6 +88,8 @@ describe("suggestions", () => {
     expect(errorOf(await home.run(["run", "--no-sandbox", "--service", "gihub", "--", "true"]), 1)).toBe('no service "gihub" in vault "default" (did you mean "github"?)');
     expect(errorOf(await home.run(["vault", "credential", "get", "STRIPE_KEI"]), 1)).toBe('no credential STRIPE_KEI in vault "default" (did you mean "STRIPE_KEY"?)');
     expect(errorOf(await home.run(["vault", "credential", "list", "--vault", "defualt"]), 1)).toBe('no vault named "defualt" (did you mean "default"?)');
+    expect(errorOf(await home.run(["vault", "service", "add", "--name", "x", "--host", "a.example.com", "--auth-type", "berer", "--token-key", "A"]), 2)).toMatch(/not "berer" \(did you mean "bearer"\?\)$/);
+    expect(errorOf(await home.run(["vault", "proposal", "list", "--status", "pendng"]), 2)).toMatch(/not "pendng" \(did you mean "pending"\?\)$/);
     // Far from every name: no guess.
     expect(errorOf(await home.run(["vault", "service", "add", "--template", "zzzzzz"]), 1)).toBe('no catalog template "zzzzzz"');
   }, SLOW);
