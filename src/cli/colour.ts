@@ -30,6 +30,7 @@ export function paint(stream: NodeJS.WriteStream, style: Style | undefined, text
 const STATUS_STYLES: Readonly<Record<string, Style>> = {
   pending: "yellow",
   approved: "green",
+  applied: "green",
   active: "green",
   connected: "green",
   yes: "green",

@@ -11,6 +11,7 @@ import { agentSuppliedValue, approveProposal, maskValue, findProposal, proposalV
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { confirm, formatWhen, isInteractive, printJson, printNote, printTable, promptHidden, readStdinRest } from "./io.ts";
 import { didYouMean } from "../shared/suggest.ts";
+import { paint, statusStyle } from "./colour.ts";
 
 /** Who approved or granted: `cli:` and the user name (the audit trail's `by`). */
 export function reviewer(): string {
@@ -38,7 +39,7 @@ function summary(p: Proposal): string {
  */
 function describe(p: Proposal, supplied: (key: string) => string | null, vault: VaultRecord): string {
   const status = statusOf(p);
-  const lines = [`Proposal #${p.id} · ${status} · filed ${formatWhen(p.created_at)} · expires ${formatWhen(p.expires_at)}`];
+  const lines = [`Proposal #${p.id} · ${paint(process.stdout, statusStyle(status), status)} · filed ${formatWhen(p.created_at)} · expires ${formatWhen(p.expires_at)}`];
   if (p.message) lines.push("", ...labelled("", "Agent's message", p.message));
   if (p.user_message) lines.push(...labelled("", "For you", p.user_message));
   if (p.services.length > 0) {
