@@ -103,11 +103,12 @@ interface HeadOutcome {
 }
 
 abstract class MessageParser<H> {
-  // Unparsed input is buf[off, len). `owned`: buf is ours, with room past len to append into.
+  // Unparsed input is buf[off, len), and buf ends at len (so a search never reads past it). When
+  // bytes had to be joined, buf is a view of `spare`, our own store with room to append into.
   private buf: Buffer = EMPTY;
+  private spare: Buffer | null = null;
   private off = 0;
   private len = 0;
-  private owned = false;
   private current: ParserState = "head";
   private error: ParseError | null = null;
   private paused = false;
@@ -184,7 +185,7 @@ abstract class MessageParser<H> {
     const rest = this.off === 0 && this.len === this.buf.length ? this.buf : this.buf.subarray(this.off, this.len);
     this.buf = EMPTY;
     this.off = this.len = 0;
-    this.owned = false;
+    this.spare = null;
     this.lineAt = this.scanAt = this.fieldsAt = 0;
     return rest;
   }
@@ -212,23 +213,24 @@ abstract class MessageParser<H> {
       this.buf = bytes;
       this.off = 0;
       this.len = bytes.length;
-      this.owned = false;
+      this.spare = null;
       return;
     }
-    if (this.owned && this.buf.length - this.len >= bytes.length) {
-      bytes.copy(this.buf, this.len);
+    if (this.spare !== null && this.spare.length - this.len >= bytes.length) {
+      bytes.copy(this.spare, this.len);
       this.len += bytes.length;
+      this.buf = this.spare.subarray(0, this.len);
       return;
     }
     // Grow geometrically, so a head trickled in byte by byte costs linear copying, not quadratic.
     const held = this.len - this.off;
-    const next = Buffer.allocUnsafe(Math.max(2 * (held + bytes.length), 1024));
-    this.buf.copy(next, 0, this.off, this.len);
-    bytes.copy(next, held);
-    this.buf = next;
+    const spare = Buffer.allocUnsafe(Math.max(2 * (held + bytes.length), 1024));
+    this.buf.copy(spare, 0, this.off, this.len);
+    bytes.copy(spare, held);
+    this.spare = spare;
     this.off = 0;
     this.len = held + bytes.length;
-    this.owned = true;
+    this.buf = spare.subarray(0, this.len);
   }
 
   private run(): ParseError | null {
@@ -329,9 +331,7 @@ abstract class MessageParser<H> {
   }
 
   private indexOfLf(from: number): number {
-    const at = this.buf.indexOf(LF, from);
-    // An owned buffer has stale bytes past len.
-    return at !== -1 && at < this.len ? at : -1;
+    return this.buf.indexOf(LF, from);
   }
 
   /** Scans a head or a trailer block line by line, refusing a bare LF and counting lines as they come. */
@@ -383,7 +383,7 @@ abstract class MessageParser<H> {
   private wholeHead(): boolean | null {
     if (this.off === this.len || this.buf[this.off] === CR) return null;
     const end = this.buf.indexOf(CRLFCRLF, this.off);
-    if (end === -1 || end + 4 > this.len || end + 4 - this.off > this.maxHeadBytes) return null;
+    if (end === -1 || end + 4 - this.off > this.maxHeadBytes) return null;
     if (this.isRequest && TCHAR[this.buf[this.off]!] === 0) return null;
     const text = latin1(this.buf, this.off, end);
     const eol = text.indexOf("\r\n");

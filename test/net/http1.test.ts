@@ -761,6 +761,21 @@ describe("fuzz: mutated messages never throw, and splits never change the outcom
 });
 
 describe("speed", () => {
+  test("a head trickled in one byte at a time costs linear time (an attacker's slow head cannot cost quadratic copying)", () => {
+    const text = `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(500 * 1024)}\r\n\r\n`;
+    const bytes = Buffer.from(text, "latin1");
+    let heads = 0;
+    const p = new RequestParser({ head: () => heads++, body: () => undefined, end: () => undefined }, { maxHeadBytes: 1024 * 1024 });
+    const start = process.cpuUsage();
+    let error = null;
+    for (let i = 0; i < bytes.length && !error; i++) error = p.feed(bytes.subarray(i, i + 1));
+    expect(error).toBeNull();
+    const used = process.cpuUsage(start);
+    expect(heads).toBe(1);
+    // Quadratic copying of 500 KiB would be about 125 GB moved; linear is well under a second.
+    expect((used.user + used.system) / 1e6).toBeLessThan(8);
+  }, 30_000);
+
   test("100k small keep-alive requests parse in well under 10 µs of CPU each", () => {
     const one = "GET /v1/models?limit=10 HTTP/1.1\r\nHost: api.openai.com\r\nUser-Agent: codex/0.1\r\nAccept: application/json\r\nAuthorization: Bearer sk-placeholder-0123456789\r\nConnection: keep-alive\r\n\r\n";
     const input = Buffer.from(one.repeat(100), "latin1");
