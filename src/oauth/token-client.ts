@@ -203,6 +203,8 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // No more events from bytes already read: nothing is kept after a refusal.
+      parser.pause();
       socket.destroy();
       reject(new TokenEndpointError(`token endpoint ${url.host}: ${reason}`, false));
     };
@@ -210,6 +212,7 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
     const parser = new ResponseParser({
       head: (h) => (responseHead = h),
       body: (bytes) => {
+        if (settled) return;
         size += bytes.length;
         if (size > MAX_RESPONSE_BYTES) return fail("the answer is larger than 1 MiB");
         chunks.push(Buffer.from(bytes));

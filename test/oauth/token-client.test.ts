@@ -145,6 +145,16 @@ describe("token endpoint answers", () => {
     }
   });
 
+  test("an answer over 1 MiB is refused without being kept", async () => {
+    U.handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`{"access_token":"${"a".repeat(2 * 1024 * 1024)}"}`);
+      return true;
+    };
+    const e = await failure();
+    expect(e.reason).toContain("larger than 1 MiB");
+  });
+
   test("a server that does not speak TLS is a permanent failure naming the endpoint", async () => {
     const server = net.createServer((socket) => socket.once("data", () => socket.end("NOT TLS\r\n\r\n")));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
