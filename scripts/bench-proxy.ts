@@ -31,7 +31,8 @@ import type { ClientConfig, ConcurrencyResult, KeepAliveResult, NewHostResult, S
 import { type BenchUpstream, DOMAIN, startBenchUpstream } from "./bench/upstream.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
-const BINARY = join(ROOT, "dist/agent-vault");
+// AGENT_VAULT_TEST_BINARY measures another build (as the tests take it).
+const BINARY = process.env.AGENT_VAULT_TEST_BINARY ? resolve(process.env.AGENT_VAULT_TEST_BINARY) : join(ROOT, "dist/agent-vault");
 const CLIENT = join(ROOT, "scripts/bench/client.ts");
 const QUICK = process.env.BENCH_QUICK === "1";
 const SECRET = `sk-bench-${crypto.randomUUID()}`;

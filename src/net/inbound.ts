@@ -199,6 +199,8 @@ export interface InboundHandlers {
 
 /** How much body is read and dropped after an answer that did not need it, before closing instead. */
 const MAX_DRAIN_BYTES = 1024 * 1024;
+/** What may wait in the parser unread before the socket is paused. */
+const HOLD_BYTES = 64 * 1024;
 /** How long a connection ended that way still reads and drops what arrives. */
 const LINGER_MS = 2000;
 
@@ -217,6 +219,9 @@ export class InboundConnection {
   private detached = false;
   private closing = false;
   private bodyless = true;
+  /** Bytes fed while nothing reads them, and whether that paused the socket. */
+  private held = 0;
+  private socketPaused = false;
   closeAfterResponse = false;
   isHttp11 = true;
 
@@ -266,10 +271,20 @@ export class InboundConnection {
     return /(^|[\s,])keep-alive($|[\s,])/.test(connection);
   }
 
+  /**
+   * Stops body events. The socket itself is paused only once more than HOLD_BYTES wait in the
+   * parser: pausing and resuming a TLS socket on every request cost more than the request.
+   */
   pauseBody(): void {
     this.bodyPaused = true;
     this.parser.pause();
-    this.socket.pause();
+  }
+
+  private resumeSocket(): void {
+    this.held = 0;
+    if (!this.socketPaused) return;
+    this.socketPaused = false;
+    this.socket.resume();
   }
 
   resumeBody(): void {
@@ -285,7 +300,7 @@ export class InboundConnection {
     this.bodyPaused = false;
     const error = this.parser.resume();
     if (error) return this.onBodyError();
-    if (!this.bodyPaused && !this.detached) this.socket.resume();
+    if (!this.bodyPaused && !this.detached) this.resumeSocket();
   }
 
   /** Called by the response once it has ended. */
@@ -312,6 +327,14 @@ export class InboundConnection {
   }
 
   private readonly onData = (data: Buffer): void => {
+    // Bytes that wait in the parser (a paused body, a pipelined next request): bounded.
+    if (this.bodyPaused || this.requestEnded) {
+      this.held += data.length;
+      if (this.held > HOLD_BYTES && !this.socketPaused) {
+        this.socketPaused = true;
+        this.socket.pause();
+      }
+    }
     const error = this.parser.feed(data);
     if (error) this.onParseError(error);
   };
@@ -366,9 +389,8 @@ export class InboundConnection {
     const req = this.req!;
     req.readableEnded = true;
     req.emit("end");
-    if (this.res?.writableFinished && !this.detached) this.nextRequest();
     // A pipelined next request waits in the parser until this one is answered.
-    else if (!this.detached) this.socket.pause();
+    if (this.res?.writableFinished && !this.detached) this.nextRequest();
   }
 
   /**
@@ -389,7 +411,8 @@ export class InboundConnection {
     this.res = null;
     this.head = null;
     this.bodyPaused = false;
-    this.socket.resume();
+    this.requestEnded = false;
+    this.resumeSocket();
     // Un-pause first (the last body may have been paused by its reader), then start the next
     // message: its head event pauses again until that request's body is wanted.
     const error = this.parser.resume() ?? this.parser.next();

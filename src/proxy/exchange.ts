@@ -30,6 +30,8 @@ export function describeUpstreamError(error: NodeJS.ErrnoException, host: string
 export interface ForwardResult {
   readonly status: number;
   readonly error: ErrorCode | null;
+  /** Why it failed, in words (the answer's message), for the request log. */
+  readonly reason?: string;
 }
 
 /**
@@ -69,7 +71,7 @@ export function forward(
     const fail = (answer: Answer) => {
       req.resume();
       sendAnswer(res, answer, reached);
-      done({ status: statusOf(answer.code, reached), error: answer.code });
+      done({ status: statusOf(answer.code, reached), error: answer.code, reason: answer.message });
     };
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > options.maxRequestBytes) {
@@ -97,13 +99,15 @@ export function forward(
     let mayRetryUnauthorized = options.onUnauthorized !== undefined && ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"].includes(flow.method) && !isChunked && declared === 0;
     const patterns = options.guard?.() ?? [];
     const hasBody = isChunked || declared > 0;
+    // The session's placeholders for this service, replaced in the body once the guard passed it.
+    const substitutions = hasBody ? (flow.substitutions?.() ?? []) : [];
     let guarded: GuardedBody | null = null;
     const start = () =>
       options.pool.acquire(endpoint).then(
         ({ socket, reused }) => exchange(socket, reused),
         (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
       );
-    if (hasBody && patterns.length > 0) {
+    if (hasBody && (patterns.length > 0 || substitutions.length > 0)) {
       const key = tailKey(flow.principal?.id, flow.host, flow.port);
       void readGuarded(req, {
         patterns,
@@ -111,6 +115,7 @@ export function forward(
         maxRequestBytes: options.maxRequestBytes,
         rests: flow.guardRests ?? [],
         recordRests: (found) => options.tails?.add(key, found),
+        substitutions,
       }).then((result) => {
         if (result.kind === "refused") return fail(result.answer);
         if (result.kind === "gone") return done({ status: statusOf("client_gone"), error: "client_gone" });
@@ -150,7 +155,7 @@ export function forward(
         socket.destroy();
         if (answer && !res.headersSent) return fail(answer);
         res.destroy();
-        done({ status: res.headersSent ? status : statusOf(answer?.code ?? "upstream_error", reached), error: answer?.code ?? "upstream_error" });
+        done({ status: res.headersSent ? status : statusOf(answer?.code ?? "upstream_error", reached), error: answer?.code ?? "upstream_error", reason: answer?.message ?? "the response was cut" });
       };
       const parser = new ResponseParser({
         head: (head, framing) => {

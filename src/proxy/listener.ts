@@ -154,7 +154,8 @@ export class ProxyListener {
     for (const [socket, open] of this.open) if (!ON_SWEEP(open, snapshot, now)) socket.destroy();
   }
 
-  private log(flow: Flow, status: number, error: string | null): void {
+  /** One line per request; `reason` says in words why it failed (never a value: keys and hosts only). */
+  private log(flow: Flow, status: number, error: string | null, reason?: string): void {
     this.deps.log.write({
       time: new Date().toISOString(),
       session: flow.principal?.id ?? null,
@@ -168,6 +169,7 @@ export class ProxyListener {
       status,
       latency_ms: Math.round((performance.now() - flow.startedAt) * 100) / 100,
       error,
+      ...(reason ? { reason } : {}),
       via: flow.via,
     });
   }
@@ -188,7 +190,7 @@ export class ProxyListener {
     if (tunnel) return makeFlow({ via: "tunnel", host: tunnel.host, port: tunnel.port, method: req.method, path: req.url, headers, credential: tunnel.credential });
     const target = plainTarget(req);
     if (!target) return { code: "invalid_request", message: "this is agent-vault's proxy port: send absolute-form http:// requests (HTTP_PROXY) or CONNECT" };
-    if (net.isIP(target.host) === 0 && !isValidHostname(target.host)) return { code: "invalid_request", message: `"${target.host.slice(0, 100)}" is not a valid host` };
+    if (net.isIP(target.host) === 0 && !isValidHostname(target.host)) return { code: "invalid_request", message: "the request's host is not a valid DNS name or IP literal" };
     return makeFlow({ via: "http", ...target, method: req.method, headers, credential: tokenFromAuthorization(req.headers["proxy-authorization"] as string | undefined) });
   }
 
@@ -200,9 +202,9 @@ export class ProxyListener {
     const flow = makeFlow({ via: "tunnel", host: target?.host ?? "-", port: target?.port ?? 0, method: "CONNECT", path: "", headers: {}, credential: tokenFromAuthorization(req.headers["proxy-authorization"] as string | undefined) });
     const refuse = (a: Answer) => {
       socket.end(rawAnswer(a, "proxy"));
-      this.log(flow, statusOf(a.code, "proxy"), a.code);
+      this.log(flow, statusOf(a.code, "proxy"), a.code, a.message);
     };
-    if (!target) return refuse({ code: "invalid_request", message: `CONNECT target "${req.url.slice(0, 100)}" is not host:port` });
+    if (!target) return refuse({ code: "invalid_request", message: "the CONNECT target is not host:port (a DNS name or an IP literal, and a port)" });
     await runPipeline(flow, this.context(), ON_CONNECT).catch(() => answer(flow, "internal", "internal error while opening the tunnel"));
     if (flow.answer) return refuse(flow.answer);
     this.track(socket, { principal: flow.principal!.id });
@@ -222,7 +224,7 @@ export class ProxyListener {
     if (flow.answer) {
       req.resume();
       sendAnswer(res, flow.answer, reachedBy(flow));
-      this.log(flow, flow.answer.status, flow.answer.code);
+      this.log(flow, flow.answer.status, flow.answer.code, flow.answer.message);
       return;
     }
     const result = await forward(flow, req, res, {
@@ -239,7 +241,7 @@ export class ProxyListener {
         return flow.answer!;
       },
     });
-    this.log(flow, result.status, result.error);
+    this.log(flow, result.status, result.error, result.reason);
   }
 
   /** A WebSocket handshake: the request steps decide, then the socket leaves HTTP for the relay. */
@@ -255,7 +257,7 @@ export class ProxyListener {
     socket.on("error", () => socket.destroy());
     const refuse = (a: Answer) => {
       socket.end(rawAnswer(a, reachedBy(flow)));
-      this.log(flow, statusOf(a.code, reachedBy(flow)), a.code);
+      this.log(flow, statusOf(a.code, reachedBy(flow)), a.code, a.message);
     };
     const problem = webSocketHandshakeProblem(req);
     if (problem) return refuse({ code: "invalid_request", message: problem });
@@ -283,7 +285,7 @@ export class ProxyListener {
         logged: (status) => this.log(flow, status, null),
         blocked: (hit) => {
           refuseExfiltration(flow, hit, "a WebSocket message");
-          this.log(flow, flow.answer!.status, flow.answer!.code);
+          this.log(flow, flow.answer!.status, flow.answer!.code, flow.answer!.message);
         },
       });
     })().catch(() => socket.destroy());
@@ -297,6 +299,6 @@ export class ProxyListener {
     conn.closeAfterResponse = true;
     req.resume();
     sendAnswer(res, refusal, "proxy");
-    this.log(flow, refusal.status, refusal.code);
+    this.log(flow, refusal.status, refusal.code, refusal.message);
   }
 }

@@ -150,11 +150,18 @@ interface Compiled {
   readonly longest: number;
   /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
   readonly firstPieces: Set<string>;
+  /** The same first pieces as numbers (four latin1 codes), to test a position without a substring. */
+  readonly firstPieceCodes: Set<number>;
   /** Bytes (folded) that occur in some literal: an escape that decodes to none of them cannot be in a value. */
   readonly alphabet: Uint8Array;
 }
 
 const compiledCache = new WeakMap<readonly Pattern[], Compiled>();
+
+/** Four characters of `text` at `at` as one number (the guard reads latin1: every code is a byte). */
+function pieceCode(text: string, at: number): number {
+  return ((text.charCodeAt(at) * 256 + text.charCodeAt(at + 1)) * 256 + text.charCodeAt(at + 2)) * 256 + text.charCodeAt(at + 3);
+}
 
 function compiled(patterns: readonly Pattern[]): Compiled {
   let found = compiledCache.get(patterns);
@@ -171,6 +178,7 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   }
   const literals = [...byText.values()];
   const firstPieces = new Set([...byText.keys()].map((t) => t.slice(0, PIECE_LENGTH)));
+  const firstPieceCodes = new Set([...firstPieces].filter((t) => t.length === PIECE_LENGTH).map((t) => pieceCode(t, 0)));
   // First pieces, searched in the same pass: where one stands, the rest of its form may follow in
   // another field or request (see guardScan).
   const pieceOf = literals.filter((p) => p.bytes.length >= PIECE_ANYWHERE + REST_LENGTH);
@@ -180,7 +188,7 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   const withPieces = () => (pieces ??= new MultiSearch([...literals.map((p) => p.bytes), ...pieceOf.map((p) => p.bytes.slice(0, PIECE_ANYWHERE))]));
   const alphabet = new Uint8Array(256);
   for (const t of byText.keys()) for (let i = 0; i < t.length; i++) alphabet[t.charCodeAt(i) & 0xff] = 1;
-  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, alphabet };
+  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, alphabet };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -414,7 +422,7 @@ export function openRests(text: string, patterns: readonly Pattern[]): Pattern[]
   for (const view of views) {
     const folded = view.toLowerCase();
     for (let i = Math.max(0, folded.length - c.longest + 1); i <= folded.length - PIECE_LENGTH; i++) {
-      if (!c.firstPieces.has(folded.slice(i, i + PIECE_LENGTH))) continue;
+      if (!c.firstPieceCodes.has(pieceCode(folded, i))) continue;
       const piece = folded.slice(i);
       for (const p of c.byFirst.get(folded[i]!) ?? []) {
         if (p.bytes.length - piece.length >= REST_LENGTH && p.bytes.startsWith(piece)) out.push({ key: p.key, bytes: p.bytes.slice(piece.length), form: `${p.form}, in pieces` });

@@ -1,6 +1,6 @@
 // The request log: one JSON line per request in the data directory, rotated by size. It records
 // metadata only (time, session id, method, host, path without query, service, status, latency,
-// error code): never a header, a query string, a body or a credential. It is appended to only
+// error code and reason): never a header, a query string, a body or a credential. It is appended to only
 // through appendPrivate: a link the agent planted under its name is replaced, never written through.
 import { lstatSync, renameSync } from "node:fs";
 import { appendPrivate } from "./files.ts";
@@ -21,6 +21,8 @@ export interface RequestLogEntry {
   readonly status: number;
   readonly latency_ms: number;
   readonly error: string | null;
+  /** Why it failed, in words: the answer's message (keys and hosts, never a value). */
+  readonly reason?: string;
   readonly via: string;
 }
 

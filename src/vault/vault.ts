@@ -130,12 +130,17 @@ export async function initializeHome(paths: HomePaths, password: string | null):
 }
 
 /** An unlocked data directory. Holds the data key's subkeys in memory, never the password. */
+/** Opened values kept at most (a vault holds tens; past this the cache starts over). */
+const MAX_OPENED_VALUES = 1024;
+
 export class VaultStore {
   readonly paths: HomePaths;
   private keys: Keys;
   private dataKey: Buffer;
   private header: Header;
   private cached: { version: string; body: Body } | null = null;
+  /** Values opened so far (openValue), emptied when the data key changes. */
+  private readonly opened = new Map<string, string>();
   /** The highest generation this process has seen: a file below it is a restored old copy. */
   private highWater = 0;
   /** Told once per rolled-back file; the default writes one line to stderr. */
@@ -247,10 +252,12 @@ export class VaultStore {
       if (password === null) writeKeyFile(this.paths, dataKey);
       const oldKeys = this.keys;
       this.keys = newKeys;
+      this.opened.clear();
       try {
         this.writeLocked(body, header, lock.isCompromised());
       } catch (error) {
         this.keys = oldKeys;
+        this.opened.clear();
         throw error;
       }
       this.dataKey = dataKey;
@@ -265,11 +272,20 @@ export class VaultStore {
 
   /** Opens a sealed value; a value moved to another key, kind or vault fails here by design. */
   openValue(kind: string, vaultId: string, name: string, sealed: string): string {
+    // The proxy opens the injected value on every request: opened values are kept, keyed by
+    // everything the seal is bound to (a value moved to another record is opened, and refused,
+    // anew). This process holds the values anyway: the guard's patterns are made of them.
+    const cacheKey = `${kind}\0${vaultId}\0${name}\0${sealed}`;
+    const cached = this.opened.get(cacheKey);
+    if (cached !== undefined) return cached;
     const plain = open(this.keys.record, Buffer.from(sealed, "base64"), recordAssociatedData(kind, vaultId, name));
     if (plain === null) {
       throw new AgentVaultError("vault_corrupt", `the sealed value of ${name} in ${this.paths.stateFile} does not open (damaged or moved)`);
     }
-    return plain.toString("utf8");
+    const value = plain.toString("utf8");
+    if (this.opened.size >= MAX_OPENED_VALUES) this.opened.clear();
+    this.opened.set(cacheKey, value);
+    return value;
   }
 
   private writeLocked(body: Body, header: Header, isCompromised: boolean): void {
