@@ -111,9 +111,12 @@ export function registerRun(program: Command): void {
     .option("--sandbox-ro <path>", "make a path read-only in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--sandbox-rw <path>", "make a path writable in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--sandbox-hide <path>", "hide a path in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--env <NAME=KEY>", "also put credential KEY's placeholder in variable NAME (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--quiet", "print no line on stderr at start")
     .argument("<command...>", "the command to run")
     .passThroughOptions()
-    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string; sandbox: boolean; sandboxRo: string[]; sandboxRw: string[]; sandboxHide: string[] }) => {
+    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string; sandbox: boolean; sandboxRo: string[]; sandboxRw: string[]; sandboxHide: string[]; env: string[]; quiet?: boolean }) => {
+      const envRequests = (await import("../run/placeholders.ts")).parseEnvRequests(options.env);
       const ttlMs = parseDuration(options.ttl);
       if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
       const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
@@ -123,7 +126,7 @@ export function registerRun(program: Command): void {
       // Asked even when a server runs: a session is written into the sealed vault file, and the
       // password is what tells this `run` apart from an agent (same user) minting itself a wider session.
       const { store, vault } = await openVault(options, `Master password (to start a session for ${displaySafe(command[0] ?? "").slice(0, 60)}): `);
-      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide } });
+      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide }, env: envRequests, quiet: options.quiet === true });
     });
 }
 

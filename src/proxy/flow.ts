@@ -58,8 +58,21 @@ export interface Flow {
   guardBody?: () => readonly Pattern[];
   /** Set when the response is scrubbed: the values it replaces. */
   scrubBody?: () => readonly Pattern[];
+  /**
+   * Set by steps/placeholders.ts when the session has placeholders for this service: each
+   * placeholder and the value it stands for, to replace in the body and WebSocket messages.
+   * A function, so the values are opened only when asked for and never stored on the flow.
+   */
+  substitutions?: () => readonly Substitution[];
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
   responseHeaders?: Record<string, string>;
+}
+
+/** A placeholder the agent may write, and the credential value the proxy puts in its place. */
+export interface Substitution {
+  readonly key: string;
+  readonly placeholder: string;
+  readonly value: string;
 }
 
 export function makeFlow(init: Pick<Flow, "via" | "host" | "port" | "method" | "path" | "headers" | "credential"> & { principal?: Principal }): Flow {

@@ -16,6 +16,7 @@ import { authenticate } from "./steps/authenticate.ts";
 import { stripHeaders } from "./steps/headers.ts";
 import { dropRanges } from "./steps/ranges.ts";
 import { injectCredential } from "./steps/inject.ts";
+import { substitutePlaceholders } from "./steps/placeholders.ts";
 import { matchService } from "./steps/match-service.ts";
 import { guardNetwork } from "./steps/netguard.ts";
 import { type OAuthRefresher } from "../oauth/refresh.ts";
@@ -54,10 +55,10 @@ export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPass
 /**
  * Each request read from the agent (in a tunnel, plain, or on the explicit /proxy/ route) and each
  * WebSocket handshake, before anything goes upstream. The exchange then reads the body under the
- * guard if guardBody is set, scrubs the response if scrubBody is set, and on a 401 calls
- * onUnauthorized.
+ * guard if guardBody is set, puts values for placeholders in it if substitutions is set,
+ * scrubs the response if scrubBody is set, and on a 401 calls onUnauthorized.
  */
-export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, refreshOAuth, injectCredential, guardNetwork];
+export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, substitutePlaceholders, refreshOAuth, injectCredential, guardNetwork];
 
 /** The request steps (tests run a few of them by name). */
 export const PIPELINE = ON_REQUEST;

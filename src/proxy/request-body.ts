@@ -4,6 +4,8 @@ import { type Answer, problem } from "../shared/answers.ts";
 import { type InboundRequest } from "../net/inbound.ts";
 import { bodyLayers, codingsOf, messageCodings, sniffCoding } from "../net/codings.ts";
 import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, StreamGuard } from "./secrets.ts";
+import { type Substitution } from "./flow.ts";
+import { StreamSubstituter, substituteWhole } from "./substitute.ts";
 
 /**
  * Under the guard a request body is read whole and checked before the upstream is dialled, so a
@@ -13,7 +15,13 @@ import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, t
  */
 export const GUARD_BUFFER_BYTES = 8 * 1024 * 1024;
 
-export type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: StreamGuard } | { kind: "refused"; answer: Answer } | { kind: "gone" };
+/** What a streamed body goes through: the guard's hold-back, then placeholders replaced. */
+export interface BodyStream {
+  push(chunk: Buffer): { send: Buffer } | { hit: Pattern };
+  end(): { send: Buffer } | { hit: Pattern };
+}
+
+export type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: BodyStream } | { kind: "refused"; answer: Answer } | { kind: "gone" };
 
 /** Decoded request bodies are scanned up to this size; a bigger expansion is refused (a bomb). */
 const MAX_DECODED_SCAN_BYTES = 64 * 1024 * 1024;
@@ -26,6 +34,27 @@ export interface GuardInput {
   readonly rests: readonly Pattern[];
   /** Keeps the rests the body's end leaves open, for the next request to the host. */
   readonly recordRests: (rests: readonly Pattern[]) => void;
+  /**
+   * Placeholders to replace with their values once the body passed the guard (steps/placeholders.ts).
+   * In the body as sent upstream: a compressed body's placeholders stay as they are.
+   */
+  readonly substitutions?: readonly Substitution[];
+}
+
+/** The guard, then the placeholders: what the guard lets go is what gets its values. */
+function substituting(guard: StreamGuard, substitutions: readonly Substitution[]): BodyStream {
+  if (substitutions.length === 0) return guard;
+  const replacer = new StreamSubstituter(substitutions);
+  return {
+    push(chunk) {
+      const checked = guard.push(chunk);
+      return "hit" in checked ? checked : { send: replacer.push(checked.send) };
+    },
+    end() {
+      const ended = guard.end();
+      return "hit" in ended ? ended : { send: Buffer.concat([replacer.push(ended.send), replacer.end()]) };
+    },
+  };
 }
 
 /**
@@ -73,8 +102,11 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
       // The rests opened by the URL and headers are looked for to the end of the body too.
       const guard = new StreamGuard(rests.length > 0 ? [...patterns, ...rests] : patterns, longestSpelling(patterns));
-      const first = guard.push(head);
-      finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard });
+      // A declared length passes upstream as is, so its body cannot change length: placeholders
+      // past the buffer are replaced only in a chunked body (left as they are otherwise: not a value).
+      const stream = substituting(guard, req.headers["content-length"] === undefined ? (input.substitutions ?? []) : []);
+      const first = stream.push(head);
+      finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard: stream });
     };
     const onEnd = () => {
       if (codings === null) return finish({ kind: "refused", answer: unreadable() });
@@ -94,7 +126,7 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       const part = endsWithPartValue(inner, patterns);
       if (part) return finish({ kind: "refused", answer: onBlocked(part) });
       input.recordRests([...opened, ...openRests(inner, patterns)]);
-      finish({ kind: "whole", body: layers[Math.min(transferCodings, layers.length - 1)]!.body });
+      finish({ kind: "whole", body: substituteWhole(layers[Math.min(transferCodings, layers.length - 1)]!.body, input.substitutions ?? []) });
     };
     if (codings === null) {
       finish({ kind: "refused", answer: unreadable() });

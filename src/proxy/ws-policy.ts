@@ -4,6 +4,8 @@
 import { bodyLayers } from "../net/codings.ts";
 import { guardScan, type Pattern, scrubText } from "./secrets.ts";
 import { scrubWholeBody } from "./whole-body.ts";
+import { type Substitution } from "./flow.ts";
+import { substituteWhole } from "./substitute.ts";
 
 /** A compressed message is unpacked for the guard and scrubbing up to this (a bomb is refused). */
 const MAX_DECODED_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -23,6 +25,8 @@ export interface WsPatterns {
   readonly guard: () => readonly Pattern[];
   /** The forms scrubbed out of what the upstream sends (empty: scrubbing is off). */
   readonly scrub: () => readonly Pattern[];
+  /** The session's placeholders for this service and their values (steps/placeholders.ts). */
+  readonly substitutions?: () => readonly Substitution[];
 }
 
 /**
@@ -40,7 +44,7 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
       if (layers === null) return { close: CLOSE_CODE.policyViolation, reason: "credential_exfiltration: a compressed message expands past what the guard reads" };
       let hit: Pattern | null = null;
       for (const layer of layers) if (!hit) hit = guardScan(layer.body.toString("latin1"), guard).hit;
-      if (!hit) return { send: message };
+      if (!hit) return { send: withValues(message, patterns.substitutions?.() ?? []) };
       return { close: CLOSE_CODE.policyViolation, reason: `credential_exfiltration: a message carried the value of credential ${hit.key}`, blocked: hit };
     },
     toAgent(message) {
@@ -69,4 +73,15 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
       return { send: { opcode: message.opcode, payload } };
     },
   };
+}
+
+/**
+ * After the guard passed a data message: the agent's placeholders become values (a Slack token in
+ * a JSON body, a Discord gateway IDENTIFY). Control frames keep theirs: a ping has no use for a
+ * token, and a value could overflow its 125 bytes. A value is UTF-8, so a text message stays valid.
+ */
+function withValues(message: WsMessage, substitutions: readonly Substitution[]): WsMessage {
+  if (substitutions.length === 0 || (message.opcode & 0x8) !== 0) return message;
+  const payload = substituteWhole(message.payload, substitutions);
+  return payload === message.payload ? message : { opcode: message.opcode, payload };
 }

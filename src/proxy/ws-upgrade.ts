@@ -82,6 +82,7 @@ export async function openWebSocket(flow: Flow, agent: Socket, key: string, take
         return now.settings.guard ? deps.secrets(now) : [];
       },
       scrub: scrubbing,
+      ...(flow.substitutions ? { substitutions: flow.substitutions } : {}),
     }),
     onBlocked: deps.blocked,
   });

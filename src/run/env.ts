@@ -38,6 +38,8 @@ export interface AgentEnvInput {
   readonly caBundle: string;
   /** A script Node loads first (src/sandbox/node-preload.ts): its global fetch then uses the proxy. */
   readonly nodePreload?: string;
+  /** Variable → placeholder (run/placeholders.ts): an inherited copy, maybe a real key, is replaced. */
+  readonly placeholders?: Record<string, string>;
 }
 
 export function buildAgentEnv(parent: NodeJS.ProcessEnv, input: AgentEnvInput): Record<string, string> {
@@ -51,6 +53,7 @@ export function buildAgentEnv(parent: NodeJS.ProcessEnv, input: AgentEnvInput): 
   env.NODE_USE_ENV_PROXY = "1";
   if (input.nodePreload) env.NODE_OPTIONS = withNodePreload(env.NODE_OPTIONS, input.nodePreload);
   for (const name of CA_BUNDLE_VARIABLES) env[name] = input.caBundle;
+  Object.assign(env, input.placeholders);
   env.AGENT_VAULT_ADDR = input.apiUrl;
   env.AGENT_VAULT_SESSION_TOKEN = input.token;
   env.AGENT_VAULT_VAULT = input.vault;

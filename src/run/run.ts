@@ -15,6 +15,9 @@ import { watchProposals } from "./notice.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, handoffSocketPath, noticeRedirections, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe } from "../shared/text.ts";
+import { findVault } from "../vault/vaults.ts";
+import { knownAgent, withAgentAliases } from "./agents.ts";
+import { checkEnvRequests, type EnvRequest, placeholderEnv, sessionServices } from "./placeholders.ts";
 
 // A terminal delivers Ctrl-C, Ctrl-\\ and resizes to the whole foreground process group, child
 // included: forwarding those again would make an agent see every Ctrl-C twice. Without a terminal
@@ -23,9 +26,11 @@ const ALWAYS_FORWARDED = ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
 const TERMINAL_SIGNALS = ["SIGINT", "SIGQUIT"] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
 
-export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null; sandbox?: SandboxRequest }): Promise<number> {
+export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null; sandbox?: SandboxRequest; env?: readonly EnvRequest[]; quiet?: boolean }): Promise<number> {
   const paths = homePaths();
   await ensureCertificateAuthority(store);
+  // `--env NAME=KEY` is checked before any session exists: a bad one changes nothing.
+  checkEnvRequests(sessionServices(findVault(store.read(), vaultName), options.services), options.env ?? []);
   // The server is checked (it must prove it holds this vault's key) before any session exists.
   const running = await findRunningServer(store);
   // The session lives only as long as this process (src/shared/liveness.ts), however it ends.
@@ -53,6 +58,17 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   }
   // Said once the command is about to start (a bad flag above stays a one-line error).
   if (served) noticeRedirections(process.env);
+  // Placeholders for the session's credentials (DESIGN "Placeholders"), made from the vault as the
+  // session was written: the proxy makes the same ones again to recognise them.
+  const vault = findVault(store.read(), vaultName);
+  const services = sessionServices(vault, options.services);
+  const placeholders = placeholderEnv(store, vault, session.id, services, options.env ?? []);
+  const agent = knownAgent(command);
+  if (!options.quiet) {
+    const names = services.map((s) => s.name);
+    const shownServices = names.length === 0 ? "none" : names.length > 8 ? `${names.slice(0, 8).join(", ")} and ${names.length - 8} more` : names.join(", ");
+    process.stderr.write(`agent-vault: vault "${displaySafe(vaultName)}", session ${session.id}, services: ${displaySafe(shownServices)}; placeholders in ${Object.keys(placeholders.env).length} variables; sandbox ${sandbox.enabled ? "on" : "off"}; proxy ${launcher.agentHost}:${mitmPort}, api ${launcher.agentHost}:${apiPort}${served ? " (served by this run)" : ""}\n`);
+  }
   const env = buildAgentEnv(process.env, {
     apiUrl: `http://${launcher.agentHost}:${apiPort}`,
     token,
@@ -61,6 +77,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
     proxyPort: mitmPort,
     caBundle: paths.caBundle,
     nodePreload,
+    placeholders: withAgentAliases(agent, placeholders.env),
   });
   let child;
   try {

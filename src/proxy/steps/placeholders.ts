@@ -1,0 +1,76 @@
+// Step 6: placeholders to real values (DESIGN "Placeholders"). After the guard (which judged what
+// the agent wrote: a placeholder is not a value) and before inject. Only the placeholders of the
+// session this request authenticated as, and only those of the credentials the matched service
+// names, are replaced: a placeholder sent anywhere else is left as it is. It is not a secret, and
+// leaving it is what keeps a value from following it to a host the human never tied the
+// credential to (refusing instead would only break an agent that writes its .env into a commit).
+//
+// Headers and the query are replaced here; the body and WebSocket messages by the exchange and the
+// WebSocket policy, through flow.substitutions. The URL path is left alone: it is logged
+// (shared/log.ts keeps it without the query), and a value must never reach the log.
+import { credentialKeysOf } from "../../vault/service.schema.ts";
+import { getCredentialValue } from "../../vault/credentials.ts";
+import { derivePlaceholder, placeholderKeyOf, shapesFor } from "../../vault/placeholders.ts";
+import { type VaultStore } from "../../vault/vault.ts";
+import { type Flow, type Substitution } from "../flow.ts";
+import { type StepContext } from "../pipeline.ts";
+
+/** A value that would break the request line or a header is never written into one. */
+const UNSAFE_IN_HEADER = /[\r\n\0]/;
+
+const keys = new WeakMap<VaultStore, Buffer>();
+
+/** The placeholders of this flow's session for the credentials its service names (no values). */
+export function placeholdersOf(flow: Flow, ctx: StepContext): { key: string; placeholder: string }[] {
+  const { service, vault, principal } = flow;
+  if (!service || !vault || !principal) return [];
+  let key = keys.get(ctx.store);
+  if (!key) keys.set(ctx.store, (key = placeholderKeyOf(ctx.store)));
+  const out: { key: string; placeholder: string }[] = [];
+  for (const name of credentialKeysOf(service.auth)) {
+    if (!(name in vault.credentials)) continue;
+    for (const shape of shapesFor(name, vault.services)) out.push({ key: name, placeholder: derivePlaceholder(key, principal.id, name, shape) });
+  }
+  return out;
+}
+
+export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
+  const found = placeholdersOf(flow, ctx);
+  if (found.length === 0) return;
+  const vault = flow.vault!;
+  const values = new Map<string, string>();
+  // Opened only when a placeholder is there, and kept in this closure, never on the flow.
+  const valueOf = (key: string): string => {
+    let value = values.get(key);
+    if (value === undefined) values.set(key, (value = getCredentialValue(ctx.store, flow.vault ?? vault, key)));
+    return value;
+  };
+  const used = (key: string) => {
+    if (!flow.injected.includes(key)) flow.injected.push(key);
+  };
+  for (const [name, header] of Object.entries(flow.headers)) {
+    if (header === undefined) continue;
+    const replaced = (Array.isArray(header) ? header : [header]).map((text) => {
+      for (const { key, placeholder } of found) {
+        if (!text.includes(placeholder)) continue;
+        const value = valueOf(key);
+        if (UNSAFE_IN_HEADER.test(value)) continue;
+        used(key);
+        text = text.replaceAll(placeholder, value);
+      }
+      return text;
+    });
+    flow.headers[name] = Array.isArray(header) ? replaced : replaced[0];
+  }
+  const q = flow.path.indexOf("?");
+  if (q >= 0) {
+    let query = flow.path.slice(q);
+    for (const { key, placeholder } of found) {
+      if (!query.includes(placeholder)) continue;
+      used(key);
+      query = query.replaceAll(placeholder, encodeURIComponent(valueOf(key)));
+    }
+    flow.path = flow.path.slice(0, q) + query;
+  }
+  flow.substitutions = () => found.map(({ key, placeholder }) => ({ key, placeholder, value: valueOf(key) }));
+}
