@@ -99,13 +99,24 @@ function receive(connection: net.Socket, adopt: Adopt, counts: Counts): void {
   poll();
 }
 
+function removeSocket(path: string): boolean {
+  try {
+    rmSync(path, { force: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Listens at `path` (0600; a stale socket there is replaced) for runs handing over their sandbox's
  * listeners. Null where fd passing is unavailable: runs then relay to the TCP ports.
  */
 export async function listenForHandoffs(path: string, adopt: Adopt): Promise<{ close(): Promise<void> } | null> {
   if (!isFdPassingAvailable()) return null;
-  rmSync(path, { force: true });
+  // Whatever is in the way goes; if it cannot (the agent made a directory there), no hand-off
+  // socket: runs relay, and the server still starts.
+  if (!removeSocket(path)) return null;
   // Paused: Bun must not read the message itself, or the descriptors in it would be lost.
   const connections = new Set<net.Socket>();
   const counts: Counts = { pending: 0, handedOver: 0 };
@@ -130,7 +141,7 @@ export async function listenForHandoffs(path: string, adopt: Adopt): Promise<{ c
         server.close(() => resolve());
         // Each open one holds a run's listeners: they close with it.
         for (const connection of connections) connection.destroy();
-        rmSync(path, { force: true });
+        removeSocket(path);
       }),
   };
 }

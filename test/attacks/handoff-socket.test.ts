@@ -3,11 +3,12 @@
 // connections itself. An agent outside the sandbox (same user, a shell) can write the data
 // directory: it replaces the socket with a listener of its own to receive the next run's sockets
 // (and with them that run's traffic and session token), or it feeds the real one junk, foreign
-// descriptors and listeners of its own. Nothing may reach it, and the server must keep serving.
+// descriptors and listeners of its own, or plants a directory there. Nothing may reach it, and the
+// server must start and keep serving.
 // Broker and attacker run as the unprivileged user.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { asAgent, giveToAgent } from "../support/attacker.ts";
@@ -185,5 +186,19 @@ describe.skipIf(!HAVE_BWRAP)("the server's hand-off socket", () => {
     expect(got).not.toContain("stolen connection");
     expect(got).not.toContain(token!);
     expect(got).not.toContain(SECRET);
+  }, 60_000);
+
+  test("a directory planted at the socket's path: the server still starts, and runs relay", async () => {
+    await server.stop();
+    const planted = join(home.dir, "server.sock");
+    rmSync(planted, { force: true });
+    mkdirSync(join(planted, "inside"), { recursive: true });
+    giveToAgent(planted);
+    server = await startServer(home, ENV, cleanups);
+    const r = await sandboxedCurl("/with-directory");
+    expect(r.code, r.stderr).toBe(0);
+    expect(injected("/with-directory")).toBe(true);
+    expect(server.live.proc.exitCode).toBeNull();
+    outputs.push(server.live.stdout, server.live.stderr);
   }, 60_000);
 });
