@@ -5,8 +5,8 @@
 // mitmproxy when the orchestrator started one), and the numbers go back to the orchestrator as one
 // JSON line on stdout ("BENCH_RESULT {...}"); progress goes to stderr.
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import net from "node:net";
 import tls from "node:tls";
+import { openPlain } from "../../test/support/proxy-client.ts";
 import { type Conn, connect, type Route } from "./http1.ts";
 import { type Summary, summarize } from "./stats.ts";
 
@@ -45,16 +45,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A plain GET on loopback over a raw socket (no proxy variables can interfere). */
 async function plainGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () => socket.end(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
-    const chunks: Buffer[] = [];
-    socket.on("data", (c: Buffer) => chunks.push(c));
-    socket.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
-      resolve(text.slice(text.indexOf("\r\n\r\n") + 4));
-    });
-    socket.on("error", reject);
-  });
+  const conn = await openPlain(port);
+  try {
+    return (await conn.request("GET", path, [["Host", "127.0.0.1"], ["Connection", "close"]])).text;
+  } finally {
+    conn.close();
+  }
 }
 
 async function upstreamStats(cfg: ClientConfig): Promise<{ accepted: number; open: number; lastDownloadWriteMs: number }> {

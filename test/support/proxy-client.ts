@@ -1,28 +1,43 @@
-// A small, explicit HTTP/1.1 client for driving agent-vault's proxy byte by byte from a test:
-// CONNECT with or without a session token, TLS over the tunnel, keep-alive requests on one
-// connection, chunked bodies, raw upgrades. Real clients (curl, requests, fetch) are exercised
-// separately; this one exists so a test controls every header and sees every byte.
+// A small, explicit HTTP/1.1 client for driving agent-vault's proxy byte by byte: CONNECT with or
+// without a session token, TLS over the tunnel, keep-alive requests on one connection, chunked
+// bodies, raw upgrades. Real clients (curl, requests, fetch) are exercised separately; this one
+// exists so a caller controls every header and sees every byte. The tests and the proxy benchmark
+// (scripts/bench/http1.ts) share it, so what the benchmark times is what the tests check; for the
+// benchmark, bodies can stream to a callback (never kept), be read at a set rate, and waits can be
+// left to a stall timer instead of a deadline.
 import net from "node:net";
-import tls from "node:tls";
+import tls, { type SecureContext } from "node:tls";
 
 export interface RawResponse {
   readonly status: number;
   readonly reason: string;
   /** Lower-case names; repeated headers joined with ", ". */
   readonly headers: Record<string, string>;
+  /** The body; empty when an `onBody` callback took it. */
   readonly body: Buffer;
+  /** Body bytes read, whoever took them. */
+  readonly bytes: number;
   readonly text: string;
   json<T = Record<string, unknown>>(): T;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** Buffers a stream's bytes so a parser can wait for "at least this much". */
 export class Reader {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private done = false;
   private failure: Error | null = null;
   private wake: (() => void) | null = null;
+  /** Wall-clock ms (performance.timeOrigin + now) of the last read: when a piece arrived. */
+  arrivedAt = 0;
+  /** Bytes read from the stream so far. */
+  received = 0;
   private readonly onData = (chunk: Buffer) => {
-    this.buf = Buffer.concat([this.buf, chunk]);
+    this.arrivedAt = performance.timeOrigin + performance.now();
+    this.received += chunk.length;
+    // Most reads find the buffer empty: keep the chunk as it is instead of copying it.
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     this.notify();
   };
   private readonly onEnd = () => {
@@ -53,7 +68,7 @@ export class Reader {
     this.stream.off("close", this.onEnd);
     this.stream.off("error", this.onError);
     const rest = this.buf;
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     return rest;
   }
 
@@ -63,6 +78,7 @@ export class Reader {
     wake?.();
   }
 
+  /** Waits until `ready`; `timeoutMs` of Infinity waits without a timer (a caller's stall timer ends it). */
   private async waitFor(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!ready()) {
@@ -70,7 +86,7 @@ export class Reader {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
+        const timer = Number.isFinite(left) ? setTimeout(resolve, left) : undefined;
         this.wake = () => {
           clearTimeout(timer);
           resolve();
@@ -79,19 +95,31 @@ export class Reader {
     }
   }
 
+  private take(n: number): Buffer {
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.length === n ? EMPTY : this.buf.subarray(n);
+    return out;
+  }
+
   async until(delimiter: string, timeoutMs = 10_000): Promise<Buffer> {
     await this.waitFor(() => this.buf.indexOf(delimiter) !== -1, timeoutMs, JSON.stringify(delimiter));
-    const at = this.buf.indexOf(delimiter) + delimiter.length;
-    const out = this.buf.subarray(0, at);
-    this.buf = this.buf.subarray(at);
-    return out;
+    return this.take(this.buf.indexOf(delimiter) + delimiter.length);
   }
 
   async exactly(n: number, timeoutMs = 10_000): Promise<Buffer> {
     await this.waitFor(() => this.buf.length >= n, timeoutMs, `${n} bytes`);
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return out;
+    return this.take(n);
+  }
+
+  /** What is buffered now, at most `max` bytes (maybe none): no wait, for a loop that streams. */
+  buffered(max: number): Buffer {
+    return this.buf.length === 0 ? EMPTY : this.take(Math.min(max, this.buf.length));
+  }
+
+  /** What is buffered, at most `max` bytes, after waiting for at least one. */
+  async some(max: number, timeoutMs = 10_000): Promise<Buffer> {
+    await this.waitFor(() => this.buf.length > 0, timeoutMs, "more bytes");
+    return this.take(Math.min(max, this.buf.length));
   }
 
   async toEnd(timeoutMs = 10_000): Promise<Buffer> {
@@ -106,9 +134,7 @@ export class Reader {
         };
       });
     }
-    const out = this.buf;
-    this.buf = Buffer.alloc(0);
-    return out;
+    return this.take(this.buf.length);
   }
 
   /** Resolves true when the stream closes within `ms`. */
@@ -134,13 +160,14 @@ function parseHead(head: string): { status: number; reason: string; headers: Rec
   return { status: Number(match[1]), reason: match[2] ?? "", headers };
 }
 
-function makeResponse(status: number, reason: string, headers: Record<string, string>, body: Buffer): RawResponse {
+function makeResponse(status: number, reason: string, headers: Record<string, string>, body: Buffer, bytes: number): RawResponse {
   const text = body.toString("utf8");
   return {
     status,
     reason,
     headers,
     body,
+    bytes,
     text,
     json<T>() {
       try {
@@ -152,16 +179,53 @@ function makeResponse(status: number, reason: string, headers: Record<string, st
   };
 }
 
+export interface ReadOptions {
+  readonly method?: string;
+  /** Per wait; Infinity for none (the caller's stall timer ends a stuck read). */
+  readonly timeoutMs?: number;
+  /** Body pieces as they arrive, with the wall-clock ms of their socket read; the body is then not kept. */
+  readonly onBody?: (piece: Buffer, arrivedAt: number) => void;
+  /** Read the body no faster than this (MiB/s): a slow agent, which the proxy must not buffer for. */
+  readonly readRateMiBps?: number;
+}
+
 /** Reads one response (head and body) from `reader`. */
-export async function readResponse(reader: Reader, options: { method?: string; timeoutMs?: number } = {}): Promise<RawResponse> {
+export async function readResponse(reader: Reader, options: ReadOptions = {}): Promise<RawResponse> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const head = (await reader.until("\r\n\r\n", timeoutMs)).toString("latin1");
   const { status, reason, headers } = parseHead(head);
-  let body: Buffer;
+  const kept: Buffer[] = [];
+  let bytes = 0;
+  const rate = (options.readRateMiBps ?? 0) * 1024 * 1024;
+  const bodyStart = performance.now();
+  // A body piece to its taker; a promise only when pacing must wait (streaming stays one await a read).
+  const deliver = (piece: Buffer): Promise<void> | undefined => {
+    bytes += piece.length;
+    if (options.onBody) options.onBody(piece, reader.arrivedAt);
+    else kept.push(piece);
+    if (rate <= 0) return undefined;
+    const due = bodyStart + (bytes / rate) * 1000 - performance.now();
+    if (due <= 1) return undefined;
+    reader.stream.pause();
+    return new Promise<void>((r) => setTimeout(r, due)).then(() => void reader.stream.resume());
+  };
+  const copy = async (n: number) => {
+    if (!options.onBody && rate <= 0) {
+      kept.push(await reader.exactly(n, timeoutMs));
+      bytes += n;
+      return;
+    }
+    for (let left = n; left > 0; ) {
+      let piece = reader.buffered(left);
+      if (piece.length === 0) piece = await reader.some(left, timeoutMs);
+      left -= piece.length;
+      const paced = deliver(piece);
+      if (paced) await paced;
+    }
+  };
   if (options.method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200) || (options.method === "CONNECT" && status === 200)) {
-    body = Buffer.alloc(0);
+    // no body
   } else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
-    const parts: Buffer[] = [];
     for (;;) {
       const sizeLine = (await reader.until("\r\n", timeoutMs)).toString("latin1");
       const size = parseInt(sizeLine, 16);
@@ -171,23 +235,33 @@ export async function readResponse(reader: Reader, options: { method?: string; t
         while ((await reader.until("\r\n", timeoutMs)).length > 2);
         break;
       }
-      parts.push(await reader.exactly(size, timeoutMs));
+      await copy(size);
       await reader.exactly(2, timeoutMs);
     }
-    body = Buffer.concat(parts);
   } else if (headers["content-length"] !== undefined) {
-    body = await reader.exactly(Number(headers["content-length"]), timeoutMs);
+    await copy(Number(headers["content-length"]));
+  } else if (options.onBody) {
+    // Close-delimited, streamed: every piece until the peer closes.
+    for (;;) {
+      try {
+        await deliver(await reader.some(Number.MAX_SAFE_INTEGER, timeoutMs));
+      } catch (error) {
+        if (reader.closed) break;
+        throw error;
+      }
+    }
   } else {
-    body = await reader.toEnd(timeoutMs);
+    await deliver(await reader.toEnd(timeoutMs));
   }
-  return makeResponse(status, reason, headers, body);
+  return makeResponse(status, reason, headers, kept.length === 1 ? kept[0]! : Buffer.concat(kept), bytes);
 }
 
 export type HeaderList = readonly (readonly [string, string])[];
 
+/** A request head, and the body with a Content-Length unless the headers carry one. */
 export function formatRequest(method: string, target: string, headers: HeaderList, body?: Buffer | string): Buffer {
   const lines = [`${method} ${target} HTTP/1.1`, ...headers.map(([n, v]) => `${n}: ${v}`)];
-  const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(body);
+  const payload = body === undefined ? EMPTY : Buffer.from(body);
   if (body !== undefined && !headers.some(([n]) => n.toLowerCase() === "content-length")) lines.push(`Content-Length: ${payload.length}`);
   return Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), payload]);
 }
@@ -198,6 +272,10 @@ export class HttpConnection {
 
   constructor(readonly socket: net.Socket) {
     this.reader = new Reader(socket);
+  }
+
+  get closed(): boolean {
+    return this.reader.closed || this.socket.destroyed;
   }
 
   async request(method: string, target: string, headers: HeaderList, body?: Buffer | string, timeoutMs = 10_000): Promise<RawResponse> {
@@ -214,6 +292,16 @@ export function basicProxyAuth(token: string, vault = "default"): string {
   return `Basic ${Buffer.from(`${token}:${vault}`).toString("base64")}`;
 }
 
+/** When each step of opening a connection was done, in ms since it began. */
+export interface Timing {
+  /** TCP connected. */
+  tcp: number;
+  /** CONNECT answered (0 on a direct connection). */
+  tunnel: number;
+  /** TLS handshake done. */
+  tls: number;
+}
+
 export interface TunnelResult {
   /** The proxy's answer to the CONNECT. */
   readonly connect: RawResponse;
@@ -221,51 +309,59 @@ export interface TunnelResult {
   readonly conn: HttpConnection | null;
   /** The certificate the client saw at the far end of the tunnel. */
   readonly peerIssuerCN: string | null;
+  readonly timing: Timing;
 }
 
-export interface TunnelOptions {
+/** What the TLS inside a tunnel (or on a direct connection) trusts: PEM certificates, or a prepared context. */
+export type Trust = { readonly ca: readonly string[] } | { readonly secureContext: SecureContext };
+
+export type TunnelOptions = Trust & {
   readonly proxyPort: number;
+  /** Where the proxy listens; 127.0.0.1 unless given. */
+  readonly proxyHost?: string;
   readonly host: string;
   readonly port?: number;
+  /** The CONNECT target; `host:port` unless given. */
+  readonly authority?: string;
   /** The Proxy-Authorization header value, or null for none. */
   readonly proxyAuthorization: string | null;
-  /** PEM certificates trusted for the TLS inside the tunnel. */
-  readonly ca: readonly string[];
   /** SNI to send; defaults to `host` (none for IP literals). */
   readonly servername?: string;
   readonly timeoutMs?: number;
+};
+
+async function tcpConnect(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  const socket = net.connect({ host, port });
+  // Requests are written whole: no reason to let Nagle hold the last segment back.
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`)), timeoutMs);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", fail);
+      resolve();
+    });
+    socket.once("error", fail);
+  });
+  return socket;
 }
 
-/** CONNECT host:port through the proxy and, on 200, TLS inside the tunnel. */
-export async function openTunnel(options: TunnelOptions): Promise<TunnelResult> {
-  const port = options.port ?? 443;
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  const socket = net.connect({ host: "127.0.0.1", port: options.proxyPort });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", () => resolve());
-    socket.once("error", reject);
-  });
-  const authority = net.isIPv6(options.host) ? `[${options.host}]:${port}` : `${options.host}:${port}`;
-  const headers: [string, string][] = [["Host", authority]];
-  if (options.proxyAuthorization !== null) headers.push(["Proxy-Authorization", options.proxyAuthorization]);
-  socket.write(formatRequest("CONNECT", authority, headers));
-  const plain = new Reader(socket);
-  const connect = await readResponse(plain, { method: "CONNECT", timeoutMs });
-  if (connect.status !== 200) {
-    socket.destroy();
-    return { connect, conn: null, peerIssuerCN: null };
-  }
-  plain.detach();
-  const servername = options.servername ?? (net.isIP(options.host) ? undefined : options.host);
+/** TLS to `host` over `socket`, its certificate checked against `host` and `trust`. */
+async function startTls(socket: net.Socket, host: string, servername: string | undefined, trust: Trust, timeoutMs: number, what: string): Promise<tls.TLSSocket> {
   const secure = tls.connect({
     socket,
     ...(servername ? { servername } : {}),
-    ca: [...options.ca],
+    ...("ca" in trust ? { ca: [...trust.ca] } : { secureContext: trust.secureContext }),
     ALPNProtocols: ["http/1.1"],
-    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(options.host, cert),
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(host, cert),
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`TLS to ${authority} through the proxy timed out`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`TLS to ${what} timed out`)), timeoutMs);
     secure.once("secureConnect", () => {
       clearTimeout(timer);
       resolve();
@@ -275,8 +371,56 @@ export async function openTunnel(options: TunnelOptions): Promise<TunnelResult> 
       reject(error);
     });
   });
-  const issuer = secure.getPeerCertificate()?.issuer as Record<string, string> | undefined;
-  return { connect, conn: new HttpConnection(secure), peerIssuerCN: issuer?.CN ?? issuer?.O ?? null };
+  return secure;
+}
+
+/** CONNECT host:port through the proxy and, on 200, TLS inside the tunnel. */
+export async function openTunnel(options: TunnelOptions): Promise<TunnelResult> {
+  const started = performance.now();
+  const timing: Timing = { tcp: 0, tunnel: 0, tls: 0 };
+  const port = options.port ?? 443;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const socket = await tcpConnect(options.proxyHost ?? "127.0.0.1", options.proxyPort, timeoutMs);
+  timing.tcp = performance.now() - started;
+  const authority = options.authority ?? (net.isIPv6(options.host) ? `[${options.host}]:${port}` : `${options.host}:${port}`);
+  const headers: [string, string][] = [["Host", authority]];
+  if (options.proxyAuthorization !== null) headers.push(["Proxy-Authorization", options.proxyAuthorization]);
+  socket.write(formatRequest("CONNECT", authority, headers));
+  const plain = new Reader(socket);
+  const connect = await readResponse(plain, { method: "CONNECT", timeoutMs });
+  timing.tunnel = performance.now() - started;
+  if (connect.status !== 200) {
+    socket.destroy();
+    return { connect, conn: null, peerIssuerCN: null, timing };
+  }
+  // Bytes after the 200 belong to the tunnel: TLS reads them (and fails on them) as it would.
+  const early = plain.detach();
+  if (early.length > 0) socket.unshift(early);
+  try {
+    const servername = options.servername ?? (net.isIP(options.host) ? undefined : options.host);
+    const secure = await startTls(socket, options.host, servername, options, timeoutMs, `${authority} through the proxy`);
+    timing.tls = performance.now() - started;
+    const issuer = secure.getPeerCertificate()?.issuer as Record<string, string> | undefined;
+    return { connect, conn: new HttpConnection(secure), peerIssuerCN: issuer?.CN ?? issuer?.O ?? null, timing };
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+}
+
+/** TLS straight to an upstream (no proxy), for the benchmark's direct series. */
+export async function openDirectTls(options: Trust & { readonly host: string; readonly port: number; readonly servername: string; readonly timeoutMs?: number }): Promise<{ conn: HttpConnection; timing: Timing }> {
+  const started = performance.now();
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const socket = await tcpConnect(options.host, options.port, timeoutMs);
+  const tcp = performance.now() - started;
+  try {
+    const secure = await startTls(socket, options.servername, options.servername, options, timeoutMs, `${options.servername} at ${options.host}:${options.port}`);
+    return { conn: new HttpConnection(secure), timing: { tcp, tunnel: 0, tls: performance.now() - started } };
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
 }
 
 /** A plain (non-CONNECT) connection to a local port: the proxy's absolute-form side or the agent API. */
