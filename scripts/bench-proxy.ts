@@ -5,7 +5,7 @@
 //   - `agent-vault server` on free ports, in a fresh --no-password data directory, with bearer
 //     services for api.bench.test and *.bench.test, AGENT_VAULT_CONNECT_TO pointing every bench
 //     name at the upstream and AGENT_VAULT_UPSTREAM_CA trusting its CA;
-//   - mitmproxy (mitmdump), when it is on PATH, for comparison;
+//   - mitmproxy (mitmdump) for comparison: from PATH, or installed from Debian's package when missing;
 //   - `agent-vault run -- bun scripts/bench/client.ts`: the client gets HTTPS_PROXY and the CA
 //     bundle exactly as an agent would, runs every workload directly and through the proxy, and
 //     reports back one JSON line.
@@ -181,8 +181,24 @@ interface Mitm {
   readonly version: string;
 }
 
+/**
+ * mitmdump from PATH, or from Debian's `mitmproxy` package, installed here when it is missing and
+ * apt-get can (as root: CI). BENCH_NO_MITM=1 skips the comparison.
+ */
+function findMitmdump(): string | null {
+  if (process.env.BENCH_NO_MITM === "1") return null;
+  const found = Bun.which("mitmdump");
+  if (found || process.getuid?.() !== 0 || !Bun.which("apt-get")) return found;
+  console.log("installing Debian's mitmproxy for the side-by-side comparison (apt-get install mitmproxy)");
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  Bun.spawnSync(["apt-get", "update", "-qq"], { env, stdout: "ignore", stderr: "ignore" });
+  const installed = Bun.spawnSync(["apt-get", "install", "-y", "-qq", "mitmproxy"], { env, stdout: "ignore", stderr: "pipe" });
+  if (installed.exitCode !== 0) console.log(`mitmproxy could not be installed (${installed.stderr.toString().trim().split("\n").pop()}); the table shows agent-vault only`);
+  return Bun.which("mitmdump");
+}
+
 async function startMitmproxy(upstreamCa: string): Promise<Mitm | null> {
-  const mitmdump = Bun.which("mitmdump");
+  const mitmdump = findMitmdump();
   if (!mitmdump) return null;
   const version = (await new Response(Bun.spawn([mitmdump, "--version"], { stdout: "pipe", stderr: "ignore" }).stdout).text()).match(/Mitmproxy:\s*(\S+)/)?.[1] ?? "?";
   const confdir = join(root, "mitmproxy");
