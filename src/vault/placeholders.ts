@@ -67,7 +67,8 @@ const CLIENTS: Record<string, Record<string, ClientVariables>> = {
   gitlab: { GITLAB_TOKEN: { env: ["GITLAB_TOKEN", "GITLAB_PRIVATE_TOKEN"], shape: "gitlab" } },
   stripe: { STRIPE_SECRET_KEY: { env: ["STRIPE_SECRET_KEY", "STRIPE_API_KEY"], shape: "stripe" } },
   slack: { SLACK_BOT_TOKEN: { env: ["SLACK_BOT_TOKEN", "SLACK_TOKEN"], shape: "slack" } },
-  "google-ai": { GEMINI_API_KEY: { env: ["GEMINI_API_KEY", "GOOGLE_API_KEY"], shape: "google" } },
+  // Not GOOGLE_API_KEY too: gemini-cli warns when both are set and prefers that one.
+  "google-ai": { GEMINI_API_KEY: { env: ["GEMINI_API_KEY"], shape: "google" } },
   "google-maps": { GOOGLE_MAPS_API_KEY: { env: ["GOOGLE_MAPS_API_KEY"], shape: "google" } },
   huggingface: { HF_TOKEN: { env: ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"], shape: "huggingface" } },
   groq: { GROQ_API_KEY: { env: ["GROQ_API_KEY"], shape: "groq" } },
