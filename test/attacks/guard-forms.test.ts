@@ -4,27 +4,15 @@
 // or another service's host. Each attempt must be refused with 403 credential_exfiltration and
 // zero bytes of the request may reach that host's raw wire. Clients: curl, Python requests, Node,
 // and a raw TLS socket where a client would normalize what the attack needs.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { gzipSync } from "node:zlib";
 import { base32 } from "../../src/proxy/secrets.ts";
 import { asAgent } from "../support/attacker.ts";
-import { type Broker, startBroker } from "../support/upgrade-broker.ts";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 import { prng } from "../support/random.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-guard-forms-"));
 let B: Broker;
-
-beforeAll(async () => {
-  B = await startBroker(scratch);
-}, 60_000);
-
-afterAll(async () => {
-  await B.close();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
+brokerForFile("av-guard-forms-", (broker) => (B = broker));
 
 type Sent = { status: number; text: string; wire: Buffer };
 

@@ -2,23 +2,11 @@
 // `Host` (and X-Forwarded-Host, Forwarded). A front end that routes by Host, such as a shared CDN
 // or PaaS, would deliver the injected credential to the agent's own app there. The credential
 // must go out only with the service's own host name. Broker and attacker: the unprivileged user.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Broker, startBroker } from "../support/upgrade-broker.ts";
+import { describe, expect, test } from "bun:test";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-host-fronting-"));
 let B: Broker;
-
-beforeAll(async () => {
-  B = await startBroker(scratch);
-}, 60_000);
-
-afterAll(async () => {
-  await B.close();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
+brokerForFile("av-host-fronting-", (broker) => (B = broker));
 
 describe("a Host of the agent's choosing", () => {
   test("in a tunnel, with curl: the upstream sees the service's host with the credential", async () => {

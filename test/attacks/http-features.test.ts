@@ -6,25 +6,13 @@
 // connection closed) with zero bytes at the upstream. A new feature that skips the pipeline (as
 // `Connection: Upgrade` once did) fails here. Controls without the canary prove the harness sees
 // traffic that does get through.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { type HttpConnection, readResponse, type RawResponse } from "../support/proxy-client.ts";
-import { type Broker, startBroker } from "../support/upgrade-broker.ts";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-features-"));
 let B: Broker;
-
-beforeAll(async () => {
-  B = await startBroker(scratch);
-}, 60_000);
-
-afterAll(async () => {
-  await B?.close();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
+brokerForFile("av-features-", (broker) => (B = broker));
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "FROBNICATE"];
 

@@ -4,25 +4,13 @@
 // back in clear, and a body carrying a value reached a guarded non-service host. Now the offer is
 // removed and the request takes the normal path: the echo comes back [REDACTED:FAKE_KEY], the body
 // gets 403 with zero bytes at the upstream, through an HTTPS tunnel and through plain http://.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Broker, startBroker } from "../support/upgrade-broker.ts";
+import { describe, expect, test } from "bun:test";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-h2c-"));
 let B: Broker;
+brokerForFile("av-h2c-", (broker) => (B = broker));
 
 const H2C = ["-H", "Connection: Upgrade, HTTP2-Settings", "-H", "Upgrade: h2c", "-H", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"];
-
-beforeAll(async () => {
-  B = await startBroker(scratch);
-}, 60_000);
-
-afterAll(async () => {
-  await B?.close();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 function expectNoSecret(text: string): void {
   expect(text).not.toContain(B.secret);

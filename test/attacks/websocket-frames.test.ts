@@ -5,27 +5,17 @@
 // upstream's echo of the injected credential reaches the agent as [REDACTED:FAKE_KEY]. The
 // upstream's echo records what it received after unmasking, so "zero bytes" is checked on what a
 // real server would read, not on masked wire bytes.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asAgent, openToAgent } from "../support/attacker.ts";
 import { type HttpConnection, type RawResponse, readResponse, readWsFrame, type WsMessage, wsFrame } from "../support/proxy-client.ts";
-import { type Broker, startBroker } from "../support/upgrade-broker.ts";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-wsframes-"));
 let B: Broker;
-
-beforeAll(async () => {
-  B = await startBroker(scratch);
-}, 60_000);
-
-afterAll(async () => {
-  await B?.close();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
+const scratch = brokerForFile("av-wsframes-", (broker) => (B = broker));
 
 async function openWs(host: string, path: string, extra: string[] = [], proxyAuth?: string): Promise<{ conn: HttpConnection; res: RawResponse }> {
   const conn = await B.tunnel(host, proxyAuth);

@@ -6,7 +6,9 @@
 // here), and what its WebSocket echo received after unmasking (frames are masked on the wire, so
 // the wire alone cannot show a value).
 import { randomBytes, createHash } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import net, { type AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
@@ -76,6 +78,25 @@ function serveRecordingEcho(socket: net.Socket, path: string, received: Broker["
       socket.destroy();
     }
   })();
+}
+
+/**
+ * One broker for a whole test file: a scratch directory named after `prefix`, the broker started
+ * before the file's tests and handed to `use`, closed and the directory removed after them.
+ * Returns the scratch directory (for files the agent writes there).
+ */
+export function brokerForFile(prefix: string, use: (broker: Broker) => void): string {
+  const scratch = mkdtempSync(join(tmpdir(), prefix));
+  let broker: Broker | undefined;
+  beforeAll(async () => {
+    broker = await startBroker(scratch);
+    use(broker);
+  }, 60_000);
+  afterAll(async () => {
+    await broker?.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }, 30_000);
+  return scratch;
 }
 
 export async function startBroker(scratch: string): Promise<Broker> {
