@@ -4,8 +4,8 @@ import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import { registerCredential } from "./credential.ts";
 import { registerInit, registerMasterPassword } from "./init.ts";
-import { AgentVaultError } from "../shared/errors.ts";
-import { printError, reportError } from "./io.ts";
+import { AgentVaultError, ERROR_TABLE } from "../shared/errors.ts";
+import { reportError } from "./io.ts";
 import { registerOAuth } from "./oauth.ts";
 import { registerAgent } from "./agent.ts";
 import { registerProposal } from "./proposal.ts";
@@ -82,11 +82,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0) return 0;
-      if (error.code === "commander.help") return 2;
+      // A usage error goes the way of every other error: its exit code and hint from ERROR_TABLE.
+      if (error.code === "commander.help") return ERROR_TABLE.usage.exit;
       // One line: commander puts its "Did you mean" suggestion on a line of its own.
       const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").replace("(Did you mean", "(did you mean");
-      printError(message, "run the command with --help to see its usage");
-      return 2;
+      return reportError(new AgentVaultError("usage", message));
     }
     return reportError(error);
   }
