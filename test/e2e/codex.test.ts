@@ -79,7 +79,7 @@ interface Scenario {
  * A vault holding the real key, the openai template and passthrough services for the other hosts;
  * then `agent-vault run -- codex exec ... PROMPT` with the placeholder in OPENAI_API_KEY.
  */
-async function runCodex(options: { websocket: boolean; codexArgs: readonly string[] }): Promise<Scenario> {
+async function runCodex(options: { websocket: boolean; codexArgs: readonly string[]; zeroConfig?: boolean }): Promise<Scenario> {
   const scratch = mkdtempSync(join(tmpdir(), "av-codex-"));
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
   const home = await tempHome();
@@ -115,7 +115,8 @@ async function runCodex(options: { websocket: boolean; codexArgs: readonly strin
   const env = cleanEnv({
     ...home.env,
     PATH: `${BIN_DIR}:${process.env.PATH ?? "/usr/bin:/bin"}`,
-    OPENAI_API_KEY: PLACEHOLDER,
+    // Zero configuration: no key at all in the user's environment, `run` supplies the placeholder.
+    OPENAI_API_KEY: options.zeroConfig ? undefined : PLACEHOLDER,
     // Nothing else may authenticate codex or move its endpoint.
     CODEX_API_KEY: undefined,
     CODEX_ACCESS_TOKEN: undefined,
@@ -201,6 +202,20 @@ function expectKeyOnlyAtOpenAI(s: Scenario): void {
 }
 
 describe("codex exec under agent-vault run", () => {
+  test(
+    "zero configuration: no OpenAI key in the user's environment, run's placeholder is what codex sends, the API gets the real key",
+    async () => {
+      const s = await runCodex({ websocket: true, codexArgs: [], zeroConfig: true });
+      expectKeyOnlyAtOpenAI(s);
+      // What codex sent was run's placeholder (shaped sk-proj-…), replaced on the way: none reached the API.
+      const wire = Buffer.concat(s.api.wire.map((w) => w.data)).toString("latin1");
+      expect(wire).toContain(CANARY);
+      expect(wire.match(/sk-proj-[A-Za-z0-9_-]{156}/g) ?? []).toEqual([]);
+      expect(s.result.stderr).toMatch(/agent-vault: vault "default", session s_[0-9a-f]+, services: openai, /);
+    },
+    CODEX_TIMEOUT_MS + 30_000,
+  );
+
   test("codex --version runs offline", async () => {
     const proc = Bun.spawn([CODEX, "--version"], { env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
     const [stdout, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
