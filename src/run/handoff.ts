@@ -9,7 +9,7 @@
 // for who listens here (SO_PEERCRED) against the pid the server proved, before it sends anything.
 import { chmodSync, rmSync } from "node:fs";
 import net from "node:net";
-import { closeFd, isFdPassingAvailable, listeningTcpPort, receiveFds, sendFds } from "../sandbox/fd-pass.ts";
+import { closeFd, isFdPassingAvailable, readListeningPort, receiveFds, sendFds } from "../sandbox/fd-pass.ts";
 import { LISTENERS_PAYLOAD } from "../sandbox/init.ts";
 import { HANDOFF_ACK } from "../sandbox/listeners.ts";
 import { serveFd } from "../sandbox/relay.ts";
@@ -30,7 +30,7 @@ const MAX_PENDING = 16;
 const MAX_HANDED_OVER = 256;
 
 /** The fd under a node:net socket (Bun keeps it on the handle), or null when it cannot be had. */
-function fdOf(socket: net.Socket): number | null {
+function readSocketFd(socket: net.Socket): number | null {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   return typeof fd === "number" && Number.isInteger(fd) && fd > 2 ? fd : null;
 }
@@ -41,7 +41,7 @@ interface Counts {
 }
 
 function receive(connection: net.Socket, adopt: Adopt, counts: Counts): void {
-  const fd = fdOf(connection);
+  const fd = readSocketFd(connection);
   if (fd === null || counts.pending >= MAX_PENDING || counts.handedOver >= MAX_HANDED_OVER) return void connection.destroy();
   counts.pending++;
   let isPending = true;
@@ -63,7 +63,7 @@ function receive(connection: net.Socket, adopt: Adopt, counts: Counts): void {
     settle();
     if (got.kind === "closed") return void connection.destroy();
     const fds = got.fds;
-    const isListeners = got.payload.toString("latin1") === LISTENERS_PAYLOAD && fds.length === 2 && fds.every((f) => listeningTcpPort(f) !== null);
+    const isListeners = got.payload.toString("latin1") === LISTENERS_PAYLOAD && fds.length === 2 && fds.every((f) => readListeningPort(f) !== null);
     if (!isListeners) {
       for (const f of fds) closeFd(f);
       return void connection.destroy();

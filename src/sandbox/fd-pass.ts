@@ -70,13 +70,13 @@ export function isFdPassingAvailable(): boolean {
   return load() !== null;
 }
 
-function errno(c: Libc): number {
+function readErrno(c: Libc): number {
   const at = c.__errno_location();
   return at ? read.i32(at, 0) : 0;
 }
 
 function must(c: Libc, result: number | bigint, what: string): number {
-  if (Number(result) < 0) throw new Error(`${what} failed (errno ${errno(c)})`);
+  if (Number(result) < 0) throw new Error(`${what} failed (errno ${readErrno(c)})`);
   return Number(result);
 }
 
@@ -102,7 +102,7 @@ export function socketPair(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-function inet4(host: string, port: number): Buffer {
+function encodeInet4(host: string, port: number): Buffer {
   const parts = host.split(".").map(Number);
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`not an IPv4 address: ${host}`);
   const addr = Buffer.alloc(16);
@@ -121,7 +121,7 @@ export function listenTcp(host: string, port: number): number {
   try {
     const one = new Int32Array([1]);
     must(c, c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ptr(one), 4), "setsockopt");
-    const addr = inet4(host, port);
+    const addr = encodeInet4(host, port);
     must(c, c.bind(fd, ptr(addr), addr.length), `bind ${host}:${port}`);
     must(c, c.listen(fd, 511), "listen");
     return fd;
@@ -145,7 +145,7 @@ export function connectUnix(path: string): number {
   bytes.copy(addr, 2);
   const fd = must(c, c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket");
   if (Number(c.connect(fd, ptr(addr), 2 + bytes.length + 1)) < 0) {
-    const code = errno(c);
+    const code = readErrno(c);
     c.close(fd);
     throw new Error(`connect ${path} failed (errno ${code})`);
   }
@@ -153,7 +153,7 @@ export function connectUnix(path: string): number {
 }
 
 /** The pid of the process at the other end of a connected Unix socket (SO_PEERCRED). */
-export function peerPid(fd: number): number {
+export function readPeerPid(fd: number): number {
   const c = load();
   if (!c) throw new Error("fd passing is unavailable");
   const cred = new Int32Array(3);
@@ -173,7 +173,7 @@ function intOption(c: Libc, fd: number, option: number): number {
  * The port of a listening IPv4 TCP socket, or null when `fd` is anything else (a file, a connected
  * socket, a Unix socket): what arrived over SCM_RIGHTS is checked before anything listens on it.
  */
-export function listeningTcpPort(fd: number): number | null {
+export function readListeningPort(fd: number): number | null {
   const c = load();
   if (!c) return null;
   try {
@@ -218,8 +218,8 @@ export function sendFds(socket: number, fds: readonly number[], payload: Uint8Ar
   for (;;) {
     const sent = Number(c.sendmsg(socket, ptr(msg), MSG_NOSIGNAL));
     if (sent === data.length) return;
-    if (sent < 0 && errno(c) === EINTR) continue;
-    throw new Error(sent < 0 ? `sendmsg failed (errno ${errno(c)})` : "sendmsg sent part of the message");
+    if (sent < 0 && readErrno(c) === EINTR) continue;
+    throw new Error(sent < 0 ? `sendmsg failed (errno ${readErrno(c)})` : "sendmsg sent part of the message");
   }
 }
 
@@ -238,7 +238,7 @@ export function receiveFds(socket: number, maxBytes = 256): Received {
   const msg = messageHeader(iov, control);
   const got = Number(c.recvmsg(socket, ptr(msg), MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
   if (got < 0) {
-    const code = errno(c);
+    const code = readErrno(c);
     return code === EAGAIN || code === EINTR ? { kind: "again" } : { kind: "closed" };
   }
   if (got === 0) return { kind: "closed" };

@@ -10,7 +10,7 @@
 // Relays were kept as the fallback (no libc for bun:ffi, a kernel that refuses) rather than made
 // faster: a cheaper copy loop still wakes two more processes per request.
 import { type Socket } from "node:net";
-import { closeFd, connectUnix, duplicateFd, listeningTcpPort, peerPid, receiveFds, type Received, sendFds } from "./fd-pass.ts";
+import { closeFd, connectUnix, duplicateFd, readListeningPort, readPeerPid, receiveFds, type Received, sendFds } from "./fd-pass.ts";
 import { LISTENERS_PAYLOAD } from "./init.ts";
 import { relayFdToTcp, type Relay, serveFd } from "./relay.ts";
 
@@ -79,7 +79,7 @@ async function handToServer(handoffSocket: string, pid: number, fds: readonly nu
   let control: number | null = null;
   try {
     control = connectUnix(handoffSocket);
-    if (peerPid(control) !== pid) throw new Error("not the verified server");
+    if (readPeerPid(control) !== pid) throw new Error("not the verified server");
     sendFds(control, fds, new TextEncoder().encode(LISTENERS_PAYLOAD));
     const answer = await nextMessage(control, ACK_WAIT_MS, isStopped);
     if (answer?.kind === "message") closeAll(answer.fds);
@@ -157,7 +157,7 @@ export function takeListeners(fd: number, target: ListenerTarget): { close(): Pr
     if (got?.kind !== "message") return void (mode = "none");
     const fds = got.fds;
     const isListeners = got.payload.toString("latin1") === LISTENERS_PAYLOAD && fds.length === 2;
-    if (isClosed || !isListeners || listeningTcpPort(fds[0]!) !== target.mitmPort || listeningTcpPort(fds[1]!) !== target.apiPort) {
+    if (isClosed || !isListeners || readListeningPort(fds[0]!) !== target.mitmPort || readListeningPort(fds[1]!) !== target.apiPort) {
       closeAll(fds);
       mode = "none";
       return;
