@@ -3,16 +3,15 @@
 // AGENT_VAULT_NETWORK_ALLOWLIST apply), and TLS is verified against the system roots plus
 // AGENT_VAULT_UPSTREAM_CA. Errors carry the provider's `error` and `error_description`, never a
 // token, and say whether trying again could help.
-import { isIP, type Socket } from "node:net";
-import tls, { type PeerCertificate } from "node:tls";
+import { type Socket } from "node:net";
 import { headerValue, requestHead, ResponseParser, type ResponseHead } from "../net/http1.ts";
+import { UpstreamPool } from "../net/pool.ts";
 import { upstreamTrust } from "../net/trust.ts";
-import { type Dial, type NetguardOptions, netguardOptionsFromEnv, resolveDial } from "../proxy/netguard.ts";
+import { type NetguardOptions, netguardOptionsFromEnv, resolveDial } from "../proxy/netguard.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { type TokenAuthMethod } from "../vault/oauth-record.ts";
 
 const TIMEOUT_MS = 20_000;
-const CONNECT_TIMEOUT_MS = 15_000;
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export interface TokenNet {
@@ -138,34 +137,6 @@ function parseTokenAnswer(head: ResponseHead, body: Buffer, host: string): Token
   };
 }
 
-/**
- * A verified TLS connection to the dialled address: SNI and the certificate check use the token
- * URL's host name, never the address it was dialled at (AGENT_VAULT_CONNECT_TO may point elsewhere).
- */
-function connectTls(host: string, dial: Dial, trust: readonly string[]): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host: dial.address,
-      port: dial.port,
-      ...(isIP(host) === 0 ? { servername: host } : {}),
-      ca: [...trust],
-      ALPNProtocols: ["http/1.1"],
-      checkServerIdentity: (_name: string, cert: PeerCertificate) => tls.checkServerIdentity(host, cert),
-    });
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), CONNECT_TIMEOUT_MS);
-    socket.once("secureConnect", () => {
-      clearTimeout(timer);
-      socket.removeListener("error", reject);
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-    socket.once("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
-}
-
 /** One POST on a fresh connection, `Connection: close`, with an overall timeout. */
 async function post(url: URL, body: string, headers: Record<string, string>, net: TokenNet): Promise<{ head: ResponseHead; body: Buffer }> {
   const port = Number(url.port) || 443;
@@ -187,7 +158,9 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
   ]);
   let socket: Socket;
   try {
-    socket = await connectTls(url.hostname, dial, net.trust);
+    // A fresh verified connection from the proxy's own dialer: SNI and the certificate check use
+    // the token URL's host name, never the address it was dialled at (AGENT_VAULT_CONNECT_TO).
+    ({ socket } = await new UpstreamPool(net.trust).acquire({ scheme: "https", host: url.hostname, dial }, true));
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     // Only a certificate that does not verify is permanent; a reset during the handshake is not.
