@@ -4,6 +4,7 @@
 // backpressure, so a slow upstream made the proxy hold a whole upload in memory. On a raw socket, write() and 'drain' are honest, in both directions.
 import net, { type Socket } from "node:net";
 import tls, { type PeerCertificate } from "node:tls";
+import { trustContext } from "./trust.ts";
 
 const IDLE_TIMEOUT_MS = 60_000;
 const MAX_IDLE_PER_KEY = 32;
@@ -23,10 +24,11 @@ function keyOf(e: Endpoint): string {
 
 export class UpstreamPool {
   private readonly idle = new Map<string, Socket[]>();
-  private readonly trust: readonly string[];
+  /** The upstream trust as one TLS context, also for the WebSocket leg. */
+  readonly tlsContext: tls.SecureContext;
 
   constructor(trust: readonly string[]) {
-    this.trust = trust;
+    this.tlsContext = trustContext(trust);
   }
 
   /** A connected socket for the endpoint: an idle keep-alive one, or a new connection. */
@@ -48,7 +50,7 @@ export class UpstreamPool {
           ? tls.connect({
               ...options,
               ...(net.isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}),
-              ca: [...this.trust],
+              secureContext: this.tlsContext,
               ALPNProtocols: ["http/1.1"],
               checkServerIdentity: (_name: string, cert: PeerCertificate) => tls.checkServerIdentity(endpoint.host, cert),
             })

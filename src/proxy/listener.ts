@@ -272,7 +272,7 @@ export class ProxyListener {
         socket.off("data", hold);
         return held;
       }, {
-        trust: this.deps.trust,
+        tlsContext: this.pool.tlsContext,
         current: () => {
           try {
             return this.deps.state.current().vaults.get(vault.id)?.vault ?? vault;

@@ -15,7 +15,8 @@ import { websocketPolicy } from "./ws-policy.ts";
 import { relayWebSocket } from "./ws-relay.ts";
 
 export interface WebSocketDeps {
-  readonly trust: readonly string[];
+  /** The upstream trust (net/trust.ts), as one TLS context. */
+  readonly tlsContext: tls.SecureContext;
   /** The vault as it is now (settings may change while the socket is open). */
   readonly current: () => VaultRecord;
   readonly secrets: (vault: VaultRecord) => readonly Pattern[];
@@ -38,7 +39,7 @@ export async function openWebSocket(flow: Flow, agent: Socket, key: string, take
   const dial = flow.dial!;
   const useTls = flow.scheme === "https";
   const upstream: Socket = useTls
-    ? tls.connect({ host: dial.address, port: dial.port, ...(net.isIP(flow.host) === 0 ? { servername: flow.host } : {}), ca: [...deps.trust], checkServerIdentity: (_h, cert) => tls.checkServerIdentity(flow.host, cert) })
+    ? tls.connect({ host: dial.address, port: dial.port, ...(net.isIP(flow.host) === 0 ? { servername: flow.host } : {}), secureContext: deps.tlsContext, checkServerIdentity: (_h, cert) => tls.checkServerIdentity(flow.host, cert) })
     : net.connect({ host: dial.address, port: dial.port });
   agent.once("close", () => upstream.destroy());
   const connectError = await new Promise<Answer | null>((resolve) => {
