@@ -6,23 +6,22 @@
 // descriptors and listeners of its own, or plants a directory there. Nothing may reach it, and the
 // server must start and keep serving.
 // Broker and attacker run as the unprivileged user.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asAgent, giveToAgent } from "../support/attacker.ts";
-import { cleanEnv, recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { cleanEnv, type TempHome } from "../support/binary.ts";
+import { spawnLive, waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
 import { agentUpstream, type Upstream } from "../support/upstream.ts";
+import { agentServiceHome, fileScene } from "../support/scene.ts";
 
 const HAVE_BWRAP = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
-const scratch = mkdtempSync(join(tmpdir(), "av-handoff-"));
-const cleanups: (() => Promise<void> | void)[] = [];
 const SECRET = `sk_live_${randomBytes(18).toString("hex")}`;
 const HOST = "api.svc.test";
-const outputs: string[] = [];
+const scene = fileScene("av-handoff-", { absent: [SECRET] });
+const { scratch, cleanups, outputs } = scene;
 let U: Upstream;
 let ENV: Record<string, string>;
 let home: TempHome;
@@ -123,20 +122,10 @@ async function sandboxedCurl(path: string): Promise<{ code: number; stdout: stri
 
 beforeAll(async () => {
   ({ upstream: U, env: ENV } = await agentUpstream(scratch, HOST, cleanups));
-  home = await tempHome({ asAgent: true });
-  cleanups.push(() => home.cleanup());
-  const { ok } = recordingCli(() => home, () => ENV, outputs);
-  await ok(["vault", "credential", "set", "SVC_KEY=-"], SECRET);
-  await ok(["vault", "service", "add", "--name", "svc", "--host", HOST, "--auth-type", "bearer", "--token-key", "SVC_KEY"]);
+  home = await agentServiceHome(scene, SECRET, HOST, () => ENV);
   server = await startServer(home, ENV, cleanups);
   giveToAgent(scratch);
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-  for (const text of outputs) expect(text).not.toContain(SECRET);
-}, 30_000);
 
 describe.skipIf(!HAVE_BWRAP)("the server's hand-off socket", () => {
   test("the server listens there, and the sandbox cannot see it", async () => {

@@ -6,18 +6,19 @@
 // must answer 403 forbidden_address and no byte of the canary may reach the listener. Controls: the
 // listener is reachable directly (so the address and port are right), and a proxy that
 // allowlists the address does reach it (so the harness sees what gets through).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { networkInterfaces, tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { asAgent, giveToAgent, openToAgent } from "../support/attacker.ts";
+import { asAgent, giveToAgent } from "../support/attacker.ts";
 import { cleanEnv, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
-import { type Live, runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { type Live, spawnLive, waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
+import { fileScene } from "../support/scene.ts";
 
 /** The machine's own IPv4 address that is not loopback (eth0's), if it has one. */
 const OWN = Object.values(networkInterfaces())
@@ -28,9 +29,7 @@ if (!OWN) {
   console.warn("netguard-own-address: skipped, this machine has no non-loopback IPv4 interface to attack");
 }
 
-const scratch = mkdtempSync(join(tmpdir(), "av-own-address-"));
-openToAgent(scratch);
-const cleanups: (() => Promise<void> | void)[] = [];
+const { scratch, cleanups } = fileScene("av-own-address-", { openToAgent: true });
 const CANARY = `canary-${randomBytes(16).toString("hex")}`;
 const CONTROL = `control-${randomBytes(16).toString("hex")}`;
 
@@ -174,11 +173,6 @@ beforeAll(async () => {
   writeFileSync(client, CLIENT);
   giveToAgent(dir);
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 describe.skipIf(!OWN)(`the machine's own address (${OWN ?? "none"}) through the proxy`, () => {
   test("control: the attacker's listener answers at that address directly", async () => {

@@ -5,21 +5,19 @@
 // every byte to the real server (so it can pass the real server's answers off as its own). `run`
 // must refuse with a clear error before any token exists, the listener must receive no token, and
 // `server stop` must not signal a planted pid.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { asAgent, giveToAgent, openToAgent } from "../support/attacker.ts";
-import { cleanEnv, recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { type Live, runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { asAgent, giveToAgent } from "../support/attacker.ts";
+import { cleanEnv, type TempHome } from "../support/binary.ts";
+import { type Live, spawnLive, waitUntil } from "../support/process.ts";
 import { startServer } from "../support/server.ts";
+import { agentServiceHome, fileScene } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-planted-pidfile-"));
-openToAgent(scratch);
-const cleanups: (() => Promise<void> | void)[] = [];
 const SECRET = `sk_live_${randomBytes(18).toString("hex")}`;
-const outputs: string[] = [];
+const scene = fileScene("av-planted-pidfile-", { openToAgent: true, absent: [SECRET] });
+const { scratch, cleanups, outputs } = scene;
 
 // The attacker's listener: records every byte it receives; answers 200 {"status":"ok"} to every
 // request, or relays each connection to RELAY_PORT. Prints its port when ready.
@@ -105,18 +103,8 @@ const AGENT = ["sh", "-c", 'curl -s -m 3 -H "Authorization: Bearer $AGENT_VAULT_
 let H: TempHome;
 
 beforeAll(async () => {
-  H = await tempHome({ asAgent: true });
-  cleanups.push(() => H.cleanup());
-  const { ok } = recordingCli(() => H, () => ({}), outputs);
-  await ok(["vault", "credential", "set", "SVC_KEY=-"], SECRET);
-  await ok(["vault", "service", "add", "--name", "svc", "--host", "api.svc.test", "--auth-type", "bearer", "--token-key", "SVC_KEY"]);
+  H = await agentServiceHome(scene, SECRET, "api.svc.test", () => ({}));
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-  for (const text of outputs) expect(text).not.toContain(SECRET);
-}, 30_000);
 
 function expectNoToken(listener: Listener): void {
   const got = listener.received();

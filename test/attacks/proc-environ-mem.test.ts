@@ -6,25 +6,23 @@
 // AGENT_VAULT_MASTER_PASSWORD, or from --password-stdin) nor the credential value may be in
 // anything it read. A control process of the user's (dumpable) shows the same reads do work. And
 // the password is gone from run's kernel-kept environment block even for root.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openToAgent } from "../support/attacker.ts";
-import { cleanEnv, recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups, waitUntil } from "../support/process.ts";
+import { cleanEnv, recordingCli, type TempHome } from "../support/binary.ts";
+import { waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
 import { agentUpstream, type Upstream } from "../support/upstream.ts";
+import { addBearerService, agentHome, fileScene } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-proc-environ-mem-"));
-openToAgent(scratch);
-const cleanups: (() => Promise<void> | void)[] = [];
 const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
 const SECRET = `sk_live_${randomBytes(18).toString("hex")}`;
 const CONTROL = `control-${randomBytes(12).toString("hex")}`;
 const HOST = "api.svc.test";
-const outputs: string[] = [];
+const scene = fileScene("av-proc-environ-mem-", { openToAgent: true, absent: [SECRET, PASSWORD] });
+const { scratch, cleanups, outputs } = scene;
 
 // Runs with --no-sandbox: the hardening must hold on its own (without the sandbox, as on a machine
 // with no user namespaces); inside the sandbox the broker's processes are not even visible
@@ -155,13 +153,10 @@ let script: string;
 let needlesFile: string;
 
 async function prepareHome(): Promise<TempHome> {
-  const home = await tempHome({ asAgent: true, init: false });
-  cleanups.push(() => home.cleanup());
+  const home = await agentHome(scene, { init: false });
   const init = await home.run(["init"], { env: { AGENT_VAULT_MASTER_PASSWORD: PASSWORD } });
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
-  const { ok } = recordingCli(() => home, () => ({ ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }), outputs);
-  await ok(["vault", "credential", "set", "SVC_KEY=-"], SECRET);
-  await ok(["vault", "service", "add", "--name", "svc", "--host", HOST, "--auth-type", "bearer", "--token-key", "SVC_KEY"]);
+  await addBearerService(recordingCli(() => home, () => ({ ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }), outputs), SECRET, HOST);
   return home;
 }
 
@@ -197,15 +192,6 @@ beforeAll(async () => {
   writeFileSync(needlesFile, JSON.stringify({ password: hex(PASSWORD), secret: hex(SECRET), control: hex(CONTROL) }));
   openToAgent(needlesFile);
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-  for (const text of outputs) {
-    expect(text).not.toContain(SECRET);
-    expect(text).not.toContain(PASSWORD);
-  }
-}, 30_000);
 
 function hitsWithSecret(since: number): number {
   return U.received.slice(since).filter((r) => String(r.headers.authorization ?? "") === `Bearer ${SECRET}`).length;

@@ -6,22 +6,20 @@
 // fails: no byte of the canary reaches the upstream, and nothing of the vault file, the credential
 // or the master password is in what the agent got. The same script with --no-sandbox reaches the
 // upstream, so the test can tell. Broker and attacker run as the unprivileged user.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { recordingCli, type RunResult, type TempHome, TEST_PASSWORD, tempHome } from "../support/binary.ts";
-import { runCleanups } from "../support/process.ts";
+import { type RunResult, type TempHome, TEST_PASSWORD } from "../support/binary.ts";
 import { agentUpstream, type Upstream } from "../support/upstream.ts";
+import { agentServiceHome, fileScene } from "../support/scene.ts";
 
 const HAVE_BWRAP = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
-const scratch = mkdtempSync(join(tmpdir(), "av-sandbox-escape-"));
-const cleanups: (() => Promise<void> | void)[] = [];
 const SECRET = `sk_live_${randomBytes(18).toString("hex")}`;
 const CANARY = `canary${randomBytes(12).toString("hex")}`;
 const HOST = "api.svc.test";
-const outputs: string[] = [];
+const scene = fileScene("av-sandbox-escape-", { absent: [SECRET, TEST_PASSWORD] });
+const { scratch, cleanups, outputs } = scene;
 let U: Upstream;
 let home: TempHome;
 let ENV: Record<string, string>;
@@ -74,21 +72,8 @@ function canaryAtUpstream(): boolean {
 
 beforeAll(async () => {
   ({ upstream: U, env: ENV } = await agentUpstream(scratch, HOST, cleanups));
-  home = await tempHome({ asAgent: true });
-  cleanups.push(() => home.cleanup());
-  const { ok } = recordingCli(() => home, () => ENV, outputs);
-  await ok(["vault", "credential", "set", "SVC_KEY=-"], SECRET);
-  await ok(["vault", "service", "add", "--name", "svc", "--host", HOST, "--auth-type", "bearer", "--token-key", "SVC_KEY"]);
+  home = await agentServiceHome(scene, SECRET, HOST, () => ENV);
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-  for (const text of outputs) {
-    expect(text).not.toContain(SECRET);
-    expect(text).not.toContain(TEST_PASSWORD);
-  }
-}, 30_000);
 
 describe.skipIf(!HAVE_BWRAP)("inside run's sandbox the agent cannot go around the broker", () => {
   test("the data directory, agent-vault's processes and any network but the proxy are out of reach", async () => {

@@ -4,37 +4,29 @@
 // still running. The session must die with its run: within 2 s the token
 // gets 407 on the proxy and 401 on the agent API, and a tunnel opened before is closed. Broker and
 // attacker run as the unprivileged user.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { asAgent } from "../support/attacker.ts";
-import { cleanEnv, recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { type Live, runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { cleanEnv, type TempHome } from "../support/binary.ts";
+import { type Live, spawnLive, waitUntil } from "../support/process.ts";
 import { basicProxyAuth, openPlain, openTunnel } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
 import { agentUpstream, type Upstream } from "../support/upstream.ts";
+import { agentServiceHome, fileScene } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-session-after-run-"));
-const cleanups: (() => Promise<void> | void)[] = [];
 const SECRET = `sk_live_${randomBytes(18).toString("hex")}`;
 const HOST = "api.svc.test";
-const outputs: string[] = [];
+const scene = fileScene("av-session-after-run-", { absent: [SECRET] });
+const { scratch, cleanups, outputs } = scene;
 let U: Upstream;
 let ENV: Record<string, string>;
 
 // The "agent": prints its token and its pid, then sleeps (a background helper would do the same).
 const AGENT = ["sh", "-c", 'printf "TOKEN=%s PID=%s\\n" "$AGENT_VAULT_SESSION_TOKEN" "$$"; exec sleep 300'];
 
-async function prepareHome(): Promise<TempHome> {
-  const home = await tempHome({ asAgent: true });
-  cleanups.push(() => home.cleanup());
-  const { ok } = recordingCli(() => home, () => ENV, outputs);
-  await ok(["vault", "credential", "set", "SVC_KEY=-"], SECRET);
-  await ok(["vault", "service", "add", "--name", "svc", "--host", HOST, "--auth-type", "bearer", "--token-key", "SVC_KEY"]);
-  return home;
-}
+const prepareHome = () => agentServiceHome(scene, SECRET, HOST, () => ENV);
 
 async function startRun(home: TempHome): Promise<{ live: Live; token: string; agentPid: number }> {
   const live = spawnLive(home.argv(["run", "--", ...AGENT]), cleanEnv({ ...home.env, ...ENV }), "ignore");
@@ -89,12 +81,6 @@ async function refusedWithin(server: Server, token: string, since: number): Prom
 beforeAll(async () => {
   ({ upstream: U, env: ENV } = await agentUpstream(scratch, HOST, cleanups));
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-  for (const text of outputs) expect(text).not.toContain(SECRET);
-}, 30_000);
 
 describe("a session dies with its run", () => {
   test("kill -9 of a run served by a separate server: the token is refused within 2 s and open tunnels close", async () => {

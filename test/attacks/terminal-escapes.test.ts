@@ -11,19 +11,17 @@
 //     (tmux, with set-clipboard on, would keep one as a paste buffer), no hidden cells, and the
 //     effect line and warning are on screen;
 //   - the existing credential's value is in nothing the agent or the reviewer got.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { asAgent, openToAgent } from "../support/attacker.ts";
+import { asAgent } from "../support/attacker.ts";
 import { cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { spawnLive, waitUntil } from "../support/process.ts";
 import { startServer } from "../support/server.ts";
+import { fileScene } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-escapes-"));
-openToAgent(scratch);
-const cleanups: (() => Promise<void> | void)[] = [];
+const { scratch, cleanups, outputs } = fileScene("av-escapes-", { openToAgent: true });
 const CANARY = `fake-canary-${randomBytes(12).toString("hex")}`;
 const OTHER_CANARY = `other-canary-${randomBytes(12).toString("hex")}`;
 const HAVE_TMUX = Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode === 0;
@@ -44,7 +42,6 @@ let H: TempHome;
 let API: string;
 let token: string;
 let proposalId: number;
-const outputs: string[] = [];
 
 async function cli(args: readonly string[]): Promise<RunResult> {
   const r = await H.run(args);
@@ -117,11 +114,6 @@ beforeAll(async () => {
   expect(filed.status, filed.text).toBe(201);
   proposalId = filed.json.id as number;
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 // ---------------------------------------------------------------------------------------------
 

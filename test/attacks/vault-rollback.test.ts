@@ -3,21 +3,20 @@
 // live again. The running server, which saw the revocation, must refuse the old copy, keep the
 // token refused, say so, and write the newer state back so that a command started afterwards sees
 // it too. Broker and attacker run as the unprivileged user.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
 import { asAgent } from "../support/attacker.ts";
-import { TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups, waitUntil } from "../support/process.ts";
+import { TEST_PASSWORD, type TempHome } from "../support/binary.ts";
+import { waitUntil } from "../support/process.ts";
 import { basicProxyAuth, openPlain } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
+import { agentHome, fileScene } from "../support/scene.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-const scratch = mkdtempSync(join(tmpdir(), "av-rollback-"));
+const scene = fileScene("av-rollback-");
 let H: TempHome;
 let S: Server;
 
@@ -41,15 +40,9 @@ async function asAttacker(script: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  H = await tempHome({ asAgent: true });
-  cleanups.push(() => H.cleanup());
-  S = await startServer(H, {}, cleanups);
+  H = await agentHome(scene);
+  S = await startServer(H, {}, scene.cleanups);
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 describe("an old copy of vault.av put back", () => {
   test("a revoked session stays revoked at the running server, which says so and writes the newer state back", async () => {

@@ -1,0 +1,62 @@
+// The scaffolding most end-to-end and attack test files share: a scratch directory, cleanups that
+// run after the file's tests, a record of everything the agent got, and at the end the check that
+// no canary is in that record. Also the home most attacks start from: the agent user's data
+// directory with one bearer service whose key is the canary.
+import { afterAll, expect } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openToAgent } from "./attacker.ts";
+import { type Cli, recordingCli, type TempHome, tempHome } from "./binary.ts";
+import { runCleanups } from "./process.ts";
+
+export type Cleanups = (() => Promise<void> | void)[];
+
+export interface FileScene {
+  /** A temporary directory, removed after the file's tests (after the cleanups). */
+  readonly scratch: string;
+  /** Run newest first after the file's tests. */
+  readonly cleanups: Cleanups;
+  /** Everything the agent got (stdout, stderr, response bodies), checked against `absent` at the end. */
+  readonly outputs: string[];
+}
+
+export interface SceneOptions {
+  /** Lets the agent user reach the scratch directory (for files its processes read). */
+  readonly openToAgent?: boolean;
+  /** Values that must be in none of `outputs` once the file's tests are done. */
+  readonly absent?: readonly string[];
+}
+
+/** Sets up a file's scene; its afterAll runs the cleanups, removes the scratch directory, then checks `absent`. */
+export function fileScene(prefix: string, options: SceneOptions = {}): FileScene {
+  const scratch = mkdtempSync(join(tmpdir(), prefix));
+  if (options.openToAgent) openToAgent(scratch);
+  const scene: FileScene = { scratch, cleanups: [], outputs: [] };
+  afterAll(async () => {
+    await runCleanups(scene.cleanups);
+    rmSync(scratch, { recursive: true, force: true });
+    for (const text of scene.outputs) for (const value of options.absent ?? []) expect(text).not.toContain(value);
+  }, 30_000);
+  return scene;
+}
+
+/** The agent user's data directory (tempHome with asAgent), removed with the scene's cleanups. */
+export async function agentHome(scene: FileScene, options: { init?: "password" | "no-password" | false } = {}): Promise<TempHome> {
+  const home = await tempHome({ asAgent: true, ...options });
+  scene.cleanups.push(() => home.cleanup());
+  return home;
+}
+
+/** Stores `secret` as SVC_KEY and adds the bearer service `svc` on `host` that injects it, through the CLI. */
+export async function addBearerService(cli: Cli, secret: string, host: string): Promise<void> {
+  await cli.ok(["vault", "credential", "set", "SVC_KEY=-"], secret);
+  await cli.ok(["vault", "service", "add", "--name", "svc", "--host", host, "--auth-type", "bearer", "--token-key", "SVC_KEY"]);
+}
+
+/** agentHome with the service `svc` (addBearerService), the CLI's output recorded in the scene's outputs. */
+export async function agentServiceHome(scene: FileScene, secret: string, host: string, env: () => Record<string, string | undefined>): Promise<TempHome> {
+  const home = await agentHome(scene);
+  await addBearerService(recordingCli(() => home, env, scene.outputs), secret, host);
+  return home;
+}
