@@ -307,7 +307,14 @@ export function forward(
         req.off("end", onBodyEnd);
       }
 
-      socket.write(requestHead(flow.method, flow.path, outboundHeaders()));
+      let head: Buffer;
+      try {
+        head = requestHead(flow.method, flow.path, outboundHeaders());
+      } catch (error) {
+        // A value that would split the head (a character past latin1 in an injected header).
+        return abort(problem("invalid_request", `the request to ${flow.host} cannot be written: ${(error as Error).message}`));
+      }
+      socket.write(head);
       const body = guarded as GuardedBody | null;
       if (body?.kind === "whole") {
         if (body.body.length > 0) socket.write(body.body);

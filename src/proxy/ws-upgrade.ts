@@ -48,7 +48,14 @@ export async function openWebSocket(flow: Flow, agent: Socket, key: string, take
   });
   upstream.on("error", () => upstream.destroy());
   if (connectError) return deps.refuse(connectError);
-  upstream.write(requestHead(flow.method, flow.path, { ...flow.headers, host: flow.headers.host ?? flow.host }));
+  let head: Buffer;
+  try {
+    head = requestHead(flow.method, flow.path, { ...flow.headers, host: flow.headers.host ?? flow.host });
+  } catch (error) {
+    upstream.destroy();
+    return deps.refuse(problem("invalid_request", `the handshake to ${flow.host} cannot be written: ${(error as Error).message}`));
+  }
+  upstream.write(head);
   const scrubbing = (): readonly Pattern[] => {
     const now = deps.current();
     return now.settings.scrub ? deps.secrets(now) : [];
