@@ -7,7 +7,7 @@ import { type Socket } from "node:net";
 import { headerValue, requestHead, ResponseParser, type ResponseHead } from "../net/http1.ts";
 import { UpstreamPool } from "../net/pool.ts";
 import { upstreamTrust } from "../net/trust.ts";
-import { type NetguardOptions, netguardOptionsFromEnv, resolveDial } from "../proxy/netguard.ts";
+import { type NetguardOptions, netguardOptionsFromEnv, resolveDial } from "../net/netguard.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { type TokenAuthMethod } from "../vault/oauth-record.ts";
 

@@ -7,7 +7,7 @@ import { type ErrorCode } from "../shared/errors.ts";
 import { type Principal } from "../vault/principals.ts";
 import { type Service } from "../vault/service.schema.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
-import { type Dial } from "./netguard.ts";
+import { type Dial } from "../net/netguard.ts";
 import { type Pattern } from "./secrets.ts";
 
 export type Headers = Record<string, string | string[] | undefined>;

@@ -10,7 +10,7 @@ import { type Pattern } from "./secrets.ts";
 import { type RequestTails } from "./tails.ts";
 import { guardRequest } from "./steps/guard.ts";
 import { type AccessLimits } from "./limits.ts";
-import { type NetguardOptions } from "./netguard.ts";
+import { type NetguardOptions } from "../net/netguard.ts";
 import { type Snapshot } from "./state.ts";
 import { authenticate } from "./steps/authenticate.ts";
 import { stripHeaders } from "./steps/headers.ts";

@@ -6,7 +6,7 @@
 import net, { type Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { type LeafCertificates } from "./certs.ts";
-import { type Dial } from "./netguard.ts";
+import { type Dial } from "../net/netguard.ts";
 
 export const CONNECT_ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
 

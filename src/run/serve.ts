@@ -16,7 +16,7 @@ import { ProxyListener } from "../proxy/listener.ts";
 import { ensureCertificateAuthority } from "../proxy/ca.ts";
 import { upstreamTrust } from "../net/trust.ts";
 import { LeafCertificates } from "../proxy/certs.ts";
-import { netguardOptionsFromEnv } from "../proxy/netguard.ts";
+import { netguardOptionsFromEnv } from "../net/netguard.ts";
 import { ProxyState } from "../proxy/state.ts";
 import { readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
 import { type VaultStore } from "../vault/vault.ts";

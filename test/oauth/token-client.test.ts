@@ -7,7 +7,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TokenEndpointError, type TokenNet, tokenRequest } from "../../src/oauth/token-client.ts";
-import { netguardOptionsFromEnv } from "../../src/proxy/netguard.ts";
+import { netguardOptionsFromEnv } from "../../src/net/netguard.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "av-token-client-"));

@@ -1,7 +1,7 @@
 // Factories for pipeline tests: a real unlocked vault with services and a session, and flows to
 // push through single steps without sockets (STYLE: mitmproxy-style step tests).
 import { makeFlow, type Flow } from "../../src/proxy/flow.ts";
-import { netguardOptionsFromEnv } from "../../src/proxy/netguard.ts";
+import { netguardOptionsFromEnv } from "../../src/net/netguard.ts";
 import { type StepContext } from "../../src/proxy/pipeline.ts";
 import { ProxyState } from "../../src/proxy/state.ts";
 import { OAuthRefresher } from "../../src/oauth/refresh.ts";

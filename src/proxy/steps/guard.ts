@@ -1,4 +1,4 @@
-// Step 5: the exfiltration guard, on the request line and headers (forward.ts does the body). A
+// Step 5: the exfiltration guard, on the request line and headers (request-body.ts does the body). A
 // request that carries the value of any credential of the vault, in any of the forms secrets.ts
 // knows, is refused with 403 credential_exfiltration naming the key (never the value) before any
 // byte goes upstream. It runs after the agent's own auth headers are stripped and before inject,

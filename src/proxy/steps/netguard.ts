@@ -1,7 +1,7 @@
 // Step 6: where to dial. Resolve, check every address, remember the checked one for the dial.
 import { isAgentVaultError } from "../../shared/errors.ts";
 import { answer, type Flow } from "../flow.ts";
-import { resolveDial } from "../netguard.ts";
+import { resolveDial } from "../../net/netguard.ts";
 import { type StepContext } from "../pipeline.ts";
 
 export async function guardNetwork(flow: Flow, ctx: StepContext): Promise<void> {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { networkInterfaces } from "node:os";
-import { isForbiddenAddress, netguardOptionsFromEnv, parseHostAddress, resolveDial } from "../../src/proxy/netguard.ts";
+import { isForbiddenAddress, netguardOptionsFromEnv, parseHostAddress, resolveDial } from "../../src/net/netguard.ts";
 
 const none = netguardOptionsFromEnv({});
 
