@@ -8,6 +8,7 @@ import { AgentVaultError, ERROR_TABLE } from "../shared/errors.ts";
 import { reportError } from "./io.ts";
 import { registerOAuth } from "./oauth.ts";
 import { registerAgent } from "./agent.ts";
+import { registerAudit } from "./audit.ts";
 import { registerProposal } from "./proposal.ts";
 import { registerCa, registerRun, registerServer, registerSessionCommands, registerTui } from "./server.ts";
 import { registerCatalog, registerService } from "./service.ts";
@@ -15,6 +16,7 @@ import { registerCompletion } from "./completion.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerLog } from "./log.ts";
 import { registerStatus } from "./status.ts";
+import { registerHeld } from "./held.ts";
 import { registerVaultManagement } from "./vault.ts";
 
 export function buildProgram(): Command {
@@ -50,8 +52,10 @@ export function buildProgram(): Command {
   registerCatalog(program);
   registerMasterPassword(program);
   registerStatus(program);
+  registerHeld(program);
   registerDoctor(program);
   registerLog(program);
+  registerAudit(program);
   registerCompletion(program);
   // Every subcommand inherits the same error handling.
   const configure = (command: Command) => {

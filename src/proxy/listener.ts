@@ -116,6 +116,7 @@ export class ProxyListener {
   private async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.deps.log.flush();
+    await this.deps.state.store.audit.flush();
     await this.limits.close();
     for (const socket of this.open.keys()) socket.destroy();
     this.pool.destroy();
@@ -171,6 +172,21 @@ export class ProxyListener {
       error,
       ...(reason ? { reason } : {}),
       via: flow.via,
+    });
+    // The audit trail (src/vault/audit.ts) keeps the decision: which code or rule, never a value.
+    this.deps.state.store.audit.record({
+      kind: error === null ? "request_allowed" : "request_blocked",
+      vault: flow.vault?.name ?? null,
+      session: flow.principal?.id ?? null,
+      agent: flow.principal?.agent?.name ?? null,
+      method: flow.method,
+      host: flow.host,
+      path: flow.path.split("?")[0]!,
+      service: flow.service?.name ?? null,
+      status,
+      code: error,
+      ...(flow.blocked ? { rule: flow.blocked } : {}),
+      ...(reason ? { reason: reason.slice(0, 300) } : {}),
     });
   }
 

@@ -20,6 +20,8 @@ export const ERROR_TABLE = {
     exit: 1,
     hint: "restore the file from a backup; agent-vault will not guess at damaged data",
   },
+  /** `audit verify` found a record changed, removed, reordered, inserted or cut (src/vault/audit.ts). */
+  audit_broken: { http: 500, exit: 1, hint: "the audit log was changed outside agent-vault: keep a copy of it and of vault.av, and see which records `agent-vault audit export` still vouches for" },
   lock_timeout: {
     http: 503,
     exit: 1,
@@ -41,6 +43,9 @@ export const ERROR_TABLE = {
   rate_limited: { http: 429, exit: 1, hint: undefined },
   policy_denied: { http: 403, exit: 1, hint: undefined },
   credential_exfiltration: { http: 403, exit: 1, hint: undefined },
+  /** A held request (an `approve` rule of a policy) that a person refused, or left unanswered. */
+  approval_denied: { http: 403, exit: 1, hint: undefined },
+  approval_timeout: { http: 403, exit: 1, hint: "ask the person at the vault to answer it (`agent-vault held list`), then send the request again" },
   too_many_pending_proposals: { http: 429, exit: 1, hint: "wait for the pending proposals to be reviewed" },
   proposal_not_found: { http: 404, exit: 1, hint: "list proposals with `agent-vault vault proposal list`" },
   oauth_not_connected: { http: 502, exit: 1, hint: "complete it with `agent-vault oauth connect KEY` or `agent-vault oauth paste KEY`" },

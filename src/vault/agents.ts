@@ -111,15 +111,17 @@ export async function grantServices(store: VaultStore, vaultName: string, name: 
     const stamp = new Date(now).toISOString();
     const expires = ttlMs === null ? null : new Date(now + ttlMs).toISOString();
     agent.grants = [...agent.grants.filter((g) => !services.includes(g.service)), ...services.map((service) => ({ service, created_at: stamp, expires_at: expires, by }))];
+    store.audit.record({ kind: "grant_added", vault: vault.name, agent: agent.name, services: [...services], by, ...(expires ? { detail: `until ${expires}` } : {}) });
   });
 }
 
 export async function revokeGrants(store: VaultStore, vaultName: string, name: string, services: readonly string[]): Promise<Agent> {
   if (services.length === 0) throw new AgentVaultError("invalid_argument", "name at least one --service");
-  return updateAgent(store, vaultName, name, (agent) => {
+  return updateAgent(store, vaultName, name, (agent, vault) => {
     const missing = services.filter((s) => !agent.grants.some((g) => g.service === s));
     if (missing.length > 0) throw new AgentVaultError("not_found", `agent "${agent.name}" has no grant for ${missing.join(", ")}`);
     agent.grants = agent.grants.filter((g) => !services.includes(g.service));
+    store.audit.record({ kind: "grant_revoked", vault: vault.name, agent: agent.name, services: [...services] });
   });
 }
 

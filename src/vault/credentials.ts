@@ -102,6 +102,7 @@ export async function setCredentials(
       };
       vault.credentials[key] = record;
     }
+    store.audit.record({ kind: "credential_set", vault: vault.name, keys: entries.map((e) => e.key) });
   });
 }
 
@@ -129,6 +130,7 @@ export async function deleteCredentials(store: VaultStore, vaultName: string, ke
       const users = servicesUsing(vault, key);
       if (users.length > 0) dangling[key] = users;
     }
+    store.audit.record({ kind: "credential_deleted", vault: vault.name, keys: [...keys] });
     return dangling;
   });
 }

@@ -73,6 +73,7 @@ export async function fileProposal(store: VaultStore, vaultName: string, input: 
     };
     vault.proposal_seq = id;
     vault.proposals.push(proposal);
+    store.audit.record({ kind: "proposal_filed", vault: vault.name, proposal: id, session: sessionId, keys: input.credentials.map((c) => c.key), services: input.services.map((s) => s.name) });
     return proposal;
   });
 }
@@ -175,6 +176,7 @@ export async function approveProposal(store: VaultStore, vaultName: string, id: 
     });
     proposal.status = "applied";
     proposal.audit.push({ at: stamp, action: "approved", by });
+    store.audit.record({ kind: "proposal_approved", vault: vault.name, proposal: id, by, keys: proposal.credentials.map((c) => c.key), services: proposal.services.map((s) => s.name) });
     return proposal;
   });
 }
@@ -192,6 +194,7 @@ export async function rejectProposal(store: VaultStore, vaultName: string, id: n
       return rest;
     });
     proposal.audit.push({ at: stamp, action: "rejected", by, ...(reason ? { note: reason } : {}) });
+    store.audit.record({ kind: "proposal_rejected", vault: vaultName, proposal: id, by, ...(reason ? { reason: reason.slice(0, 500) } : {}) });
     return proposal;
   });
 }

@@ -6,3 +6,5 @@ export const PROPOSAL_VALUE_KIND = "proposal-value";
 export const CA_KEY_KIND = "ca-key";
 /** The CA key is not in a vault: its scope is this. */
 export const CA_KEY_SCOPE = "-";
+/** The audit trail's MAC key (audit.ts): one per data directory, in no vault. */
+export const AUDIT_KEY_KIND = "audit-key";

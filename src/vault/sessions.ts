@@ -61,8 +61,14 @@ export async function createSession(
     // Expired and revoked sessions older than a day are dropped so the list stays short.
     vault.sessions = vault.sessions.filter((s) => Date.parse(s.expires_at) > now - 86_400_000);
     // Sessions of runs that died without revoking (SIGKILL) are inactive already; say so on file.
-    for (const s of vault.sessions) if (s.revoked_at === null && hasSessionEnded(s)) s.revoked_at = new Date(now).toISOString();
+    for (const s of vault.sessions) {
+      if (s.revoked_at === null && hasSessionEnded(s)) {
+        s.revoked_at = new Date(now).toISOString();
+        store.audit.record({ kind: "session_ended", vault: vault.name, session: s.id, detail: "its run had exited" });
+      }
+    }
     vault.sessions.push(session);
+    store.audit.record({ kind: "session_started", vault: vault.name, session: session.id, agent: options.agent ?? null, services: session.services ?? undefined, ...(session.label ? { detail: session.label.slice(0, 200) } : {}) });
   });
   return { token, session };
 }
@@ -82,7 +88,10 @@ export async function revokeSession(store: VaultStore, vaultName: string, id: st
     const vault = findVault(body, vaultName);
     const session = vault.sessions.find((s) => s.id === id);
     if (!session) throw new AgentVaultError("session_not_found", `no session ${id} in vault "${vault.name}"`);
-    if (session.revoked_at === null) session.revoked_at = new Date().toISOString();
+    if (session.revoked_at === null) {
+      session.revoked_at = new Date().toISOString();
+      store.audit.record({ kind: "session_ended", vault: vault.name, session: session.id });
+    }
   });
 }
 

@@ -3,6 +3,8 @@
 import { z } from "zod";
 import { CredentialMapSchema, IsoTimeSchema } from "./credential.schema.ts";
 import { AgentSchema, PolicySchema } from "./agent.schema.ts";
+import { AuditAnchorSchema } from "./audit.schema.ts";
+import { HeldSchema } from "./held.schema.ts";
 import { ProposalSchema } from "./proposal.schema.ts";
 import { ServiceSchema } from "./service.schema.ts";
 
@@ -87,6 +89,10 @@ export const VaultRecordSchema = z
     proposals: z.array(ProposalSchema).default([]),
     /** The last proposal number handed out: numbers are never reused. */
     proposal_seq: z.number().int().nonnegative().default(0),
+    /** Requests held for a person's approval (held.schema.ts), pending and recently answered. */
+    held: z.array(HeldSchema).default([]),
+    /** The last held-request number handed out: numbers are never reused. */
+    held_seq: z.number().int().nonnegative().default(0),
   })
   .strict();
 
@@ -100,6 +106,10 @@ export const BodySchema = z
     current_vault: VaultNameSchema,
     vaults: z.array(VaultRecordSchema).min(1),
     ca: CaRecordSchema.optional(),
+    /** The audit trail's head (audit.ts): the newest record the log must still hold. */
+    audit: AuditAnchorSchema.optional(),
+    /** The audit key, sealed (kind "audit-key"): it MACs every audit record. */
+    audit_key: z.base64().optional(),
   })
   .strict();
 

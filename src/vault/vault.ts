@@ -18,7 +18,8 @@ import {
   seal,
   type Argon2Params,
 } from "./crypto.ts";
-import { CA_KEY_KIND, CA_KEY_SCOPE, CREDENTIAL_KIND, PROPOSAL_VALUE_KIND } from "./sealed-kinds.ts";
+import { AuditTrail } from "./audit.ts";
+import { AUDIT_KEY_KIND, CA_KEY_KIND, CA_KEY_SCOPE, CREDENTIAL_KIND, PROPOSAL_VALUE_KIND } from "./sealed-kinds.ts";
 import { encodeSigned, encodeStateFile, parseStateFile, type ParsedStateFile } from "./format.ts";
 import { type Body, BodySchema, type Header, type Kdf, type VaultRecord } from "./state.schema.ts";
 import { ensurePrivateDirectory, fileVersion, readFileOrNull, removeStrayTempFiles, withFileLock, writeFileAtomic } from "./store.ts";
@@ -101,6 +102,8 @@ export function newVaultRecord(name: string): VaultRecord {
     agents: [],
     proposals: [],
     proposal_seq: 0,
+    held: [],
+    held_seq: 0,
   };
 }
 
@@ -143,6 +146,8 @@ export class VaultStore {
   private readonly opened = new Map<string, string>();
   /** The highest generation this process has seen: a file below it is a restored old copy. */
   private highWater = 0;
+  /** The audit trail (audit.ts): record() any decision; vault changes reach it in update(). */
+  readonly audit: AuditTrail = new AuditTrail(this);
   /** Told once per rolled-back file; the default writes one line to stderr. */
   onRollback: (found: number, expected: number) => void = (found, expected) => {
     process.stderr.write(`agent-vault: refused ${this.paths.stateFile}: its generation ${found} is older than ${expected}, which this process already saw (an old copy was put back); the newer state stays in force and is written back\n`);
@@ -220,7 +225,16 @@ export class VaultStore {
       // read() re-verifies only if another process wrote since our last read: every write renames
       // a new file into place, so the inode changes.
       const body = JSON.parse(JSON.stringify(this.read())) as Body;
-      const result = change(body);
+      // Records a change makes are dropped with it if it throws; else they land, anchored, with it.
+      const mark = this.audit.mark();
+      let result: T;
+      try {
+        result = change(body);
+      } catch (error) {
+        this.audit.dropSince(mark);
+        throw error;
+      }
+      this.audit.sealInto(body);
       this.writeLocked(body, this.header, lock.isCompromised());
       return result;
     });
@@ -240,6 +254,9 @@ export class VaultStore {
     const header = await buildHeader(dataKey, password);
     await withFileLock(this.paths.stateFile, this.paths.lockFile, (lock) => {
       const body = JSON.parse(JSON.stringify(this.read())) as Body;
+      // Recorded (and its audit key sealed) under the old key first; the loop below reseals it.
+      this.audit.record({ kind: "master_password_changed", detail: password === null ? "removed" : this.hasPassword ? "changed" : "set" });
+      this.audit.sealInto(body);
       const newKeys = subkeys(dataKey);
       for (const field of sealedFields(body)) {
         const plain = open(this.keys.record, Buffer.from(field.sealed, "base64"), recordAssociatedData(field.kind, field.scope, field.name));
@@ -264,6 +281,27 @@ export class VaultStore {
       this.header = header;
       if (password !== null && existsSync(this.paths.keyFile)) unlinkSync(this.paths.keyFile);
     });
+  }
+
+  /**
+   * The audit trail's MAC key: random, sealed in the state (not derived from the data key, which a
+   * password change replaces: the old records must still verify afterwards). With `create`, a
+   * state that has none gets one; only inside update(), whose body is about to be written.
+   */
+  auditKey(body: Body, create: boolean): Buffer | null {
+    if (body.audit_key === undefined) {
+      if (!create) return null;
+      const key = randomKey();
+      body.audit_key = seal(this.keys.record, key, recordAssociatedData(AUDIT_KEY_KIND, CA_KEY_SCOPE, "audit")).toString("base64");
+      return key;
+    }
+    const cacheKey = `${AUDIT_KEY_KIND}\0${body.audit_key}`;
+    const cached = this.opened.get(cacheKey);
+    if (cached !== undefined) return Buffer.from(cached, "base64");
+    const key = open(this.keys.record, Buffer.from(body.audit_key, "base64"), recordAssociatedData(AUDIT_KEY_KIND, CA_KEY_SCOPE, "audit"));
+    if (key === null) throw new AgentVaultError("vault_corrupt", `the audit key in ${this.paths.stateFile} does not open (damaged or moved)`);
+    this.opened.set(cacheKey, key.toString("base64"));
+    return key;
   }
 
   sealValue(kind: string, vaultId: string, name: string, value: string): string {
@@ -334,6 +372,7 @@ function sealedFields(body: Body): { kind: string; scope: string; name: string; 
   const out: { kind: string; scope: string; name: string; sealed: string; reseal(value: string): void }[] = [];
   const ca = body.ca;
   if (ca) out.push({ kind: CA_KEY_KIND, scope: CA_KEY_SCOPE, name: "ca", sealed: ca.key, reseal: (v) => (ca.key = v) });
+  if (body.audit_key !== undefined) out.push({ kind: AUDIT_KEY_KIND, scope: CA_KEY_SCOPE, name: "audit", sealed: body.audit_key, reseal: (v) => (body.audit_key = v) });
   for (const vault of body.vaults) {
     for (const [key, record] of Object.entries(vault.credentials)) {
       out.push({ kind: CREDENTIAL_KIND, scope: vault.id, name: key, sealed: record.value, reseal: (v) => (record.value = v) });

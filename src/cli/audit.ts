@@ -1,0 +1,92 @@
+// `agent-vault audit verify [--json]` and `agent-vault audit export [--since TIME] [--json]`: the
+// audit trail (src/vault/audit.ts), checked from record 1 to the vault's anchor, and written out
+// as JSON lines for a SIEM. Both need the password: the audit key is sealed in the vault file.
+// Every field was verified by its MAC, yet came from an agent (hosts, paths): printed through
+// displaySafe / jsonTerminalSafe.
+import { type Command } from "commander";
+import { parseDuration } from "../shared/duration.ts";
+import { AgentVaultError } from "../shared/errors.ts";
+import { displaySafe, jsonTerminalSafe } from "../shared/text.ts";
+import { type AuditReport, verifyAudit } from "../vault/audit.ts";
+import { type AuditRecord } from "../vault/audit.schema.ts";
+import { type CommonOptions, openStore, withJsonOption, withPasswordOption } from "./context.ts";
+import { printJson } from "./io.ts";
+
+interface ExportOptions extends CommonOptions {
+  readonly since?: string;
+}
+
+/** A duration back from now (10m, 2h, 7d) or an ISO time: the first instant to export. */
+function parseSince(text: string, now = Date.now()): number {
+  const ms = parseDuration(text);
+  const from = ms !== null ? now - ms : /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(from)) throw new AgentVaultError("usage", `--since "${text.slice(0, 80)}" is neither a duration (10m, 2h, 7d) nor a time (2026-01-31T12:00:00Z)`);
+  return from;
+}
+
+function brokenError(report: AuditReport): AgentVaultError {
+  return new AgentVaultError("audit_broken", `audit log: ${report.problem!.what}`);
+}
+
+/** One readable line a record: time, number, kind, then whichever facts it has. */
+function formatRecord(record: AuditRecord): string {
+  const facts: string[] = [];
+  const add = (name: string, value: unknown) => {
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) return;
+    facts.push(`${name}=${displaySafe(Array.isArray(value) ? value.join(",") : String(value))}`);
+  };
+  if (record.method) facts.push(`${displaySafe(record.method)} ${displaySafe(record.host ?? "")}${displaySafe(record.path ?? "")}`);
+  add("status", record.status);
+  add("code", record.code);
+  add("rule", record.rule);
+  add("vault", record.vault);
+  add("session", record.session);
+  add("agent", record.agent);
+  add("service", record.service);
+  add("proposal", record.proposal);
+  add("keys", record.keys);
+  add("services", record.services);
+  add("id", record.id);
+  add("by", record.by);
+  add("detail", record.detail);
+  add("reason", record.reason);
+  return `${record.time}  #${record.seq}  ${record.kind}  ${facts.join("  ")}`;
+}
+
+export function registerAudit(program: Command): void {
+  const audit = program.command("audit").description("the tamper-evident audit trail: verify its chain, export it for a SIEM");
+
+  withPasswordOption(withJsonOption(audit.command("verify").description("check every record's MAC, number and link, and that the log reaches the vault's anchor; exit 1 naming the first bad record"))).action(async (options: CommonOptions) => {
+    const store = await openStore(options);
+    const body = store.read();
+    const report = verifyAudit(store.paths, store.auditKey(body, false), body.audit ?? null);
+    if (options.json) {
+      printJson({ ok: report.problem === null, ...report });
+    } else if (report.problem === null) {
+      const anchored = report.anchor ? `anchored up to record ${report.anchor.seq} (${report.anchor.time})` : "nothing anchored yet";
+      const tail = report.unanchored > 0 ? `; ${report.unanchored} later record${report.unanchored === 1 ? "" : "s"} not anchored yet (written in the last few seconds, or by a process that stopped before anchoring: they verify, but a cut there would not show)` : "";
+      process.stdout.write(`audit log ok: ${report.records} record${report.records === 1 ? "" : "s"}, ${anchored}${tail}\n`);
+    }
+    if (report.problem !== null) throw brokenError(report);
+  });
+
+  withPasswordOption(withJsonOption(audit.command("export").description("write the verified records as JSON lines (--json) or readable lines; stops at the first bad record and exits 1")))
+    .option("--since <when>", "only records since a duration ago (10m, 2h, 7d) or a time (ISO 8601)")
+    .action(async (options: ExportOptions) => {
+      const from = options.since === undefined ? Number.NEGATIVE_INFINITY : parseSince(options.since);
+      const store = await openStore(options);
+      const body = store.read();
+      const out: string[] = [];
+      const flush = () => {
+        if (out.length > 0) process.stdout.write(out.join(""));
+        out.length = 0;
+      };
+      const report = verifyAudit(store.paths, store.auditKey(body, false), body.audit ?? null, (record, line) => {
+        if (Date.parse(record.time) < from) return;
+        out.push(`${options.json ? jsonTerminalSafe(line) : formatRecord(record)}\n`);
+        if (out.length >= 500) flush();
+      });
+      flush();
+      if (report.problem !== null) throw brokenError(report);
+    });
+}
