@@ -75,6 +75,7 @@ interface PolicyFlags {
   methods: string[];
   paths: string[];
   deny: string[];
+  approve: string[];
   rateLimit?: string;
   window: string[];
   usageCap?: string;
@@ -82,7 +83,7 @@ interface PolicyFlags {
 }
 
 async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
-  const flagged = flags.methods.length + flags.paths.length + flags.deny.length + flags.window.length > 0 || flags.rateLimit !== undefined || flags.usageCap !== undefined;
+  const flagged = flags.methods.length + flags.paths.length + flags.deny.length + flags.approve.length + flags.window.length > 0 || flags.rateLimit !== undefined || flags.usageCap !== undefined;
   if (flags.clear) {
     if (flagged || flags.file) throw new AgentVaultError("invalid_argument", "--clear takes no other policy option");
     return null;
@@ -108,6 +109,14 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
     const entry = parts.length > 1 ? { methods: parts[0]!.split(",").map((m) => m.toUpperCase()), path: parts.slice(1).join(" ") } : { path: parts[0]! };
     const current = rule(service);
     rules.set(service, { ...current, deny: [...(current.deny ?? []), entry] });
+  }
+  // Held requests (src/vault/held.ts): the same shape as --deny, held for a person instead of refused.
+  for (const text of flags.approve) {
+    const [service, spec] = splitAssignment("--approve", text);
+    const parts = spec.split(/\s+/);
+    const entry = parts.length > 1 ? { methods: parts[0]!.split(",").map((m) => m.toUpperCase()), path: parts.slice(1).join(" ") } : { path: parts[0]! };
+    const current = rule(service);
+    rules.set(service, { ...current, approve: [...(current.approve ?? []), entry] });
   }
   const input: Record<string, unknown> = {};
   if (rules.size > 0) input.rules = [...rules.values()];
@@ -222,6 +231,7 @@ export function registerAgent(program: Command): void {
     .option("--methods <service=METHODS>", "only these methods, e.g. github=GET,HEAD (repeatable)", repeat, [])
     .option("--paths <service=PATHS>", "only these paths, e.g. github=/repos/*,/user (repeatable)", repeat, [])
     .option("--deny <service=[METHODS ]PATH>", "refuse, e.g. 'github=DELETE /repos/*' (repeatable)", repeat, [])
+    .option("--approve <service=[METHODS ]PATH>", "hold for a person's approval, e.g. 'github=POST /repos/*/merges' (repeatable)", repeat, [])
     .option("--rate-limit <n>", "requests per minute")
     .option("--window <window>", "allowed times, e.g. 'mon-fri 09:00-18:00+02:00' (repeatable)", repeat, [])
     .option("--usage-cap <n>", "requests over the agent's whole life")

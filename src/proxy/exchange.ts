@@ -10,7 +10,7 @@ import { LAST_CHUNK, chunk, requestHead, ResponseParser } from "../net/http1.ts"
 import { type Answer, problem, sendAnswer, statusOf } from "../shared/answers.ts";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type Flow, reachedBy } from "./flow.ts";
-import { type GuardedBody, readGuarded } from "./request-body.ts";
+import { GUARD_BUFFER_BYTES, type GuardedBody, readGuarded } from "./request-body.ts";
 import { startScrub } from "./response-body.ts";
 import { type Pattern, scrubText } from "./secrets.ts";
 import { type RequestTails, tailKey } from "./tails.ts";
@@ -107,7 +107,16 @@ export function forward(
         ({ socket, reused }) => exchange(socket, reused),
         (error: NodeJS.ErrnoException) => fail(describeUpstreamError(error, flow.host)),
       );
-    if (hasBody && (patterns.length > 0 || substitutions.length > 0)) {
+    // A held request (steps/hold.ts) is sent only once a person allowed exactly this body.
+    const afterApproval = (read: GuardedBody) => {
+      const wait = flow.awaitApproval;
+      if (!wait) return start();
+      if (read.kind !== "whole" || !read.sent || !read.decoded) {
+        return fail(problem("request_too_large", `a request held for approval is read whole to bind the approval to its body; this one is larger than ${GUARD_BUFFER_BYTES} bytes`));
+      }
+      void wait({ sent: read.sent, decoded: read.decoded }).then((refusal) => (refusal ? fail(refusal) : start()));
+    };
+    if (hasBody && (patterns.length > 0 || substitutions.length > 0 || flow.awaitApproval)) {
       const key = tailKey(flow.principal?.id, flow.host, flow.port);
       void readGuarded(req, {
         patterns,
@@ -120,7 +129,7 @@ export function forward(
         if (result.kind === "refused") return fail(result.answer);
         if (result.kind === "gone") return done({ status: statusOf("client_gone"), error: "client_gone" });
         guarded = result;
-        start();
+        afterApproval(result);
       });
     } else start();
 

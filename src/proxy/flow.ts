@@ -64,6 +64,12 @@ export interface Flow {
    * A function, so the values are opened only when asked for and never stored on the flow.
    */
   substitutions?: () => readonly Substitution[];
+  /**
+   * Set by steps/hold.ts when a request with a body is held for a person: the exchange reads the
+   * body whole, calls this with it as the agent sent it (before placeholders) and decoded, and
+   * sends only on null; otherwise the answer goes to the agent (approval_denied, approval_timeout).
+   */
+  awaitApproval?: (body: { readonly sent: Buffer; readonly decoded: Buffer }) => Promise<Answer | null>;
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
   responseHeaders?: Record<string, string>;
 }

@@ -25,6 +25,7 @@ import { chooseInspection } from "./steps/inspect.ts";
 import { guardPassthrough, routeTunnel } from "./steps/route.ts";
 import { isStillAllowed } from "./steps/sweep.ts";
 import { applyPolicy } from "./steps/policy.ts";
+import { holdForApproval } from "./steps/hold.ts";
 
 export interface ProxyOptions {
   readonly netguard: NetguardOptions;
@@ -58,7 +59,7 @@ export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPass
  * guard if guardBody is set, puts values for placeholders in it if substitutions is set,
  * scrubs the response if scrubBody is set, and on a 401 calls onUnauthorized.
  */
-export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, substitutePlaceholders, refreshOAuth, injectCredential, guardNetwork];
+export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, holdForApproval, substitutePlaceholders, refreshOAuth, injectCredential, guardNetwork];
 
 /** The request steps (tests run a few of them by name). */
 export const PIPELINE = ON_REQUEST;

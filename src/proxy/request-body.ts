@@ -21,7 +21,11 @@ export interface BodyStream {
   end(): { send: Buffer } | { hit: Pattern };
 }
 
-export type GuardedBody = { kind: "whole"; body: Buffer } | { kind: "stream"; head: Buffer; guard: BodyStream } | { kind: "refused"; answer: Answer } | { kind: "gone" };
+/**
+ * A whole body: `body` as it goes upstream (placeholders replaced), `sent` the same layer as the
+ * agent sent it, `decoded` with every coding undone (held requests hash `sent` and preview `decoded`).
+ */
+export type GuardedBody = { kind: "whole"; body: Buffer; sent?: Buffer; decoded?: Buffer } | { kind: "stream"; head: Buffer; guard: BodyStream } | { kind: "refused"; answer: Answer } | { kind: "gone" };
 
 /** Decoded request bodies are scanned up to this size; a bigger expansion is refused (a bomb). */
 const MAX_DECODED_SCAN_BYTES = 64 * 1024 * 1024;
@@ -126,7 +130,8 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       const part = endsWithPartValue(inner, patterns);
       if (part) return finish({ kind: "refused", answer: onBlocked(part) });
       input.recordRests([...opened, ...openRests(inner, patterns)]);
-      finish({ kind: "whole", body: substituteWhole(layers[Math.min(transferCodings, layers.length - 1)]!.body, input.substitutions ?? []) });
+      const sent = layers[Math.min(transferCodings, layers.length - 1)]!.body;
+      finish({ kind: "whole", body: substituteWhole(sent, input.substitutions ?? []), sent, decoded: layers[layers.length - 1]!.body });
     };
     if (codings === null) {
       finish({ kind: "refused", answer: unreadable() });

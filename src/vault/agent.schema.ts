@@ -4,6 +4,7 @@
 // per-service method and path rules, a rate limit, allowed time windows and a lifetime usage cap.
 import { z } from "zod";
 import { IsoTimeSchema } from "./credential.schema.ts";
+import { parseDuration } from "../shared/duration.ts";
 
 export const AgentNameSchema = z
   .string()
@@ -33,6 +34,30 @@ export const DenyRuleSchema = z
   })
   .strict();
 
+/** A held request waits at most this long for a person (an hour: the agent's connection stays open). */
+export const MAX_APPROVAL_TIMEOUT_MS = 3_600_000;
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 120_000;
+
+/**
+ * A request a person must allow before it goes upstream (held requests, src/vault/held.ts): shaped
+ * like a deny entry, with how long it waits for an answer (default 120s).
+ */
+export const ApproveRuleSchema = z
+  .object({
+    /** Omitted: every method. */
+    methods: z.array(METHOD).min(1).optional(),
+    path: PATH_PATTERN,
+    /** A duration like 30s or 5m, at most 1h. */
+    timeout: z
+      .string()
+      .refine((t) => {
+        const ms = parseDuration(t);
+        return ms !== null && ms <= MAX_APPROVAL_TIMEOUT_MS;
+      }, "timeout is a duration like 30s or 5m, at most 1h")
+      .optional(),
+  })
+  .strict();
+
 export const ServiceRuleSchema = z
   .object({
     service: z.string().min(1).max(64),
@@ -42,6 +67,8 @@ export const ServiceRuleSchema = z
     paths: z.array(PATH_PATTERN).min(1).optional(),
     /** Refused even when the above allow it. */
     deny: z.array(DenyRuleSchema).optional(),
+    /** Held until a person allows them (after the rules above allowed them). */
+    approve: z.array(ApproveRuleSchema).max(50).optional(),
   })
   .strict();
 
@@ -91,6 +118,7 @@ export const AgentSchema = z
 
 export type Grant = z.infer<typeof GrantSchema>;
 export type ServiceRule = z.infer<typeof ServiceRuleSchema>;
+export type ApproveRule = z.infer<typeof ApproveRuleSchema>;
 export type TimeWindow = z.infer<typeof TimeWindowSchema>;
 export type Policy = z.infer<typeof PolicySchema>;
 export type Agent = z.infer<typeof AgentSchema>;

@@ -2,7 +2,8 @@
 // service, method and path and the current time; the stateful parts (rate limit, usage counts)
 // live in the proxy (src/proxy/limits.ts). A refusal names the rule that refused, in the same
 // words `agent info` uses to show it.
-import { DAYS, type Policy, type ServiceRule, type TimeWindow } from "./agent.schema.ts";
+import { parseDuration } from "../shared/duration.ts";
+import { type ApproveRule, DAYS, DEFAULT_APPROVAL_TIMEOUT_MS, type Policy, type ServiceRule, type TimeWindow } from "./agent.schema.ts";
 
 const patternCache = new Map<string, RegExp>();
 
@@ -43,6 +44,7 @@ export function describeRule(rule: ServiceRule): string {
   if (rule.methods) parts.push(`only ${rule.methods.join(",")}`);
   if (rule.paths) parts.push(`only paths ${rule.paths.join(" ")}`);
   for (const deny of rule.deny ?? []) parts.push(`deny ${deny.methods ? `${deny.methods.join(",")} ` : ""}${deny.path}`);
+  for (const approve of rule.approve ?? []) parts.push(`hold for approval ${describeApprove(approve)}${approve.timeout ? ` (waits ${approve.timeout})` : ""}`);
   return `${rule.service}: ${parts.join("; ") || "no restriction"}`;
 }
 
@@ -108,6 +110,36 @@ export function refusalOf(policy: Policy, service: string | null, method: string
     for (const deny of rule.deny ?? []) {
       if ((!deny.methods || deny.methods.includes(method)) && pathMatches(deny.path, path)) {
         return `${rule.service} denies ${deny.methods ? `${deny.methods.join(",")} ` : ""}${deny.path}`;
+      }
+    }
+  }
+  return null;
+}
+
+/** An approve entry as the person answering it reads it, e.g. `POST /repos/{any}/merges`. */
+export function describeApprove(rule: Pick<ApproveRule, "methods" | "path">): string {
+  return `${rule.methods ? `${rule.methods.join(",")} ` : ""}${rule.path}`;
+}
+
+/** The approve entry a request falls under, and how long it may wait for a person. */
+export interface ApprovalNeed {
+  /** The entry as written (methods and path): what `--for-session` allows for the rest of the session. */
+  readonly rule: string;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Whether the policy holds this request for a person's approval (after refusalOf let it through).
+ * The first matching approve entry of the service's rules decides; with several policies the
+ * caller takes the first that holds it.
+ */
+export function approvalOf(policy: Policy, service: string | null, method: string, path: string): ApprovalNeed | null {
+  if (service === null) return null;
+  for (const rule of policy.rules ?? []) {
+    if (rule.service !== service) continue;
+    for (const approve of rule.approve ?? []) {
+      if ((!approve.methods || approve.methods.includes(method)) && pathMatches(approve.path, path)) {
+        return { rule: describeApprove(approve), timeoutMs: (approve.timeout ? parseDuration(approve.timeout) : null) ?? DEFAULT_APPROVAL_TIMEOUT_MS };
       }
     }
   }

@@ -30,6 +30,8 @@ function vault(): VaultRecord {
     agents: [],
     proposals: [],
     proposal_seq: 0,
+    held: [],
+    held_seq: 0,
   };
 }
 
