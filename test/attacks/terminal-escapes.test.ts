@@ -17,9 +17,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asAgent } from "../support/attacker.ts";
 import { cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
-import { spawnLive, waitUntil } from "../support/process.ts";
 import { startServer } from "../support/server.ts";
 import { fileScene } from "../support/scene.ts";
+import { holdSession } from "../support/session.ts";
 
 const { scratch, cleanups, outputs } = fileScene("av-escapes-", { openToAgent: true });
 const CANARY = `fake-canary-${randomBytes(12).toString("hex")}`;
@@ -86,24 +86,7 @@ beforeAll(async () => {
   const server = await startServer(H, {}, cleanups);
   API = `http://127.0.0.1:${server.apiPort}`;
   // The agent's session: a `run` child (as the agent user) that prints its token and waits.
-  const holder = spawnLive(H.argv(["run", "--", "sh", "-c", 'printf "%s\\n" "$AGENT_VAULT_SESSION_TOKEN"; exec cat >/dev/null']), cleanEnv(H.env), "pipe");
-  cleanups.push(async () => {
-    (holder.proc.stdin as { end(): unknown }).end();
-    // The end of stdin lets the child exit. If it does not (a sandboxed child that holds on, or
-    // `sh` as a namespace's init ignoring SIGTERM), `run` is killed: its sandbox dies with it.
-    const ended = await Promise.race([holder.proc.exited.then(() => true), Bun.sleep(2000).then(() => false)]);
-    if (!ended) holder.proc.kill("SIGKILL");
-    await holder.proc.exited;
-  });
-  token = await waitUntil(
-    "the session token",
-    () => {
-      if (holder.proc.exitCode !== null) throw new Error(`run exited (${holder.proc.exitCode}): ${holder.stderr}`);
-      const lines = holder.stdout.split("\n");
-      return lines.length > 1 ? lines[0]!.trim() : null;
-    },
-    20_000,
-  );
+  ({ token } = await holdSession(H, cleanups, { killAfterMs: 2000 }));
 
   const filed = await agentFiles({
     services: [{ action: "set", name: "fake", host: "evil.example.com", auth: { type: "bearer", token: "FAKE_TOKEN" }, description: `same as before${HIDE}` }],

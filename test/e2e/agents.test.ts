@@ -2,23 +2,21 @@
 // agents are made with the CLI, their tokens are used by real clients (curl under `run --agent`,
 // raw tunnels with the agent's own token), and what reached the local HTTPS upstream is the ground
 // truth. Grant expiry and revocation are checked inside tunnels that stay open.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups } from "../support/process.ts";
+import { recordingCli, type TempHome } from "../support/binary.ts";
 import { basicProxyAuth, type HttpConnection, openTunnel } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
+import { replyWithPath, type Upstream } from "../support/upstream.ts";
+import { fileScene, sceneHome, sceneUpstream } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-agents-e2e-"));
-const cleanups: (() => Promise<void> | void)[] = [];
+const scene = fileScene("av-agents-e2e-");
+const { scratch, cleanups, outputs } = scene;
 const TAG = randomBytes(6).toString("hex");
 const GH_SECRET = `ghp_${TAG}_${randomBytes(8).toString("hex")}`;
 const STRIPE_SECRET = `sk_${TAG}_${randomBytes(8).toString("hex")}`;
-const outputs: string[] = [];
 /** Agent tokens, printed by `agent create` by design: they must appear nowhere else. */
 const tokens: string[] = [];
 
@@ -59,11 +57,8 @@ async function api(token: string, path: string): Promise<{ status: number; json:
 }
 
 beforeAll(async () => {
-  U = await startUpstream(mkdtempSync(join(scratch, "u-")));
-  cleanups.push(() => U.close());
-  U.handler = replyWithPath;
-  H = await tempHome();
-  cleanups.push(() => H.cleanup());
+  U = await sceneUpstream(scene, replyWithPath);
+  H = await sceneHome(scene);
   ENV = { AGENT_VAULT_CONNECT_TO: ["api.github.test", "api.stripe.test"].map((h) => `${h}:443:127.0.0.1:${U.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: U.caFile };
   await ok(["vault", "credential", "set", "GH=-"], GH_SECRET);
   await ok(["vault", "credential", "set", "STRIPE=-", "--description", "Stripe key"], STRIPE_SECRET);
@@ -73,11 +68,6 @@ beforeAll(async () => {
   API = `http://127.0.0.1:${S.apiPort}`;
   avCa = readFileSync(join(H.dir, "ca.pem"), "utf8");
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 describe("agent lifecycle", () => {
   test("create prints the token once (stdout, alone); list and info never show it; the vault keeps only a hash", async () => {

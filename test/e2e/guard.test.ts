@@ -5,27 +5,25 @@
 // "blocked" means zero bytes arrived. Then upstreams echo the injected credential back (a header,
 // a JSON body, a gzip'd body, an SSE stream that splits it across chunks) and the agent must see
 // [REDACTED:KEY] instead.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { createSession } from "../../src/vault/sessions.ts";
 import { homePaths } from "../../src/shared/paths.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { recordingCli, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups } from "../support/process.ts";
+import { recordingCli, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { basicProxyAuth, type HttpConnection, openTunnel, type RawResponse } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { type Upstream } from "../support/upstream.ts";
+import { fileScene, sceneHome, sceneUpstream } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-guard-e2e-"));
-const cleanups: (() => Promise<void> | void)[] = [];
+const scene = fileScene("av-guard-e2e-");
+const { cleanups, outputs } = scene;
 // A value with + and / in it, like real base64 keys: its encoded forms differ from the raw one.
 const SECRET = `sk_live_${randomBytes(18).toString("base64")}`;
 const OTHER = `ghp_${randomBytes(15).toString("hex")}`;
-const outputs: string[] = [];
 const HOSTS = ["api.stripe.test", "api.github.test", "evil.test", "pinned.test"];
 
 let H: TempHome;
@@ -65,10 +63,8 @@ function expectBlocked(r: { res: RawResponse; wire: Buffer }, key = "STRIPE_KEY"
 }
 
 beforeAll(async () => {
-  U = await startUpstream(mkdtempSync(join(scratch, "u-")));
-  cleanups.push(() => U.close());
-  H = await tempHome();
-  cleanups.push(() => H.cleanup());
+  U = await sceneUpstream(scene);
+  H = await sceneHome(scene);
   ENV = { AGENT_VAULT_CONNECT_TO: HOSTS.map((h) => `${h}:443:127.0.0.1:${U.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: U.caFile };
   await ok(["vault", "credential", "set", "STRIPE_KEY=-"], SECRET);
   await ok(["vault", "credential", "set", "GITHUB_TOKEN=-"], OTHER);
@@ -117,11 +113,6 @@ beforeAll(async () => {
     return false;
   };
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 describe("the guard blocks a credential on its way out, with zero bytes reaching the upstream", () => {
   test("the legitimate injection is not an exfiltration", async () => {

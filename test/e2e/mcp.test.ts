@@ -5,23 +5,22 @@
 // the local HTTPS upstream (test/support/upstream.ts, via AGENT_VAULT_CONNECT_TO) is the ground
 // truth for injection; every tool result, the MCP server's stderr and requests.log are checked for
 // the credential values at the end.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import pkg from "../../package.json" with { type: "json" };
-import { BINARY, cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups } from "../support/process.ts";
+import { BINARY, cleanEnv, type RunResult, type TempHome } from "../support/binary.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { type Upstream } from "../support/upstream.ts";
+import { fileScene, sceneHome, sceneUpstream } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-mcp-e2e-"));
-const cleanups: (() => Promise<void> | void)[] = [];
+const scene = fileScene("av-mcp-e2e-");
+const { scratch, cleanups } = scene;
 /** Every CLI output and tool result text the tests saw. */
 const outputs: string[] = [];
 /** The stderr of every MCP server process, as it arrived. */
@@ -175,8 +174,7 @@ function githubRoute(path: string, authorization: string, ifNoneMatch: string | 
 }
 
 beforeAll(async () => {
-  U = await startUpstream(mkdtempSync(join(scratch, "u-")));
-  cleanups.push(() => U.close());
+  U = await sceneUpstream(scene);
   U.handler = (req, res) => {
     if (String(req.headers.host) !== GITHUB_HOST) return false;
     const answer = githubRoute(req.url ?? "/", String(req.headers.authorization ?? ""), req.headers["if-none-match"]);
@@ -185,8 +183,7 @@ beforeAll(async () => {
     res.end(answer.body);
     return true;
   };
-  H = await tempHome();
-  cleanups.push(() => H.cleanup());
+  H = await sceneHome(scene);
   await ok(["vault", "credential", "set", "GITHUB_TOKEN=-", "--description", "GitHub PAT for the MCP tests"], `${GITHUB_CANARY}\n`);
   await ok(["vault", "credential", "set", "STRIPE_KEY=-"], `${STRIPE_CANARY}\n`);
   await ok(["vault", "service", "add", "--name", "github", "--host", GITHUB_HOST, "--auth-type", "bearer", "--token-key", "GITHUB_TOKEN"]);
@@ -201,11 +198,6 @@ beforeAll(async () => {
   ADDR = `http://127.0.0.1:${S.apiPort}`;
   M = await connectMcp(TOKEN);
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 // ---------------------------------------------------------------------------------------------
 // Tests

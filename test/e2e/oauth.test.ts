@@ -5,26 +5,26 @@
 // rotates refresh tokens on every use and revokes a whole grant when an old one is replayed, so a
 // second concurrent refresh would show up as a failure. The API the tokens are for is a local
 // HTTPS upstream that asks the authorization server whether each bearer token is active.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { openOAuthSecrets } from "../../src/vault/oauth-record.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
 import { findVault } from "../../src/vault/vaults.ts";
-import { BINARY, cleanEnv, recordingCli, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
+import { BINARY, cleanEnv, recordingCli, type RunResult, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { authorizationCode, consent } from "../support/browser.ts";
 import { OAUTH_CLIENTS, type OAuthServer, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
-import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
+import { type Live, spawnLive, waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { type Upstream } from "../support/upstream.ts";
+import { fileScene, sceneHome, sceneUpstream } from "../support/scene.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-oauth-e2e-"));
-const cleanups: (() => Promise<void> | void)[] = [];
+const scene = fileScene("av-oauth-e2e-");
+const { scratch, cleanups } = scene;
 /** Every stdout and stderr the tests saw, except `credential get`, which prints a token by design. */
 const outputs: string[] = [];
 
@@ -119,8 +119,7 @@ async function nearExpiry(key: string): Promise<void> {
 beforeAll(async () => {
   O = await startOAuthServer(scratch);
   cleanups.push(() => O.close());
-  U = await startUpstream(mkdtempSync(join(scratch, "u-")));
-  cleanups.push(() => U.close());
+  U = await sceneUpstream(scene);
   // The API checks each bearer token with the authorization server, as a resource server would.
   U.handler = (req, res) => {
     const token = String(req.headers.authorization ?? "").replace(/^Bearer /, "");
@@ -135,19 +134,13 @@ beforeAll(async () => {
   const trust = join(scratch, "trust.pem");
   writeFileSync(trust, `${readFileSync(O.caFile, "utf8")}\n${readFileSync(U.caFile, "utf8")}`);
   ENV = { AGENT_VAULT_CONNECT_TO: `auth.test:${O.port}:127.0.0.1:${O.port},api.test:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: trust };
-  H = await tempHome();
-  cleanups.push(() => H.cleanup());
+  H = await sceneHome(scene);
   S = await startServer(H, ENV, cleanups);
   API = `http://127.0.0.1:${S.apiPort}`;
   process.env.AGENT_VAULT_INSECURE_TEST_KDF = "1";
   store = await VaultStore.unlock(homePaths(H.dir), async () => TEST_PASSWORD);
   session = (await createSession(store, "default", {})).token;
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 const CONNECT_PUBLIC = (key: string) => [key, "--authorization-url", O.authorizationEndpoint, "--token-url", O.tokenEndpoint, "--client-id", OAUTH_CLIENTS.public.clientId, "--scopes", "openid offline_access read"];
 

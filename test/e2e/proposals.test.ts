@@ -4,10 +4,10 @@
 // is the ground truth for injection. Sessions come from `agent-vault run` children that print
 // their token and wait. The schema fuzz at the end posts a few thousand generated bodies to the
 // same server and compares every answer with the in-process schema.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { getCredentialValue } from "../../src/vault/credentials.ts";
@@ -15,18 +15,20 @@ import { parseProposalInput } from "../../src/vault/proposals.ts";
 import { credentialKeysOf } from "../../src/vault/service.schema.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
 import { findVault } from "../../src/vault/vaults.ts";
-import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
+import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { basicProxyAuth, openTunnel, type RawResponse } from "../support/proxy-client.ts";
 import { type Server, startServer } from "../support/server.ts";
 import { prng } from "../support/random.ts";
-import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
-import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
+import { replyWithPath, type Upstream } from "../support/upstream.ts";
+import { spawnLive, waitUntil } from "../support/process.ts";
+import { fileScene, sceneHome, sceneUpstream } from "../support/scene.ts";
+import { type HeldSession, holdSession } from "../support/session.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-const scratch = mkdtempSync(join(tmpdir(), "av-proposals-e2e-"));
-const cleanups: (() => Promise<void> | void)[] = [];
+const scene = fileScene("av-proposals-e2e-");
+const { scratch, cleanups } = scene;
 const TAG = randomBytes(8).toString("hex");
 // Credential values get their own random part: the guard also looks for a value's part after a
 // well-known prefix (`existing-` here), which a path built from TAG would otherwise contain.
@@ -49,44 +51,10 @@ async function ok(args: readonly string[], opts: { stdin?: string; env?: Record<
   return r;
 }
 
-interface Holder {
-  readonly token: string;
-  readonly id: string;
-  readonly vault: string;
-  readonly live: Live;
-  close(): Promise<number>;
-}
-
-async function sessionIds(vault: string): Promise<string[]> {
-  const r = await ok(["vault", "session", "list", "--vault", vault, "--json"]);
-  return (JSON.parse(r.stdout) as { id: string }[]).map((s) => s.id);
-}
+type Holder = HeldSession;
 
 /** A session held open by a `run` child that prints its token and waits for stdin to close. */
-async function holdSession(vault: string): Promise<Holder> {
-  const before = await sessionIds(vault);
-  const live = spawnLive([BINARY, "run", "--vault", vault, "--", "sh", "-c", 'printf "%s\\n" "$AGENT_VAULT_SESSION_TOKEN"; exec cat >/dev/null'], cleanEnv(H.env), "pipe");
-  const token = await waitUntil(
-    "the session token",
-    () => {
-      if (live.proc.exitCode !== null) throw new Error(`run exited (${live.proc.exitCode}): ${live.stderr}`);
-      const lines = live.stdout.split("\n");
-      return lines.length > 1 ? lines[0]!.trim() : null;
-    },
-    20_000,
-  );
-  const id = (await sessionIds(vault)).find((s) => !before.includes(s))!;
-  let closed: Promise<number> | null = null;
-  const close = () => {
-    if (!closed) {
-      (live.proc.stdin as { end(): unknown }).end();
-      closed = live.proc.exited;
-    }
-    return closed;
-  };
-  cleanups.push(async () => void (await close()));
-  return { token, id, vault, live, close };
-}
+const hold = (vault: string) => holdSession(H, cleanups, { vault, withId: true, cli: (args) => ok(args) });
 
 // ---------------------------------------------------------------------------------------------
 // Fixture
@@ -105,12 +73,9 @@ const UPSTREAM_HOSTS = ["newsvc.example.com", "agentval.example.com", "oauthsvc.
 const EXISTING = `existing-${VTAG}`;
 
 beforeAll(async () => {
-  U = await startUpstream(mkdtempSync(join(scratch, "u-")));
-  cleanups.push(() => U.close());
   // A reply that never echoes what the upstream received: the agent must not learn secrets from it.
-  U.handler = replyWithPath;
-  H = await tempHome();
-  cleanups.push(() => H.cleanup());
+  U = await sceneUpstream(scene, replyWithPath);
+  H = await sceneHome(scene);
   await ok(["vault", "credential", "set", "EXISTING_KEY=-"], { stdin: EXISTING });
   await ok(["vault", "credential", "set", "DOOMED_KEY=doomed"]);
   for (const v of ["strict", "limit", "fuzz", "notice"]) await ok(["vault", "create", v]);
@@ -122,18 +87,13 @@ beforeAll(async () => {
   avCa = readFileSync(join(H.dir, "ca.pem"), "utf8");
   // One after another: `run`s started at the same moment can lose each other's session (see the
   // concurrent-approval test for the underlying lost update).
-  main = await holdSession("default");
-  strict = await holdSession("strict");
-  limit = await holdSession("limit");
-  fuzz = await holdSession("fuzz");
+  main = await hold("default");
+  strict = await hold("strict");
+  limit = await hold("limit");
+  fuzz = await hold("fuzz");
   process.env.AGENT_VAULT_INSECURE_TEST_KDF = "1";
   store = await VaultStore.unlock(homePaths(H.dir), async () => TEST_PASSWORD);
 }, 60_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -582,7 +542,7 @@ describe("the agent API refuses bad proposals and stores nothing", () => {
       expect((await agent("GET", "/v1/proposals", { token })).status).toBe(401);
     }
     expect(stateBytes().equals(before)).toBe(true);
-    const gone = await holdSession("default");
+    const gone = await hold("default");
     await file(body, gone.token).then((id) => ok(["vault", "proposal", "reject", String(id)]));
     await gone.close();
     const r = await agent("POST", "/v1/proposals", { token: gone.token, body });

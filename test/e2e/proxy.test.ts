@@ -7,14 +7,13 @@
 // AGENT_VAULT_CONNECT_TO; what reached them (`received`) is the ground truth for injection.
 // Every credential value carries one random TAG: the last test proves that TAG never showed up in
 // any output, log or look-alike upstream.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
+import { type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import {
   basicProxyAuth,
   type HeaderList,
@@ -26,8 +25,11 @@ import {
   serveWsEcho,
   wsFrame,
 } from "../support/proxy-client.ts";
-import { type ReceivedRequest, startUpstream, type Upstream } from "../support/upstream.ts";
-import { waitUntil, runCleanups } from "../support/process.ts";
+import { type ReceivedRequest, type Upstream } from "../support/upstream.ts";
+import { type Live, waitUntil } from "../support/process.ts";
+import { type Server as SupportServer, startServer } from "../support/server.ts";
+import { type HeldSession, holdSession as holdRunSession } from "../support/session.ts";
+import { fileScene, sceneUpstream } from "../support/scene.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Secrets and the record of everything the tests saw
@@ -92,8 +94,12 @@ function containsCanary(text: string): string | null {
 // Processes
 
 const homes: TempHome[] = [];
-const scratch = mkdtempSync(join(tmpdir(), "av-proxy-e2e-"));
-const cleanups: (() => Promise<void> | void)[] = [];
+const scene = fileScene("av-proxy-e2e-");
+const { scratch, cleanups } = scene;
+// The first cleanup runs last: the homes go once every process using them has stopped.
+cleanups.push(() => {
+  for (const home of homes) home.cleanup();
+});
 
 async function av(home: TempHome, args: readonly string[], opts: { stdin?: string; env?: Record<string, string | undefined> } = {}): Promise<RunResult> {
   return record(`agent-vault ${args.join(" ")}`, await home.run(args, opts));
@@ -114,121 +120,47 @@ async function runChild(
   return av(home, ["run", ...(opts.flags ?? []), "--", ...command], { env: opts.env, stdin: opts.stdin });
 }
 
-interface Live {
-  readonly proc: ReturnType<typeof Bun.spawn>;
-  readonly out: Output;
-}
-
-/** Spawns a long-lived process whose output is collected as it arrives (and checked at the end). */
-function spawnLive(label: string, args: readonly string[], env: Record<string, string>, stdin: "pipe" | "ignore"): Live {
-  const proc = Bun.spawn([...args], { env, stdin, stdout: "pipe", stderr: "pipe" });
-  const out: Output = { label, stdout: "", stderr: "" };
-  outputs.push(out);
-  const drain = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) out[key] += decoder.decode(chunk, { stream: true });
-  };
-  void drain(proc.stdout as ReadableStream<Uint8Array>, "stdout");
-  void drain(proc.stderr as ReadableStream<Uint8Array>, "stderr");
-  return { proc, out };
-}
-
-interface Server {
-  readonly pid: number;
-  readonly apiPort: number;
-  readonly mitmPort: number;
-  readonly live: Live;
-  stop(): Promise<void>;
-}
-
-/** `agent-vault server --port 0 --mitm-port 0` in the foreground; ports from its pidfile. */
-async function startServer(home: TempHome, env: Record<string, string>): Promise<Server> {
-  const live = spawnLive("agent-vault server", [BINARY, "server", "--port", "0", "--mitm-port", "0"], cleanEnv({ ...home.env, ...env }), "ignore");
-  const pidFile = join(home.dir, "server.pid");
-  const record = await waitUntil(
-    "the server's pidfile",
-    () => {
-      if (live.proc.exitCode !== null) throw new Error(`the server exited (${live.proc.exitCode}): ${live.out.stderr}`);
-      try {
-        const parsed = JSON.parse(readFileSync(pidFile, "utf8")) as { pid: number; api_port: number; mitm_port: number };
-        return parsed.pid === live.proc.pid ? parsed : null;
-      } catch {
-        return null;
-      }
+/** Records a long-lived process's output as it arrives (checked at the end with the rest). */
+function recordLive(label: string, live: Live): void {
+  outputs.push({
+    label,
+    get stdout() {
+      return live.stdout;
     },
-    20_000,
-  );
-  expect(record.api_port).toBeGreaterThan(0);
-  expect(record.mitm_port).toBeGreaterThan(0);
-  const server: Server = {
-    pid: live.proc.pid,
-    apiPort: record.api_port,
-    mitmPort: record.mitm_port,
-    live,
-    stop: async () => {
-      if (live.proc.exitCode === null) live.proc.kill("SIGTERM");
-      await live.proc.exited;
+    get stderr() {
+      return live.stderr;
     },
-  };
-  cleanups.push(() => server.stop());
-  return server;
+  });
 }
 
-interface Holder {
-  readonly token: string;
-  readonly id: string | null;
-  readonly vault: string;
-  readonly proxyAuth: string;
-  close(): Promise<number>;
+type Server = SupportServer & { readonly pid: number };
+
+/** `agent-vault server --port 0 --mitm-port 0` in the foreground (test/support/server.ts), its output recorded. */
+async function startRecordedServer(home: TempHome, env: Record<string, string>): Promise<Server> {
+  const server = await startServer(home, env, cleanups);
+  recordLive("agent-vault server", server.live);
+  expect(server.apiPort).toBeGreaterThan(0);
+  expect(server.mitmPort).toBeGreaterThan(0);
+  return Object.assign(server, { pid: server.live.proc.pid });
 }
 
-async function activeSessionIds(home: TempHome, vault: string): Promise<string[]> {
-  const r = await ok(home, ["vault", "session", "list", "--vault", vault, "--json"]);
-  return (JSON.parse(r.stdout) as { id: string }[]).map((s) => s.id);
-}
+type Holder = HeldSession;
 
 /**
  * A session held open by a `run` child that prints its token and waits for stdin to close, so
  * that a test can use the session from this process (with the raw client).
  */
 async function holdSession(home: TempHome, options: { vault?: string; ttl?: string } = {}): Promise<Holder> {
-  const vault = options.vault ?? "default";
-  const before = options.ttl ? [] : await activeSessionIds(home, vault);
-  const live = spawnLive(
-    "agent-vault run (session holder)",
-    [BINARY, "run", "--vault", vault, ...(options.ttl ? ["--ttl", options.ttl] : []), "--", "sh", "-c", 'printf "%s\\n" "$AGENT_VAULT_SESSION_TOKEN"; exec cat >/dev/null'],
-    cleanEnv(home.env),
-    "pipe",
-  );
-  const token = await waitUntil(
-    "the session token from the run child",
-    () => {
-      if (live.proc.exitCode !== null) throw new Error(`run exited (${live.proc.exitCode}): ${live.out.stderr}`);
-      const line = live.out.stdout.split("\n");
-      return line.length > 1 ? line[0]!.trim() : null;
-    },
-    20_000,
-  );
-  expect(token).toMatch(/^avs_/);
-  let id: string | null = null;
-  if (!options.ttl) {
-    const after = await activeSessionIds(home, vault);
-    id = after.find((s) => !before.includes(s)) ?? null;
-    expect(id).not.toBeNull();
-  }
-  let closed: Promise<number> | null = null;
-  const close = () => {
-    if (!closed) {
-      const stdin = live.proc.stdin as { end(): unknown } | undefined;
-      stdin?.end();
-      closed = live.proc.exited;
-    }
-    return closed;
-  };
-  cleanups.push(async () => {
-    await close();
+  const holder = await holdRunSession(home, cleanups, {
+    vault: options.vault ?? "default",
+    flags: options.ttl ? ["--ttl", options.ttl] : [],
+    withId: !options.ttl,
+    cli: (args) => ok(home, args),
+    onSpawn: (live) => recordLive("agent-vault run (session holder)", live),
   });
-  return { token, id, vault, proxyAuth: basicProxyAuth(token, vault), close };
+  expect(holder.token).toMatch(/^avs_/);
+  if (!options.ttl) expect(holder.id).not.toBeNull();
+  return holder;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,10 +260,8 @@ const SERVICES = [
 ];
 
 beforeAll(async () => {
-  U1 = await startUpstream(mkdtempSync(join(scratch, "u1-")));
-  U2 = await startUpstream(mkdtempSync(join(scratch, "u2-")));
-  cleanups.push(() => U1.close(), () => U2.close());
-  U1.handler = routeHandler;
+  U1 = await sceneUpstream(scene, routeHandler);
+  U2 = await sceneUpstream(scene);
   U2.handler = quietReply(U2);
   u1Ca = readFileSync(U1.caFile, "utf8");
   u2Ca = readFileSync(U2.caFile, "utf8");
@@ -431,7 +361,7 @@ beforeAll(async () => {
   lookalikeBundle = join(scratch, "lookalike-bundle.pem");
   writeFileSync(lookalikeBundle, `${avCa}${u2Ca}`);
 
-  S1 = await startServer(H1, { AGENT_VAULT_CONNECT_TO: connectTo, AGENT_VAULT_UPSTREAM_CA: combinedUpstreamCa });
+  S1 = await startRecordedServer(H1, { AGENT_VAULT_CONNECT_TO: connectTo, AGENT_VAULT_UPSTREAM_CA: combinedUpstreamCa });
   main = await holdSession(H1);
 
   H2 = await tempHome();
@@ -442,12 +372,6 @@ beforeAll(async () => {
   writeFileSync(h2Services, JSON.stringify([SERVICES[0], { ...SERVICES.find((s) => s.name === "local"), host: `localhost:${U1.port}` }]));
   await ok(H2, ["vault", "service", "set", "-f", h2Services]);
 }, 90_000);
-
-afterAll(async () => {
-  await runCleanups(cleanups);
-  for (const home of homes) home.cleanup();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers over the fixture

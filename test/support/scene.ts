@@ -1,7 +1,8 @@
 // The scaffolding most end-to-end and attack test files share: a scratch directory, cleanups that
 // run after the file's tests, a record of everything the agent got, and at the end the check that
-// no canary is in that record. Also the home most attacks start from: the agent user's data
-// directory with one bearer service whose key is the canary.
+// no canary is in that record. Homes and upstreams that go with the scene's cleanups, and the home
+// most attacks start from: the agent user's data directory with one bearer service whose key is
+// the canary.
 import { afterAll, expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { openToAgent } from "./attacker.ts";
 import { type Cli, recordingCli, type TempHome, tempHome } from "./binary.ts";
 import { runCleanups } from "./process.ts";
+import { type Handler, startUpstream, type Upstream } from "./upstream.ts";
 
 export type Cleanups = (() => Promise<void> | void)[];
 
@@ -41,11 +43,24 @@ export function fileScene(prefix: string, options: SceneOptions = {}): FileScene
   return scene;
 }
 
-/** The agent user's data directory (tempHome with asAgent), removed with the scene's cleanups. */
-export async function agentHome(scene: FileScene, options: { init?: "password" | "no-password" | false } = {}): Promise<TempHome> {
-  const home = await tempHome({ asAgent: true, ...options });
+/** A data directory (tempHome), removed with the scene's cleanups. */
+export async function sceneHome(scene: FileScene, options: Parameters<typeof tempHome>[0] = {}): Promise<TempHome> {
+  const home = await tempHome(options);
   scene.cleanups.push(() => home.cleanup());
   return home;
+}
+
+/** The agent user's data directory (sceneHome with asAgent). */
+export function agentHome(scene: FileScene, options: { init?: "password" | "no-password" | false } = {}): Promise<TempHome> {
+  return sceneHome(scene, { asAgent: true, ...options });
+}
+
+/** A local HTTPS upstream (startUpstream) in a directory of its own under the scratch one, closed with the scene's cleanups. */
+export async function sceneUpstream(scene: FileScene, handler: Handler | null = null): Promise<Upstream> {
+  const upstream = await startUpstream(mkdtempSync(join(scene.scratch, "u-")));
+  scene.cleanups.push(() => upstream.close());
+  upstream.handler = handler;
+  return upstream;
 }
 
 /** Stores `secret` as SVC_KEY and adds the bearer service `svc` on `host` that injects it, through the CLI. */
