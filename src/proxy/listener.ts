@@ -78,6 +78,13 @@ function plainTarget(req: InboundRequest): { host: string; port: number; path: s
   return { host: url.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(url.port) || 80, path: `${url.pathname}${url.search}` };
 }
 
+/** What decided a refusal, for the audit: the guard's credential key or the policy rule, never a value. */
+function ruleOf(flow: Flow): { rule?: string } {
+  if (flow.blocked) return { rule: flow.blocked };
+  const rule = flow.answer?.extra?.rule;
+  return typeof rule === "string" ? { rule: rule.slice(0, 256) } : {};
+}
+
 export class ProxyListener {
   private readonly deps: ProxyDeps;
   private readonly listener: net.Server;
@@ -185,7 +192,7 @@ export class ProxyListener {
       service: flow.service?.name ?? null,
       status,
       code: error,
-      ...(flow.blocked ? { rule: flow.blocked } : {}),
+      ...ruleOf(flow),
       ...(reason ? { reason: reason.slice(0, 300) } : {}),
     });
   }
