@@ -7,6 +7,7 @@ import { inspectCa } from "../proxy/ca-inspect.ts";
 import { homePaths } from "../shared/paths.ts";
 import { isProcessAlive } from "../shared/liveness.ts";
 import { statusOf } from "../vault/proposals.ts";
+import { pendingHeld } from "../vault/held.ts";
 import { isSessionActive } from "../vault/sessions.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
@@ -44,6 +45,9 @@ interface VaultStatus {
   readonly sessions: readonly { readonly id: string; readonly label: string; readonly agent: string | null; readonly run_pid: number | null; readonly expires_at: string }[];
   /** The pending proposals, oldest first: what each asks for, in the agent's words. */
   readonly proposals: readonly { readonly id: number; readonly message: string; readonly created_at: string }[];
+  readonly held_pending: number;
+  /** Requests held for a person's approval (`agent-vault held list`), oldest first. */
+  readonly held: readonly { readonly id: number; readonly method: string; readonly host: string; readonly path: string; readonly session: string | null; readonly agent: string | null; readonly expires_at: string }[];
   readonly settings: { readonly unmatched: string; readonly guard: boolean; readonly scrub: boolean };
 }
 
@@ -75,6 +79,7 @@ async function serverStatus(store: VaultStore | null): Promise<ServerStatus> {
 function vaultStatus(vault: VaultRecord, current: string): VaultStatus {
   const active = vault.sessions.filter((s) => isSessionActive(s));
   const pending = vault.proposals.filter((p) => statusOf(p) === "pending");
+  const held = pendingHeld(vault);
   return {
     name: vault.name,
     current: vault.name === current,
@@ -87,6 +92,8 @@ function vaultStatus(vault: VaultRecord, current: string): VaultStatus {
     proposals_pending: pending.length,
     sessions: active.map((s) => ({ id: s.id, label: s.label, agent: vault.agents.find((a) => a.id === s.agent)?.name ?? null, run_pid: s.run?.pid ?? null, expires_at: s.expires_at })),
     proposals: pending.map((p) => ({ id: p.id, message: p.message, created_at: p.created_at })),
+    held_pending: held.length,
+    held: held.map((h) => ({ id: h.id, method: h.method, host: h.host, path: h.path, session: h.session, agent: h.agent, expires_at: h.expires_at })),
     settings: { unmatched: vault.settings.unmatched, guard: vault.settings.guard, scrub: vault.settings.scrub },
   };
 }
@@ -143,7 +150,7 @@ function printStatus(report: StatusReport): void {
   for (const v of report.vaults) {
     out.push(`vault     ${v.name}${v.current ? " (current)" : ""}`);
     out.push(`  services ${v.services} (${v.services_enabled} enabled) · credentials ${v.credentials} · agents ${v.agents}`);
-    out.push(`  sessions ${v.sessions_active} active (${v.runs_active} in a run) · proposals ${v.proposals_pending} pending`);
+    out.push(`  sessions ${v.sessions_active} active (${v.runs_active} in a run) · proposals ${v.proposals_pending} pending · held requests ${v.held_pending}`);
     out.push(`  unmatched hosts: ${v.settings.unmatched} · guard ${v.settings.guard ? "on" : "off"} · scrub ${v.settings.scrub ? "on" : "off"}`);
     // The session's label is the command line `run` started; a proposal's message is the agent's
     // text: both escaped and cut, so a line stays a line.
@@ -151,10 +158,15 @@ function printStatus(report: StatusReport): void {
     if (v.sessions.length > LISTED) out.push(`  … ${v.sessions.length - LISTED} more: agent-vault vault session list --vault ${v.name}`);
     for (const p of v.proposals.slice(0, LISTED)) out.push(`  proposal #${p.id}  filed ${formatWhen(p.created_at)}  ${cut(displaySafe(p.message), 50)}`);
     if (v.proposals.length > LISTED) out.push(`  … ${v.proposals.length - LISTED} more: agent-vault vault proposal list --vault ${v.name}`);
+    // The path is the agent's: escaped and cut like a proposal's message.
+    for (const h of v.held.slice(0, LISTED)) out.push(`  held #${h.id}  ${cut(displaySafe(`${h.method} ${h.host}${h.path}`), 60)}  ${h.agent ? `agent ${displaySafe(h.agent)}` : (h.session ?? "")}  until ${formatWhen(h.expires_at)}`);
+    if (v.held.length > LISTED) out.push(`  … ${v.held.length - LISTED} more: agent-vault held list --vault ${v.name}`);
   }
   process.stdout.write(`${out.join("\n")}\n`);
   const pending = report.vaults.reduce((n, v) => n + v.proposals_pending, 0);
   if (pending > 0) process.stderr.write(`${pending} proposal${pending === 1 ? "" : "s"} waiting: review with \`agent-vault tui\` or \`agent-vault vault proposal list\`\n`);
+  const held = report.vaults.reduce((n, v) => n + v.held_pending, 0);
+  if (held > 0) process.stderr.write(`${held} request${held === 1 ? "" : "s"} held for approval: answer with \`agent-vault tui\` or \`agent-vault held list\`\n`);
 }
 
 export function registerStatus(program: Command): void {

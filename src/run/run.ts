@@ -12,6 +12,7 @@ import { prepareLauncher, type SandboxRequest } from "../sandbox/launch.ts";
 import { writeNodePreload } from "../sandbox/node-preload.ts";
 import { buildAgentEnv } from "./env.ts";
 import { watchProposals } from "./notice.ts";
+import { watchHeld } from "./held-notice.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, handoffSocketPath, noticeRedirections, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe } from "../shared/text.ts";
@@ -93,6 +94,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   }
   // We stay alive through the child's signals to report its exit code.
   const stopWatching = watchProposals(store, vaultName, (line) => process.stderr.write(line));
+  const stopWatchingHeld = watchHeld(store, session.id, (line) => process.stderr.write(line));
   const fromTerminal = Boolean(process.stdin.isTTY);
   const handlers = [...ALWAYS_FORWARDED, ...TERMINAL_SIGNALS].map((signal) => {
     const handler = () => {
@@ -108,6 +110,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   });
   const code = await child.exited;
   stopWatching();
+  stopWatchingHeld();
   for (const [signal, handler] of handlers) process.off(signal, handler);
   await launcher.close();
   const revoked = await cleanup(store, vaultName, session.id, served);

@@ -5,7 +5,8 @@
 // edited file fails verification; an old copy is refused by its generation and carries no
 // record with a nonce the proxy is waiting for).
 //
-// answerHeld is the one place a decision is made: an audit trail records it there.
+// answerHeld is the one place a person's decision is made; it, holdRequest and expireHeld put it
+// on the audit trail (src/vault/audit.ts) in the same write.
 import { randomBytes } from "node:crypto";
 import { AgentVaultError } from "../shared/errors.ts";
 import { type Held, HELD_KEEP_MS, MAX_PENDING_HELD } from "./held.schema.ts";
@@ -35,6 +36,24 @@ export type HeldDecision = { readonly allow: true; readonly forSession: boolean 
 /** A pending record past its deadline reads as timed out even before the proxy marks it. */
 export function heldStatusOf(held: Held, now = Date.now()): Held["status"] {
   return held.status === "pending" && Date.parse(held.expires_at) <= now ? "timeout" : held.status;
+}
+
+/** The audit record of a held request's step: its id, request (the path without its query) and who. */
+function audit(store: VaultStore, vault: VaultRecord, held: Held, kind: "held_waiting" | "held_allowed" | "held_denied" | "held_timeout"): void {
+  store.audit.record({
+    kind,
+    vault: vault.name,
+    session: held.session,
+    agent: held.agent,
+    method: held.method,
+    host: held.host,
+    path: held.path.split("?")[0]!,
+    rule: held.rule,
+    id: String(held.id),
+    ...(held.answered_by ? { by: held.answered_by } : {}),
+    ...(held.reason ? { reason: held.reason } : {}),
+    ...(held.for_session ? { detail: "allowed for the rest of the session" } : {}),
+  });
 }
 
 /** Answered records past HELD_KEEP_MS are dropped; for-session allowances stay while their session does. */
@@ -82,6 +101,7 @@ export async function holdRequest(store: VaultStore, request: HeldRequest, now =
     };
     vault.held_seq = id;
     vault.held.push(held);
+    audit(store, vault, held, "held_waiting");
     return held;
   });
 }
@@ -110,6 +130,7 @@ export async function answerHeld(store: VaultStore, vaultName: string, id: numbe
     held.reason = decision.allow ? null : decision.reason.slice(0, 500);
     held.answered_at = new Date(now).toISOString();
     held.answered_by = by.slice(0, 200);
+    audit(store, vault, held, decision.allow ? "held_allowed" : "held_denied");
     return { ...held };
   });
 }
@@ -117,11 +138,13 @@ export async function answerHeld(store: VaultStore, vaultName: string, id: numbe
 /** The proxy gave up waiting: the record says so (unless a person answered in the meantime). */
 export async function expireHeld(store: VaultStore, vaultId: string, id: number, nonce: string, now = Date.now()): Promise<Held | null> {
   return store.update((body) => {
-    const held = body.vaults.find((v) => v.id === vaultId)?.held.find((h) => h.id === id && h.nonce === nonce);
-    if (!held) return null;
+    const vault = body.vaults.find((v) => v.id === vaultId);
+    const held = vault?.held.find((h) => h.id === id && h.nonce === nonce);
+    if (!vault || !held) return null;
     if (held.status === "pending") {
       held.status = "timeout";
       held.answered_at = new Date(now).toISOString();
+      audit(store, vault, held, "held_timeout");
     }
     return { ...held };
   });

@@ -15,7 +15,9 @@ import { basicProxyAuth, openTunnel, type RawResponse } from "../support/proxy-c
 import { type Server, startServer } from "../support/server.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { fileScene } from "../support/scene.ts";
-import { waitUntil } from "../support/process.ts";
+import { spawnLive, waitUntil } from "../support/process.ts";
+import { writeFileSync } from "node:fs";
+import { cleanEnv } from "../support/binary.ts";
 
 const SECRET = `ghp_${randomBytes(18).toString("hex")}`;
 const scene = fileScene("av-held-e2e-", { absent: [SECRET] });
@@ -183,6 +185,28 @@ describe("a held request waits for a person, and nothing reaches the upstream me
     expect(later.status).toBe(200);
     expect((await heldList()).some((h) => h.path === "/repos/other/merges")).toBe(false);
   });
+
+  test("`status` lists a held request; `run`'s terminal gets one line naming how to allow it", async () => {
+    const policyFile = join(scene.scratch, "policy.json");
+    writeFileSync(policyFile, JSON.stringify({ rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }] }] }));
+    const curl = 'curl -s -S --max-time 20 -X POST -H "content-type: application/json" -d "{\\"from\\":\\"run\\"}" https://api.github.test/repos/run/merges';
+    const live = spawnLive(H.argv(["run", "--no-sandbox", "--policy", policyFile, "--", "sh", "-c", curl]), cleanEnv({ ...H.env, ...ENV }), "ignore");
+    cleanups.push(() => {
+      if (live.proc.exitCode === null) live.proc.kill("SIGKILL");
+    });
+    const id = await waitUntil("run's notice", () => /holding POST api\.github\.test\/repos\/run\/merges for approval \(agent-vault held allow (\d+)/.exec(live.stderr)?.[1], 15_000);
+    const status = await cli.ok(["status"]);
+    expect(status.stdout).toContain(`held #${id}  POST api.github.test/repos/run/merges`);
+    expect(status.stderr).toContain("held for approval");
+    const json = JSON.parse((await cli.ok(["status", "--json"])).stdout) as { vaults: { held: { id: number }[] }[] };
+    expect(json.vaults[0]!.held.map((h) => h.id)).toContain(Number(id));
+    await cli.ok(["held", "allow", id]);
+    expect(await live.proc.exited).toBe(0);
+    outputs.push(live.stdout, live.stderr);
+    expect(live.stdout).toContain('"ok":true');
+    // One line per held request, however long it waits.
+    expect(live.stderr.split("holding POST").length).toBe(2);
+  }, 30_000);
 
   test("bad input: an unknown or malformed number is a one-line error and changes nothing", async () => {
     const missing = await cli.av(["held", "allow", "9999"]);
