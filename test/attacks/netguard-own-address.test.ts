@@ -8,7 +8,7 @@
 // allowlists the address does reach it (so the harness sees what gets through).
 import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
@@ -16,9 +16,9 @@ import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
 import { asAgent, giveToAgent } from "../support/attacker.ts";
 import { cleanEnv, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
-import { type Live, spawnLive, waitUntil } from "../support/process.ts";
+import { waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
-import { fileScene } from "../support/scene.ts";
+import { type AgentListener, agentListener, fileScene } from "../support/scene.ts";
 
 /** The machine's own IPv4 address that is not loopback (eth0's), if it has one. */
 const OWN = Object.values(networkInterfaces())
@@ -29,7 +29,8 @@ if (!OWN) {
   console.warn("netguard-own-address: skipped, this machine has no non-loopback IPv4 interface to attack");
 }
 
-const { scratch, cleanups } = fileScene("av-own-address-", { openToAgent: true });
+const scene = fileScene("av-own-address-", { openToAgent: true });
+const { scratch, cleanups } = scene;
 const CANARY = `canary-${randomBytes(16).toString("hex")}`;
 const CONTROL = `control-${randomBytes(16).toString("hex")}`;
 
@@ -92,37 +93,9 @@ for spec in sys.argv[4:]:
     print(json.dumps({"spec": spec, "status": text.split("\\r\\n")[0], "code": code_of(text), "head": text}), flush=True)
 `;
 
-interface Listener {
-  readonly live: Live;
-  readonly port: number;
-  received(): string;
-}
+type Listener = AgentListener;
 
-async function startListener(): Promise<Listener> {
-  const dir = mkdtempSync(join(scratch, "listener-"));
-  writeFileSync(join(dir, "listener.py"), LISTENER);
-  const log = join(dir, "received.bin");
-  giveToAgent(dir);
-  const live = spawnLive(asAgent(["/usr/bin/python3", join(dir, "listener.py"), log]), cleanEnv(), "ignore");
-  cleanups.push(() => {
-    if (live.proc.exitCode === null) live.proc.kill("SIGKILL");
-  });
-  const port = Number(await waitUntil("the attacker's listener", () => {
-    if (live.proc.exitCode !== null) throw new Error(`the listener exited: ${live.stderr}`);
-    return /^(\d+)\n/.exec(live.stdout)?.[1];
-  }, 10_000));
-  return {
-    live,
-    port,
-    received: () => {
-      try {
-        return readFileSync(log, "latin1");
-      } catch {
-        return "";
-      }
-    },
-  };
-}
+const startListener = (): Promise<Listener> => agentListener(scene, "listener", LISTENER);
 
 /** A broker (its own data directory and server) and a session token for the attacker. */
 async function startBroker(env: Record<string, string>): Promise<{ home: TempHome; server: Server; token: string }> {

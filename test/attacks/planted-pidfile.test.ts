@@ -7,13 +7,11 @@
 // `server stop` must not signal a planted pid.
 import { beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { asAgent, giveToAgent } from "../support/attacker.ts";
-import { cleanEnv, type TempHome } from "../support/binary.ts";
-import { type Live, spawnLive, waitUntil } from "../support/process.ts";
+import { type TempHome } from "../support/binary.ts";
 import { startServer } from "../support/server.ts";
-import { agentServiceHome, fileScene } from "../support/scene.ts";
+import { type AgentListener, agentListener, agentServiceHome, fileScene } from "../support/scene.ts";
 
 const SECRET = `sk_live_${randomBytes(18).toString("hex")}`;
 const scene = fileScene("av-planted-pidfile-", { openToAgent: true, absent: [SECRET] });
@@ -60,37 +58,10 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 `;
 
-interface Listener {
-  readonly live: Live;
-  readonly port: number;
-  readonly log: string;
-  received(): string;
-}
+type Listener = AgentListener;
 
-async function startListener(name: string, relayPort = 0): Promise<Listener> {
-  const dir = mkdtempSync(join(scratch, `${name}-`));
-  const script = join(dir, "listener.py");
-  writeFileSync(script, LISTENER);
-  const log = join(dir, "received.bin");
-  giveToAgent(dir);
-  const live = spawnLive(asAgent(["/usr/bin/python3", script, log, String(relayPort)]), cleanEnv(), "ignore");
-  cleanups.push(() => {
-    if (live.proc.exitCode === null) live.proc.kill("SIGKILL");
-  });
-  const port = Number(await waitUntil("the attacker's listener", () => /^(\d+)\n/.exec(live.stdout)?.[1], 10_000));
-  return {
-    live,
-    port,
-    log,
-    received: () => {
-      try {
-        return readFileSync(log, "latin1");
-      } catch {
-        return "";
-      }
-    },
-  };
-}
+/** The attacker's listener (LISTENER), relaying to `relayPort` when it is not 0. */
+const startListener = (name: string, relayPort = 0): Promise<Listener> => agentListener(scene, name, LISTENER, [String(relayPort)]);
 
 function plantPidFile(home: TempHome, record: { pid: number; api_port: number; mitm_port: number }): void {
   writeFileSync(join(home.dir, "server.pid"), `${JSON.stringify({ ...record, host: "127.0.0.1", started_at: new Date().toISOString() })}\n`);

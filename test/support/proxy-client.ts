@@ -471,13 +471,21 @@ export async function readWsFrame(reader: Reader, timeoutMs = 10_000): Promise<W
   return { opcode: b0! & 0x0f, payload };
 }
 
-/** An echo loop over a raw upgraded socket (server side: frames from clients are masked). */
-export function serveWsEcho(socket: net.Socket): void {
+export interface WsEchoOptions {
+  /** Sees every frame the client sent (unmasked), before it is answered. */
+  readonly onFrame?: (frame: WsMessage) => void;
+  /** May answer a data frame itself instead of the echo: returns true when it did. */
+  readonly onMessage?: (payload: Buffer, socket: net.Socket) => boolean;
+}
+
+/** An echo loop over a raw upgraded socket (server side: frames from clients are masked); close and ping answered. */
+export function serveWsEcho(socket: net.Socket, options: WsEchoOptions = {}): void {
   const reader = new Reader(socket);
   void (async () => {
     try {
       for (;;) {
         const frame = await readWsFrame(reader, 60_000);
+        options.onFrame?.(frame);
         if (frame.opcode === 0x8) {
           socket.end(wsFrame(frame.payload, { opcode: 0x8, mask: false }));
           return;
@@ -486,6 +494,7 @@ export function serveWsEcho(socket: net.Socket): void {
           socket.write(wsFrame(frame.payload, { opcode: 0xa, mask: false }));
           continue;
         }
+        if (options.onMessage?.(frame.payload, socket)) continue;
         socket.write(wsFrame(frame.payload, { opcode: frame.opcode, mask: false }));
       }
     } catch {

@@ -1,15 +1,15 @@
 // The scaffolding most end-to-end and attack test files share: a scratch directory, cleanups that
 // run after the file's tests, a record of everything the agent got, and at the end the check that
-// no canary is in that record. Homes and upstreams that go with the scene's cleanups, and the home
-// most attacks start from: the agent user's data directory with one bearer service whose key is
-// the canary.
+// no canary is in that record. Homes, upstreams and the attacker's listeners that go with the
+// scene's cleanups, and the home most attacks start from: the agent user's data directory with one
+// bearer service whose key is the canary.
 import { afterAll, expect } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openToAgent } from "./attacker.ts";
-import { type Cli, recordingCli, type TempHome, tempHome } from "./binary.ts";
-import { runCleanups } from "./process.ts";
+import { asAgent, giveToAgent, openToAgent } from "./attacker.ts";
+import { cleanEnv, type Cli, recordingCli, type TempHome, tempHome } from "./binary.ts";
+import { type Live, runCleanups, spawnLive, waitUntil } from "./process.ts";
 import { type Handler, startUpstream, type Upstream } from "./upstream.ts";
 
 export type Cleanups = (() => Promise<void> | void)[];
@@ -74,4 +74,52 @@ export async function agentServiceHome(scene: FileScene, secret: string, host: s
   const home = await agentHome(scene);
   await addBearerService(recordingCli(() => home, env, scene.outputs), secret, host);
   return home;
+}
+
+export interface AgentListener {
+  readonly live: Live;
+  readonly port: number;
+  /** The file the listener records what it received into. */
+  readonly log: string;
+  /** Every byte the listener recorded so far ("" before any). */
+  received(): string;
+}
+
+/**
+ * A listener of the attacker's: a Python script run as the agent user from a directory of its own
+ * under the scratch one, as `python3 listener.py LOG ...args`. The script records what it receives
+ * into LOG and prints its port on its first line. Killed with the scene's cleanups.
+ */
+export async function agentListener(scene: Pick<FileScene, "scratch" | "cleanups">, name: string, script: string, args: readonly string[] = []): Promise<AgentListener> {
+  const dir = mkdtempSync(join(scene.scratch, `${name}-`));
+  const file = join(dir, "listener.py");
+  writeFileSync(file, script);
+  const log = join(dir, "received.bin");
+  giveToAgent(dir);
+  const live = spawnLive(asAgent(["/usr/bin/python3", file, log, ...args]), cleanEnv(), "ignore");
+  scene.cleanups.push(() => {
+    if (live.proc.exitCode === null) live.proc.kill("SIGKILL");
+  });
+  const port = Number(
+    await waitUntil(
+      "the attacker's listener",
+      () => {
+        if (live.proc.exitCode !== null) throw new Error(`the listener exited: ${live.stderr}`);
+        return /^(\d+)\n/.exec(live.stdout)?.[1];
+      },
+      10_000,
+    ),
+  );
+  return {
+    live,
+    port,
+    log,
+    received: () => {
+      try {
+        return readFileSync(log, "latin1");
+      } catch {
+        return "";
+      }
+    },
+  };
 }

@@ -17,7 +17,7 @@ import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
 import { asAgent, openToAgent } from "./attacker.ts";
 import { recordingCli, TEST_PASSWORD, type TempHome, tempHome } from "./binary.ts";
-import { basicProxyAuth, type HttpConnection, openPlain, openTunnel, Reader, readWsFrame, wsFrame } from "./proxy-client.ts";
+import { basicProxyAuth, type HttpConnection, openPlain, openTunnel, serveWsEcho, wsFrame } from "./proxy-client.ts";
 import { type Server, startServer } from "./server.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
@@ -55,29 +55,9 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-/** Answers a WebSocket handshake on the upstream's raw socket and echoes every message, recording it. */
+/** Echoes every WebSocket message on the upstream's raw socket, recording each frame. */
 function serveRecordingEcho(socket: net.Socket, path: string, received: Broker["wsReceived"], onMessage?: (payload: Buffer, socket: net.Socket) => boolean): void {
-  const reader = new Reader(socket);
-  void (async () => {
-    try {
-      for (;;) {
-        const frame = await readWsFrame(reader, 60_000);
-        received.push({ path, opcode: frame.opcode, payload: frame.payload });
-        if (frame.opcode === 0x8) {
-          socket.end(wsFrame(frame.payload, { opcode: 0x8, mask: false }));
-          return;
-        }
-        if (frame.opcode === 0x9) {
-          socket.write(wsFrame(frame.payload, { opcode: 0xa, mask: false }));
-          continue;
-        }
-        if (onMessage?.(frame.payload, socket)) continue;
-        socket.write(wsFrame(frame.payload, { opcode: frame.opcode, mask: false }));
-      }
-    } catch {
-      socket.destroy();
-    }
-  })();
+  serveWsEcho(socket, { onFrame: (frame) => received.push({ path, opcode: frame.opcode, payload: frame.payload }), ...(onMessage ? { onMessage } : {}) });
 }
 
 /**
