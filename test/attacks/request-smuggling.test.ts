@@ -6,26 +6,14 @@
 // Each must be refused (an error status or the connection closed); the upstream must never see the
 // hidden request or the canary, and nothing the agent gets may hold the credential. A legitimate
 // pipelined pair is the control: both requests do arrive.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type HttpConnection, readResponse, type RawResponse } from "../support/proxy-client.ts";
-import { type Broker, startBroker } from "../support/upgrade-broker.ts";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-smuggling-"));
 const CANARY = `smuggled-canary-${randomBytes(8).toString("hex")}`;
 let B: Broker;
-
-beforeAll(async () => {
-  B = await startBroker(scratch);
-}, 60_000);
-
-afterAll(async () => {
-  await B?.close();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
+brokerForFile("av-smuggling-", (broker) => (B = broker));
 
 /** The request a lenient parser would find inside the first one's body. */
 function hidden(host: string): string {

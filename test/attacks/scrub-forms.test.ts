@@ -4,18 +4,15 @@
 // injected value back encoded: base64, hex, \u escapes, upper-cased, as basic auth's header, in
 // gzip inside gzip, under Transfer-Encoding: gzip, gzipped without saying so, and in two ranges.
 // Whatever the agent receives, decoded every way it could decode it, must not hold the value.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import { type Socket } from "node:net";
 import { recordingCli } from "../support/binary.ts";
-import { type Broker, startBroker } from "../support/upgrade-broker.ts";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
-const scratch = mkdtempSync(join(tmpdir(), "av-scrub-forms-"));
 let B: Broker;
+brokerForFile("av-scrub-forms-", (broker) => (B = broker));
 const BASIC_PASS = `pw_${crypto.randomUUID().replace(/-/g, "")}`;
 
 /** The value the upstream received: the bearer token, or basic auth's password. */
@@ -34,8 +31,8 @@ function reply(res: ServerResponse, body: Buffer | string, headers: Record<strin
 
 const TEXT_PAD = "x".repeat(40);
 
+// Runs after brokerForFile's (hooks run in the order they are registered), with B started.
 beforeAll(async () => {
-  B = await startBroker(scratch);
   const { ok } = recordingCli(() => B.home, () => ({}), B.outputs);
   await ok(["vault", "credential", "set", "BASIC_USER=-"], "robot-user");
   await ok(["vault", "credential", "set", "BASIC_PASS=-"], BASIC_PASS);
@@ -73,11 +70,6 @@ beforeAll(async () => {
     return base(req, res, body);
   };
 }, 60_000);
-
-afterAll(async () => {
-  await B.close();
-  rmSync(scratch, { recursive: true, force: true });
-}, 30_000);
 
 /** Every way the agent could read a response: as is, base64/hex-decoded tokens, gunzipped, unescaped. */
 function readings(body: Buffer): string[] {
