@@ -3,24 +3,23 @@
 // variable with a foreign CA, a file from the future, a planted pidfile) and must name it with a
 // fix and exit 1. log is fed records the agent could have written (escapes, bidi) and must print
 // them inert, filter them, and follow the file across a rotation.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { fileProposal, parseProposalInput } from "../../src/vault/proposals.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { BINARY, cleanEnv, runBinary, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
-import { runCleanups, spawnLive, waitUntil } from "../support/process.ts";
+import { BINARY, cleanEnv, runBinary, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
+import { spawnLive, waitUntil } from "../support/process.ts";
 import { basicProxyAuth, openTunnel } from "../support/proxy-client.ts";
 import { startServer } from "../support/server.ts";
+import { fileScene, sceneHome } from "../support/scene.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-const scratch = mkdtempSync(join(tmpdir(), "av-ops-"));
-cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+const scene = fileScene("av-ops-");
+const { scratch, cleanups } = scene;
 
 // The CA variables of the machine running the tests are not ours to judge: each test says which it sets.
 const CA_VARIABLES = ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "DENO_CERT", "PIP_CERT", "CARGO_HTTP_CAINFO", "AWS_CA_BUNDLE", "HTTPLIB2_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE", "CODEX_CA_CERTIFICATE", "WEBSOCKET_CLIENT_CA_BUNDLE", "BUNDLE_SSL_CA_CERT", "COMPOSER_CAFILE", "HEX_CACERTS_PATH"];
@@ -42,13 +41,11 @@ function foreignCa(): string {
 
 // The machine is shared with other builds and test runs: give slow starts room.
 setDefaultTimeout(60_000);
-afterAll(() => runCleanups(cleanups));
 
 describe("status", () => {
   let H: TempHome;
   beforeAll(async () => {
-    H = await tempHome();
-    cleanups.push(() => H.cleanup());
+    H = await sceneHome(scene);
   });
 
   test("a fresh home: no server, the CA's fingerprint, the default vault's counts and settings", async () => {
@@ -131,8 +128,7 @@ describe("doctor", () => {
     return /^\s+fix: /.test(lines[at + 1] ?? "") ? lines[at + 1]!.trim() : "";
   };
   beforeAll(async () => {
-    H = await tempHome();
-    cleanups.push(() => H.cleanup());
+    H = await sceneHome(scene);
   });
 
   test("a sound setup passes every check and exits 0", async () => {
@@ -260,8 +256,7 @@ describe("log", () => {
   const lines = (...records: Record<string, unknown>[]) => records.map((r) => `${JSON.stringify(r)}\n`).join("");
 
   beforeAll(async () => {
-    H = await tempHome();
-    cleanups.push(() => H.cleanup());
+    H = await sceneHome(scene);
     logPath = join(H.dir, "requests.log");
     writeFileSync(`${logPath}.1`, lines(record({ time: "2026-03-01T09:00:00.000Z", path: "/rotated" })), { mode: 0o600 });
     writeFileSync(
@@ -344,8 +339,7 @@ describe("log", () => {
   });
 
   test("a closed pipe ends log quietly; a FIFO or a link planted at requests.log is not read through", async () => {
-    const other = await tempHome({ init: false });
-    cleanups.push(() => other.cleanup());
+    const other = await sceneHome(scene, { init: false });
     mkdirSync(other.dir, { mode: 0o700 });
     const many = Array.from({ length: 5000 }, (_, i) => record({ path: `/p${i}` }));
     writeFileSync(join(other.dir, "requests.log"), lines(...many), { mode: 0o600 });
@@ -364,8 +358,7 @@ describe("log", () => {
   });
 
   test("a real request's record, as the proxy writes it, is read back", async () => {
-    const fresh = await tempHome();
-    cleanups.push(() => fresh.cleanup());
+    const fresh = await sceneHome(scene);
     const server = await startServer(fresh, {}, cleanups);
     const t = await openTunnel({ proxyPort: server.mitmPort, host: "api.example.test", proxyAuthorization: basicProxyAuth("not-a-token"), ca: [] });
     expect(t.connect.status).toBe(407);
