@@ -123,7 +123,7 @@ export class ProxyListener {
   private async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.deps.log.flush();
-    await this.deps.state.store.audit.flush();
+    await this.deps.state.store.audit.flush({ anchor: true });
     await this.limits.close();
     for (const socket of this.open.keys()) socket.destroy();
     this.pool.destroy();

@@ -203,12 +203,15 @@ export class AuditTrail {
     this.pending.splice(mark);
   }
 
-  /** Writes what waits now, anchoring the head if the last anchor is old enough. Never throws. */
-  async flush(): Promise<void> {
+  /**
+   * Writes what waits now, anchoring the head if the last anchor is old enough, or with `anchor`
+   * (a process about to stop: nothing it wrote is left unanchored). Never throws.
+   */
+  async flush(options: { anchor?: boolean } = {}): Promise<void> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     while (this.flushing) await this.flushing;
-    this.flushing = this.flushOnce().finally(() => {
+    this.flushing = this.flushOnce(options.anchor === true).finally(() => {
       this.flushing = null;
     });
     return this.flushing;
@@ -218,11 +221,11 @@ export class AuditTrail {
     return this.pending.length > 0 || this.lost > 0 || (this.head !== null && this.head.seq > this.anchoredSeq);
   }
 
-  private async flushOnce(): Promise<void> {
+  private async flushOnce(anchor: boolean): Promise<void> {
     if (!this.hasUnanchored()) return;
     try {
       const key = this.host.auditKey(this.host.read(), false);
-      if (key === null || Date.now() - this.lastAnchorAt >= anchorIntervalMs()) {
+      if (key === null || anchor || Date.now() - this.lastAnchorAt >= anchorIntervalMs()) {
         // VaultStore.update appends what waits and anchors the head in the same write.
         await this.host.update(() => undefined);
         return;
@@ -305,22 +308,21 @@ export class AuditTrail {
    * names the break, instead of the cut being papered over.
    */
   private tailHead(key: Buffer, anchor: AuditAnchor | null): AuditHead {
-    const known: AuditHead | null = [this.head, anchor].reduce<AuditHead | null>((best, h) => (h && (!best || h.seq > best.seq) ? { seq: h.seq, hash: h.hash } : best), null);
-    const files = auditFiles(this.host.paths);
-    let candidate: AuditRecord | null = null;
-    let candidateHash = "";
-    for (const file of files.reverse()) {
+    let candidate: AuditHead | null = null;
+    for (const file of auditFiles(this.host.paths).reverse()) {
       const line = lastLine(file);
       if (line === null) continue;
       const opened = openRecord(key, line);
-      if ("record" in opened) {
-        candidate = opened.record;
-        candidateHash = sha256Hex(line);
-      }
+      if ("record" in opened) candidate = { seq: opened.record.seq, hash: sha256Hex(line) };
       break;
     }
-    const isOursThere = this.written === null || this.isStillThere(this.written);
-    if (candidate && isOursThere && (known === null || candidate.seq >= known.seq)) return { seq: candidate.seq, hash: candidateHash };
+    // Our own last line is gone (cut, or rewritten; another process may have appended after the
+    // cut and even anchored that): link to it all the same, under a number past everything seen.
+    if (this.head !== null && this.written !== null && !this.isStillThere(this.written)) {
+      return { seq: Math.max(this.head.seq, candidate?.seq ?? 0, anchor?.seq ?? 0), hash: this.head.hash };
+    }
+    const known = [this.head, anchor].reduce<AuditHead | null>((best, h) => (h && (!best || h.seq > best.seq) ? { seq: h.seq, hash: h.hash } : best), null);
+    if (candidate && (known === null || candidate.seq >= known.seq)) return candidate;
     if (known === null) return { seq: candidate?.seq ?? 0, hash: GENESIS_HASH };
     return { seq: Math.max(known.seq, candidate?.seq ?? 0), hash: known.hash };
   }

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { auditLogPath, verifyAudit, type AuditReport } from "../../src/vault/audit.ts";
 import { setCredentials } from "../../src/vault/credentials.ts";
 import { hmacSha256, sha256Hex } from "../../src/vault/crypto.ts";
-import { type TempVault, tempVault } from "../support/vault.ts";
+import { VaultStore } from "../../src/vault/vault.ts";
+import { PASSWORD, type TempVault, tempVault } from "../support/vault.ts";
 
 let T: TempVault | null = null;
 afterEach(() => {
@@ -150,6 +151,24 @@ describe("tampering is found, and the first bad record named", () => {
     await T.store.audit.flush();
     const { problem } = verify(T);
     expect(problem).toMatchObject({ line: 4, seq: 5 });
+  });
+});
+
+describe("two writers", () => {
+  test("a cut that another process then numbered on from, and anchored, still shows when the first writes again", async () => {
+    T = await withRecords(3);
+    process.env.AGENT_VAULT_AUDIT_ANCHOR_MS = "3600000";
+    T.store.audit.record({ kind: "request_blocked", host: "evil.example", code: "policy_denied" });
+    await T.store.audit.flush();
+    rewrite(T, lines(T).slice(0, 3));
+    const other = await VaultStore.unlock(T.paths, async () => PASSWORD);
+    await setCredentials(other, "default", [{ key: "LATER", value: "later-value-1234" }]);
+    expect(verify(T).problem).toBeNull(); // the other writer took record 4's number, and anchored it
+    T.store.audit.record({ kind: "request_allowed", host: "api.example.com" });
+    await T.store.audit.flush({ anchor: true });
+    const { problem } = verify(T);
+    expect(problem).toMatchObject({ line: 5, seq: 5 });
+    expect(problem!.what).toContain("does not link");
   });
 });
 
