@@ -2,8 +2,9 @@
 // outside against the compiled binary (AGENT_VAULT_BENCH_BINARY, else dist/agent-vault).
 //   1. `run -- true` wall time, with the sandbox and with --no-sandbox, interleaved (target: ≤ 50 ms
 //      added at the median);
-//   2. keep-alive HTTPS GETs on one tunnel through the proxy from inside `run` (Bun's fetch, one
-//      connection, sequential), with and without the sandbox (target: ≤ 10 % added at the median).
+//   2. keep-alive HTTPS GETs on one tunnel through the proxy from inside `run` (the tests' raw
+//      HTTP/1.1 client, test/support/proxy-client.ts, as the proxy benchmark uses it: one CONNECT,
+//      requests one after another), with and without the sandbox (target: ≤ 10 % added at the median).
 //      Inside, the proxy accepts on a listening socket made in the sandbox's namespace and handed
 //      out (src/sandbox/listeners.ts): no relay copies the bytes unless that hand-over failed.
 // A server runs (so neither series pays for `run` starting the proxy itself) against a local HTTPS
@@ -52,18 +53,34 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The client run inside `run`: sequential keep-alive GETs, one JSON line of per-request times (ms). */
+/**
+ * The client run inside `run`: sequential keep-alive GETs on one tunnel, found the way an agent
+ * finds the proxy (HTTPS_PROXY with the session token, SSL_CERT_FILE); one JSON line of
+ * per-request times (ms). It imports the shared client by path: the sandbox shows the whole file
+ * system read-only, the checkout included.
+ */
 const CLIENT = `
+import { readFileSync } from "node:fs";
+import { openTunnel } from ${JSON.stringify(join(ROOT, "test/support/proxy-client.ts"))};
 const n = Number(process.argv[2]);
-const url = "https://${HOST}/small";
+const proxy = new URL(process.env.HTTPS_PROXY);
+const token = decodeURIComponent(proxy.username) + ":" + decodeURIComponent(proxy.password);
+const { connect, conn } = await openTunnel({
+  proxyHost: proxy.hostname,
+  proxyPort: Number(proxy.port),
+  host: "${HOST}",
+  proxyAuthorization: "Basic " + Buffer.from(token).toString("base64"),
+  ca: [readFileSync(process.env.SSL_CERT_FILE, "utf8")],
+});
+if (!conn) { console.log(JSON.stringify({ error: connect.status })); process.exit(1); }
 const times = [];
 for (let i = 0; i < n + 20; i++) {
   const t0 = performance.now();
-  const r = await fetch(url, { headers: { Authorization: "Bearer placeholder" } });
-  await r.arrayBuffer();
+  const r = await conn.request("GET", "/small", [["Host", "${HOST}"], ["Authorization", "Bearer placeholder"]]);
   if (r.status !== 200) { console.log(JSON.stringify({ error: r.status })); process.exit(1); }
   if (i >= 20) times.push(performance.now() - t0);
 }
+conn.close();
 console.log(JSON.stringify({ times }));
 `;
 
