@@ -5,10 +5,14 @@
 // Actions call the vault API directly and report on the status line; a failure changes nothing and
 // says so. Secrets are typed into masked inputs and shown only by the Credentials screen's reveal.
 import { Box, type Key, Text, useApp, useStdout } from "ink";
-import { useEffect, useLayoutEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { osUserName } from "../shared/os-user.ts";
 import { displaySafe } from "../shared/text.ts";
 import { statusOf } from "../vault/proposals.ts";
+import { answerHeld } from "../vault/held.ts";
+import { HeldBanner } from "./components/HeldBanner.tsx";
+import { useHeld } from "./hooks/use-held.ts";
+import { useNow } from "./hooks/use-now.ts";
 import { PromptLine } from "./components/PromptLine.tsx";
 import { TabBar, TABS } from "./components/TabBar.tsx";
 import { KeysProvider, useFocus, useKeys } from "./hooks/use-keys.tsx";
@@ -35,8 +39,12 @@ const SCREENS: readonly { readonly hint: string; readonly help: readonly string[
   { hint: " · enter details", help: ["the request log, live; / filters", "enter  details: session, status, latency, error and its reason"] },
   { hint: " · x revoke", help: ["x  revoke the session or agent (y to confirm); its tunnels close", "agents are listed after sessions, with their live grants and policy"] },
 ];
-const COMMON_HELP = ["tab / shift+tab / 1-5  switch screens", "↑ ↓ / j k  move", "/  filter", "V  switch vault", "?  this help", "q  quit (also ctrl+c)", "esc  cancel"];
+const COMMON_HELP = ["y / s / n  a held request (banner): allow once, allow for its session, deny with a reason", "tab / shift+tab / 1-5  switch screens", "↑ ↓ / j k  move", "/  filter", "V  switch vault", "?  this help", "q  quit (also ctrl+c)", "esc  cancel"];
 const MODAL_ID = "modal";
+/** The held-request banner: it owns y, s and n on every screen while a request waits (no prompt open). */
+const HELD_ID = "held";
+/** Lines the banner takes (border, three or four lines of text). */
+const BANNER_LINES = 6;
 
 type Modal = { readonly kind: "help" } | { readonly kind: "switch"; readonly index: number };
 
@@ -83,6 +91,20 @@ function Router({ view, log, color, bell }: AppProps) {
   const seenPending = useRef<Set<number> | null>(null);
   const connecting = useRef<AbortController | null>(null);
   const promptSeq = useRef(0);
+  // Held requests: a clock only while one waits (its deadline counts down), the bell for a new one.
+  const hasHeld = snapshot.body.vaults.some((v) => v.held.some((h) => h.status === "pending"));
+  const now = useNow({ isActive: hasHeld });
+  const ring = useCallback(() => {
+    stdout.write("\x07");
+    try {
+      Bun.spawn(["notify-send", "agent-vault", "a request is held for your approval"], { stdout: "ignore", stderr: "ignore" });
+    } catch {
+      // no notify-send here
+    }
+  }, [stdout]);
+  const held = useHeld({ body: snapshot.body, bell, ring, now });
+  const heldRef = useRef(held);
+  heldRef.current = held;
 
   useEffect(() => {
     const onResize = () => setSize({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
@@ -111,7 +133,8 @@ function Router({ view, log, color, bell }: AppProps) {
   const pendingCount = proposals.filter((p) => statusOf(p) === "pending").length;
 
   // Focus moves with the state, synchronously: the next key goes to whatever is now in front.
-  const front = () => (promptRef.current ? promptRef.current.id : modalRef.current ? MODAL_ID : screenId(tabRef.current));
+  // A held request comes before screens and modals (an agent is waiting), never before an open prompt.
+  const front = () => (promptRef.current ? promptRef.current.id : heldRef.current.length > 0 ? HELD_ID : modalRef.current ? MODAL_ID : screenId(tabRef.current));
   const changeTab = (next: number) => {
     setTab(next);
     focus.give(front());
@@ -181,6 +204,34 @@ function Router({ view, log, color, bell }: AppProps) {
     return () => focus.setGlobal(null);
   }, [focus]);
 
+  // The banner appears or goes: the keys follow it.
+  const isHeld = held.length > 0;
+  useLayoutEffect(() => {
+    focus.give(front());
+  }, [isHeld]);
+
+  // y allows the oldest held request once, s for the rest of its session, n asks for a reason and
+  // denies; every other key goes on to the global keys (tab, q, ?).
+  useKeys(
+    HELD_ID,
+    (input) => {
+      const first = heldRef.current[0];
+      if (!first) return false;
+      const { vault: vaultName, held: h } = first;
+      if (input === "y" || input === "s") {
+        const forSession = input === "s";
+        ctx.run(`allowed held request #${h.id}${forSession ? ` and ${h.method} ${h.host} ${h.rule} for the rest of its session` : ""}`, () => answerHeld(view.store, vaultName, h.id, { allow: true, forSession }, reviewer));
+        return true;
+      }
+      if (input === "n") {
+        ctx.open({ kind: "held-deny", vault: vaultName, id: h.id });
+        return true;
+      }
+      return false;
+    },
+    { isActive: isHeld },
+  );
+
   // Help closes on any key; the vault switcher moves, enter switches, esc leaves.
   useKeys(
     MODAL_ID,
@@ -202,7 +253,7 @@ function Router({ view, log, color, bell }: AppProps) {
   );
 
   const width = size.columns;
-  const listHeight = Math.max(3, size.rows - 6);
+  const listHeight = Math.max(3, size.rows - 6 - (isHeld ? BANNER_LINES : 0));
   const screenProps = (index: number): ScreenProps => ({
     index,
     isVisible: tab === index && modal === null,
@@ -243,6 +294,7 @@ function Router({ view, log, color, bell }: AppProps) {
     <Box flexDirection="column" width={width}>
       <TabBar active={tab} vault={vault.name} pending={pendingCount} color={color} width={width} />
       {snapshot.error ? <Text color={color ? "red" : undefined}>vault: {displaySafe(snapshot.error)}</Text> : null}
+      <HeldBanner pending={held} vault={vault.name} now={now} width={width} color={color} />
       <Box flexDirection="column" marginTop={1} height={listHeight + 2} overflow="hidden">
         {body}
         <ProposalsScreen {...screenProps(0)} />

@@ -7,6 +7,7 @@ import { connectOAuth, pasteOAuth, resolveConfig, shouldAskClientSecret } from "
 import { deleteCredentials, setCredentials } from "../vault/credentials.ts";
 import { type Proposal } from "../vault/proposal.schema.ts";
 import { approveProposal, rejectProposal } from "../vault/proposals.ts";
+import { answerHeld } from "../vault/held.ts";
 import { revokeAgent } from "../vault/agents.ts";
 import { revokeSession } from "../vault/sessions.ts";
 import { type VaultStore } from "../vault/vault.ts";
@@ -16,6 +17,7 @@ export type Prompt =
   | { readonly kind: "approve"; readonly id: number; readonly keys: readonly string[]; readonly index: number; readonly values: Readonly<Record<string, string>> }
   | { readonly kind: "approve-confirm"; readonly id: number; readonly values: Readonly<Record<string, string>> }
   | { readonly kind: "reject"; readonly id: number }
+  | { readonly kind: "held-deny"; readonly vault: string; readonly id: number }
   | { readonly kind: "new-key" }
   | { readonly kind: "set-value"; readonly key: string; readonly isNew: boolean }
   | { readonly kind: "confirm-delete"; readonly key: string }
@@ -125,6 +127,15 @@ export const PROMPTS: { readonly [K in Prompt["kind"]]: PromptSpec<Of<K>> } = {
       ctx.run(`rejected proposal #${p.id}`, () => rejectProposal(ctx.store, ctx.vaultName, p.id, reason, ctx.reviewer));
     },
     cancelled: () => "not rejected",
+  },
+  "held-deny": {
+    type: "text",
+    label: (p) => `Reason for denying held request #${p.id} (enter; may be empty; the agent reads it):`,
+    submit: (reason, p, ctx) => {
+      ctx.close();
+      ctx.run(`denied held request #${p.id}`, () => answerHeld(ctx.store, p.vault, p.id, { allow: false, reason }, ctx.reviewer));
+    },
+    cancelled: (p) => `held request #${p.id} is still waiting`,
   },
   "new-key": {
     type: "text",
