@@ -12,15 +12,27 @@ import pkg from "../../package.json" with { type: "json" };
 const DEFAULT_ADDR = "http://127.0.0.1:14321";
 const MAX_BODY_CHARS = 256 * 1024;
 
+/**
+ * How long http_request waits for the vault's answer before it reports the request as pending: a
+ * request an `approve` rule holds waits for a person (up to the rule's timeout, 120 s by default),
+ * longer than many MCP clients wait for a tool.
+ */
+const DEFAULT_PENDING_AFTER_MS = 15_000;
+/** An answer that came after its call reported pending is kept this long for the same call again. */
+const KEEP_ANSWER_MS = 600_000;
+
 export interface McpEnvironment {
   readonly addr: string;
   readonly token: string | undefined;
+  /** AGENT_VAULT_MCP_PENDING_MS: http_request's wait before "pending" (tests shorten it). */
+  readonly pendingAfterMs?: number;
 }
 
 export function mcpEnvironment(env: NodeJS.ProcessEnv = process.env): McpEnvironment {
   return {
     addr: (env.AGENT_VAULT_ADDR || DEFAULT_ADDR).replace(/\/+$/, ""),
     token: env.AGENT_VAULT_SESSION_TOKEN || env.AGENT_VAULT_AGENT_TOKEN || undefined,
+    pendingAfterMs: /^[0-9]{1,7}$/.test(env.AGENT_VAULT_MCP_PENDING_MS ?? "") ? Number(env.AGENT_VAULT_MCP_PENDING_MS) : DEFAULT_PENDING_AFTER_MS,
   };
 }
 
@@ -61,6 +73,10 @@ const ProposalServiceShape = z.object({}).passthrough();
 
 export function buildMcpServer(env: McpEnvironment): McpServer {
   const server = new McpServer({ name: "agent-vault", version: pkg.version });
+  // Requests still waiting for the vault's answer (held for a person, or a slow upstream), by what
+  // was asked: the same call again waits on the same request instead of sending a second one, and
+  // gets its answer even when it came after the first call had reported pending.
+  const inFlight = new Map<string, Promise<ToolResult>>();
   const guarded = (fn: (args: any) => Promise<ToolResult>) => async (args: any): Promise<ToolResult> => {
     try {
       return await fn(args);
@@ -156,30 +172,58 @@ export function buildMcpServer(env: McpEnvironment): McpServer {
       }
       if (!env.token) return failure("no token: run the MCP client under `agent-vault run`, or set AGENT_VAULT_AGENT_TOKEN");
       const target = `${env.addr}/proxy/${url.host}${url.pathname}${url.search}`;
-      let res: Response;
-      try {
-        res = await fetch(target, { method: args.method.toUpperCase(), headers: { ...headers, authorization: `Bearer ${env.token}`, "x-agent-vault-scrub": "1" }, body: args.body, redirect: "manual", decompress: false } as RequestInit);
-      } catch {
-        return failure(`cannot reach agent-vault at ${env.addr}: start it with \`agent-vault server\``);
+      const method = args.method.toUpperCase();
+      const key = JSON.stringify([method, target, Object.entries(headers).sort(), args.body ?? null]);
+      let flight = inFlight.get(key);
+      if (!flight) {
+        const started = send(target, method, headers, args.body).catch((error: Error) => failure(error.message));
+        flight = started;
+        inFlight.set(key, started);
+        // Kept for a call that comes back for it; dropped once taken, or after a while.
+        void started.then(() => setTimeout(() => inFlight.get(key) === started && inFlight.delete(key), KEEP_ANSWER_MS).unref?.());
       }
-      const bytes = Buffer.from(await res.arrayBuffer());
-      const isText = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript|[a-z.+-]*\+json|[a-z.+-]*\+xml))/i.test(res.headers.get("content-type") ?? "text/plain") || bytes.every((b) => b !== 0);
-      const bodyText = isText ? bytes.toString("utf8") : bytes.toString("base64");
-      const responseHeaders: Record<string, string> = {};
-      res.headers.forEach((value, name) => (responseHeaders[name] = value));
-      // The vault's own refusals (403 policy_denied, 502 upstream_error, ...) are tool errors.
-      const refusal = res.headers.get("x-agent-vault-error");
-      return {
-        ...text({
+      const pendingAfter = env.pendingAfterMs ?? DEFAULT_PENDING_AFTER_MS;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = new Promise<"pending">((resolve) => (timer = setTimeout(() => resolve("pending"), pendingAfter)));
+      const result = await Promise.race([flight, waited]);
+      clearTimeout(timer);
+      if (result === "pending") {
+        // Not a failure: the request is still on its way (most likely held for a person's approval).
+        return text({
+          status: "pending",
+          message: `no answer after ${Math.round(pendingAfter / 1000)} s: agent-vault may be holding this request for a person's approval (they see it in \`agent-vault tui\` or \`agent-vault held list\`), or the upstream is slow. Call http_request again with exactly the same arguments to wait for its answer; it is sent at most once.`,
+        });
+      }
+      inFlight.delete(key);
+      return result;
+    }),
+  );
+
+  /** The request through the vault's explicit proxy, and its answer as the tool's result. */
+  async function send(target: string, method: string, headers: Record<string, string>, body: string | undefined): Promise<ToolResult> {
+    let res: Response;
+    try {
+      res = await fetch(target, { method, headers: { ...headers, authorization: `Bearer ${env.token}`, "x-agent-vault-scrub": "1" }, body, redirect: "manual", decompress: false } as RequestInit);
+    } catch {
+      return failure(`cannot reach agent-vault at ${env.addr}: start it with \`agent-vault server\``);
+    }
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const isText = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript|[a-z.+-]*\+json|[a-z.+-]*\+xml))/i.test(res.headers.get("content-type") ?? "text/plain") || bytes.every((b) => b !== 0);
+    const bodyText = isText ? bytes.toString("utf8") : bytes.toString("base64");
+    const responseHeaders: Record<string, string> = {};
+    res.headers.forEach((value, name) => (responseHeaders[name] = value));
+    // The vault's own refusals (403 policy_denied, 502 upstream_error, ...) are tool errors.
+    const refusal = res.headers.get("x-agent-vault-error");
+    return {
+      ...text({
         status: res.status,
         headers: responseHeaders,
         body_encoding: isText ? "text" : "base64",
         body: bodyText.length > MAX_BODY_CHARS ? `${bodyText.slice(0, MAX_BODY_CHARS)}… [truncated, ${bodyText.length} characters]` : bodyText,
-        }),
-        ...(refusal ? { isError: true } : {}),
-      };
-    }),
-  );
+      }),
+      ...(refusal ? { isError: true } : {}),
+    };
+  }
 
   return server;
 }

@@ -17,7 +17,9 @@ import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { fileScene } from "../support/scene.ts";
 import { spawnLive, waitUntil } from "../support/process.ts";
 import { writeFileSync } from "node:fs";
-import { cleanEnv } from "../support/binary.ts";
+import { BINARY, cleanEnv } from "../support/binary.ts";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
 const SECRET = `ghp_${randomBytes(18).toString("hex")}`;
 const scene = fileScene("av-held-e2e-", { absent: [SECRET] });
@@ -84,7 +86,7 @@ beforeAll(async () => {
   process.env.AGENT_VAULT_INSECURE_TEST_KDF = "1";
   const store = await VaultStore.unlock(homePaths(H.dir), async () => TEST_PASSWORD);
   const policy = {
-    rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }, { path: "/slow/*", timeout: "2s" }] }],
+    rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }, { path: "/slow/*", timeout: "2s" }, { methods: ["POST"], path: "/mcp/*" }] }],
   };
   token = (await createSession(store, "default", { policy })).token;
 }, 60_000);
@@ -206,6 +208,43 @@ describe("a held request waits for a person, and nothing reaches the upstream me
     expect(live.stdout).toContain('"ok":true');
     // One line per held request, however long it waits.
     expect(live.stderr.split("holding POST").length).toBe(2);
+  }, 30_000);
+
+  test("MCP's http_request reports a held request as pending (not an error); the same call again gets the answer once a person allows it", async () => {
+    const transport = new StdioClientTransport({
+      command: BINARY,
+      args: ["mcp"],
+      env: cleanEnv({ AGENT_VAULT_HOME: join(scene.scratch, "mcp-none"), AGENT_VAULT_ADDR: `http://127.0.0.1:${S.apiPort}`, AGENT_VAULT_SESSION_TOKEN: token, AGENT_VAULT_MCP_PENDING_MS: "1000" }),
+      stderr: "pipe",
+    });
+    const client = new Client({ name: "held-test", version: "1" });
+    await client.connect(transport);
+    cleanups.push(() => client.close());
+    const received = U.received.length;
+    const args = { method: "POST", url: `https://${HOST}/mcp/merge`, headers: { "content-type": "application/json" }, body: '{"via":"mcp"}' };
+    const call = async () => {
+      const result = await client.callTool({ name: "http_request", arguments: args });
+      const text = (result.content as { text: string }[]).map((c) => c.text).join("");
+      outputs.push(text);
+      return { isError: result.isError === true, json: JSON.parse(text) as { status: number | string; message?: string; body?: string } };
+    };
+    const first = await call();
+    expect(first.isError).toBe(false);
+    expect(first.json.status).toBe("pending");
+    expect(first.json.message).toContain("held list");
+    // Asked again while it waits: the same held request, not a second one.
+    expect((await call()).json.status).toBe("pending");
+    const records = (await heldList()).filter((h) => h.path === "/mcp/merge");
+    expect(records.length).toBe(1);
+    expect(U.received.length).toBe(received);
+    await cli.ok(["held", "allow", String(records[0]!.id)]);
+    const answered = await waitUntil("the answer", async () => {
+      const r = await call();
+      return r.json.status === "pending" ? null : r;
+    }, 10_000);
+    expect(answered.isError).toBe(false);
+    expect(answered.json.status).toBe(200);
+    expect(U.received.length).toBe(received + 1);
   }, 30_000);
 
   test("bad input: an unknown or malformed number is a one-line error and changes nothing", async () => {
