@@ -27,7 +27,11 @@ export const GENESIS_HASH = "0".repeat(64);
 const MAC_FIELD = /,"mac":"([0-9a-f]{64})"\}$/;
 
 const FLUSH_MS = 1_000;
+/** Anything but an allowed request (a refusal, a held request's step) is written this soon. */
+const PROMPT_FLUSH_MS = 5;
 const DEFAULT_ANCHOR_MS = 5_000;
+/** The longest anchor interval the environment may ask for: a longer one widens the cut window. */
+const MAX_ANCHOR_MS = 60_000;
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 /** Records queued at most while the disk refuses writes; past it they are counted, not kept. */
 const MAX_PENDING = 100_000;
@@ -66,7 +70,7 @@ export function auditLogPath(paths: HomePaths): string {
 
 function anchorIntervalMs(): number {
   const fromEnv = Number(process.env.AGENT_VAULT_AUDIT_ANCHOR_MS);
-  return Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : DEFAULT_ANCHOR_MS;
+  return Number.isFinite(fromEnv) && fromEnv > 0 ? Math.min(fromEnv, MAX_ANCHOR_MS) : DEFAULT_ANCHOR_MS;
 }
 
 function maxFileBytes(): number {
@@ -170,6 +174,7 @@ export class AuditTrail {
   private anchoredSeq = 0;
   private lastAnchorAt = 0;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private isPromptTimer = false;
   private anchorTimer: ReturnType<typeof setTimeout> | null = null;
   private flushing: Promise<void> | null = null;
 
@@ -188,10 +193,15 @@ export class AuditTrail {
       return;
     }
     this.pending.push({ time: new Date().toISOString(), event });
-    if (this.flushTimer === null) {
-      this.flushTimer = setTimeout(() => void this.flush(), FLUSH_MS);
-      this.flushTimer.unref?.();
-    }
+    // A refusal goes to the file at once (an agent that kills the broker right after its refused
+    // request must not take the record with it); allowed requests wait for the batch.
+    const isPrompt = event.kind !== "request_allowed";
+    if (this.flushTimer !== null && !isPrompt) return;
+    if (this.flushTimer !== null && this.isPromptTimer) return;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.isPromptTimer = isPrompt;
+    this.flushTimer = setTimeout(() => void this.flush(), isPrompt ? PROMPT_FLUSH_MS : FLUSH_MS);
+    this.flushTimer.unref?.();
   }
 
   /** How many records wait; with dropSince, records made by a change that then threw are dropped. */

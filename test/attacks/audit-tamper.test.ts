@@ -130,10 +130,10 @@ describe("an anchored record rewritten by the agent", () => {
 describe("a record cut before it was anchored", () => {
   test("shows once the broker writes again, and when it stops", async () => {
     const { env } = await agentUpstream(scratch, "api.svc.test", cleanups);
-    const ENV = { ...env, AGENT_VAULT_AUDIT_ANCHOR_MS: "600000" };
+    const ENV = { ...env, AGENT_VAULT_AUDIT_ANCHOR_MS: "60000" };
     const { home, server } = await brokerHome(ENV);
     const log = join(home.dir, "audit.log");
-    // The first flush anchors; the refused request after it waits for an anchor ten minutes off.
+    // The first flush anchors; the refused request after it waits for an anchor a minute off.
     expect(await agentRun(home, ENV, 'curl -s -o /dev/null -w "%{http_code}" https://api.svc.test/v1/first')).toBe("200");
     await waitUntil("the first request on file", () => readFileSync(log, "utf8").includes("/v1/first"), 10_000);
     expect(await agentRun(home, ENV, REQUESTS)).toBe("200 403");

@@ -154,6 +154,19 @@ describe("tampering is found, and the first bad record named", () => {
   });
 });
 
+describe("when records reach the file", () => {
+  test("a refusal within milliseconds, allowed requests in the next batch (about a second)", async () => {
+    T = await withRecords(1);
+    process.env.AGENT_VAULT_AUDIT_ANCHOR_MS = "3600000";
+    T.store.audit.record({ kind: "request_allowed", host: "api.example.com" });
+    await Bun.sleep(300);
+    expect(lines(T)).toHaveLength(1);
+    T.store.audit.record({ kind: "request_blocked", host: "evil.example", code: "host_not_allowed" });
+    await Bun.sleep(300);
+    expect(lines(T).map((l) => JSON.parse(l).kind)).toEqual(["request_allowed", "request_allowed", "request_blocked"]);
+  });
+});
+
 describe("two writers", () => {
   test("a cut that another process then numbered on from, and anchored, still shows when the first writes again", async () => {
     T = await withRecords(3);
