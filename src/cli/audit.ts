@@ -7,7 +7,7 @@ import { type Command } from "commander";
 import { parseDuration } from "../shared/duration.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe, jsonTerminalSafe } from "../shared/text.ts";
-import { type AuditReport, verifyAudit } from "../vault/audit.ts";
+import { type AuditReport, checkAuditTrail } from "../vault/audit.ts";
 import { type AuditRecord } from "../vault/audit.schema.ts";
 import { type CommonOptions, openStore, withJsonOption, withPasswordOption } from "./context.ts";
 import { printJson } from "./io.ts";
@@ -58,8 +58,7 @@ export function registerAudit(program: Command): void {
 
   withPasswordOption(withJsonOption(audit.command("verify").description("check every record's MAC, number and link, and that the log reaches the vault's anchor; exit 1 naming the first bad record"))).action(async (options: CommonOptions) => {
     const store = await openStore(options);
-    const body = store.read();
-    const report = verifyAudit(store.paths, store.auditKey(body, false), body.audit ?? null);
+    const report = await checkAuditTrail(store);
     if (options.json) {
       printJson({ ok: report.problem === null, ...report });
     } else if (report.problem === null) {
@@ -75,18 +74,12 @@ export function registerAudit(program: Command): void {
     .action(async (options: ExportOptions) => {
       const from = options.since === undefined ? Number.NEGATIVE_INFINITY : parseSince(options.since);
       const store = await openStore(options);
-      const body = store.read();
+      // Collected under the lock, written after it: a slow reader of stdout never holds writers up.
       const out: string[] = [];
-      const flush = () => {
-        if (out.length > 0) process.stdout.write(out.join(""));
-        out.length = 0;
-      };
-      const report = verifyAudit(store.paths, store.auditKey(body, false), body.audit ?? null, (record, line) => {
-        if (Date.parse(record.time) < from) return;
-        out.push(`${options.json ? jsonTerminalSafe(line) : formatRecord(record)}\n`);
-        if (out.length >= 500) flush();
+      const report = await checkAuditTrail(store, (record, line) => {
+        if (Date.parse(record.time) >= from) out.push(`${options.json ? jsonTerminalSafe(line) : formatRecord(record)}\n`);
       });
-      flush();
+      for (let i = 0; i < out.length; i += 500) process.stdout.write(out.slice(i, i + 500).join(""));
       if (report.problem !== null) throw brokenError(report);
     });
 }

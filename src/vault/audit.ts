@@ -450,3 +450,14 @@ export function verifyAudit(paths: HomePaths, key: Buffer | null, anchor: AuditA
   }
   return report(null);
 }
+
+/**
+ * verifyAudit on what is on file now: under the vault lock, so no append or rotation is half-done
+ * while the files and the anchor are read (a half-written last line would look like damage).
+ */
+export async function checkAuditTrail(host: AuditHost, onRecord?: (record: AuditRecord, line: string) => void): Promise<AuditReport> {
+  return withFileLock(host.paths.stateFile, host.paths.lockFile, () => {
+    const body = host.read();
+    return verifyAudit(host.paths, host.auditKey(body, false), body.audit ?? null, onRecord);
+  });
+}
