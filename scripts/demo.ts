@@ -10,6 +10,8 @@ const root = mkdtempSync(join(tmpdir(), "agent-vault-demo-"));
 const home = join(root, "home");
 const secret = `sk-demo-${crypto.randomUUID().slice(0, 8)}`;
 const env: Record<string, string> = { ...(process.env as Record<string, string>), AGENT_VAULT_HOME: home, AGENT_VAULT_MASTER_PASSWORD: "demo password 123" };
+// The demo's agent gets its key from run alone, not from the shell running the demo.
+delete env.OPENAI_API_KEY;
 for (const k of Object.keys(env)) if (k.startsWith("AGENT_VAULT_") && !["AGENT_VAULT_HOME", "AGENT_VAULT_MASTER_PASSWORD"].includes(k)) delete env[k];
 
 const bold = (s: string) => (process.stdout.isTTY && !process.env.NO_COLOR ? `\x1b[1m${s}\x1b[0m` : s);
@@ -40,7 +42,7 @@ try {
   console.log(`the key appears in the listing: ${listed.includes(secret) ? "YES (bug!)" : "no"}`);
   if (onDisk.includes(secret) || listed.includes(secret)) process.exitCode = 1;
 
-  // The main job: an agent calls api.openai.com holding a placeholder, the proxy attaches the key.
+  // The main job: an agent calls api.openai.com holding run's placeholder, the proxy attaches the key.
   // "api.openai.com" is served here by a local HTTPS server with its own test CA; AGENT_VAULT_CONNECT_TO
   // dials it instead of the internet while keeping the name for SNI, the certificate check and Host.
   const upstream = await startUpstream(root);
@@ -50,11 +52,12 @@ try {
     return true;
   };
   const proxyEnv = { AGENT_VAULT_CONNECT_TO: `api.openai.com:443:127.0.0.1:${upstream.port}`, AGENT_VAULT_UPSTREAM_CA: upstream.caFile };
+  // No key in the agent's environment to begin with: run puts a placeholder in OPENAI_API_KEY itself.
   const agentOutput = await step(
-    "run an agent: it holds a placeholder key; the proxy injects the real one on the way out",
-    ["run", "--", "sh", "-c", 'echo "agent sees OPENAI_API_KEY=$OPENAI_API_KEY"; curl -sS https://api.openai.com/v1/models -H "Authorization: Bearer $OPENAI_API_KEY"'],
+    "run an agent: run gives it a placeholder key (shaped like a real one); the proxy puts the real one in on the way out",
+    ["run", "--", "sh", "-c", 'echo "agent sees OPENAI_API_KEY=$(printf %s "$OPENAI_API_KEY" | cut -c1-24)…"; curl -sS https://api.openai.com/v1/models -H "Authorization: Bearer $OPENAI_API_KEY"'],
     undefined,
-    { ...proxyEnv, OPENAI_API_KEY: "placeholder" },
+    proxyEnv,
   );
   await upstream.close();
   const seen = upstream.received[0]?.headers.authorization;
