@@ -1,0 +1,100 @@
+// Placeholders without sockets: their shapes, the step over a Flow (only this session's, only to
+// the credential's service, headers and query), and the streamed body's replacement at every cut.
+import { afterEach, describe, expect, test } from "bun:test";
+import { runPipeline } from "../../src/proxy/pipeline.ts";
+import { authenticate } from "../../src/proxy/steps/authenticate.ts";
+import { matchService } from "../../src/proxy/steps/match-service.ts";
+import { placeholdersOf, substitutePlaceholders } from "../../src/proxy/steps/placeholders.ts";
+import { StreamSubstituter, substituteWhole } from "../../src/proxy/substitute.ts";
+import { derivePlaceholder, SHAPES, type ShapeName } from "../../src/vault/placeholders.ts";
+import { stepFixture, type StepFixture } from "../support/flow.ts";
+
+const CREDS = { GITHUB_TOKEN: "ghp_realvalue0123456789", OPENAI_API_KEY: "sk-real-openai-value" };
+const SERVICES = [
+  { name: "github", host: "api.github.com", auth: { type: "bearer", token: "GITHUB_TOKEN" } },
+  { name: "openai", host: "api.openai.com", auth: { type: "bearer", token: "OPENAI_API_KEY" } },
+];
+
+let fx: StepFixture | null = null;
+afterEach(() => fx?.cleanup());
+
+describe("derivePlaceholder", () => {
+  test("every shape: the prefix and length its vendor's keys have, deterministic per key and principal", () => {
+    const key = Buffer.alloc(32, 7);
+    for (const shape of Object.keys(SHAPES) as ShapeName[]) {
+      const a = derivePlaceholder(key, "s_1", "K", shape);
+      expect(derivePlaceholder(key, "s_1", "K", shape)).toBe(a);
+      expect(derivePlaceholder(key, "s_2", "K", shape)).not.toBe(a);
+      expect(derivePlaceholder(key, "s_1", "L", shape)).not.toBe(a);
+      expect(derivePlaceholder(Buffer.alloc(32, 8), "s_1", "K", shape)).not.toBe(a);
+      expect(a).toMatch(/^[A-Za-z0-9_.-]+$/);
+    }
+    expect(derivePlaceholder(key, "s_1", "K", "openai")).toMatch(/^sk-proj-[A-Za-z0-9_-]{156}$/);
+    expect(derivePlaceholder(key, "s_1", "K", "anthropic")).toMatch(/^sk-ant-api03-[A-Za-z0-9_-]{93}AA$/);
+    expect(derivePlaceholder(key, "s_1", "K", "github")).toMatch(/^ghp_[A-Za-z0-9]{36}$/);
+  });
+});
+
+describe("substitutePlaceholders", () => {
+  async function flowWith(host: string, path: string, headers: Record<string, string>) {
+    const flow = fx!.flow({ host, path, headers });
+    await runPipeline(flow, fx!.context(), [authenticate, matchService]);
+    return flow;
+  }
+
+  test("this session's placeholder in a header and the query, to its service: the value; none stored on the flow", async () => {
+    fx = await stepFixture(CREDS, SERVICES);
+    const probe = fx.flow({ host: "api.github.com", path: "/" });
+    await runPipeline(probe, fx.context(), [authenticate, matchService]);
+    const [ph] = placeholdersOf(probe, fx.context());
+    const flow = await flowWith("api.github.com", `/user?t=${ph!.placeholder}&x=1`, { "x-token": `token ${ph!.placeholder}` });
+    substitutePlaceholders(flow, fx!.context());
+    expect(flow.headers["x-token"]).toBe(`token ${CREDS.GITHUB_TOKEN}`);
+    expect(flow.path).toBe(`/user?t=${CREDS.GITHUB_TOKEN}&x=1`);
+    expect(flow.substitutions!().map((s) => s.value)).toEqual([CREDS.GITHUB_TOKEN]);
+    // The flow's own fields (what a log or an error could read) name keys, never values.
+    const { headers: _h, path: _p, substitutions: _s, ...rest } = flow;
+    expect(JSON.stringify(rest)).not.toContain(CREDS.GITHUB_TOKEN);
+  });
+
+  test("the path before the query is left alone (the request log keeps it)", async () => {
+    fx = await stepFixture(CREDS, SERVICES);
+    const probe = fx.flow({ host: "api.github.com", path: "/" });
+    await runPipeline(probe, fx.context(), [authenticate, matchService]);
+    const [ph] = placeholdersOf(probe, fx.context());
+    const flow = await flowWith("api.github.com", `/bot${ph!.placeholder}/send`, {});
+    substitutePlaceholders(flow, fx!.context());
+    expect(flow.path).toBe(`/bot${ph!.placeholder}/send`);
+  });
+
+  test("to another service's host or no service: nothing is replaced and no substitutions are set", async () => {
+    fx = await stepFixture(CREDS, SERVICES);
+    const probe = fx.flow({ host: "api.github.com", path: "/" });
+    await runPipeline(probe, fx.context(), [authenticate, matchService]);
+    const [ph] = placeholdersOf(probe, fx.context());
+    for (const host of ["api.openai.com", "evil.example"]) {
+      const flow = await flowWith(host, `/?t=${ph!.placeholder}`, { "x-token": ph!.placeholder });
+      substitutePlaceholders(flow, fx!.context());
+      expect(flow.headers["x-token"]).toBe(ph!.placeholder);
+      expect(flow.path).toBe(`/?t=${ph!.placeholder}`);
+      expect(flow.substitutions?.().some((s) => s.key === "GITHUB_TOKEN") ?? false).toBe(false);
+    }
+  });
+});
+
+describe("StreamSubstituter", () => {
+  const subs = [{ key: "K", placeholder: "ph_ABCDEFGHIJKLMNOP", value: "real-värde" }];
+  const body = `a=ph_ABCDEFGHIJKLMNOP&b=xph_ABCDEFGHIJKLMNOPph_ABCDEFGHIJKLMNOP&c=ph_ABCDEFG`;
+  const expected = substituteWhole(Buffer.from(body), subs).toString("utf8");
+
+  test("every cut into two or three pieces gives what the whole body gives", () => {
+    expect(expected).toBe("a=real-värde&b=xreal-värdereal-värde&c=ph_ABCDEFG");
+    for (let i = 0; i <= body.length; i++) {
+      for (let j = i; j <= body.length; j += 3) {
+        const s = new StreamSubstituter(subs);
+        const out = Buffer.concat([s.push(Buffer.from(body.slice(0, i))), s.push(Buffer.from(body.slice(i, j))), s.push(Buffer.from(body.slice(j))), s.end()]);
+        expect(out.toString("utf8")).toBe(expected);
+      }
+    }
+  });
+});
