@@ -32,6 +32,8 @@ let S: Server;
 let avCa: string;
 let token: string;
 let ENV: Record<string, string>;
+let store: VaultStore;
+const POLICY = { rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }] }] };
 const cli = recordingCli(() => H, () => ENV, outputs);
 
 interface HeldView {
@@ -84,7 +86,7 @@ beforeAll(async () => {
   S = await startServer(H, ENV, cleanups);
   avCa = readFileSync(join(H.dir, "ca.pem"), "utf8");
   process.env.AGENT_VAULT_INSECURE_TEST_KDF = "1";
-  const store = await VaultStore.unlock(homePaths(H.dir), async () => TEST_PASSWORD);
+  store = await VaultStore.unlock(homePaths(H.dir), async () => TEST_PASSWORD);
   const policy = {
     rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }, { path: "/slow/*", timeout: "2s" }, { methods: ["POST"], path: "/mcp/*" }] }],
   };
@@ -246,6 +248,22 @@ describe("a held request waits for a person, and nothing reaches the upstream me
     expect(answered.json.status).toBe(200);
     expect(U.received.length).toBe(received + 1);
   }, 30_000);
+
+  test("a session that ends while its request is held sends nothing when the request is then allowed", async () => {
+    const { token: other, session } = await createSession(store, "default", { policy: POLICY });
+    const received = U.received.length;
+    // The explicit route (/proxy/, as MCP uses it): the answer reaches the agent, no tunnel to close.
+    const pending = fetch(`http://127.0.0.1:${S.apiPort}/proxy/${HOST}/repos/ended/merges`, { method: "POST", headers: { authorization: `Bearer ${other}`, "content-type": "application/json" }, body: "{}" });
+    const [held] = await waitHeld("/repos/ended/merges");
+    await cli.ok(["vault", "session", "revoke", session.id]);
+    await cli.ok(["held", "allow", String(held!.id)]);
+    const res = await pending;
+    const text = await res.text();
+    outputs.push(text);
+    expect(res.status).toBe(401);
+    expect(text).toContain("session ended while it waited");
+    expect(U.received.length).toBe(received);
+  });
 
   test("bad input: an unknown or malformed number is a one-line error and changes nothing", async () => {
     const missing = await cli.av(["held", "allow", "9999"]);

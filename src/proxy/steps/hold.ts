@@ -9,7 +9,9 @@
 // the body whole (flow.awaitApproval), so the hash is of exactly what would be sent. A body past
 // the guard's buffer (8 MiB) cannot be bound that way and is refused.
 import { displaySafe } from "../../shared/text.ts";
+import { type Answer, problem } from "../../shared/answers.ts";
 import { type HeldRequest, isAllowedForSession } from "../../vault/held.ts";
+import { isPrincipalLive } from "../../vault/principals.ts";
 import { HELD_PREVIEW_CHARS } from "../../vault/held.schema.ts";
 import { approvalOf, type ApprovalNeed } from "../../vault/policy.ts";
 import { EMPTY_BODY_SHA256, heldWaitsFor, sha256Hex } from "../held-waits.ts";
@@ -58,10 +60,22 @@ export async function holdForApproval(flow: Flow, ctx: StepContext): Promise<voi
     timeoutMs: need.timeoutMs,
   });
   const waits = heldWaitsFor(ctx.store);
+  // A wait can outlast the session (revoked, its run ended): an approval then sends nothing.
+  const wait = async (held: HeldRequest): Promise<Answer | null> => {
+    const refusal = await waits.wait(held);
+    if (refusal) return refusal;
+    let live = false;
+    try {
+      live = isPrincipalLive(ctx.store.read(), principal.id);
+    } catch {
+      live = false;
+    }
+    return live ? null : problem("unauthorized", `held request for ${flow.method} ${flow.host} was allowed, but the session ended while it waited; nothing was sent`);
+  };
   if (!hasBody(flow)) {
-    const refusal = await waits.wait(request(EMPTY_BODY_SHA256, 0, ""));
+    const refusal = await wait(request(EMPTY_BODY_SHA256, 0, ""));
     if (refusal) flow.answer = early(flow, refusal);
     return;
   }
-  flow.awaitApproval = (body) => waits.wait(request(sha256Hex(body.sent), body.sent.length, previewOf(body.decoded)));
+  flow.awaitApproval = (body) => wait(request(sha256Hex(body.sent), body.sent.length, previewOf(body.decoded)));
 }
