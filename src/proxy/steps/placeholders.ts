@@ -1,9 +1,10 @@
-// Step 6: placeholders to real values (DESIGN "Placeholders"). After the guard (which judged what
-// the agent wrote: a placeholder is not a value) and before inject. Only the placeholders of the
-// session this request authenticated as, and only those of the credentials the matched service
-// names, are replaced: a placeholder sent anywhere else is left as it is. It is not a secret, and
-// leaving it is what keeps a value from following it to a host the human never tied the
-// credential to (refusing instead would only break an agent that writes its .env into a commit).
+// Placeholders to real values (DESIGN "Placeholders"), after the guard (which judged what the
+// agent wrote: a placeholder is not a value) and the OAuth refresh (so a fresh token goes in), and
+// before inject. Only the placeholders of the session this request authenticated as, and only
+// those of the credentials the matched service names, are replaced: a placeholder sent anywhere
+// else is left as it is. It is not a secret, and leaving it is what keeps a value from following
+// it to a host the human never tied the credential to (refusing instead would only break an agent
+// that writes its .env into a commit).
 //
 // Headers and the query are replaced here; the body and WebSocket messages by the exchange and the
 // WebSocket policy, through flow.substitutions. The URL path is left alone: it is logged
@@ -38,12 +39,19 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
   const found = placeholdersOf(flow, ctx);
   if (found.length === 0) return;
   const vault = flow.vault!;
-  const values = new Map<string, string>();
-  // Opened only when a placeholder is there, and kept in this closure, never on the flow.
-  const valueOf = (key: string): string => {
-    let value = values.get(key);
-    if (value === undefined) values.set(key, (value = getCredentialValue(ctx.store, flow.vault ?? vault, key)));
-    return value;
+  const values = new Map<string, string | null>();
+  // Opened only when a placeholder is there, and kept in this closure, never on the flow. A value
+  // that cannot be opened (an OAuth credential not connected) replaces nothing: inject, next,
+  // answers the request with the reason.
+  const valueOf = (key: string): string | null => {
+    if (!values.has(key)) {
+      try {
+        values.set(key, getCredentialValue(ctx.store, flow.vault ?? vault, key));
+      } catch {
+        values.set(key, null);
+      }
+    }
+    return values.get(key)!;
   };
   const used = (key: string) => {
     if (!flow.injected.includes(key)) flow.injected.push(key);
@@ -54,7 +62,7 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
       for (const { key, placeholder } of found) {
         if (!text.includes(placeholder)) continue;
         const value = valueOf(key);
-        if (UNSAFE_IN_HEADER.test(value)) continue;
+        if (value === null || UNSAFE_IN_HEADER.test(value)) continue;
         used(key);
         text = text.replaceAll(placeholder, value);
       }
@@ -66,11 +74,15 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
   if (q >= 0) {
     let query = flow.path.slice(q);
     for (const { key, placeholder } of found) {
-      if (!query.includes(placeholder)) continue;
+      const value = query.includes(placeholder) ? valueOf(key) : null;
+      if (value === null) continue;
       used(key);
-      query = query.replaceAll(placeholder, encodeURIComponent(valueOf(key)));
+      query = query.replaceAll(placeholder, encodeURIComponent(value));
     }
     flow.path = flow.path.slice(0, q) + query;
   }
-  flow.substitutions = () => found.map(({ key, placeholder }) => ({ key, placeholder, value: valueOf(key) }));
+  flow.substitutions = () => found.flatMap(({ key, placeholder }) => {
+    const value = valueOf(key);
+    return value === null ? [] : [{ key, placeholder, value }];
+  });
 }
