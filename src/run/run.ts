@@ -66,9 +66,9 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const placeholders = placeholderEnv(store, vault, session.id, services, options.env ?? []);
   const agent = knownAgent(command);
   if (!options.quiet) {
-    const names = services.map((s) => s.name);
-    const shownServices = names.length === 0 ? "none" : names.length > 8 ? `${names.slice(0, 8).join(", ")} and ${names.length - 8} more` : names.join(", ");
-    process.stderr.write(`agent-vault: vault "${displaySafe(vaultName)}", session ${session.id}, services: ${displaySafe(shownServices)}; placeholders in ${Object.keys(placeholders.env).length} variables; sandbox ${sandbox.enabled ? "on" : "off"}; proxy ${launcher.agentHost}:${mitmPort}, api ${launcher.agentHost}:${apiPort}${served ? " (served by this run)" : ""}\n`);
+    const some = (names: readonly string[]) => (names.length === 0 ? "none" : names.length > 8 ? `${names.slice(0, 8).join(", ")} and ${names.length - 8} more` : names.join(", "));
+    // Names only: which variables hold placeholders, never what they hold.
+    process.stderr.write(`agent-vault: vault "${displaySafe(vaultName)}", session ${session.id}, services: ${displaySafe(some(services.map((s) => s.name)))}; placeholders: ${some(Object.keys(withAgentAliases(agent, placeholders.env)))}; sandbox ${sandbox.enabled ? "on" : "off"}; proxy ${launcher.agentHost}:${mitmPort}, api ${launcher.agentHost}:${apiPort}${served ? " (served by this run)" : ""}\n`);
   }
   const env = buildAgentEnv(process.env, {
     apiUrl: `http://${launcher.agentHost}:${apiPort}`,

@@ -87,7 +87,7 @@ describe("claude -p under agent-vault run", () => {
 
       expect(code, context).toBe(0);
       expect(stdout.trim(), context).toBe(REPLY);
-      expect(stderr).toMatch(/agent-vault: vault "default", session s_[0-9a-f]+, services: anthropic; placeholders in 1 variables; sandbox on; /);
+      expect(stderr).toMatch(/agent-vault: vault "default", session s_[0-9a-f]+, services: anthropic; placeholders: ANTHROPIC_API_KEY; sandbox on; /);
 
       // The turn reached the fake API streaming, with the real key in x-api-key and nothing else.
       expect(fake.messages.length, context).toBeGreaterThanOrEqual(1);

@@ -152,7 +152,7 @@ describe("run gives placeholders with no configuration", () => {
     expect(v.CODEX_API_KEY).toBe("left-alone-for-sh");
     for (const value of REAL) expect(Object.values(v)).not.toContain(value);
     // The line on stderr at start: vault, session, services, sandbox, ports.
-    expect(agent.stderr()).toMatch(/^agent-vault: vault "default", session s_[0-9a-f]+, services: openai, anthropic, github, slack; placeholders in \d+ variables; sandbox off; proxy 127\.0\.0\.1:\d+, api 127\.0\.0\.1:\d+\n/);
+    expect(agent.stderr()).toMatch(/^agent-vault: vault "default", session s_[0-9a-f]+, services: openai, anthropic, github, slack; placeholders: OPENAI_API_KEY, ANTHROPIC_API_KEY, GITHUB_TOKEN, GH_TOKEN, SLACK_BOT_TOKEN, SLACK_TOKEN; sandbox off; proxy 127\.0\.0\.1:\d+, api 127\.0\.0\.1:\d+\n/);
     // Unique per session and key.
     const again = await startAgent();
     expect(again.vars.OPENAI_API_KEY).not.toBe(v.OPENAI_API_KEY);
