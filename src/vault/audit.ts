@@ -9,13 +9,12 @@
 // Cost: record() only queues (the proxy calls it on every request). Lines are MACed and appended
 // about once a second under the vault lock, and the head is anchored in the vault file at most
 // every few seconds, or in the same write as any vault change.
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, writeSync, constants } from "node:fs";
+import { chmodSync, closeSync, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
-import { readFileNoFollow } from "../shared/files.ts";
-import { openAppendPrivate } from "../shared/files.ts";
+import { openAppendPrivate, readFileNoFollow } from "../shared/files.ts";
 import { type HomePaths } from "../shared/paths.ts";
 import { type AuditAnchor, type AuditEvent, type AuditRecord, AuditRecordSchema } from "./audit.schema.ts";
-import { constantTimeEqual, hmacSha256, sha256Hex } from "./crypto.ts";
+import { constantTimeEqual, hmacSha256, randomHex, sha256Hex } from "./crypto.ts";
 import { type Body } from "./state.schema.ts";
 import { withFileLock } from "./store.ts";
 
@@ -164,6 +163,21 @@ function lastLine(path: string): string | null {
   return text.slice(cut + 1);
 }
 
+/**
+ * What the agent may have planted at audit.log that would stop every append (openAppendPrivate
+ * already replaces links and FIFOs): a directory is moved aside, a file of ours made read-only is
+ * made writable again.
+ */
+function clearWayFor(path: string): void {
+  try {
+    const st = lstatSync(path);
+    if (st.isDirectory()) renameSync(path, `${path}.${randomHex(4)}.planted`);
+    else if (st.isFile() && (st.mode & 0o600) !== 0o600) chmodSync(path, 0o600);
+  } catch {
+    // Missing (the usual first time), or moved meanwhile: the open below says what is wrong.
+  }
+}
+
 export class AuditTrail {
   private readonly host: AuditHost;
   private pending: Queued[] = [];
@@ -267,12 +281,21 @@ export class AuditTrail {
   /**
    * Under the vault lock, inside the write that is about to land (VaultStore.update and the password
    * change): appends what waits and anchors the chain's head in `body`, so the vault change and its
-   * record are on file together. Throws if the log cannot be written: the change is not made.
+   * record are on file together. If the log cannot be written the change is made anyway (below).
    */
   sealInto(body: Body): void {
     if (!this.hasUnanchored()) return;
     const key = this.host.auditKey(body, true)!;
-    const head = this.appendLocked(key, body.audit ?? null);
+    let head: AuditHead;
+    try {
+      head = this.appendLocked(key, body.audit ?? null);
+    } catch (error) {
+      // The change is made all the same: a log the agent can make unwritable must not let it
+      // block the person revoking its session. The anchor stays where it was; the records stay
+      // queued (a long-running process writes them later) and the failure is said out loud.
+      process.stderr.write(`agent-vault: warning: the audit log cannot be written (${(error as Error).message.split("\n")[0]}); this change is made, its record is not on file yet\n`);
+      return;
+    }
     if (head.seq > 0) body.audit = { seq: head.seq, hash: head.hash, time: new Date().toISOString() };
     this.anchoredSeq = head.seq;
     this.lastAnchorAt = Date.now();
@@ -293,6 +316,7 @@ export class AuditTrail {
       const text = `${lines.join("\n")}\n`;
       const path = auditLogPath(this.host.paths);
       this.rotateIfFull(path, Buffer.byteLength(text), head.seq - queued.length);
+      clearWayFor(path);
       const fd = openAppendPrivate(path);
       try {
         const bytes = Buffer.from(text, "utf8");
@@ -305,6 +329,9 @@ export class AuditTrail {
       }
       this.pending = [];
       this.lost -= lost;
+      // Everything queued is written: a flush scheduled for it has nothing left to do.
+      if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
     }
     this.head = head;
     return head;

@@ -3,7 +3,7 @@
 // next one to what it wrote, so the cut shows; rotation keeps the chain; a password change keeps
 // old records verifiable; 10,000 records verify, and how long that takes.
 import { afterEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { auditLogPath, verifyAudit, type AuditReport } from "../../src/vault/audit.ts";
 import { setCredentials } from "../../src/vault/credentials.ts";
@@ -24,6 +24,7 @@ async function withRecords(n: number): Promise<TempVault> {
   const t = await tempVault();
   for (let i = 1; i <= n; i++) t.store.audit.record({ kind: i % 2 ? "request_allowed" : "request_blocked", vault: "default", method: "GET", host: "api.example.com", path: `/r/${i}`, status: i % 2 ? 200 : 403, code: i % 2 ? null : "policy_denied" });
   await t.store.update(() => undefined);
+  await t.store.audit.flush(); // one a refusal's prompt timer may have started meanwhile
   return t;
 }
 
@@ -164,6 +165,22 @@ describe("when records reach the file", () => {
     T.store.audit.record({ kind: "request_blocked", host: "evil.example", code: "host_not_allowed" });
     await Bun.sleep(300);
     expect(lines(T).map((l) => JSON.parse(l).kind)).toEqual(["request_allowed", "request_allowed", "request_blocked"]);
+  });
+});
+
+describe("what the agent plants at audit.log", () => {
+  test("a directory is moved aside: the next vault change is made and recorded", async () => {
+    T = await withRecords(2);
+    const path = auditLogPath(T.paths);
+    const kept = readFileSync(path, "utf8");
+    unlinkSync(path);
+    mkdirSync(path);
+    await setCredentials(T.store, "default", [{ key: "AFTER_DIR", value: "value-12345678" }]);
+    expect(readdirSync(T.paths.home).some((n) => /^audit\.log\.[0-9a-f]{8}\.planted$/.test(n))).toBe(true);
+    expect(lines(T).map((l) => JSON.parse(l).keys?.[0])).toEqual(["AFTER_DIR"]);
+    // The records before it went with the directory's place: verify says so.
+    expect(verify(T).problem?.what).toContain("expected record 1 here");
+    expect(kept).toContain('"seq":2');
   });
 });
 
