@@ -150,7 +150,7 @@ function printStatus(report: StatusReport): void {
   for (const v of report.vaults) {
     out.push(`vault     ${v.name}${v.current ? " (current)" : ""}`);
     out.push(`  services ${v.services} (${v.services_enabled} enabled) · credentials ${v.credentials} · agents ${v.agents}`);
-    out.push(`  sessions ${v.sessions_active} active (${v.runs_active} in a run) · proposals ${v.proposals_pending} pending · held requests ${v.held_pending}`);
+    out.push(`  sessions ${v.sessions_active} active (${v.runs_active} in a run) · proposals ${v.proposals_pending} pending${v.held_pending > 0 ? ` · held requests ${v.held_pending}` : ""}`);
     out.push(`  unmatched hosts: ${v.settings.unmatched} · guard ${v.settings.guard ? "on" : "off"} · scrub ${v.settings.scrub ? "on" : "off"}`);
     // The session's label is the command line `run` started; a proposal's message is the agent's
     // text: both escaped and cut, so a line stays a line.
