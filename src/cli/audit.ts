@@ -64,7 +64,8 @@ export function registerAudit(program: Command): void {
     } else if (report.problem === null) {
       const anchored = report.anchor ? `anchored up to record ${report.anchor.seq} (${report.anchor.time})` : "nothing anchored yet";
       const tail = report.unanchored > 0 ? `; ${report.unanchored} later record${report.unanchored === 1 ? "" : "s"} not anchored yet (written in the last few seconds, or by a process that stopped before anchoring: they verify, but a cut there would not show)` : "";
-      process.stdout.write(`audit log ok: ${report.records} record${report.records === 1 ? "" : "s"}, ${anchored}${tail}\n`);
+      const partial = report.incomplete_tail ? "; a partial last line (a write a crash cut short) is not a record and was skipped" : "";
+      process.stdout.write(`audit log ok: ${report.records} record${report.records === 1 ? "" : "s"}, ${anchored}${tail}${partial}\n`);
     }
     if (report.problem !== null) throw brokenError(report);
   });

@@ -9,7 +9,7 @@
 // Cost: record() only queues (the proxy calls it on every request). Lines are MACed and appended
 // about once a second under the vault lock, and the head is anchored in the vault file at most
 // every few seconds, or in the same write as any vault change.
-import { chmodSync, closeSync, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, writeSync, constants } from "node:fs";
+import { chmodSync, closeSync, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, readSync, renameSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
 import { openAppendPrivate, readFileNoFollow } from "../shared/files.ts";
 import { type HomePaths } from "../shared/paths.ts";
@@ -178,6 +178,32 @@ function clearWayFor(path: string): void {
   }
 }
 
+/**
+ * A crash in the middle of an append leaves a partial last line. It is no record (it has no whole
+ * MAC), and appending after it would glue the next record to it: it is cut off, lock held.
+ */
+function trimPartialLine(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size === 0) return;
+    const start = Math.max(0, st.size - TAIL_BYTES);
+    const tail = Buffer.alloc(st.size - start);
+    readSync(fd, tail, 0, tail.length, start);
+    if (tail[tail.length - 1] === 0x0a) return;
+    const cut = tail.lastIndexOf(0x0a);
+    if (cut === -1 && start > 0) return; // a "line" longer than any record: left for verify to name
+    ftruncateSync(fd, start + cut + 1);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class AuditTrail {
   private readonly host: AuditHost;
   private pending: Queued[] = [];
@@ -303,6 +329,7 @@ export class AuditTrail {
 
   /** Appends every queued record after the chain's tail; returns the new head. Lock held. */
   private appendLocked(key: Buffer, anchor: AuditAnchor | null): AuditHead {
+    trimPartialLine(auditLogPath(this.host.paths));
     let head = this.tailHead(key, anchor);
     const lost = this.lost;
     const queued: Queued[] = lost > 0 ? [...this.pending, { time: new Date().toISOString(), event: { kind: "records_lost", detail: `${lost} records were not written (the audit log could not be written)` } }] : this.pending;
@@ -413,6 +440,8 @@ export interface AuditReport {
   readonly anchor: AuditAnchor | null;
   /** Records after the anchor: written, MACed, not yet vouched for by the vault file. */
   readonly unanchored: number;
+  /** audit.log ends in a partial line (a write cut short by a crash): not a record, ignored. */
+  readonly incomplete_tail: boolean;
   readonly problem: AuditProblem | null;
 }
 
@@ -424,11 +453,13 @@ export interface AuditReport {
 export function verifyAudit(paths: HomePaths, key: Buffer | null, anchor: AuditAnchor | null, onRecord?: (record: AuditRecord, line: string) => void): AuditReport {
   let expect = 1;
   let prevHash = GENESIS_HASH;
+  let isIncomplete = false;
   const report = (problem: AuditProblem | null): AuditReport => ({
     records: expect - 1,
     last_seq: expect - 1,
     anchor,
     unanchored: Math.max(0, expect - 1 - (anchor?.seq ?? 0)),
+    incomplete_tail: isIncomplete,
     problem,
   });
   const files = auditFiles(paths);
@@ -445,7 +476,10 @@ export function verifyAudit(paths: HomePaths, key: Buffer | null, anchor: AuditA
       const line = lines[i]!;
       const at = (seq: number, what: string) => report({ file: name, line: i + 1, seq, what: `${name} line ${i + 1} (record ${seq}): ${what}` });
       if (i === lines.length - 1) {
-        if (line !== "") return at(expect, "the last line is incomplete (a write was cut short, or bytes were added)");
+        // A partial line at the very end is a write a crash cut short; the next writer trims it.
+        // Elsewhere (a rotated file) it is damage. Either way the anchor check below still holds.
+        if (line !== "" && file !== files[files.length - 1]) return at(expect, "the last line is incomplete (a write was cut short, or bytes were added)");
+        isIncomplete = line !== "";
         break;
       }
       const opened = openRecord(key, line);

@@ -133,10 +133,16 @@ describe("tampering is found, and the first bad record named", () => {
     expect(verify(T).problem?.what).toContain("records 1..3 were cut");
   });
 
-  test("a half-written last line", async () => {
+  test("a half-written last line (a crash mid-append) is skipped, trimmed by the next writer, and hides no cut", async () => {
     T = await withRecords(3);
-    writeFileSync(auditLogPath(T.paths), `${lines(T).join("\n")}\n{"seq":4,`);
-    expect(verify(T).problem).toMatchObject({ line: 4, seq: 4 });
+    const whole = lines(T);
+    writeFileSync(auditLogPath(T.paths), `${whole.join("\n")}\n{"seq":4,`);
+    expect(verify(T)).toMatchObject({ problem: null, records: 3, incomplete_tail: true });
+    T.store.audit.record({ kind: "request_allowed", host: "api.example.com" });
+    await T.store.update(() => undefined);
+    expect(verify(T)).toMatchObject({ problem: null, records: 4, incomplete_tail: false });
+    writeFileSync(auditLogPath(T.paths), `${whole.slice(0, 2).join("\n")}\n{"seq":3,`);
+    expect(verify(T).problem?.what).toContain("records 3..4 were cut");
   });
 
   test("a tail cut before it was anchored: the writer links its next record to what it wrote, so the cut shows", async () => {
