@@ -67,6 +67,9 @@ export function registerAudit(program: Command): void {
       const partial = report.incomplete_tail ? "; a partial last line (a write a crash cut short) is not a record and was skipped" : "";
       process.stdout.write(`audit log ok: ${report.records} record${report.records === 1 ? "" : "s"}, ${anchored}${tail}${partial}\n`);
     }
+    // The MAC key is sealed under the data key, which --no-password keeps in a file anything
+    // running as you can read: then a consistent rewrite of the log and the anchor is possible.
+    if (!store.hasPassword) process.stderr.write("agent-vault: note: this data directory has no master password: a process running as you can read its key file and rewrite the audit log and its anchor undetected\n");
     if (report.problem !== null) throw brokenError(report);
   });
 
