@@ -101,6 +101,8 @@ export function registerVaultManagement(group: Command): void {
           if (guard !== undefined) target.settings.guard = guard;
           if (scrub !== undefined) target.settings.scrub = scrub;
           if (bypass !== undefined) target.settings.guard_bypass = bypass;
+          const s = target.settings;
+          store.audit.record({ kind: "settings_changed", vault: target.name, detail: `unmatched=${s.unmatched} guard=${s.guard ? "on" : "off"} scrub=${s.scrub ? "on" : "off"} guard_bypass=${s.guard_bypass.join(",").slice(0, 1500)}` });
           return target.settings;
         });
       }

@@ -56,6 +56,7 @@ export async function createAgent(store: VaultStore, vaultName: string, name: st
     const vault = findVault(body, vaultName);
     if (vault.agents.some((a) => a.name === name)) throw new AgentVaultError("conflict", `vault "${vault.name}" already has an agent "${name}"`, { hint: "choose another name, or `agent rotate` it for a new token" });
     vault.agents.push(agent);
+    store.audit.record({ kind: "agent_changed", vault: vault.name, agent: name, detail: "created" });
   });
   return { token, agent };
 }
@@ -73,7 +74,8 @@ async function updateAgent(store: VaultStore, vaultName: string, name: string, c
 /** A new token; the old one stops working at once. A revoked agent comes back to life this way. */
 export async function rotateAgent(store: VaultStore, vaultName: string, name: string): Promise<{ token: string; agent: Agent }> {
   const { token, hash, hint } = newToken();
-  const agent = await updateAgent(store, vaultName, name, (a) => {
+  const agent = await updateAgent(store, vaultName, name, (a, vault) => {
+    store.audit.record({ kind: "agent_changed", vault: vault.name, agent: a.name, detail: a.revoked_at === null ? "token rotated" : "token rotated (revoked agent restored)" });
     a.token_sha256 = hash;
     a.token_hint = hint;
     a.rotated_at = new Date().toISOString();
@@ -83,8 +85,9 @@ export async function rotateAgent(store: VaultStore, vaultName: string, name: st
 }
 
 export async function revokeAgent(store: VaultStore, vaultName: string, name: string): Promise<Agent> {
-  return updateAgent(store, vaultName, name, (a) => {
+  return updateAgent(store, vaultName, name, (a, vault) => {
     if (a.revoked_at === null) a.revoked_at = new Date().toISOString();
+    store.audit.record({ kind: "agent_changed", vault: vault.name, agent: a.name, detail: "revoked" });
   });
 }
 
@@ -96,6 +99,7 @@ export async function deleteAgent(store: VaultStore, vaultName: string, name: st
     // Sessions started as this agent end with it.
     const now = new Date().toISOString();
     for (const s of vault.sessions) if (s.agent === agent.id && s.revoked_at === null) s.revoked_at = now;
+    store.audit.record({ kind: "agent_changed", vault: vault.name, agent: agent.name, detail: "deleted" });
   });
 }
 
@@ -141,6 +145,7 @@ export async function setAgentPolicy(store: VaultStore, vaultName: string, name:
       if (!vault.services.some((s) => s.name === rule.service)) throw new AgentVaultError("service_not_found", `policy rule for unknown service "${rule.service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(rule.service, vault.services.map((s) => s.name))}`);
     }
     agent.policy = policy;
+    store.audit.record({ kind: "agent_changed", vault: vault.name, agent: agent.name, detail: policy === null ? "policy cleared" : "policy set" });
   });
 }
 

@@ -20,6 +20,12 @@ export const AUDIT_KINDS = [
   "held_denied",
   "held_timeout",
   "master_password_changed",
+  /** A service added, updated, removed, enabled or disabled (detail says which). */
+  "service_changed",
+  /** An agent created, rotated, revoked or deleted, or its policy set or cleared. */
+  "agent_changed",
+  /** A vault's unmatched-host policy, guard, scrubbing or guard bypass changed. */
+  "settings_changed",
   /** Records this process could not write (a full disk): how many, so the gap is on file. */
   "records_lost",
 ] as const;

@@ -79,6 +79,7 @@ export async function addService(store: VaultStore, vaultName: string, input: Se
     checkKeysExist(vault, input);
     const service = toService(input, new Date().toISOString());
     vault.services.push(service);
+    store.audit.record({ kind: "service_changed", vault: vault.name, services: [service.name], host: service.host, detail: "added" });
     return service;
   });
 }
@@ -104,6 +105,9 @@ export async function setServices(store: VaultStore, vaultName: string, inputs: 
     const keep = new Set(next.map((s) => s.name));
     const removed = vault.services.filter((s) => !keep.has(s.name)).map((s) => s.name);
     vault.services = next;
+    for (const [detail, names] of [["added", added], ["updated", updated], ["removed", removed]] as const) {
+      if (names.length > 0) store.audit.record({ kind: "service_changed", vault: vault.name, services: names.slice(0, 1000), detail });
+    }
     return { added, updated, removed };
   });
 }
@@ -113,11 +117,13 @@ export async function removeService(store: VaultStore, vaultName: string, name: 
     const vault = findVault(body, vaultName);
     findService(vault, name);
     vault.services = vault.services.filter((s) => s.name !== name);
+    store.audit.record({ kind: "service_changed", vault: vault.name, services: [name], detail: "removed" });
   });
 }
 
 export async function setServiceEnabled(store: VaultStore, vaultName: string, name: string, enabled: boolean): Promise<void> {
   await store.update((body) => {
     findService(findVault(body, vaultName), name).enabled = enabled;
+    store.audit.record({ kind: "service_changed", vault: vaultName, services: [name], detail: enabled ? "enabled" : "disabled" });
   });
 }
