@@ -215,6 +215,8 @@ export class AuditTrail {
   private lastAnchorAt = 0;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private isPromptTimer = false;
+  /** Said once until a write succeeds again: a server would otherwise say it every second. */
+  private hasWarned = false;
   private anchorTimer: ReturnType<typeof setTimeout> | null = null;
   private flushing: Promise<void> | null = null;
 
@@ -319,9 +321,11 @@ export class AuditTrail {
       // The change is made all the same: a log the agent can make unwritable must not let it
       // block the person revoking its session. The anchor stays where it was; the records stay
       // queued (a long-running process writes them later) and the failure is said out loud.
-      process.stderr.write(`agent-vault: warning: the audit log cannot be written (${(error as Error).message.split("\n")[0]}); this change is made, its record is not on file yet\n`);
+      if (!this.hasWarned) process.stderr.write(`agent-vault: warning: the audit log cannot be written (${(error as Error).message.split("\n")[0]}); this change is made, its record is not on file yet\n`);
+      this.hasWarned = true;
       return;
     }
+    this.hasWarned = false;
     if (head.seq > 0) body.audit = { seq: head.seq, hash: head.hash, time: new Date().toISOString() };
     this.anchoredSeq = head.seq;
     this.lastAnchorAt = Date.now();
