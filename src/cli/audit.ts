@@ -75,12 +75,14 @@ export function registerAudit(program: Command): void {
 
   withPasswordOption(withJsonOption(audit.command("export").description("write the verified records as JSON lines (--json) or readable lines; stops at the first bad record and exits 1")))
     .option("--since <when>", "only records since a duration ago (10m, 2h, 7d) or a time (ISO 8601)")
+    .option("--vault <name>", "only records of this vault (default: the whole data directory's)")
     .action(async (options: ExportOptions) => {
       const from = options.since === undefined ? Number.NEGATIVE_INFINITY : parseSince(options.since);
       const store = await openStore(options);
       // Collected under the lock, written after it: a slow reader of stdout never holds writers up.
       const out: string[] = [];
       const report = await checkAuditTrail(store, (record, line) => {
+        if (options.vault !== undefined && record.vault !== options.vault) return;
         if (Date.parse(record.time) >= from) out.push(`${options.json ? jsonTerminalSafe(line) : formatRecord(record)}\n`);
       });
       for (let i = 0; i < out.length; i += 500) process.stdout.write(out.slice(i, i + 500).join(""));

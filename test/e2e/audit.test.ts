@@ -134,6 +134,10 @@ describe("audit export", () => {
     expect(since.every((x) => x.time >= cut)).toBe(true);
     expect(since[since.length - 1]!.seq).toBe(all[all.length - 1]!.seq);
     expect(await exported(["--since", "1h"])).toHaveLength(all.length);
+    const ofDefault = await exported(["--vault", "default"]);
+    expect(ofDefault.length).toBeGreaterThan(0);
+    expect(ofDefault.every((x) => (x as { vault?: string }).vault === "default")).toBe(true);
+    expect(await exported(["--vault", "elsewhere"])).toHaveLength(0);
     const wrong = await av(["audit", "export", "--since", "yesterday-ish"]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('--since "yesterday-ish" is neither a duration');
