@@ -49,6 +49,12 @@ async function cli(args: readonly string[]): Promise<RunResult> {
   return r;
 }
 
+async function cliWide(args: readonly string[]): Promise<RunResult> {
+  const r = await H.run(args, { env: { COLUMNS: "200" } });
+  outputs.push(r.stdout, r.stderr);
+  return r;
+}
+
 async function ok(args: readonly string[], stdin?: string): Promise<RunResult> {
   const r = await H.run(args, { stdin });
   if (r.code !== 0) throw new Error(`agent-vault ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
@@ -106,7 +112,8 @@ const REPLACED = "credential OTHER_KEY: the current value is replaced by one the
 
 describe("terminal escapes in a proposal, through the CLI", () => {
   test("proposal list: the message column shows escapes, not control", async () => {
-    const r = await cli(["vault", "proposal", "list"]);
+    // Wide enough that the message column is not cut (at 80 columns the table cuts it with "…").
+    const r = await cliWide(["vault", "proposal", "list"]);
     expect(r.code, r.stderr).toBe(0);
     expectNoRawControl(r.stdout + r.stderr, "proposal list");
     expect(r.stdout).toMatch(new RegExp(`^${proposalId}\\s+pending\\s+fake \\(evil\\.example\\.com\\)`, "m"));

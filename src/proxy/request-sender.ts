@@ -1,0 +1,87 @@
+// The request body on its way upstream, after the head: a body the guard held whole goes in one
+// write; a streamed one (past the guard's buffer, or unguarded) goes as it arrives, through the
+// stream guard's hold-back when there is one, chunk-framed when the agent's was, under the size
+// cap, and with backpressure both ways (a slow upstream pauses the agent).
+import { type Socket } from "node:net";
+import { chunk, LAST_CHUNK } from "../net/http1.ts";
+import { type InboundRequest } from "../net/inbound.ts";
+import { type Answer, problem } from "../shared/answers.ts";
+import { type GuardedBody } from "./request-body.ts";
+import { type Pattern } from "./secrets.ts";
+
+export interface SenderEvents {
+  /** The whole body is written. */
+  readonly sent: () => void;
+  /** The body cannot go on (a value found late, the cap passed): the exchange is cut. */
+  readonly refused: (answer: Answer) => void;
+  /** The guard found a value: the flow records the key, the agent gets this answer. */
+  readonly blocked: (hit: Pattern) => Answer;
+}
+
+export class RequestSender {
+  private sentBytes = 0;
+
+  constructor(
+    private readonly req: InboundRequest,
+    private readonly socket: Socket,
+    private readonly options: { readonly isChunked: boolean; readonly maxRequestBytes: number },
+    private readonly events: SenderEvents,
+  ) {}
+
+  /** Writes what the guard already read, then streams the rest of the agent's body. */
+  start(body: GuardedBody | null): void {
+    if (body?.kind === "whole") {
+      if (body.body.length > 0) this.socket.write(body.body);
+      return this.events.sent();
+    }
+    const guard = body?.kind === "stream" ? body.guard : null;
+    if (body?.kind === "stream" && body.head.length > 0) this.write(body.head);
+    // A second attempt of a bodiless request (a retry) finds the agent's request already read.
+    if (this.req.readableEnded) return this.events.sent();
+    const onBody = (input: Buffer) => {
+      let piece = input;
+      if (guard) {
+        const checked = guard.push(input);
+        // The value itself never left: it was still being held back or in this piece.
+        if ("hit" in checked) return this.events.refused(this.events.blocked(checked.hit));
+        piece = checked.send;
+        if (piece.length === 0) return;
+      }
+      if (this.sentBytes + piece.length > this.options.maxRequestBytes) {
+        return this.events.refused(problem("request_too_large", `the request body is larger than the cap of ${this.options.maxRequestBytes} bytes`));
+      }
+      if (!this.write(piece)) {
+        // Pausing the message alone does not stop Bun reading the agent's socket; pause both.
+        this.req.pause();
+        this.req.socket.pause();
+        this.socket.once("drain", () => {
+          this.req.socket.resume();
+          this.req.resume();
+        });
+      }
+    };
+    const onEnd = () => {
+      const ended = guard?.end();
+      // The body ends in part of a value: that part was held back and never left.
+      if (ended && "hit" in ended) return this.events.refused(this.events.blocked(ended.hit));
+      if (ended && ended.send.length > 0) this.write(ended.send);
+      if (this.options.isChunked) this.socket.write(LAST_CHUNK);
+      this.events.sent();
+    };
+    this.stop = () => {
+      this.req.off("data", onBody);
+      this.req.off("end", onEnd);
+    };
+    this.req.on("data", onBody);
+    this.req.on("end", onEnd);
+    this.req.resume();
+  }
+
+  /** Stops reading the agent's body (the exchange ended or was cut). */
+  stop: () => void = () => undefined;
+
+  private write(piece: Buffer): boolean {
+    this.sentBytes += piece.length;
+    return this.socket.write(this.options.isChunked ? Buffer.concat(chunk(piece)) : piece);
+  }
+}
