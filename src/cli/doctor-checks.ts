@@ -7,6 +7,7 @@ import { lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { rootCertificates } from "node:tls";
 import { bundleHolds, type CaInfo, inspectCa, pemCertificates, readPemFile } from "../proxy/ca-inspect.ts";
+import { systemRootsBeyond } from "../net/system-roots.ts";
 import { CA_BUNDLE_VARIABLES } from "../run/env.ts";
 import { findBwrap, NAMESPACE_ARGS } from "../sandbox/linux.ts";
 import { NODE_PRELOAD_SOURCE } from "../sandbox/node-preload.ts";
@@ -197,8 +198,8 @@ function readUserPem(path: string): string | null {
 }
 
 /**
- * CA variables already set in this environment. `run` replaces each with its bundle (the system
- * roots plus our CA), so one that names extra CAs (a company proxy's) loses them under `run`: a
+ * CA variables already set in this environment. `run` replaces each with its bundle (the shipped
+ * roots, the system's bundle, and our CA), so one that names extra CAs (a company proxy's) loses them under `run`: a
  * host tunnelled untouched that needs them would fail to verify.
  */
 export function checkCaVariables(context: DoctorContext): CheckResult {
@@ -206,7 +207,9 @@ export function checkCaVariables(context: DoctorContext): CheckResult {
   const names = [...new Set<string>([...CA_BUNDLE_VARIABLES, ...MORE_CA_VARIABLES])].filter((n) => context.env[n]);
   if (names.length === 0) return ok("ca_variables", title, "none set");
   const ours = vaultCaDer(context) ?? ourCa(context).info?.der ?? null;
-  const known = new Set([...rootCertificates.flatMap(pemCertificates), ...(ours ? [ours] : [])].map((d) => d.toString("base64")));
+  // What run's bundle holds: the shipped roots, the system's own bundle (net/system-roots.ts), ours.
+  const roots = [...rootCertificates, ...systemRootsBeyond(rootCertificates)];
+  const known = new Set([...roots.flatMap(pemCertificates), ...(ours ? [ours] : [])].map((d) => d.toString("base64")));
   const upstream = context.env.AGENT_VAULT_UPSTREAM_CA ? readUserPem(context.env.AGENT_VAULT_UPSTREAM_CA) : null;
   for (const der of upstream ? pemCertificates(upstream) : []) known.add(der.toString("base64"));
   // Grouped by file: one bundle is often named by many variables.
