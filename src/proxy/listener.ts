@@ -78,6 +78,25 @@ function plainTarget(req: InboundRequest): { host: string; port: number; path: s
   return { host: url.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(url.port) || 80, path: `${url.pathname}${url.search}` };
 }
 
+/**
+ * The path of a request inside a tunnel. An absolute-form target (`GET https://host/x`) is one a
+ * server must route by (RFC 9112 3.2.2: it ignores Host), so it is never passed on: one naming the
+ * tunnel's own host becomes its origin-form path, judged by the policy as such, and one naming any
+ * other authority is refused (a front end routing by it would hand the credential to another app).
+ */
+export function tunnelPath(target: string, tunnel: { host: string; port: number }): string | Answer {
+  if (target.startsWith("/") || target === "*") return target;
+  const refused: Answer = { code: "invalid_request", message: `inside a tunnel to ${tunnel.host}, a request target must be /path or name ${tunnel.host} itself` };
+  const match = /^https?:\/\/([^/?#]*)(.*)$/is.exec(target);
+  if (!match) return refused;
+  const authority = /^(\[[0-9a-fA-F:.]+\]|[^:@]+)(?::([0-9]{1,5}))?$/.exec(match[1]!);
+  if (!authority) return refused;
+  const host = authority[1]!.replace(/^\[|\]$/g, "").toLowerCase();
+  if (host !== tunnel.host || (authority[2] !== undefined && Number(authority[2]) !== tunnel.port)) return refused;
+  const rest = match[2]!;
+  return rest.startsWith("/") ? rest : `/${rest}`;
+}
+
 /** What decided a refusal, for the audit: the guard's credential key or the policy rule, never a value. */
 function ruleOf(flow: Flow): { rule?: string } {
   if (flow.blocked) return { rule: flow.blocked };
@@ -210,7 +229,11 @@ export class ProxyListener {
 
   private flowFor(req: InboundRequest, tunnel: Tunnel | null): Flow | Answer {
     const headers = { ...req.headers };
-    if (tunnel) return makeFlow({ via: "tunnel", host: tunnel.host, port: tunnel.port, method: req.method, path: req.url, headers, credential: tunnel.credential });
+    if (tunnel) {
+      const path = tunnelPath(req.url, tunnel);
+      if (typeof path !== "string") return path;
+      return makeFlow({ via: "tunnel", host: tunnel.host, port: tunnel.port, method: req.method, path, headers, credential: tunnel.credential });
+    }
     const target = plainTarget(req);
     if (!target) return { code: "invalid_request", message: "this is agent-vault's proxy port: send absolute-form http:// requests (HTTP_PROXY) or CONNECT" };
     if (net.isIP(target.host) === 0 && !isValidHostname(target.host)) return { code: "invalid_request", message: "the request's host is not a valid DNS name or IP literal" };
