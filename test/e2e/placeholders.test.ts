@@ -195,20 +195,20 @@ describe("the proxy puts the value where the agent wrote the placeholder, to tha
   }, 30_000);
   afterAll(() => agent.stop());
 
-  test("in a header, the query and a JSON body", async () => {
+  test("in a header, a credential-named query parameter and JSON field; not in a gist's content", async () => {
     const ph = agent.vars.GITHUB_TOKEN!;
     const conn = await tunnel(agent.token, "api.github.com");
     const mark = U.wire.length;
-    const res = await conn.request("POST", `/gists?access_token=${ph}&x=1`, [["Host", "api.github.com"], ["X-Token", `token ${ph}`], ["Content-Type", "application/json"]], JSON.stringify({ files: { ".env": { content: `GITHUB_TOKEN=${ph}` } } }));
+    const res = await conn.request("POST", `/gists?access_token=${ph}&q=${ph}`, [["Host", "api.github.com"], ["X-Token", `token ${ph}`], ["Content-Type", "application/json"]], JSON.stringify({ token: ph, files: { ".env": { content: `GITHUB_TOKEN=${ph}` } } }));
     outputs.push(res.text);
     expect(res.status, res.text).toBe(200);
     const wire = wireFor("api.github.com", mark);
-    expect(wire).toContain(`?access_token=${GITHUB}&x=1`);
+    expect(wire).toContain(`?access_token=${GITHUB}&q=${ph}`);
     expect(wire).toContain(`x-token: token ${GITHUB}`);
-    expect(wire).toContain(`GITHUB_TOKEN=${GITHUB}`);
-    expect(wire).not.toContain(ph);
     const body = U.received.at(-1)!.body.toString();
-    expect(JSON.parse(body).files[".env"].content).toBe(`GITHUB_TOKEN=${GITHUB}`);
+    expect(JSON.parse(body).token).toBe(GITHUB);
+    // A gist is read back from gist.githubusercontent.com, tunnelled unscrubbed: the value must not go in.
+    expect(JSON.parse(body).files[".env"].content).toBe(`GITHUB_TOKEN=${ph}`);
     expect(U.received.at(-1)!.headers["content-length"]).toBe(String(Buffer.byteLength(body)));
   });
 
@@ -217,8 +217,8 @@ describe("the proxy puts the value where the agent wrote the placeholder, to tha
     const conn = await tunnel(agent.token, "slack.com");
     const mark = U.wire.length;
     // Placeholders end to end, so wherever a read or the guard's hold-back cuts the stream, it cuts one.
-    const count = Math.ceil((9 * 1024 * 1024) / (ph.length + 3));
-    const text = Buffer.from(`${Array.from({ length: count }, () => `t=${ph}`).join("&")}&again=${ph}`);
+    const count = Math.ceil((9 * 1024 * 1024) / (ph.length + 7));
+    const text = Buffer.from(`${Array.from({ length: count }, () => `token=${ph}`).join("&")}&api_token=${ph}`);
     // Chunks whose edges cut the second placeholder in two.
     const cut = text.length - 10;
     const chunks = [text.subarray(0, 4096), text.subarray(4096, cut), text.subarray(cut)];

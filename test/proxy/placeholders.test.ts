@@ -47,10 +47,10 @@ describe("substitutePlaceholders", () => {
     const probe = fx.flow({ host: "api.github.com", path: "/" });
     await runPipeline(probe, fx.context(), [authenticate, matchService]);
     const [ph] = placeholdersOf(probe, fx.context());
-    const flow = await flowWith("api.github.com", `/user?t=${ph!.placeholder}&x=1`, { "x-token": `token ${ph!.placeholder}` });
+    const flow = await flowWith("api.github.com", `/user?access_token=${ph!.placeholder}&t=${ph!.placeholder}&x=1`, { "x-token": `token ${ph!.placeholder}` });
     substitutePlaceholders(flow, fx!.context());
     expect(flow.headers["x-token"]).toBe(`token ${CREDS.GITHUB_TOKEN}`);
-    expect(flow.path).toBe(`/user?t=${CREDS.GITHUB_TOKEN}&x=1`);
+    expect(flow.path).toBe(`/user?access_token=${CREDS.GITHUB_TOKEN}&t=${ph!.placeholder}&x=1`);
     expect(flow.substitutions!().map((s) => s.value)).toEqual([CREDS.GITHUB_TOKEN]);
     // The flow's own fields (what a log or an error could read) name keys, never values.
     const { headers: _h, path: _p, substitutions: _s, ...rest } = flow;
@@ -73,22 +73,41 @@ describe("substitutePlaceholders", () => {
     await runPipeline(probe, fx.context(), [authenticate, matchService]);
     const [ph] = placeholdersOf(probe, fx.context());
     for (const host of ["api.openai.com", "evil.example"]) {
-      const flow = await flowWith(host, `/?t=${ph!.placeholder}`, { "x-token": ph!.placeholder });
+      const flow = await flowWith(host, `/?access_token=${ph!.placeholder}`, { "x-token": ph!.placeholder });
       substitutePlaceholders(flow, fx!.context());
       expect(flow.headers["x-token"]).toBe(ph!.placeholder);
-      expect(flow.path).toBe(`/?t=${ph!.placeholder}`);
+      expect(flow.path).toBe(`/?access_token=${ph!.placeholder}`);
       expect(flow.substitutions?.().some((s) => s.key === "GITHUB_TOKEN") ?? false).toBe(false);
     }
   });
 });
 
+describe("substituteWhole: only a credential field's value", () => {
+  const subs = [{ key: "K", placeholder: "ph_ABCDEFGHIJKLMNOP", value: "real-value" }];
+  const ph = "ph_ABCDEFGHIJKLMNOP";
+  const cases: [string, string][] = [
+    [`{"op":2,"d":{"token":"${ph}","intents":513}}`, `{"op":2,"d":{"token":"real-value","intents":513}}`],
+    [`{"Authorization": "Bearer ${ph}"}`, `{"Authorization": "Bearer real-value"}`],
+    [`token=${ph}&channel=C1&text=hi`, `token=real-value&channel=C1&text=hi`],
+    [`channel=C1&api_key=${ph}`, `channel=C1&api_key=real-value`],
+    // Where a service would store it for the agent to read back elsewhere: left as it is.
+    [`{"files":{".env":{"content":"GITHUB_TOKEN=${ph}"}}}`, `{"files":{".env":{"content":"GITHUB_TOKEN=${ph}"}}}`],
+    [`channel=C1&text=${ph}`, `channel=C1&text=${ph}`],
+    [`{"body":"my token is ${ph}"}`, `{"body":"my token is ${ph}"}`],
+    [`{"title":"x","value":"${ph}"}`, `{"title":"x","value":"${ph}"}`],
+  ];
+  for (const [input, output] of cases) {
+    test(input, () => expect(substituteWhole(Buffer.from(input), subs).toString()).toBe(output));
+  }
+});
+
 describe("StreamSubstituter", () => {
   const subs = [{ key: "K", placeholder: "ph_ABCDEFGHIJKLMNOP", value: "real-värde" }];
-  const body = `a=ph_ABCDEFGHIJKLMNOP&b=xph_ABCDEFGHIJKLMNOPph_ABCDEFGHIJKLMNOP&c=ph_ABCDEFG`;
+  const body = `token=ph_ABCDEFGHIJKLMNOP&b=xph_ABCDEFGHIJKLMNOPph_ABCDEFGHIJKLMNOP&secret=ph_ABCDEFGHIJKLMNOP&c=ph_ABCDEFG`;
   const expected = substituteWhole(Buffer.from(body), subs).toString("utf8");
 
   test("every cut into two or three pieces gives what the whole body gives", () => {
-    expect(expected).toBe("a=real-värde&b=xreal-värdereal-värde&c=ph_ABCDEFG");
+    expect(expected).toBe("token=real-värde&b=xph_ABCDEFGHIJKLMNOPph_ABCDEFGHIJKLMNOP&secret=real-värde&c=ph_ABCDEFG");
     for (let i = 0; i <= body.length; i++) {
       for (let j = i; j <= body.length; j += 3) {
         const s = new StreamSubstituter(subs);

@@ -9,6 +9,7 @@
 // Headers and the query are replaced here; the body and WebSocket messages by the exchange and the
 // WebSocket policy, through flow.substitutions. The URL path is left alone: it is logged
 // (shared/log.ts keeps it without the query), and a value must never reach the log.
+import { isCredentialField } from "../substitute.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
 import { getCredentialValue } from "../../vault/credentials.ts";
 import { derivePlaceholder, placeholderKeyOf, type ShapeName, shapesFor } from "../../vault/placeholders.ts";
@@ -88,8 +89,15 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
     for (const { key, placeholder } of found) {
       const value = query.includes(placeholder) ? valueOf(key) : null;
       if (value === null) continue;
-      used(key);
-      query = query.replaceAll(placeholder, encodeURIComponent(value));
+      // Only as a credential-named parameter (`?access_token=PH`), as in bodies (substitute.ts).
+      const parts = query.split(placeholder);
+      let rebuilt = parts[0]!;
+      for (let i = 1; i < parts.length; i++) {
+        const isField = isCredentialField(rebuilt.slice(-96));
+        if (isField) used(key);
+        rebuilt += (isField ? encodeURIComponent(value) : placeholder) + parts[i];
+      }
+      query = rebuilt;
     }
     flow.path = flow.path.slice(0, q) + query;
   }
