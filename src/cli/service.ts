@@ -17,6 +17,11 @@ interface AuthFlags {
   header: string[];
   prefix?: string;
   param?: string;
+  accessKeyIdKey?: string;
+  secretKey?: string;
+  sessionTokenKey?: string;
+  region?: string;
+  awsService?: string;
 }
 
 type FlagName = Exclude<keyof AuthFlags, never>;
@@ -29,6 +34,11 @@ const FLAG_TEXT: Record<FlagName, string> = {
   header: "--header",
   prefix: "--prefix",
   param: "--param",
+  accessKeyIdKey: "--access-key-id-key",
+  secretKey: "--secret-key",
+  sessionTokenKey: "--session-token-key",
+  region: "--region",
+  awsService: "--aws-service",
 };
 
 /** Which flags each auth type takes (DESIGN "Command line"). */
@@ -39,6 +49,7 @@ const AUTH_FLAGS: Record<Auth["type"], { required: FlagName[]; optional: FlagNam
   custom: { required: ["header"], optional: [] },
   query: { required: ["param", "key"], optional: [] },
   passthrough: { required: [], optional: [] },
+  "aws-sigv4": { required: ["accessKeyIdKey", "secretKey"], optional: ["sessionTokenKey", "region", "awsService"] },
 };
 
 function isGiven(flags: AuthFlags, name: FlagName): boolean {
@@ -82,6 +93,11 @@ function authFromFlags(type: string, flags: AuthFlags, base?: Auth): unknown {
       return flags.header.length > 0 ? { type, headers: customHeaders(flags.header) } : from;
     case "query":
       return { ...from, param: flags.param ?? from.param, key: flags.key ?? from.key };
+    case "aws-sigv4": {
+      const optional = { session_token: flags.sessionTokenKey, region: flags.region, aws_service: flags.awsService };
+      const given = Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined));
+      return { ...from, access_key_id: flags.accessKeyIdKey ?? from.access_key_id, secret_key: flags.secretKey ?? from.secret_key, ...given };
+    }
     default:
       return { type };
   }
@@ -101,6 +117,8 @@ function keyFlags(auth: Auth): [key: string, flag: string][] {
       return credentialKeysOf(auth).map((key) => [key, "--header"]);
     case "passthrough":
       return [];
+    case "aws-sigv4":
+      return [[auth.access_key_id, "--access-key-id-key"], [auth.secret_key, "--secret-key"], ...(auth.session_token ? [[auth.session_token, "--session-token-key"] as [string, string]] : [])];
   }
 }
 
@@ -132,6 +150,8 @@ function authSummary(auth: Auth): string {
       return `query (?${auth.param}=)`;
     case "custom":
       return `custom (${Object.keys(auth.headers).join(", ")})`;
+    case "aws-sigv4":
+      return auth.region || auth.aws_service ? `aws-sigv4 (${[auth.aws_service, auth.region].filter(Boolean).join(", ")})` : "aws-sigv4";
     default:
       return auth.type;
   }
@@ -152,6 +172,11 @@ export function registerService(group: Command): void {
     .option("--header <header>", "api-key: header name (default Authorization); custom: 'Name: text {{ KEY }}' (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--prefix <text>", "api-key: text before the key, e.g. 'Token '")
     .option("--param <name>", "query: the query parameter")
+    .option("--access-key-id-key <KEY>", "aws-sigv4: the credential holding the access key id")
+    .option("--secret-key <KEY>", "aws-sigv4: the credential holding the secret access key")
+    .option("--session-token-key <KEY>", "aws-sigv4: the credential holding a session token (temporary keys)")
+    .option("--region <region>", "aws-sigv4: the region to sign for (default: from the host, else us-east-1)")
+    .option("--aws-service <name>", "aws-sigv4: the signing name (default: from the host: s3, sts, bedrock, lambda)")
     .option("--description <text>", "what the service is for")
     .option("--disabled", "add it disabled")
     .action(async (options: CommonOptions & AuthFlags & { name?: string; host?: string; authType?: string; template?: string; description?: string; disabled?: boolean }) => {

@@ -108,8 +108,8 @@ class Exchange {
     const patterns = this.options.guard?.() ?? [];
     // The session's placeholders for this service, replaced in the body once the guard passed it.
     const substitutions = this.hasBody ? (this.flow.substitutions?.() ?? []) : [];
-    if (!this.hasBody || (patterns.length === 0 && substitutions.length === 0 && !this.flow.awaitApproval)) {
-      this.attempt();
+    if (!this.hasBody || (patterns.length === 0 && substitutions.length === 0 && !this.flow.awaitApproval && !this.flow.signBody)) {
+      this.signAndAttempt(null);
       return result;
     }
     const key = tailKey(this.flow.principal?.id, this.flow.host, this.flow.port);
@@ -132,11 +132,28 @@ class Exchange {
   /** A held request (steps/hold.ts) is sent only once a person allowed exactly this body. */
   private afterApproval(read: GuardedBody): void {
     const wait = this.flow.awaitApproval;
-    if (!wait) return this.attempt();
+    if (!wait) return this.signAndAttempt(read);
     if (read.kind !== "whole" || !read.sent || !read.decoded) {
       return this.fail(problem("request_too_large", `a request held for approval is read whole to bind the approval to its body; this one is larger than ${GUARD_BUFFER_BYTES} bytes`));
     }
-    void wait({ sent: read.sent, decoded: read.decoded }).then((refusal) => (refusal ? this.fail(refusal) : this.attempt()));
+    void wait({ sent: read.sent, decoded: read.decoded }).then((refusal) => (refusal ? this.fail(refusal) : this.signAndAttempt(read)));
+  }
+
+  /**
+   * A request whose signature covers its body (AWS SigV4, steps/sigv4.ts) is signed now, after the
+   * guard and any approval, over exactly the bytes that go upstream; then it is sent.
+   */
+  private signAndAttempt(read: GuardedBody | null): void {
+    const sign = this.flow.signBody;
+    if (sign) {
+      if (read !== null && read.kind !== "whole") {
+        return this.fail(problem("request_too_large", `the signature covers this body, which is larger than ${GUARD_BUFFER_BYTES} bytes; send it with x-amz-content-sha256 set (a SHA-256, or UNSIGNED-PAYLOAD)`));
+      }
+      const signed = sign(read?.kind === "whole" ? read.body : Buffer.alloc(0));
+      if (!Buffer.isBuffer(signed)) return this.fail(signed);
+      if (read?.kind === "whole") read.body = signed;
+    }
+    this.attempt();
   }
 
   readonly blocked = (hit: Pattern): Answer => this.options.onBlocked?.(hit) ?? problem("credential_exfiltration", `the request body carries the value of credential ${hit.key}`);

@@ -70,6 +70,12 @@ export interface Flow {
    * sends only on null; otherwise the answer goes to the agent (approval_denied, approval_timeout).
    */
   awaitApproval?: (body: { readonly sent: Buffer; readonly decoded: Buffer }) => Promise<Answer | null>;
+  /**
+   * Set by steps/sigv4.ts when the signature covers the body (its hash, or its chunk signatures):
+   * the exchange reads the body whole, after the guard and any approval, and sends what this
+   * returns (the body, re-framed for signed chunks) with the headers it signed, or the answer.
+   */
+  signBody?: (body: Buffer) => Buffer | Answer;
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
   responseHeaders?: Record<string, string>;
 }

@@ -16,6 +16,9 @@ const bearer = (token: string): Auth => ({ type: "bearer", token });
 const apiKey = (key: string, header: string, prefix = ""): Auth => ({ type: "api-key", key, header, prefix });
 const basic = (username: string, password?: string): Auth => (password ? { type: "basic", username, password } : { type: "basic", username });
 
+const aws = (): Auth => ({ type: "aws-sigv4", access_key_id: "AWS_ACCESS_KEY_ID", secret_key: "AWS_SECRET_ACCESS_KEY" });
+const AWS_KEYS = "https://console.aws.amazon.com/iam/home#/security_credentials";
+
 export const CATALOG: readonly CatalogEntry[] = [
   { name: "openai", title: "OpenAI", host: "api.openai.com", auth: bearer("OPENAI_API_KEY"), obtain: "https://platform.openai.com/api-keys" },
   { name: "anthropic", title: "Anthropic", host: "api.anthropic.com", auth: apiKey("ANTHROPIC_API_KEY", "x-api-key"), obtain: "https://console.anthropic.com/settings/keys" },
@@ -61,6 +64,12 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: "npm", title: "npm registry (publish)", host: "registry.npmjs.org", auth: bearer("NPM_TOKEN"), obtain: "https://www.npmjs.com/settings/~/tokens" },
   { name: "docker-hub", title: "Docker Hub API", host: "hub.docker.com", auth: bearer("DOCKER_HUB_TOKEN"), obtain: "https://app.docker.com/settings/personal-access-tokens" },
   { name: "google-maps", title: "Google Maps Platform", host: "maps.googleapis.com", auth: { type: "query", param: "key", key: "GOOGLE_MAPS_API_KEY" }, obtain: "https://console.cloud.google.com/google/maps-apis/credentials" },
+  // AWS: the proxy signs (SigV4) with the real keys; region and signing name come from the host,
+  // so another region is `--host s3.eu-west-1.amazonaws.com` (or `*.s3.eu-west-1…` for buckets).
+  { name: "aws-s3", title: "Amazon S3 (virtual-hosted buckets)", host: "*.s3.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
+  { name: "aws-sts", title: "AWS STS", host: "sts.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
+  { name: "aws-bedrock", title: "Amazon Bedrock runtime", host: "bedrock-runtime.us-east-1.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
+  { name: "aws-lambda", title: "AWS Lambda", host: "lambda.us-east-1.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
 ];
 
 export function findTemplate(name: string): CatalogEntry | undefined {

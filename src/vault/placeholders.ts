@@ -20,6 +20,7 @@ const BASE64URL = `${BASE62.slice(10)}${BASE62.slice(0, 10)}-_`;
 const HEX = "0123456789abcdef";
 const DIGITS = "0123456789";
 const LOWER_ALNUM = "0123456789abcdefghijklmnopqrstuvwxyz";
+const UPPER_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /** Pieces of a placeholder: literal text, or `length` characters drawn from `alphabet`. */
 type Piece = string | { readonly length: number; readonly alphabet: string; readonly checksum?: "github" };
@@ -47,6 +48,12 @@ export const SHAPES = {
   replicate: ["r8_", { length: 37, alphabet: BASE62 }],
   digitalocean: ["dop_v1_", { length: 64, alphabet: HEX }],
   sentry: ["sntryu_", { length: 64, alphabet: HEX }],
+  // AWS's access key id (AKIA + 16), secret (40) and session token: the SDKs and CLI sign with
+  // them; the proxy throws the signature away and signs again (src/proxy/steps/sigv4.ts). Real
+  // secrets may hold + and /; these stay in base62 like every placeholder, which no SDK checks.
+  "aws-access-key": ["AKIA", { length: 16, alphabet: UPPER_ALNUM }],
+  "aws-secret": [{ length: 40, alphabet: BASE62 }],
+  "aws-session": ["IQoJb3JpZ2luX2Vj", { length: 340, alphabet: BASE62 }],
   // Any other credential: long enough that no check calls it short, in the commonest alphabet.
   generic: ["avp_", { length: 40, alphabet: LOWER_ALNUM }],
 } satisfies Record<string, readonly Piece[]>;
@@ -88,6 +95,13 @@ const CLIENTS: Record<string, Record<string, ClientVariables>> = {
   mistral: { MISTRAL_API_KEY: { env: ["MISTRAL_API_KEY"], shape: "generic" } },
 };
 
+/** An aws-sigv4 service's keys, in credentialKeysOf's order: the variables every AWS SDK and CLI read. */
+const AWS_ROLES: readonly ClientVariables[] = [
+  { env: ["AWS_ACCESS_KEY_ID"], shape: "aws-access-key" },
+  { env: ["AWS_SECRET_ACCESS_KEY"], shape: "aws-secret" },
+  { env: ["AWS_SESSION_TOKEN"], shape: "aws-session" },
+];
+
 /**
  * The variables and shape for credential `key` as `service` uses it. A service made from a
  * template (same host and auth type) takes the template's, whatever its key is called; a key named
@@ -98,6 +112,7 @@ export function clientVariables(key: string, services: readonly Service[]): Clie
     const keys = credentialKeysOf(service.auth);
     const at = keys.indexOf(key);
     if (at < 0) continue;
+    if (service.auth.type === "aws-sigv4") return AWS_ROLES[at]!;
     const entry = CATALOG.find((e) => e.host.toLowerCase() === service.host.toLowerCase() && e.auth.type === service.auth.type);
     const templateKey = entry ? credentialKeysOf(entry.auth)[at] : undefined;
     const known = entry && templateKey ? CLIENTS[entry.name]?.[templateKey] : undefined;

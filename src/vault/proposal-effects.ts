@@ -28,6 +28,8 @@ export function describeAuth(auth: Auth): string {
       return `query ?${auth.param}=, ${auth.key}`;
     case "passthrough":
       return "passthrough: the host is allowed, nothing injected";
+    case "aws-sigv4":
+      return `aws-sigv4 (signed by the proxy${auth.region ? `, ${auth.region}` : ""}${auth.aws_service ? `, ${auth.aws_service}` : ""}), ${credentialKeysOf(auth).join(", ")}`;
   }
 }
 
@@ -109,7 +111,7 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
       warnings.push(`${subject} is deleted and its value is gone for good${stillUsing.length > 0 ? `; service ${list(stillUsing)} still names it and will fail` : ""}`);
       continue;
     }
-    const source = slot.type === "oauth" ? "connect or paste it after approval" : slot.sealed_value !== undefined ? "value chosen by the agent" : "you type the value";
+    const source = slot.type === "oauth" ? "connect or paste it after approval" : slot.type === "source" ? `fetched from ${slot.source ?? "?"} on use` : slot.sealed_value !== undefined ? "value chosen by the agent" : "you type the value";
     const hosts = hostsAfter(slot.key);
     const sentTo = hosts.length > 0 ? `; sent to ${list(hosts)}` : "; no service sends it";
     if (!existing) {
@@ -117,6 +119,8 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
       continue;
     }
     effects.push(`${subject}: replaces the current value${existing.type !== slot.type ? ` (${existing.type} → ${slot.type})` : ""} (${source})${sentTo}`);
+    // A source the agent chose decides what is sent: say so whatever the key held before.
+    if (slot.type === "source") warnings.push(`${subject}: its value would come from ${slot.source ?? "?"}, a source the agent chose; check it names the secret you mean`);
     const usedBy = users.length > 0 ? `; used by service ${list(users)}` : "";
     warnings.push(
       slot.sealed_value !== undefined

@@ -81,9 +81,21 @@ export const AuthSchema = z.discriminatedUnion("type", [
     })
     .strict(),
   z.object({ type: z.literal("passthrough") }).strict(),
+  // The proxy signs with these keys (src/proxy/steps/sigv4.ts); region and signing name come from
+  // the host unless given here.
+  z
+    .object({
+      type: z.literal("aws-sigv4"),
+      access_key_id: CredentialKeySchema,
+      secret_key: CredentialKeySchema,
+      session_token: CredentialKeySchema.optional(),
+      region: z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, "an AWS region looks like eu-west-1").optional(),
+      aws_service: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "an AWS signing name is lowercase letters, digits and - (s3, sts, bedrock)").optional(),
+    })
+    .strict(),
 ]);
 
-export const AUTH_TYPES = ["bearer", "basic", "api-key", "custom", "query", "passthrough"] as const;
+export const AUTH_TYPES = ["bearer", "basic", "api-key", "custom", "query", "passthrough", "aws-sigv4"] as const;
 
 export const ServiceNameSchema = z
   .string()
@@ -131,5 +143,7 @@ export function credentialKeysOf(auth: Auth): string[] {
       return [...new Set(Object.values(auth.headers).flatMap((t) => [...t.matchAll(TEMPLATE_REFERENCE)].map((m) => m[1] ?? "")))];
     case "passthrough":
       return [];
+    case "aws-sigv4":
+      return auth.session_token ? [auth.access_key_id, auth.secret_key, auth.session_token] : [auth.access_key_id, auth.secret_key];
   }
 }

@@ -5,6 +5,7 @@ import { TEMPLATE_REFERENCE } from "../../vault/service.schema.ts";
 import { answer, type Flow } from "../flow.ts";
 import { oauthKeysOf } from "./oauth.ts";
 import { type StepContext } from "../pipeline.ts";
+import { signAws } from "./sigv4.ts";
 
 export function injectCredential(flow: Flow, ctx: StepContext): void {
   const service = flow.service;
@@ -66,5 +67,7 @@ export function injectCredential(flow: Flow, ctx: StepContext): void {
       flow.path += flow.path.includes("?") ? `&${pair}` : `?${pair}`;
       return;
     }
+    case "aws-sigv4":
+      return signAws(flow, auth, value);
   }
 }

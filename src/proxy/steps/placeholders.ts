@@ -38,6 +38,9 @@ function placeholderFor(key: Buffer, principalId: string, name: string, shape: S
 export function placeholdersOf(flow: Flow, ctx: StepContext): { key: string; placeholder: string }[] {
   const { service, vault, principal } = flow;
   if (!service || !vault || !principal) return [];
+  // AWS keys are only ever signed with (steps/sigv4.ts): a placeholder of the secret in a body or
+  // header must stay a placeholder, or an S3 object the agent writes would carry the real secret.
+  if (service.auth.type === "aws-sigv4") return [];
   // Derived per request, not kept: a master-password change gives the store a new data key.
   const key = placeholderKeyOf(ctx.store);
   const out: { key: string; placeholder: string }[] = [];
