@@ -61,7 +61,13 @@ function principalOf(req: InboundRequest, state: ProxyState): Principal | { erro
 export function parseExplicitTarget(url: string): { host: string; port: number; path: string } | null {
   const match = /^\/proxy\/([^/?#]+)(\/[^#]*)?$/.exec(url) ?? /^\/proxy\/([^/?#]+)(\?[^#]*)$/.exec(url);
   if (!match) return null;
-  const authority = decodeURIComponent(match[1]!).toLowerCase();
+  let authority: string;
+  try {
+    authority = decodeURIComponent(match[1]!).toLowerCase();
+  } catch {
+    // A stray `%` (`/proxy/%zz/x`) is a bad request, not an internal error.
+    return null;
+  }
   const colon = authority.lastIndexOf(":");
   const host = colon === -1 ? authority : authority.slice(0, colon);
   const port = colon === -1 ? 443 : Number(authority.slice(colon + 1));
