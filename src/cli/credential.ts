@@ -5,14 +5,20 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { parseDuration } from "../shared/duration.ts";
 import { IsoTimeSchema } from "../vault/credential.schema.ts";
 import { oauthStatusOf } from "../vault/oauth-record.ts";
-import { checkCredentialKey, type CredentialView, deleteCredentials, getCredentialValue, listCredentials, setCredentials } from "../vault/credentials.ts";
+import { checkCredentialKey, type CredentialView, deleteCredentials, getCredentialValue, listCredentials, setCredentialSource, setCredentials, sourceSpecOf } from "../vault/credentials.ts";
+import { DEFAULT_SOURCE_TTL_MS, makeSourceSpec, sourceCommandOf, type SourceSpec } from "../vault/source.schema.ts";
+import { runSource } from "../sources/runner.ts";
+import { displaySafe } from "../shared/text.ts";
+import { type VaultRecord } from "../vault/state.schema.ts";
+import { type VaultStore } from "../vault/vault.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { formatWhen, printJson, printNote, printTable, readStdinRest } from "./io.ts";
 
 const MASK = "••••••••";
 
-/** `oauth`, with its state when it cannot be injected as it is. */
+/** `oauth`, with its state when it cannot be injected as it is; `source` with its health. */
 function typeLabel(view: CredentialView): string {
+  if (view.type === "source") return view.metadata.source_status === "failing" ? "source (failing)" : "source";
   if (view.type !== "oauth") return view.type;
   const status = view.metadata.oauth_status;
   return status === "connected" ? "oauth" : status === "refresh_failed" ? "oauth (refresh failed)" : "oauth (not connected)";
@@ -70,6 +76,22 @@ function parseExpiry(options: SetOptions): string | null | undefined {
   return undefined;
 }
 
+/**
+ * Runs a source's command here, for the person at the terminal: its stderr is shown (this is
+ * the person's own terminal, not the agent's view). Throws source_unavailable with the reason.
+ */
+async function fetchNow(key: string, spec: SourceSpec): Promise<string> {
+  const result = await runSource(sourceCommandOf(spec.from));
+  if (result.ok) return result.value;
+  throw new AgentVaultError("source_unavailable", `fetching ${key} from ${displaySafe(spec.from)} failed: ${result.reason}${result.detail ? ` (${result.detail})` : ""}`);
+}
+
+function sourceLine(store: VaultStore, vault: VaultRecord, key: string): { from: string; ttl: string; status: string; error: string | null; since: string | null } {
+  const spec = sourceSpecOf(store, vault, key);
+  const meta = vault.credentials[key]!.metadata;
+  return { from: spec.from, ttl: `${Math.round(spec.ttl_ms / 1000)}s`, status: meta.source_status ?? "ok", error: meta.source_error || null, since: meta.source_since ?? null };
+}
+
 export function registerCredential(group: Command): void {
   const creds = group.command("credential").alias("creds").description("store, read, list and delete credentials");
 
@@ -91,7 +113,7 @@ export function registerCredential(group: Command): void {
   withJsonOption(withVaultOption(withPasswordOption(creds.command("get <key>").description("print one credential's value")))).action(async (key: string, options: CommonOptions) => {
     checkCredentialKey(key);
     const { store, vault } = await openVault(options);
-    const value = getCredentialValue(store, vault, key);
+    const value = vault.credentials[key]?.type === "source" ? await fetchNow(key, sourceSpecOf(store, vault, key)) : getCredentialValue(store, vault, key);
     if (options.json) printJson({ key, value });
     else process.stdout.write(`${value}\n`);
   });
@@ -101,12 +123,15 @@ export function registerCredential(group: Command): void {
     .action(async (options: CommonOptions & { reveal?: boolean }) => {
       const { store, vault } = await openVault(options);
       const views = listCredentials(vault);
+      const sourced = new Map(views.filter((v) => v.type === "source").map((v) => [v.key, sourceLine(store, vault, v.key)]));
       const valueOf = (key: string) => {
+        if (sourced.has(key)) return `(from ${sourced.get(key)!.from})`;
         if (!options.reveal) return undefined;
         if (vault.credentials[key]!.type === "oauth" && oauthStatusOf(vault.credentials[key]!) === "not_connected") return "(not connected)";
         return getCredentialValue(store, vault, key);
       };
-      if (options.json) return printJson(views.map((v) => (options.reveal ? { ...v, value: valueOf(v.key) } : v)));
+      const withSource = (v: CredentialView) => (sourced.has(v.key) ? { ...v, source: sourced.get(v.key) } : v);
+      if (options.json) return printJson(views.map((v) => (options.reveal && !sourced.has(v.key) ? { ...withSource(v), value: valueOf(v.key) } : withSource(v))));
       if (views.length === 0) return printNote(`vault "${vault.name}" has no credentials; add one with: agent-vault vault credential set KEY=-`);
       printTable(
         ["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"],
@@ -115,6 +140,26 @@ export function registerCredential(group: Command): void {
         // The type says whether an OAuth credential works: never cut; the description goes first.
         options.reveal ? { max: 4096, keep: [1, 2], cutFirst: [3], optional: [3] } : { keep: [1], cutFirst: [3], optional: [3] },
       );
+    });
+
+  withVaultOption(withPasswordOption(creds.command("source <key> <from>").description("take KEY's value from pass:PATH, gopass:PATH, op://VAULT/ITEM/FIELD, vault:MOUNT/PATH#FIELD or exec:COMMAND")))
+    .option("--ttl <duration>", "how long a fetched value is used before it is fetched again (default 5m)")
+    .option("--description <text>", "what the credential is for")
+    .option("--no-check", "store the reference without fetching it once now")
+    .action(async (key: string, from: string, options: CommonOptions & { ttl?: string; description?: string; check: boolean }) => {
+      checkCredentialKey(key);
+      let ttl = DEFAULT_SOURCE_TTL_MS;
+      if (options.ttl !== undefined) {
+        const parsed = parseDuration(options.ttl);
+        if (parsed === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl.slice(0, 40)}" is not a duration like 30s, 5m or 1h`);
+        ttl = parsed;
+      }
+      const spec = makeSourceSpec(from, ttl);
+      const { store, vault } = await openVault(options);
+      // Fetched once before anything is stored, so a typo in the path fails here, not at the agent.
+      if (options.check) await fetchNow(key, spec);
+      await setCredentialSource(store, vault.name, key, spec, options.description);
+      printNote(`${key} in vault "${vault.name}" now comes from ${displaySafe(from)} (fetched on use, kept ${options.ttl ?? "5m"})`);
     });
 
   withVaultOption(withPasswordOption(creds.command("delete <keys...>").description("delete credentials (all or none)"))).action(async (keys: string[], options: CommonOptions) => {

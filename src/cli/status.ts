@@ -49,6 +49,8 @@ interface VaultStatus {
   /** Requests held for a person's approval (`agent-vault held list`), oldest first. */
   readonly held: readonly { readonly id: number; readonly method: string; readonly host: string; readonly path: string; readonly session: string | null; readonly agent: string | null; readonly expires_at: string }[];
   readonly settings: { readonly unmatched: string; readonly guard: boolean; readonly scrub: boolean };
+  /** Source credentials whose last fetch failed (src/sources/health.ts): key, why, since when. */
+  readonly sources_failing: readonly { readonly key: string; readonly error: string; readonly since: string | null }[];
 }
 
 export interface StatusReport {
@@ -95,6 +97,9 @@ function vaultStatus(vault: VaultRecord, current: string): VaultStatus {
     held_pending: held.length,
     held: held.map((h) => ({ id: h.id, method: h.method, host: h.host, path: h.path, session: h.session, agent: h.agent, expires_at: h.expires_at })),
     settings: { unmatched: vault.settings.unmatched, guard: vault.settings.guard, scrub: vault.settings.scrub },
+    sources_failing: Object.entries(vault.credentials)
+      .filter(([, r]) => r.type === "source" && r.metadata.source_status === "failing")
+      .map(([key, r]) => ({ key, error: r.metadata.source_error ?? "", since: r.metadata.source_since ?? null })),
   };
 }
 
@@ -161,6 +166,7 @@ function printStatus(report: StatusReport): void {
     // The path is the agent's: escaped and cut like a proposal's message.
     for (const h of v.held.slice(0, LISTED)) out.push(`  held #${h.id}  ${cut(displaySafe(`${h.method} ${h.host}${h.path}`), 60)}  ${h.agent ? `agent ${displaySafe(h.agent)}` : (h.session ?? "")}  until ${formatWhen(h.expires_at)}`);
     if (v.held.length > LISTED) out.push(`  … ${v.held.length - LISTED} more: agent-vault held list --vault ${v.name}`);
+    for (const f of v.sources_failing) out.push(`  source of ${f.key} failing${f.since ? ` since ${formatWhen(f.since)}` : ""}: ${cut(displaySafe(f.error), 80)}`);
   }
   process.stdout.write(`${out.join("\n")}\n`);
   const pending = report.vaults.reduce((n, v) => n + v.proposals_pending, 0);

@@ -159,7 +159,7 @@ export class ProxyListener {
   }
 
   private context(): StepContext {
-    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, limits: this.limits, secrets: this.secretsOf, tails: this.deps.state.tails };
+    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, sources: this.deps.state.sources, limits: this.limits, secrets: this.secretsOf, tails: this.deps.state.tails };
   }
 
   /** Registers an open tunnel or WebSocket for the sweep, once. */

@@ -26,6 +26,8 @@ import { guardPassthrough, routeTunnel } from "./steps/route.ts";
 import { isStillAllowed } from "./steps/sweep.ts";
 import { applyPolicy } from "./steps/policy.ts";
 import { holdForApproval } from "./steps/hold.ts";
+import { fetchSources } from "./steps/sources.ts";
+import { type SourceCache } from "../sources/cache.ts";
 
 export interface ProxyOptions {
   readonly netguard: NetguardOptions;
@@ -40,6 +42,8 @@ export interface StepContext {
   readonly now: number;
   /** Refreshes OAuth tokens, one flight per credential, shared by every request of this proxy. */
   readonly oauth: OAuthRefresher;
+  /** Values of source credentials, one fetch per credential, shared by every request of this proxy. */
+  readonly sources?: SourceCache;
   /** Rate limits and usage counts of agents' and sessions' policies. */
   readonly limits: AccessLimits;
   /** The vault's credential values as patterns for the guard and scrubbing (cached per state version). */
@@ -59,7 +63,7 @@ export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPass
  * guard if guardBody is set, puts values for placeholders in it if substitutions is set,
  * scrubs the response if scrubBody is set, and on a 401 calls onUnauthorized.
  */
-export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, holdForApproval, refreshOAuth, substitutePlaceholders, injectCredential, guardNetwork];
+export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, holdForApproval, refreshOAuth, fetchSources, substitutePlaceholders, injectCredential, guardNetwork];
 
 /** The request steps (tests run a few of them by name). */
 export const PIPELINE = ON_REQUEST;

@@ -119,6 +119,7 @@ export function patternsOf(key: string, value: string): Pattern[] {
 export function vaultPatterns(store: VaultStore, vault: VaultRecord): Pattern[] {
   const out: Pattern[] = [];
   for (const [key, record] of Object.entries(vault.credentials)) {
+    if (record.type === "source") continue; // the reference is not the value: state.ts adds fetched values
     const opened = store.openValue(CREDENTIAL_KIND, vault.id, key, record.value);
     if (record.type !== "oauth") out.push(...patternsOf(key, opened));
     else {

@@ -7,6 +7,10 @@ import { type VaultStore } from "../vault/vault.ts";
 import { ServiceMatcher } from "./match.ts";
 import { type Pattern, vaultPatterns } from "./secrets.ts";
 import { RequestTails } from "./tails.ts";
+import { SourceCache } from "../sources/cache.ts";
+import { recordSourceHealth } from "../sources/health.ts";
+import { sourceSpecOf } from "../vault/credentials.ts";
+import { patternsOf } from "./secrets.ts";
 
 export interface Snapshot {
   readonly body: Body;
@@ -23,15 +27,29 @@ export class ProxyState {
   /** What each principal last sent each host, for values split across requests (tails.ts). */
   readonly tails = new RequestTails();
 
+  /** Values of source credentials fetched by this process (src/sources/cache.ts). */
+  readonly sources: SourceCache;
+  private readonly withSourced = new WeakMap<VaultRecord, { version: number; patterns: readonly Pattern[] }>();
+
   /** The vault's credential values in every form the guard and scrubbing look for. */
   secrets(vault: VaultRecord): readonly Pattern[] {
     let found = this.patterns.get(vault);
     if (!found) this.patterns.set(vault, (found = vaultPatterns(this.store, vault)));
-    return found;
+    if (!Object.values(vault.credentials).some((r) => r.type === "source")) return found;
+    // Sourced values join once fetched (and a never-fetched one is fetched now, in the
+    // background, so the guard knows it from the next request on).
+    const cached = this.withSourced.get(vault);
+    if (cached?.version === this.sources.version) return cached.patterns;
+    for (const [key, record] of Object.entries(vault.credentials)) if (record.type === "source") this.sources.warm(vault.id, key, sourceSpecOf(this.store, vault, key));
+    const version = this.sources.version;
+    const patterns = [...found, ...this.sources.valuesOf(vault.id).flatMap(([key, value]) => patternsOf(key, value))].sort((a, b) => b.bytes.length - a.bytes.length);
+    this.withSourced.set(vault, { version, patterns });
+    return patterns;
   }
 
   constructor(store: VaultStore) {
     this.store = store;
+    this.sources = new SourceCache({ onHealth: (health) => recordSourceHealth(store, health) });
   }
 
   current(): Snapshot {

@@ -51,6 +51,7 @@ export const ERROR_TABLE = {
   oauth_not_connected: { http: 502, exit: 1, hint: "complete it with `agent-vault oauth connect KEY` or `agent-vault oauth paste KEY`" },
   oauth_refresh_failed: { http: 502, exit: 1, hint: "reconnect with `agent-vault oauth connect KEY` or paste new tokens with `agent-vault oauth paste KEY`" },
   oauth_connect_failed: { http: 502, exit: 1, hint: undefined },
+  source_unavailable: { http: 502, exit: 1, hint: "check the source by hand (`pass show PATH`, `op read ...`); `agent-vault status` says since when it fails" },
   upstream_error: { http: 502, exit: 1, hint: undefined },
   upstream_tls_error: { http: 502, exit: 1, hint: "the upstream's certificate did not verify; trust an extra CA with AGENT_VAULT_UPSTREAM_CA" },
   not_found: { http: 404, exit: 1, hint: undefined },

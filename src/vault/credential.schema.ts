@@ -14,7 +14,7 @@ export const CredentialKeySchema = z
 
 export const IsoTimeSchema = z.iso.datetime({ offset: true });
 
-export const CredentialTypeSchema = z.enum(["static", "oauth"]);
+export const CredentialTypeSchema = z.enum(["static", "oauth", "source"]);
 
 export const CredentialRecordSchema = z
   .object({
@@ -46,7 +46,7 @@ function isCredentialMap(value: unknown): boolean {
     if (typeof record !== "object" || record === null) return false;
     const r = record as Record<string, unknown>;
     for (const field of Object.keys(r)) if (!RECORD_FIELDS.has(field)) return false;
-    if (r.type !== "static" && r.type !== "oauth") return false;
+    if (r.type !== "static" && r.type !== "oauth" && r.type !== "source") return false;
     if (typeof r.description !== "string" || r.description.length > 1000) return false;
     if (typeof r.created_at !== "string" || !ISO_TIME.test(r.created_at)) return false;
     if (typeof r.updated_at !== "string" || !ISO_TIME.test(r.updated_at)) return false;

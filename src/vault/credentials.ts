@@ -8,6 +8,7 @@ import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
 import { didYouMean } from "../shared/suggest.ts";
+import { parseSourceSpec, type SourceSpec } from "./source.schema.ts";
 
 export { CREDENTIAL_KIND };
 const MAX_VALUE_BYTES = 64 * 1024;
@@ -88,6 +89,9 @@ export async function setCredentials(
     const now = new Date().toISOString();
     for (const { key, value } of entries) {
       const existing = vault.credentials[key];
+      if (existing?.type === "source") {
+        throw new AgentVaultError("conflict", `${key} is fetched from a source (${sourceSpecOf(store, vault, key).from.slice(0, 200)}); change the value there`, { hint: `point it elsewhere with agent-vault vault credential source ${key} FROM, or delete it first to store a value here` });
+      }
       if (existing?.type === "oauth") {
         throw new AgentVaultError("conflict", `${key} is an OAuth credential; its tokens come from connect or paste`, { hint: `use agent-vault oauth paste ${key}, or delete it first to store a static value` });
       }
@@ -106,9 +110,49 @@ export async function setCredentials(
   });
 }
 
+// Parsed once per record (a record is a new object whenever the state file changes).
+const specs = new WeakMap<CredentialRecord, SourceSpec>();
+
+/** The reference of a source credential, opened from its sealed value. */
+export function sourceSpecOf(store: VaultStore, vault: VaultRecord, key: string): SourceSpec {
+  const record = vault.credentials[key];
+  if (record?.type !== "source") throw new AgentVaultError("invalid_argument", `${key} is not a source credential`);
+  let spec = specs.get(record);
+  if (!spec) specs.set(record, (spec = parseSourceSpec(store.openValue(CREDENTIAL_KIND, vault.id, key, record.value))));
+  return spec;
+}
+
+/**
+ * Stores (or re-points) KEY as fetched from a source: the reference and TTL are sealed like a
+ * value. A static or OAuth value under the key is replaced; the audit records the change.
+ */
+export async function setCredentialSource(store: VaultStore, vaultName: string, key: string, spec: SourceSpec, description?: string): Promise<void> {
+  checkCredentialKey(key);
+  await store.update((body) => {
+    const vault = findVault(body, vaultName);
+    const now = new Date().toISOString();
+    const existing = vault.credentials[key];
+    vault.credentials[key] = {
+      type: "source",
+      description: description ?? existing?.description ?? "",
+      created_at: existing?.created_at ?? now,
+      updated_at: now,
+      expires_at: null,
+      metadata: {},
+      value: store.sealValue(CREDENTIAL_KIND, vault.id, key, JSON.stringify(spec)),
+    };
+    store.audit.record({ kind: "credential_set", vault: vault.name, keys: [key] });
+  });
+}
+
+/**
+ * Opens a static value or an OAuth access token. A source credential's value is not in the vault:
+ * the proxy's source cache fetches it (src/sources/), so asking here is an error naming the source.
+ */
 export function getCredentialValue(store: VaultStore, vault: VaultRecord, key: string): string {
   const record = vault.credentials[checkCredentialKey(key)];
   if (!record) throw new AgentVaultError("credential_not_found", `no credential ${key} in vault "${vault.name}"${didYouMean(key, Object.keys(vault.credentials))}`);
+  if (record.type === "source") throw new AgentVaultError("source_unavailable", `${key} is fetched from ${sourceSpecOf(store, vault, key).from.slice(0, 200)} when used; it is not kept in the vault`);
   const opened = store.openValue(CREDENTIAL_KIND, vault.id, key, record.value);
   if (record.type !== "oauth") return opened;
   // An OAuth credential's value is its access token; the refresh token never leaves the vault.

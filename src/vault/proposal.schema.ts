@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { CredentialKeySchema, IsoTimeSchema } from "./credential.schema.ts";
 import { AuthSchema, HostPatternSchema, ServiceNameSchema } from "./service.schema.ts";
+import { sourceCommandOf } from "./source.schema.ts";
 
 export const MAX_PENDING_PROPOSALS = 20;
 export const PROPOSAL_TTL_MS = 7 * 86_400_000;
@@ -47,15 +48,26 @@ export const CredentialSlotSchema = z.discriminatedUnion("action", [
     .object({
       action: z.literal("set"),
       key: CredentialKeySchema,
-      type: z.enum(["static", "oauth"]).default("static"),
+      type: z.enum(["static", "oauth", "source"]).default("static"),
       description: z.string().max(500).optional(),
       obtain: HttpUrlSchema.optional(),
       obtain_instructions: z.string().max(2000).optional(),
       value: z.string().min(1).max(65_536).optional(),
       oauth: OAuthSlotSchema.optional(),
+      /** A reference (pass:…, op://…, vault:…#…, exec:…) the value is fetched from once approved. */
+      source: z.string().min(1).max(1024).optional(),
     })
     .strict()
     .superRefine((slot, ctx) => {
+      if (slot.source !== undefined) {
+        if (slot.type === "oauth") ctx.addIssue({ code: "custom", path: ["source"], message: "an oauth slot cannot have a source" });
+        if (slot.value !== undefined) ctx.addIssue({ code: "custom", path: ["value"], message: "a slot with a source takes its value from the source, not a value" });
+        try {
+          sourceCommandOf(slot.source);
+        } catch (error) {
+          ctx.addIssue({ code: "custom", path: ["source"], message: error instanceof Error ? error.message : "is not a source" });
+        }
+      } else if (slot.type === "source") ctx.addIssue({ code: "custom", path: ["source"], message: "a source slot needs a source (pass:PATH, op://VAULT/ITEM/FIELD, ...)" });
       if (slot.type === "oauth" && !slot.oauth) ctx.addIssue({ code: "custom", path: ["oauth"], message: "an oauth slot needs an oauth object with token_url" });
       if (slot.type !== "oauth" && slot.oauth) ctx.addIssue({ code: "custom", path: ["oauth"], message: "oauth settings need type \"oauth\"" });
       if (slot.type === "oauth" && slot.value !== undefined) ctx.addIssue({ code: "custom", path: ["value"], message: "an oauth slot is completed by connect or paste, not a value" });
@@ -91,8 +103,10 @@ export const StoredSlotSchema = z.discriminatedUnion("action", [
     .object({
       action: z.literal("set"),
       key: CredentialKeySchema,
-      type: z.enum(["static", "oauth"]),
+      type: z.enum(["static", "oauth", "source"]),
       description: z.string().max(500).optional(),
+      /** With type "source": the reference, shown to the reviewer exactly as it will be stored. */
+      source: z.string().max(1024).optional(),
       obtain: z.string().max(2048).optional(),
       obtain_instructions: z.string().max(2000).optional(),
       /** Sealed with kind "proposal-value"; present when the agent supplied the value. */

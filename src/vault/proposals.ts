@@ -6,6 +6,7 @@ import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
 import { PROPOSAL_VALUE_KIND } from "./sealed-kinds.ts";
 import { type CredentialRecord } from "./credential.schema.ts";
 import { CREDENTIAL_KIND } from "./credentials.ts";
+import { makeSourceSpec } from "./source.schema.ts";
 import { MAX_PENDING_PROPOSALS, type Proposal, type ProposalInput, ProposalInputSchema, PROPOSAL_TTL_MS, type ProposalStatus, type StoredSlot } from "./proposal.schema.ts";
 import { credentialKeysOf, type Service } from "./service.schema.ts";
 import { type VaultRecord } from "./state.schema.ts";
@@ -55,7 +56,8 @@ export async function fileProposal(store: VaultStore, vaultName: string, input: 
     const id = vault.proposal_seq + 1;
     const credentials: StoredSlot[] = input.credentials.map((slot) => {
       if (slot.action === "delete") return slot;
-      const { value, ...rest } = slot;
+      const { value, ...given } = slot;
+      const rest = given.source !== undefined ? { ...given, type: "source" as const } : given;
       return value === undefined ? rest : { ...rest, sealed_value: store.sealValue(PROPOSAL_VALUE_KIND, vault.id, `${id}:${slot.key}`, value) };
     });
     const created = new Date(now).toISOString();
@@ -140,6 +142,8 @@ export async function approveProposal(store: VaultStore, vaultName: string, id: 
         if (slot.oauth.client_id) metadata.oauth_client_id = slot.oauth.client_id;
         if (slot.oauth.token_auth_method) metadata.oauth_token_auth_method = slot.oauth.token_auth_method;
       }
+      // A source slot stores the reference the reviewer saw, sealed like a value (source.schema.ts).
+      const sealed = slot.type === "source" ? JSON.stringify(makeSourceSpec(slot.source ?? "")) : value;
       const record: CredentialRecord = {
         type: slot.type,
         description: slot.description ?? existing?.description ?? "",
@@ -147,7 +151,7 @@ export async function approveProposal(store: VaultStore, vaultName: string, id: 
         updated_at: stamp,
         expires_at: existing?.expires_at ?? null,
         metadata,
-        value: store.sealValue(CREDENTIAL_KIND, vault.id, slot.key, value),
+        value: store.sealValue(CREDENTIAL_KIND, vault.id, slot.key, sealed),
       };
       vault.credentials[slot.key] = record;
     }

@@ -4,6 +4,7 @@ import { getCredentialValue } from "../../vault/credentials.ts";
 import { TEMPLATE_REFERENCE } from "../../vault/service.schema.ts";
 import { answer, type Flow } from "../flow.ts";
 import { oauthKeysOf } from "./oauth.ts";
+import { sourcedValue } from "./sources.ts";
 import { type StepContext } from "../pipeline.ts";
 import { signAws } from "./sigv4.ts";
 
@@ -21,6 +22,12 @@ export function injectCredential(flow: Flow, ctx: StepContext): void {
     if (vault.credentials[key]!.type === "oauth" && vault.credentials[key]!.metadata.oauth_status !== "connected") {
       answer(flow, "oauth_not_connected", `credential ${key} is an OAuth credential that is not connected yet`);
       return null;
+    }
+    if (vault.credentials[key]!.type === "source") {
+      const sourced = sourcedValue(ctx, vault, key);
+      if (sourced === null) answer(flow, "source_unavailable", `credential ${key} has no value from its source`);
+      else flow.injected.push(key);
+      return sourced;
     }
     flow.injected.push(key);
     if (vault.credentials[key]!.type === "oauth") flow.oauthUsed.push({ key, version: vault.credentials[key]!.updated_at });

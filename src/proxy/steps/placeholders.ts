@@ -11,7 +11,7 @@
 // (shared/log.ts keeps it without the query), and a value must never reach the log.
 import { isCredentialField } from "../substitute.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
-import { getCredentialValue } from "../../vault/credentials.ts";
+import { credentialValueFor } from "./sources.ts";
 import { derivePlaceholder, placeholderKeyOf, type ShapeName, shapesFor } from "../../vault/placeholders.ts";
 import { type Flow, type Substitution } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
@@ -62,7 +62,7 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
   const valueOf = (key: string): string | null => {
     if (!values.has(key)) {
       try {
-        values.set(key, getCredentialValue(ctx.store, flow.vault ?? vault, key));
+        values.set(key, credentialValueFor(ctx, flow.vault ?? vault, key));
       } catch {
         values.set(key, null);
       }
