@@ -40,7 +40,8 @@ export function CredentialsScreen({ index, isVisible, view, vault, ctx, prompt, 
         else if (input === "p") ctx.open({ kind: "paste-access", key: row.key });
         else connectStep(ctx, row.key, undefined, undefined, false);
       } else if (input === "e") {
-        if (isOAuth) ctx.say(`${row.key} is an OAuth credential: c connects it, p pastes tokens`, true);
+        if (vault.credentials[row.key]?.type === "source") ctx.say(`${row.key} comes from a source: change the value there (or re-point it with agent-vault vault credential source)`, true);
+        else if (isOAuth) ctx.say(`${row.key} is an OAuth credential: c connects it, p pastes tokens`, true);
         else ctx.open({ kind: "set-value", key: row.key, isNew: false });
       } else if (input === "d") {
         ctx.open({ kind: "confirm-delete", key: row.key });

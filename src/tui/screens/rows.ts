@@ -52,8 +52,8 @@ export function credentialRows(vault: VaultRecord, revealed: { key: string; valu
   const widths = fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex);
   return listCredentials(vault).map((c) => ({
     key: c.key,
-    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : c.type === "oauth" && c.metadata.oauth_status !== "connected" ? (c.metadata.oauth_status === "refresh_failed" ? "reconnect" : "unconnected") : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at, now), ago(c.expires_at, now)], widths),
-    color: c.type === "oauth" && c.metadata.oauth_status !== "connected" ? "yellow" : undefined,
+    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : c.type === "oauth" && c.metadata.oauth_status !== "connected" ? (c.metadata.oauth_status === "refresh_failed" ? "reconnect" : "unconnected") : c.type === "source" ? (c.metadata.source_status === "failing" ? "source failing" : "from source") : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at, now), ago(c.expires_at, now)], widths),
+    color: (c.type === "oauth" && c.metadata.oauth_status !== "connected") || (c.type === "source" && c.metadata.source_status === "failing") ? "yellow" : undefined,
   }));
 }
 
@@ -123,7 +123,7 @@ export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: st
       continue;
     }
     const m = masked(c.key);
-    const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : m !== null ? `agent supplied: ${displaySafe(m)}` : "you supply the value";
+    const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : c.type === "source" ? `fetched from ${displaySafe(c.source ?? "?")}` : m !== null ? `agent supplied: ${displaySafe(m)}` : "you supply the value";
     const description = c.description ? displaySafeLines(c.description) : [];
     asked.push(`  + ${c.key}${description.length === 1 ? ` — ${description[0]}` : ""} [${state}]`);
     if (description.length > 1) asked.push(...labelled("      ", "description", c.description!));
