@@ -71,7 +71,7 @@ export function registerServer(program: Command): void {
       const served = await serve.startServices(store, { host: options.host, apiPort, mitmPort, fallbackToFreePorts: false, handoffSocket: serve.handoffSocketPath(paths) });
       serve.writePidFile(paths, served);
       serve.noticeRedirections(process.env);
-      printNote(`agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); Ctrl-C stops it`);
+      printNote(`agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); ${process.stdin.isTTY ? "Ctrl-C stops it" : "`agent-vault server stop` stops it"}`);
       const { watchProposals } = await import("../run/notice.ts");
       watchProposals(store, null, (line) => process.stderr.write(line));
       await new Promise<void>((resolve) => {

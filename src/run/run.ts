@@ -13,6 +13,7 @@ import { writeNodePreload } from "../sandbox/node-preload.ts";
 import { buildAgentEnv } from "./env.ts";
 import { watchProposals } from "./notice.ts";
 import { watchHeld } from "./held-notice.ts";
+import { watchFailures } from "./failure-notice.ts";
 import { DEFAULT_API_PORT, DEFAULT_MITM_PORT, findRunningServer, handoffSocketPath, noticeRedirections, type Served, startServices } from "./serve.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe } from "../shared/text.ts";
@@ -95,6 +96,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   // We stay alive through the child's signals to report its exit code.
   const stopWatching = watchProposals(store, vaultName, (line) => process.stderr.write(line));
   const stopWatchingHeld = watchHeld(store, session.id, (line) => process.stderr.write(line));
+  const stopWatchingFailures = options.quiet ? async () => undefined : watchFailures(store.paths.requestLog, session.id, (line) => process.stderr.write(line));
   const fromTerminal = Boolean(process.stdin.isTTY);
   const handlers = [...ALWAYS_FORWARDED, ...TERMINAL_SIGNALS].map((signal) => {
     const handler = () => {
@@ -111,6 +113,7 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const code = await child.exited;
   stopWatching();
   stopWatchingHeld();
+  await stopWatchingFailures();
   for (const [signal, handler] of handlers) process.off(signal, handler);
   await launcher.close();
   const revoked = await cleanup(store, vaultName, session.id, served);
