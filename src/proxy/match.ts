@@ -3,6 +3,7 @@
 // covers exactly one label, and `api.github.com.` or `api.github.com.evil.io` never match
 // `api.github.com`. Compiled once per vault change, not per request.
 import { type HostPattern, parseHostPattern } from "../vault/host.ts";
+import { normalizePath } from "../vault/policy.ts";
 import { type Service } from "../vault/service.schema.ts";
 
 interface Compiled {
@@ -38,7 +39,9 @@ export class ServiceMatcher {
   /** The service for a request, enabled or not; null when none matches. */
   match(host: string, port: number, path: string): Service | null {
     const h = host.toLowerCase();
-    const pathOnly = path.split("?")[0] ?? "/";
+    // As a server reads it (dot segments resolved, unreserved escapes decoded), like the policy:
+    // `/api/../admin` is `/admin` upstream and must not take the credential of `host/api/*`.
+    const pathOnly = normalizePath(path);
     for (const { service, pattern } of this.compiled) {
       if (pattern.port !== null && pattern.port !== port) continue;
       if (!hostMatches(pattern, h)) continue;
