@@ -1,0 +1,54 @@
+// Attack (found by red-teaming): a service bound to a path prefix (`evil.test/api/*`, the form
+// `slack.com/api/*` in DESIGN) gets its credential only for paths under that prefix. The agent asks
+// for `/api/../admin` or `/api/%2e%2e/admin`: the prefix test read the raw path and injected the
+// credential, while the server resolves dot segments (and decodes `%2e`) and serves `/admin`, which
+// a front end may route to another backend (user content, another app). Service matching must read
+// the path as a server does, as the policy already does. Broker and attacker: the unprivileged user.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+
+let B: Broker;
+brokerForFile("av-path-prefix-", (broker) => (B = broker));
+
+beforeAll(async () => {
+  // OTHER_KEY also goes, in X-Pfx, to evil.test's /api/ (evil.test is otherwise unmatched and guarded).
+  const added = await B.cli(["vault", "service", "add", "--name", "pfx", "--host", "evil.test/api/*", "--auth-type", "api-key", "--key", "OTHER_KEY", "--header", "X-Pfx"]);
+  expect(added.code, added.stderr).toBe(0);
+  // The server picks the change up from the vault file.
+  await Bun.sleep(1_500);
+}, 30_000);
+
+/** What evil.test received for `path` in a tunnel: the X-Pfx header the proxy wrote, if any. */
+async function injectedFor(path: string): Promise<string | undefined> {
+  const mark = B.upstream.received.length;
+  const conn = await B.tunnel("evil.test");
+  const r = await conn.request("GET", path, [["Host", "evil.test"], ["Connection", "close"]]);
+  conn.close();
+  B.outputs.push(r.text, JSON.stringify(r.headers));
+  expect(r.status, `${path}: ${r.text}`).toBe(200);
+  const got = B.upstream.received.slice(mark).filter((q) => q.host === "evil.test");
+  expect(got.length, path).toBe(1);
+  const header = got[0]!.headers["x-pfx"];
+  return Array.isArray(header) ? header.join(",") : header;
+}
+
+describe("a path-prefixed service's credential and dot segments", () => {
+  test("paths that resolve outside the prefix get no credential", async () => {
+    for (const path of ["/api/../admin", "/api/%2e%2e/admin", "/api/%2E%2e/admin", "/api/x/../../admin", "/api/./../admin?x=1"]) {
+      expect(await injectedFor(path), path).toBeUndefined();
+    }
+  }, 30_000);
+
+  test("paths under the prefix, however written, get it (control)", async () => {
+    for (const path of ["/api/x", "/api/x/../y", "/x/../api/y", "/api/x?y=1"]) {
+      expect(await injectedFor(path), path).toBe(B.other);
+    }
+  }, 30_000);
+
+  test("nothing the agent got holds a credential", () => {
+    for (const out of [...B.outputs, B.log()]) {
+      expect(out).not.toContain(B.other);
+      expect(out).not.toContain(B.secret);
+    }
+  });
+});
