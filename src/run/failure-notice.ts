@@ -34,10 +34,21 @@ export function watchFailures(logPath: string, sessionId: string, write: (line: 
   };
   const stop = new AbortController();
   const following = followLog(logPath, position, onRecord, stop.signal, intervalMs).catch(() => undefined);
+  const start = position;
   return async () => {
-    // A request that failed just before the agent exited is still worth a line.
-    await Bun.sleep(LAST_WORDS_MS);
+    // A request that failed just before the agent exited is still worth a line; an agent that sent
+    // nothing through the proxy (`run -- true`) is not kept waiting for it.
+    if (hasGrown(logPath, start)) await Bun.sleep(LAST_WORDS_MS);
     stop.abort();
     await following;
   };
+}
+
+function hasGrown(path: string, since: { ino: number; offset: number } | null): boolean {
+  try {
+    const stat = statSync(path);
+    return since === null || stat.ino !== since.ino || stat.size > since.offset;
+  } catch {
+    return false;
+  }
 }
