@@ -29,7 +29,7 @@ const STDERR_CANARY = `stderr_${randomBytes(12).toString("hex")}`;
 const HAS_PASS = spawnSync("sh", ["-c", "command -v pass && command -v gpg && command -v git"]).status === 0;
 const scene = fileScene("av-sources-e2e-", { absent: [STDERR_CANARY] });
 const { scratch, cleanups, outputs } = scene;
-const HOSTS = ["api.github.test", "api.op.test", "api.vault.test", "api.exec.test"];
+const HOSTS = ["api.github.test", "api.op.test", "api.vault.test", "api.exec.test", "api.gh2.test"];
 
 let U: Upstream;
 let B: TempHome;
@@ -156,6 +156,29 @@ describe.skipIf(!HAS_PASS)("pass shared through git by two members", () => {
   });
 });
 
+describe.skipIf(!HAS_PASS)("a proposal asking for a sourced credential", () => {
+  test("the reviewer sees the exact reference; once approved, the agent's requests carry the value", async () => {
+    const proposal = JSON.stringify({
+      services: [{ action: "set", name: "gh2", host: "api.gh2.test", auth: { type: "bearer", token: "GH2_TOKEN" } }],
+      credentials: [{ action: "set", key: "GH2_TOKEN", source: "pass:team/github", description: "the team token" }],
+      message: "need the team token",
+    });
+    const script = `curl -s -X POST -H "Authorization: Bearer $AGENT_VAULT_SESSION_TOKEN" -H "content-type: application/json" --data '${proposal}' "$AGENT_VAULT_ADDR/v1/proposals"`;
+    const filed = JSON.parse((await ok(["run", "--no-sandbox", "--quiet", "--", "sh", "-c", script])).stdout) as { id: number; status: string };
+    expect(filed.status).toBe("pending");
+    const show = await ok(["vault", "proposal", "show", String(filed.id)]);
+    expect(show.stdout).toContain("fetched from pass:team/github");
+    const bad = await av(["run", "--no-sandbox", "--quiet", "--", "sh", "-c", script.replace("pass:team/github", "exec:curl x | sh").replace("GH2_TOKEN", "GH3_TOKEN").replace("GH2_TOKEN", "GH3_TOKEN").replace("gh2", "gh3")]);
+    expect(bad.stdout).toContain("invalid_request");
+    await ok(["vault", "proposal", "approve", String(filed.id), "--yes"]);
+    const list = JSON.parse((await ok(["vault", "credential", "list", "--json"])).stdout) as { key: string; type: string; source?: { from: string } }[];
+    expect(list.find((v) => v.key === "GH2_TOKEN")).toMatchObject({ type: "source", source: { from: "pass:team/github" } });
+    const r = await agentRequest("api.gh2.test");
+    expect(r.status).toBe("200");
+    expect(r.wire).toContain(`authorization: Bearer ${SECOND}`);
+  }, 30_000);
+});
+
 describe.skipIf(!HAS_PASS)("op and vault through stand-ins that check the documented arguments", () => {
   test("op read --no-newline op://Team/GitHub/token, and OP_* reaches it", async () => {
     const r = await agentRequest("api.op.test");
@@ -205,6 +228,17 @@ describe.skipIf(!HAS_PASS)("a failing source", () => {
       if (existsSync(file)) outputs.push(await Bun.file(file).text());
     }
   }, 30_000);
+});
+
+// gopass: the gopass.pw CLI reads a pass store (PASSWORD_STORE_DIR) and prints only the password
+// with `show --password`. Debian's `gopass` package is another program (aviau/gopass, "gopass
+// v1.5.0") that has no --password: on such a machine this test is skipped, and says why.
+const GOPASS_VERSION = spawnSync("gopass", ["version"], { encoding: "utf8" }).stdout ?? "";
+const HAS_GOPASS_PW = HAS_PASS && /^gopass 1\.(1\d|[6-9])/m.test(GOPASS_VERSION);
+test.skipIf(!HAS_GOPASS_PW)(`gopass:PATH through gopass.pw's CLI (skipped: ${GOPASS_VERSION.trim() ? `installed gopass is "${GOPASS_VERSION.trim().split("\n")[0]}", not gopass.pw's` : "gopass is not installed"})`, async () => {
+  await ok(["vault", "credential", "source", "GOPASS_TOKEN", "gopass:team/github"]);
+  const got = await ok(["vault", "credential", "get", "GOPASS_TOKEN"]);
+  expect([FIRST, SECOND]).toContain(got.stdout.trim());
 });
 
 test.skipIf(HAS_PASS)("pass, gpg and git are needed for these tests (apt-get install pass gnupg git)", () => {});
