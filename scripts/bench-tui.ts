@@ -27,7 +27,7 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type Summary, summarize } from "./bench/stats.ts";
+import { summarize } from "./bench/stats.ts";
 
 // AGENT_VAULT_TEST_BINARY picks another build, as the tests do (relative to the working directory).
 const BINARY = process.env.AGENT_VAULT_TEST_BINARY ? resolve(process.env.AGENT_VAULT_TEST_BINARY) : resolve(import.meta.dir, "../dist/agent-vault");
@@ -162,7 +162,6 @@ async function child(home: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Statistics and the table
 
-type Stats = Summary;
 const stats = summarize;
 
 const ms = (v: number) => `${v.toFixed(v < 10 ? 1 : 0)} ms`;

@@ -16,6 +16,7 @@
  * variation selectors. A lone surrogate (not a character at all) is escaped too.
  */
 const UNSAFE =
+  // biome-ignore lint/suspicious/noMisleadingCharacterClass: lone surrogates, variation selectors and joiners are exactly what this finds.
   /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0d\ufeff\uffa0\ufff9-\ufffb]|\udb40[\udc00-\udc7f\udd00-\uddef]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 const SHORT: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };

@@ -15,7 +15,7 @@ import { type AgentListener, agentListener, agentServiceHome, fileScene } from "
 
 const SECRET = `sk_live_${randomBytes(18).toString("hex")}`;
 const scene = fileScene("av-planted-pidfile-", { openToAgent: true, absent: [SECRET] });
-const { scratch, cleanups, outputs } = scene;
+const { cleanups, outputs } = scene;
 
 // The attacker's listener: records every byte it receives; answers 200 {"status":"ok"} to every
 // request, or relays each connection to RELAY_PORT. Prints its port when ready.

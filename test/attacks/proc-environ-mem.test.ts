@@ -28,7 +28,7 @@ const { scratch, cleanups, outputs } = scene;
 // with no user namespaces); inside the sandbox the broker's processes are not even visible
 // (test/attacks/sandbox-escape.test.ts).
 // The agent. It prints a JSON report that names what it found, never the values themselves.
-const ATTACKER = String.raw`
+const ATTACKER = `
 import ctypes, json, os, re, subprocess, sys, time
 # The canaries come in a file, hex-encoded: passed as arguments they would sit in the argv of
 # every process that started this one (the sandbox's init too), which is not the broker's leak.

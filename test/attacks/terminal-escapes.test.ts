@@ -79,7 +79,7 @@ async function agentFiles(body: unknown): Promise<{ status: number; json: any; t
 
 function expectNoRawControl(text: string, what: string): void {
   const found = RAW_UNSAFE.exec(text);
-  expect(found, `${what} holds a raw U+${found?.[0].codePointAt(0)!.toString(16).padStart(4, "0")} near ${JSON.stringify(text.slice(Math.max(0, (found?.index ?? 0) - 40), (found?.index ?? 0) + 40))}`).toBeNull();
+  expect(found, `${what} holds a raw U+${(found?.[0].codePointAt(0) ?? 0).toString(16).padStart(4, "0")} near ${JSON.stringify(text.slice(Math.max(0, (found?.index ?? 0) - 40), (found?.index ?? 0) + 40))}`).toBeNull();
 }
 
 beforeAll(async () => {

@@ -64,6 +64,7 @@ export function ProposalsScreen({ index, isVisible, view, vault, ctx, prompt, se
     return (
       <Box flexDirection="column">
         {proposalDetail(pane, vault, masked, height + 2, now).map((line, i) => (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the detail's lines are a fixed layout, redrawn whole, never reordered.
           <Text key={i} wrap="truncate-end" color={line.isWarning && color ? "red" : undefined} bold={line.isWarning === true}>
             {line.text}
           </Text>
