@@ -25,6 +25,7 @@ import { ON_CONNECT, ON_REQUEST, ON_SWEEP, onUnauthorized, type ProxyOptions, ru
 import { type ProxyState } from "./state.ts";
 import { tokenFromAuthorization } from "./steps/authenticate.ts";
 import { refuseExfiltration } from "./steps/guard.ts";
+import { guardScan } from "./secrets.ts";
 import { type OpenConnection } from "./steps/sweep.ts";
 import { intercept, passthrough } from "./tunnels.ts";
 import { isWebSocketOffer, webSocketHandshakeProblem } from "./upgrade.ts";
@@ -183,15 +184,16 @@ export class ProxyListener {
 
   /** One line per request; `reason` says in words why it failed (never a value: keys and hosts only). */
   private log(flow: Flow, status: number, error: string | null, reason?: string): void {
+    const { method, host, path } = this.loggable(flow);
     this.deps.log.write({
       time: new Date().toISOString(),
       session: flow.principal?.id ?? null,
       agent: flow.principal?.agent?.name ?? null,
       ...(flow.blocked ? { blocked: flow.blocked } : {}),
       vault: flow.vault?.name ?? null,
-      method: flow.method,
-      host: flow.host,
-      path: flow.path,
+      method,
+      host,
+      path,
       service: flow.service?.name ?? null,
       status,
       latency_ms: Math.round((performance.now() - flow.startedAt) * 100) / 100,
@@ -205,15 +207,32 @@ export class ProxyListener {
       vault: flow.vault?.name ?? null,
       session: flow.principal?.id ?? null,
       agent: flow.principal?.agent?.name ?? null,
-      method: flow.method,
-      host: flow.host,
-      path: flow.path.split("?")[0]!,
+      method,
+      host,
+      path: path.split("?")[0]!,
       service: flow.service?.name ?? null,
       status,
       code: error,
       ...ruleOf(flow),
       ...(reason ? { reason: reason.slice(0, 300) } : {}),
     });
+  }
+
+  /**
+   * Method, host and path for the log and the audit. A request the guard refused for a value in
+   * one of them (the agent wrote it there) has that field withheld: a value never reaches a log.
+   */
+  private loggable(flow: Flow): { method: string; host: string; path: string } {
+    if (!flow.blocked || !flow.vault) return { method: flow.method, host: flow.host, path: flow.path };
+    const patterns = this.secretsOf(flow.vault);
+    const holds = (text: string) => guardScan(text, patterns).hit !== null;
+    const mark = `[withheld: carries ${flow.blocked}]`;
+    return {
+      method: holds(flow.method) ? mark : flow.method,
+      host: holds(flow.host) ? mark : flow.host,
+      // The query never reaches a log (shared/log.ts): only the path before it is judged.
+      path: holds(flow.path.split("?")[0]!) ? mark : flow.path,
+    };
   }
 
   private async dispatch(conn: InboundConnection, req: InboundRequest, res: InboundResponse, tunnel: Tunnel | null): Promise<void> {

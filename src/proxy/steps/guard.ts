@@ -20,9 +20,13 @@ export function refuseExfiltration(flow: Flow, hit: Pattern, where: string): voi
   answer(flow, "credential_exfiltration", `the request carries the value of credential ${hit.key} (${FORM_NAMES[hit.form] ?? hit.form}, in ${where}); nothing was sent to ${flow.host}`, { credential: hit.key });
 }
 
-/** The request's fields as the guard reads them: the host, the path, each header name and value. */
+/**
+ * The request's fields as the guard reads them: the method (any token is one, so a value can be a
+ * method, and the request line goes upstream as written), the host, the path, each header name and
+ * value.
+ */
 function requestFields(flow: Flow): string[] {
-  const fields = [flow.host, flow.path];
+  const fields = [flow.method, flow.host, flow.path];
   for (const [name, value] of Object.entries(flow.headers)) {
     if (value === undefined) continue;
     fields.push(name);
@@ -54,6 +58,7 @@ export function guardRequest(flow: Flow, ctx: StepContext): void {
 
 /** Where a value is, for the message: the URL or one header. */
 function whereIs(flow: Flow, patterns: readonly Pattern[]): string {
+  if (findSecret(flow.method, patterns)) return "the method";
   if (findSecret(`${flow.host}\n${flow.path}`, patterns)) return "the URL";
   for (const [name, value] of Object.entries(flow.headers)) {
     if (value !== undefined && findSecret(`${name}\n${Array.isArray(value) ? value.join("\n") : value}`, patterns)) return `the ${name} header`;
