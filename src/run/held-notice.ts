@@ -4,16 +4,11 @@
 import { displaySafe } from "../shared/text.ts";
 import { heldStatusOf } from "../vault/held.ts";
 import { type VaultStore } from "../vault/vault.ts";
+import { watchVault } from "./notice.ts";
 
 export function watchHeld(store: VaultStore, sessionId: string, write: (line: string) => void, intervalMs = 250): () => void {
   const seen = new Set<string>();
-  const scan = () => {
-    let body;
-    try {
-      body = store.read();
-    } catch {
-      return;
-    }
+  return watchVault(store, intervalMs, (body) => {
     for (const vault of body.vaults) {
       for (const held of vault.held) {
         const key = `${vault.id}:${held.id}`;
@@ -25,8 +20,5 @@ export function watchHeld(store: VaultStore, sessionId: string, write: (line: st
         write(`agent-vault: holding ${displaySafe(target.slice(0, 200))} for approval (agent-vault held allow ${held.id}${vaultFlag}, or held deny ${held.id})\n`);
       }
     }
-  };
-  const timer = setInterval(scan, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  });
 }
