@@ -103,12 +103,14 @@ export function refusalOf(policy: Policy, service: string | null, method: string
     return `outside the allowed times (${policy.time_windows.map(describeWindow).join(", ")})`;
   }
   if (service === null) return null;
+  // Rules name upper-case methods; a server may read `delete` as DELETE (Django upper-cases it).
+  const upper = method.toUpperCase();
   for (const rule of policy.rules ?? []) {
     if (rule.service !== service) continue;
-    if (rule.methods && !rule.methods.includes(method)) return `${rule.service} allows only ${rule.methods.join(",")} (this was ${method})`;
+    if (rule.methods && !rule.methods.includes(upper)) return `${rule.service} allows only ${rule.methods.join(",")} (this was ${method})`;
     if (rule.paths && !rule.paths.some((p) => pathMatches(p, path))) return `${rule.service} allows only paths ${rule.paths.join(" ")}`;
     for (const deny of rule.deny ?? []) {
-      if ((!deny.methods || deny.methods.includes(method)) && pathMatches(deny.path, path)) {
+      if ((!deny.methods || deny.methods.includes(upper)) && pathMatches(deny.path, path)) {
         return `${rule.service} denies ${deny.methods ? `${deny.methods.join(",")} ` : ""}${deny.path}`;
       }
     }
@@ -135,10 +137,11 @@ export interface ApprovalNeed {
  */
 export function approvalOf(policy: Policy, service: string | null, method: string, path: string): ApprovalNeed | null {
   if (service === null) return null;
+  const upper = method.toUpperCase();
   for (const rule of policy.rules ?? []) {
     if (rule.service !== service) continue;
     for (const approve of rule.approve ?? []) {
-      if ((!approve.methods || approve.methods.includes(method)) && pathMatches(approve.path, path)) {
+      if ((!approve.methods || approve.methods.includes(upper)) && pathMatches(approve.path, path)) {
         return { rule: describeApprove(approve), timeoutMs: (approve.timeout ? parseDuration(approve.timeout) : null) ?? DEFAULT_APPROVAL_TIMEOUT_MS };
       }
     }
