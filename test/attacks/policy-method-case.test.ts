@@ -1,0 +1,70 @@
+// Attack (found by red-teaming): an agent whose policy refuses DELETE /admin* and holds POST
+// /repos/* for a person writes the method in lower or mixed case (`delete`, `Delete`, `post`). The
+// parser takes any token as a method, the rules name upper-case methods and compared them as
+// written, so the request went to the service with the credential injected, neither refused nor
+// held; a server that upper-cases the method (Django does) acts on it as DELETE or POST. A rule
+// must apply to its method however it is spelled. Broker and attacker: the unprivileged user.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { giveToAgent } from "../support/attacker.ts";
+import { basicProxyAuth, type RawResponse } from "../support/proxy-client.ts";
+import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+
+let B: Broker;
+let agentAuth: string;
+const scratch = brokerForFile("av-method-case-", (broker) => (B = broker));
+
+beforeAll(async () => {
+  const created = await B.cli(["agent", "create", "bot"]);
+  expect(created.code, created.stderr).toBe(0);
+  agentAuth = basicProxyAuth(created.stdout.trim());
+  expect((await B.cli(["agent", "grant", "bot", "--service", "fake", "--ttl", "1h"])).code).toBe(0);
+  const policy = join(scratch, "policy.yaml");
+  writeFileSync(policy, 'rules:\n  - service: fake\n    deny:\n      - { methods: [DELETE], path: "/admin*" }\n    approve:\n      - { methods: [POST], path: "/repos/*", timeout: 2s }\n');
+  giveToAgent(policy);
+  const set = await B.cli(["agent", "policy", "bot", "-f", policy]);
+  expect(set.code, set.stderr).toBe(0);
+}, 30_000);
+
+async function inTunnel(method: string, path: string): Promise<RawResponse | null> {
+  const conn = await B.tunnel("api.fake.test", agentAuth);
+  try {
+    const r = await conn.request(method, path, [["Host", "api.fake.test"], ["Connection", "close"]], "", 10_000);
+    B.outputs.push(r.text, JSON.stringify(r.headers));
+    return r;
+  } catch {
+    return null;
+  } finally {
+    conn.close();
+  }
+}
+
+describe("a policy's methods, however the agent spells them", () => {
+  test("delete, Delete, dElEtE /admin/x: refused like DELETE, nothing reaches the service", async () => {
+    for (const method of ["DELETE", "delete", "Delete", "dElEtE"]) {
+      const mark = B.upstream.received.length;
+      const wire = B.upstream.wire.length;
+      const r = await inTunnel(method, "/admin/x");
+      expect(r?.status, `${method}: ${r?.text}`).toBe(403);
+      expect(r?.headers["x-agent-vault-error"], method).toBe("policy_denied");
+      await Bun.sleep(50);
+      expect(B.upstream.received.length, method).toBe(mark);
+      expect(B.upstream.wire.length, method).toBe(wire);
+    }
+  });
+
+  test("post, Post /repos/a: held for a person like POST (and time out here), nothing reaches the service", async () => {
+    for (const method of ["post", "Post"]) {
+      const wire = B.upstream.wire.length;
+      const r = await inTunnel(method, "/repos/a");
+      expect(r?.status, `${method}: ${r?.text}`).toBe(403);
+      expect(r?.headers["x-agent-vault-error"], method).toBe("approval_timeout");
+      expect(B.upstream.wire.length, method).toBe(wire);
+    }
+  }, 30_000);
+
+  test("nothing the agent got holds the credential", () => {
+    for (const out of [...B.outputs, B.log()]) expect(out).not.toContain(B.secret);
+  });
+});
