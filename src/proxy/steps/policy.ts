@@ -11,6 +11,9 @@ import { proposalHintFor } from "../proposal-hint.ts";
 import { answer, type Flow } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
 
+/** Headers some servers (Google's APIs, method-override middleware) read as the request's method. */
+const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"] as const;
+
 export function applyPolicy(flow: Flow, ctx: StepContext): void {
   const service = flow.service;
   const principal = flow.principal;
@@ -31,6 +34,15 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
   }
   const holders = principal?.policies ?? [];
   if (holders.length === 0) return;
+  // The rules judge the request line's method; a server that honours an override header would act
+  // on another one (POST + X-HTTP-Method-Override: DELETE past `deny DELETE`), so none passes here.
+  const ruled = !!service && holders.some((h) => h.policy.rules?.some((r) => r.service === service.name));
+  const override = ruled ? METHOD_OVERRIDES.find((name) => flow.headers[name] !== undefined && String(flow.headers[name]).trim().toUpperCase() !== flow.method.toUpperCase()) : undefined;
+  if (override) {
+    // The header's value is the agent's: not repeated in the answer or the log.
+    const rule = `no ${override} under a policy`;
+    return answer(flow, "policy_denied", `the policy of ${holders[0]!.owner} refuses this request: ${override} would change the method its rules judge; send that method itself`, { rule });
+  }
   for (const holder of holders) {
     const refusal = refusalOf(holder.policy, service?.name ?? null, flow.method, flow.path, ctx.now);
     if (refusal) return answer(flow, "policy_denied", `the policy of ${holder.owner} refuses this request: ${refusal}`, { rule: refusal });
