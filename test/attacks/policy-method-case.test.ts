@@ -3,7 +3,10 @@
 // parser takes any token as a method, the rules name upper-case methods and compared them as
 // written, so the request went to the service with the credential injected, neither refused nor
 // held; a server that upper-cases the method (Django does) acts on it as DELETE or POST. A rule
-// must apply to its method however it is spelled. Broker and attacker: the unprivileged user.
+// must apply to its method however it is spelled. The same agent sends PATCH /admin/x with
+// X-HTTP-Method-Override: DELETE (or X-HTTP-Method, X-Method-Override), which Google's APIs and
+// method-override middleware read as DELETE: under a policy with rules for the service, an override
+// naming another method is refused. Broker and attacker: the unprivileged user.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,10 +30,10 @@ beforeAll(async () => {
   expect(set.code, set.stderr).toBe(0);
 }, 30_000);
 
-async function inTunnel(method: string, path: string): Promise<RawResponse | null> {
+async function inTunnel(method: string, path: string, extra: [string, string][] = []): Promise<RawResponse | null> {
   const conn = await B.tunnel("api.fake.test", agentAuth);
   try {
-    const r = await conn.request(method, path, [["Host", "api.fake.test"], ["Connection", "close"]], "", 10_000);
+    const r = await conn.request(method, path, [["Host", "api.fake.test"], ["Connection", "close"], ...extra], "", 10_000);
     B.outputs.push(r.text, JSON.stringify(r.headers));
     return r;
   } catch {
@@ -63,6 +66,20 @@ describe("a policy's methods, however the agent spells them", () => {
       expect(B.upstream.wire.length, method).toBe(wire);
     }
   }, 30_000);
+
+  test("PATCH with a method-override header naming DELETE: refused, nothing reaches the service", async () => {
+    for (const header of ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]) {
+      const wire = B.upstream.wire.length;
+      const r = await inTunnel("PATCH", "/admin/x", [[header, "delete"]]);
+      expect(r?.status, `${header}: ${r?.text}`).toBe(403);
+      expect(r?.headers["x-agent-vault-error"], header).toBe("policy_denied");
+      expect(r?.text, header).not.toContain("delete");
+      expect(B.upstream.wire.length, header).toBe(wire);
+    }
+    // An override naming the request's own method changes nothing: it goes (control).
+    const r = await inTunnel("PATCH", "/other", [["X-HTTP-Method-Override", "PATCH"]]);
+    expect(r?.status, r?.text).toBe(200);
+  });
 
   test("nothing the agent got holds the credential", () => {
     for (const out of [...B.outputs, B.log()]) expect(out).not.toContain(B.secret);
