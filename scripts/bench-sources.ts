@@ -90,7 +90,11 @@ try {
   const { token } = await createSession(vaultStore, "default", {});
 
   async function startServer(): Promise<{ mitm: number; stop: () => Promise<void> }> {
-    const server = Bun.spawn([BINARY, "server", "--port", "0", "--mitm-port", "0"], { env: { ...env, AGENT_VAULT_CONNECT_TO: connectTo, AGENT_VAULT_UPSTREAM_CA: upstream.caFile }, stdout: "ignore", stderr: "ignore" });
+    const server = Bun.spawn([BINARY, "server", "--port", "0", "--mitm-port", "0"], {
+      env: { ...env, AGENT_VAULT_CONNECT_TO: connectTo, AGENT_VAULT_UPSTREAM_CA: upstream.caFile },
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     for (let i = 0; i < 400; i++) {
       try {
         const record = JSON.parse(readFileSync(join(home, "server.pid"), "utf8")) as { pid: number; mitm_port: number };
@@ -121,7 +125,10 @@ try {
   const firstSourced: number[] = [];
   for (let i = 0; i < 5; i++) {
     const server = await startServer();
-    for (const [host, into] of [[STATIC_HOST, firstStatic], [SOURCED_HOST, firstSourced]] as const) {
+    for (const [host, into] of [
+      [STATIC_HOST, firstStatic],
+      [SOURCED_HOST, firstSourced],
+    ] as const) {
       const conn = await tunnel(server.mitm, host);
       into.push(await timed(conn, host));
       conn.close();
@@ -159,7 +166,11 @@ try {
     during.push({ at, ms: await timed(b, SOURCED_HOST) });
     await Bun.sleep(20);
   }
-  const starts = readFileSync(fetchLog, "utf8").split("\n").filter(Boolean).slice(fetchesBefore).map((ns) => Number(BigInt(ns) / 1_000_000n));
+  const starts = readFileSync(fetchLog, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .slice(fetchesBefore)
+    .map((ns) => Number(BigInt(ns) / 1_000_000n));
   const fetches = starts.length;
   // A request that started while a fetch ran (its start to one decrypt later) would have waited
   // for it if the refresh were not in the background.
@@ -178,9 +189,18 @@ try {
   console.log(row("first request, static value (fresh server, new tunnel)", firstStatic));
   console.log(row("first request, sourced value (fresh server, new tunnel: waits for the fetch)", firstSourced));
   console.log(row("cached: static value, keep-alive", cachedStatic));
-  console.log(row("cached: sourced value, keep-alive", cachedSourced, `${overMedian >= 0 ? "+" : ""}${overMedian.toFixed(2)}% median, ${overMean >= 0 ? "+" : ""}${overMean.toFixed(2)}% mean (target ≤ 1%)`));
-  console.log(row(`every 20 ms for ${3 * TTL_S} s, TTL ${TTL_S} s: all requests`, during.map((r) => r.ms), `${fetches} background fetches`));
-  if (overlapping.length > 0) console.log(row("… those sent while a background fetch ran", overlapping, `one decrypt is ${summarize(decrypt).median.toFixed(1)} ms: a request that waited would take at least that`));
+  console.log(
+    row("cached: sourced value, keep-alive", cachedSourced, `${overMedian >= 0 ? "+" : ""}${overMedian.toFixed(2)}% median, ${overMean >= 0 ? "+" : ""}${overMean.toFixed(2)}% mean (target ≤ 1%)`),
+  );
+  console.log(
+    row(
+      `every 20 ms for ${3 * TTL_S} s, TTL ${TTL_S} s: all requests`,
+      during.map((r) => r.ms),
+      `${fetches} background fetches`,
+    ),
+  );
+  if (overlapping.length > 0)
+    console.log(row("… those sent while a background fetch ran", overlapping, `one decrypt is ${summarize(decrypt).median.toFixed(1)} ms: a request that waited would take at least that`));
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup();
   rmSync(scratch, { recursive: true, force: true });

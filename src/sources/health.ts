@@ -27,7 +27,12 @@ export function recordSourceHealth(store: VaultStore, health: SourceHealth, stde
       const since = new Date(health.at).toISOString();
       current.metadata = health.ok
         ? { ...current.metadata, source_status: "ok", source_since: since, source_error: "" }
-        : { ...current.metadata, source_status: "failing", source_since: current.metadata.source_status === "failing" ? (current.metadata.source_since ?? since) : since, source_error: (health.reason ?? "").slice(0, 500) };
+        : {
+            ...current.metadata,
+            source_status: "failing",
+            source_since: current.metadata.source_status === "failing" ? (current.metadata.source_since ?? since) : since,
+            source_error: (health.reason ?? "").slice(0, 500),
+          };
     })
     .catch(() => undefined);
 }

@@ -17,7 +17,22 @@ const MAX_STDOUT = 64 * 1024;
 const MAX_STDERR = 4 * 1024;
 
 /** Variables passed to a source command by exact name. */
-const SOURCE_ENV_NAMES = ["HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "GNUPGHOME", "GPG_AGENT_INFO", "SSH_AUTH_SOCK"];
+const SOURCE_ENV_NAMES = [
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "LANG",
+  "LC_ALL",
+  "LC_CTYPE",
+  "TZ",
+  "TMPDIR",
+  "XDG_RUNTIME_DIR",
+  "XDG_CONFIG_HOME",
+  "XDG_DATA_HOME",
+  "GNUPGHOME",
+  "GPG_AGENT_INFO",
+  "SSH_AUTH_SOCK",
+];
 /** …and by prefix: each system's own settings (store dirs, addresses, tokens, accounts, profiles). */
 const SOURCE_ENV_PREFIXES = ["PASSWORD_STORE_", "GOPASS_", "OP_", "VAULT_", "BAO_", "AWS_"];
 

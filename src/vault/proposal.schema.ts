@@ -62,10 +62,16 @@ export const CredentialSlotSchema = z.discriminatedUnion("action", [
       if (slot.source !== undefined) {
         if (slot.type === "oauth") ctx.addIssue({ code: "custom", path: ["source"], message: "an oauth slot cannot have a source" });
         if (slot.value !== undefined) ctx.addIssue({ code: "custom", path: ["value"], message: "a slot with a source takes its value from the source, not a value" });
-        try {
-          sourceCommandOf(slot.source);
-        } catch (error) {
-          ctx.addIssue({ code: "custom", path: ["source"], message: error instanceof Error ? error.message : "is not a source" });
+        // exec: would run a command of the agent's choosing as the person, outside any sandbox,
+        // with the broker's environment: only the person sets one (vault credential source).
+        if (slot.source.startsWith("exec:")) {
+          ctx.addIssue({ code: "custom", path: ["source"], message: "an exec: source runs a command; only the person can set one, with agent-vault vault credential source" });
+        } else {
+          try {
+            sourceCommandOf(slot.source);
+          } catch (error) {
+            ctx.addIssue({ code: "custom", path: ["source"], message: error instanceof Error ? error.message : "is not a source" });
+          }
         }
       } else if (slot.type === "source") ctx.addIssue({ code: "custom", path: ["source"], message: "a source slot needs a source (pass:PATH, op://VAULT/ITEM/FIELD, ...)" });
       if (slot.type === "oauth" && !slot.oauth) ctx.addIssue({ code: "custom", path: ["oauth"], message: "an oauth slot needs an oauth object with token_url" });

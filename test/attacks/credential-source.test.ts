@@ -55,16 +55,39 @@ async function asAttacker(argv: string[], env: Record<string, string> = {}): Pro
 
 /** The agent's request through the proxy (curl as the agent user); `headers` are its own. */
 function agentRequest(host: string, headers: string[] = []): Promise<Got> {
-  return asAttacker(["curl", "-sS", "--max-time", "30", "-D", "-", "-x", `http://${token}:default@127.0.0.1:${S.mitmPort}`, "--cacert", join(H.dir, "ca.pem"), ...headers.flatMap((h) => ["-H", h]), `https://${host}/v1/thing`]);
+  return asAttacker([
+    "curl",
+    "-sS",
+    "--max-time",
+    "30",
+    "-D",
+    "-",
+    "-x",
+    `http://${token}:default@127.0.0.1:${S.mitmPort}`,
+    "--cacert",
+    join(H.dir, "ca.pem"),
+    ...headers.flatMap((h) => ["-H", h]),
+    `https://${host}/v1/thing`,
+  ]);
 }
 
 function wireOf(host: string, since = 0): string {
-  return Buffer.concat(U.wire.slice(since).filter((w) => w.sni === host).map((w) => w.data)).toString("latin1");
+  return Buffer.concat(
+    U.wire
+      .slice(since)
+      .filter((w) => w.sni === host)
+      .map((w) => w.data),
+  ).toString("latin1");
 }
 
 /** The agent runs the CLI as itself: the data directory is its own, the master password is not. */
 async function agentCli(args: string[], stdin?: string): Promise<Got> {
-  const proc = Bun.spawn(H.argv(args), { stdout: "pipe", stderr: "pipe", stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), env: cleanEnv({ ...H.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: undefined }) });
+  const proc = Bun.spawn(H.argv(args), {
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    env: cleanEnv({ ...H.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: undefined }),
+  });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   outputs.push(stdout, stderr);
   return { code, stdout, stderr };
@@ -82,7 +105,9 @@ beforeAll(async () => {
   const valueFile = join(scratch, "value");
   failFlag = join(scratch, "fail");
   writeFileSync(valueFile, `${SECRET}\n`, { mode: 0o644 });
-  writeFileSync(join(real, "team-secret"), `#!/bin/sh\nsleep 0.2\nif [ -e ${failFlag} ]; then echo "${STDERR_CANARY} could not read $(cat ${valueFile})" >&2; exit 4; fi\ncat ${valueFile}\n`, { mode: 0o755 });
+  writeFileSync(join(real, "team-secret"), `#!/bin/sh\nsleep 0.2\nif [ -e ${failFlag} ]; then echo "${STDERR_CANARY} could not read $(cat ${valueFile})" >&2; exit 4; fi\ncat ${valueFile}\n`, {
+    mode: 0o755,
+  });
   // The agent's own: in a directory it owns, first on the PATH the broker was started with.
   const agentBin = join(H.dir, "..", "user-home", "bin");
   mkdirSync(agentBin, { recursive: true });
@@ -98,7 +123,11 @@ beforeAll(async () => {
     AGENT_VAULT_SOURCE_PATH: `${real}:/usr/bin:/bin`,
     PATH: `${agentBin}:${real}:/usr/bin:/bin`,
   };
-  const { ok } = recordingCli(() => H, () => ENV, outputs);
+  const { ok } = recordingCli(
+    () => H,
+    () => ENV,
+    outputs,
+  );
   await ok(["vault", "credential", "source", "SVC_KEY", "exec:team-secret", "--ttl", "2s"]);
   await ok(["vault", "service", "add", "--name", "svc", "--host", HOST, "--auth-type", "bearer", "--token-key", "SVC_KEY"]);
   await ok(["vault", "settings", "--unmatched", "guard"]);
@@ -121,12 +150,27 @@ describe("re-pointing a sourced key", () => {
   test("without the master password the CLI changes nothing; a proposal changes nothing until a person approves it", async () => {
     const cli = await agentCli(["vault", "credential", "source", "SVC_KEY", `exec:${planted}`, "--no-check"]);
     expect(cli.code).not.toBe(0);
-    const filed = await asAttacker([
-      "curl", "-sS", "-X", "POST", "-H", `Authorization: Bearer ${token}`, "-H", "content-type: application/json",
-      "--data", JSON.stringify({ services: [{ action: "set", name: "svc", host: "evil.test", auth: { type: "bearer", token: "SVC_KEY" } }], credentials: [{ action: "set", key: "SVC_KEY", source: `exec:${planted}` }], message: "rotate" }),
-      `http://127.0.0.1:${S.apiPort}/v1/proposals`,
-    ]);
-    expect(JSON.parse(filed.stdout)).toMatchObject({ status: "pending" });
+    const propose = (source: string) =>
+      asAttacker([
+        "curl",
+        "-sS",
+        "-X",
+        "POST",
+        "-H",
+        `Authorization: Bearer ${token}`,
+        "-H",
+        "content-type: application/json",
+        "--data",
+        JSON.stringify({
+          services: [{ action: "set", name: "svc", host: "evil.test", auth: { type: "bearer", token: "SVC_KEY" } }],
+          credentials: [{ action: "set", key: "SVC_KEY", source }],
+          message: "rotate",
+        }),
+        `http://127.0.0.1:${S.apiPort}/v1/proposals`,
+      ]);
+    // An exec: source would run the agent's command outside the sandbox once approved: refused.
+    expect(JSON.parse((await propose(`exec:${planted}`)).stdout)).toMatchObject({ error: "invalid_request" });
+    expect(JSON.parse((await propose("pass:agent/own")).stdout)).toMatchObject({ status: "pending" });
     const approve = await agentCli(["vault", "proposal", "approve", "1", "--yes"]);
     expect(approve.code).not.toBe(0);
     const mark = U.wire.length;
@@ -161,7 +205,8 @@ describe("reading the fetched value", () => {
     // Past the TTL so requests fetch again while the scan runs.
     await Bun.sleep(2_100);
     const scan = asAttacker([
-      "/usr/bin/python3", "-c",
+      "/usr/bin/python3",
+      "-c",
       "import os,time\nend=time.time()+2.5\nseen=set()\nwhile time.time()<end:\n  for p in os.listdir('/proc'):\n    if not p.isdigit(): continue\n    for f in ('cmdline','environ'):\n      try: seen.add(open(f'/proc/{p}/{f}','rb').read().decode('latin1'))\n      except Exception: pass\nprint('\\n'.join(seen))\nprint('SCANNED', len(seen))",
     ]);
     for (let i = 0; i < 3; i++) {

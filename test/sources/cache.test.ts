@@ -97,7 +97,10 @@ describe("SourceCache", () => {
     await h.answer({ ok: false, reason: "pass exited with status 2", detail: "" });
     expect(h.health.filter((x) => !x.ok)).toHaveLength(1);
     h.advance(7_000); // 20 s since the last good fetch
-    const gone = h.cache.ensure("v", "K", spec).then(() => null, (e: unknown) => e);
+    const gone = h.cache.ensure("v", "K", spec).then(
+      () => null,
+      (e: unknown) => e,
+    );
     await Bun.sleep(0);
     await h.answer({ ok: false, reason: "pass exited with status 2", detail: "" });
     const error = await gone;

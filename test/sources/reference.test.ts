@@ -16,7 +16,25 @@ describe("sourceCommandOf", () => {
     expect(sourceCommandOf("vault:secret/team/github#token").argv).toEqual(["vault", "kv", "get", "-mount=secret", "-field=token", "team/github"]);
     expect(sourceCommandOf(`exec:aws-vault exec "team prod" -- printenv TOKEN`).argv).toEqual(["aws-vault", "exec", "team prod", "--", "printenv", "TOKEN"]);
   });
-  test.each(["pass:", "pass:../etc", "pass:a/../../b", "pass:-c", "pass:a b", "op://a/b", "op://a/b/c/d/e", "vault:secret#x", "vault:secret/p", "vault:-m/p#f", "exec:", "exec:a | b", "exec:echo $HOME", "exec:x 'open", "exec:./rel", "exec:a\nb", "file:/x"])("%p is refused", (from) => {
+  test.each([
+    "pass:",
+    "pass:../etc",
+    "pass:a/../../b",
+    "pass:-c",
+    "pass:a b",
+    "op://a/b",
+    "op://a/b/c/d/e",
+    "vault:secret#x",
+    "vault:secret/p",
+    "vault:-m/p#f",
+    "exec:",
+    "exec:a | b",
+    "exec:echo $HOME",
+    "exec:x 'open",
+    "exec:./rel",
+    "exec:a\nb",
+    "file:/x",
+  ])("%p is refused", (from) => {
     expect(() => sourceCommandOf(from)).toThrow(/source/);
   });
   test("quoting works without a shell", () => {
@@ -41,9 +59,17 @@ describe("runSource", () => {
     expect(await runSource(sourceCommandOf("exec:ok 'x y'"), { path })).toEqual({ ok: true, value: "x y" });
   });
   test("the environment is the allowed names only", async () => {
-    const r = await runSource(sourceCommandOf("exec:envdump"), { path, env: { HOME: "/h", AGENT_VAULT_MASTER_PASSWORD: "pw", HTTPS_PROXY: "http://x", VAULT_TOKEN: "t", OP_ACCOUNT: "a", PATH: "/evil" } });
+    const r = await runSource(sourceCommandOf("exec:envdump"), {
+      path,
+      env: { HOME: "/h", AGENT_VAULT_MASTER_PASSWORD: "pw", HTTPS_PROXY: "http://x", VAULT_TOKEN: "t", OP_ACCOUNT: "a", PATH: "/evil" },
+    });
     expect(r.ok).toBe(false); // several lines: refused as a value
-    expect(sourceEnv({ HOME: "/h", AGENT_VAULT_MASTER_PASSWORD: "pw", HTTPS_PROXY: "x", VAULT_TOKEN: "t", OP_ACCOUNT: "a", PATH: "/evil" }, path)).toEqual({ PATH: path, HOME: "/h", VAULT_TOKEN: "t", OP_ACCOUNT: "a" });
+    expect(sourceEnv({ HOME: "/h", AGENT_VAULT_MASTER_PASSWORD: "pw", HTTPS_PROXY: "x", VAULT_TOKEN: "t", OP_ACCOUNT: "a", PATH: "/evil" }, path)).toEqual({
+      PATH: path,
+      HOME: "/h",
+      VAULT_TOKEN: "t",
+      OP_ACCOUNT: "a",
+    });
   });
   test("a bare name is looked up on the given PATH only", async () => {
     const r = await runSource(sourceCommandOf("exec:ok"), { path: "/usr/bin:/bin" });
