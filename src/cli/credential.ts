@@ -7,7 +7,9 @@ import { IsoTimeSchema } from "../vault/credential.schema.ts";
 import { oauthStatusOf } from "../vault/oauth-record.ts";
 import { checkCredentialKey, type CredentialView, deleteCredentials, getCredentialValue, listCredentials, setCredentialSource, setCredentials, sourceSpecOf } from "../vault/credentials.ts";
 import { DEFAULT_SOURCE_TTL_MS, makeSourceSpec, sourceCommandOf, type SourceSpec } from "../vault/source.schema.ts";
-import { runSource } from "../sources/runner.ts";
+import { resolveCommand, runSource, sourcePathFrom } from "../sources/runner.ts";
+import { accessSync, constants } from "node:fs";
+import { dirname } from "node:path";
 import { displaySafe } from "../shared/text.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
@@ -86,6 +88,22 @@ async function fetchNow(key: string, spec: SourceSpec): Promise<string> {
   throw new AgentVaultError("source_unavailable", `fetching ${key} from ${displaySafe(spec.from)} failed: ${result.reason}${result.detail ? ` (${result.detail})` : ""}`);
 }
 
+/** The command's file or its directory when this user may replace it (root is told nothing: it may anyway). */
+function writableCommand(spec: SourceSpec): string | null {
+  if (process.getuid?.() === 0) return null;
+  const file = resolveCommand(sourceCommandOf(spec.from).argv[0]!, sourcePathFrom());
+  if (!file) return null;
+  for (const path of [file, dirname(file)]) {
+    try {
+      accessSync(path, constants.W_OK);
+      return path;
+    } catch {
+      /* not writable: good */
+    }
+  }
+  return null;
+}
+
 function sourceLine(store: VaultStore, vault: VaultRecord, key: string): { from: string; ttl: string; status: string; error: string | null; since: string | null } {
   const spec = sourceSpecOf(store, vault, key);
   const meta = vault.credentials[key]!.metadata;
@@ -160,6 +178,8 @@ export function registerCredential(group: Command): void {
       if (options.check) await fetchNow(key, spec);
       await setCredentialSource(store, vault.name, key, spec, options.description);
       printNote(`${key} in vault "${vault.name}" now comes from ${displaySafe(from)} (fetched on use, kept ${options.ttl ?? "5m"})`);
+      const writable = writableCommand(spec);
+      if (writable) printNote(`warning: ${displaySafe(writable)} can be changed by this user, so by any agent running as it; install the command somewhere only root writes (/usr/local/bin)`);
     });
 
   withVaultOption(withPasswordOption(creds.command("delete <keys...>").description("delete credentials (all or none)"))).action(async (keys: string[], options: CommonOptions) => {

@@ -200,6 +200,19 @@ describe("re-pointing a sourced key", () => {
   });
 });
 
+describe("the person is told", () => {
+  test("when a source's command is one the agent could replace (no warning for the real one)", async () => {
+    const { ok } = recordingCli(() => H, () => ENV, outputs);
+    const planted = await ok(["vault", "credential", "source", "OTHER_KEY", `exec:${join(H.dir, "..", "user-home", "bin", "team-secret")}`, "--no-check"]);
+    expect(planted.stderr).toContain("warning:");
+    expect(planted.stderr).toContain("can be changed by this user");
+    const real = await ok(["vault", "credential", "source", "OTHER_KEY", "exec:team-secret", "--no-check"]);
+    expect(real.stderr).not.toContain("warning:");
+    await ok(["vault", "credential", "delete", "OTHER_KEY"]);
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
 describe("reading the fetched value", () => {
   test("no process's argv or environment holds it while fetches run, nor does the request log", async () => {
     // Past the TTL so requests fetch again while the scan runs.
