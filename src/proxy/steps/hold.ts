@@ -13,7 +13,7 @@ import { type Answer, problem } from "../../shared/answers.ts";
 import { type HeldRequest, isAllowedForSession } from "../../vault/held.ts";
 import { isPrincipalLive } from "../../vault/principals.ts";
 import { HELD_PREVIEW_CHARS } from "../../vault/held.schema.ts";
-import { approvalOf, type ApprovalNeed } from "../../vault/policy.ts";
+import { approvalOf, type ApprovalNeed, normalizePath } from "../../vault/policy.ts";
 import { EMPTY_BODY_SHA256, heldWaitsFor, sha256Hex } from "../held-waits.ts";
 import { early, type Flow } from "../flow.ts";
 import { type StepContext } from "../pipeline.ts";
@@ -44,6 +44,14 @@ export async function holdForApproval(flow: Flow, ctx: StepContext): Promise<voi
   if (!need) return;
   const session = principal.session?.id ?? null;
   if (isAllowedForSession(vault, session, flow.method, flow.host, need.rule)) return;
+  // The person judges the target as shown, and a banner or table cuts it to the terminal: a path
+  // padded with `./` or `//` (`/repos/mine/docs/./././…/../../theirs/prod/transfer`) would show
+  // one repository and act on another. Only a path already in the form a server reads is held.
+  const bare = flow.path.split("?")[0]!.replace(/%[0-9a-f]{2}/gi, (m) => m.toUpperCase());
+  if (normalizePath(bare) !== bare) {
+    flow.answer = early(flow, problem("invalid_request", `a request held for approval needs a plain path (no ./ or ../ segments, repeated slashes or escaped letters): send ${normalizePath(bare).slice(0, 200)}`));
+    return;
+  }
   const request = (bodySha256: string, bodyBytes: number, preview: string): HeldRequest => ({
     vaultId: vault.id,
     principal: principal.id,
