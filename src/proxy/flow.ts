@@ -50,6 +50,8 @@ export interface Flow {
   guardRests?: readonly Pattern[];
   /** The credential key the exfiltration guard found (for the log; never the value). */
   blocked?: string;
+  /** For the log of a request that went through anyway: a source serving its last good value. */
+  note?: string;
   /** On CONNECT: read the tunnel (intercept) or pass it through (steps/route.ts). */
   route?: "intercept" | "tunnel";
   /** How the upstream is reached (steps/inspect.ts). */

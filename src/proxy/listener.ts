@@ -306,7 +306,7 @@ export class ProxyListener {
         return flow.answer!;
       },
     });
-    this.log(flow, result.status, result.error, result.reason);
+    this.log(flow, result.status, result.error, result.reason ?? flow.note);
   }
 
   /** A WebSocket handshake: the request steps decide, then the socket leaves HTTP for the relay. */

@@ -106,6 +106,11 @@ export class SourceCache {
     return entry.value;
   }
 
+  /** Why the source fails, while it fails (the last good value is then what peek gives). */
+  failingReason(vaultId: string, key: string, spec: SourceSpec): string | null {
+    return this.entries.get(`${vaultId}\0${key}\0${spec.from}\0${spec.ttl_ms}`)?.failing?.reason ?? null;
+  }
+
   /** Every value held for a vault, for the guard and scrubbing (by key). */
   valuesOf(vaultId: string): [string, string][] {
     const out: [string, string][] = [];

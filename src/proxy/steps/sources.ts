@@ -22,6 +22,8 @@ export async function fetchSources(flow: Flow, ctx: StepContext): Promise<void> 
       const message = error instanceof AgentVaultError ? error.message : `credential ${key} comes from ${spec.from.slice(0, 200)}, which failed`;
       return answer(flow, "source_unavailable", message);
     }
+    const failing = ctx.sources.failingReason(vault.id, key, spec);
+    if (failing !== null) flow.note = `credential ${key}: its source ${spec.from.slice(0, 200)} fails (${failing}); its last good value was sent`;
   }
 }
 
