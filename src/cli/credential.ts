@@ -85,7 +85,9 @@ function parseExpiry(options: SetOptions): string | null | undefined {
 async function fetchNow(key: string, spec: SourceSpec): Promise<string> {
   const result = await runSource(sourceCommandOf(spec.from));
   if (result.ok) return result.value;
-  throw new AgentVaultError("source_unavailable", `fetching ${key} from ${displaySafe(spec.from)} failed: ${result.reason}${result.detail ? ` (${result.detail})` : ""}`);
+  throw new AgentVaultError("source_unavailable", `fetching ${key} from ${displaySafe(spec.from)} failed: ${result.reason}${result.detail ? ` (${result.detail})` : ""}`, {
+    hint: "run the command by hand to see why; `vault credential source` stores a reference that fails now only with --no-check",
+  });
 }
 
 /** The command's file or its directory when this user may replace it (root is told nothing: it may anyway). */
