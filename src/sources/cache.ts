@@ -14,6 +14,12 @@ import { type FetchResult, runSource } from "./runner.ts";
 const REFRESH_AT = 0.8;
 /** While failing, a background retry at most this often (and at most every TTL/5). */
 const RETRY_MS = 5_000;
+/**
+ * Commands running at once in this process: a vault with fifty sourced keys warms them all on
+ * its first inspected request, and fifty gpg decrypts or `op` calls at once would starve the
+ * machine (and trip 1Password's rate limits). The rest queue.
+ */
+const MAX_RUNNING = 4;
 
 export interface SourceHealth {
   readonly vaultId: string;
@@ -51,6 +57,8 @@ export class SourceCache {
   private readonly onHealth: (health: SourceHealth) => void;
   /** Bumped whenever a value changes, so patterns built from the values are rebuilt. */
   version = 0;
+  private running = 0;
+  private readonly queued: (() => void)[] = [];
 
   constructor(options: SourceCacheOptions = {}) {
     this.fetchOne = options.fetch ?? ((spec) => runSource(sourceCommandOf(spec.from)));
@@ -142,12 +150,17 @@ export class SourceCache {
   }
 
   private async run(vaultId: string, key: string, entry: Entry): Promise<void> {
+    if (this.running >= MAX_RUNNING) await new Promise<void>((resolve) => this.queued.push(resolve));
+    this.running++;
     entry.lastAttempt = this.now();
     let result: FetchResult;
     try {
       result = await this.fetchOne(entry.spec);
     } catch (error) {
       result = { ok: false, reason: error instanceof Error ? error.message : String(error), detail: "" };
+    } finally {
+      this.running--;
+      this.queued.shift()?.();
     }
     const at = this.now();
     if (result.ok) {

@@ -133,4 +133,14 @@ describe("SourceCache", () => {
     await next;
     expect(h.cache.valuesOf("v")).toEqual([["K", "two"]]);
   });
+
+  test("at most four commands run at once; the rest wait their turn", async () => {
+    const h = harness();
+    const all = Array.from({ length: 10 }, (_, i) => h.cache.ensure("v", `K${i}`, spec));
+    await Bun.sleep(0);
+    expect(h.calls()).toBe(4);
+    for (let i = 0; i < 10; i++) await h.answer({ ok: true, value: `v${i}` });
+    await Promise.all(all);
+    expect(h.calls()).toBe(10);
+  });
 });
