@@ -102,8 +102,8 @@ export function buildMcpServer(env: McpEnvironment): McpServer {
     "list_credentials",
     {
       title: "List credential metadata",
-      description: "Metadata of the credentials this agent's services use: key, type (static or oauth), description, expiry and which services send it. Never a value.",
-      inputSchema: { service: z.string().optional().describe("only credentials this service sends"), type: z.enum(["static", "oauth"]).optional() },
+      description: "Metadata of the credentials this agent's services use: key, type (static, oauth, or source: fetched from the team's secrets system), description, expiry and which services send it. Never a value.",
+      inputSchema: { service: z.string().optional().describe("only credentials this service sends"), type: z.enum(["static", "oauth", "source"]).optional() },
     },
     guarded(async (args: { service?: string; type?: string }) => {
       const query = new URLSearchParams();
