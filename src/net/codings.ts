@@ -6,7 +6,7 @@
 import { type Transform } from "node:stream";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, deflateSync, gunzipSync, gzipSync, inflateSync } from "node:zlib";
 
-export type Coding = "gzip" | "deflate" | "br";
+export type Coding = "gzip" | "deflate" | "br" | "aws-chunked";
 
 /** Nested codings found by magic bytes are undone up to this depth. */
 export const MAX_SNIFFED_LAYERS = 4;
@@ -15,13 +15,18 @@ function parseCodings(text: string): string[] {
   return text.split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== "" && c !== "identity");
 }
 
-/** Content codings we can read (outermost last, as declared); null when one is not readable. */
-export function codingsOf(encoding: string | string[] | undefined): Coding[] | null {
+/**
+ * Content codings we can read (outermost last, as declared); null when one is not readable.
+ * `aws-chunked` (S3's framing of a streamed upload, chunk signatures and trailing checksums) only
+ * in a request, where `isRequest` says so: no response is framed that way.
+ */
+export function codingsOf(encoding: string | string[] | undefined, isRequest = false): Coding[] | null {
   const codings = parseCodings(Array.isArray(encoding) ? encoding.join(",") : (encoding ?? ""));
   const out: Coding[] = [];
   for (const c of codings) {
     if (c === "gzip" || c === "x-gzip") out.push("gzip");
     else if (c === "deflate" || c === "br") out.push(c);
+    else if (c === "aws-chunked" && isRequest) out.push(c);
     else return null;
   }
   return out;
@@ -31,13 +36,52 @@ export function codingsOf(encoding: string | string[] | undefined): Coding[] | n
  * Every coding applied to a message's body, in the order applied: content codings, then transfer
  * codings other than the framing's `chunked` (RFC 9112 §6.1; hop-by-hop, so a proxy may undo them).
  */
-export function messageCodings(contentEncoding: string | string[] | undefined, transferEncoding: string | string[] | undefined): Coding[] | null {
-  const content = codingsOf(contentEncoding);
+export function messageCodings(contentEncoding: string | string[] | undefined, transferEncoding: string | string[] | undefined, isRequest = false): Coding[] | null {
+  const content = codingsOf(contentEncoding, isRequest);
   const transfer = codingsOf(parseCodings(Array.isArray(transferEncoding) ? transferEncoding.join(",") : (transferEncoding ?? "")).filter((c) => c !== "chunked").join(","));
   return content && transfer ? [...content, ...transfer] : null;
 }
 
+/** A framing line of aws-chunked: the size in hex, then extensions (`;chunk-signature=…`). */
+const AWS_CHUNK_LINE = /^([0-9a-fA-F]{1,16})(;[!#$%&'*+.^_`|~0-9A-Za-z-]+=[^\r\n;]*)*$/;
+const AWS_TRAILER_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*$/;
+
+/**
+ * The payload of an aws-chunked body: `size;ext\r\n data \r\n` … `0;ext\r\n`, trailer lines, an
+ * empty line. Strict: anything else (a short chunk, bytes after the end) throws, so a body whose
+ * payload we cannot be sure of is refused rather than checked in part.
+ */
+export function decodeAwsChunked(body: Buffer, maxOutputLength: number): Buffer {
+  const out: Buffer[] = [];
+  let size = 0;
+  let at = 0;
+  const line = (): string => {
+    const end = body.indexOf("\r\n", at, "latin1");
+    if (end < 0 || end - at > 4096) throw new Error("aws-chunked: a framing line is missing or too long");
+    const text = body.toString("latin1", at, end);
+    at = end + 2;
+    return text;
+  };
+  for (;;) {
+    const head = AWS_CHUNK_LINE.exec(line());
+    if (!head) throw new Error("aws-chunked: bad chunk size line");
+    const length = Number.parseInt(head[1]!, 16);
+    if (length === 0) break;
+    size += length;
+    if (size > maxOutputLength) throw Object.assign(new Error("aws-chunked: too large"), { code: "ERR_BUFFER_TOO_LARGE" });
+    if (at + length + 2 > body.length || body.toString("latin1", at + length, at + length + 2) !== "\r\n") throw new Error("aws-chunked: a chunk is cut short");
+    out.push(body.subarray(at, at + length));
+    at += length + 2;
+  }
+  for (let text = line(); text !== ""; text = line()) {
+    if (!AWS_TRAILER_LINE.test(text)) throw new Error("aws-chunked: bad trailer line");
+  }
+  if (at !== body.length) throw new Error("aws-chunked: bytes after the last chunk");
+  return Buffer.concat(out);
+}
+
 function decodeOne(body: Buffer, coding: Coding, maxOutputLength: number): Buffer {
+  if (coding === "aws-chunked") return decodeAwsChunked(body, maxOutputLength);
   if (coding === "br") return brotliDecompressSync(body, { maxOutputLength });
   if (coding === "deflate") return inflateSync(body, { maxOutputLength });
   return gunzipSync(body, { maxOutputLength });
@@ -104,5 +148,6 @@ export function decodeBody(body: Buffer, encoding: string | string[] | undefined
 
 /** Streaming decoders for the codings, outermost first; null when one is not readable. */
 export function decoderChain(codings: readonly Coding[]): Transform[] {
+  // aws-chunked is never here: codingsOf gives it only for a request, whose body is read whole.
   return [...codings].reverse().map((c) => (c === "br" ? createBrotliDecompress() : c === "deflate" ? createInflate() : createGunzip()));
 }

@@ -72,8 +72,9 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
   const { patterns, onBlocked, maxRequestBytes, rests } = input;
   // The rest of a value whose first piece ended the URL, a header or the previous request.
   const joinedHit = (body: Buffer) => (rests.length > 0 ? findSecret(body.toString("latin1"), rests) : null);
-  const codings = messageCodings(req.headers["content-encoding"], req.headers["transfer-encoding"]);
-  const transferCodings = codings === null ? 0 : codings.length - (codingsOf(req.headers["content-encoding"])?.length ?? 0);
+  // A request may be aws-chunked (S3 uploads from the SDKs): its payload is what is checked.
+  const codings = messageCodings(req.headers["content-encoding"], req.headers["transfer-encoding"], true);
+  const transferCodings = codings === null ? 0 : codings.length - (codingsOf(req.headers["content-encoding"], true)?.length ?? 0);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;

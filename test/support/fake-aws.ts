@@ -134,6 +134,7 @@ async function verifyChunks(body: Buffer, signer: SignatureV4, date: Date, seed:
   let previous = seed;
   for (;;) {
     const lineEnd = body.indexOf("\r\n", at);
+    if (lineEnd < 0) throw new Refused("bad chunk framing");
     const m = /^([0-9a-f]+);chunk-signature=([0-9a-f]{64})$/.exec(body.toString("latin1", at, lineEnd));
     if (!m) throw new Refused("bad chunk framing");
     const size = Number.parseInt(m[1]!, 16);
@@ -164,6 +165,7 @@ export function decodeAwsChunked(body: Buffer): Buffer {
   for (;;) {
     const lineEnd = body.indexOf("\r\n", at);
     const size = Number.parseInt(body.toString("latin1", at, lineEnd).split(";")[0]!, 16);
+    if (lineEnd < 0 || !Number.isInteger(size)) throw new Error(`not aws-chunked at byte ${at}: ${JSON.stringify(body.toString("latin1", at, at + 80))}`);
     if (size === 0) return Buffer.concat(out);
     out.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
     at = lineEnd + 2 + size + 2;
@@ -190,7 +192,12 @@ export async function startFakeAws(dir: string, keys: AwsCredentials): Promise<F
         if (req.method === "PUT") {
           const coding = String(req.headers["content-encoding"] ?? "");
           const streamed = checked.payload.startsWith("STREAMING-") || coding.includes("aws-chunked");
-          fake.objects.set(key, streamed ? decodeAwsChunked(body) : body);
+          try {
+            fake.objects.set(key, streamed ? decodeAwsChunked(body) : body);
+          } catch (error) {
+            fake.refusals.push((error as Error).message);
+            return xml(res, 400, "<Error><Code>IncompleteBody</Code></Error>");
+          }
           res.writeHead(200, { etag: '"fake"', "content-length": 0 });
           return res.end();
         }
