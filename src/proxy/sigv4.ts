@@ -10,8 +10,6 @@ export const ALGORITHM = "AWS4-HMAC-SHA256";
 export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
 export const STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-/** A presigned URL lives at most seven days (AWS's own cap). */
-export const MAX_PRESIGN_SECONDS = 604800;
 
 export interface AwsKeys {
   readonly accessKeyId: string;

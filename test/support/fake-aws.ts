@@ -189,6 +189,13 @@ export async function startFakeAws(dir: string, keys: AwsCredentials): Promise<F
           return xml(res, 200, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/agent</Arn><UserId>AIDAFAKE</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`);
         }
         const key = `${host}${req.url!.split("?")[0]}`;
+        // An upstream that reflects what it got (as a debugging endpoint or a log viewer would):
+        // the signature, the session token and the URL come back to whoever asked.
+        if (key.includes("/echo")) {
+          const reflected = JSON.stringify({ authorization: req.headers.authorization ?? null, token: req.headers["x-amz-security-token"] ?? null, url: req.url });
+          res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reflected), "x-echo-authorization": String(req.headers.authorization ?? "") });
+          return res.end(reflected);
+        }
         if (req.method === "PUT") {
           const coding = String(req.headers["content-encoding"] ?? "");
           const streamed = checked.payload.startsWith("STREAMING-") || coding.includes("aws-chunked");

@@ -8,6 +8,7 @@
 import { problem } from "../../shared/answers.ts";
 import { type Auth } from "../../vault/service.schema.ts";
 import { answer, type Flow } from "../flow.ts";
+import { patternsOf } from "../secrets.ts";
 import {
   ALGORITHM,
   type AwsKeys,
@@ -15,7 +16,6 @@ import {
   amzDate,
   authorizationHeader,
   EMPTY_SHA256,
-  MAX_PRESIGN_SECONDS,
   parseQuery,
   resignChunks,
   scopeFromHost,
@@ -34,6 +34,13 @@ const PRESIGN_PARAMS = new Set(["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Da
 /** Payload hashes signed as declared: the upstream checks them against the body it gets. */
 const DECLARED_PAYLOAD = /^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-UNSIGNED-PAYLOAD-TRAILER)$/;
 
+/**
+ * A presigned URL's lifetime upstream. The proxy signs it again for each request, so it needs to
+ * live only as long as the request takes to start; a short life makes one that an upstream echoed
+ * back worthless soon (it would work without the proxy, past the session's end).
+ */
+const PRESIGN_SECONDS = 60;
+
 /** Headers signed besides every x-amz-*: the ones SDKs sign that the proxy never changes. */
 const SIGNED_PLAIN = ["host", "content-type", "content-md5", "content-encoding"];
 
@@ -43,6 +50,12 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
   const sessionToken = auth.session_token ? value(auth.session_token) : undefined;
   if (accessKeyId === null || secretAccessKey === null || sessionToken === null) return;
   const keys: AwsKeys = { accessKeyId, secretAccessKey, sessionToken };
+  // Our signature is as good as the key for this request (and a presigned URL for a while): a
+  // response that echoes it back is scrubbed of it like a value, under the secret's name.
+  const scrubbed = flow.scrubBody;
+  const signatures: string[] = [];
+  if (scrubbed) flow.scrubBody = () => [...scrubbed(), ...signatures.flatMap((sig) => patternsOf(auth.secret_key, sig))];
+  const sign = (signature: string) => void signatures.push(signature);
   const fromHost = scopeFromHost(flow.host);
   const service = auth.aws_service ?? fromHost?.service;
   if (!service) {
@@ -56,9 +69,12 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
   delete flow.headers["x-amz-date"];
   delete flow.headers["x-amz-security-token"];
   delete flow.headers["x-amz-content-sha256"];
-  if (query.some(([name]) => name === "X-Amz-Signature")) return presign(flow, path, query, keys, scope);
+  if (query.some(([name]) => name === "X-Amz-Signature")) {
+    sign(presign(flow, path, query, keys, scope));
+    return;
+  }
   if (declared !== undefined && DECLARED_PAYLOAD.test(declared)) {
-    signHeaders(flow, path, query, keys, scope, declared, true);
+    sign(signHeaders(flow, path, query, keys, scope, declared, true).signature);
     return;
   }
   if (declared === STREAMING_SIGNED) {
@@ -67,6 +83,7 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
     flow.signBody = (body) => {
       if (body.length === 0) return problem("invalid_request", `a ${STREAMING_SIGNED} request needs its chunked body`);
       const seed = signHeaders(flow, path, query, keys, scope, STREAMING_SIGNED, true);
+      sign(seed.signature);
       const resigned = resignChunks(body, seed.key, seed.stamp, scope, seed.signature);
       return resigned ?? problem("invalid_request", `the body is not ${STREAMING_SIGNED} framing (size;chunk-signature=… lines), so it cannot be signed`);
     };
@@ -78,7 +95,7 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
   // No declared hash (STS, Lambda, Bedrock): the hash of the body as sent, once it is read.
   // S3 wants the header; the others take it too, but do not need it.
   flow.signBody = (body) => {
-    signHeaders(flow, path, query, keys, scope, body.length === 0 ? EMPTY_SHA256 : sha256Hex(body), service === "s3");
+    sign(signHeaders(flow, path, query, keys, scope, body.length === 0 ? EMPTY_SHA256 : sha256Hex(body), service === "s3").signature);
     return body;
   };
 }
@@ -108,10 +125,10 @@ function signHeaders(flow: Flow, path: string, query: [string, string][], keys: 
   return { key: signed.key, stamp, signature: signed.signature };
 }
 
-/** A presigned URL: the query form, signed again now, with the agent's lifetime (capped at 7 days). */
-function presign(flow: Flow, path: string, query: [string, string][], keys: AwsKeys, scope: AwsScope): void {
-  const asked = Number(query.find(([name]) => name === "X-Amz-Expires")?.[1] ?? "900");
-  const expires = Number.isInteger(asked) && asked >= 1 ? Math.min(asked, MAX_PRESIGN_SECONDS) : 900;
+/** A presigned URL: the query form, signed again now, to live PRESIGN_SECONDS at most; the signature. */
+function presign(flow: Flow, path: string, query: [string, string][], keys: AwsKeys, scope: AwsScope): string {
+  const asked = Number(query.find(([name]) => name === "X-Amz-Expires")?.[1] ?? "");
+  const expires = Number.isInteger(asked) && asked >= 1 ? Math.min(asked, PRESIGN_SECONDS) : PRESIGN_SECONDS;
   const { stamp, day } = amzDate(new Date());
   const kept = query.filter(([name]) => !PRESIGN_PARAMS.has(name));
   const headers: Record<string, string> = { host: headerText(flow, "host") ?? flow.host };
@@ -128,4 +145,5 @@ function presign(flow: Flow, path: string, query: [string, string][], keys: AwsK
   const signed = signRequest({ method: flow.method, path, query: params, headers }, keys, scope, scope.service === "s3" ? UNSIGNED_PAYLOAD : EMPTY_SHA256, stamp);
   params.push(["X-Amz-Signature", signed.signature]);
   flow.path = `${path}?${params.map(([name, v]) => `${uriEncode(name)}=${uriEncode(v)}`).join("&")}`;
+  return signed.signature;
 }
