@@ -6,7 +6,7 @@
 // fetched with curl. The agent's own placeholder signature, sent straight to the fake, is refused.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -118,5 +118,42 @@ describe("the AWS SDK as the agent, signed again by the proxy", () => {
     const error = await direct.send(new GetObjectCommand({ Bucket: "agent-bucket", Key: "hello.txt" })).then(() => null, (e: Error & { $metadata?: { httpStatusCode?: number } }) => e);
     expect(error?.$metadata?.httpStatusCode).toBe(403);
     expect(F.refusals.slice(refusals)).toEqual(["unknown access key id"]);
+  }, 30_000);
+
+  test("curl with signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) and an STS POST without a payload hash: signed again, verified", async () => {
+    // The agent's chunk signatures are anything (zeros): the proxy signs every chunk from its seed.
+    const data = [Buffer.alloc(65_536, "a"), Buffer.alloc(1000, "b")];
+    const frame = (d: Buffer) => Buffer.concat([Buffer.from(`${d.length.toString(16)};chunk-signature=${"0".repeat(64)}\r\n`), d, Buffer.from("\r\n")]);
+    const file = join(scratch, "chunks.bin");
+    writeFileSync(file, Buffer.concat([...data.map(frame), frame(Buffer.alloc(0))]));
+    const script = [
+      `curl -sS -o /dev/null -w "%{http_code}\\n" -X PUT --data-binary @${file} -H "x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD" -H "content-encoding: aws-chunked" -H "x-amz-decoded-content-length: 66536" -H "Authorization: AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/20260101/eu-west-1/s3/aws4_request, SignedHeaders=host, Signature=00" https://agent-bucket.s3.eu-west-1.amazonaws.com/chunked.bin`,
+      `curl -sS -d "Action=GetCallerIdentity&Version=2011-06-15" https://sts.amazonaws.com/`,
+    ].join("; ");
+    const before = F.verified.length;
+    const result = await H.run(["run", "--no-sandbox", "--quiet", "--", "sh", "-c", script], { env: ENV });
+    outputs.push(result.stdout, result.stderr);
+    expect(result.stdout.startsWith("200\n"), result.stdout + result.stderr).toBe(true);
+    expect(result.stdout).toContain("<Account>123456789012</Account>");
+    expect(F.verified.slice(before).map((v) => `${v.mode} ${v.payload}`)).toEqual(["chunks STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "header "]);
+    expect(F.objects.get("agent-bucket.s3.eu-west-1.amazonaws.com/chunked.bin")!.equals(Buffer.concat(data))).toBe(true);
+  }, 60_000);
+});
+
+describe("aws-sigv4 services from the command line", () => {
+  test("bad flags are one clear line each and change nothing", async () => {
+    const add = (extra: string[]) => H.run(["vault", "service", "add", "--name", "x", "--host", "x.amazonaws.com", "--auth-type", "aws-sigv4", ...extra]);
+    const missing = await add(["--access-key-id-key", "AWS_ACCESS_KEY_ID"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("--auth-type aws-sigv4 needs --secret-key");
+    const region = await add(["--access-key-id-key", "AWS_ACCESS_KEY_ID", "--secret-key", "AWS_SECRET_ACCESS_KEY", "--region", "Mars"]);
+    expect(region.code).toBe(2);
+    expect(region.stderr).toContain("an AWS region looks like eu-west-1");
+    const wrongType = await H.run(["vault", "service", "add", "--name", "x", "--host", "x.example.com", "--auth-type", "bearer", "--token-key", "T", "--secret-key", "S"]);
+    expect(wrongType.code).toBe(2);
+    expect(wrongType.stderr).toContain("--secret-key does not apply to --auth-type bearer");
+    const listed = await H.run(["vault", "service", "list", "--json"]);
+    expect((JSON.parse(listed.stdout) as { name: string }[]).map((s) => s.name)).toEqual(["aws-sts", "s3"]);
+    for (const r of [missing, region, wrongType]) expect(r.stderr.trim().split("\n").length).toBeLessThanOrEqual(2);
   }, 30_000);
 });
