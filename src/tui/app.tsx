@@ -43,6 +43,8 @@ const COMMON_HELP = ["y / s / n  a held request (banner): allow once, allow for 
 const MODAL_ID = "modal";
 /** The held-request banner: it owns y, s and n on every screen while a request waits (no prompt open). */
 const HELD_ID = "held";
+/** How long a held request must be in front before y, s or n answer it. */
+const HELD_ARM_MS = 800;
 /** Lines the banner takes (border, three or four lines of text). */
 const BANNER_LINES = 6;
 
@@ -204,6 +206,21 @@ function Router({ view, log, color, bell }: AppProps) {
     return () => focus.setGlobal(null);
   }, [focus]);
 
+  // A request that has just come to the front is not answered by a key pressed at once: the agent
+  // knows its requests' timeouts and can line one up behind another, so that a person racing the
+  // first one's countdown would allow the second with the same `y` (a browser's permission prompt
+  // waits likewise). y, s and n count only once the front request has been shown for a moment.
+  const frontKey = held[0] ? `${held[0].vault}:${held[0].held.id}` : null;
+  const [armedKey, setArmedKey] = useState<string | null>(null);
+  useEffect(() => {
+    if (frontKey === null) return;
+    const timer = setTimeout(() => setArmedKey(frontKey), HELD_ARM_MS);
+    return () => clearTimeout(timer);
+  }, [frontKey]);
+  const isArmed = frontKey !== null && armedKey === frontKey;
+  const armedRef = useRef(isArmed);
+  armedRef.current = isArmed;
+
   // The banner appears or goes: the keys follow it.
   const isHeld = held.length > 0;
   useLayoutEffect(() => {
@@ -217,6 +234,8 @@ function Router({ view, log, color, bell }: AppProps) {
     (input) => {
       const first = heldRef.current[0];
       if (!first) return false;
+      // Too soon after this request came to the front: the key was meant for the one before.
+      if (!armedRef.current && (input === "y" || input === "s" || input === "n")) return true;
       const { vault: vaultName, held: h } = first;
       if (input === "y" || input === "s") {
         const forSession = input === "s";
@@ -294,7 +313,7 @@ function Router({ view, log, color, bell }: AppProps) {
     <Box flexDirection="column" width={width}>
       <TabBar active={tab} vault={vault.name} pending={pendingCount} color={color} width={width} />
       {snapshot.error ? <Text color={color ? "red" : undefined}>vault: {displaySafe(snapshot.error)}</Text> : null}
-      <HeldBanner pending={held} vault={vault.name} now={now} width={width} color={color} />
+      <HeldBanner pending={held} vault={vault.name} now={now} width={width} color={color} armed={isArmed} />
       <Box flexDirection="column" marginTop={1} height={listHeight + 2} overflow="hidden">
         {body}
         <ProposalsScreen {...screenProps(0)} />

@@ -102,7 +102,7 @@ describe.skipIf(!HAVE_TMUX)("the TUI answers held requests from any screen", () 
     const received = U.received.length;
     // A body with a terminal escape in it: shown as text, never obeyed.
     const pending = send("POST", "/repos/acme/merges", '{"title":"\\u001b[2Jmerge me"}'.replace("\\u001b", "\u001b"));
-    const shown = await until((s) => s.includes("HELD #"), "the banner");
+    const shown = await until((s) => s.includes("HELD #") && s.includes("y allow once"), "the banner, its keys armed");
     expect(shown).toContain(`POST ${HOST}/repos/acme/merges`);
     expect(shown).toContain("\\x1b[2Jmerge me");
     expect(shown).toContain("y allow once");
@@ -118,10 +118,26 @@ describe.skipIf(!HAVE_TMUX)("the TUI answers held requests from any screen", () 
     await until((s) => !s.includes("HELD #"), "the banner gone");
   }, 30_000);
 
+  test("a y pressed as a request comes to the front is not taken for it (the agent could line one up behind another)", async () => {
+    const received = U.received.length;
+    const pending = send("POST", "/repos/race/merges", "{}");
+    const shown = await until((s) => s.includes("/repos/race/merges"), "the banner");
+    expect(shown).toContain("answer in a moment");
+    await tmux("send-keys", "-t", PANE, "y");
+    await Bun.sleep(1500);
+    expect(U.received.length).toBe(received);
+    expect(await screen()).toContain("/repos/race/merges");
+    await until((s) => s.includes("y allow once"), "the keys armed");
+    await tmux("send-keys", "-t", PANE, "y");
+    expect((await pending).status).toBe(200);
+    expect(U.received.length).toBe(received + 1);
+    await until((s) => !s.includes("HELD #"), "the banner gone");
+  }, 30_000);
+
   test("n with a reason denies it: 403 approval_denied carrying the reason", async () => {
     const received = U.received.length;
     const pending = send("POST", "/repos/deny/merges", "{}");
-    await until((s) => s.includes("/repos/deny/merges"), "the banner");
+    await until((s) => s.includes("/repos/deny/merges") && s.includes("y allow once"), "the banner, its keys armed");
     await tmux("send-keys", "-t", PANE, "n");
     await until((s) => s.includes("Reason for denying"), "the reason prompt");
     await tmux("send-keys", "-t", PANE, "-l", "--", "not today");
@@ -135,7 +151,7 @@ describe.skipIf(!HAVE_TMUX)("the TUI answers held requests from any screen", () 
   test("s allows it and later requests of the rule for the rest of the session", async () => {
     const received = U.received.length;
     const pending = send("POST", "/repos/s/merges", "{}");
-    await until((s) => s.includes("/repos/s/merges"), "the banner");
+    await until((s) => s.includes("/repos/s/merges") && s.includes("y allow once"), "the banner, its keys armed");
     await tmux("send-keys", "-t", PANE, "s");
     expect((await pending).status).toBe(200);
     const later = await send("POST", "/repos/later/merges", "{}");

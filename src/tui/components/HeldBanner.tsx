@@ -12,11 +12,13 @@ export interface HeldBannerProps {
   readonly now: number;
   readonly width: number;
   readonly color: boolean;
+  /** False for a moment after a request comes to the front: y, s and n wait (see app.tsx). */
+  readonly armed: boolean;
 }
 
 const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, Math.max(0, max - 1))}…` : text);
 
-export function HeldBanner({ pending, vault, now, width, color }: HeldBannerProps) {
+export function HeldBanner({ pending, vault, now, width, color, armed }: HeldBannerProps) {
   const first = pending[0];
   if (!first) return null;
   const h = first.held;
@@ -33,7 +35,7 @@ export function HeldBanner({ pending, vault, now, width, color }: HeldBannerProp
       </Text>
       <Text>{cut(`from ${displaySafe(whose || h.principal)} · rule ${displaySafe(h.rule)} · waits ${left}s · body ${h.body_bytes} B`, room - 2)}</Text>
       {h.preview ? <Text dimColor>{cut(`body: ${displaySafe(h.preview)}`, room - 2)}</Text> : null}
-      <Text>{cut("y allow once · s allow for the session · n deny (with a reason)", room - 2)}</Text>
+      <Text>{cut(armed ? "y allow once · s allow for the session · n deny (with a reason)" : "a new request is in front: read it, y s n answer in a moment", room - 2)}</Text>
     </Box>
   );
 }
