@@ -6,6 +6,7 @@ import { bodyLayers, codingsOf, messageCodings, sniffCoding } from "../net/codin
 import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, StreamGuard } from "./secrets.ts";
 import { type Substitution } from "./flow.ts";
 import { StreamSubstituter, substituteWhole } from "./substitute.ts";
+import { AwsChunkedStream } from "./aws-chunked-stream.ts";
 
 /**
  * Under the guard a request body is read whole and checked before the upstream is dialled, so a
@@ -15,10 +16,13 @@ import { StreamSubstituter, substituteWhole } from "./substitute.ts";
  */
 export const GUARD_BUFFER_BYTES = 8 * 1024 * 1024;
 
-/** What a streamed body goes through: the guard's hold-back, then placeholders replaced. */
+/**
+ * What a streamed body goes through: the guard's hold-back, then placeholders replaced; an
+ * aws-chunked body's framing undone for the guard (refused when it is not that framing).
+ */
 export interface BodyStream {
-  push(chunk: Buffer): { send: Buffer } | { hit: Pattern };
-  end(): { send: Buffer } | { hit: Pattern };
+  push(chunk: Buffer): { send: Buffer } | { hit: Pattern } | { refused: Answer };
+  end(): { send: Buffer } | { hit: Pattern } | { refused: Answer };
 }
 
 /**
@@ -97,7 +101,9 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       size += chunk.length;
       if (size > maxRequestBytes) return finish({ kind: "refused", answer: problem("request_too_large", `the request body is larger than the cap of ${maxRequestBytes} bytes`) });
       if (size <= GUARD_BUFFER_BYTES) return;
-      if (codings === null || codings.length > 0 || sniffCoding(chunks[0]!) !== null) {
+      // An S3 upload part (the AWS CLI's are 8 MiB of payload) is aws-chunked: its payload streams.
+      const isAwsChunked = codings !== null && codings.length === 1 && codings[0] === "aws-chunked";
+      if (!isAwsChunked && (codings === null || codings.length > 0 || sniffCoding(chunks[0]!) !== null)) {
         return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
       }
       // Past the buffer the body streams on, always holding back the longest spelling of a value,
@@ -107,10 +113,19 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
       // The rests opened by the URL and headers are looked for to the end of the body too.
       const guard = new StreamGuard(rests.length > 0 ? [...patterns, ...rests] : patterns, longestSpelling(patterns));
+      if (isAwsChunked) {
+        const framed = new AwsChunkedStream(guard);
+        const first = framed.push(head);
+        if ("refused" in first) return finish({ kind: "refused", answer: first.refused });
+        if ("hit" in first) return finish({ kind: "refused", answer: onBlocked(first.hit) });
+        if (sniffCoding(framed.first) !== null) return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
+        return finish({ kind: "stream", head: first.send, guard: framed });
+      }
       // A declared length passes upstream as is, so its body cannot change length: placeholders
       // past the buffer are replaced only in a chunked body (left as they are otherwise: not a value).
       const stream = substituting(guard, req.headers["content-length"] === undefined ? (input.substitutions ?? []) : []);
       const first = stream.push(head);
+      if ("refused" in first) return finish({ kind: "refused", answer: first.refused });
       finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard: stream });
     };
     const onEnd = () => {

@@ -44,6 +44,7 @@ export class RequestSender {
         const checked = guard.push(input);
         // The value itself never left: it was still being held back or in this piece.
         if ("hit" in checked) return this.events.refused(this.events.blocked(checked.hit));
+        if ("refused" in checked) return this.events.refused(checked.refused);
         piece = checked.send;
         if (piece.length === 0) return;
       }
@@ -64,6 +65,7 @@ export class RequestSender {
       const ended = guard?.end();
       // The body ends in part of a value: that part was held back and never left.
       if (ended && "hit" in ended) return this.events.refused(this.events.blocked(ended.hit));
+      if (ended && "refused" in ended) return this.events.refused(ended.refused);
       if (ended && ended.send.length > 0) this.write(ended.send);
       if (this.options.isChunked) this.socket.write(LAST_CHUNK);
       this.events.sent();

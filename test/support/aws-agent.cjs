@@ -50,8 +50,9 @@ async function main() {
         const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "hello.txt" }));
         say(step, { body: await got.Body.transformToString() });
       }
-      if (step === "stream") {
-        const data = Buffer.alloc(200_000, "s");
+      if (step === "stream" || step === "stream-big") {
+        // Past the guard's 8 MiB buffer the aws-chunked payload is checked as it streams.
+        const data = Buffer.alloc(step === "stream" ? 200_000 : 9 * 1024 * 1024, "s");
         await s3.send(new PutObjectCommand({ Bucket: bucket, Key: "upload.bin", Body: Readable.from([data.subarray(0, 100_000), data.subarray(100_000)]), ContentLength: data.length }));
         const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "upload.bin" }));
         say(step, { length: (await got.Body.transformToByteArray()).length });
