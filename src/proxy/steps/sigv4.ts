@@ -74,6 +74,14 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
     return;
   }
   if (declared !== undefined && DECLARED_PAYLOAD.test(declared)) {
+    // A body held for a person is signed once allowed: AWS refuses a date 15 minutes old.
+    if (flow.awaitApproval) {
+      flow.signBody = (body) => {
+        sign(signHeaders(flow, path, query, keys, scope, declared, true).signature);
+        return body;
+      };
+      return;
+    }
     sign(signHeaders(flow, path, query, keys, scope, declared, true).signature);
     return;
   }
