@@ -126,10 +126,19 @@ export function clientVariables(key: string, services: readonly Service[]): Clie
  * Every shape a placeholder of `key` may have been made in: one per service that names it (a key
  * two templates share could have been given either), so the proxy recognises what `run` gave.
  */
+/** Per service list (a new one with every change of the vault state): the proxy asks per request. */
+const shapesCache = new WeakMap<readonly Service[], Map<string, ShapeName[]>>();
+
 export function shapesFor(key: string, services: readonly Service[]): ShapeName[] {
-  const shapes = new Set<ShapeName>([clientVariables(key, services).shape]);
-  for (const service of services) if (credentialKeysOf(service.auth).includes(key)) shapes.add(clientVariables(key, [service]).shape);
-  return [...shapes];
+  let byKey = shapesCache.get(services);
+  if (!byKey) shapesCache.set(services, (byKey = new Map()));
+  let found = byKey.get(key);
+  if (!found) {
+    const shapes = new Set<ShapeName>([clientVariables(key, services).shape]);
+    for (const service of services) if (credentialKeysOf(service.auth).includes(key)) shapes.add(clientVariables(key, [service]).shape);
+    byKey.set(key, (found = [...shapes]));
+  }
+  return found;
 }
 
 /** A stream of HMAC bytes: block i is HMAC(key, i ‖ label), as many as asked for. */
@@ -188,6 +197,12 @@ function crc32(bytes: Buffer): number {
  * under its own label, one-way, so it reveals nothing of the keys above it. Derived in each
  * process that holds the vault open (`run` and the proxy agree without storing anything).
  */
+/** Per proof key (a new data key gives a new one, and so new placeholders): derived once. */
+const placeholderKeys = new WeakMap<Buffer, Buffer>();
+
 export function placeholderKeyOf(store: { serverProofKey(): Buffer }): Buffer {
-  return hkdf(store.serverProofKey(), "agent-vault/v1 placeholder");
+  const proof = store.serverProofKey();
+  let key = placeholderKeys.get(proof);
+  if (!key) placeholderKeys.set(proof, (key = hkdf(proof, "agent-vault/v1 placeholder")));
+  return key;
 }

@@ -15,8 +15,17 @@ import { didYouMean } from "../shared/suggest.ts";
 export const DEFAULT_SESSION_TTL_MS = 24 * 3_600_000;
 const TOKEN_PREFIX = "avs_";
 
+/** Tokens hashed so far: the proxy hashes the session's token on every request. */
+const hashed = new Map<string, string>();
+const MAX_HASHED = 1024;
+
 export function hashToken(token: string): string {
-  return sha256Hex(token);
+  let hash = hashed.get(token);
+  if (hash === undefined) {
+    if (hashed.size >= MAX_HASHED) hashed.clear();
+    hashed.set(token, (hash = sha256Hex(token)));
+  }
+  return hash;
 }
 
 export interface NewSession {

@@ -142,6 +142,7 @@ export class VaultStore {
   private dataKey: Buffer;
   private header: Header;
   private cached: { version: string; body: Body } | null = null;
+  private proofKey: { readonly dataKey: Buffer; readonly key: Buffer } | null = null;
   /** Values opened so far (openValue), emptied when the data key changes. */
   private readonly opened = new Map<string, string>();
   /** The highest generation this process has seen: a file below it is a restored old copy. */
@@ -184,8 +185,10 @@ export class VaultStore {
    * The key a server proves with that it holds this data directory's data key (src/api/proof.ts).
    * Its own HKDF label: a proof never reveals or stands in for the record or MAC keys.
    */
+  /** Derived once per data key: the proxy asks for it (placeholders) on every request. */
   serverProofKey(): Buffer {
-    return hkdf(this.dataKey, "agent-vault/v1 server-proof");
+    if (this.proofKey?.dataKey !== this.dataKey) this.proofKey = { dataKey: this.dataKey, key: hkdf(this.dataKey, "agent-vault/v1 server-proof") };
+    return this.proofKey.key;
   }
 
   get hasPassword(): boolean {

@@ -23,9 +23,15 @@ const UNSAFE_IN_HEADER = /[\r\n\0]/;
 const made = new Map<string, string>();
 const MAX_MADE = 4096;
 
+/** A short name per placeholder key, for the cache's ids (not the key's bytes on every request). */
+const keyIds = new WeakMap<Buffer, number>();
+let nextKeyId = 0;
+
 function placeholderFor(key: Buffer, principalId: string, name: string, shape: ShapeName): string {
   // Keyed by the placeholder key too: a new data key makes new placeholders.
-  const id = `${key.toString("base64")}\0${principalId}\0${name}\0${shape}`;
+  let keyId = keyIds.get(key);
+  if (keyId === undefined) keyIds.set(key, (keyId = nextKeyId++));
+  const id = `${keyId}\0${principalId}\0${name}\0${shape}`;
   let placeholder = made.get(id);
   if (placeholder === undefined) {
     if (made.size >= MAX_MADE) made.clear();
@@ -41,7 +47,7 @@ export function placeholdersOf(flow: Flow, ctx: StepContext): { key: string; pla
   // AWS keys are only ever signed with (steps/sigv4.ts): a placeholder of the secret in a body or
   // header must stay a placeholder, or an S3 object the agent writes would carry the real secret.
   if (service.auth.type === "aws-sigv4") return [];
-  // Derived per request, not kept: a master-password change gives the store a new data key.
+  // Follows the store's data key (a master-password change gives new placeholders).
   const key = placeholderKeyOf(ctx.store);
   const out: { key: string; placeholder: string }[] = [];
   for (const name of credentialKeysOf(service.auth)) {
