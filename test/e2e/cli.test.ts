@@ -830,7 +830,7 @@ describe("catalog", () => {
     for (const e of entries) {
       expect(e.name).toMatch(/^[a-z0-9][a-z0-9_-]*$/);
       expect(e.host.length).toBeGreaterThan(0);
-      expect(["bearer", "basic", "api-key", "custom", "query", "passthrough"]).toContain(e.auth.type);
+      expect(["bearer", "basic", "api-key", "custom", "query", "passthrough", "aws-sigv4"]).toContain(e.auth.type);
     }
     expect(entries.find((e) => e.name === "openai")).toMatchObject({ host: "api.openai.com", auth: { type: "bearer", token: "OPENAI_API_KEY" } });
     expect(entries.find((e) => e.name === "anthropic")).toMatchObject({ host: "api.anthropic.com", auth: { type: "api-key", key: "ANTHROPIC_API_KEY", header: "x-api-key" } });
