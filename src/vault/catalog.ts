@@ -64,10 +64,11 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: "npm", title: "npm registry (publish)", host: "registry.npmjs.org", auth: bearer("NPM_TOKEN"), obtain: "https://www.npmjs.com/settings/~/tokens" },
   { name: "docker-hub", title: "Docker Hub API", host: "hub.docker.com", auth: bearer("DOCKER_HUB_TOKEN"), obtain: "https://app.docker.com/settings/personal-access-tokens" },
   { name: "google-maps", title: "Google Maps Platform", host: "maps.googleapis.com", auth: { type: "query", param: "key", key: "GOOGLE_MAPS_API_KEY" }, obtain: "https://console.cloud.google.com/google/maps-apis/credentials" },
-  // AWS: the proxy signs (SigV4) with the real keys; region and signing name come from the host,
-  // so another region is `--host s3.eu-west-1.amazonaws.com` (or `*.s3.eu-west-1…` for buckets).
-  { name: "aws-s3", title: "Amazon S3 (virtual-hosted buckets)", host: "*.s3.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
-  { name: "aws-sts", title: "AWS STS", host: "sts.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
+  // AWS: the proxy signs (SigV4) with the real keys; region and signing name come from the host.
+  // The hosts are the SDKs' and CLI's defaults for us-east-1 (regional, virtual-hosted buckets);
+  // another region is `--host '*.s3.eu-west-1.amazonaws.com'`, `--host sts.eu-west-1.amazonaws.com`.
+  { name: "aws-s3", title: "Amazon S3 (virtual-hosted buckets)", host: "*.s3.us-east-1.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
+  { name: "aws-sts", title: "AWS STS", host: "sts.us-east-1.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
   { name: "aws-bedrock", title: "Amazon Bedrock runtime", host: "bedrock-runtime.us-east-1.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
   { name: "aws-lambda", title: "AWS Lambda", host: "lambda.us-east-1.amazonaws.com", auth: aws(), obtain: AWS_KEYS },
 ];

@@ -20,7 +20,7 @@ import { type Server, startServer } from "../support/server.ts";
 const scratch = mkdtempSync(join(tmpdir(), "av-sigv4-"));
 const cleanups: (() => Promise<void> | void)[] = [];
 const REAL = { accessKeyId: `AKIA${randomBytes(8).toString("hex").toUpperCase()}`, secretAccessKey: `realSecret${randomBytes(15).toString("base64url")}` };
-const HOSTS = ["sts.amazonaws.com", "agent-bucket.s3.eu-west-1.amazonaws.com"];
+const HOSTS = ["sts.us-east-1.amazonaws.com", "agent-bucket.s3.eu-west-1.amazonaws.com"];
 const AGENT_SCRIPT = resolve(import.meta.dir, "../support/aws-agent.cjs");
 const outputs: string[] = [];
 
@@ -79,7 +79,7 @@ describe("the AWS SDK as the agent, signed again by the proxy", () => {
     expect(steps[0]).toEqual({ step: "sts", account: "123456789012", arn: "arn:aws:iam::123456789012:user/agent" });
     expect(steps[1]).toEqual({ step: "put", body: "hello from the agent" });
     const seen = F.verified.slice(before);
-    expect(seen.map((v) => `${v.method} ${v.host}`)).toEqual(["POST sts.amazonaws.com", "PUT agent-bucket.s3.eu-west-1.amazonaws.com", "GET agent-bucket.s3.eu-west-1.amazonaws.com"]);
+    expect(seen.map((v) => `${v.method} ${v.host}`)).toEqual(["POST sts.us-east-1.amazonaws.com", "PUT agent-bucket.s3.eu-west-1.amazonaws.com", "GET agent-bucket.s3.eu-west-1.amazonaws.com"]);
     expect(seen[0]!.payload).toMatch(/^[0-9a-f]{64}$/);
   }, 60_000);
 
@@ -150,7 +150,7 @@ describe("the AWS SDK as the agent, signed again by the proxy", () => {
     writeFileSync(file, Buffer.concat([...data.map(frame), frame(Buffer.alloc(0))]));
     const script = [
       `curl -sS -o /dev/null -w "%{http_code}\\n" -X PUT --data-binary @${file} -H "x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD" -H "content-encoding: aws-chunked" -H "x-amz-decoded-content-length: 66536" -H "Authorization: AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/20260101/eu-west-1/s3/aws4_request, SignedHeaders=host, Signature=00" https://agent-bucket.s3.eu-west-1.amazonaws.com/chunked.bin`,
-      `curl -sS -d "Action=GetCallerIdentity&Version=2011-06-15" https://sts.amazonaws.com/`,
+      `curl -sS -d "Action=GetCallerIdentity&Version=2011-06-15" https://sts.us-east-1.amazonaws.com/`,
     ].join("; ");
     const before = F.verified.length;
     const result = await H.run(["run", "--no-sandbox", "--quiet", "--", "sh", "-c", script], { env: ENV });

@@ -41,7 +41,8 @@ async function main() {
     try {
       if (step === "env") say(step, { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY, token: process.env.AWS_SESSION_TOKEN || null });
       if (step === "sts") {
-        const sts = new STSClient({ region: "us-east-1", endpoint: "https://sts.amazonaws.com", requestHandler, maxAttempts: 1 });
+        // The SDK's default endpoint for the region: sts.us-east-1.amazonaws.com (the aws-sts template's host).
+        const sts = new STSClient({ region: "us-east-1", requestHandler, maxAttempts: 1 });
         const who = await sts.send(new GetCallerIdentityCommand({}));
         say(step, { account: who.Account, arn: who.Arn });
       }
