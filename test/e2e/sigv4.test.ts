@@ -162,6 +162,34 @@ describe("the AWS SDK as the agent, signed again by the proxy", () => {
   }, 60_000);
 });
 
+// The AWS CLI (botocore), where it is installed: it reads HTTPS_PROXY and AWS_CA_BUNDLE from run.
+const hasAwsCli = Bun.spawnSync(["sh", "-c", "command -v aws"]).exitCode === 0;
+
+describe.skipIf(!hasAwsCli)("the AWS CLI as the agent", () => {
+  test("sts get-caller-identity, s3 cp up (20 MiB: multipart, 8 MiB aws-chunked parts) and s3api get-object down", async () => {
+    const file = join(scratch, "big.bin");
+    const data = randomBytes(20 * 1024 * 1024);
+    writeFileSync(file, data);
+    const before = F.verified.length;
+    const script = [
+      "aws sts get-caller-identity --region us-east-1 --output json",
+      `aws s3 cp --region eu-west-1 --no-progress ${file} s3://agent-bucket/big.bin`,
+      // One GET: \`s3 cp\` down fetches 8 MiB ranges in parallel, and the proxy drops Range while
+      // it scrubs (steps/ranges.ts), so each range would come back whole.
+      `aws s3api get-object --region eu-west-1 --bucket agent-bucket --key big.bin ${file}.back >/dev/null`,
+      `cmp ${file} ${file}.back && echo SAME`,
+    ].join(" && ");
+    const result = await H.run(["run", "--no-sandbox", "--quiet", "--", "sh", "-c", script], { env: { ...ENV, AWS_CONFIG_FILE: "/dev/null", AWS_SHARED_CREDENTIALS_FILE: "/dev/null" } });
+    outputs.push(result.stdout, result.stderr);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain('"Account": "123456789012"');
+    expect(result.stdout).toContain("SAME");
+    // STS, create, three parts, complete, get: every one verified with the real keys.
+    expect(F.verified.length - before).toBe(7);
+    expect(F.objects.get("agent-bucket.s3.eu-west-1.amazonaws.com/big.bin")!.equals(data)).toBe(true);
+  }, 120_000);
+});
+
 describe("aws-sigv4 services from the command line", () => {
   test("bad flags are one clear line each and change nothing", async () => {
     const add = (extra: string[]) => H.run(["vault", "service", "add", "--name", "x", "--host", "x.amazonaws.com", "--auth-type", "aws-sigv4", ...extra]);

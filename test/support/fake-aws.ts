@@ -179,6 +179,7 @@ function xml(res: ServerResponse, status: number, text: string): void {
 
 export async function startFakeAws(dir: string, keys: AwsCredentials): Promise<FakeAws> {
   const upstream = await startUpstream(dir);
+  const parts = new Map<string, Map<number, Buffer>>();
   const fake: FakeAws = { upstream, objects: new Map(), refusals: [], verified: [], close: () => upstream.close() };
   upstream.handler = (req, res, body) => {
     void verifyRequest(req, body, keys).then(
@@ -196,6 +197,24 @@ export async function startFakeAws(dir: string, keys: AwsCredentials): Promise<F
           res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reflected), "x-echo-authorization": String(req.headers.authorization ?? "") });
           return res.end(reflected);
         }
+        // Multipart uploads (the AWS CLI's for files past 8 MiB): create, parts, complete.
+        const params = new URLSearchParams(req.url!.split("?")[1] ?? "");
+        if (req.method === "POST" && params.has("uploads")) {
+          parts.set(key, new Map());
+          return xml(res, 200, `<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>upload-1</UploadId></InitiateMultipartUploadResult>`);
+        }
+        if (req.method === "PUT" && params.has("partNumber")) {
+          const coding = String(req.headers["content-encoding"] ?? "");
+          const part = checked.payload.startsWith("STREAMING-") || coding.includes("aws-chunked") ? decodeAwsChunked(body) : body;
+          parts.get(key)?.set(Number(params.get("partNumber")), part);
+          res.writeHead(200, { etag: `"part-${params.get("partNumber")}"`, "content-length": 0 });
+          return res.end();
+        }
+        if (req.method === "POST" && params.has("uploadId")) {
+          const got = parts.get(key) ?? new Map<number, Buffer>();
+          fake.objects.set(key, Buffer.concat([...got.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b)));
+          return xml(res, 200, `<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><ETag>"done"</ETag></CompleteMultipartUploadResult>`);
+        }
         if (req.method === "PUT") {
           const coding = String(req.headers["content-encoding"] ?? "");
           const streamed = checked.payload.startsWith("STREAMING-") || coding.includes("aws-chunked");
@@ -209,8 +228,20 @@ export async function startFakeAws(dir: string, keys: AwsCredentials): Promise<F
           return res.end();
         }
         const object = fake.objects.get(key);
+        const stamp = { etag: '"fake"', "last-modified": new Date(0).toUTCString(), "content-type": "application/octet-stream" };
+        if (req.method === "HEAD" && object) {
+          res.writeHead(200, { ...stamp, "content-length": object.length });
+          return res.end();
+        }
         if (req.method === "GET" && object) {
-          res.writeHead(200, { "content-type": "application/octet-stream", "content-length": object.length });
+          const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ""));
+          if (range) {
+            const start = Number(range[1]);
+            const end = range[2] ? Math.min(Number(range[2]), object.length - 1) : object.length - 1;
+            res.writeHead(206, { ...stamp, "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${object.length}` });
+            return res.end(object.subarray(start, end + 1));
+          }
+          res.writeHead(200, { ...stamp, "content-length": object.length });
           return res.end(object);
         }
         return xml(res, 404, "<Error><Code>NoSuchKey</Code></Error>");
