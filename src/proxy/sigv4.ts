@@ -165,7 +165,6 @@ const SIGNING_NAMES: Record<string, string> = {
   "bedrock-agent-runtime": "bedrock",
   "bedrock-agent": "bedrock",
   email: "ses",
-  "execute-api": "execute-api",
 };
 
 const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
@@ -187,7 +186,8 @@ export function scopeFromHost(host: string): Partial<AwsScope> | null {
     const region = REGION.test(dashed) ? dashed : rest.find((l) => REGION.test(l));
     return { service: "s3", region: region ?? "us-east-1" };
   }
-  const region = labels.find((l) => REGION.test(l));
-  const name = labels[0]!;
-  return { service: SIGNING_NAMES[name] ?? name, region: region ?? "us-east-1" };
+  // The service is the label before the region (api-id.execute-api.us-east-1…), else the first.
+  const at = labels.findIndex((l) => REGION.test(l));
+  const name = at > 0 ? labels[at - 1]! : labels[0]!;
+  return { service: SIGNING_NAMES[name] ?? name, region: at >= 0 ? labels[at]! : "us-east-1" };
 }

@@ -33,6 +33,7 @@ describe("SigV4 signing verifies with the SDK's signer", () => {
     expect(scopeFromHost("sts.amazonaws.com")).toEqual({ service: "sts", region: "us-east-1" });
     expect(scopeFromHost("bedrock-runtime.us-east-1.amazonaws.com")).toEqual({ service: "bedrock", region: "us-east-1" });
     expect(scopeFromHost("lambda.us-west-2.amazonaws.com")).toEqual({ service: "lambda", region: "us-west-2" });
+    expect(scopeFromHost("a1b2c3.execute-api.eu-central-1.amazonaws.com")).toEqual({ service: "execute-api", region: "eu-central-1" });
     expect(scopeFromHost("evil.example.com")).toBeNull();
   });
 
