@@ -61,6 +61,19 @@ describe("SigV4 signing verifies with the SDK's signer", () => {
     expect(await verifyRequest(asRequest(lambda), Buffer.alloc(0), REAL)).toMatchObject({ mode: "header" });
   });
 
+  test("a payload hash it cannot sign, and a host that is not AWS's without --aws-service: one clear answer, nothing signed", () => {
+    const odd = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/k", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" });
+    signAws(odd, AUTH, (k) => values[k]!);
+    expect(odd.answer).toMatchObject({ code: "invalid_request", status: 400 });
+    expect(odd.headers.authorization).toBeUndefined();
+    const elsewhere = flowFor("GET", "storage.example.com", "/k", {});
+    signAws(elsewhere, AUTH, (k) => values[k]!);
+    expect(elsewhere.answer?.message).toContain("give the service --aws-service and --region");
+    const named = flowFor("GET", "storage.example.com", "/k", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
+    signAws(named, { ...AUTH, aws_service: "s3", region: "eu-west-1" }, (k) => values[k]!);
+    expect(String(named.headers.authorization)).toContain("/eu-west-1/s3/aws4_request");
+  });
+
   test("a body held for a person is signed once allowed, not before (AWS refuses an old date)", async () => {
     const body = Buffer.from("held body");
     const flow = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/held", { "x-amz-content-sha256": sha256Hex(body) });
