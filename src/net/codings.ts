@@ -80,6 +80,21 @@ export function decodeAwsChunked(body: Buffer, maxOutputLength: number): Buffer 
   return Buffer.concat(out);
 }
 
+/**
+ * A request's codings, and how many of them are content codings (the rest are hop-by-hop). S3
+ * lists aws-chunked first, yet it is the outermost framing (undone first, after transfer codings);
+ * and a body that says it is framed (x-amz-content-sha256: STREAMING-…) is read as framed whatever
+ * Content-Encoding says, since that is how S3 reads it: the guard must read what the upstream will.
+ */
+export function requestCodings(contentEncoding: string | string[] | undefined, transferEncoding: string | string[] | undefined, isAwsFramed: boolean): { readonly all: Coding[]; readonly content: number } | null {
+  const content = codingsOf(contentEncoding, true);
+  const all = messageCodings(contentEncoding, transferEncoding, true);
+  if (content === null || all === null) return null;
+  const framed = isAwsFramed || content.includes("aws-chunked");
+  const ordered: Coding[] = [...content.filter((c) => c !== "aws-chunked"), ...(framed ? (["aws-chunked"] as const) : [])];
+  return { all: [...ordered, ...all.slice(content.length)], content: ordered.length };
+}
+
 function decodeOne(body: Buffer, coding: Coding, maxOutputLength: number): Buffer {
   if (coding === "aws-chunked") return decodeAwsChunked(body, maxOutputLength);
   if (coding === "br") return brotliDecompressSync(body, { maxOutputLength });

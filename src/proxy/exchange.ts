@@ -11,7 +11,7 @@ import { type Endpoint, type UpstreamPool } from "../net/pool.ts";
 import { type Answer, problem, type Reached, sendAnswer, statusOf } from "../shared/answers.ts";
 import { type ErrorCode } from "../shared/errors.ts";
 import { type Flow, reachedBy } from "./flow.ts";
-import { GUARD_BUFFER_BYTES, type GuardedBody, readGuarded } from "./request-body.ts";
+import { GUARD_BUFFER_BYTES, type GuardedBody, readGuarded, transformed } from "./request-body.ts";
 import { RequestSender } from "./request-sender.ts";
 import { ResponseWriter } from "./response-writer.ts";
 import { type Pattern } from "./secrets.ts";
@@ -145,6 +145,15 @@ class Exchange {
    */
   private signAndAttempt(read: GuardedBody | null): void {
     const sign = this.flow.signBody;
+    if (sign && read?.kind === "stream" && this.flow.signStream) {
+      // Past the buffer, signed as it streams: the head the guard released first, then each piece.
+      const transform = this.flow.signStream();
+      const head = transform.push(read.head);
+      if (!Buffer.isBuffer(head)) return this.fail(head);
+      read.head = head;
+      read.guard = transformed(read.guard, transform);
+      return this.attempt();
+    }
     if (sign) {
       if (read !== null && read.kind !== "whole") {
         return this.fail(problem("request_too_large", `the signature covers this body, which is larger than ${GUARD_BUFFER_BYTES} bytes; send it with x-amz-content-sha256 set (a SHA-256, or UNSIGNED-PAYLOAD)`));

@@ -78,8 +78,19 @@ export interface Flow {
    * returns (the body, re-framed for signed chunks) with the headers it signed, or the answer.
    */
   signBody?: (body: Buffer) => Buffer | Answer;
+  /**
+   * Set with signBody when the body can be signed as it streams too (an AWS body of signed chunks
+   * past the guard's buffer): each piece the guard lets go passes through it on its way upstream.
+   */
+  signStream?: () => BodyTransform;
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
   responseHeaders?: Record<string, string>;
+}
+
+/** Pieces of a body changed on their way upstream, in order; an Answer stops the body there. */
+export interface BodyTransform {
+  push(piece: Buffer): Buffer | Answer;
+  end(): Buffer | Answer;
 }
 
 /** A placeholder the agent may write, and the credential value the proxy puts in its place. */

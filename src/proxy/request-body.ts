@@ -2,9 +2,9 @@
 // checked in every layer before the upstream is dialled, or, past that, streamed with a hold-back.
 import { type Answer, problem } from "../shared/answers.ts";
 import { type InboundRequest } from "../net/inbound.ts";
-import { bodyLayers, codingsOf, messageCodings, sniffCoding } from "../net/codings.ts";
+import { bodyLayers, requestCodings, sniffCoding } from "../net/codings.ts";
 import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, StreamGuard } from "./secrets.ts";
-import { type Substitution } from "./flow.ts";
+import { type BodyTransform, type Substitution } from "./flow.ts";
 import { StreamSubstituter, substituteWhole } from "./substitute.ts";
 import { AwsChunkedStream } from "./aws-chunked-stream.ts";
 
@@ -49,6 +49,19 @@ export interface GuardInput {
   readonly substitutions?: readonly Substitution[];
 }
 
+/** A streamed body, then a transform of what it lets go (steps/sigv4.ts signing chunks again). */
+export function transformed(stream: BodyStream, transform: BodyTransform): BodyStream {
+  const after = (piece: { send: Buffer } | { hit: Pattern } | { refused: Answer }, ending: boolean) => {
+    if (!("send" in piece)) return piece;
+    const out = transform.push(piece.send);
+    if (!Buffer.isBuffer(out)) return { refused: out };
+    if (!ending) return { send: out };
+    const last = transform.end();
+    return Buffer.isBuffer(last) ? { send: Buffer.concat([out, last]) } : { refused: last };
+  };
+  return { push: (chunk) => after(stream.push(chunk), false), end: () => after(stream.end(), true) };
+}
+
 /** The guard, then the placeholders: what the guard lets go is what gets its values. */
 function substituting(guard: StreamGuard, substitutions: readonly Substitution[]): BodyStream {
   if (substitutions.length === 0) return guard;
@@ -77,8 +90,10 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
   // The rest of a value whose first piece ended the URL, a header or the previous request.
   const joinedHit = (body: Buffer) => (rests.length > 0 ? findSecret(body.toString("latin1"), rests) : null);
   // A request may be aws-chunked (S3 uploads from the SDKs): its payload is what is checked.
-  const codings = messageCodings(req.headers["content-encoding"], req.headers["transfer-encoding"], true);
-  const transferCodings = codings === null ? 0 : codings.length - (codingsOf(req.headers["content-encoding"], true)?.length ?? 0);
+  const isAwsFramed = /^STREAMING-/i.test(String(req.headers["x-amz-content-sha256"] ?? ""));
+  const read = requestCodings(req.headers["content-encoding"], req.headers["transfer-encoding"], isAwsFramed);
+  const codings = read?.all ?? null;
+  const transferCodings = read === null ? 0 : read.all.length - read.content;
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -133,30 +133,64 @@ export function chunkSignature(key: Buffer, stamp: string, scope: AwsScope, prev
 }
 
 const CHUNK_HEAD = /^([0-9a-fA-F]{1,16});chunk-signature=([0-9a-f]{64})$/;
+/** A chunk is held whole until signed: bigger ones are refused rather than held without bound. */
+export const MAX_SIGNED_CHUNK = 16 * 1024 * 1024;
 
 /**
- * A whole STREAMING-AWS4-HMAC-SHA256-PAYLOAD body with every chunk signed again from `seed`;
- * the framing is otherwise unchanged (the same length: a signature is always 64 hex digits).
- * Null when the framing is not that (the caller refuses the request instead of guessing).
+ * A STREAMING-AWS4-HMAC-SHA256-PAYLOAD body signed again chunk by chunk as it streams, from our
+ * seed. Each chunk is held until its data is complete (its signature covers it), then goes on with
+ * the new signature; the framing is otherwise unchanged, so the length is too (a signature is
+ * always 64 hex digits). `push` and `end` give the bytes to send, or null when the framing is not
+ * that (nothing more is sent).
  */
-export function resignChunks(body: Buffer, key: Buffer, stamp: string, scope: AwsScope, seed: string): Buffer | null {
-  const out: Buffer[] = [];
-  let at = 0;
-  let previous = seed;
-  for (;;) {
-    const lineEnd = body.indexOf("\r\n", at, "latin1");
-    if (lineEnd < 0 || lineEnd - at > 100) return null;
-    const head = CHUNK_HEAD.exec(body.toString("latin1", at, lineEnd));
-    if (!head) return null;
-    const size = Number.parseInt(head[1]!, 16);
-    const dataStart = lineEnd + 2;
-    if (dataStart + size + 2 > body.length || body.toString("latin1", dataStart + size, dataStart + size + 2) !== "\r\n") return null;
-    const data = body.subarray(dataStart, dataStart + size);
-    previous = chunkSignature(key, stamp, scope, previous, data);
-    out.push(Buffer.from(`${head[1]};chunk-signature=${previous}\r\n`, "latin1"), data, Buffer.from("\r\n"));
-    at = dataStart + size + 2;
-    if (size === 0) return at === body.length ? Buffer.concat(out) : null;
+export class ChunkResigner {
+  private pending: Buffer = Buffer.alloc(0);
+  private previous: string;
+  private done = false;
+
+  constructor(
+    private readonly key: Buffer,
+    private readonly stamp: string,
+    private readonly scope: AwsScope,
+    seed: string,
+  ) {
+    this.previous = seed;
   }
+
+  push(bytes: Buffer): Buffer | null {
+    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.done) return this.pending.length === 0 ? Buffer.concat(out) : null;
+      const lineEnd = this.pending.indexOf("\r\n", 0, "latin1");
+      if (lineEnd < 0) return this.pending.length > 100 ? null : Buffer.concat(out);
+      if (lineEnd > 100) return null;
+      const head = CHUNK_HEAD.exec(this.pending.toString("latin1", 0, lineEnd));
+      if (!head) return null;
+      const size = Number.parseInt(head[1]!, 16);
+      if (size > MAX_SIGNED_CHUNK) return null;
+      const dataStart = lineEnd + 2;
+      if (this.pending.length < dataStart + size + 2) return Buffer.concat(out);
+      if (this.pending.toString("latin1", dataStart + size, dataStart + size + 2) !== "\r\n") return null;
+      const data = this.pending.subarray(dataStart, dataStart + size);
+      this.previous = chunkSignature(this.key, this.stamp, this.scope, this.previous, data);
+      out.push(Buffer.from(`${head[1]};chunk-signature=${this.previous}\r\n`, "latin1"), data, Buffer.from("\r\n"));
+      this.pending = this.pending.subarray(dataStart + size + 2);
+      if (size === 0) this.done = true;
+    }
+  }
+
+  /** The body ended: null unless it ended with the last (empty) chunk. */
+  end(): Buffer | null {
+    return this.done && this.pending.length === 0 ? Buffer.alloc(0) : null;
+  }
+}
+
+/** A whole STREAMING-AWS4-HMAC-SHA256-PAYLOAD body signed again from `seed` (null: not that framing). */
+export function resignChunks(body: Buffer, key: Buffer, stamp: string, scope: AwsScope, seed: string): Buffer | null {
+  const resigner = new ChunkResigner(key, stamp, scope, seed);
+  const out = resigner.push(body);
+  return out !== null && resigner.end() !== null ? out : null;
 }
 
 /** Signing names that differ from the host's first label. */

@@ -2,6 +2,7 @@
 // go on unchanged, however they are cut; a value in the payload is found even when the framing
 // splits it, and none of it was sent; framing that is not aws-chunked stops the body.
 import { describe, expect, test } from "bun:test";
+import { requestCodings } from "../../src/net/codings.ts";
 import { AwsChunkedStream } from "../../src/proxy/aws-chunked-stream.ts";
 import { longestSpelling, patternsOf, StreamGuard } from "../../src/proxy/secrets.ts";
 
@@ -56,5 +57,15 @@ describe("AwsChunkedStream", () => {
     expect(run(Buffer.from("5\r\nabcdefgh\r\n"), 3).result).toContain("a chunk is longer than its size");
     expect(run(framed([Buffer.from("abc")]).subarray(0, 20), 4).result).toContain("ended before its last chunk");
     expect(run(Buffer.concat([framed([Buffer.from("abc")]), Buffer.from("extra")]), 1000).result).toContain("bytes after the last chunk");
+  });
+});
+
+describe("requestCodings", () => {
+  test("aws-chunked is undone first wherever S3 lists it, and a STREAMING- payload is framed whatever Content-Encoding says", () => {
+    expect(requestCodings("aws-chunked", undefined, true)).toEqual({ all: ["aws-chunked"], content: 1 });
+    expect(requestCodings("aws-chunked,gzip", undefined, true)).toEqual({ all: ["gzip", "aws-chunked"], content: 2 });
+    expect(requestCodings(undefined, undefined, true)).toEqual({ all: ["aws-chunked"], content: 1 });
+    expect(requestCodings("gzip", "gzip, chunked", false)).toEqual({ all: ["gzip", "gzip"], content: 1 });
+    expect(requestCodings("compress", undefined, false)).toBeNull();
   });
 });

@@ -15,6 +15,7 @@ import {
   type AwsScope,
   amzDate,
   authorizationHeader,
+  ChunkResigner,
   EMPTY_SHA256,
   parseQuery,
   resignChunks,
@@ -86,14 +87,23 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
     return;
   }
   if (declared === STREAMING_SIGNED) {
-    // Each chunk carries a signature chained from the seed: the exchange reads the body whole
-    // and signs every chunk again from ours.
+    // Each chunk carries a signature chained from the seed: every chunk is signed again from
+    // ours, over the whole body once read, or as it streams past the guard's buffer.
+    const notFramed = () => problem("invalid_request", `the body is not ${STREAMING_SIGNED} framing (size;chunk-signature=… lines), so it cannot be signed`);
+    const seed = () => {
+      const signed = signHeaders(flow, path, query, keys, scope, STREAMING_SIGNED, true);
+      sign(signed.signature);
+      return signed;
+    };
     flow.signBody = (body) => {
       if (body.length === 0) return problem("invalid_request", `a ${STREAMING_SIGNED} request needs its chunked body`);
-      const seed = signHeaders(flow, path, query, keys, scope, STREAMING_SIGNED, true);
-      sign(seed.signature);
-      const resigned = resignChunks(body, seed.key, seed.stamp, scope, seed.signature);
-      return resigned ?? problem("invalid_request", `the body is not ${STREAMING_SIGNED} framing (size;chunk-signature=… lines), so it cannot be signed`);
+      const signed = seed();
+      return resignChunks(body, signed.key, signed.stamp, scope, signed.signature) ?? notFramed();
+    };
+    flow.signStream = () => {
+      const signed = seed();
+      const resigner = new ChunkResigner(signed.key, signed.stamp, scope, signed.signature);
+      return { push: (piece) => resigner.push(piece) ?? notFramed(), end: () => resigner.end() ?? notFramed() };
     };
     return;
   }
