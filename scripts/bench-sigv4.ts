@@ -18,7 +18,15 @@ const VALUES: Record<string, string> = { AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPL
 const value = (key: string) => VALUES[key]!;
 
 function flowFor(method: string, host: string, path: string, headers: Record<string, string>) {
-  const flow = makeFlow({ via: "tunnel", host, port: 443, method, path, headers: { host, "user-agent": "aws-sdk-js/3", "content-type": "application/octet-stream", ...headers }, credential: undefined });
+  const flow = makeFlow({
+    via: "tunnel",
+    host,
+    port: 443,
+    method,
+    path,
+    headers: { host, "user-agent": "aws-sdk-js/3", "content-type": "application/octet-stream", ...headers },
+    credential: undefined,
+  });
   flow.service = { name: "aws", host, auth: AUTH, enabled: true, created_at: "2026-01-01T00:00:00.000Z" };
   return flow;
 }
@@ -34,7 +42,12 @@ function chunked(total: number, size: number): Buffer {
 }
 
 const CASES: { name: string; batch: number; run: () => void }[] = [
-  { name: "S3 GetObject, header form, UNSIGNED-PAYLOAD", batch: 2000, run: () => signAws(flowFor("GET", "bkt.s3.eu-west-1.amazonaws.com", "/dir/key.txt?x-id=GetObject", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-user-agent": "aws-sdk-js/3" }), AUTH, value) },
+  {
+    name: "S3 GetObject, header form, UNSIGNED-PAYLOAD",
+    batch: 2000,
+    run: () =>
+      signAws(flowFor("GET", "bkt.s3.eu-west-1.amazonaws.com", "/dir/key.txt?x-id=GetObject", { "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-user-agent": "aws-sdk-js/3" }), AUTH, value),
+  },
   ...[44, 64 * 1024, 1024 * 1024].map((size) => {
     const body = Buffer.alloc(size, 1);
     return {
@@ -47,14 +60,32 @@ const CASES: { name: string; batch: number; run: () => void }[] = [
       },
     };
   }),
-  { name: "presigned URL (query form)", batch: 2000, run: () => signAws(flowFor("GET", "bkt.s3.eu-west-1.amazonaws.com", "/key.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAPLACEHOLDER%2F20260101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00&x-id=GetObject", {}), AUTH, value) },
+  {
+    name: "presigned URL (query form)",
+    batch: 2000,
+    run: () =>
+      signAws(
+        flowFor(
+          "GET",
+          "bkt.s3.eu-west-1.amazonaws.com",
+          "/key.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAPLACEHOLDER%2F20260101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00&x-id=GetObject",
+          {},
+        ),
+        AUTH,
+        value,
+      ),
+  },
   (() => {
     const body = chunked(1024 * 1024, 64 * 1024);
     return {
       name: "signed chunks, 1 MiB in 64 KiB chunks (17 signatures)",
       batch: 50,
       run: () => {
-        const flow = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/big", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "content-encoding": "aws-chunked", "x-amz-decoded-content-length": String(1024 * 1024) });
+        const flow = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/big", {
+          "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+          "content-encoding": "aws-chunked",
+          "x-amz-decoded-content-length": String(1024 * 1024),
+        });
         signAws(flow, AUTH, value);
         flow.signBody!(body);
       },

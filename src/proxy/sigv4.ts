@@ -32,7 +32,10 @@ function hmac(key: string | Buffer, data: string): Buffer {
 
 /** 20261201T180000Z and its date part. */
 export function amzDate(date: Date): { stamp: string; day: string } {
-  const stamp = date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const stamp = date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
   return { stamp, day: stamp.slice(0, 8) };
 }
 
@@ -78,10 +81,13 @@ export function canonicalUri(path: string, service: string): string {
 /** The query as name/value pairs, decoded. */
 export function parseQuery(query: string): [string, string][] {
   if (query === "") return [];
-  return query.split("&").filter((pair) => pair !== "").map((pair) => {
-    const eq = pair.indexOf("=");
-    return eq < 0 ? [decodeLoose(pair), ""] : [decodeLoose(pair.slice(0, eq)), decodeLoose(pair.slice(eq + 1))];
-  });
+  return query
+    .split("&")
+    .filter((pair) => pair !== "")
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      return eq < 0 ? [decodeLoose(pair), ""] : [decodeLoose(pair.slice(0, eq)), decodeLoose(pair.slice(eq + 1))];
+    });
 }
 
 /** Pairs encoded and sorted by name, then value (spec: "CanonicalQueryString"). */

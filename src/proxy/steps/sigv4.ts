@@ -109,7 +109,11 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
   }
   if (declared !== undefined) {
     // The agent's text is not repeated: it would reach the request log.
-    return answer(flow, "invalid_request", `x-amz-content-sha256 is not a payload hash the proxy can sign (a SHA-256 in hex, ${UNSIGNED_PAYLOAD}, ${STREAMING_SIGNED} or STREAMING-UNSIGNED-PAYLOAD-TRAILER)`);
+    return answer(
+      flow,
+      "invalid_request",
+      `x-amz-content-sha256 is not a payload hash the proxy can sign (a SHA-256 in hex, ${UNSIGNED_PAYLOAD}, ${STREAMING_SIGNED} or STREAMING-UNSIGNED-PAYLOAD-TRAILER)`,
+    );
   }
   // No declared hash (STS, Lambda, Bedrock): the hash of the body as sent, once it is read.
   // S3 wants the header; the others take it too, but do not need it.
