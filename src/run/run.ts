@@ -28,7 +28,12 @@ const ALWAYS_FORWARDED = ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
 const TERMINAL_SIGNALS = ["SIGINT", "SIGQUIT"] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
 
-export async function runAgent(store: VaultStore, vaultName: string, command: readonly string[], options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null; sandbox?: SandboxRequest; env?: readonly EnvRequest[]; quiet?: boolean }): Promise<number> {
+export async function runAgent(
+  store: VaultStore,
+  vaultName: string,
+  command: readonly string[],
+  options: { ttlMs: number; services: readonly string[] | null; agent?: string | null; policy?: Policy | null; sandbox?: SandboxRequest; env?: readonly EnvRequest[]; quiet?: boolean },
+): Promise<number> {
   const paths = homePaths();
   await ensureCertificateAuthority(store);
   // `--env NAME=KEY` is checked before any session exists: a bad one changes nothing.
@@ -36,7 +41,14 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   // The server is checked (it must prove it holds this vault's key) before any session exists.
   const running = await findRunningServer(store);
   // The session lives only as long as this process (src/shared/liveness.ts), however it ends.
-  const { token, session } = await createSession(store, vaultName, { ttlMs: options.ttlMs, services: options.services, label: command[0] ?? "", agent: options.agent ?? null, policy: options.policy ?? null, run: currentProcessIdentity() });
+  const { token, session } = await createSession(store, vaultName, {
+    ttlMs: options.ttlMs,
+    services: options.services,
+    label: command[0] ?? "",
+    agent: options.agent ?? null,
+    policy: options.policy ?? null,
+    run: currentProcessIdentity(),
+  });
   let served: Served | null = null;
   let host: string;
   let apiPort: number;
@@ -53,7 +65,19 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const sandbox = options.sandbox ?? { enabled: false, readOnly: [], readWrite: [], hidden: [] };
   let launcher;
   try {
-    launcher = await prepareLauncher(sandbox, { dataDir: paths.home, shared: [paths.caBundle, nodePreload], host, apiPort, mitmPort, adopt: served?.adopt, server: running ? { pid: running.pid, handoffSocket: handoffSocketPath(paths), recheck: async () => (await findRunningServer(store).catch(() => null))?.pid ?? null } : undefined }, (line) => process.stderr.write(line));
+    launcher = await prepareLauncher(
+      sandbox,
+      {
+        dataDir: paths.home,
+        shared: [paths.caBundle, nodePreload],
+        host,
+        apiPort,
+        mitmPort,
+        adopt: served?.adopt,
+        server: running ? { pid: running.pid, handoffSocket: handoffSocketPath(paths), recheck: async () => (await findRunningServer(store).catch(() => null))?.pid ?? null } : undefined,
+      },
+      (line) => process.stderr.write(line),
+    );
   } catch (error) {
     await cleanup(store, vaultName, session.id, served);
     throw error;
@@ -69,7 +93,9 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   if (!options.quiet) {
     const some = (names: readonly string[]) => (names.length === 0 ? "none" : names.length > 8 ? `${names.slice(0, 8).join(", ")} and ${names.length - 8} more` : names.join(", "));
     // Names only: which variables hold placeholders, never what they hold.
-    process.stderr.write(`agent-vault: vault "${displaySafe(vaultName)}", session ${session.id}, services: ${displaySafe(some(services.map((s) => s.name)))}; placeholders: ${some(Object.keys(withAgentAliases(agent, placeholders.env)))}; sandbox ${sandbox.enabled ? "on" : "off"}; proxy ${launcher.agentHost}:${mitmPort}, api ${launcher.agentHost}:${apiPort}${served ? " (served by this run)" : ""}\n`);
+    process.stderr.write(
+      `agent-vault: vault "${displaySafe(vaultName)}", session ${session.id}, services: ${displaySafe(some(services.map((s) => s.name)))}; placeholders: ${some(Object.keys(withAgentAliases(agent, placeholders.env)))}; sandbox ${sandbox.enabled ? "on" : "off"}; proxy ${launcher.agentHost}:${mitmPort}, api ${launcher.agentHost}:${apiPort}${served ? " (served by this run)" : ""}\n`,
+    );
   }
   const env = buildAgentEnv(process.env, {
     apiUrl: `http://${launcher.agentHost}:${apiPort}`,
@@ -113,6 +139,8 @@ export async function runAgent(store: VaultStore, vaultName: string, command: re
   const code = await child.exited;
   stopWatching();
   stopWatchingHeld();
+  // Self-served, the last records may still sit in the proxy's batch: out they go first.
+  served?.flushLog();
   await stopWatchingFailures();
   for (const [signal, handler] of handlers) process.off(signal, handler);
   await launcher.close();
@@ -131,7 +159,10 @@ async function cleanup(store: VaultStore, vaultName: string, sessionId: string, 
   // if the revocation is still waiting for it, the caller exits without it.
   let timer: ReturnType<typeof setTimeout> | undefined;
   const revoked = await Promise.race([
-    revokeSession(store, vaultName, sessionId).then(() => true, () => true),
+    revokeSession(store, vaultName, sessionId).then(
+      () => true,
+      () => true,
+    ),
     new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), REVOKE_WAIT_MS))),
   ]);
   // A pending timer would hold the process (and the session) open for the whole wait.

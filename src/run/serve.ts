@@ -43,6 +43,8 @@ export interface Served {
   readonly mitmPort: number;
   /** Hands a connection accepted elsewhere (the sandbox's Unix socket) to the proxy or the API. */
   readonly adopt: { readonly proxy: (socket: Socket) => void; readonly api: (socket: Socket) => void };
+  /** Writes the request log's batched records now (run reads its agent's last ones before it exits). */
+  flushLog(): void;
   close(): Promise<void>;
 }
 
@@ -60,7 +62,8 @@ async function withFallback<T>(listen: (port: number) => Promise<T>, port: numbe
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE" && fallback) return listen(0);
-    if (code === "EADDRINUSE") throw new AgentVaultError("conflict", `the ${what} port ${port} is in use`, { hint: `choose another with --${what === "proxy" ? "mitm-port" : "port"}, or stop what uses it` });
+    if (code === "EADDRINUSE")
+      throw new AgentVaultError("conflict", `the ${what} port ${port} is in use`, { hint: `choose another with --${what === "proxy" ? "mitm-port" : "port"}, or stop what uses it` });
     throw error;
   }
 }
@@ -97,10 +100,11 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
     throw new AgentVaultError("invalid_argument", `AGENT_VAULT_UPSTREAM_CA: cannot read ${process.env.AGENT_VAULT_UPSTREAM_CA}`);
   }
   const state = new ProxyState(store);
+  const requestLog = new RequestLog(store.paths.requestLog);
   const proxy = new ProxyListener({
     state,
     leaves: new LeafCertificates(ca),
-    log: new RequestLog(store.paths.requestLog),
+    log: requestLog,
     trust,
     options: {
       netguard: netguardOptionsFromEnv(),
@@ -123,6 +127,7 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
   const adopt = { proxy: (socket: Socket) => proxy.adopt(socket), api: (socket: Socket) => api.adopt(socket) };
   const handoffs = options.handoffSocket ? await listenForHandoffs(options.handoffSocket, adopt) : null;
   return {
+    flushLog: () => requestLog.flush(),
     host: options.host,
     apiPort,
     mitmPort: running.port,
@@ -175,7 +180,10 @@ export async function findRunningServer(store: VaultStore): Promise<PidFile | nu
   const check = await checkServer(store, record);
   if (check.kind === "verified") return record;
   if (check.kind === "absent") return null;
-  throw new AgentVaultError("server_not_verified", `the process named in ${store.paths.pidFile} (pid ${record.pid}, ${record.host}:${record.api_port}) did not prove it is this vault's server (${check.why}); not using it`);
+  throw new AgentVaultError(
+    "server_not_verified",
+    `the process named in ${store.paths.pidFile} (pid ${record.pid}, ${record.host}:${record.api_port}) did not prove it is this vault's server (${check.why}); not using it`,
+  );
 }
 
 export { isProcessAlive };

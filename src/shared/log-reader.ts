@@ -218,6 +218,10 @@ export async function followLog(path: string, position: LogTail["position"], onR
       }
       await sleep(intervalMs, signal);
     }
+    // Stopped: what was written up to now is still read (a follower that stops when its writer
+    // did must not miss the last lines).
+    if (!file) file = FollowedFile.open(path, position && inodeAt(path) === position.ino ? position.offset : 0);
+    file?.drain(onRecord);
   } finally {
     file?.close();
   }
