@@ -78,7 +78,16 @@ try {
     const t = await openTunnel({ proxyPort: pid!.mitm_port, host: HOST, proxyAuthorization: basicProxyAuth(token), ca });
     if (!t.conn) throw new Error(`CONNECT failed: ${t.connect.status}`);
     try {
-      const res = await t.conn.request("POST", path, [["Host", HOST], ["Content-Type", "application/json"]], '{"bench":true}', 30_000);
+      const res = await t.conn.request(
+        "POST",
+        path,
+        [
+          ["Host", HOST],
+          ["Content-Type", "application/json"],
+        ],
+        '{"bench":true}',
+        30_000,
+      );
       if (res.status !== 200) throw new Error(`${path}: ${res.status} ${res.text.slice(0, 200)}`);
       return res.status;
     } finally {

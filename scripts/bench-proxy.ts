@@ -27,7 +27,7 @@ import net from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 // Types only (`import type` is always erased): client.ts runs its workloads when executed.
-import type { ClientConfig, ConcurrencyResult, KeepAliveResult, NewHostResult, SettingsResult, SseResult, TransferResult } from "./bench/client.ts";
+import { type ClientConfig, type ConcurrencyResult, type KeepAliveResult, type NewHostResult, type SettingsResult, type SseResult, type TransferResult } from "./bench/client.ts";
 import { type BenchUpstream, DOMAIN, startBenchUpstream } from "./bench/upstream.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -152,7 +152,10 @@ const accepts = (port: number) =>
 function cpuOf(pid: number | "self", children = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+    const f = stat
+      .slice(stat.lastIndexOf(")") + 2)
+      .split(" ")
+      .map(Number);
     return (f[11]! + f[12]! + (children ? f[13]! + f[14]! : 0)) / 100;
   } catch {
     return 0;
@@ -208,7 +211,22 @@ async function startMitmproxy(upstreamCa: string): Promise<Mitm | null> {
   writeFileSync(addon, `def request(flow):\n    flow.request.headers["authorization"] = ${JSON.stringify(`Bearer ${SECRET}`)}\n`);
   const port = await freePort();
   const proc = Bun.spawn(
-    [mitmdump, "-q", "--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", `confdir=${confdir}`, "--set", `ssl_verify_upstream_trusted_ca=${upstreamCa}`, "--set", "stream_large_bodies=1m", "-s", addon],
+    [
+      mitmdump,
+      "-q",
+      "--listen-host",
+      "127.0.0.1",
+      "--listen-port",
+      String(port),
+      "--set",
+      `confdir=${confdir}`,
+      "--set",
+      `ssl_verify_upstream_trusted_ca=${upstreamCa}`,
+      "--set",
+      "stream_large_bodies=1m",
+      "-s",
+      addon,
+    ],
     { env: cleanEnv({}), stdin: "ignore", stdout: "ignore", stderr: "inherit" },
   );
   children.push({ name: "mitmdump", proc });
@@ -240,7 +258,13 @@ const sizeText = (bytes: number) => (bytes >= GiB ? `${bytes / GiB} GiB` : `${by
 
 function table(): string {
   const header = ["workload", "direct", "proxied", "ratio", "target", "ok?"];
-  const lines = [`| ${header.join(" | ")} |`, `|---|${header.slice(1).map(() => "---:").join("|")}|`];
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `|---|${header
+      .slice(1)
+      .map(() => "---:")
+      .join("|")}|`,
+  ];
   for (const r of rows) lines.push(`| ${[r.workload, r.direct, r.proxied, r.ratio, r.target, r.ok === null ? "–" : r.ok ? "yes" : "**no**"].join(" | ")} |`);
   return lines.join("\n");
 }
@@ -344,7 +368,9 @@ function reportSse(sse: { clock: { offset: number; rtt: number }; direct: SseRes
     target: `≤ +${TARGET.sseAddedMs} ms`,
     ok: addedP99 <= TARGET.sseAddedMs,
   });
-  notes.push(`SSE lag max: direct ${ms(sse.direct.lag.max)}, through agent-vault ${ms(sse.proxied.lag.max)}. Clocks aligned on the upstream's /clock (offset ${ms(sse.clock.offset)}, round trip ${ms(sse.clock.rtt)}).`);
+  notes.push(
+    `SSE lag max: direct ${ms(sse.direct.lag.max)}, through agent-vault ${ms(sse.proxied.lag.max)}. Clocks aligned on the upstream's /clock (offset ${ms(sse.clock.offset)}, round trip ${ms(sse.clock.rtt)}).`,
+  );
 }
 
 /** A failed transfer becomes a failed row; true when it did. */
@@ -502,7 +528,13 @@ function reportSettings(st: SettingsResult): void {
   };
   const within = (v: number, base: number) => v / base - 1 <= TARGET.switchCost;
   const header = ["setting", "mean per request", "median", "ratio to direct", "cost vs both off", "proxy CPU per request", "CPU cost vs both off", "target", "ok? (mean / CPU)"];
-  const lines = [`| ${header.join(" | ")} |`, `|---|${header.slice(1).map(() => "---:").join("|")}|`];
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `|---|${header
+      .slice(1)
+      .map(() => "---:")
+      .join("|")}|`,
+  ];
   lines.push(`| direct (no proxy) | ${ms(st.direct.perRequest.mean)} | ${ms(st.direct.perRequest.median)} | 1.00× | – | – | – | – | – |`);
   const mark = (ok: boolean) => (ok ? "✓" : "✗");
   for (const s of st.series) {
@@ -584,9 +616,7 @@ async function main(): Promise<number> {
   // BENCH_PROXY_PROFILE=DIR runs the server from source under bun's CPU profiler instead, and
   // leaves a markdown profile in DIR when the run ends (the numbers are then not the binary's).
   const profileDir = process.env.BENCH_PROXY_PROFILE;
-  const serverCommand = profileDir
-    ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${resolve(profileDir)}`, join(ROOT, "src/main.ts")]
-    : [BINARY];
+  const serverCommand = profileDir ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${resolve(profileDir)}`, join(ROOT, "src/main.ts")] : [BINARY];
   const server = Bun.spawn([...serverCommand, "server", "--port", String(apiPort), "--mitm-port", String(mitmPort)], { env: serverEnv, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   children.push({ name: "server", proc: server });
   void collect(server.stderr as ReadableStream<Uint8Array>, serverErr);

@@ -147,16 +147,29 @@ async function main(): Promise<number> {
       selfServed.plain.push(...(await keepAlive(false, client)));
       selfServed.sandbox.push(...(await keepAlive(true, client)));
     }
-    const s = { startSandbox: summarize(starts.sandbox), startPlain: summarize(starts.plain), kaSandbox: summarize(requests.sandbox), kaPlain: summarize(requests.plain), selfSandbox: summarize(selfServed.sandbox), selfPlain: summarize(selfServed.plain) };
+    const s = {
+      startSandbox: summarize(starts.sandbox),
+      startPlain: summarize(starts.plain),
+      kaSandbox: summarize(requests.sandbox),
+      kaPlain: summarize(requests.plain),
+      selfSandbox: summarize(selfServed.sandbox),
+      selfPlain: summarize(selfServed.plain),
+    };
     const selfAdded = s.selfSandbox.median / s.selfPlain.median - 1;
     const startAdded = s.startSandbox.median - s.startPlain.median;
     const kaAdded = s.kaSandbox.median / s.kaPlain.median - 1;
     console.log(`\n### run's sandbox (${QUICK ? "BENCH_QUICK" : "full"} run; median / p90, ms)\n`);
     console.log("| measure | --no-sandbox | sandbox | added | target | met |");
     console.log("|---|---|---|---|---|---|");
-    console.log(`| \`run -- true\`, wall (${STARTS} each) | ${fmt(s.startPlain)} | ${fmt(s.startSandbox)} | ${startAdded.toFixed(1)} ms | ≤ ${TARGET.startAddedMs} ms | ${startAdded <= TARGET.startAddedMs ? "yes" : "**no**"} |`);
-    console.log(`| keep-alive GET through a running server (${requests.plain.length} each) | ${fmt(s.kaPlain)} | ${fmt(s.kaSandbox)} | ${(kaAdded * 100).toFixed(1)} % | ≤ ${TARGET.keepAliveAdded * 100} % | ${kaAdded <= TARGET.keepAliveAdded ? "yes" : "**no**"} |`);
-    console.log(`| keep-alive GET, \`run\` serving the proxy itself (${selfServed.plain.length} each) | ${fmt(s.selfPlain)} | ${fmt(s.selfSandbox)} | ${(selfAdded * 100).toFixed(1)} % | ≤ ${TARGET.keepAliveAdded * 100} % | ${selfAdded <= TARGET.keepAliveAdded ? "yes" : "**no**"} |`);
+    console.log(
+      `| \`run -- true\`, wall (${STARTS} each) | ${fmt(s.startPlain)} | ${fmt(s.startSandbox)} | ${startAdded.toFixed(1)} ms | ≤ ${TARGET.startAddedMs} ms | ${startAdded <= TARGET.startAddedMs ? "yes" : "**no**"} |`,
+    );
+    console.log(
+      `| keep-alive GET through a running server (${requests.plain.length} each) | ${fmt(s.kaPlain)} | ${fmt(s.kaSandbox)} | ${(kaAdded * 100).toFixed(1)} % | ≤ ${TARGET.keepAliveAdded * 100} % | ${kaAdded <= TARGET.keepAliveAdded ? "yes" : "**no**"} |`,
+    );
+    console.log(
+      `| keep-alive GET, \`run\` serving the proxy itself (${selfServed.plain.length} each) | ${fmt(s.selfPlain)} | ${fmt(s.selfSandbox)} | ${(selfAdded * 100).toFixed(1)} % | ≤ ${TARGET.keepAliveAdded * 100} % | ${selfAdded <= TARGET.keepAliveAdded ? "yes" : "**no**"} |`,
+    );
     return 0;
   } finally {
     if (server.exitCode === null) server.kill("SIGTERM");

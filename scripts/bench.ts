@@ -80,13 +80,7 @@ const stats = summarize;
  * Times `runs` runs after one discarded warm-up. `args` may change per run (a new key each time);
  * `check` looks at each run's output so a wrong answer is not timed as a right one.
  */
-async function measure(
-  label: string,
-  runs: number,
-  args: (i: number) => readonly string[],
-  env: Record<string, string>,
-  check?: (r: RunResult) => void,
-): Promise<Stats> {
+async function measure(label: string, runs: number, args: (i: number) => readonly string[], env: Record<string, string>, check?: (r: RunResult) => void): Promise<Stats> {
   process.stderr.write(`  ${label} ×${runs} … `);
   const warm = await mustRun(args(-1), env);
   check?.(warm);
@@ -188,9 +182,15 @@ async function main(): Promise<void> {
   // 1. Start time.
   process.stderr.write("start time\n");
   const bare = cleanEnv({ AGENT_VAULT_HOME: join(root, "unused") });
-  const start = await measure("--version", RUNS.version, () => ["--version"], bare, (r) => {
-    if (r.stdout.trim() !== version) throw new Error(`--version printed ${JSON.stringify(r.stdout)}`);
-  });
+  const start = await measure(
+    "--version",
+    RUNS.version,
+    () => ["--version"],
+    bare,
+    (r) => {
+      if (r.stdout.trim() !== version) throw new Error(`--version printed ${JSON.stringify(r.stdout)}`);
+    },
+  );
   rows.push({ name: "`--version` (start time)", stats: start, target: `≤ ${START_TARGET_MS} ms`, ok: start.median <= START_TARGET_MS });
 
   // 2. Unlock: the same command with and without the real KDF.
@@ -254,8 +254,7 @@ async function main(): Promise<void> {
     set(Buffer.byteLength(r.stdout));
   };
 
-  const beyondKdf = (label: string, st: Stats) =>
-    rows.push({ name: label, stats: st, target: `≤ ${BEYOND_KDF_TARGET_MS} ms`, ok: st.median <= BEYOND_KDF_TARGET_MS });
+  const beyondKdf = (label: string, st: Stats) => rows.push({ name: label, stats: st, target: `≤ ${BEYOND_KDF_TARGET_MS} ms`, ok: st.median <= BEYOND_KDF_TARGET_MS });
   const info = (label: string, st: Stats) => rows.push({ name: label, stats: st, target: "–", ok: null });
 
   let newKey = 0;
@@ -263,8 +262,26 @@ async function main(): Promise<void> {
 
   beyondKdf("10k: `credential get`, --no-password", await measure("credential get", RUNS.bigNoPassword, () => ["vault", "credential", "get", keyName(probe)], big.env, getsProbe));
   beyondKdf("10k: `credential set` (one new key), --no-password", await measure("credential set", RUNS.bigNoPassword, setNew("BENCH_NEW"), big.env));
-  info("10k: `credential list`, --no-password", await measure("credential list", RUNS.bigNoPassword, () => ["vault", "credential", "list"], big.env, sizeOf((n) => (listBytes = n))));
-  info("10k: `credential list --json`, --no-password", await measure("credential list --json", RUNS.bigNoPassword, () => ["vault", "credential", "list", "--json"], big.env, sizeOf((n) => (listJsonBytes = n))));
+  info(
+    "10k: `credential list`, --no-password",
+    await measure(
+      "credential list",
+      RUNS.bigNoPassword,
+      () => ["vault", "credential", "list"],
+      big.env,
+      sizeOf((n) => (listBytes = n)),
+    ),
+  );
+  info(
+    "10k: `credential list --json`, --no-password",
+    await measure(
+      "credential list --json",
+      RUNS.bigNoPassword,
+      () => ["vault", "credential", "list", "--json"],
+      big.env,
+      sizeOf((n) => (listJsonBytes = n)),
+    ),
+  );
 
   // 5. The same 10k vault with the real KDF; the target is the KDF cost measured above + 150 ms.
   process.stderr.write(`${CREDENTIALS} credentials, password (real argon2id)\n`);

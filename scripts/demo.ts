@@ -30,7 +30,11 @@ try {
   console.log(`agent-vault demo: a throwaway data directory in ${home}`);
   console.log("(the master password comes from AGENT_VAULT_MASTER_PASSWORD, as a script would pass it)");
   await step("create the encrypted vault", ["init"]);
-  await step("store an API key; KEY=- reads it from stdin, so it is never in shell history", ["vault", "credential", "set", "OPENAI_API_KEY=-", "--description", "OpenAI key for the coding agent"], `${secret}\n`);
+  await step(
+    "store an API key; KEY=- reads it from stdin, so it is never in shell history",
+    ["vault", "credential", "set", "OPENAI_API_KEY=-", "--description", "OpenAI key for the coding agent"],
+    `${secret}\n`,
+  );
   await step("and a second one", ["vault", "credential", "set", "GITHUB_TOKEN=ghp_demo_not_real", "--expires-in", "90d"]);
   const listed = await step("list credentials: metadata only, values masked", ["vault", "credential", "list"]);
   await step("attach them to hosts with catalog templates", ["vault", "service", "add", "--template", "openai"]);

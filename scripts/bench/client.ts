@@ -25,7 +25,15 @@ export interface ClientConfig {
   readonly freshNames: { readonly direct: string[]; readonly proxied: string[]; readonly mitm: string[] };
   readonly secret: string;
   readonly mitm: { readonly port: number; readonly pid: number; readonly caFile: string } | null;
-  readonly sizes: { readonly keepAlive: number; readonly sseEvents: number; readonly sseIntervalMs: number; readonly transfer: number; readonly mitmTransfer: number; readonly slowTransfer: number; readonly slowRateMiBps: number };
+  readonly sizes: {
+    readonly keepAlive: number;
+    readonly sseEvents: number;
+    readonly sseIntervalMs: number;
+    readonly transfer: number;
+    readonly mitmTransfer: number;
+    readonly slowTransfer: number;
+    readonly slowRateMiBps: number;
+  };
   readonly concurrency: { readonly tunnels: number; readonly seconds: number; readonly periodMs: number };
   /** Workload numbers to run (BENCH_ONLY); null for all. */
   readonly only: number[] | null;
@@ -47,7 +55,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function plainGet(port: number, path: string): Promise<string> {
   const conn = await openPlain(port);
   try {
-    return (await conn.request("GET", path, [["Host", "127.0.0.1"], ["Connection", "close"]])).text;
+    return (
+      await conn.request("GET", path, [
+        ["Host", "127.0.0.1"],
+        ["Connection", "close"],
+      ])
+    ).text;
   } finally {
     conn.close();
   }
@@ -357,7 +370,9 @@ async function guardScrub(cfg: ClientConfig, direct: Route, proxied: Route): Pro
     })),
     toggleMs: summarize(toggles),
   };
-  log(`  mean ms/request over ${rounds} × ${n}: direct ${result.direct.perRequest.mean.toFixed(3)}, ${result.series.map((s) => `${s.name} ${s.perRequest.mean.toFixed(3)} (CPU ${s.cpuPerRequest.toFixed(3)})`).join(", ")}`);
+  log(
+    `  mean ms/request over ${rounds} × ${n}: direct ${result.direct.perRequest.mean.toFixed(3)}, ${result.series.map((s) => `${s.name} ${s.perRequest.mean.toFixed(3)} (CPU ${s.cpuPerRequest.toFixed(3)})`).join(", ")}`,
+  );
   return result;
 }
 
@@ -481,15 +496,7 @@ export interface TransferResult {
 const CHUNK = Buffer.alloc(64 * 1024, "0123456789abcdefghijklmnopqrstuvwxyz");
 
 /** 4. One large body down or up, generated on the fly on the sending side. */
-async function transfer(
-  cfg: ClientConfig,
-  route: Route,
-  direction: "download" | "upload",
-  size: number,
-  proxyPid: number | null,
-  what: string,
-  slowMiBps = 0,
-): Promise<TransferResult> {
+async function transfer(cfg: ClientConfig, route: Route, direction: "download" | "upload", size: number, proxyPid: number | null, what: string, slowMiBps = 0): Promise<TransferResult> {
   const sampler = proxyPid === null ? null : rssSampler(proxyPid);
   const cpu0 = proxyPid === null ? 0 : cpuSeconds(proxyPid);
   const t0 = performance.now();

@@ -98,7 +98,9 @@ export class Conn {
         }
         if (performance.now() - Math.max(readAt, this.wroteAt) < timeoutMs) return;
         const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-        socket.destroy(new Error(`${method} ${options.path.split("?")[0]}: stalled, nothing moved for ${timeoutMs / 1000} s (${mib(this.sent - sent0)} sent, ${mib(reader.received - received0)} received)`));
+        socket.destroy(
+          new Error(`${method} ${options.path.split("?")[0]}: stalled, nothing moved for ${timeoutMs / 1000} s (${mib(this.sent - sent0)} sent, ${mib(reader.received - received0)} received)`),
+        );
       },
       Math.min(1000, timeoutMs),
     );
@@ -109,7 +111,12 @@ export class Conn {
       for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
       socket.write(`${head}\r\n`);
       // No per-wait deadline: the stall timer above ends a read that waits too long.
-      const reading = readResponse(reader, { method, timeoutMs: Infinity, ...(options.onBody ? { onBody: options.onBody } : {}), ...(options.readRateMiBps ? { readRateMiBps: options.readRateMiBps } : {}) });
+      const reading = readResponse(reader, {
+        method,
+        timeoutMs: Infinity,
+        ...(options.onBody ? { onBody: options.onBody } : {}),
+        ...(options.readRateMiBps ? { readRateMiBps: options.readRateMiBps } : {}),
+      });
       // Read while writing: a server may answer (an error, a cap) before the upload is over.
       reading.catch(() => undefined);
       if (options.upload) {

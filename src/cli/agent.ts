@@ -97,11 +97,23 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
   const rule = (service: string): ServiceRule => rules.get(service) ?? rules.set(service, { service }).get(service)!;
   for (const text of flags.methods) {
     const [service, list] = splitAssignment("--methods", text);
-    rules.set(service, { ...rule(service), methods: list.split(",").map((m) => m.trim().toUpperCase()).filter(Boolean) });
+    rules.set(service, {
+      ...rule(service),
+      methods: list
+        .split(",")
+        .map((m) => m.trim().toUpperCase())
+        .filter(Boolean),
+    });
   }
   for (const text of flags.paths) {
     const [service, list] = splitAssignment("--paths", text);
-    rules.set(service, { ...rule(service), paths: list.split(",").map((p) => p.trim()).filter(Boolean) });
+    rules.set(service, {
+      ...rule(service),
+      paths: list
+        .split(",")
+        .map((p) => p.trim())
+        .filter(Boolean),
+    });
   }
   for (const text of flags.deny) {
     const [service, spec] = splitAssignment("--deny", text);

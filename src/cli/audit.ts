@@ -56,20 +56,26 @@ function formatRecord(record: AuditRecord): string {
 export function registerAudit(program: Command): void {
   const audit = program.command("audit").description("the tamper-evident audit trail: verify its chain, export it for a SIEM");
 
-  withPasswordOption(withJsonOption(audit.command("verify").description("check every record's MAC, number and link, and that the log reaches the vault's anchor; exit 1 naming the first bad record"))).action(async (options: CommonOptions) => {
+  withPasswordOption(
+    withJsonOption(audit.command("verify").description("check every record's MAC, number and link, and that the log reaches the vault's anchor; exit 1 naming the first bad record")),
+  ).action(async (options: CommonOptions) => {
     const store = await openStore(options);
     const report = await checkAuditTrail(store);
     if (options.json) {
       printJson({ ok: report.problem === null, ...report });
     } else if (report.problem === null) {
       const anchored = report.anchor ? `anchored up to record ${report.anchor.seq} (${report.anchor.time})` : "nothing anchored yet";
-      const tail = report.unanchored > 0 ? `; ${report.unanchored} later record${report.unanchored === 1 ? "" : "s"} not anchored yet (written in the last few seconds, or by a process that stopped before anchoring: they verify, but a cut there would not show)` : "";
+      const tail =
+        report.unanchored > 0
+          ? `; ${report.unanchored} later record${report.unanchored === 1 ? "" : "s"} not anchored yet (written in the last few seconds, or by a process that stopped before anchoring: they verify, but a cut there would not show)`
+          : "";
       const partial = report.incomplete_tail ? "; a partial last line (a write a crash cut short) is not a record and was skipped" : "";
       process.stdout.write(`audit log ok: ${report.records} record${report.records === 1 ? "" : "s"}, ${anchored}${tail}${partial}\n`);
     }
     // The MAC key is sealed under the data key, which --no-password keeps in a file anything
     // running as you can read: then a consistent rewrite of the log and the anchor is possible.
-    if (!store.hasPassword) process.stderr.write("agent-vault: note: this data directory has no master password: a process running as you can read its key file and rewrite the audit log and its anchor undetected\n");
+    if (!store.hasPassword)
+      process.stderr.write("agent-vault: note: this data directory has no master password: a process running as you can read its key file and rewrite the audit log and its anchor undetected\n");
     if (report.problem !== null) throw brokenError(report);
   });
 

@@ -103,7 +103,7 @@ function caseFunctions(nodes: readonly CompletionNode[]): string {
     '    if [ "$_av_state" = command ] || [ "$_av_state" = args ]; then _av_state=args; continue; fi',
     '    case "$w" in',
     '      --) if _agent_vault_through "$_av_path"; then _av_state=command; fi ;;',
-    '      --*=*) ;;',
+    "      --*=*) ;;",
     '      -*) if _agent_vault_valued "$_av_path" "$w"; then _av_state=value; fi ;;',
     '      *) _agent_vault_sub "$_av_path" "$w"',
     '         if [ -n "$REPLY" ]; then _av_path="${_av_path:+$_av_path }$REPLY"; fi ;;',
@@ -252,7 +252,10 @@ export function registerCompletion(program: Command): void {
     .command("completion")
     .description("print a shell completion script: bash, zsh or fish")
     .argument("<shell>", "bash, zsh or fish")
-    .addHelpText("after", "\nLoad it now:        source <(agent-vault completion bash)     # zsh: the same with zsh\n                    agent-vault completion fish | source\nLoad it every time: add that line to ~/.bashrc or ~/.zshrc, or for fish:\n                    agent-vault completion fish > ~/.config/fish/completions/agent-vault.fish")
+    .addHelpText(
+      "after",
+      "\nLoad it now:        source <(agent-vault completion bash)     # zsh: the same with zsh\n                    agent-vault completion fish | source\nLoad it every time: add that line to ~/.bashrc or ~/.zshrc, or for fish:\n                    agent-vault completion fish > ~/.config/fish/completions/agent-vault.fish",
+    )
     .action((shell: string) => {
       process.stdout.write(completionScript(program, shell));
     });

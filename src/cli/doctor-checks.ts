@@ -48,9 +48,11 @@ export function checkDataDirectory({ paths }: DoctorContext): CheckResult {
   } catch {
     return fail("data_directory", title, `${paths.home} does not exist`, "agent-vault init");
   }
-  if (stat.isSymbolicLink()) return fail("data_directory", title, `${paths.home} is a symbolic link (agent-vault refuses it)`, "set AGENT_VAULT_HOME to the directory it points to, after checking it is yours");
+  if (stat.isSymbolicLink())
+    return fail("data_directory", title, `${paths.home} is a symbolic link (agent-vault refuses it)`, "set AGENT_VAULT_HOME to the directory it points to, after checking it is yours");
   if (!stat.isDirectory()) return fail("data_directory", title, `${paths.home} is not a directory`, `move it away, then: agent-vault init`);
-  if (stat.uid !== myUid() && !isRoot()) return fail("data_directory", title, `${paths.home} belongs to uid ${stat.uid}, not to you`, "use a directory of your own: AGENT_VAULT_HOME=... agent-vault init");
+  if (stat.uid !== myUid() && !isRoot())
+    return fail("data_directory", title, `${paths.home} belongs to uid ${stat.uid}, not to you`, "use a directory of your own: AGENT_VAULT_HOME=... agent-vault init");
   if ((stat.mode & 0o077) !== 0) return fail("data_directory", title, `${paths.home} is ${octal(stat.mode)}: other users can look into it`, `chmod 700 ${paths.home}`);
   return ok("data_directory", title, `${paths.home} is 0700 and yours`);
 }
@@ -99,7 +101,11 @@ export function checkVault({ unlocked }: DoctorContext): CheckResult {
   switch (unlocked.kind) {
     case "open": {
       const body = unlocked.store.read();
-      return ok("vault", title, `opens: ${body.vaults.length} vault${body.vaults.length === 1 ? "" : "s"}, current "${body.current_vault}"${unlocked.store.hasPassword ? "" : " (no master password: protects nothing from your own processes)"}`);
+      return ok(
+        "vault",
+        title,
+        `opens: ${body.vaults.length} vault${body.vaults.length === 1 ? "" : "s"}, current "${body.current_vault}"${unlocked.store.hasPassword ? "" : " (no master password: protects nothing from your own processes)"}`,
+      );
     }
     case "not_initialized":
       return fail("vault", title, "no vault in the data directory", "agent-vault init");
@@ -135,8 +141,15 @@ export function checkCa(context: DoctorContext): CheckResult {
   const vaultDer = vaultCaDer(context);
   if (vaultDer && !vaultDer.equals(info.der)) return fail("ca", title, "ca.pem is not the CA the vault holds (it was replaced)", CA_FIX);
   if (!info.isCa) return fail("ca", title, "ca.pem is not a CA certificate", CA_FIX);
-  if (info.notBefore.getTime() > context.now) return fail("ca", title, `ca.pem is valid only from ${info.notBefore.toISOString()}: is the clock behind?`, "set the clock right: timedatectl set-ntp true");
-  if (info.notAfter.getTime() <= context.now) return fail("ca", title, `the CA expired on ${info.notAfter.toISOString().slice(0, 10)}`, "make a new data directory (agent-vault init with another AGENT_VAULT_HOME) and move your credentials over");
+  if (info.notBefore.getTime() > context.now)
+    return fail("ca", title, `ca.pem is valid only from ${info.notBefore.toISOString()}: is the clock behind?`, "set the clock right: timedatectl set-ntp true");
+  if (info.notAfter.getTime() <= context.now)
+    return fail(
+      "ca",
+      title,
+      `the CA expired on ${info.notAfter.toISOString().slice(0, 10)}`,
+      "make a new data directory (agent-vault init with another AGENT_VAULT_HOME) and move your credentials over",
+    );
   const days = Math.floor((info.notAfter.getTime() - context.now) / 86_400_000);
   return ok("ca", title, `SHA-256 ${info.sha256.slice(0, 23)}…, valid ${days} more days`);
 }
@@ -181,7 +194,8 @@ export function checkNode(context: DoctorContext): CheckResult {
     // written by the first run
   }
   if (major > 24 || (major === 24 && minor >= 5)) return ok("node", title, `${found.version}: NODE_USE_ENV_PROXY (set by run) sends fetch and node:http(s) through the proxy${preload}`);
-  if (major >= 18) return ok("node", title, `${found.version}: run's preload (NODE_OPTIONS --require node-preload.cjs) sends fetch through the proxy; node:http(s) needs Node 24.5 to honour HTTPS_PROXY${preload}`);
+  if (major >= 18)
+    return ok("node", title, `${found.version}: run's preload (NODE_OPTIONS --require node-preload.cjs) sends fetch through the proxy; node:http(s) needs Node 24.5 to honour HTTPS_PROXY${preload}`);
   return fail("node", title, `${found.version} has no fetch for run's preload to route, and ignores HTTPS_PROXY`, "install Node 24.5 or newer (nodejs.org, or your version manager)");
 }
 
@@ -231,7 +245,10 @@ export function checkCaVariables(context: DoctorContext): CheckResult {
     }
   }
   if (problems.length === 0) return ok("ca_variables", title, `${names.join(", ")}: system roots${ours ? " or our CA" : ""} only; run replaces ${names.length === 1 ? "it" : "them"} with its bundle`);
-  const fix = withExtras.length > 0 ? `run replaces them, so hosts signed by those CAs fail under run; for services, trust them at the proxy: export AGENT_VAULT_UPSTREAM_CA=${withExtras[0]}` : `unset ${names.join(" ")}, or point them at bundles that exist`;
+  const fix =
+    withExtras.length > 0
+      ? `run replaces them, so hosts signed by those CAs fail under run; for services, trust them at the proxy: export AGENT_VAULT_UPSTREAM_CA=${withExtras[0]}`
+      : `unset ${names.join(" ")}, or point them at bundles that exist`;
   return fail("ca_variables", title, problems.join("; "), fix);
 }
 
@@ -246,8 +263,18 @@ export function checkSandbox(context: DoctorContext): CheckResult {
   }
   const probe = spawnSync(bwrap, [...NAMESPACE_ARGS, "--ro-bind", "/", "/", "--", "/bin/sh", "-c", ":"], { stdio: ["ignore", "ignore", "pipe"], timeout: 10_000, encoding: "utf8" });
   if (probe.status !== 0) {
-    const why = (probe.stderr ?? "").trim().split("\n")[0]?.replace(/^bwrap: /, "").slice(0, 160) || `bwrap exited ${probe.status}`;
-    return fail("sandbox", title, `${bwrap} cannot make namespaces here (${why})`, "allow unprivileged user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 (Debian), or on Ubuntu 24.04+ keep bwrap's AppArmor profile (apparmor_restrict_unprivileged_userns); in a container, run it with user namespaces allowed");
+    const why =
+      (probe.stderr ?? "")
+        .trim()
+        .split("\n")[0]
+        ?.replace(/^bwrap: /, "")
+        .slice(0, 160) || `bwrap exited ${probe.status}`;
+    return fail(
+      "sandbox",
+      title,
+      `${bwrap} cannot make namespaces here (${why})`,
+      "allow unprivileged user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 (Debian), or on Ubuntu 24.04+ keep bwrap's AppArmor profile (apparmor_restrict_unprivileged_userns); in a container, run it with user namespaces allowed",
+    );
   }
   return ok("sandbox", title, `${bwrap} (root-owned) makes user namespaces`);
 }
@@ -281,7 +308,12 @@ export function checkClock(context: DoctorContext): CheckResult {
   const lastRecord = lastRecords(readLog(context.paths.requestLog), () => true, 1)[0];
   if (lastRecord && (!latest || Date.parse(lastRecord.time) > latest.ms)) latest = { name: "the last request logged", ms: Date.parse(lastRecord.time) };
   if (latest && latest.ms > context.now + CLOCK_SLACK_MS) {
-    return fail("clock", title, `${latest.name} is dated ${describeAhead(latest.ms - context.now)} ahead of now (${new Date(latest.ms).toISOString()}): the clock went back`, "set the clock right (timedatectl set-ntp true); session and proposal expiry go by it");
+    return fail(
+      "clock",
+      title,
+      `${latest.name} is dated ${describeAhead(latest.ms - context.now)} ahead of now (${new Date(latest.ms).toISOString()}): the clock went back`,
+      "set the clock right (timedatectl set-ntp true); session and proposal expiry go by it",
+    );
   }
   return ok("clock", title, `${new Date(context.now).toISOString()}: no file in the data directory is dated later`);
 }
@@ -297,7 +329,12 @@ export async function checkServerRunning(context: DoctorContext): Promise<CheckR
   const check = await checkServer(context.unlocked.store, record);
   if (check.kind === "verified") return ok("server", title, `running and verified: pid ${record.pid}, API ${record.host}:${record.api_port}, proxy ${record.host}:${record.mitm_port}`);
   if (check.kind === "absent") return ok("server", title, `not running (nothing listens at ${record.host}:${record.api_port}, named in server.pid)`);
-  return fail("server", title, `pid ${record.pid} at ${record.host}:${record.api_port} did not prove it is this vault's server (${check.why})`, `if no agent-vault server should run: rm ${context.paths.pidFile}; run and server stop refuse to use it meanwhile`);
+  return fail(
+    "server",
+    title,
+    `pid ${record.pid} at ${record.host}:${record.api_port} did not prove it is this vault's server (${check.why})`,
+    `if no agent-vault server should run: rm ${context.paths.pidFile}; run and server stop refuse to use it meanwhile`,
+  );
 }
 
 /** In the order they print; ids and titles here too, so a check that throws is still named. */

@@ -25,8 +25,8 @@ function printChecks(results: readonly CheckResult[]): void {
 }
 
 export function registerDoctor(program: Command): void {
-  withJsonOption(withPasswordOption(program.command("doctor").description("check the setup (CA, bundle, Node, sandbox, permissions, clock, server) and say how to fix what fails")))
-    .action(async (options: CommonOptions) => {
+  withJsonOption(withPasswordOption(program.command("doctor").description("check the setup (CA, bundle, Node, sandbox, permissions, clock, server) and say how to fix what fails"))).action(
+    async (options: CommonOptions) => {
       const paths = homePaths();
       const unlocked = await unlockIfPossible(paths, options);
       const results = await runChecks({ paths, unlocked, env: process.env, now: Date.now() });
@@ -34,5 +34,6 @@ export function registerDoctor(program: Command): void {
       if (options.json) printJson({ ok: !failed, checks: results });
       else printChecks(results);
       if (failed) process.exitCode = 1;
-    });
+    },
+  );
 }

@@ -67,7 +67,14 @@ export function registerHeld(program: Command): void {
     if (list.length === 0) return printNote(`no held requests in vault "${vault.name}"`);
     printTable(
       ["#", "STATUS", "REQUEST", "FROM", "BODY", "WAITS UNTIL"],
-      list.map((h) => [String(h.id), heldStatusOf(h, now), heldTarget(h), whose(h), h.preview ? `${h.body_bytes} B: ${h.preview}` : `${h.body_bytes} B`, heldStatusOf(h, now) === "pending" ? formatWhen(h.expires_at, now) : "-"]),
+      list.map((h) => [
+        String(h.id),
+        heldStatusOf(h, now),
+        heldTarget(h),
+        whose(h),
+        h.preview ? `${h.body_bytes} B: ${h.preview}` : `${h.body_bytes} B`,
+        heldStatusOf(h, now) === "pending" ? formatWhen(h.expires_at, now) : "-",
+      ]),
       { status: 1, keep: [0, 1] },
     );
   });

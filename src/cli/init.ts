@@ -7,8 +7,7 @@ import { initializeHome, isInitialized, isInsecureTestKdf, MIN_PASSWORD_LENGTH, 
 import { openStore, withPasswordOption, type CommonOptions } from "./context.ts";
 import { isInteractive, printNote, promptHidden, readStdinLine } from "./io.ts";
 
-const NO_PASSWORD_WARNING =
-  "warning: no master password. The data key is kept in a 0600 key file beside the vault; this protects nothing from a process running as your user.";
+const NO_PASSWORD_WARNING = "warning: no master password. The data key is kept in a 0600 key file beside the vault; this protects nothing from a process running as your user.";
 
 /** How often a terminal user may retype a new password that is too short or mistyped. */
 const PROMPT_ATTEMPTS = 3;

@@ -202,6 +202,7 @@ export function formatWhen(iso: string | null, now = Date.now()): string {
   if (iso === null) return "-";
   const delta = Date.parse(iso) - now;
   const abs = Math.abs(delta);
-  const text = abs < 60_000 ? `${Math.round(abs / 1000)}s` : abs < 3_600_000 ? `${Math.round(abs / 60_000)}m` : abs < 86_400_000 ? `${Math.round(abs / 3_600_000)}h` : `${Math.round(abs / 86_400_000)}d`;
+  const text =
+    abs < 60_000 ? `${Math.round(abs / 1000)}s` : abs < 3_600_000 ? `${Math.round(abs / 60_000)}m` : abs < 86_400_000 ? `${Math.round(abs / 3_600_000)}h` : `${Math.round(abs / 86_400_000)}d`;
   return delta < 0 ? `${text} ago` : `in ${text}`;
 }

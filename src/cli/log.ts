@@ -154,20 +154,31 @@ export function registerLog(program: Command): void {
       try {
         const records = lastRecords(tail, keep, count);
         // In batches: one write a line costs more than the formatting for a long log.
-        for (let i = 0; i < records.length; i += 500) writeOut(records.slice(i, i + 500).map((r) => render(r, json)).join(""));
+        for (let i = 0; i < records.length; i += 500)
+          writeOut(
+            records
+              .slice(i, i + 500)
+              .map((r) => render(r, json))
+              .join(""),
+          );
         if (!options.follow) return;
         const end = () => stop.abort();
         process.once("SIGINT", end);
         process.once("SIGTERM", end);
-        await followLog(path, tail.position, (record) => {
-          if (!keep(record)) return;
-          try {
-            writeOut(render(record, json));
-          } catch (error) {
-            if (!(error instanceof OutputClosed)) throw error;
-            stop.abort();
-          }
-        }, stop.signal);
+        await followLog(
+          path,
+          tail.position,
+          (record) => {
+            if (!keep(record)) return;
+            try {
+              writeOut(render(record, json));
+            } catch (error) {
+              if (!(error instanceof OutputClosed)) throw error;
+              stop.abort();
+            }
+          },
+          stop.signal,
+        );
       } catch (error) {
         if (!(error instanceof OutputClosed)) throw error;
       }

@@ -49,7 +49,13 @@ function parsePositive(text: string, what: string, max: number): number {
 }
 
 /** A client secret from stdin, or asked for on a terminal when the method (or provider) wants one. */
-async function clientSecretFor(store: Parameters<typeof resolveConfig>[0], vaultName: string, key: string, flags: ConfigFlags, needAuthorizationUrl: boolean): Promise<{ resolved: ResolvedConfig; secret: string | undefined }> {
+async function clientSecretFor(
+  store: Parameters<typeof resolveConfig>[0],
+  vaultName: string,
+  key: string,
+  flags: ConfigFlags,
+  needAuthorizationUrl: boolean,
+): Promise<{ resolved: ResolvedConfig; secret: string | undefined }> {
   if (flags.clientSecretStdin) {
     const secret = await readStdinLine("the client secret");
     if (secret === "") throw new AgentVaultError("invalid_argument", "the client secret on stdin is empty");
@@ -97,7 +103,9 @@ function printStatus(view: OAuthStatusView): void {
 export function registerOAuth(program: Command): void {
   const oauth = program.command("oauth").description("OAuth credentials: connect in the browser, paste tokens, status, refresh");
 
-  withJsonOption(withVaultOption(withPasswordOption(withConfigOptions(oauth.command("connect <key>").description("authorize in the browser (authorization code + PKCE, loopback redirect) and store the tokens")))))
+  withJsonOption(
+    withVaultOption(withPasswordOption(withConfigOptions(oauth.command("connect <key>").description("authorize in the browser (authorization code + PKCE, loopback redirect) and store the tokens")))),
+  )
     .option("--authorization-url <url>", "the provider's authorization endpoint")
     .option("--scopes <scopes>", "space-separated scopes (default: the provider's suggestion)")
     .option("--no-browser", "print the URL to open instead of opening a browser")
@@ -142,7 +150,8 @@ export function registerOAuth(program: Command): void {
       if (flags.accessTokenStdin) accessToken = await readStdinLine("the access token");
       if (flags.refreshTokenStdin) refreshToken = await readStdinLine("the refresh token");
       if (!flags.accessTokenStdin && !flags.refreshTokenStdin) {
-        if (!isInteractive()) throw new AgentVaultError("invalid_argument", "no tokens given", { hint: "pass --access-token-stdin and/or --refresh-token-stdin with the tokens on stdin, one per line" });
+        if (!isInteractive())
+          throw new AgentVaultError("invalid_argument", "no tokens given", { hint: "pass --access-token-stdin and/or --refresh-token-stdin with the tokens on stdin, one per line" });
         accessToken = (await promptHidden("Access token (hidden; enter to skip): ")) || undefined;
         refreshToken = (await promptHidden("Refresh token (hidden; enter to skip): ")) || undefined;
       }
@@ -155,7 +164,10 @@ export function registerOAuth(program: Command): void {
       const view = oauthStatusView(store, findVault(store.read(), vault.name), key);
       if (flags.json) return printJson(view);
       if (refreshToken) printNote(`the refresh token works (refreshed at ${new URL(resolved.config.token_url).host}); stored ${key} in vault "${vault.name}": ${expiryText(record)}`);
-      else printNote(`stored ${key} in vault "${vault.name}": ${expiryText(record, "paste")}; no refresh token: the access token is used until it expires or is replaced (paste a new one with agent-vault oauth paste ${key})`);
+      else
+        printNote(
+          `stored ${key} in vault "${vault.name}": ${expiryText(record, "paste")}; no refresh token: the access token is used until it expires or is replaced (paste a new one with agent-vault oauth paste ${key})`,
+        );
     });
 
   withJsonOption(withVaultOption(withPasswordOption(oauth.command("status [key]").description("connected or not, expiry, last refresh and last error (all OAuth credentials without KEY)")))).action(
@@ -179,17 +191,19 @@ export function registerOAuth(program: Command): void {
     },
   );
 
-  withJsonOption(withVaultOption(withPasswordOption(oauth.command("refresh <key>").description("refresh the access token now with the stored refresh token")))).action(async (keyArg: string, options: CommonOptions) => {
-    const key = checkCredentialKey(keyArg);
-    const { store, vault } = await openVault(options);
-    const record = vault.credentials[key];
-    if (!record) throw new AgentVaultError("credential_not_found", `no credential ${key} in vault "${vault.name}"`);
-    if (record.type !== "oauth") throw new AgentVaultError("invalid_argument", `${key} is a static credential, not an OAuth one`);
-    const refreshed = await new OAuthRefresher(store, { backoffMs: [500] }).refresh(vault.id, key, { force: true });
-    const view = oauthStatusView(store, store.read().vaults.find((v) => v.id === vault.id)!, key);
-    if (options.json) return printJson(view);
-    printNote(`refreshed ${key}: ${expiryText(refreshed)}`);
-  });
+  withJsonOption(withVaultOption(withPasswordOption(oauth.command("refresh <key>").description("refresh the access token now with the stored refresh token")))).action(
+    async (keyArg: string, options: CommonOptions) => {
+      const key = checkCredentialKey(keyArg);
+      const { store, vault } = await openVault(options);
+      const record = vault.credentials[key];
+      if (!record) throw new AgentVaultError("credential_not_found", `no credential ${key} in vault "${vault.name}"`);
+      if (record.type !== "oauth") throw new AgentVaultError("invalid_argument", `${key} is a static credential, not an OAuth one`);
+      const refreshed = await new OAuthRefresher(store, { backoffMs: [500] }).refresh(vault.id, key, { force: true });
+      const view = oauthStatusView(store, store.read().vaults.find((v) => v.id === vault.id)!, key);
+      if (options.json) return printJson(view);
+      printNote(`refreshed ${key}: ${expiryText(refreshed)}`);
+    },
+  );
 
   withJsonOption(oauth.command("providers").description("list the provider presets")).action((options: { json?: boolean }) => {
     if (options.json) return printJson(PROVIDERS);

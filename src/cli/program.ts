@@ -59,7 +59,10 @@ export function buildProgram(): Command {
   registerCompletion(program);
   // Every subcommand inherits the same error handling.
   const configure = (command: Command) => {
-    command.exitOverride().configureOutput({ outputError: () => undefined }).showSuggestionAfterError(true);
+    command
+      .exitOverride()
+      .configureOutput({ outputError: () => undefined })
+      .showSuggestionAfterError(true);
     command.commands.forEach(configure);
   };
   program.commands.forEach(configure);
@@ -89,7 +92,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       // A usage error goes the way of every other error: its exit code and hint from ERROR_TABLE.
       if (error.code === "commander.help") return ERROR_TABLE.usage.exit;
       // One line: commander puts its "Did you mean" suggestion on a line of its own.
-      const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").replace("(Did you mean", "(did you mean");
+      const message = error.message
+        .replace(/^error: /, "")
+        .replace(/\s*\n\s*/g, " ")
+        .replace("(Did you mean", "(did you mean");
       return reportError(new AgentVaultError("usage", message));
     }
     return reportError(error);

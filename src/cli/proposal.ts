@@ -28,7 +28,6 @@ function parseId(text: string): number {
   return id;
 }
 
-
 function summary(p: Proposal): string {
   return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");
 }
@@ -86,7 +85,10 @@ export function registerProposal(group: Command): void {
     .option("--status <status>", "pending, applied, rejected or expired")
     .action(async (options: CommonOptions & { status?: string }) => {
       if (options.status && !["pending", "applied", "rejected", "expired"].includes(options.status)) {
-        throw new AgentVaultError("invalid_argument", `--status must be pending, applied, rejected or expired, not "${options.status.slice(0, 40)}"${didYouMean(options.status, ["pending", "applied", "rejected", "expired"])}`);
+        throw new AgentVaultError(
+          "invalid_argument",
+          `--status must be pending, applied, rejected or expired, not "${options.status.slice(0, 40)}"${didYouMean(options.status, ["pending", "applied", "rejected", "expired"])}`,
+        );
       }
       const { vault } = await openVault(options);
       const list = vault.proposals
@@ -94,7 +96,11 @@ export function registerProposal(group: Command): void {
         .sort((a, b) => Number(statusOf(b) === "pending") - Number(statusOf(a) === "pending") || b.id - a.id);
       if (options.json) return printJson(list.map((p) => proposalView(p)));
       if (list.length === 0) return printNote(`no ${options.status ?? ""} proposals in vault "${vault.name}"`.replace("  ", " "));
-      printTable(["#", "STATUS", "ASKS FOR", "MESSAGE", "FILED"], list.map((p) => [String(p.id), statusOf(p), summary(p), p.message || "-", formatWhen(p.created_at)]), { status: 1 });
+      printTable(
+        ["#", "STATUS", "ASKS FOR", "MESSAGE", "FILED"],
+        list.map((p) => [String(p.id), statusOf(p), summary(p), p.message || "-", formatWhen(p.created_at)]),
+        { status: 1 },
+      );
     });
 
   withJsonOption(withVaultOption(withPasswordOption(proposals.command("show <id>").description("show one proposal in full")))).action(async (idText: string, options: CommonOptions) => {
@@ -140,7 +146,9 @@ export function registerProposal(group: Command): void {
       printNote(`applied proposal #${id}: ${summary(proposal)}`);
       for (const slot of proposal.credentials) {
         if (slot.action !== "set" || slot.type !== "oauth") continue;
-        const how = slot.oauth?.authorization_url ? `agent-vault oauth connect ${slot.key}${slot.oauth.client_id ? "" : " --client-id ID"}` : `agent-vault oauth paste ${slot.key} --access-token-stdin --refresh-token-stdin`;
+        const how = slot.oauth?.authorization_url
+          ? `agent-vault oauth connect ${slot.key}${slot.oauth.client_id ? "" : " --client-id ID"}`
+          : `agent-vault oauth paste ${slot.key} --access-token-stdin --refresh-token-stdin`;
         printNote(`next: ${slot.key} is an OAuth credential; complete it with: ${how}`);
       }
     });

@@ -51,7 +51,8 @@ export function registerServer(program: Command): void {
       const store = await VaultStore.unlock(paths, async () => (password = await readMasterPassword(options)));
       // A pidfile whose process cannot prove it is our server is replaced, not believed.
       const running = await serve.findRunningServer(store).catch(() => null);
-      if (running) throw new AgentVaultError("conflict", `a server for ${paths.home} is already running (pid ${running.pid}, API port ${running.api_port})`, { hint: "stop it with `agent-vault server stop`" });
+      if (running)
+        throw new AgentVaultError("conflict", `a server for ${paths.home} is already running (pid ${running.pid}, API port ${running.api_port})`, { hint: "stop it with `agent-vault server stop`" });
       if (options.detach) {
         const log = openAppendPrivate(`${paths.home}/server.log`);
         const self = process.argv[1] && /\.(ts|js)$/.test(process.argv[1]) ? [process.execPath, process.argv[1]] : [process.execPath];
@@ -71,7 +72,9 @@ export function registerServer(program: Command): void {
       const served = await serve.startServices(store, { host: options.host, apiPort, mitmPort, fallbackToFreePorts: false, handoffSocket: serve.handoffSocketPath(paths) });
       serve.writePidFile(paths, served);
       serve.noticeRedirections(process.env);
-      printNote(`agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); ${process.stdin.isTTY ? "Ctrl-C stops it" : "`agent-vault server stop` stops it"}`);
+      printNote(
+        `agent-vault server: API http://${served.host}:${served.apiPort}, proxy ${served.host}:${served.mitmPort} (data ${paths.home}); ${process.stdin.isTTY ? "Ctrl-C stops it" : "`agent-vault server stop` stops it"}`,
+      );
       const { watchProposals } = await import("../run/notice.ts");
       watchProposals(store, null, (line) => process.stderr.write(line));
       await new Promise<void>((resolve) => {
@@ -84,20 +87,19 @@ export function registerServer(program: Command): void {
       process.exit(0);
     });
 
-  withPasswordOption(server.command("stop").description("stop the server of this data directory"))
-    .action(async (options: CommonOptions) => {
-      const serve = await import("../run/serve.ts");
-      const paths = homePaths();
-      // Nothing to stop: said before the password is asked for.
-      const record = serve.readPidFile(paths);
-      if (!record || !serve.isProcessAlive(record.pid)) {
-        serve.removePidFile(paths);
-        throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
-      }
-      const { stopVerifiedServer } = await import("../run/server-check.ts");
-      const pid = await stopVerifiedServer(await openStore(options));
-      printNote(`stopped the server (pid ${pid})`);
-    });
+  withPasswordOption(server.command("stop").description("stop the server of this data directory")).action(async (options: CommonOptions) => {
+    const serve = await import("../run/serve.ts");
+    const paths = homePaths();
+    // Nothing to stop: said before the password is asked for.
+    const record = serve.readPidFile(paths);
+    if (!record || !serve.isProcessAlive(record.pid)) {
+      serve.removePidFile(paths);
+      throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
+    }
+    const { stopVerifiedServer } = await import("../run/server-check.ts");
+    const pid = await stopVerifiedServer(await openStore(options));
+    printNote(`stopped the server (pid ${pid})`);
+  });
 }
 
 export function registerRun(program: Command): void {
@@ -115,19 +117,43 @@ export function registerRun(program: Command): void {
     .option("--quiet", "print no line on stderr at start")
     .argument("<command...>", "the command to run")
     .passThroughOptions()
-    .action(async (command: string[], options: CommonOptions & { ttl: string; service: string[]; agent?: string; policy?: string; sandbox: boolean; sandboxRo: string[]; sandboxRw: string[]; sandboxHide: string[]; env: string[]; quiet?: boolean }) => {
-      const envRequests = (await import("../run/placeholders.ts")).parseEnvRequests(options.env);
-      const ttlMs = parseDuration(options.ttl);
-      if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
-      const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
-      // A typo in the command is answered before any password is asked for.
-      (await import("../run/command.ts")).checkCommand(command[0] ?? "", process.env.PATH);
-      const { runAgent } = await import("../run/run.ts");
-      // Asked even when a server runs: a session is written into the sealed vault file, and the
-      // password is what tells this `run` apart from an agent (same user) minting itself a wider session.
-      const { store, vault } = await openVault(options, `Master password (to start a session for ${displaySafe(command[0] ?? "").slice(0, 60)}): `);
-      process.exitCode = await runAgent(store, vault.name, command, { ttlMs, services: options.service.length > 0 ? options.service : null, agent: options.agent ?? null, policy, sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide }, env: envRequests, quiet: options.quiet === true });
-    });
+    .action(
+      async (
+        command: string[],
+        options: CommonOptions & {
+          ttl: string;
+          service: string[];
+          agent?: string;
+          policy?: string;
+          sandbox: boolean;
+          sandboxRo: string[];
+          sandboxRw: string[];
+          sandboxHide: string[];
+          env: string[];
+          quiet?: boolean;
+        },
+      ) => {
+        const envRequests = (await import("../run/placeholders.ts")).parseEnvRequests(options.env);
+        const ttlMs = parseDuration(options.ttl);
+        if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);
+        const policy = options.policy === undefined ? null : await (await import("./documents.ts")).readPolicyFile(options.policy);
+        // A typo in the command is answered before any password is asked for.
+        (await import("../run/command.ts")).checkCommand(command[0] ?? "", process.env.PATH);
+        const { runAgent } = await import("../run/run.ts");
+        // Asked even when a server runs: a session is written into the sealed vault file, and the
+        // password is what tells this `run` apart from an agent (same user) minting itself a wider session.
+        const { store, vault } = await openVault(options, `Master password (to start a session for ${displaySafe(command[0] ?? "").slice(0, 60)}): `);
+        process.exitCode = await runAgent(store, vault.name, command, {
+          ttlMs,
+          services: options.service.length > 0 ? options.service : null,
+          agent: options.agent ?? null,
+          policy,
+          sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide },
+          env: envRequests,
+          quiet: options.quiet === true,
+        });
+      },
+    );
 }
 
 export function registerCa(program: Command): void {
@@ -152,15 +178,15 @@ function sessionRow(s: Session): string[] {
 
 export function registerSessionCommands(group: Command): void {
   const sessions = group.command("session").description("agent sessions made by `run`");
-  withJsonOption(withVaultOption(withPasswordOption(sessions.command("list").description("list sessions")))).option("--all", "include expired and revoked sessions").action(
-    async (options: CommonOptions & { all?: boolean }) => {
+  withJsonOption(withVaultOption(withPasswordOption(sessions.command("list").description("list sessions"))))
+    .option("--all", "include expired and revoked sessions")
+    .action(async (options: CommonOptions & { all?: boolean }) => {
       const { vault } = await openVault(options);
       const list = vault.sessions.filter((s) => options.all || isSessionActive(s));
       if (options.json) return printJson(list.map(({ token_sha256: _, ...rest }) => rest));
       if (list.length === 0) return printNote(`no active sessions in vault "${vault.name}"`);
       printTable(["ID", "LABEL", "SERVICES", "STATE", "CREATED", "EXPIRES"], list.map(sessionRow), { status: 3, cutFirst: [1, 2] });
-    },
-  );
+    });
   withVaultOption(withPasswordOption(sessions.command("revoke <id>").description("revoke a session; its open tunnels close"))).action(async (id: string, options: CommonOptions) => {
     const { store, vault } = await openVault(options);
     await revokeSession(store, vault.name, id);
@@ -170,7 +196,10 @@ export function registerSessionCommands(group: Command): void {
     const { vault } = await openVault(options);
     const view = discover(vault);
     if (options.json) return printJson(view);
-    printTable(["SERVICE", "HOST"], view.services.map((s) => [s.name, s.host]));
+    printTable(
+      ["SERVICE", "HOST"],
+      view.services.map((s) => [s.name, s.host]),
+    );
     printNote(`credentials available (names only): ${view.available_credentials.join(", ") || "none"}`);
   });
 }
@@ -179,7 +208,8 @@ export function registerTui(program: Command): void {
   withVaultOption(program.command("tui").description("the terminal UI: review proposals, manage credentials, watch requests"))
     .option("--no-bell", "no terminal bell or desktop notification when a proposal arrives")
     .action(async (options: CommonOptions & { bell: boolean }) => {
-      if (!process.stdin.isTTY || !process.stdout.isTTY) throw new AgentVaultError("usage", "the TUI needs a terminal", { hint: "use the `vault proposal` and `vault credential` commands in scripts" });
+      if (!process.stdin.isTTY || !process.stdout.isTTY)
+        throw new AgentVaultError("usage", "the TUI needs a terminal", { hint: "use the `vault proposal` and `vault credential` commands in scripts" });
       // Ink draws nothing until exit when it believes it runs in CI; this is a real terminal.
       delete process.env.CI;
       delete process.env.CONTINUOUS_INTEGRATION;

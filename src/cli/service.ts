@@ -109,7 +109,12 @@ function keyFlags(auth: Auth): [key: string, flag: string][] {
     case "bearer":
       return [[auth.token, "--token-key"]];
     case "basic":
-      return auth.password ? [[auth.username, "--username-key"], [auth.password, "--password-key"]] : [[auth.username, "--username-key"]];
+      return auth.password
+        ? [
+            [auth.username, "--username-key"],
+            [auth.password, "--password-key"],
+          ]
+        : [[auth.username, "--username-key"]];
     case "api-key":
     case "query":
       return [[auth.key, "--key"]];
@@ -183,7 +188,14 @@ export function registerService(group: Command): void {
       let raw: Record<string, unknown>;
       if (options.template !== undefined) {
         const entry = findTemplate(options.template);
-        if (!entry) throw new AgentVaultError("template_not_found", `no catalog template "${options.template}"${didYouMean(options.template, CATALOG.map((e) => e.name))}`);
+        if (!entry)
+          throw new AgentVaultError(
+            "template_not_found",
+            `no catalog template "${options.template}"${didYouMean(
+              options.template,
+              CATALOG.map((e) => e.name),
+            )}`,
+          );
         if (options.authType !== undefined && options.authType !== entry.auth.type) {
           throw new AgentVaultError("invalid_argument", `template ${entry.name} uses --auth-type ${entry.auth.type}; drop --auth-type or the template`);
         }
@@ -224,7 +236,10 @@ export function registerService(group: Command): void {
     printNote(`removed service "${name}" from vault "${vault.name}"`);
   });
 
-  for (const [verb, enabled] of [["enable", true], ["disable", false]] as const) {
+  for (const [verb, enabled] of [
+    ["enable", true],
+    ["disable", false],
+  ] as const) {
     withVaultOption(withPasswordOption(services.command(`${verb} <name>`).description(`${verb} a service`))).action(async (name: string, options: CommonOptions) => {
       const { store, vault } = await openVault(options);
       await setServiceEnabled(store, vault.name, name, enabled);

@@ -47,7 +47,15 @@ interface VaultStatus {
   readonly proposals: readonly { readonly id: number; readonly message: string; readonly created_at: string }[];
   readonly held_pending: number;
   /** Requests held for a person's approval (`agent-vault held list`), oldest first. */
-  readonly held: readonly { readonly id: number; readonly method: string; readonly host: string; readonly path: string; readonly session: string | null; readonly agent: string | null; readonly expires_at: string }[];
+  readonly held: readonly {
+    readonly id: number;
+    readonly method: string;
+    readonly host: string;
+    readonly path: string;
+    readonly session: string | null;
+    readonly agent: string | null;
+    readonly expires_at: string;
+  }[];
   readonly settings: { readonly unmatched: string; readonly guard: boolean; readonly scrub: boolean };
   /** Source credentials whose last fetch failed (src/sources/health.ts): key, why, since when. */
   readonly sources_failing: readonly { readonly key: string; readonly error: string; readonly since: string | null }[];
@@ -159,12 +167,16 @@ function printStatus(report: StatusReport): void {
     out.push(`  unmatched hosts: ${v.settings.unmatched} · guard ${v.settings.guard ? "on" : "off"} · scrub ${v.settings.scrub ? "on" : "off"}`);
     // The session's label is the command line `run` started; a proposal's message is the agent's
     // text: both escaped and cut, so a line stays a line.
-    for (const s of v.sessions.slice(0, LISTED)) out.push(`  session ${s.id}  ${s.agent ? `agent ${displaySafe(s.agent)}  ` : ""}${s.run_pid ? `run pid ${s.run_pid}  ` : ""}expires ${formatWhen(s.expires_at)}  ${cut(displaySafe(s.label || "-"), 40)}`);
+    for (const s of v.sessions.slice(0, LISTED))
+      out.push(
+        `  session ${s.id}  ${s.agent ? `agent ${displaySafe(s.agent)}  ` : ""}${s.run_pid ? `run pid ${s.run_pid}  ` : ""}expires ${formatWhen(s.expires_at)}  ${cut(displaySafe(s.label || "-"), 40)}`,
+      );
     if (v.sessions.length > LISTED) out.push(`  … ${v.sessions.length - LISTED} more: agent-vault vault session list --vault ${v.name}`);
     for (const p of v.proposals.slice(0, LISTED)) out.push(`  proposal #${p.id}  filed ${formatWhen(p.created_at)}  ${cut(displaySafe(p.message), 50)}`);
     if (v.proposals.length > LISTED) out.push(`  … ${v.proposals.length - LISTED} more: agent-vault vault proposal list --vault ${v.name}`);
     // The path is the agent's: escaped and cut like a proposal's message.
-    for (const h of v.held.slice(0, LISTED)) out.push(`  held #${h.id}  ${cut(displaySafe(`${h.method} ${h.host}${h.path}`), 60)}  ${h.agent ? `agent ${displaySafe(h.agent)}` : (h.session ?? "")}  until ${formatWhen(h.expires_at)}`);
+    for (const h of v.held.slice(0, LISTED))
+      out.push(`  held #${h.id}  ${cut(displaySafe(`${h.method} ${h.host}${h.path}`), 60)}  ${h.agent ? `agent ${displaySafe(h.agent)}` : (h.session ?? "")}  until ${formatWhen(h.expires_at)}`);
     if (v.held.length > LISTED) out.push(`  … ${v.held.length - LISTED} more: agent-vault held list --vault ${v.name}`);
     for (const f of v.sources_failing) out.push(`  source of ${f.key} failing${f.since ? ` since ${formatWhen(f.since)}` : ""}: ${cut(displaySafe(f.error), 80)}`);
   }

@@ -84,12 +84,19 @@ export function registerVaultManagement(group: Command): void {
       let unmatched: UnmatchedPolicy | undefined;
       if (options.unmatched !== undefined) {
         const policy = UnmatchedPolicySchema.safeParse(options.unmatched);
-        if (!policy.success) throw new AgentVaultError("invalid_argument", `--unmatched must be passthrough, deny or guard, not "${options.unmatched.slice(0, 40)}"${didYouMean(options.unmatched, ["passthrough", "deny", "guard"])}`);
+        if (!policy.success)
+          throw new AgentVaultError(
+            "invalid_argument",
+            `--unmatched must be passthrough, deny or guard, not "${options.unmatched.slice(0, 40)}"${didYouMean(options.unmatched, ["passthrough", "deny", "guard"])}`,
+          );
         unmatched = policy.data;
       }
       let bypass: string[] | undefined;
       if (options.guardBypass !== undefined) {
-        bypass = options.guardBypass.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean);
+        bypass = options.guardBypass
+          .split(",")
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean);
         for (const host of bypass) if (!isValidHostname(host.replace(/^\*\./, ""))) throw new AgentVaultError("invalid_argument", `--guard-bypass: "${host.slice(0, 80)}" is not a host name`);
       }
       const { store, vault } = await openVault(options);
@@ -102,7 +109,11 @@ export function registerVaultManagement(group: Command): void {
           if (scrub !== undefined) target.settings.scrub = scrub;
           if (bypass !== undefined) target.settings.guard_bypass = bypass;
           const s = target.settings;
-          store.audit.record({ kind: "settings_changed", vault: target.name, detail: `unmatched=${s.unmatched} guard=${s.guard ? "on" : "off"} scrub=${s.scrub ? "on" : "off"} guard_bypass=${s.guard_bypass.join(",").slice(0, 1500)}` });
+          store.audit.record({
+            kind: "settings_changed",
+            vault: target.name,
+            detail: `unmatched=${s.unmatched} guard=${s.guard ? "on" : "off"} scrub=${s.scrub ? "on" : "off"} guard_bypass=${s.guard_bypass.join(",").slice(0, 1500)}`,
+          });
           return target.settings;
         });
       }

@@ -77,19 +77,22 @@ export function buildMcpServer(env: McpEnvironment): McpServer {
   // was asked: the same call again waits on the same request instead of sending a second one, and
   // gets its answer even when it came after the first call had reported pending.
   const inFlight = new Map<string, Promise<ToolResult>>();
-  const guarded = (fn: (args: any) => Promise<ToolResult>) => async (args: any): Promise<ToolResult> => {
-    try {
-      return await fn(args);
-    } catch (error) {
-      return failure((error as Error).message);
-    }
-  };
+  const guarded =
+    (fn: (args: any) => Promise<ToolResult>) =>
+    async (args: any): Promise<ToolResult> => {
+      try {
+        return await fn(args);
+      } catch (error) {
+        return failure((error as Error).message);
+      }
+    };
 
   server.registerTool(
     "list_services",
     {
       title: "List services",
-      description: "The services this agent may call through the vault (name and host), and the credential keys available. Requests to these hosts get the real credential attached by the vault; the agent never holds it.",
+      description:
+        "The services this agent may call through the vault (name and host), and the credential keys available. Requests to these hosts get the real credential attached by the vault; the agent never holds it.",
       inputSchema: {},
     },
     guarded(async () => {
@@ -102,7 +105,8 @@ export function buildMcpServer(env: McpEnvironment): McpServer {
     "list_credentials",
     {
       title: "List credential metadata",
-      description: "Metadata of the credentials this agent's services use: key, type (static, oauth, or source: fetched from the team's secrets system), description, expiry and which services send it. Never a value.",
+      description:
+        "Metadata of the credentials this agent's services use: key, type (static, oauth, or source: fetched from the team's secrets system), description, expiry and which services send it. Never a value.",
       inputSchema: { service: z.string().optional().describe("only credentials this service sends"), type: z.enum(["static", "oauth", "source"]).optional() },
     },
     guarded(async (args: { service?: string; type?: string }) => {
@@ -157,7 +161,10 @@ export function buildMcpServer(env: McpEnvironment): McpServer {
       description:
         "Make an HTTPS request through agent-vault: the vault attaches the credential of the matching service (do not send your own), and returns status, headers and body with every credential value replaced by [REDACTED:KEY].",
       inputSchema: {
-        method: z.string().regex(/^[A-Za-z]{1,16}$/).default("GET"),
+        method: z
+          .string()
+          .regex(/^[A-Za-z]{1,16}$/)
+          .default("GET"),
         url: z.string().url().describe("https://host/path?query"),
         headers: z.record(z.string(), z.string()).optional(),
         body: z.string().optional().describe("request body as text"),
@@ -208,7 +215,8 @@ export function buildMcpServer(env: McpEnvironment): McpServer {
       return failure(`cannot reach agent-vault at ${env.addr}: start it with \`agent-vault server\``);
     }
     const bytes = Buffer.from(await res.arrayBuffer());
-    const isText = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript|[a-z.+-]*\+json|[a-z.+-]*\+xml))/i.test(res.headers.get("content-type") ?? "text/plain") || bytes.every((b) => b !== 0);
+    const isText =
+      /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript|[a-z.+-]*\+json|[a-z.+-]*\+xml))/i.test(res.headers.get("content-type") ?? "text/plain") || bytes.every((b) => b !== 0);
     const bodyText = isText ? bytes.toString("utf8") : bytes.toString("base64");
     const responseHeaders: Record<string, string> = {};
     res.headers.forEach((value, name) => (responseHeaders[name] = value));

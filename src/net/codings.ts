@@ -12,7 +12,10 @@ export type Coding = "gzip" | "deflate" | "br" | "aws-chunked";
 export const MAX_SNIFFED_LAYERS = 4;
 
 function parseCodings(text: string): string[] {
-  return text.split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== "" && c !== "identity");
+  return text
+    .split(",")
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "" && c !== "identity");
 }
 
 /**
@@ -38,7 +41,11 @@ export function codingsOf(encoding: string | string[] | undefined, isRequest = f
  */
 export function messageCodings(contentEncoding: string | string[] | undefined, transferEncoding: string | string[] | undefined, isRequest = false): Coding[] | null {
   const content = codingsOf(contentEncoding, isRequest);
-  const transfer = codingsOf(parseCodings(Array.isArray(transferEncoding) ? transferEncoding.join(",") : (transferEncoding ?? "")).filter((c) => c !== "chunked").join(","));
+  const transfer = codingsOf(
+    parseCodings(Array.isArray(transferEncoding) ? transferEncoding.join(",") : (transferEncoding ?? ""))
+      .filter((c) => c !== "chunked")
+      .join(","),
+  );
   return content && transfer ? [...content, ...transfer] : null;
 }
 
@@ -86,7 +93,11 @@ export function decodeAwsChunked(body: Buffer, maxOutputLength: number): Buffer 
  * and a body that says it is framed (x-amz-content-sha256: STREAMING-…) is read as framed whatever
  * Content-Encoding says, since that is how S3 reads it: the guard must read what the upstream will.
  */
-export function requestCodings(contentEncoding: string | string[] | undefined, transferEncoding: string | string[] | undefined, isAwsFramed: boolean): { readonly all: Coding[]; readonly content: number } | null {
+export function requestCodings(
+  contentEncoding: string | string[] | undefined,
+  transferEncoding: string | string[] | undefined,
+  isAwsFramed: boolean,
+): { readonly all: Coding[]; readonly content: number } | null {
   const content = codingsOf(contentEncoding, true);
   const all = messageCodings(contentEncoding, transferEncoding, true);
   if (content === null || all === null) return null;

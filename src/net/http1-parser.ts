@@ -4,18 +4,7 @@
 // sizes, a missing CRLF after chunk data are refused, never repaired. Bodies are handed on as views
 // of the input without copying; bytes are copied only when a head or a chunk-size line is split
 // across reads, or when they arrive while the consumer has paused.
-import {
-  forbiddenTrailer,
-  type HeaderList,
-  hasConnectionOption,
-  malformed,
-  type ParseError,
-  parseContentLength,
-  parseFieldLines,
-  TOKEN,
-  transferCodings,
-  VALUE_CTL,
-} from "./http1-syntax.ts";
+import { forbiddenTrailer, type HeaderList, hasConnectionOption, malformed, type ParseError, parseContentLength, parseFieldLines, TOKEN, transferCodings, VALUE_CTL } from "./http1-syntax.ts";
 
 export interface RequestHead {
   readonly method: string;
@@ -50,17 +39,7 @@ export interface ParserLimits {
   maxTrailerBytes?: number;
 }
 
-export type ParserState =
-  | "head"
-  | "body_length"
-  | "chunk_size"
-  | "chunk_data"
-  | "chunk_data_crlf"
-  | "trailers"
-  | "body_close"
-  | "done"
-  | "upgraded"
-  | "failed";
+export type ParserState = "head" | "body_length" | "chunk_size" | "chunk_data" | "chunk_data_crlf" | "trailers" | "body_close" | "done" | "upgraded" | "failed";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -83,8 +62,7 @@ function latin1(buf: Buffer, start: number, end: number): string {
 // chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )  (RFC 9112 7.1.1), taken
 // with whitespace only before ";": llhttp's strict mode refuses it after ";" and around "=", and a
 // form one parser accepts and the next refuses is how a chunk boundary gets smuggled.
-const CHUNK_EXT =
-  /^(?:[ \t]*;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
+const CHUNK_EXT = /^(?:[ \t]*;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
 const TARGET_CHARS = /[^\x21-\x7e]/;
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 // uri-host [ ":" port ]: reg-name, IPv4 or an IP literal in brackets (RFC 3986 3.2.2).

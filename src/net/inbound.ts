@@ -58,7 +58,26 @@ export class InboundRequest extends EventEmitter {
 }
 
 /** Fields node:http keeps only the first of; the rest of a repeat is dropped, as there. */
-const SINGLE = new Set(["age", "authorization", "content-length", "content-type", "etag", "expires", "from", "host", "if-modified-since", "if-unmodified-since", "last-modified", "location", "max-forwards", "proxy-authorization", "referer", "retry-after", "server", "user-agent"]);
+const SINGLE = new Set([
+  "age",
+  "authorization",
+  "content-length",
+  "content-type",
+  "etag",
+  "expires",
+  "from",
+  "host",
+  "if-modified-since",
+  "if-unmodified-since",
+  "last-modified",
+  "location",
+  "max-forwards",
+  "proxy-authorization",
+  "referer",
+  "retry-after",
+  "server",
+  "user-agent",
+]);
 
 function headerMap(headers: readonly [string, string][]): HeaderMap {
   const out: Record<string, string | string[]> = {};
@@ -425,7 +444,17 @@ export class InboundConnection {
     const status = error.code === "head_too_large" ? 431 : error.code === "unsupported" ? 505 : 400;
     if (error.code === "unsupported" && /HTTP\/2/i.test(error.message)) return void this.socket.destroy();
     const body = JSON.stringify({ error: "invalid_request", message: error.message });
-    this.socket.end(Buffer.concat([responseHead(status, STATUS_CODES[status] ?? "Bad Request", [["content-type", "application/json"], ["content-length", String(Buffer.byteLength(body))], ["x-agent-vault-error", "invalid_request"], ["connection", "close"]]), Buffer.from(body)]));
+    this.socket.end(
+      Buffer.concat([
+        responseHead(status, STATUS_CODES[status] ?? "Bad Request", [
+          ["content-type", "application/json"],
+          ["content-length", String(Buffer.byteLength(body))],
+          ["x-agent-vault-error", "invalid_request"],
+          ["connection", "close"],
+        ]),
+        Buffer.from(body),
+      ]),
+    );
   }
 
   /** A body that broke its framing mid-way: nothing more is read, the exchange is cut. */

@@ -165,7 +165,10 @@ export function isForbiddenAddress(address: string, allowlist: BlockList): boole
  * that mean no one address (zone ids, numeric forms out of range).
  */
 export function parseHostAddress(input: string): { readonly address: string } | { readonly name: string } {
-  const host = input.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  const host = input
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
   if (host.includes("%")) throw new AgentVaultError("forbidden_address", `${clip(input)}: IPv6 zone ids are not allowed`);
   if (isIP(host) !== 0) return { address: host };
   const ipv4 = parseLegacyIpv4(host);

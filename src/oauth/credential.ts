@@ -45,7 +45,13 @@ function checkMethod(text: string): TokenAuthMethod {
 }
 
 /** The configuration for KEY; `needAuthorizationUrl` for connect, which cannot work without one. */
-export function resolveConfig(store: VaultStore, vaultName: string, key: string, input: ConfigInput, options: { needAuthorizationUrl: boolean; hasNewSecret: boolean; needTokenUrl?: boolean }): ResolvedConfig {
+export function resolveConfig(
+  store: VaultStore,
+  vaultName: string,
+  key: string,
+  input: ConfigInput,
+  options: { needAuthorizationUrl: boolean; hasNewSecret: boolean; needTokenUrl?: boolean },
+): ResolvedConfig {
   checkCredentialKey(key);
   const { record, secrets } = existingOAuth(store, vaultName, key);
   const stored = record ? oauthConfigOf(record) : null;
@@ -55,7 +61,8 @@ export function resolveConfig(store: VaultStore, vaultName: string, key: string,
   const tokenUrl = input.tokenUrl ?? stored?.token_url ?? preset?.token_url;
   // A pasted access token alone is used until it expires or is replaced: with no refresh token
   // there is nothing to send to a token URL, so none is demanded ("" is stored as none).
-  if (!tokenUrl && options.needTokenUrl === false) return { config: { token_url: "", client_id: input.clientId ?? stored?.client_id, token_auth_method: "none", provider: preset?.name }, preset, storedSecret: secrets.client_secret };
+  if (!tokenUrl && options.needTokenUrl === false)
+    return { config: { token_url: "", client_id: input.clientId ?? stored?.client_id, token_auth_method: "none", provider: preset?.name }, preset, storedSecret: secrets.client_secret };
   if (!tokenUrl) {
     throw new AgentVaultError("invalid_argument", `${key} has no token URL`, { hint: "pass --provider NAME (see `agent-vault oauth providers`) or --token-url URL" });
   }
@@ -161,10 +168,18 @@ export async function pasteOAuth(store: VaultStore, vaultName: string, key: stri
   if (!input.accessToken && !input.refreshToken) throw new AgentVaultError("invalid_argument", "nothing to paste: give an access token, a refresh token, or both");
   const keepSecret = config.token_auth_method === "none" ? undefined : clientSecret;
   if (!input.refreshToken) {
-    return saveOAuthTokens(store, vaultName, key, { config, secrets: { access_token: input.accessToken, client_secret: keepSecret }, expiresIn: input.expiresIn, event: "connected", description: input.description });
+    return saveOAuthTokens(store, vaultName, key, {
+      config,
+      secrets: { access_token: input.accessToken, client_secret: keepSecret },
+      expiresIn: input.expiresIn,
+      event: "connected",
+      description: input.description,
+    });
   }
   if (needsClientSecret(config) && !clientSecret) {
-    throw new AgentVaultError("invalid_argument", `${config.token_auth_method} needs a client secret to check the refresh token`, { hint: "pass --client-secret-stdin, or --token-auth-method none for a public client" });
+    throw new AgentVaultError("invalid_argument", `${config.token_auth_method} needs a client secret to check the refresh token`, {
+      hint: "pass --client-secret-stdin, or --token-auth-method none for a public client",
+    });
   }
   let tokens;
   try {
@@ -174,7 +189,9 @@ export async function pasteOAuth(store: VaultStore, vaultName: string, key: stri
     );
   } catch (error) {
     if (error instanceof TokenEndpointError) {
-      throw new AgentVaultError("oauth_refresh_failed", `the refresh token was refused, so nothing was stored: ${error.reason}`, { hint: "check the token, the token URL and the client id (and secret)" });
+      throw new AgentVaultError("oauth_refresh_failed", `the refresh token was refused, so nothing was stored: ${error.reason}`, {
+        hint: "check the token, the token URL and the client id (and secret)",
+      });
     }
     throw error;
   }

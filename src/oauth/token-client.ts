@@ -150,12 +150,7 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
   }
   const payload = Buffer.from(body);
   // Written by the same serializer the proxy uses: a value that could split the head throws here.
-  const head = requestHead("POST", `${url.pathname}${url.search}`, [
-    ["host", url.host],
-    ...Object.entries(headers),
-    ["content-length", String(payload.length)],
-    ["connection", "close"],
-  ]);
+  const head = requestHead("POST", `${url.pathname}${url.search}`, [["host", url.host], ...Object.entries(headers), ["content-length", String(payload.length)], ["connection", "close"]]);
   let socket: Socket;
   try {
     // A fresh verified connection from the proxy's own dialer: SNI and the certificate check use

@@ -8,7 +8,6 @@ import { PUBLIC_MODE, readFileNoFollow, writeFileAtomic } from "../shared/files.
 import { type VaultStore } from "../vault/vault.ts";
 import { type CertificateAuthority, createCertificateAuthority } from "./certs.ts";
 
-
 export async function ensureCertificateAuthority(store: VaultStore): Promise<CertificateAuthority> {
   let ca = store.read().ca;
   if (!ca) {

@@ -75,7 +75,9 @@ const extension = (id: string, critical: boolean, value: Buffer) => seq(oid(id),
 function keyId(publicKey: KeyObject): Buffer {
   // RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits (the SPKI's last 65 bytes for P-256).
   const spki = publicKey.export({ type: "spki", format: "der" });
-  return createHash("sha1").update(spki.subarray(spki.length - 65)).digest();
+  return createHash("sha1")
+    .update(spki.subarray(spki.length - 65))
+    .digest();
 }
 
 interface CertificateSpec {
@@ -107,7 +109,10 @@ function buildCertificate(spec: CertificateSpec): Buffer {
 }
 
 export function derToPem(der: Buffer, label = "CERTIFICATE"): string {
-  const b64 = der.toString("base64").match(/.{1,64}/g)!.join("\n");
+  const b64 = der
+    .toString("base64")
+    .match(/.{1,64}/g)!
+    .join("\n");
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 

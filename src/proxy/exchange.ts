@@ -156,7 +156,9 @@ class Exchange {
     }
     if (sign) {
       if (read !== null && read.kind !== "whole") {
-        return this.fail(problem("request_too_large", `the signature covers this body, which is larger than ${GUARD_BUFFER_BYTES} bytes; send it with x-amz-content-sha256 set (a SHA-256, or UNSIGNED-PAYLOAD)`));
+        return this.fail(
+          problem("request_too_large", `the signature covers this body, which is larger than ${GUARD_BUFFER_BYTES} bytes; send it with x-amz-content-sha256 set (a SHA-256, or UNSIGNED-PAYLOAD)`),
+        );
       }
       const signed = sign(read?.kind === "whole" ? read.body : Buffer.alloc(0));
       if (!Buffer.isBuffer(signed)) return this.fail(signed);
@@ -221,15 +223,25 @@ class Attempt {
     private readonly reused: boolean,
   ) {
     const { flow, options } = exchange;
-    this.writer = new ResponseWriter(exchange.res, socket, { maxResponseBytes: options.maxResponseBytes, extraHeaders: flow.responseHeaders, scrub: options.scrub, cut: (answer) => this.abort(answer) });
-    this.sender = new RequestSender(exchange.req, socket, { isChunked: exchange.isChunked, maxRequestBytes: options.maxRequestBytes }, {
-      sent: () => {
-        this.requestDone = true;
-        this.settle();
-      },
-      refused: (answer) => this.abort(answer),
-      blocked: exchange.blocked,
+    this.writer = new ResponseWriter(exchange.res, socket, {
+      maxResponseBytes: options.maxResponseBytes,
+      extraHeaders: flow.responseHeaders,
+      scrub: options.scrub,
+      cut: (answer) => this.abort(answer),
     });
+    this.sender = new RequestSender(
+      exchange.req,
+      socket,
+      { isChunked: exchange.isChunked, maxRequestBytes: options.maxRequestBytes },
+      {
+        sent: () => {
+          this.requestDone = true;
+          this.settle();
+        },
+        refused: (answer) => this.abort(answer),
+        blocked: exchange.blocked,
+      },
+    );
     this.parser = new ResponseParser({
       head: (head, framing) => {
         if (this.aborted) return;
@@ -312,7 +324,11 @@ class Attempt {
     const { res, reached } = this.exchange;
     if (answer && !res.headersSent) return this.exchange.fail(answer);
     res.destroy();
-    this.exchange.finish({ status: res.headersSent ? this.status : statusOf(answer?.code ?? "upstream_error", reached), error: answer?.code ?? "upstream_error", reason: answer?.message ?? "the response was cut" });
+    this.exchange.finish({
+      status: res.headersSent ? this.status : statusOf(answer?.code ?? "upstream_error", reached),
+      error: answer?.code ?? "upstream_error",
+      reason: answer?.message ?? "the response was cut",
+    });
   }
 
   /** A kept-alive connection the upstream had closed: the request goes once more on a new one. */

@@ -160,7 +160,17 @@ export class ProxyListener {
   }
 
   private context(): StepContext {
-    return { snapshot: this.deps.state.current(), store: this.deps.state.store, options: this.deps.options, now: Date.now(), oauth: this.refresher, sources: this.deps.state.sources, limits: this.limits, secrets: this.secretsOf, tails: this.deps.state.tails };
+    return {
+      snapshot: this.deps.state.current(),
+      store: this.deps.state.store,
+      options: this.deps.options,
+      now: Date.now(),
+      oauth: this.refresher,
+      sources: this.deps.state.sources,
+      limits: this.limits,
+      secrets: this.secretsOf,
+      tails: this.deps.state.tails,
+    };
   }
 
   /** Registers an open tunnel or WebSocket for the sweep, once. */
@@ -264,7 +274,15 @@ export class ProxyListener {
     const socket = conn.socket;
     const rest = conn.detach();
     const target = parseConnectTarget(req.url);
-    const flow = makeFlow({ via: "tunnel", host: target?.host ?? "-", port: target?.port ?? 0, method: "CONNECT", path: "", headers: {}, credential: tokenFromAuthorization(req.headers["proxy-authorization"] as string | undefined) });
+    const flow = makeFlow({
+      via: "tunnel",
+      host: target?.host ?? "-",
+      port: target?.port ?? 0,
+      method: "CONNECT",
+      path: "",
+      headers: {},
+      credential: tokenFromAuthorization(req.headers["proxy-authorization"] as string | undefined),
+    });
     const refuse = (a: Answer) => {
       socket.end(rawAnswer(a, "proxy"));
       this.log(flow, statusOf(a.code, "proxy"), a.code, a.message);
@@ -333,26 +351,32 @@ export class ProxyListener {
       if (flow.principal) this.open.delete(socket);
       if (flow.principal) this.track(socket, { principal: flow.principal.id, ...(flow.credential && flow.service ? { grant: { token: flow.credential, service: flow.service.name } } : {}) });
       const vault = flow.vault!;
-      await openWebSocket(flow, socket, String(req.headers["sec-websocket-key"] ?? ""), () => {
-        socket.off("data", hold);
-        return held;
-      }, {
-        tlsContext: this.pool.tlsContext,
-        current: () => {
-          try {
-            return this.deps.state.current().vaults.get(vault.id)?.vault ?? vault;
-          } catch {
-            return vault;
-          }
+      await openWebSocket(
+        flow,
+        socket,
+        String(req.headers["sec-websocket-key"] ?? ""),
+        () => {
+          socket.off("data", hold);
+          return held;
         },
-        secrets: this.secretsOf,
-        refuse,
-        logged: (status) => this.log(flow, status, null),
-        blocked: (hit) => {
-          refuseExfiltration(flow, hit, "a WebSocket message");
-          this.log(flow, flow.answer!.status, flow.answer!.code, flow.answer!.message);
+        {
+          tlsContext: this.pool.tlsContext,
+          current: () => {
+            try {
+              return this.deps.state.current().vaults.get(vault.id)?.vault ?? vault;
+            } catch {
+              return vault;
+            }
+          },
+          secrets: this.secretsOf,
+          refuse,
+          logged: (status) => this.log(flow, status, null),
+          blocked: (hit) => {
+            refuseExfiltration(flow, hit, "a WebSocket message");
+            this.log(flow, flow.answer!.status, flow.answer!.code, flow.answer!.message);
+          },
         },
-      });
+      );
     })().catch(() => socket.destroy());
   }
 

@@ -31,9 +31,9 @@ export class ServiceMatcher {
       compiled.push({ service, pattern, rank: [pattern.kind === "exact" ? 0 : 1, pattern.port === null ? 1 : 0, -(pattern.pathPrefix?.length ?? 0), order] });
     });
     this.compiled = compiled.sort((a, b) => {
-        for (let i = 0; i < a.rank.length; i++) if (a.rank[i] !== b.rank[i]) return a.rank[i]! - b.rank[i]!;
-        return 0;
-      });
+      for (let i = 0; i < a.rank.length; i++) if (a.rank[i] !== b.rank[i]) return a.rank[i]! - b.rank[i]!;
+      return 0;
+    });
   }
 
   /** The service for a request, enabled or not; null when none matches. */

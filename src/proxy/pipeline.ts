@@ -63,7 +63,21 @@ export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPass
  * guard if guardBody is set, puts values for placeholders in it if substitutions is set,
  * scrubs the response if scrubBody is set, and on a 401 calls onUnauthorized.
  */
-export const ON_REQUEST: readonly Step[] = [authenticate, matchService, applyPolicy, chooseInspection, stripHeaders, dropRanges, guardRequest, holdForApproval, refreshOAuth, fetchSources, substitutePlaceholders, injectCredential, guardNetwork];
+export const ON_REQUEST: readonly Step[] = [
+  authenticate,
+  matchService,
+  applyPolicy,
+  chooseInspection,
+  stripHeaders,
+  dropRanges,
+  guardRequest,
+  holdForApproval,
+  refreshOAuth,
+  fetchSources,
+  substitutePlaceholders,
+  injectCredential,
+  guardNetwork,
+];
 
 /** The request steps (tests run a few of them by name). */
 export const PIPELINE = ON_REQUEST;

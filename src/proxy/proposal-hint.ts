@@ -7,7 +7,10 @@ import { ServiceMatcher } from "./match.ts";
 const catalogMatcher = new ServiceMatcher(CATALOG.map((e) => ({ name: e.name, host: e.host, auth: e.auth, enabled: true, created_at: "1970-01-01T00:00:00.000Z" })));
 
 function guessName(host: string): string {
-  const labels = host.toLowerCase().split(".").filter((l) => !["api", "www", "com", "io", "dev", "app", "net", "org", "co", "ai"].includes(l));
+  const labels = host
+    .toLowerCase()
+    .split(".")
+    .filter((l) => !["api", "www", "com", "io", "dev", "app", "net", "org", "co", "ai"].includes(l));
   const name = (labels[labels.length - 1] ?? host).replace(/[^a-z0-9_-]/g, "-").slice(0, 60);
   return /^[a-z0-9]/.test(name) ? name : `svc-${name}`.slice(0, 64);
 }

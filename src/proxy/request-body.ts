@@ -29,7 +29,11 @@ export interface BodyStream {
  * A whole body: `body` as it goes upstream (placeholders replaced), `sent` the same layer as the
  * agent sent it, `decoded` with every coding undone (held requests hash `sent` and preview `decoded`).
  */
-export type GuardedBody = { kind: "whole"; body: Buffer; sent?: Buffer; decoded?: Buffer } | { kind: "stream"; head: Buffer; guard: BodyStream } | { kind: "refused"; answer: Answer } | { kind: "gone" };
+export type GuardedBody =
+  | { kind: "whole"; body: Buffer; sent?: Buffer; decoded?: Buffer }
+  | { kind: "stream"; head: Buffer; guard: BodyStream }
+  | { kind: "refused"; answer: Answer }
+  | { kind: "gone" };
 
 /** Decoded request bodies are scanned up to this size; a bigger expansion is refused (a bomb). */
 const MAX_DECODED_SCAN_BYTES = 64 * 1024 * 1024;
@@ -108,7 +112,10 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       resolve(result);
     };
     const unreadable = () =>
-      problem("invalid_request", `the request body's coding (content-encoding ${String(req.headers["content-encoding"] ?? "none")}, transfer-encoding ${String(req.headers["transfer-encoding"] ?? "none")}) cannot be checked by the guard, so it was not sent`);
+      problem(
+        "invalid_request",
+        `the request body's coding (content-encoding ${String(req.headers["content-encoding"] ?? "none")}, transfer-encoding ${String(req.headers["transfer-encoding"] ?? "none")}) cannot be checked by the guard, so it was not sent`,
+      );
     // The agent went away mid-body: nothing is sent, the flow ends.
     const onClose = () => finish({ kind: "gone" });
     const onData = (chunk: Buffer) => {
@@ -133,7 +140,8 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
         const first = framed.push(head);
         if ("refused" in first) return finish({ kind: "refused", answer: first.refused });
         if ("hit" in first) return finish({ kind: "refused", answer: onBlocked(first.hit) });
-        if (sniffCoding(framed.first) !== null) return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
+        if (sniffCoding(framed.first) !== null)
+          return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
         return finish({ kind: "stream", head: first.send, guard: framed });
       }
       // A declared length passes upstream as is, so its body cannot change length: placeholders

@@ -37,7 +37,11 @@ class SniffedStream {
   private first = true;
   private failed = false;
 
-  constructor(coding: Coding, private readonly patterns: readonly Pattern[], private readonly onHit: () => void) {
+  constructor(
+    coding: Coding,
+    private readonly patterns: readonly Pattern[],
+    private readonly onHit: () => void,
+  ) {
     this.decoder = decoderChain([coding])[0]!;
     this.guard = new StreamGuard(patterns);
     this.decoder.on("data", (bytes: Buffer) => this.inspect(bytes));
@@ -85,7 +89,14 @@ export function startScrub(
   io: ScrubIo,
 ): { push: (bytes: Buffer) => void; end: (then: () => void) => void } | Answer {
   // One search over all headers; only when something is there are they cleaned one by one.
-  if (findSecret(Object.entries(headers).map(([n, v]) => `${n}: ${Array.isArray(v) ? v.join(", ") : v}`).join("\n"), patterns)) {
+  if (
+    findSecret(
+      Object.entries(headers)
+        .map(([n, v]) => `${n}: ${Array.isArray(v) ? v.join(", ") : v}`)
+        .join("\n"),
+      patterns,
+    )
+  ) {
     for (const [name, value] of Object.entries(headers)) {
       if (scrubText(name, patterns) !== name) {
         delete headers[name];
@@ -100,7 +111,11 @@ export function startScrub(
     return { push: () => undefined, end: (then) => then() };
   }
   const codings = messageCodings(headers["content-encoding"], transferEncoding);
-  if (codings === null) return problem("upstream_error", `the response's coding (content-encoding ${String(headers["content-encoding"] ?? "none")}, transfer-encoding ${transferEncoding || "none"}) cannot be scanned for credentials, so it was not passed on`);
+  if (codings === null)
+    return problem(
+      "upstream_error",
+      `the response's coding (content-encoding ${String(headers["content-encoding"] ?? "none")}, transfer-encoding ${transferEncoding || "none"}) cannot be scanned for credentials, so it was not passed on`,
+    );
   const chain = decoderChain(codings);
   const length = Number(headers["content-length"]);
   if (chain.length === 0 && Number.isInteger(length) && length <= SCRUB_WHOLE_BYTES) {
@@ -112,7 +127,12 @@ export function startScrub(
         const whole = scrubWholeBody(Buffer.concat(chunks), [], patterns, MAX_DECODED_SCRUB_BYTES);
         if ("unreadable" in whole) return io.fail();
         if ("refused" in whole) {
-          return io.refuse(problem("upstream_error", `the response carries the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands (wrapped, spaced or UTF-16); it was not passed on`));
+          return io.refuse(
+            problem(
+              "upstream_error",
+              `the response carries the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands (wrapped, spaced or UTF-16); it was not passed on`,
+            ),
+          );
         }
         const clean = whole.body;
         headers["content-length"] = String(clean.length);
@@ -209,4 +229,3 @@ export function startScrub(
     },
   };
 }
-

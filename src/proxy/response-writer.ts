@@ -55,7 +55,10 @@ export class ResponseWriter {
     const patterns = this.options.scrub();
     const reason = scrubText(head.reason, patterns);
     let decoded = 0;
-    const transferEncoding = head.headers.filter(([n]) => n.toLowerCase() === "transfer-encoding").map(([, v]) => v).join(",");
+    const transferEncoding = head.headers
+      .filter(([n]) => n.toLowerCase() === "transfer-encoding")
+      .map(([, v]) => v)
+      .join(",");
     const hasBody = framing.kind !== "none" && !(framing.kind === "length" && framing.length === 0);
     const scrubbing = startScrub(out, transferEncoding, hasBody, patterns, {
       write: (bytes) => {

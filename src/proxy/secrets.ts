@@ -504,7 +504,10 @@ export class StreamGuard {
   /** The end of what was searched that a value arriving next could begin in (spelledTail). */
   private overlap = "";
 
-  constructor(private readonly patterns: readonly Pattern[], private readonly holdAll = 0) {}
+  constructor(
+    private readonly patterns: readonly Pattern[],
+    private readonly holdAll = 0,
+  ) {}
 
   push(chunk: Buffer): { send: Buffer } | { hit: Pattern } {
     // Only the new bytes and the overlap are searched: the held bytes before it were searched

@@ -61,7 +61,8 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
       // Every layer its magic bytes reveal is cleaned, and a changed one compressed again.
       const whole = scrubWholeBody(message.payload, [], scrub, MAX_DECODED_MESSAGE_BYTES);
       if ("unreadable" in whole) return { close: CLOSE_CODE.policyViolation, reason: "a compressed message expands past what scrubbing reads" };
-      if ("refused" in whole) return { close: CLOSE_CODE.policyViolation, reason: `a message carried the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands` };
+      if ("refused" in whole)
+        return { close: CLOSE_CODE.policyViolation, reason: `a message carried the value of credential ${whole.refused.key} in a spelling that cannot be replaced where it stands` };
       const payload = whole.body;
       if (payload.equals(message.payload)) return { send: message };
       // A value is whole UTF-8 characters and its replacement is ASCII, so a text message stays

@@ -39,7 +39,13 @@ export async function openWebSocket(flow: Flow, agent: Socket, key: string, take
   const dial = flow.dial!;
   const useTls = flow.scheme === "https";
   const upstream: Socket = useTls
-    ? tls.connect({ host: dial.address, port: dial.port, ...(net.isIP(flow.host) === 0 ? { servername: flow.host } : {}), secureContext: deps.tlsContext, checkServerIdentity: (_h, cert) => tls.checkServerIdentity(flow.host, cert) })
+    ? tls.connect({
+        host: dial.address,
+        port: dial.port,
+        ...(net.isIP(flow.host) === 0 ? { servername: flow.host } : {}),
+        secureContext: deps.tlsContext,
+        checkServerIdentity: (_h, cert) => tls.checkServerIdentity(flow.host, cert),
+      })
     : net.connect({ host: dial.address, port: dial.port });
   agent.once("close", () => upstream.destroy());
   const connectError = await new Promise<Answer | null>((resolve) => {

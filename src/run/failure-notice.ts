@@ -30,7 +30,9 @@ export function watchFailures(logPath: string, sessionId: string, write: (line: 
     told.add(host);
     const reason = record.reason ? `: ${record.reason}` : "";
     // The host and the reason hold text the agent chose: escaped and cut before the user's terminal.
-    write(`agent-vault: ${displaySafe(`${record.method} ${host}`.slice(0, 200))} failed, ${record.status} ${displaySafe(record.error)}${displaySafe(reason.slice(0, 300))} (said once per host; \`agent-vault log --errors\` has every one)\n`);
+    write(
+      `agent-vault: ${displaySafe(`${record.method} ${host}`.slice(0, 200))} failed, ${record.status} ${displaySafe(record.error)}${displaySafe(reason.slice(0, 300))} (said once per host; \`agent-vault log --errors\` has every one)\n`,
+    );
   };
   const stop = new AbortController();
   const following = followLog(logPath, position, onRecord, stop.signal, intervalMs).catch(() => undefined);

@@ -40,7 +40,10 @@ export function watchProposals(store: VaultStore, vaultName: string | null, writ
         if (seen.has(key) || statusOf(proposal) !== "pending") continue;
         seen.add(key);
         if (!announce) continue;
-        const wants = [...proposal.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `remove ${s.name}`)), ...proposal.credentials.map((c) => (c.action === "set" ? c.key : `remove ${c.key}`))].join(", ");
+        const wants = [
+          ...proposal.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `remove ${s.name}`)),
+          ...proposal.credentials.map((c) => (c.action === "set" ? c.key : `remove ${c.key}`)),
+        ].join(", ");
         const vaultFlag = vault.name !== body.current_vault ? ` --vault ${vault.name}` : "";
         // Names and hosts are validated at filing, but this line lands on the user's terminal
         // beside the agent's own output: escaped all the same, so a looser schema cannot open it.

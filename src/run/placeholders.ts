@@ -15,7 +15,11 @@ const ENV_ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=([A-Z][A-Z0-9_]*)$/;
 /** The variables of run's own contract: a placeholder may not take their place. */
 function isReserved(name: string): boolean {
   const upper = name.toUpperCase();
-  return upper.startsWith("AGENT_VAULT_") || ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "NODE_USE_ENV_PROXY", "NODE_OPTIONS"].includes(upper) || (CA_BUNDLE_VARIABLES as readonly string[]).includes(name);
+  return (
+    upper.startsWith("AGENT_VAULT_") ||
+    ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "NODE_USE_ENV_PROXY", "NODE_OPTIONS"].includes(upper) ||
+    (CA_BUNDLE_VARIABLES as readonly string[]).includes(name)
+  );
 }
 
 export interface EnvRequest {
@@ -51,7 +55,9 @@ export function checkEnvRequests(services: readonly Service[], extra: readonly E
   for (const { name, key } of extra) {
     // A placeholder no service of the session would replace is a variable that can only fail.
     if (!keys.includes(key)) {
-      throw new AgentVaultError("invalid_argument", `--env ${name}=${key}: no service of this session uses credential ${key}${didYouMean(key, keys)}`, { hint: "see which services use which credentials with `agent-vault vault service list`" });
+      throw new AgentVaultError("invalid_argument", `--env ${name}=${key}: no service of this session uses credential ${key}${didYouMean(key, keys)}`, {
+        hint: "see which services use which credentials with `agent-vault vault service list`",
+      });
     }
   }
 }

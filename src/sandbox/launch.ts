@@ -71,7 +71,12 @@ function sandboxUnavailable(bwrap: string | null): string | null {
   if (!bwrap) return "bubblewrap (bwrap) is not installed";
   const probe = Bun.spawnSync([bwrap, ...NAMESPACE_ARGS, "--ro-bind", "/", "/", "--", "/bin/sh", "-c", ":"], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   if (probe.exitCode === 0) return null;
-  const why = probe.stderr.toString().trim().split("\n")[0]?.replace(/^bwrap: /, "") || `bwrap exited ${probe.exitCode}`;
+  const why =
+    probe.stderr
+      .toString()
+      .trim()
+      .split("\n")[0]
+      ?.replace(/^bwrap: /, "") || `bwrap exited ${probe.exitCode}`;
   return `namespaces are unavailable (${why.slice(0, 160)})`;
 }
 
@@ -115,7 +120,11 @@ function userPaths(flag: string, paths: readonly string[], dataDir: string): str
 export async function prepareLauncher(request: SandboxRequest, target: LaunchTarget, notice: (line: string) => void): Promise<Launcher> {
   if (!request.enabled) return plainLauncher(target);
   const dataDir = realpathSync(target.dataDir);
-  const user = { readOnly: userPaths("--sandbox-ro", request.readOnly, dataDir), readWrite: userPaths("--sandbox-rw", request.readWrite, dataDir), hidden: userPaths("--sandbox-hide", request.hidden, dataDir) };
+  const user = {
+    readOnly: userPaths("--sandbox-ro", request.readOnly, dataDir),
+    readWrite: userPaths("--sandbox-rw", request.readWrite, dataDir),
+    hidden: userPaths("--sandbox-hide", request.hidden, dataDir),
+  };
   const bwrap = findBwrap();
   const unavailable = sandboxUnavailable(bwrap);
   if (unavailable || !bwrap) {
@@ -174,11 +183,24 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
       // The listening sockets come back from sandbox-init on fd 5 (src/sandbox/listeners.ts);
       // the Unix-socket relays stay ready in case they cannot.
       const pair = isFdPassingAvailable() ? trySocketPair() : null;
-      const init = [...selfCommand(), "sandbox-init", "--relay", `127.0.0.1:${target.mitmPort}=${join(socketDir, "proxy.sock")}`, "--relay", `127.0.0.1:${target.apiPort}=${join(socketDir, "api.sock")}`, ...(pair ? ["--listeners-fd", "5"] : []), "--", ...command];
+      const init = [
+        ...selfCommand(),
+        "sandbox-init",
+        "--relay",
+        `127.0.0.1:${target.mitmPort}=${join(socketDir, "proxy.sock")}`,
+        "--relay",
+        `127.0.0.1:${target.apiPort}=${join(socketDir, "api.sock")}`,
+        ...(pair ? ["--listeners-fd", "5"] : []),
+        "--",
+        ...command,
+      ];
       const seccomp = filterFd === null ? [] : ["--seccomp", "4"];
       let outer: Bun.Subprocess;
       try {
-        outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, ...seccomp, "--info-fd", "3", "--", ...init], { env, stdio: ["inherit", "inherit", "inherit", "pipe", filterFd ?? "ignore", pair?.[1] ?? "ignore"] });
+        outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, ...seccomp, "--info-fd", "3", "--", ...init], {
+          env,
+          stdio: ["inherit", "inherit", "inherit", "pipe", filterFd ?? "ignore", pair?.[1] ?? "ignore"],
+        });
       } catch (error) {
         if (pair) pair.forEach(closeFd);
         throw error;
@@ -269,10 +291,11 @@ function sandboxedProcess(outer: Bun.Subprocess): AgentProcess {
   // bwrap writes one JSON object on the info fd; our init inherits the fd, so no EOF comes until
   // the sandbox ends: the object is parsed as soon as it is whole.
   const infoFd = outer.stdio[3];
-  if (typeof infoFd === "number") void readInnerPid(infoFd).then((pid) => {
-    innerPid = pid;
-    for (const signal of pending.splice(0)) deliver(signal);
-  });
+  if (typeof infoFd === "number")
+    void readInnerPid(infoFd).then((pid) => {
+      innerPid = pid;
+      for (const signal of pending.splice(0)) deliver(signal);
+    });
   const exited = outer.exited.then((code) => {
     isDone = true;
     return code;

@@ -97,13 +97,15 @@ export function shellStartupFiles(env: NodeJS.ProcessEnv): string[] {
   const home = env.HOME;
   if (!home) return [];
   const names = [".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv", ".zprofile", ".zlogin", ".config/fish/config.fish"];
-  return names.map((name) => join(home, name)).filter((path) => {
-    try {
-      return statSync(path).isFile();
-    } catch {
-      return false;
-    }
-  });
+  return names
+    .map((name) => join(home, name))
+    .filter((path) => {
+      try {
+        return statSync(path).isFile();
+      } catch {
+        return false;
+      }
+    });
 }
 
 export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {

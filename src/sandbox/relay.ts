@@ -130,7 +130,11 @@ export async function relayTcpToUnix(host: string, port: number, socketPath: str
 
 /** Outside: a listening socket handed out of the sandbox (src/sandbox/fd-pass.ts), each connection to host:port. */
 export function relayFdToTcp(fd: number, host: string, port: number): Relay {
-  const server = Bun.listen<Side>({ fd, allowHalfOpen: true, socket: joining((socket) => Bun.connect<Side>({ hostname: host, port, allowHalfOpen: true, socket })) } as unknown as Bun.UnixSocketOptions<Side>);
+  const server = Bun.listen<Side>({
+    fd,
+    allowHalfOpen: true,
+    socket: joining((socket) => Bun.connect<Side>({ hostname: host, port, allowHalfOpen: true, socket })),
+  } as unknown as Bun.UnixSocketOptions<Side>);
   return { close: async () => server.stop(true) };
 }
 

@@ -30,16 +30,35 @@ import { type VaultView } from "./stores/vault-view.ts";
 
 /** Per screen: the key line under it and its part of the help. */
 const SCREENS: readonly { readonly hint: string; readonly help: readonly string[] }[] = [
-  { hint: " · a approve · r reject · enter details", help: ["a  approve: a hidden input for each value, enter to go on, y to confirm", "r  reject with a reason", "enter  details (a and r work there too)"] },
+  {
+    hint: " · a approve · r reject · enter details",
+    help: ["a  approve: a hidden input for each value, enter to go on, y to confirm", "r  reject with a reason", "enter  details (a and r work there too)"],
+  },
   {
     hint: " · n new · e edit · d delete · v reveal · c connect · p paste",
-    help: ["n  new credential", "e  edit the selected value", "d  delete (y to confirm)", `v  reveal for ${REVEAL_MS / 1000} seconds`, "c  connect an OAuth credential in the browser (esc stops waiting)", "p  paste OAuth tokens (a refresh token is checked at once)"],
+    help: [
+      "n  new credential",
+      "e  edit the selected value",
+      "d  delete (y to confirm)",
+      `v  reveal for ${REVEAL_MS / 1000} seconds`,
+      "c  connect an OAuth credential in the browser (esc stops waiting)",
+      "p  paste OAuth tokens (a refresh token is checked at once)",
+    ],
   },
   { hint: " · space toggle", help: ["space  enable or disable the service"] },
   { hint: " · enter details", help: ["the request log, live; / filters", "enter  details: session, status, latency, error and its reason"] },
   { hint: " · x revoke", help: ["x  revoke the session or agent (y to confirm); its tunnels close", "agents are listed after sessions, with their live grants and policy"] },
 ];
-const COMMON_HELP = ["y / s / n  a held request (banner): allow once, allow for its session, deny with a reason", "tab / shift+tab / 1-5  switch screens", "↑ ↓ / j k  move", "/  filter", "V  switch vault", "?  this help", "q  quit (also ctrl+c)", "esc  cancel"];
+const COMMON_HELP = [
+  "y / s / n  a held request (banner): allow once, allow for its session, deny with a reason",
+  "tab / shift+tab / 1-5  switch screens",
+  "↑ ↓ / j k  move",
+  "/  filter",
+  "V  switch vault",
+  "?  this help",
+  "q  quit (also ctrl+c)",
+  "esc  cancel",
+];
 const MODAL_ID = "modal";
 /** The held-request banner: it owns y, s and n on every screen while a request waits (no prompt open). */
 const HELD_ID = "held";
@@ -195,7 +214,14 @@ function Router({ view, log, color, bell }: AppProps) {
     if (/^[1-5]$/.test(input)) return changeTab(Number(input) - 1);
     if (input === "?") return changeModal({ kind: "help" });
     if (input === "/") return ctx.open({ kind: "filter" });
-    if (input === "V") return changeModal({ kind: "switch", index: Math.max(0, snapshot.body.vaults.findIndex((v) => v.name === vault.name)) });
+    if (input === "V")
+      return changeModal({
+        kind: "switch",
+        index: Math.max(
+          0,
+          snapshot.body.vaults.findIndex((v) => v.name === vault.name),
+        ),
+      });
     if (key.escape) {
       setFilter((f) => f.map((v, i) => (i === t ? "" : v)));
       setStatus(null);
@@ -239,7 +265,9 @@ function Router({ view, log, color, bell }: AppProps) {
       const { vault: vaultName, held: h } = first;
       if (input === "y" || input === "s") {
         const forSession = input === "s";
-        ctx.run(`allowed held request #${h.id}${forSession ? ` and ${h.method} ${h.host} ${h.rule} for the rest of its session` : ""}`, () => answerHeld(view.store, vaultName, h.id, { allow: true, forSession }, reviewer));
+        ctx.run(`allowed held request #${h.id}${forSession ? ` and ${h.method} ${h.host} ${h.rule} for the rest of its session` : ""}`, () =>
+          answerHeld(view.store, vaultName, h.id, { allow: true, forSession }, reviewer),
+        );
         return true;
       }
       if (input === "n") {
@@ -292,22 +320,41 @@ function Router({ view, log, color, bell }: AppProps) {
     body = (
       <Box flexDirection="column">
         <Text bold>Keys — {TABS[tab]}</Text>
-        {[...SCREENS[tab]!.help, ...COMMON_HELP].map((line) => <Text key={line}>  {line}</Text>)}
+        {[...SCREENS[tab]!.help, ...COMMON_HELP].map((line) => (
+          <Text key={line}> {line}</Text>
+        ))}
       </Box>
     );
   } else if (modal?.kind === "switch") {
     body = (
       <Box flexDirection="column">
         <Text bold>Switch vault (enter)</Text>
-        {snapshot.body.vaults.map((v, i) => <Text key={v.id} inverse={i === modal.index}>  {v.name}</Text>)}
+        {snapshot.body.vaults.map((v, i) => (
+          <Text key={v.id} inverse={i === modal.index}>
+            {" "}
+            {v.name}
+          </Text>
+        ))}
       </Box>
     );
   }
 
   let bottom: React.ReactNode;
   if (prompt) bottom = <PromptLine key={prompt.id} id={prompt.id} prompt={prompt.prompt} ctx={ctx} color={color} />;
-  else if (status) bottom = <Text color={color ? (status.isError ? "red" : "green") : undefined}>{status.isError ? "error: " : ""}{displaySafe(status.text)}</Text>;
-  else bottom = <Text dimColor>? help · q quit{SCREENS[tab]!.hint}{filter[tab] ? ` · filter: ${displaySafe(filter[tab]!)}` : ""}</Text>;
+  else if (status)
+    bottom = (
+      <Text color={color ? (status.isError ? "red" : "green") : undefined}>
+        {status.isError ? "error: " : ""}
+        {displaySafe(status.text)}
+      </Text>
+    );
+  else
+    bottom = (
+      <Text dimColor>
+        ? help · q quit{SCREENS[tab]!.hint}
+        {filter[tab] ? ` · filter: ${displaySafe(filter[tab]!)}` : ""}
+      </Text>
+    );
 
   return (
     <Box flexDirection="column" width={width}>

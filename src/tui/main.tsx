@@ -26,19 +26,30 @@ function Unlock({ onUnlocked }: { readonly onUnlocked: (store: VaultStore) => vo
   const [busy, setBusy] = useState(false);
   return (
     <KeysProvider initialOwner="unlock">
-    <Box flexDirection="column">
-      <Text bold>agent-vault</Text>
-      <Text dimColor>{homePaths().home}</Text>
-      {busy ? <Text>unlocking…</Text> : <MaskedInput key={attempt} id="unlock" label="Master password:" mask onCancel={() => process.exit(1)} onSubmit={(password) => {
-        setBusy(true);
-        Store.unlock(homePaths(), async () => password).then(onUnlocked, (e: Error) => {
-          setBusy(false);
-          setError(e.message);
-          setAttempt((a) => a + 1);
-        });
-      }} />}
-      {error ? <Text color={process.env.NO_COLOR ? undefined : "red"}>{error}</Text> : null}
-    </Box>
+      <Box flexDirection="column">
+        <Text bold>agent-vault</Text>
+        <Text dimColor>{homePaths().home}</Text>
+        {busy ? (
+          <Text>unlocking…</Text>
+        ) : (
+          <MaskedInput
+            key={attempt}
+            id="unlock"
+            label="Master password:"
+            mask
+            onCancel={() => process.exit(1)}
+            onSubmit={(password) => {
+              setBusy(true);
+              Store.unlock(homePaths(), async () => password).then(onUnlocked, (e: Error) => {
+                setBusy(false);
+                setError(e.message);
+                setAttempt((a) => a + 1);
+              });
+            }}
+          />
+        )}
+        {error ? <Text color={process.env.NO_COLOR ? undefined : "red"}>{error}</Text> : null}
+      </Box>
     </KeysProvider>
   );
 }

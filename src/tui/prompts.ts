@@ -108,7 +108,11 @@ export const PROMPTS: { readonly [K in Prompt["kind"]]: PromptSpec<Of<K>> } = {
     label: (p) => `Apply proposal #${p.id}? y to confirm, any other key cancels`,
     yes: (p, ctx) => {
       ctx.close();
-      const oauthSlots = ctx.proposals.find((x) => x.id === p.id)?.credentials.filter((c) => c.action === "set" && c.type === "oauth").map((c) => c.key) ?? [];
+      const oauthSlots =
+        ctx.proposals
+          .find((x) => x.id === p.id)
+          ?.credentials.filter((c) => c.action === "set" && c.type === "oauth")
+          .map((c) => c.key) ?? [];
       if (oauthSlots.length === 0) return ctx.run(`applied proposal #${p.id}`, () => approveProposal(ctx.store, ctx.vaultName, p.id, p.values, ctx.reviewer));
       // OAuth slots are completed next, on the Credentials screen, with the first one selected.
       const what = oauthSlots.length > 1 ? "are OAuth credentials" : "is an OAuth credential";

@@ -6,9 +6,7 @@ import { z } from "zod";
 import { IsoTimeSchema } from "./credential.schema.ts";
 import { parseDuration } from "../shared/duration.ts";
 
-export const AgentNameSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, "agent names are lowercase letters, digits, '.', '-' and '_' (at most 64), starting with a letter or digit");
+export const AgentNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, "agent names are lowercase letters, digits, '.', '-' and '_' (at most 64), starting with a letter or digit");
 
 export const GrantSchema = z
   .object({
@@ -83,14 +81,20 @@ export const TimeWindowSchema = z
     /** Exclusive; a window whose end is before its start runs past midnight. */
     end: CLOCK,
     /** The clock the window is read on, e.g. +02:00; default UTC. */
-    utc_offset: z.string().regex(/^[+-]([01]\d|2[0-3]):[0-5]\d$/, "utc_offset is like +02:00 or -05:30").optional(),
+    utc_offset: z
+      .string()
+      .regex(/^[+-]([01]\d|2[0-3]):[0-5]\d$/, "utc_offset is like +02:00 or -05:30")
+      .optional(),
   })
   .strict();
 
 export const PolicySchema = z
   .object({
     rules: z.array(ServiceRuleSchema).max(100).optional(),
-    rate_limit: z.object({ requests_per_minute: z.number().int().min(1).max(1_000_000) }).strict().optional(),
+    rate_limit: z
+      .object({ requests_per_minute: z.number().int().min(1).max(1_000_000) })
+      .strict()
+      .optional(),
     /** Requests are allowed only inside one of these. */
     time_windows: z.array(TimeWindowSchema).min(1).max(50).optional(),
     /** Requests allowed over the whole life of the agent (or session). */

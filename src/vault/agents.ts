@@ -54,7 +54,8 @@ export async function createAgent(store: VaultStore, vaultName: string, name: st
   };
   await store.update((body) => {
     const vault = findVault(body, vaultName);
-    if (vault.agents.some((a) => a.name === name)) throw new AgentVaultError("conflict", `vault "${vault.name}" already has an agent "${name}"`, { hint: "choose another name, or `agent rotate` it for a new token" });
+    if (vault.agents.some((a) => a.name === name))
+      throw new AgentVaultError("conflict", `vault "${vault.name}" already has an agent "${name}"`, { hint: "choose another name, or `agent rotate` it for a new token" });
     vault.agents.push(agent);
     store.audit.record({ kind: "agent_changed", vault: vault.name, agent: name, detail: "created" });
   });
@@ -109,7 +110,13 @@ export async function grantServices(store: VaultStore, vaultName: string, name: 
   return updateAgent(store, vaultName, name, (agent, vault) => {
     for (const service of services) {
       if (!vault.services.some((s) => s.name === service)) {
-        throw new AgentVaultError("service_not_found", `no service "${service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(service, vault.services.map((s) => s.name))}`);
+        throw new AgentVaultError(
+          "service_not_found",
+          `no service "${service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(
+            service,
+            vault.services.map((s) => s.name),
+          )}`,
+        );
       }
     }
     const stamp = new Date(now).toISOString();
@@ -142,7 +149,14 @@ export function parsePolicy(input: unknown): Policy {
 export async function setAgentPolicy(store: VaultStore, vaultName: string, name: string, policy: Policy | null): Promise<Agent> {
   return updateAgent(store, vaultName, name, (agent, vault) => {
     for (const rule of policy?.rules ?? []) {
-      if (!vault.services.some((s) => s.name === rule.service)) throw new AgentVaultError("service_not_found", `policy rule for unknown service "${rule.service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(rule.service, vault.services.map((s) => s.name))}`);
+      if (!vault.services.some((s) => s.name === rule.service))
+        throw new AgentVaultError(
+          "service_not_found",
+          `policy rule for unknown service "${rule.service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(
+            rule.service,
+            vault.services.map((s) => s.name),
+          )}`,
+        );
     }
     agent.policy = policy;
     store.audit.record({ kind: "agent_changed", vault: vault.name, agent: agent.name, detail: policy === null ? "policy cleared" : "policy set" });

@@ -321,7 +321,8 @@ export class AuditTrail {
       // The change is made all the same: a log the agent can make unwritable must not let it
       // block the person revoking its session. The anchor stays where it was; the records stay
       // queued (a long-running process writes them later) and the failure is said out loud.
-      if (!this.hasWarned) process.stderr.write(`agent-vault: warning: the audit log cannot be written (${(error as Error).message.split("\n")[0]}); this change is made, its record is not on file yet\n`);
+      if (!this.hasWarned)
+        process.stderr.write(`agent-vault: warning: the audit log cannot be written (${(error as Error).message.split("\n")[0]}); this change is made, its record is not on file yet\n`);
       this.hasWarned = true;
       return;
     }
@@ -336,7 +337,8 @@ export class AuditTrail {
     trimPartialLine(auditLogPath(this.host.paths));
     let head = this.tailHead(key, anchor);
     const lost = this.lost;
-    const queued: Queued[] = lost > 0 ? [...this.pending, { time: new Date().toISOString(), event: { kind: "records_lost", detail: `${lost} records were not written (the audit log could not be written)` } }] : this.pending;
+    const queued: Queued[] =
+      lost > 0 ? [...this.pending, { time: new Date().toISOString(), event: { kind: "records_lost", detail: `${lost} records were not written (the audit log could not be written)` } }] : this.pending;
     if (queued.length > 0) {
       const lines: string[] = [];
       for (const q of queued) {
@@ -403,9 +405,7 @@ export class AuditTrail {
         if (st.ino !== written.ino) continue;
         const found = readAt(file, written.offset - bytes.length, bytes.length);
         return found !== null && found.equals(bytes);
-      } catch {
-        continue;
-      }
+      } catch {}
     }
     return false;
   }
@@ -490,7 +490,12 @@ export function verifyAudit(paths: HomePaths, key: Buffer | null, anchor: AuditA
       if ("problem" in opened) return at(expect, `the line ${opened.problem}`);
       const record = opened.record;
       if (record.seq !== expect) {
-        return at(record.seq, record.seq > expect ? `expected record ${expect} here: records ${expect}..${record.seq - 1} were removed, or records were reordered` : `record ${record.seq} comes after record ${expect - 1}: reordered, or inserted again`);
+        return at(
+          record.seq,
+          record.seq > expect
+            ? `expected record ${expect} here: records ${expect}..${record.seq - 1} were removed, or records were reordered`
+            : `record ${record.seq} comes after record ${expect - 1}: reordered, or inserted again`,
+        );
       }
       if (record.prev !== prevHash) {
         return at(record.seq, expect === 1 ? "record 1 does not start the chain" : `it does not link to the record before it (record ${expect - 1} was replaced, or records before it were cut)`);

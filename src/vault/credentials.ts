@@ -74,12 +74,7 @@ export function listCredentials(vault: VaultRecord): CredentialView[] {
 }
 
 /** Seals and stores every entry in one write; an existing key is overwritten, keeping created_at. */
-export async function setCredentials(
-  store: VaultStore,
-  vaultName: string,
-  entries: readonly CredentialInput[],
-  meta: CredentialMetadataInput = {},
-): Promise<void> {
+export async function setCredentials(store: VaultStore, vaultName: string, entries: readonly CredentialInput[], meta: CredentialMetadataInput = {}): Promise<void> {
   for (const { key, value } of entries) {
     checkCredentialKey(key);
     checkValue(key, value);
@@ -90,10 +85,14 @@ export async function setCredentials(
     for (const { key, value } of entries) {
       const existing = vault.credentials[key];
       if (existing?.type === "source") {
-        throw new AgentVaultError("conflict", `${key} is fetched from a source (${sourceSpecOf(store, vault, key).from.slice(0, 200)}); change the value there`, { hint: `point it elsewhere with agent-vault vault credential source ${key} FROM, or delete it first to store a value here` });
+        throw new AgentVaultError("conflict", `${key} is fetched from a source (${sourceSpecOf(store, vault, key).from.slice(0, 200)}); change the value there`, {
+          hint: `point it elsewhere with agent-vault vault credential source ${key} FROM, or delete it first to store a value here`,
+        });
       }
       if (existing?.type === "oauth") {
-        throw new AgentVaultError("conflict", `${key} is an OAuth credential; its tokens come from connect or paste`, { hint: `use agent-vault oauth paste ${key}, or delete it first to store a static value` });
+        throw new AgentVaultError("conflict", `${key} is an OAuth credential; its tokens come from connect or paste`, {
+          hint: `use agent-vault oauth paste ${key}, or delete it first to store a static value`,
+        });
       }
       const record: CredentialRecord = {
         type: meta.type ?? existing?.type ?? "static",
@@ -167,7 +166,11 @@ export async function deleteCredentials(store: VaultStore, vaultName: string, ke
   return store.update((body) => {
     const vault = findVault(body, vaultName);
     const missing = keys.filter((k) => !(k in vault.credentials));
-    if (missing.length > 0) throw new AgentVaultError("credential_not_found", `no credential ${missing.join(", ")} in vault "${vault.name}"${missing.length === 1 ? didYouMean(missing[0]!, Object.keys(vault.credentials)) : ""}`);
+    if (missing.length > 0)
+      throw new AgentVaultError(
+        "credential_not_found",
+        `no credential ${missing.join(", ")} in vault "${vault.name}"${missing.length === 1 ? didYouMean(missing[0]!, Object.keys(vault.credentials)) : ""}`,
+      );
     const dangling: Record<string, string[]> = {};
     for (const key of keys) {
       delete vault.credentials[key];

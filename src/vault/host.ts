@@ -32,7 +32,7 @@ export function parseHostPattern(input: string): HostPattern | string {
   let pathPrefix: string | null = null;
   if (rawPath !== null) {
     const path = input.slice(slash);
-    if (!/^\/[A-Za-z0-9._~!$&'()+,;=:@%\/-]*\*?$/.test(path) || path.indexOf("*") !== -1 && !path.endsWith("*")) {
+    if (!/^\/[A-Za-z0-9._~!$&'()+,;=:@%/-]*\*?$/.test(path) || (path.indexOf("*") !== -1 && !path.endsWith("*"))) {
       return `path "${path}" must start with / and may end with a single *`;
     }
     pathPrefix = path.endsWith("*") ? path.slice(0, -1) : path;

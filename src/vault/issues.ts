@@ -52,7 +52,7 @@ function knownKeys(schema: z.ZodType, input: unknown, path: readonly PropertyKey
   };
   for (const part of path) {
     unwrap();
-    if (node.type === "object" && typeof part === "string") node = ((node.shape as Record<string, { _zod: { def: Record<string, unknown> } }>)[part]?._zod.def ?? {});
+    if (node.type === "object" && typeof part === "string") node = (node.shape as Record<string, { _zod: { def: Record<string, unknown> } }>)[part]?._zod.def ?? {};
     else if (node.type === "array" && typeof part === "number") node = (node.element as { _zod: { def: Record<string, unknown> } })._zod.def;
     else if (node.type === "record") node = (node.valueType as { _zod: { def: Record<string, unknown> } })._zod.def;
     else return [];
@@ -97,13 +97,19 @@ export function describeProblem(error: z.ZodError, input: unknown, schema: z.Zod
       const value = valueAt(input, issue.path);
       if (value === undefined) return { path, text: `${where(issue.path, prefix)} is missing` };
       const name = where(issue.path, prefix);
-      return { path, text: `${name === "" ? "" : `${name} `}must be ${issue.expected === "array" ? "a list" : issue.expected === "object" ? "an object" : `a ${issue.expected}`}, not ${describeType(value)}` };
+      return {
+        path,
+        text: `${name === "" ? "" : `${name} `}must be ${issue.expected === "array" ? "a list" : issue.expected === "object" ? "an object" : `a ${issue.expected}`}, not ${describeType(value)}`,
+      };
     }
     case "unrecognized_keys": {
       const key = issue.keys[0]!;
       const known = knownKeys(schema, input, issue.path);
       const extra = issue.keys.length > 1 ? ` (and ${issue.keys.length - 1} more)` : "";
-      return { path: [...path, key], text: at(where(issue.path, prefix), `unknown field "${key.slice(0, 60)}"${didYouMean(key, known)}${extra}${known.length > 0 && !nearest(key, known) ? `; known: ${known.join(", ")}` : ""}`) };
+      return {
+        path: [...path, key],
+        text: at(where(issue.path, prefix), `unknown field "${key.slice(0, 60)}"${didYouMean(key, known)}${extra}${known.length > 0 && !nearest(key, known) ? `; known: ${known.join(", ")}` : ""}`),
+      };
     }
     case "invalid_union": {
       const options = (issue as { options?: unknown[] }).options;

@@ -32,7 +32,12 @@ export function normalizePath(path: string): string {
 export function pathMatches(pattern: string, path: string): boolean {
   let regex = patternCache.get(pattern);
   if (!regex) {
-    regex = new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+    regex = new RegExp(
+      `^${pattern
+        .split("*")
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join(".*")}$`,
+    );
     if (patternCache.size > 1000) patternCache.clear();
     patternCache.set(pattern, regex);
   }

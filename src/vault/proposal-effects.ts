@@ -45,7 +45,9 @@ function hostsOf(services: readonly Service[], key: string): string[] {
 /** Equal auth settings, whatever the order of their fields (custom headers keep the author's order). */
 function sameAuth(a: Auth, b: Auth): boolean {
   const canonical = (auth: Auth) =>
-    JSON.stringify(auth, (_, value: unknown) => (value !== null && typeof value === "object" && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : value));
+    JSON.stringify(auth, (_, value: unknown) =>
+      value !== null && typeof value === "object" && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : value,
+    );
   return canonical(a) === canonical(b);
 }
 
@@ -111,7 +113,14 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
       warnings.push(`${subject} is deleted and its value is gone for good${stillUsing.length > 0 ? `; service ${list(stillUsing)} still names it and will fail` : ""}`);
       continue;
     }
-    const source = slot.type === "oauth" ? "connect or paste it after approval" : slot.type === "source" ? `fetched from ${slot.source ?? "?"} on use` : slot.sealed_value !== undefined ? "value chosen by the agent" : "you type the value";
+    const source =
+      slot.type === "oauth"
+        ? "connect or paste it after approval"
+        : slot.type === "source"
+          ? `fetched from ${slot.source ?? "?"} on use`
+          : slot.sealed_value !== undefined
+            ? "value chosen by the agent"
+            : "you type the value";
     const hosts = hostsAfter(slot.key);
     const sentTo = hosts.length > 0 ? `; sent to ${list(hosts)}` : "; no service sends it";
     if (!existing) {
@@ -123,9 +132,7 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
     if (slot.type === "source") warnings.push(`${subject}: its value would come from ${slot.source ?? "?"}, a source the agent chose; check it names the secret you mean`);
     const usedBy = users.length > 0 ? `; used by service ${list(users)}` : "";
     warnings.push(
-      slot.sealed_value !== undefined
-        ? `${subject}: the current value is replaced by one the agent chose (so the agent knows it)${usedBy}`
-        : `${subject}: the current value is replaced${usedBy}`,
+      slot.sealed_value !== undefined ? `${subject}: the current value is replaced by one the agent chose (so the agent knows it)${usedBy}` : `${subject}: the current value is replaced${usedBy}`,
     );
   }
   return { effects, warnings };

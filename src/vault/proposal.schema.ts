@@ -75,7 +75,7 @@ export const CredentialSlotSchema = z.discriminatedUnion("action", [
         }
       } else if (slot.type === "source") ctx.addIssue({ code: "custom", path: ["source"], message: "a source slot needs a source (pass:PATH, op://VAULT/ITEM/FIELD, ...)" });
       if (slot.type === "oauth" && !slot.oauth) ctx.addIssue({ code: "custom", path: ["oauth"], message: "an oauth slot needs an oauth object with token_url" });
-      if (slot.type !== "oauth" && slot.oauth) ctx.addIssue({ code: "custom", path: ["oauth"], message: "oauth settings need type \"oauth\"" });
+      if (slot.type !== "oauth" && slot.oauth) ctx.addIssue({ code: "custom", path: ["oauth"], message: 'oauth settings need type "oauth"' });
       if (slot.type === "oauth" && slot.value !== undefined) ctx.addIssue({ code: "custom", path: ["value"], message: "an oauth slot is completed by connect or paste, not a value" });
     }),
   z.object({ action: z.literal("delete"), key: CredentialKeySchema }).strict(),
@@ -123,9 +123,7 @@ export const StoredSlotSchema = z.discriminatedUnion("action", [
   z.object({ action: z.literal("delete"), key: CredentialKeySchema }).strict(),
 ]);
 
-export const AuditEntrySchema = z
-  .object({ at: IsoTimeSchema, action: z.enum(["filed", "approved", "rejected"]), by: z.string().max(200), note: z.string().max(2000).optional() })
-  .strict();
+export const AuditEntrySchema = z.object({ at: IsoTimeSchema, action: z.enum(["filed", "approved", "rejected"]), by: z.string().max(200), note: z.string().max(2000).optional() }).strict();
 
 export const ProposalSchema = z
   .object({

@@ -13,7 +13,6 @@ import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
 
-
 export function statusOf(proposal: Proposal, now = Date.now()): ProposalStatus {
   return proposal.status === "pending" && Date.parse(proposal.expires_at) <= now ? "expired" : proposal.status;
 }
@@ -123,7 +122,10 @@ export async function approveProposal(store: VaultStore, vaultName: string, id: 
     const unknown = Object.keys(values).filter((k) => !proposal.credentials.some((c) => c.action === "set" && c.key === k));
     if (unknown.length > 0) throw new AgentVaultError("invalid_argument", `proposal #${id} has no credential slot ${unknown.join(", ")}`);
     const missing = slotsNeedingValues(proposal).filter((k) => values[k] === undefined || values[k] === "");
-    if (missing.length > 0) throw new AgentVaultError("invalid_argument", `proposal #${id} needs a value for ${missing.join(", ")}`, { hint: `pass ${missing[0]}=- to read it from stdin, or run in a terminal to be asked` });
+    if (missing.length > 0)
+      throw new AgentVaultError("invalid_argument", `proposal #${id} needs a value for ${missing.join(", ")}`, {
+        hint: `pass ${missing[0]}=- to read it from stdin, or run in a terminal to be asked`,
+      });
     checkReferences(vault, proposal.services, proposal.credentials);
     const stamp = new Date(now).toISOString();
     for (const slot of proposal.credentials) {

@@ -9,18 +9,7 @@ import { formatHostPattern, parseHostPattern } from "./host.ts";
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 
 // Headers a service may not set: they frame the request (smuggling) or belong to the proxy.
-const RESERVED_HEADERS = new Set([
-  "host",
-  "content-length",
-  "transfer-encoding",
-  "connection",
-  "keep-alive",
-  "upgrade",
-  "te",
-  "trailer",
-  "proxy-authorization",
-  "proxy-connection",
-]);
+const RESERVED_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection"]);
 
 export const HeaderNameSchema = z
   .string()
@@ -61,16 +50,14 @@ export const AuthSchema = z.discriminatedUnion("type", [
       type: z.literal("custom"),
       // Names are checked here rather than as the record's key schema, whose failures zod reports
       // only as "Invalid key in record".
-      headers: z
-        .record(z.string(), HeaderTemplateSchema)
-        .superRefine((headers, ctx) => {
-          const names = Object.keys(headers);
-          if (names.length === 0 || names.length > 16) ctx.addIssue({ code: "custom", message: "give 1 to 16 headers" });
-          for (const name of names) {
-            const checked = HeaderNameSchema.safeParse(name);
-            if (!checked.success) ctx.addIssue({ code: "custom", path: [name], message: checked.error.issues[0]!.message });
-          }
-        }),
+      headers: z.record(z.string(), HeaderTemplateSchema).superRefine((headers, ctx) => {
+        const names = Object.keys(headers);
+        if (names.length === 0 || names.length > 16) ctx.addIssue({ code: "custom", message: "give 1 to 16 headers" });
+        for (const name of names) {
+          const checked = HeaderNameSchema.safeParse(name);
+          if (!checked.success) ctx.addIssue({ code: "custom", path: [name], message: checked.error.issues[0]!.message });
+        }
+      }),
     })
     .strict(),
   z
@@ -89,17 +76,21 @@ export const AuthSchema = z.discriminatedUnion("type", [
       access_key_id: CredentialKeySchema,
       secret_key: CredentialKeySchema,
       session_token: CredentialKeySchema.optional(),
-      region: z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, "an AWS region looks like eu-west-1").optional(),
-      aws_service: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "an AWS signing name is lowercase letters, digits and - (s3, sts, bedrock)").optional(),
+      region: z
+        .string()
+        .regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, "an AWS region looks like eu-west-1")
+        .optional(),
+      aws_service: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "an AWS signing name is lowercase letters, digits and - (s3, sts, bedrock)")
+        .optional(),
     })
     .strict(),
 ]);
 
 export const AUTH_TYPES = ["bearer", "basic", "api-key", "custom", "query", "passthrough", "aws-sigv4"] as const;
 
-export const ServiceNameSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "service names are lowercase letters, digits, - and _ (at most 64)");
+export const ServiceNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "service names are lowercase letters, digits, - and _ (at most 64)");
 
 /** A host pattern, normalized (lowercase host, port, path prefix) or refused with the reason. */
 export const HostPatternSchema = z.string().transform((input, ctx) => {

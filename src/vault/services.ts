@@ -25,7 +25,12 @@ export function parseServiceInput(input: unknown, where = "service", prefix: rea
  */
 export function parseServiceFile(data: unknown, file: string, locate: (path: readonly PropertyKey[]) => string = () => file): ServiceInput[] {
   const isList = Array.isArray(data);
-  const wrapped = isList ? undefined : z.object({ services: z.array(z.unknown()) }).strict().safeParse(data);
+  const wrapped = isList
+    ? undefined
+    : z
+        .object({ services: z.array(z.unknown()) })
+        .strict()
+        .safeParse(data);
   const list = isList ? data : wrapped?.data?.services;
   if (!list) {
     const problem = data !== null && typeof data === "object" && wrapped?.error ? describeProblem(wrapped.error, data, z.object({ services: z.array(z.unknown()) }).strict()) : null;
@@ -66,7 +71,14 @@ function toService(input: ServiceInput, createdAt: string): Service {
 
 export function findService(vault: VaultRecord, name: string): Service {
   const service = vault.services.find((s) => s.name === name);
-  if (!service) throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"${didYouMean(name, vault.services.map((s) => s.name))}`);
+  if (!service)
+    throw new AgentVaultError(
+      "service_not_found",
+      `no service "${name}" in vault "${vault.name}"${didYouMean(
+        name,
+        vault.services.map((s) => s.name),
+      )}`,
+    );
   return service;
 }
 
@@ -105,7 +117,11 @@ export async function setServices(store: VaultStore, vaultName: string, inputs: 
     const keep = new Set(next.map((s) => s.name));
     const removed = vault.services.filter((s) => !keep.has(s.name)).map((s) => s.name);
     vault.services = next;
-    for (const [detail, names] of [["added", added], ["updated", updated], ["removed", removed]] as const) {
+    for (const [detail, names] of [
+      ["added", added],
+      ["updated", updated],
+      ["removed", removed],
+    ] as const) {
       if (names.length > 0) store.audit.record({ kind: "service_changed", vault: vault.name, services: names.slice(0, 1000), detail });
     }
     return { added, updated, removed };

@@ -58,13 +58,28 @@ export async function createSession(
     const vault = findVault(body, vaultName);
     if (options.agent) {
       const agent = vault.agents.find((a) => a.name === options.agent);
-      if (!agent) throw new AgentVaultError("not_found", `no agent "${options.agent}" in vault "${vault.name}"${didYouMean(options.agent, vault.agents.map((a) => a.name))}`, { hint: "list agents with `agent-vault agent list`" });
+      if (!agent)
+        throw new AgentVaultError(
+          "not_found",
+          `no agent "${options.agent}" in vault "${vault.name}"${didYouMean(
+            options.agent,
+            vault.agents.map((a) => a.name),
+          )}`,
+          { hint: "list agents with `agent-vault agent list`" },
+        );
       if (agent.revoked_at !== null) throw new AgentVaultError("conflict", `agent "${agent.name}" is revoked`);
       session.agent = agent.id;
     }
     for (const name of session.services ?? []) {
       if (!vault.services.some((s) => s.name === name)) {
-        throw new AgentVaultError("service_not_found", `no service "${name}" in vault "${vault.name}"${didYouMean(name, vault.services.map((s) => s.name))}`, { hint: "list services with `agent-vault vault service list`" });
+        throw new AgentVaultError(
+          "service_not_found",
+          `no service "${name}" in vault "${vault.name}"${didYouMean(
+            name,
+            vault.services.map((s) => s.name),
+          )}`,
+          { hint: "list services with `agent-vault vault service list`" },
+        );
       }
     }
     // Expired and revoked sessions older than a day are dropped so the list stays short.
@@ -77,7 +92,14 @@ export async function createSession(
       }
     }
     vault.sessions.push(session);
-    store.audit.record({ kind: "session_started", vault: vault.name, session: session.id, agent: options.agent ?? null, services: session.services ?? undefined, ...(session.label ? { detail: session.label.slice(0, 200) } : {}) });
+    store.audit.record({
+      kind: "session_started",
+      vault: vault.name,
+      session: session.id,
+      agent: options.agent ?? null,
+      services: session.services ?? undefined,
+      ...(session.label ? { detail: session.label.slice(0, 200) } : {}),
+    });
   });
   return { token, session };
 }

@@ -36,9 +36,7 @@ export const HeaderSchema = z
   .strict()
   .refine((h) => (h.kdf.alg === "argon2id") === (h.wrapped_key !== undefined), "wrapped_key goes with argon2id, and only with it");
 
-export const VaultNameSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "vault names are lowercase letters, digits, - and _ (at most 64)");
+export const VaultNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "vault names are lowercase letters, digits, - and _ (at most 64)");
 
 export const UnmatchedPolicySchema = z.enum(["passthrough", "deny", "guard"]);
 
@@ -66,13 +64,27 @@ export const SessionSchema = z
     expires_at: IsoTimeSchema,
     revoked_at: IsoTimeSchema.nullable(),
     /** `run --agent NAME`: the session acts as this agent (its grants and policy). */
-    agent: z.string().regex(/^agt_[0-9a-f]{12}$/).nullable().default(null),
+    agent: z
+      .string()
+      .regex(/^agt_[0-9a-f]{12}$/)
+      .nullable()
+      .default(null),
     /** `run --policy FILE`: a policy of the session's own. */
     policy: PolicySchema.nullable().default(null),
     /** Requests counted against the session policy's usage cap. */
     usage: z.number().int().nonnegative().default(0),
     /** The `run` that holds it (pid and start time): the session ends when that process does. */
-    run: z.object({ pid: z.number().int().positive(), start: z.string().regex(/^\d{1,20}$/).nullable() }).strict().nullable().default(null),
+    run: z
+      .object({
+        pid: z.number().int().positive(),
+        start: z
+          .string()
+          .regex(/^\d{1,20}$/)
+          .nullable(),
+      })
+      .strict()
+      .nullable()
+      .default(null),
   })
   .strict();
 

@@ -6,18 +6,7 @@ import { existsSync, unlinkSync } from "node:fs";
 import { AgentVaultError, formatIssuePath } from "../shared/errors.ts";
 import { checkDataDirectory, readFileNoFollow } from "../shared/files.ts";
 import { type HomePaths } from "../shared/paths.ts";
-import {
-  constantTimeEqual,
-  deriveKeyArgon2id,
-  hkdf,
-  hmacSha256,
-  open,
-  randomHex,
-  randomKey,
-  randomSalt,
-  seal,
-  type Argon2Params,
-} from "./crypto.ts";
+import { constantTimeEqual, deriveKeyArgon2id, hkdf, hmacSha256, open, randomHex, randomKey, randomSalt, seal, type Argon2Params } from "./crypto.ts";
 import { AuditTrail } from "./audit.ts";
 import { AUDIT_KEY_KIND, CA_KEY_KIND, CA_KEY_SCOPE, CREDENTIAL_KIND, PROPOSAL_VALUE_KIND } from "./sealed-kinds.ts";
 import { encodeSigned, encodeStateFile, parseStateFile, type ParsedStateFile } from "./format.ts";
@@ -151,7 +140,9 @@ export class VaultStore {
   readonly audit: AuditTrail = new AuditTrail(this);
   /** Told once per rolled-back file; the default writes one line to stderr. */
   onRollback: (found: number, expected: number) => void = (found, expected) => {
-    process.stderr.write(`agent-vault: refused ${this.paths.stateFile}: its generation ${found} is older than ${expected}, which this process already saw (an old copy was put back); the newer state stays in force and is written back\n`);
+    process.stderr.write(
+      `agent-vault: refused ${this.paths.stateFile}: its generation ${found} is older than ${expected}, which this process already saw (an old copy was put back); the newer state stays in force and is written back\n`,
+    );
   };
 
   private constructor(paths: HomePaths, dataKey: Buffer, header: Header) {
@@ -351,9 +342,13 @@ export class VaultStore {
 
   private verify(parsed: ParsedStateFile): Body {
     if (!constantTimeEqual(hmacSha256(this.keys.mac, parsed.signed), parsed.mac)) {
-      throw new AgentVaultError("vault_corrupt", `vault file ${this.paths.stateFile} fails authentication under this process's key (the master password was changed since this process started, an old copy was put back, or it was changed outside agent-vault)`, {
-        hint: "restart this agent-vault process (a running server: agent-vault server stop, then start it again)",
-      });
+      throw new AgentVaultError(
+        "vault_corrupt",
+        `vault file ${this.paths.stateFile} fails authentication under this process's key (the master password was changed since this process started, an old copy was put back, or it was changed outside agent-vault)`,
+        {
+          hint: "restart this agent-vault process (a running server: agent-vault server stop, then start it again)",
+        },
+      );
     }
     let json: unknown;
     try {

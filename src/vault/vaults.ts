@@ -12,7 +12,14 @@ export function resolveVaultName(body: Body, explicit: string | undefined, env: 
 
 export function findVault(body: Body, name: string): VaultRecord {
   const vault = body.vaults.find((v) => v.name === name);
-  if (!vault) throw new AgentVaultError("vault_not_found", `no vault named "${name}"${didYouMean(name, body.vaults.map((v) => v.name))}`);
+  if (!vault)
+    throw new AgentVaultError(
+      "vault_not_found",
+      `no vault named "${name}"${didYouMean(
+        name,
+        body.vaults.map((v) => v.name),
+      )}`,
+    );
   return vault;
 }
 

@@ -12,7 +12,12 @@ test("the proof verifies for exactly what it was made for", () => {
   expect(isProofValid(key, nonce, facts, mac)).toBe(true);
   expect(isProofValid(randomBytes(32), nonce, facts, mac)).toBe(false);
   expect(isProofValid(key, randomBytes(32).toString("hex"), facts, mac)).toBe(false);
-  for (const other of [{ ...facts, pid: 4243 }, { ...facts, host: "127.0.0.2" }, { ...facts, api_port: 1 }, { ...facts, mitm_port: 1 }]) {
+  for (const other of [
+    { ...facts, pid: 4243 },
+    { ...facts, host: "127.0.0.2" },
+    { ...facts, api_port: 1 },
+    { ...facts, mitm_port: 1 },
+  ]) {
     expect(isProofValid(key, nonce, other, mac)).toBe(false);
   }
   expect(isProofValid(key, nonce, facts, "00".repeat(32))).toBe(false);

@@ -66,10 +66,16 @@ describe("malformed input on the agent API port", () => {
       const r = await send(g, { halfClose: true, ms: 1_000 });
       expect(r === "" || /^HTTP\/1\.1 4\d\d /.test(r), JSON.stringify(r.slice(0, 200))).toBe(true);
     }
-    const idle = await Promise.all(Array.from({ length: 300 }, () => new Promise<net.Socket>((resolve) => {
-      const s = net.connect(B.server.apiPort, "127.0.0.1", () => resolve(s));
-      s.on("error", () => resolve(s));
-    })));
+    const idle = await Promise.all(
+      Array.from(
+        { length: 300 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(B.server.apiPort, "127.0.0.1", () => resolve(s));
+            s.on("error", () => resolve(s));
+          }),
+      ),
+    );
     await healthy();
     for (const s of idle) s.destroy();
     expect(B.server.live.proc.exitCode).toBeNull();

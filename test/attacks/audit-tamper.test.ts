@@ -53,7 +53,11 @@ const REQUESTS = 'curl -s -o /dev/null -w "%{http_code} " https://api.svc.test/v
 
 async function brokerHome(env: Record<string, string>): Promise<{ home: TempHome; server: Server }> {
   const home = await agentHome(scene);
-  const cli = recordingCli(() => home, () => env, outputs);
+  const cli = recordingCli(
+    () => home,
+    () => env,
+    outputs,
+  );
   await addBearerService(cli, SECRET, "api.svc.test");
   await cli.ok(["vault", "settings", "--unmatched", "deny"]);
   return { home, server: await startServer(home, env, cleanups) };
@@ -80,11 +84,15 @@ async function verify(home: TempHome): Promise<{ code: number; stdout: string; s
 }
 
 async function verifiedAndAnchored(home: TempHome): Promise<void> {
-  await waitUntil("every record on file and anchored", async () => {
-    const r = await home.run(["audit", "verify", "--json"]);
-    const report = JSON.parse(r.stdout || "{}") as { ok?: boolean; unanchored?: number; records?: number };
-    return report.ok && report.unanchored === 0 && readFileSync(join(home.dir, "audit.log"), "utf8").includes("evil.test") ? true : null;
-  }, 15_000);
+  await waitUntil(
+    "every record on file and anchored",
+    async () => {
+      const r = await home.run(["audit", "verify", "--json"]);
+      const report = JSON.parse(r.stdout || "{}") as { ok?: boolean; unanchored?: number; records?: number };
+      return report.ok && report.unanchored === 0 && readFileSync(join(home.dir, "audit.log"), "utf8").includes("evil.test") ? true : null;
+    },
+    15_000,
+  );
 }
 
 describe("an anchored record rewritten by the agent", () => {
@@ -97,7 +105,11 @@ describe("an anchored record rewritten by the agent", () => {
     expect(await agentRun(H, ENV, REQUESTS)).toBe("200 403");
     // A record after the refused one, so that deleting it is not merely a cut tail.
     await waitUntil("the refused request on file", () => readFileSync(join(H.dir, "audit.log"), "utf8").includes("evil.test"), 10_000);
-    await recordingCli(() => H, () => ENV, outputs).ok(["vault", "credential", "set", "LATER_KEY=-"], "later-value-123456");
+    await recordingCli(
+      () => H,
+      () => ENV,
+      outputs,
+    ).ok(["vault", "credential", "set", "LATER_KEY=-"], "later-value-123456");
     await verifiedAndAnchored(H);
     original = readFileSync(join(H.dir, "audit.log"), "utf8");
   }, 60_000);
@@ -109,17 +121,21 @@ describe("an anchored record rewritten by the agent", () => {
     ["flip", (line: number) => `audit.log line ${line} (record ${line}): the line fails its MAC`],
     ["rechain", (line: number) => `audit.log line ${line} (record ${line}): the line fails its MAC`],
     ["cut", (line: number) => `the log ends at record ${line - 1} but the vault file anchored record`],
-  ])("%s: verify exits 1 naming the first bad record", async (how, expected) => {
-    try {
-      const line = tamper(H, how);
-      const r = await verify(H);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain(expected(line));
-    } finally {
-      restore();
-    }
-    expect((await verify(H)).code).toBe(0);
-  }, 30_000);
+  ])(
+    "%s: verify exits 1 naming the first bad record",
+    async (how, expected) => {
+      try {
+        const line = tamper(H, how);
+        const r = await verify(H);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(expected(line));
+      } finally {
+        restore();
+      }
+      expect((await verify(H)).code).toBe(0);
+    },
+    30_000,
+  );
 
   test("the log holds the refusal's code and no value", () => {
     expect(original).toContain('"code":"host_not_allowed"');

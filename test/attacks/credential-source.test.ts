@@ -202,7 +202,11 @@ describe("re-pointing a sourced key", () => {
 
 describe("the person is told", () => {
   test("when a source's command is one the agent could replace (no warning for the real one)", async () => {
-    const { ok } = recordingCli(() => H, () => ENV, outputs);
+    const { ok } = recordingCli(
+      () => H,
+      () => ENV,
+      outputs,
+    );
     const planted = await ok(["vault", "credential", "source", "OTHER_KEY", `exec:${join(H.dir, "..", "user-home", "bin", "team-secret")}`, "--no-check"]);
     expect(planted.stderr).toContain("warning:");
     expect(planted.stderr).toContain("can be changed by this user");

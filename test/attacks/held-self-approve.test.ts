@@ -50,7 +50,23 @@ function asAttacker(argv: string[]): Promise<Got> {
 
 /** The agent's request through the proxy, by curl as the agent user. */
 function agentRequest(path: string, body: string): Promise<Got> {
-  return asAttacker(["curl", "-sS", "--max-time", "60", "-x", `http://${token}:default@127.0.0.1:${S.mitmPort}`, "--cacert", join(H.dir, "ca.pem"), "-X", "POST", "-H", "content-type: application/json", "-d", body, `https://${HOST}${path}`]);
+  return asAttacker([
+    "curl",
+    "-sS",
+    "--max-time",
+    "60",
+    "-x",
+    `http://${token}:default@127.0.0.1:${S.mitmPort}`,
+    "--cacert",
+    join(H.dir, "ca.pem"),
+    "-X",
+    "POST",
+    "-H",
+    "content-type: application/json",
+    "-d",
+    body,
+    `https://${HOST}${path}`,
+  ]);
 }
 
 /** The agent runs the CLI (as the agent user: H.argv): the data directory is its own, the master password is not. */
@@ -70,11 +86,15 @@ interface HeldView {
 }
 
 async function pendingFor(path: string): Promise<HeldView> {
-  return waitUntil(`the held request for ${path}`, async () => {
-    const r = await H.run(["held", "list", "--json"]);
-    outputs.push(r.stdout, r.stderr);
-    return (JSON.parse(r.stdout) as HeldView[]).find((h) => h.path === path && h.status === "pending") ?? null;
-  }, 15_000);
+  return waitUntil(
+    `the held request for ${path}`,
+    async () => {
+      const r = await H.run(["held", "list", "--json"]);
+      outputs.push(r.stdout, r.stderr);
+      return (JSON.parse(r.stdout) as HeldView[]).find((h) => h.path === path && h.status === "pending") ?? null;
+    },
+    15_000,
+  );
 }
 
 const stateFile = () => join(H.dir, "vault.av");
@@ -86,7 +106,6 @@ function restore(bytes: Buffer): void {
   H.reown();
 }
 
-
 beforeAll(async () => {
   // The upstream answers with the request's path (replyWithPath): never the credential.
   ({ upstream: U, env: ENV } = await agentUpstream(scene.scratch, HOST, cleanups));
@@ -94,7 +113,17 @@ beforeAll(async () => {
   S = await startServer(H, ENV, cleanups);
   process.env.AGENT_VAULT_INSECURE_TEST_KDF = "1";
   const store = await VaultStore.unlock(homePaths(H.dir), async () => TEST_PASSWORD);
-  const policy = { rules: [{ service: "svc", approve: [{ methods: ["POST"], path: "/repos/*/merges", timeout: "60s" }, { methods: ["POST"], path: "/quick/*", timeout: "4s" }] }] };
+  const policy = {
+    rules: [
+      {
+        service: "svc",
+        approve: [
+          { methods: ["POST"], path: "/repos/*/merges", timeout: "60s" },
+          { methods: ["POST"], path: "/quick/*", timeout: "4s" },
+        ],
+      },
+    ],
+  };
   token = (await createSession(store, "default", { policy })).token;
   H.reown();
 }, 60_000);
@@ -108,11 +137,29 @@ describe("the agent cannot approve its own held request", () => {
     expect(own.code).not.toBe(0);
     expect(own.stderr).toContain("password");
     // Answer files where a file-based queue might look for them.
-    const planted = await asAttacker(["sh", "-c", `d="${H.dir}"; mkdir -p "$d/held" "$d/answers" && echo '{"id":${held.id},"status":"allowed"}' > "$d/held/${held.id}.json" && echo allow > "$d/answers/${held.id}" && echo '{"held":${held.id},"allow":true}' > "$d/held.json"`]);
+    const planted = await asAttacker([
+      "sh",
+      "-c",
+      `d="${H.dir}"; mkdir -p "$d/held" "$d/answers" && echo '{"id":${held.id},"status":"allowed"}' > "$d/held/${held.id}.json" && echo allow > "$d/answers/${held.id}" && echo '{"held":${held.id},"allow":true}' > "$d/held.json"`,
+    ]);
     expect(planted.code, planted.stderr).toBe(0);
     // The agent API with its own token: there is no route that answers a held request.
     for (const route of [`/v1/held/${held.id}/allow`, `/held/${held.id}/allow`, `/v1/held/${held.id}`, `/v1/proposals/${held.id}/approve`]) {
-      const r = await asAttacker(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", `Authorization: Bearer ${token}`, "-d", '{"allow":true}', `http://127.0.0.1:${S.apiPort}${route}`]);
+      const r = await asAttacker([
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        `Authorization: Bearer ${token}`,
+        "-d",
+        '{"allow":true}',
+        `http://127.0.0.1:${S.apiPort}${route}`,
+      ]);
       expect(["404", "401", "405", "400"]).toContain(r.stdout);
     }
     await Bun.sleep(500);
@@ -160,7 +207,11 @@ describe("the agent cannot approve its own held request", () => {
     await Bun.sleep(500);
     expect(wireBytes()).toBe(before);
     // Then a copy with the allowed record renumbered to point at this request (its MAC fails).
-    const forged = await asAttacker(["sh", "-c", `sed 's/"id":${allowed.id},"status":"allowed"/"id":${again.id},"status":"allowed"/' "${copy}" > "${stateFile()}.x" && mv "${stateFile()}.x" "${stateFile()}" && grep -c '"id":${again.id},"status":"allowed"' "${stateFile()}"`]);
+    const forged = await asAttacker([
+      "sh",
+      "-c",
+      `sed 's/"id":${allowed.id},"status":"allowed"/"id":${again.id},"status":"allowed"/' "${copy}" > "${stateFile()}.x" && mv "${stateFile()}.x" "${stateFile()}" && grep -c '"id":${again.id},"status":"allowed"' "${stateFile()}"`,
+    ]);
     expect(forged.code, forged.stderr).toBe(0);
     // Nobody answered: the rule's 4 s run out and the request ends unsent.
     const res = await retry;

@@ -24,7 +24,10 @@ describe("a Host of the agent's choosing", () => {
   test("as a plain http:// request through HTTP_PROXY", async () => {
     const mark = B.upstream.received.length;
     const conn = await B.plain();
-    const res = await conn.request("GET", "http://api.fake.test/fronted-plain", [["Host", "attacker-app.example"], ["Proxy-Authorization", B.proxyAuth]]);
+    const res = await conn.request("GET", "http://api.fake.test/fronted-plain", [
+      ["Host", "attacker-app.example"],
+      ["Proxy-Authorization", B.proxyAuth],
+    ]);
     conn.close();
     expect(res.status).toBe(200);
     const got = B.upstream.received.slice(mark).find((q) => q.url === "/fronted-plain")!;

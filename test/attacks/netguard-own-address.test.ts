@@ -115,7 +115,10 @@ async function runAs(argv: string[]): Promise<{ code: number; stdout: string; st
 }
 
 function hex32(address: string): string {
-  return address.split(".").map((n) => Number(n).toString(16).padStart(2, "0")).join("");
+  return address
+    .split(".")
+    .map((n) => Number(n).toString(16).padStart(2, "0"))
+    .join("");
 }
 
 /** Every spelling of an IPv4 address a resolver or URL parser reads as that address. */
@@ -161,7 +164,10 @@ describe.skipIf(!OWN)(`the machine's own address (${OWN ?? "none"}) through the 
     const specs = [...hosts.map((h) => `connect|${h}|${listener.port}`), ...hosts.map((h) => `absolute|${h}|${listener.port}`)];
     const result = await runAs(["/usr/bin/python3", client, String(server.mitmPort), token, CANARY, ...specs]);
     expect(result.stderr).toBe("");
-    const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as { spec: string; status: string; code: string | null; head: string });
+    const lines = result.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { spec: string; status: string; code: string | null; head: string });
     expect(lines.length).toBe(specs.length);
     // Refused by netguard as the address it means; only a host the proxy does not read at all may
     // be a 400 instead: a trailing dot (no valid host name), and an IPv6 literal in an absolute URL

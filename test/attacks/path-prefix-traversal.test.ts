@@ -22,7 +22,10 @@ beforeAll(async () => {
 async function injectedFor(path: string): Promise<string | undefined> {
   const mark = B.upstream.received.length;
   const conn = await B.tunnel("evil.test");
-  const r = await conn.request("GET", path, [["Host", "evil.test"], ["Connection", "close"]]);
+  const r = await conn.request("GET", path, [
+    ["Host", "evil.test"],
+    ["Connection", "close"],
+  ]);
   conn.close();
   B.outputs.push(r.text, JSON.stringify(r.headers));
   expect(r.status, `${path}: ${r.text}`).toBe(200);

@@ -60,7 +60,11 @@ beforeAll(async () => {
   };
   ENV = { AGENT_VAULT_CONNECT_TO: HOSTS.map((h) => `${h}:443:127.0.0.1:${U.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: U.caFile };
   H = await agentHome(scene);
-  const { ok } = recordingCli(() => H, () => ENV, outputs);
+  const { ok } = recordingCli(
+    () => H,
+    () => ENV,
+    outputs,
+  );
   await ok(["vault", "credential", "set", "GITHUB_TOKEN=-"], SECRET);
   await ok(["vault", "credential", "set", "OPENAI_API_KEY=-"], OPENAI);
   await ok(["vault", "service", "add", "--template", "github"]);
@@ -115,7 +119,10 @@ describe("an agent cannot make its placeholder the real value anywhere but GitHu
     const context = `exit ${code}\nstdout: ${live.stdout}\nstderr: ${live.stderr}`;
     expect(code, context).toBe(0);
     // Every request went out (the placeholder is no value: the guard lets it pass) and got the upstream's "ok".
-    const lines = live.stdout.trim().split("\n").filter((l) => /^\d{3} /.test(l));
+    const lines = live.stdout
+      .trim()
+      .split("\n")
+      .filter((l) => /^\d{3} /.test(l));
     expect(lines.length, context).toBe(13);
     for (const line of lines) expect(line, context).toMatch(/^200 /);
 

@@ -156,7 +156,15 @@ async function prepareHome(): Promise<TempHome> {
   const home = await agentHome(scene, { init: false });
   const init = await home.run(["init"], { env: { AGENT_VAULT_MASTER_PASSWORD: PASSWORD } });
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
-  await addBearerService(recordingCli(() => home, () => ({ ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }), outputs), SECRET, HOST);
+  await addBearerService(
+    recordingCli(
+      () => home,
+      () => ({ ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }),
+      outputs,
+    ),
+    SECRET,
+    HOST,
+  );
   return home;
 }
 
@@ -202,7 +210,12 @@ describe("the broker's memory and environment are closed to the agent", () => {
     const home = await prepareHome();
     const server: Server = await startServer(home, { ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }, cleanups);
     const mark = U.received.length;
-    const proc = Bun.spawn(home.argv(["run", "--no-sandbox", "--", "/usr/bin/python3", script, needlesFile]), { env: cleanEnv({ ...home.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(home.argv(["run", "--no-sandbox", "--", "/usr/bin/python3", script, needlesFile]), {
+      env: cleanEnv({ ...home.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: PASSWORD }),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     // Once run has started its child, even root (this test) finds no password in the environment
     // block the kernel keeps for it: run wiped it, not only its process.env.
@@ -224,7 +237,12 @@ describe("the broker's memory and environment are closed to the agent", () => {
     const home = await prepareHome();
     const mark = U.received.length;
     const env = cleanEnv({ ...home.env, ...ENV, AGENT_VAULT_MASTER_PASSWORD: undefined });
-    const proc = Bun.spawn(home.argv(["run", "--no-sandbox", "--password-stdin", "--", "/usr/bin/python3", script, needlesFile]), { env, stdin: new TextEncoder().encode(`${PASSWORD}\n`), stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(home.argv(["run", "--no-sandbox", "--password-stdin", "--", "/usr/bin/python3", script, needlesFile]), {
+      env,
+      stdin: new TextEncoder().encode(`${PASSWORD}\n`),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     outputs.push(stdout, stderr);
     expect(code, stderr).toBe(0);

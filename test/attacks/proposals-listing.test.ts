@@ -125,7 +125,11 @@ describe("GET /v1/proposals shows a caller only its own proposals", () => {
   });
 
   test("the human's CLI still lists every proposal", async () => {
-    const { ok } = recordingCli(() => H, () => ({}), []);
+    const { ok } = recordingCli(
+      () => H,
+      () => ({}),
+      [],
+    );
     const listed = JSON.parse((await ok(["vault", "proposal", "list", "--json"])).stdout) as { id: number }[];
     expect(listed.map((p) => p.id).sort()).toEqual([...ids.a, ...ids.b, ...ids.agent, ...ids.agentSession].sort());
   });

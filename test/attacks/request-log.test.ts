@@ -110,10 +110,14 @@ import json, os, sys
 with open(os.path.join(sys.argv[1], "requests.log"), "a") as f:
     f.write(json.dumps({"time": "2026-03-01T10:00:05Z", "session": None, "vault": "default", "method": "GET", "host": "late.test", "path": "/" + sys.argv[2], "service": None, "status": 403, "latency_ms": 1, "error": "host_not_allowed", "via": "tunnel"}) + "\n")
 `;
-  await waitUntil("the follower to start", async () => {
-    Bun.spawnSync(asAgent(["/usr/bin/python3", "-c", append, H.dir, ALL]));
-    return live.stdout.includes("late.test/");
-  }, 20_000);
+  await waitUntil(
+    "the follower to start",
+    async () => {
+      Bun.spawnSync(asAgent(["/usr/bin/python3", "-c", append, H.dir, ALL]));
+      return live.stdout.includes("late.test/");
+    },
+    20_000,
+  );
   live.proc.kill("SIGINT");
   await live.proc.exited;
   outputs.push(live.stdout, live.stderr);

@@ -69,7 +69,10 @@ async function attempt(via: "tunnel" | "http", host: string, bytes: string): Pro
   conn.close();
   for (const r of responses) B.outputs.push(r.text, JSON.stringify(r.headers));
   const tls = Buffer.concat(B.upstream.wire.slice(tlsMark).map((w) => w.data)).toString("latin1");
-  const parsed = B.upstream.received.slice(receivedMark).map((r) => `${r.method} ${r.url} ${JSON.stringify(r.headers)}`).join("\n");
+  const parsed = B.upstream.received
+    .slice(receivedMark)
+    .map((r) => `${r.method} ${r.url} ${JSON.stringify(r.headers)}`)
+    .join("\n");
   const plain = Buffer.concat(B.plainWire.slice(plainMark)).toString("latin1");
   return { responses, upstream: `${tls}\n${parsed}\n${plain}` };
 }

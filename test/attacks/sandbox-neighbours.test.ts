@@ -28,7 +28,11 @@ describe.skipIf(!HAVE_BWRAP)("what is next to the sandbox", () => {
     // Run B: a sandboxed agent that stays up, with its relay sockets in place.
     neighbour = spawnLive(home.argv(["run", "--", "sh", "-c", "echo up; sleep 30"]), cleanEnv(home.env), "ignore");
     await waitUntil("the neighbour run", () => neighbour!.stdout.includes("up"), 20_000);
-    const runDirs = Bun.spawnSync(["sh", "-c", `ls -d "${home.dir}"/run-* 2>/dev/null`]).stdout.toString().trim().split("\n").filter(Boolean);
+    const runDirs = Bun.spawnSync(["sh", "-c", `ls -d "${home.dir}"/run-* 2>/dev/null`])
+      .stdout.toString()
+      .trim()
+      .split("\n")
+      .filter(Boolean);
     expect(runDirs.length).toBe(1);
     // Run A looks for them: in the data directory, in /tmp, anywhere a socket of B's might be.
     const a = await home.run(["run", "--", "sh", "-c", `ls -a "$AGENT_VAULT_HOME"; echo ---; ls "${runDirs[0]}" 2>&1; echo ---; find / -name api.sock -o -name proxy.sock 2>/dev/null; true`]);
@@ -39,7 +43,10 @@ describe.skipIf(!HAVE_BWRAP)("what is next to the sandbox", () => {
     expect(data).not.toContain(runDirs[0]!.split("/").pop()!);
     expect(neighbourDir).toContain("No such file or directory");
     // No relay socket of B's anywhere the agent can look.
-    const sockets = (found ?? "").trim().split("\n").filter((s) => s.startsWith(home.dir));
+    const sockets = (found ?? "")
+      .trim()
+      .split("\n")
+      .filter((s) => s.startsWith(home.dir));
     expect(sockets.length).toBe(2);
     for (const s of sockets) expect(s.startsWith(runDirs[0]!)).toBe(false);
   }, 60_000);
@@ -48,7 +55,10 @@ describe.skipIf(!HAVE_BWRAP)("what is next to the sandbox", () => {
     // A terminal outside: a pty that tmux holds open (the private /dev/pts hides every one).
     const socket = join(home.dir, "..", "tmux.sock");
     const tmux = Bun.spawnSync(["tmux", "-S", socket, "new-session", "-d", "sleep 30"]);
-    const outside = Bun.spawnSync(["sh", "-c", "ls /dev/pts"]).stdout.toString().split(/\s+/).filter((n) => /^\d+$/.test(n));
+    const outside = Bun.spawnSync(["sh", "-c", "ls /dev/pts"])
+      .stdout.toString()
+      .split(/\s+/)
+      .filter((n) => /^\d+$/.test(n));
     const inside = await home.run(["run", "--", "sh", "-c", "ls /dev/pts"]);
     Bun.spawnSync(["tmux", "-S", socket, "kill-server"]);
     expect(inside.code, inside.stderr).toBe(0);

@@ -33,7 +33,11 @@ const TEXT_PAD = "x".repeat(40);
 
 // Runs after brokerForFile's (hooks run in the order they are registered), with B started.
 beforeAll(async () => {
-  const { ok } = recordingCli(() => B.home, () => ({}), B.outputs);
+  const { ok } = recordingCli(
+    () => B.home,
+    () => ({}),
+    B.outputs,
+  );
   await ok(["vault", "credential", "set", "BASIC_USER=-"], "robot-user");
   await ok(["vault", "credential", "set", "BASIC_PASS=-"], BASIC_PASS);
   await ok(["vault", "service", "add", "--name", "basic", "--host", "api.other.test/basic/*", "--auth-type", "basic", "--username-key", "BASIC_USER", "--password-key", "BASIC_PASS"]);
@@ -46,7 +50,14 @@ beforeAll(async () => {
     if (url === "/scrub/hex") return reply(res, JSON.stringify({ hex: Buffer.from(value).toString("hex").toUpperCase(), lower: Buffer.from(value).toString("hex") }));
     if (url === "/scrub/unicode") return reply(res, `{"t":"${[...value].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("")}"}`);
     if (url === "/scrub/upper") return reply(res, JSON.stringify({ shout: value.toUpperCase() }));
-    if (url === "/scrub/mime") return reply(res, Buffer.from(`id:${value}`).toString("base64").replace(/(.{20})/g, "$1\r\n"), { "content-type": "text/plain" });
+    if (url === "/scrub/mime")
+      return reply(
+        res,
+        Buffer.from(`id:${value}`)
+          .toString("base64")
+          .replace(/(.{20})/g, "$1\r\n"),
+        { "content-type": "text/plain" },
+      );
     if (url === "/scrub/utf16") return reply(res, Buffer.from(`token ${value}`, "utf16le"), { "content-type": "text/plain; charset=utf-16le" });
     if (url === "/scrub/entities") return reply(res, `<p>${[...value].map((c) => `&#${c.charCodeAt(0)};`).join("")}</p>`, { "content-type": "text/html" });
     if (url === "/scrub/double-gzip") return reply(res, gzipSync(gzipSync(JSON.stringify({ token: value }))), { "content-encoding": "gzip" });
@@ -54,7 +65,13 @@ beforeAll(async () => {
     if (url === "/scrub/te-gzip") {
       const payload = gzipSync(JSON.stringify({ token: value }));
       // Written raw (node's server will not frame it): the connection closes after it.
-      (req.socket as Socket).end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${payload.length.toString(16)}\r\n`), payload, Buffer.from("\r\n0\r\n\r\n")]));
+      (req.socket as Socket).end(
+        Buffer.concat([
+          Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${payload.length.toString(16)}\r\n`),
+          payload,
+          Buffer.from("\r\n0\r\n\r\n"),
+        ]),
+      );
       return true;
     }
     if (url === "/scrub/range") {

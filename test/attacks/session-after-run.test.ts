@@ -54,7 +54,16 @@ async function startRun(home: TempHome): Promise<{ live: Live; token: string; ag
 async function connectStatus(server: Server, token: string): Promise<number> {
   const conn = await openPlain(server.mitmPort);
   try {
-    const res = await conn.request("CONNECT", `${HOST}:443`, [["Host", `${HOST}:443`], ["Proxy-Authorization", basicProxyAuth(token)]], undefined, 5000);
+    const res = await conn.request(
+      "CONNECT",
+      `${HOST}:443`,
+      [
+        ["Host", `${HOST}:443`],
+        ["Proxy-Authorization", basicProxyAuth(token)],
+      ],
+      undefined,
+      5000,
+    );
     return res.status;
   } finally {
     conn.close();
@@ -64,7 +73,18 @@ async function connectStatus(server: Server, token: string): Promise<number> {
 async function apiStatus(server: Server, token: string): Promise<number> {
   const conn = await openPlain(server.apiPort);
   try {
-    return (await conn.request("GET", "/discover", [["Host", "127.0.0.1"], ["Authorization", `Bearer ${token}`]], undefined, 5000)).status;
+    return (
+      await conn.request(
+        "GET",
+        "/discover",
+        [
+          ["Host", "127.0.0.1"],
+          ["Authorization", `Bearer ${token}`],
+        ],
+        undefined,
+        5000,
+      )
+    ).status;
   } finally {
     conn.close();
   }

@@ -65,11 +65,28 @@ async function ok(args: readonly string[], stdin?: string): Promise<RunResult> {
 async function agentFiles(body: unknown): Promise<{ status: number; json: any; text: string }> {
   const bodyFile = join(scratch, `body-${randomBytes(4).toString("hex")}.json`);
   writeFileSync(bodyFile, JSON.stringify(body), { mode: 0o644 });
-  const proc = Bun.spawn(asAgent(["curl", "-sS", "-w", "\n%{http_code}", "-X", "POST", "-H", `authorization: Bearer ${token}`, "-H", "content-type: application/json", "--data-binary", `@${bodyFile}`, `${API}/v1/proposals`]), {
-    env: cleanEnv(),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const proc = Bun.spawn(
+    asAgent([
+      "curl",
+      "-sS",
+      "-w",
+      "\n%{http_code}",
+      "-X",
+      "POST",
+      "-H",
+      `authorization: Bearer ${token}`,
+      "-H",
+      "content-type: application/json",
+      "--data-binary",
+      `@${bodyFile}`,
+      `${API}/v1/proposals`,
+    ]),
+    {
+      env: cleanEnv(),
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
   const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   outputs.push(out, err);
   const cut = out.lastIndexOf("\n");
@@ -79,7 +96,10 @@ async function agentFiles(body: unknown): Promise<{ status: number; json: any; t
 
 function expectNoRawControl(text: string, what: string): void {
   const found = RAW_UNSAFE.exec(text);
-  expect(found, `${what} holds a raw U+${(found?.[0].codePointAt(0) ?? 0).toString(16).padStart(4, "0")} near ${JSON.stringify(text.slice(Math.max(0, (found?.index ?? 0) - 40), (found?.index ?? 0) + 40))}`).toBeNull();
+  expect(
+    found,
+    `${what} holds a raw U+${(found?.[0].codePointAt(0) ?? 0).toString(16).padStart(4, "0")} near ${JSON.stringify(text.slice(Math.max(0, (found?.index ?? 0) - 40), (found?.index ?? 0) + 40))}`,
+  ).toBeNull();
 }
 
 beforeAll(async () => {
@@ -96,7 +116,16 @@ beforeAll(async () => {
 
   const filed = await agentFiles({
     services: [{ action: "set", name: "fake", host: "evil.example.com", auth: { type: "bearer", token: "FAKE_TOKEN" }, description: `same as before${HIDE}` }],
-    credentials: [{ action: "set", key: "OTHER_KEY", value: "agent-chosen-value-0123456789", description: `${OSC8} ${C1}`, obtain: "https://docs.fake.test/keys", obtain_instructions: `${REDRAW}\n${OSC52}${BIDI}\x1b[8m` }],
+    credentials: [
+      {
+        action: "set",
+        key: "OTHER_KEY",
+        value: "agent-chosen-value-0123456789",
+        description: `${OSC8} ${C1}`,
+        obtain: "https://docs.fake.test/keys",
+        obtain_instructions: `${REDRAW}\n${OSC52}${BIDI}\x1b[8m`,
+      },
+    ],
     message: MESSAGE,
     user_message: `${HIDE}\x1b[J`,
   });

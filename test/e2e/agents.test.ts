@@ -27,7 +27,11 @@ let API: string;
 let avCa: string;
 let ENV: Record<string, string>;
 
-const { av, ok } = recordingCli(() => H, () => ENV, outputs);
+const { av, ok } = recordingCli(
+  () => H,
+  () => ENV,
+  outputs,
+);
 
 async function newAgent(name: string): Promise<string> {
   const r = await ok(["agent", "create", name, "--description", `${name} for tests`]);

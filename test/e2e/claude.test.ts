@@ -113,7 +113,12 @@ describe("claude -p under agent-vault run", () => {
       // No other host was asked for (deny would have logged a refusal), and the log has no key.
       const log = readFileSync(join(home.dir, "requests.log"), "utf8");
       expect(log).not.toContain(CANARY);
-      const hosts = new Set(log.trim().split("\n").map((l) => (JSON.parse(l) as { host: string }).host));
+      const hosts = new Set(
+        log
+          .trim()
+          .split("\n")
+          .map((l) => (JSON.parse(l) as { host: string }).host),
+      );
       expect([...hosts]).toEqual(["api.anthropic.com"]);
     },
     TIMEOUT_MS + 30_000,

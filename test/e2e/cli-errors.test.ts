@@ -34,102 +34,133 @@ function errorOf(r: RunResult, exitCode: number): string {
   expect(r.code, r.stderr).toBe(exitCode);
   expect(r.stdout).toBe("");
   expect(lines[0]).toStartWith("agent-vault: error: ");
-  expect(lines.slice(1).every((line) => line.startsWith("hint: ")), r.stderr).toBe(true);
+  expect(
+    lines.slice(1).every((line) => line.startsWith("hint: ")),
+    r.stderr,
+  ).toBe(true);
   expect(r.stderr).not.toMatch(/\n\s+at |ENOENT|received undefined/);
   return lines[0]!.slice("agent-vault: error: ".length);
 }
 
 describe("service and policy files", () => {
-  test("a misspelt field names the file, the line, the field and the near-miss", async () => {
-    const home = await newHome();
-    await home.run(["vault", "credential", "set", "GITHUB_TOKEN=x", "SLACK_BOT_TOKEN=y"]);
-    const yaml = file(
-      "services.yaml",
-      "services:\n  - name: github\n    host: api.github.com\n    auth: { type: bearer, token: GITHUB_TOKEN }\n  - name: slack\n    host: slack.com/api/*\n    auth:\n      type: bearer\n      tokn: SLACK_BOT_TOKEN\n",
-    );
-    expect(errorOf(await home.run(["vault", "service", "set", "-f", yaml]), 2)).toBe(`${yaml}:9: services[1].auth.token is missing (did you mean "tokn" → "token"?)`);
+  test(
+    "a misspelt field names the file, the line, the field and the near-miss",
+    async () => {
+      const home = await newHome();
+      await home.run(["vault", "credential", "set", "GITHUB_TOKEN=x", "SLACK_BOT_TOKEN=y"]);
+      const yaml = file(
+        "services.yaml",
+        "services:\n  - name: github\n    host: api.github.com\n    auth: { type: bearer, token: GITHUB_TOKEN }\n  - name: slack\n    host: slack.com/api/*\n    auth:\n      type: bearer\n      tokn: SLACK_BOT_TOKEN\n",
+      );
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", yaml]), 2)).toBe(`${yaml}:9: services[1].auth.token is missing (did you mean "tokn" → "token"?)`);
 
-    const typeTypo = file("type.yaml", "- name: x\n  host: a.example.com\n  auth: { type: berer, token: GITHUB_TOKEN }\n");
-    expect(errorOf(await home.run(["vault", "service", "set", "-f", typeTypo]), 2)).toMatch(new RegExp(`^${typeTypo}:3: services\\[0\\]\\.auth\\.type "berer" is not one of bearer, .* \\(did you mean "bearer"\\?\\)$`));
+      const typeTypo = file("type.yaml", "- name: x\n  host: a.example.com\n  auth: { type: berer, token: GITHUB_TOKEN }\n");
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", typeTypo]), 2)).toMatch(
+        new RegExp(`^${typeTypo}:3: services\\[0\\]\\.auth\\.type "berer" is not one of bearer, .* \\(did you mean "bearer"\\?\\)$`),
+      );
 
-    const json = file("services.json", '[{"name": "x", "host": "a.example.com",\n  "auth": {"type": "bearer", "token": "GITHUB_TOKEN"},\n  "enabld": false}]');
-    expect(errorOf(await home.run(["vault", "service", "set", "-f", json]), 2)).toBe(`${json}:3: services[0]: unknown field "enabld" (did you mean "enabled"?)`);
+      const json = file("services.json", '[{"name": "x", "host": "a.example.com",\n  "auth": {"type": "bearer", "token": "GITHUB_TOKEN"},\n  "enabld": false}]');
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", json]), 2)).toBe(`${json}:3: services[0]: unknown field "enabld" (did you mean "enabled"?)`);
 
-    const broken = file("broken.yaml", "services:\n  - name: x\n   host: : a\n");
-    expect(errorOf(await home.run(["vault", "service", "set", "-f", broken]), 2)).toMatch(new RegExp(`^${broken}:3: not valid YAML: `));
+      const broken = file("broken.yaml", "services:\n  - name: x\n   host: : a\n");
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", broken]), 2)).toMatch(new RegExp(`^${broken}:3: not valid YAML: `));
 
-    const badJson = file("bad.json", '[\n {"name": "x",\n  "host": "a.example.com"\n  "auth": {}}]');
-    expect(errorOf(await home.run(["vault", "service", "set", "-f", badJson]), 2)).toMatch(new RegExp(`^${badJson}:4: not valid JSON: `));
+      const badJson = file("bad.json", '[\n {"name": "x",\n  "host": "a.example.com"\n  "auth": {}}]');
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", badJson]), 2)).toMatch(new RegExp(`^${badJson}:4: not valid JSON: `));
 
-    const policy = file("policy.yaml", "rate_limit:\n  requests_per_minit: 10\n");
-    expect(errorOf(await home.run(["run", "--no-sandbox", "--policy", policy, "--", "true"]), 2)).toBe(
-      `${policy}:2: policy: rate_limit.requests_per_minute is missing (did you mean "requests_per_minit" → "requests_per_minute"?)`,
-    );
-    // Nothing was changed by any of them.
-    expect((await home.run(["vault", "service", "list", "--json"])).stdout.trim()).toBe("[]");
-  }, SLOW);
+      const policy = file("policy.yaml", "rate_limit:\n  requests_per_minit: 10\n");
+      expect(errorOf(await home.run(["run", "--no-sandbox", "--policy", policy, "--", "true"]), 2)).toBe(
+        `${policy}:2: policy: rate_limit.requests_per_minute is missing (did you mean "requests_per_minit" → "requests_per_minute"?)`,
+      );
+      // Nothing was changed by any of them.
+      expect((await home.run(["vault", "service", "list", "--json"])).stdout.trim()).toBe("[]");
+    },
+    SLOW,
+  );
 
-  test("a missing file says `cannot read FILE: no such file`", async () => {
-    const home = await newHome();
-    const missing = join(scratch, "no-such-services.yaml");
-    expect(errorOf(await home.run(["vault", "service", "set", "-f", missing]), 2)).toBe(`cannot read ${missing}: no such file`);
-    expect(errorOf(await home.run(["run", "--policy", missing, "--", "true"]), 2)).toBe(`cannot read ${missing}: no such file`);
-  }, SLOW);
+  test(
+    "a missing file says `cannot read FILE: no such file`",
+    async () => {
+      const home = await newHome();
+      const missing = join(scratch, "no-such-services.yaml");
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", missing]), 2)).toBe(`cannot read ${missing}: no such file`);
+      expect(errorOf(await home.run(["run", "--policy", missing, "--", "true"]), 2)).toBe(`cannot read ${missing}: no such file`);
+    },
+    SLOW,
+  );
 });
 
 describe("suggestions", () => {
-  test("an unknown template, provider, service, credential or vault suggests the nearest name", async () => {
-    const home = await newHome();
-    await home.run(["vault", "credential", "set", "STRIPE_KEY=sk_test_1", "GITHUB_TOKEN=x"]);
-    expect((await home.run(["vault", "service", "add", "--template", "github"])).code).toBe(0);
-    expect(errorOf(await home.run(["vault", "service", "add", "--template", "opnai"]), 1)).toBe('no catalog template "opnai" (did you mean "openai"?)');
-    expect(errorOf(await home.run(["oauth", "connect", "GH_OAUTH", "--provider", "githb", "--client-id", "x", "--no-browser"]), 2)).toBe('unknown provider "githb" (did you mean "github"?)');
-    expect(errorOf(await home.run(["vault", "service", "disable", "githib"]), 1)).toBe('no service "githib" in vault "default" (did you mean "github"?)');
-    expect(errorOf(await home.run(["run", "--no-sandbox", "--service", "gihub", "--", "true"]), 1)).toBe('no service "gihub" in vault "default" (did you mean "github"?)');
-    expect(errorOf(await home.run(["vault", "credential", "get", "STRIPE_KEI"]), 1)).toBe('no credential STRIPE_KEI in vault "default" (did you mean "STRIPE_KEY"?)');
-    expect(errorOf(await home.run(["vault", "credential", "list", "--vault", "defualt"]), 1)).toBe('no vault named "defualt" (did you mean "default"?)');
-    expect(errorOf(await home.run(["vault", "service", "add", "--name", "x", "--host", "a.example.com", "--auth-type", "berer", "--token-key", "A"]), 2)).toMatch(/not "berer" \(did you mean "bearer"\?\)$/);
-    expect(errorOf(await home.run(["vault", "proposal", "list", "--status", "pendng"]), 2)).toMatch(/not "pendng" \(did you mean "pending"\?\)$/);
-    // Far from every name: no guess.
-    expect(errorOf(await home.run(["vault", "service", "add", "--template", "zzzzzz"]), 1)).toBe('no catalog template "zzzzzz"');
-  }, SLOW);
+  test(
+    "an unknown template, provider, service, credential or vault suggests the nearest name",
+    async () => {
+      const home = await newHome();
+      await home.run(["vault", "credential", "set", "STRIPE_KEY=sk_test_1", "GITHUB_TOKEN=x"]);
+      expect((await home.run(["vault", "service", "add", "--template", "github"])).code).toBe(0);
+      expect(errorOf(await home.run(["vault", "service", "add", "--template", "opnai"]), 1)).toBe('no catalog template "opnai" (did you mean "openai"?)');
+      expect(errorOf(await home.run(["oauth", "connect", "GH_OAUTH", "--provider", "githb", "--client-id", "x", "--no-browser"]), 2)).toBe('unknown provider "githb" (did you mean "github"?)');
+      expect(errorOf(await home.run(["vault", "service", "disable", "githib"]), 1)).toBe('no service "githib" in vault "default" (did you mean "github"?)');
+      expect(errorOf(await home.run(["run", "--no-sandbox", "--service", "gihub", "--", "true"]), 1)).toBe('no service "gihub" in vault "default" (did you mean "github"?)');
+      expect(errorOf(await home.run(["vault", "credential", "get", "STRIPE_KEI"]), 1)).toBe('no credential STRIPE_KEI in vault "default" (did you mean "STRIPE_KEY"?)');
+      expect(errorOf(await home.run(["vault", "credential", "list", "--vault", "defualt"]), 1)).toBe('no vault named "defualt" (did you mean "default"?)');
+      expect(errorOf(await home.run(["vault", "service", "add", "--name", "x", "--host", "a.example.com", "--auth-type", "berer", "--token-key", "A"]), 2)).toMatch(
+        /not "berer" \(did you mean "bearer"\?\)$/,
+      );
+      expect(errorOf(await home.run(["vault", "proposal", "list", "--status", "pendng"]), 2)).toMatch(/not "pendng" \(did you mean "pending"\?\)$/);
+      // Far from every name: no guess.
+      expect(errorOf(await home.run(["vault", "service", "add", "--template", "zzzzzz"]), 1)).toBe('no catalog template "zzzzzz"');
+    },
+    SLOW,
+  );
 
-  test("a template whose keys are not stored names --token-key (and each key of a two-key template)", async () => {
-    const home = await newHome();
-    await home.run(["vault", "credential", "set", "STRIPE_KEY=sk_test_1", "TWILIO_SID=AC1"]);
-    const stripe = await home.run(["vault", "service", "add", "--template", "stripe"]);
-    expect(errorOf(stripe, 1)).toBe('service "stripe" uses STRIPE_SECRET_KEY, which vault "default" does not have');
-    expect(stripe.stderr).toContain("hint: set it first: agent-vault vault credential set STRIPE_SECRET_KEY=-; or use keys you already have: --token-key STRIPE_KEY\n");
-    const twilio = await home.run(["vault", "service", "add", "--template", "twilio"]);
-    expect(errorOf(twilio, 1)).toMatch(/TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN/);
-    expect(twilio.stderr).toMatch(/hint: .*TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN; or use keys you already have: --username-key TWILIO_SID --password-key KEY\n/);
-    // The README's order: the template's own key name, then the template.
-    expect((await home.run(["vault", "credential", "set", "STRIPE_SECRET_KEY=sk_test_abc"])).code).toBe(0);
-    expect((await home.run(["vault", "service", "add", "--template", "stripe"])).code).toBe(0);
-  }, SLOW);
+  test(
+    "a template whose keys are not stored names --token-key (and each key of a two-key template)",
+    async () => {
+      const home = await newHome();
+      await home.run(["vault", "credential", "set", "STRIPE_KEY=sk_test_1", "TWILIO_SID=AC1"]);
+      const stripe = await home.run(["vault", "service", "add", "--template", "stripe"]);
+      expect(errorOf(stripe, 1)).toBe('service "stripe" uses STRIPE_SECRET_KEY, which vault "default" does not have');
+      expect(stripe.stderr).toContain("hint: set it first: agent-vault vault credential set STRIPE_SECRET_KEY=-; or use keys you already have: --token-key STRIPE_KEY\n");
+      const twilio = await home.run(["vault", "service", "add", "--template", "twilio"]);
+      expect(errorOf(twilio, 1)).toMatch(/TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN/);
+      expect(twilio.stderr).toMatch(/hint: .*TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN; or use keys you already have: --username-key TWILIO_SID --password-key KEY\n/);
+      // The README's order: the template's own key name, then the template.
+      expect((await home.run(["vault", "credential", "set", "STRIPE_SECRET_KEY=sk_test_abc"])).code).toBe(0);
+      expect((await home.run(["vault", "service", "add", "--template", "stripe"])).code).toBe(0);
+    },
+    SLOW,
+  );
 });
 
 describe("flags", () => {
-  test("--vault is taken before the subcommand too; a clash or a command without --vault is a usage error", async () => {
-    const home = await newHome();
-    expect((await home.run(["vault", "create", "work"])).code).toBe(0);
-    expect((await home.run(["vault", "credential", "set", "WORK_KEY=w", "--vault", "work"])).code).toBe(0);
-    const early = await home.run(["--vault", "work", "vault", "credential", "list", "--json"]);
-    expect(early.code, early.stderr).toBe(0);
-    expect((JSON.parse(early.stdout) as { key: string }[]).map((c) => c.key)).toEqual(["WORK_KEY"]);
-    expect(JSON.parse((await home.run(["vault", "credential", "list", "--json"])).stdout)).toEqual([]);
-    expect(errorOf(await home.run(["--vault", "wrok", "vault", "credential", "list"]), 1)).toBe('no vault named "wrok" (did you mean "work"?)');
-    expect(errorOf(await home.run(["--vault", "work", "vault", "credential", "list", "--vault", "default"]), 2)).toBe('--vault given twice ("work" and "default")');
-    expect(errorOf(await home.run(["--vault", "work", "catalog"]), 2)).toBe("`catalog` takes no --vault");
-  }, SLOW);
+  test(
+    "--vault is taken before the subcommand too; a clash or a command without --vault is a usage error",
+    async () => {
+      const home = await newHome();
+      expect((await home.run(["vault", "create", "work"])).code).toBe(0);
+      expect((await home.run(["vault", "credential", "set", "WORK_KEY=w", "--vault", "work"])).code).toBe(0);
+      const early = await home.run(["--vault", "work", "vault", "credential", "list", "--json"]);
+      expect(early.code, early.stderr).toBe(0);
+      expect((JSON.parse(early.stdout) as { key: string }[]).map((c) => c.key)).toEqual(["WORK_KEY"]);
+      expect(JSON.parse((await home.run(["vault", "credential", "list", "--json"])).stdout)).toEqual([]);
+      expect(errorOf(await home.run(["--vault", "wrok", "vault", "credential", "list"]), 1)).toBe('no vault named "wrok" (did you mean "work"?)');
+      expect(errorOf(await home.run(["--vault", "work", "vault", "credential", "list", "--vault", "default"]), 2)).toBe('--vault given twice ("work" and "default")');
+      expect(errorOf(await home.run(["--vault", "work", "catalog"]), 2)).toBe("`catalog` takes no --vault");
+    },
+    SLOW,
+  );
 
-  test("vault settings checks its flags before asking for a password", async () => {
-    const home = await newHome();
-    const noPassword = { AGENT_VAULT_MASTER_PASSWORD: undefined };
-    expect(errorOf(await home.run(["vault", "settings", "--unmatched", "dney"], { env: noPassword }), 2)).toBe('--unmatched must be passthrough, deny or guard, not "dney" (did you mean "deny"?)');
-    expect(errorOf(await home.run(["vault", "settings", "--guard", "yes"], { env: noPassword }), 2)).toBe('--guard must be on or off, not "yes"');
-    expect(errorOf(await home.run(["vault", "settings", "--guard-bypass", "bad host"], { env: noPassword }), 2)).toMatch(/^--guard-bypass: "bad host" is not a host name$/);
-    // Valid flags still need the password.
-    expect((await home.run(["vault", "settings", "--unmatched", "deny"], { env: noPassword })).code).toBe(1);
-  }, SLOW);
+  test(
+    "vault settings checks its flags before asking for a password",
+    async () => {
+      const home = await newHome();
+      const noPassword = { AGENT_VAULT_MASTER_PASSWORD: undefined };
+      expect(errorOf(await home.run(["vault", "settings", "--unmatched", "dney"], { env: noPassword }), 2)).toBe('--unmatched must be passthrough, deny or guard, not "dney" (did you mean "deny"?)');
+      expect(errorOf(await home.run(["vault", "settings", "--guard", "yes"], { env: noPassword }), 2)).toBe('--guard must be on or off, not "yes"');
+      expect(errorOf(await home.run(["vault", "settings", "--guard-bypass", "bad host"], { env: noPassword }), 2)).toMatch(/^--guard-bypass: "bad host" is not a host name$/);
+      // Valid flags still need the password.
+      expect((await home.run(["vault", "settings", "--unmatched", "deny"], { env: noPassword })).code).toBe(1);
+    },
+    SLOW,
+  );
 });

@@ -25,7 +25,9 @@ async function busyHome(): Promise<TempHome> {
   const store = await VaultStore.unlock(homePaths(home.dir), async () => TEST_PASSWORD);
   for (const message of [long, `colour me ${ESC}[31mred${ESC}[0m and ${ESC}]52;c;aGk=${ESC}\\ done`]) {
     const input = parseProposalInput({
-      services: [{ action: "set", name: "very-long-service-name-for-width", host: "api.some-very-long-vendor-domain.example.com", auth: { type: "bearer", token: "VERY_LONG_CREDENTIAL_KEY_NAME_TOKEN" } }],
+      services: [
+        { action: "set", name: "very-long-service-name-for-width", host: "api.some-very-long-vendor-domain.example.com", auth: { type: "bearer", token: "VERY_LONG_CREDENTIAL_KEY_NAME_TOKEN" } },
+      ],
       credentials: [{ action: "set", key: "VERY_LONG_CREDENTIAL_KEY_NAME_TOKEN", description: "a key" }],
       message,
     });
@@ -35,67 +37,72 @@ async function busyHome(): Promise<TempHome> {
   return home;
 }
 
-const TABLES: readonly (readonly string[])[] = [
-  ["vault", "proposal", "list"],
-  ["oauth", "providers"],
-  ["catalog"],
-  ["vault", "service", "list"],
-  ["vault", "credential", "list"],
-  ["vault", "list"],
-];
+const TABLES: readonly (readonly string[])[] = [["vault", "proposal", "list"], ["oauth", "providers"], ["catalog"], ["vault", "service", "list"], ["vault", "credential", "list"], ["vault", "list"]];
 
 /** Characters as a terminal counts them (… is one), after any colour codes are taken out. */
 const visible = (line: string) => [...line.replace(/\x1b\[[0-9;]*m/g, "")].length;
 
 describe("tables", () => {
-  test("every table fits 80 columns when piped: long columns cut with …, rows whole", async () => {
-    const home = await busyHome();
-    for (const args of TABLES) {
-      const r = await home.run(args);
-      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
-      const lines = r.stdout.trimEnd().split("\n");
-      expect(lines.length).toBeGreaterThan(1);
-      for (const line of lines) expect(visible(line), `${args.join(" ")}:\n${line}`).toBeLessThanOrEqual(80);
-      expect(r.stdout).not.toContain(ESC);
-    }
-    const proposals = (await home.run(["vault", "proposal", "list"])).stdout.split("\n");
-    expect(proposals.find((line) => line.startsWith("1 "))).toMatch(/^1 +pending +very-long-service-name-for-w… +Need the payments API.*… +\S+ ago$/);
-    // --json is never cut.
-    const json = JSON.parse((await home.run(["vault", "proposal", "list", "--json"])).stdout) as { id: number; message: string }[];
-    expect(json.find((p) => p.id === 1)!.message.length).toBeGreaterThan(150);
-  }, SLOW);
+  test(
+    "every table fits 80 columns when piped: long columns cut with …, rows whole",
+    async () => {
+      const home = await busyHome();
+      for (const args of TABLES) {
+        const r = await home.run(args);
+        expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
+        const lines = r.stdout.trimEnd().split("\n");
+        expect(lines.length).toBeGreaterThan(1);
+        for (const line of lines) expect(visible(line), `${args.join(" ")}:\n${line}`).toBeLessThanOrEqual(80);
+        expect(r.stdout).not.toContain(ESC);
+      }
+      const proposals = (await home.run(["vault", "proposal", "list"])).stdout.split("\n");
+      expect(proposals.find((line) => line.startsWith("1 "))).toMatch(/^1 +pending +very-long-service-name-for-w… +Need the payments API.*… +\S+ ago$/);
+      // --json is never cut.
+      const json = JSON.parse((await home.run(["vault", "proposal", "list", "--json"])).stdout) as { id: number; message: string }[];
+      expect(json.find((p) => p.id === 1)!.message.length).toBeGreaterThan(150);
+    },
+    SLOW,
+  );
 
-  test("at a terminal: the terminal's width, bold headers and coloured statuses; NO_COLOR turns colour off", async () => {
-    const home = await busyHome();
-    const coloured = await inTerminal(home, ["vault", "proposal", "list"], [], {}, 100);
-    expect(coloured.code).toBe(0);
-    const lines = coloured.output.trimEnd().split("\r\n");
-    expect(lines[0]).toContain(`${ESC}[1m`);
-    expect(lines[1]).toContain(`${ESC}[33mpending`);
-    for (const line of lines) expect(visible(line)).toBeLessThanOrEqual(100);
-    expect(Math.max(...lines.map(visible))).toBeGreaterThan(80);
-    // The agent's own escape codes are shown, not obeyed, colour or not.
-    expect(coloured.output).toContain("colour me \\x1b[31mred");
-    expect(coloured.output).not.toContain(`${ESC}]52`);
+  test(
+    "at a terminal: the terminal's width, bold headers and coloured statuses; NO_COLOR turns colour off",
+    async () => {
+      const home = await busyHome();
+      const coloured = await inTerminal(home, ["vault", "proposal", "list"], [], {}, 100);
+      expect(coloured.code).toBe(0);
+      const lines = coloured.output.trimEnd().split("\r\n");
+      expect(lines[0]).toContain(`${ESC}[1m`);
+      expect(lines[1]).toContain(`${ESC}[33mpending`);
+      for (const line of lines) expect(visible(line)).toBeLessThanOrEqual(100);
+      expect(Math.max(...lines.map(visible))).toBeGreaterThan(80);
+      // The agent's own escape codes are shown, not obeyed, colour or not.
+      expect(coloured.output).toContain("colour me \\x1b[31mred");
+      expect(coloured.output).not.toContain(`${ESC}]52`);
 
-    const plain = await inTerminal(home, ["vault", "proposal", "list"], [], { NO_COLOR: "1" });
-    expect(plain.code).toBe(0);
-    expect(plain.output).not.toContain(ESC);
-    expect(plain.output).toContain("colour me \\x1b[31mred");
-  }, SLOW);
+      const plain = await inTerminal(home, ["vault", "proposal", "list"], [], { NO_COLOR: "1" });
+      expect(plain.code).toBe(0);
+      expect(plain.output).not.toContain(ESC);
+      expect(plain.output).toContain("colour me \\x1b[31mred");
+    },
+    SLOW,
+  );
 });
 
 describe("errors", () => {
-  test("error: is red and the hint dim at a terminal; plain when piped or with NO_COLOR", async () => {
-    const home = await busyHome();
-    const tty = await inTerminal(home, ["vault", "service", "disable", "stripee"], []);
-    expect(tty.code).toBe(1);
-    expect(tty.output).toContain(`agent-vault: ${ESC}[31merror:${ESC}[39m no service "stripee"`);
-    expect(tty.output).toMatch(new RegExp(`${ESC}\\[2mhint: `));
-    const noColor = await inTerminal(home, ["vault", "service", "disable", "stripee"], [], { NO_COLOR: "1" });
-    expect(noColor.output).not.toContain(ESC);
-    const piped = await home.run(["vault", "service", "disable", "stripee"]);
-    expect(piped.stderr).toStartWith('agent-vault: error: no service "stripee"');
-    expect(piped.stderr).not.toContain(ESC);
-  }, SLOW);
+  test(
+    "error: is red and the hint dim at a terminal; plain when piped or with NO_COLOR",
+    async () => {
+      const home = await busyHome();
+      const tty = await inTerminal(home, ["vault", "service", "disable", "stripee"], []);
+      expect(tty.code).toBe(1);
+      expect(tty.output).toContain(`agent-vault: ${ESC}[31merror:${ESC}[39m no service "stripee"`);
+      expect(tty.output).toMatch(new RegExp(`${ESC}\\[2mhint: `));
+      const noColor = await inTerminal(home, ["vault", "service", "disable", "stripee"], [], { NO_COLOR: "1" });
+      expect(noColor.output).not.toContain(ESC);
+      const piped = await home.run(["vault", "service", "disable", "stripee"]);
+      expect(piped.stderr).toStartWith('agent-vault: error: no service "stripee"');
+      expect(piped.stderr).not.toContain(ESC);
+    },
+    SLOW,
+  );
 });

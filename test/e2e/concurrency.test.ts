@@ -197,11 +197,7 @@ describe("stray temp files", () => {
     for (const [name, bytes] of Object.entries(strays)) writeFileSync(join(home.dir, name), bytes, { mode: 0o600 });
     expect(tempFiles(home).sort()).toEqual(Object.keys(strays).sort());
 
-    const [list, get, vaults] = await Promise.all([
-      ok(home, ["vault", "credential", "list", "--json"]),
-      ok(home, ["vault", "credential", "get", "BEFORE"]),
-      ok(home, ["vault", "list", "--json"]),
-    ]);
+    const [list, get, vaults] = await Promise.all([ok(home, ["vault", "credential", "list", "--json"]), ok(home, ["vault", "credential", "get", "BEFORE"]), ok(home, ["vault", "list", "--json"])]);
     expect((JSON.parse(list.stdout) as { key: string }[]).map((c) => c.key)).toEqual(["BEFORE"]);
     expect(get.stdout).toBe("stray\n");
     expect((JSON.parse(vaults.stdout) as { name: string }[]).map((v) => v.name)).toEqual(["default"]);

@@ -31,11 +31,20 @@ let U: Upstream;
 let S: Server;
 let avCa: string;
 let token: string;
-const { ok } = recordingCli(() => H, () => ENV, outputs);
+const { ok } = recordingCli(
+  () => H,
+  () => ENV,
+  outputs,
+);
 let ENV: Record<string, string>;
 
 function wireFor(sni: string, since: number): Buffer {
-  return Buffer.concat(U.wire.slice(since).filter((w) => w.sni === sni).map((w) => w.data));
+  return Buffer.concat(
+    U.wire
+      .slice(since)
+      .filter((w) => w.sni === sni)
+      .map((w) => w.data),
+  );
 }
 
 async function tunnel(host: string): Promise<HttpConnection> {
@@ -159,7 +168,18 @@ describe("the guard blocks a credential on its way out, with zero bytes reaching
     const conn = await tunnel("api.github.test");
     const mark = U.wire.length;
     const big = Buffer.concat([Buffer.alloc(9 * 1024 * 1024, "a"), Buffer.from(SECRET), Buffer.alloc(1024, "b")]);
-    const res = await conn.request("POST", "/upload", [["Host", "api.github.test"], ["Content-Type", "application/octet-stream"]], big, 30_000).catch(() => null);
+    const res = await conn
+      .request(
+        "POST",
+        "/upload",
+        [
+          ["Host", "api.github.test"],
+          ["Content-Type", "application/octet-stream"],
+        ],
+        big,
+        30_000,
+      )
+      .catch(() => null);
     await Bun.sleep(200);
     conn.close();
     const wire = wireFor("api.github.test", mark).toString("latin1");
@@ -173,7 +193,10 @@ describe("the guard blocks a credential on its way out, with zero bytes reaching
     const t = await openTunnel({ proxyPort: S.mitmPort, host: "pinned.test", proxyAuthorization: basicProxyAuth(token), ca: [readFileSync(U.caFile, "utf8")] });
     expect(t.connect.status).toBe(200);
     const mark = U.wire.length;
-    const res = await t.conn!.request("GET", "/pinned", [["Host", "pinned.test"], ["X-Note", "bypass-probe"]]);
+    const res = await t.conn!.request("GET", "/pinned", [
+      ["Host", "pinned.test"],
+      ["X-Note", "bypass-probe"],
+    ]);
     t.conn!.close();
     expect(res.status).toBe(200);
     expect(wireFor("pinned.test", mark).toString("latin1")).toContain("X-Note: bypass-probe");

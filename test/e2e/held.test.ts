@@ -34,7 +34,11 @@ let token: string;
 let ENV: Record<string, string>;
 let store: VaultStore;
 const POLICY = { rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }] }] };
-const cli = recordingCli(() => H, () => ENV, outputs);
+const cli = recordingCli(
+  () => H,
+  () => ENV,
+  outputs,
+);
 
 interface HeldView {
   id: number;
@@ -48,14 +52,22 @@ interface HeldView {
 }
 
 function wire(since: number): Buffer {
-  return Buffer.concat(U.wire.slice(since).filter((w) => w.sni === HOST).map((w) => w.data));
+  return Buffer.concat(
+    U.wire
+      .slice(since)
+      .filter((w) => w.sni === HOST)
+      .map((w) => w.data),
+  );
 }
 
 async function send(method: string, path: string, body?: string, timeoutMs = 20_000): Promise<RawResponse> {
   const t = await openTunnel({ proxyPort: S.mitmPort, host: HOST, proxyAuthorization: basicProxyAuth(token), ca: [avCa, readFileSync(U.caFile, "utf8")] });
   expect(t.connect.status, t.connect.text).toBe(200);
   cleanups.push(() => t.conn!.close());
-  const headers: [string, string][] = [["Host", HOST], ["Authorization", "Bearer placeholder"]];
+  const headers: [string, string][] = [
+    ["Host", HOST],
+    ["Authorization", "Bearer placeholder"],
+  ];
   if (body !== undefined) headers.push(["Content-Type", "application/json"]);
   const res = await t.conn!.request(method, path, headers, body, timeoutMs);
   outputs.push(res.text);
@@ -69,10 +81,14 @@ async function heldList(): Promise<HeldView[]> {
 
 /** The pending records for `path`, once there are `count` of them. */
 async function waitHeld(path: string, count = 1): Promise<HeldView[]> {
-  return waitUntil(`${count} held request(s) for ${path}`, async () => {
-    const pending = (await heldList()).filter((h) => h.status === "pending" && h.path === path);
-    return pending.length >= count ? pending : null;
-  }, 15_000);
+  return waitUntil(
+    `${count} held request(s) for ${path}`,
+    async () => {
+      const pending = (await heldList()).filter((h) => h.status === "pending" && h.path === path);
+      return pending.length >= count ? pending : null;
+    },
+    15_000,
+  );
 }
 
 beforeAll(async () => {
@@ -88,7 +104,16 @@ beforeAll(async () => {
   process.env.AGENT_VAULT_INSECURE_TEST_KDF = "1";
   store = await VaultStore.unlock(homePaths(H.dir), async () => TEST_PASSWORD);
   const policy = {
-    rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }, { path: "/slow/*", timeout: "2s" }, { methods: ["POST"], path: "/mcp/*" }] }],
+    rules: [
+      {
+        service: "github",
+        approve: [
+          { methods: ["POST"], path: "/repos/*/merges" },
+          { path: "/slow/*", timeout: "2s" },
+          { methods: ["POST"], path: "/mcp/*" },
+        ],
+      },
+    ],
   };
   token = (await createSession(store, "default", { policy })).token;
 }, 60_000);
@@ -240,10 +265,14 @@ describe("a held request waits for a person, and nothing reaches the upstream me
     expect(records.length).toBe(1);
     expect(U.received.length).toBe(received);
     await cli.ok(["held", "allow", String(records[0]!.id)]);
-    const answered = await waitUntil("the answer", async () => {
-      const r = await call();
-      return r.json.status === "pending" ? null : r;
-    }, 10_000);
+    const answered = await waitUntil(
+      "the answer",
+      async () => {
+        const r = await call();
+        return r.json.status === "pending" ? null : r;
+      },
+      10_000,
+    );
     expect(answered.isError).toBe(false);
     expect(answered.json.status).toBe(200);
     expect(U.received.length).toBe(received + 1);
@@ -253,7 +282,11 @@ describe("a held request waits for a person, and nothing reaches the upstream me
     const { token: other, session } = await createSession(store, "default", { policy: POLICY });
     const received = U.received.length;
     // The explicit route (/proxy/, as MCP uses it): the answer reaches the agent, no tunnel to close.
-    const pending = fetch(`http://127.0.0.1:${S.apiPort}/proxy/${HOST}/repos/ended/merges`, { method: "POST", headers: { authorization: `Bearer ${other}`, "content-type": "application/json" }, body: "{}" });
+    const pending = fetch(`http://127.0.0.1:${S.apiPort}/proxy/${HOST}/repos/ended/merges`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${other}`, "content-type": "application/json" },
+      body: "{}",
+    });
     const [held] = await waitHeld("/repos/ended/merges");
     await cli.ok(["vault", "session", "revoke", session.id]);
     await cli.ok(["held", "allow", String(held!.id)]);

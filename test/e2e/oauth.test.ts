@@ -43,7 +43,11 @@ function show(label: string, r: RunResult): string {
   return `${label}\n  exit ${r.code}\n  stdout: ${JSON.stringify(r.stdout.slice(0, 2000))}\n  stderr: ${JSON.stringify(r.stderr.slice(0, 2000))}`;
 }
 
-const { av, ok } = recordingCli(() => H, () => ENV, outputs);
+const { av, ok } = recordingCli(
+  () => H,
+  () => ENV,
+  outputs,
+);
 
 /** `oauth connect` running in the background until its authorization URL is printed. */
 async function startConnect(args: readonly string[], stdin?: string): Promise<{ live: Live; url: URL; done: () => Promise<RunResult> }> {
@@ -142,7 +146,17 @@ beforeAll(async () => {
   session = (await createSession(store, "default", {})).token;
 }, 60_000);
 
-const CONNECT_PUBLIC = (key: string) => [key, "--authorization-url", O.authorizationEndpoint, "--token-url", O.tokenEndpoint, "--client-id", OAUTH_CLIENTS.public.clientId, "--scopes", "openid offline_access read"];
+const CONNECT_PUBLIC = (key: string) => [
+  key,
+  "--authorization-url",
+  O.authorizationEndpoint,
+  "--token-url",
+  O.tokenEndpoint,
+  "--client-id",
+  OAUTH_CLIENTS.public.clientId,
+  "--scopes",
+  "openid offline_access read",
+];
 
 describe("oauth connect", () => {
   test("the authorization code flow with PKCE stores the tokens, and the proxy injects the access token", async () => {
@@ -163,7 +177,16 @@ describe("oauth connect", () => {
     expect((await O.stats()).codeGrants).toBe(before.codeGrants + 1);
 
     const status = await statusOf("GITHUB");
-    expect(status).toMatchObject({ key: "GITHUB", status: "connected", client_id: "public-cli", token_url: O.tokenEndpoint, token_auth_method: "none", has_refresh_token: true, has_client_secret: false, last_error: null });
+    expect(status).toMatchObject({
+      key: "GITHUB",
+      status: "connected",
+      client_id: "public-cli",
+      token_url: O.tokenEndpoint,
+      token_auth_method: "none",
+      has_refresh_token: true,
+      has_client_secret: false,
+      last_error: null,
+    });
     const left = Date.parse(status.expires_at) - Date.now();
     expect(left).toBeGreaterThan(3000 * 1000);
     expect(left).toBeLessThanOrEqual(3600 * 1000);
@@ -231,7 +254,20 @@ describe("oauth connect", () => {
       ["POSTED", OAUTH_CLIENTS.post, "client_secret_post"],
       ["BASIC", OAUTH_CLIENTS.basic, "client_secret_basic"],
     ] as const) {
-      const args = [key, "--authorization-url", O.authorizationEndpoint, "--token-url", O.tokenEndpoint, "--client-id", client.clientId, "--scopes", "openid read", "--token-auth-method", method, "--client-secret-stdin"];
+      const args = [
+        key,
+        "--authorization-url",
+        O.authorizationEndpoint,
+        "--token-url",
+        O.tokenEndpoint,
+        "--client-id",
+        client.clientId,
+        "--scopes",
+        "openid read",
+        "--token-auth-method",
+        method,
+        "--client-secret-stdin",
+      ];
       const { url, done } = await startConnect(args, `${client.clientSecret}\n`);
       expect((await consent(url.href, { oauthPort: O.port, ca: O.ca })).callbackStatus).toBe(200);
       const r = await done();
@@ -244,7 +280,20 @@ describe("oauth connect", () => {
   }, 60_000);
 
   test("a wrong client secret fails at the exchange with the provider's reason", async () => {
-    const args = ["WRONG_SECRET", "--authorization-url", O.authorizationEndpoint, "--token-url", O.tokenEndpoint, "--client-id", OAUTH_CLIENTS.post.clientId, "--scopes", "openid", "--token-auth-method", "client_secret_post", "--client-secret-stdin"];
+    const args = [
+      "WRONG_SECRET",
+      "--authorization-url",
+      O.authorizationEndpoint,
+      "--token-url",
+      O.tokenEndpoint,
+      "--client-id",
+      OAUTH_CLIENTS.post.clientId,
+      "--scopes",
+      "openid",
+      "--token-auth-method",
+      "client_secret_post",
+      "--client-secret-stdin",
+    ];
     const { url, done } = await startConnect(args, "not-the-secret\n");
     const page = await consent(url.href, { oauthPort: O.port, ca: O.ca });
     expect(page.callbackStatus).toBe(502);
@@ -385,7 +434,15 @@ describe("oauth paste", () => {
     const { verifier, challenge } = pkcePair();
     const redirect = "http://127.0.0.1:9/callback";
     const url = new URL(O.authorizationEndpoint);
-    url.search = new URLSearchParams({ response_type: "code", client_id: "public-cli", redirect_uri: redirect, scope: "openid read", state: "s", code_challenge: challenge, code_challenge_method: "S256" }).toString();
+    url.search = new URLSearchParams({
+      response_type: "code",
+      client_id: "public-cli",
+      redirect_uri: redirect,
+      scope: "openid read",
+      state: "s",
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+    }).toString();
     const { code } = await authorizationCode(url.href, { oauthPort: O.port, ca: O.ca });
     const tokens = await tokenRequest(O, { grant_type: "authorization_code", code, redirect_uri: redirect, code_verifier: verifier, client_id: "public-cli" });
     return { access: String(tokens.json.access_token), refresh: String(tokens.json.refresh_token) };
@@ -394,7 +451,10 @@ describe("oauth paste", () => {
   test("a pasted refresh token is validated by refreshing at once", async () => {
     const tokens = await freshTokens();
     const before = await O.stats();
-    const r = await ok(["oauth", "paste", "LINEAR", "--access-token-stdin", "--refresh-token-stdin", "--token-url", O.tokenEndpoint, "--client-id", "public-cli"], `${tokens.access}\n${tokens.refresh}\n`);
+    const r = await ok(
+      ["oauth", "paste", "LINEAR", "--access-token-stdin", "--refresh-token-stdin", "--token-url", O.tokenEndpoint, "--client-id", "public-cli"],
+      `${tokens.access}\n${tokens.refresh}\n`,
+    );
     expect(r.stderr).toContain("the refresh token works");
     expect((await O.stats()).refreshGrants).toBe(before.refreshGrants + 1);
     const secrets = secretsOf("LINEAR");
@@ -432,7 +492,15 @@ describe("proposals with OAuth slots", () => {
       headers: { authorization: `Bearer ${session}`, "content-type": "application/json" },
       body: JSON.stringify({
         services: [{ action: "set", name: "slotted", host: "slotted.test", auth: { type: "bearer", token: "SLOTTED" } }],
-        credentials: [{ action: "set", key: "SLOTTED", type: "oauth", description: "via proposal", oauth: { authorization_url: O.authorizationEndpoint, token_url: O.tokenEndpoint, scopes: "openid read", client_id: "public-cli" } }],
+        credentials: [
+          {
+            action: "set",
+            key: "SLOTTED",
+            type: "oauth",
+            description: "via proposal",
+            oauth: { authorization_url: O.authorizationEndpoint, token_url: O.tokenEndpoint, scopes: "openid read", client_id: "public-cli" },
+          },
+        ],
         message: "need the slotted API",
       }),
     });

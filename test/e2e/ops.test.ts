@@ -22,7 +22,26 @@ const scene = fileScene("av-ops-");
 const { scratch, cleanups } = scene;
 
 // The CA variables of the machine running the tests are not ours to judge: each test says which it sets.
-const CA_VARIABLES = ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "DENO_CERT", "PIP_CERT", "CARGO_HTTP_CAINFO", "AWS_CA_BUNDLE", "HTTPLIB2_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE", "CODEX_CA_CERTIFICATE", "WEBSOCKET_CLIENT_CA_BUNDLE", "BUNDLE_SSL_CA_CERT", "COMPOSER_CAFILE", "HEX_CACERTS_PATH"];
+const CA_VARIABLES = [
+  "SSL_CERT_FILE",
+  "NODE_EXTRA_CA_CERTS",
+  "REQUESTS_CA_BUNDLE",
+  "CURL_CA_BUNDLE",
+  "GIT_SSL_CAINFO",
+  "DENO_CERT",
+  "PIP_CERT",
+  "CARGO_HTTP_CAINFO",
+  "AWS_CA_BUNDLE",
+  "HTTPLIB2_CA_CERTS",
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+  "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+  "NIX_SSL_CERT_FILE",
+  "CODEX_CA_CERTIFICATE",
+  "WEBSOCKET_CLIENT_CA_BUNDLE",
+  "BUNDLE_SSL_CA_CERT",
+  "COMPOSER_CAFILE",
+  "HEX_CACERTS_PATH",
+];
 const NO_CA_VARS = Object.fromEntries(CA_VARIABLES.map((n) => [n, undefined]));
 
 async function openInProcess(home: TempHome): Promise<VaultStore> {
@@ -34,7 +53,10 @@ async function openInProcess(home: TempHome): Promise<VaultStore> {
 function foreignCa(): string {
   const key = join(scratch, "foreign.key");
   const cert = join(scratch, "foreign.pem");
-  const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=Corp Root"], { stdout: "ignore", stderr: "pipe" });
+  const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=Corp Root"], {
+    stdout: "ignore",
+    stderr: "pipe",
+  });
   if (made.exitCode !== 0) throw new Error(made.stderr.toString());
   return cert;
 }
@@ -70,12 +92,19 @@ describe("status", () => {
     await H.run(["vault", "create", "work"]);
     const store = await openInProcess(H);
     const { session } = await createSession(store, "default", { label: "python3 agent.py", ttlMs: 3_600_000 });
-    await fileProposal(store, "default", parseProposalInput({ credentials: [{ action: "set", key: "STRIPE_KEY", description: "Stripe" }], message: "need stripe\u001b[2J\nto bill \u202ethe test customer" }), null);
+    await fileProposal(
+      store,
+      "default",
+      parseProposalInput({ credentials: [{ action: "set", key: "STRIPE_KEY", description: "Stripe" }], message: "need stripe\u001b[2J\nto bill \u202ethe test customer" }),
+      null,
+    );
     const server = await startServer(H, {}, cleanups);
 
     const r = await H.run(["status"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`server    running, verified \\(pid ${server.live.proc.pid}, up since \\d+s ago\\): API http://127\\.0\\.0\\.1:${server.apiPort}, proxy 127\\.0\\.0\\.1:${server.mitmPort}\\n`));
+    expect(r.stdout).toMatch(
+      new RegExp(`server    running, verified \\(pid ${server.live.proc.pid}, up since \\d+s ago\\): API http://127\\.0\\.0\\.1:${server.apiPort}, proxy 127\\.0\\.0\\.1:${server.mitmPort}\\n`),
+    );
     expect(r.stdout).toContain("vault     default (current)\n  services 2 (1 enabled) · credentials 1 · agents 0\n  sessions 1 active (0 in a run) · proposals 1 pending\n");
     expect(r.stdout).toContain("vault     work\n  services 0 (0 enabled)");
     // Listed under the counts; the proposal's message is the agent's text, escaped and cut.
@@ -88,10 +117,20 @@ describe("status", () => {
     const report = JSON.parse(j.stdout);
     expect(report.server).toMatchObject({ state: "verified", pid: server.live.proc.pid, api_port: server.apiPort, mitm_port: server.mitmPort });
     expect(report.locked).toBe(false);
-    expect(report.vaults.map((v: { name: string; current: boolean }) => [v.name, v.current])).toEqual([["default", false], ["work", true]]);
+    expect(report.vaults.map((v: { name: string; current: boolean }) => [v.name, v.current])).toEqual([
+      ["default", false],
+      ["work", true],
+    ]);
     expect(report.vaults[0].proposals).toEqual([{ id: 1, message: "need stripe\u001b[2J\nto bill \u202ethe test customer", created_at: expect.any(String) }]);
     expect(j.stdout).not.toContain("\u202e");
-    expect(report.vaults[0]).toMatchObject({ services: 2, services_enabled: 1, credentials: 1, sessions_active: 1, proposals_pending: 1, settings: { unmatched: "passthrough", guard: true, scrub: true } });
+    expect(report.vaults[0]).toMatchObject({
+      services: 2,
+      services_enabled: 1,
+      credentials: 1,
+      sessions_active: 1,
+      proposals_pending: 1,
+      settings: { unmatched: "passthrough", guard: true, scrub: true },
+    });
 
     // No password source: what needs no key is still shown, and the server is not called verified.
     const locked = await H.run(["status", "--json"], { env: { AGENT_VAULT_MASTER_PASSWORD: undefined } });
@@ -252,7 +291,21 @@ describe("log", () => {
   let H: TempHome;
   let logPath: string;
   const TZ = { TZ: "UTC" };
-  const record = (over: Record<string, unknown>) => ({ time: "2026-03-01T10:00:00.000Z", session: "s_0123456789ab", agent: null, vault: "default", method: "GET", host: "api.github.com", path: "/user", service: "github", status: 200, latency_ms: 12.3, error: null, via: "tunnel", ...over });
+  const record = (over: Record<string, unknown>) => ({
+    time: "2026-03-01T10:00:00.000Z",
+    session: "s_0123456789ab",
+    agent: null,
+    vault: "default",
+    method: "GET",
+    host: "api.github.com",
+    path: "/user",
+    service: "github",
+    status: 200,
+    latency_ms: 12.3,
+    error: null,
+    via: "tunnel",
+    ...over,
+  });
   const lines = (...records: Record<string, unknown>[]) => records.map((r) => `${JSON.stringify(r)}\n`).join("");
 
   beforeAll(async () => {
@@ -263,11 +316,42 @@ describe("log", () => {
       logPath,
       lines(
         record({}),
-        record({ time: "2026-03-01T10:00:01.000Z", agent: "reviewer", session: "agt_0123456789ab", method: "CONNECT", host: "example.com:443", path: "", service: null, status: 502, latency_ms: 3, error: "upstream_error", reason: "cannot resolve example.com" }),
-        record({ time: "2026-03-01T10:00:02.000Z", method: "POST", host: "api.stripe.com", path: "/v1/charges", service: "stripe", status: 403, latency_ms: 1500, error: "credential_exfiltration", blocked: "GITHUB_TOKEN" }),
+        record({
+          time: "2026-03-01T10:00:01.000Z",
+          agent: "reviewer",
+          session: "agt_0123456789ab",
+          method: "CONNECT",
+          host: "example.com:443",
+          path: "",
+          service: null,
+          status: 502,
+          latency_ms: 3,
+          error: "upstream_error",
+          reason: "cannot resolve example.com",
+        }),
+        record({
+          time: "2026-03-01T10:00:02.000Z",
+          method: "POST",
+          host: "api.stripe.com",
+          path: "/v1/charges",
+          service: "stripe",
+          status: 403,
+          latency_ms: 1500,
+          error: "credential_exfiltration",
+          blocked: "GITHUB_TOKEN",
+        }),
         // What the agent could write into the file: terminal escapes and a bidi override.
-        record({ time: "2026-03-01T10:00:03.000Z", host: "evil.test", path: "/\u001b]52;c;aGk=\u0007\u001b[2J\u202etxt.exe", status: 404, error: "host_not_allowed", reason: "no service\u001b[31m red" }),
-      ) + "not json\n" + `${JSON.stringify({ time: "yesterday" })}\n`,
+        record({
+          time: "2026-03-01T10:00:03.000Z",
+          host: "evil.test",
+          path: "/\u001b]52;c;aGk=\u0007\u001b[2J\u202etxt.exe",
+          status: 404,
+          error: "host_not_allowed",
+          reason: "no service\u001b[31m red",
+        }),
+      ) +
+        "not json\n" +
+        `${JSON.stringify({ time: "yesterday" })}\n`,
       { mode: 0o600 },
     );
   });
@@ -291,7 +375,11 @@ describe("log", () => {
   });
 
   test("filters: --errors, --status, --host, --session, --agent, --since, -n; --json", async () => {
-    const show = async (...args: string[]) => (await H.run(["log", ...args], { env: TZ })).stdout.trimEnd().split("\n").map((l) => l.slice(0, 14));
+    const show = async (...args: string[]) =>
+      (await H.run(["log", ...args], { env: TZ })).stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => l.slice(0, 14));
     expect(await show("--errors")).toEqual(["03-01 10:00:01", "03-01 10:00:02", "03-01 10:00:03"]);
     expect(await show("--status", "4xx")).toEqual(["03-01 10:00:02", "03-01 10:00:03"]);
     expect(await show("--status", "502,200")).toEqual(["03-01 09:00:00", "03-01 10:00:00", "03-01 10:00:01"]);
@@ -334,7 +422,12 @@ describe("log", () => {
     await waitUntil("the line after the rotation", () => live.stdout.includes("follow.test/three"), 5000);
     live.proc.kill("SIGINT");
     expect(await live.proc.exited).toBe(0);
-    expect(live.stdout.trimEnd().split("\n").map((l) => l.split("  ").at(-1))).toEqual(["follow.test/zero", "follow.test/one", "follow.test/two", "follow.test/three"]);
+    expect(
+      live.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => l.split("  ").at(-1)),
+    ).toEqual(["follow.test/zero", "follow.test/one", "follow.test/two", "follow.test/three"]);
     expect(live.stdout).not.toContain("other.test");
   });
 
@@ -343,7 +436,17 @@ describe("log", () => {
     mkdirSync(other.dir, { mode: 0o700 });
     const many = Array.from({ length: 5000 }, (_, i) => record({ path: `/p${i}` }));
     writeFileSync(join(other.dir, "requests.log"), lines(...many), { mode: 0o600 });
-    const piped = Bun.spawnSync(["bash", "-c", `${other.argv(["log", "-n", "all"]).map((a) => JSON.stringify(a)).join(" ")} | head -1; echo "exit=\${PIPESTATUS[0]}" >&2`], { env: cleanEnv({ ...other.env, ...TZ }), stdout: "pipe", stderr: "pipe" });
+    const piped = Bun.spawnSync(
+      [
+        "bash",
+        "-c",
+        `${other
+          .argv(["log", "-n", "all"])
+          .map((a) => JSON.stringify(a))
+          .join(" ")} | head -1; echo "exit=\${PIPESTATUS[0]}" >&2`,
+      ],
+      { env: cleanEnv({ ...other.env, ...TZ }), stdout: "pipe", stderr: "pipe" },
+    );
     expect(piped.stdout.toString()).toBe("03-01 10:00:00  200    12ms  s_0123456789ab  GET      api.github.com/p0\n");
     expect(piped.stderr.toString()).toBe("exit=0\n");
 
@@ -429,13 +532,24 @@ describe("completion", () => {
       expect(out[3]).toBe("commands");
     }
     if (Bun.which("fish")) {
-      const f = Bun.spawnSync(["fish", "-c", `${JSON.stringify(BINARY)} completion fish | source; complete -C 'agent-vault va'; complete -C 'agent-vault vault creds l'; complete -C 'agent-vault log --sta'; complete -C 'agent-vault run --ttl 8h -- ech'`], { env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
+      const f = Bun.spawnSync(
+        [
+          "fish",
+          "-c",
+          `${JSON.stringify(BINARY)} completion fish | source; complete -C 'agent-vault va'; complete -C 'agent-vault vault creds l'; complete -C 'agent-vault log --sta'; complete -C 'agent-vault run --ttl 8h -- ech'`,
+        ],
+        { env: cleanEnv(), stdout: "pipe", stderr: "pipe" },
+      );
       expect(f.stderr.toString()).toBe("");
-      expect(f.stdout.toString().split("\n").map((l) => l.split("\t")[0])).toEqual(["vault", "list", "--status", "echo", ""]);
+      expect(
+        f.stdout
+          .toString()
+          .split("\n")
+          .map((l) => l.split("\t")[0]),
+      ).toEqual(["vault", "list", "--status", "echo", ""]);
     }
     const bad = await runBinary(["completion", "tcsh"], cleanEnv());
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe('agent-vault: error: no completion for "tcsh": choose bash, zsh or fish\nhint: run the command with --help to see its usage\n');
   });
 });
-

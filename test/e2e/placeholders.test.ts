@@ -33,7 +33,11 @@ let U: Upstream;
 let S: Server;
 let avCa: string;
 let ENV: Record<string, string>;
-const { ok } = recordingCli(() => H, () => ENV, outputs);
+const { ok } = recordingCli(
+  () => H,
+  () => ENV,
+  outputs,
+);
 
 interface Agent {
   readonly token: string;
@@ -55,7 +59,12 @@ async function startAgent(args: readonly string[] = [], command = "sh", env: Rec
   cleanups.push(stop);
   const out = await waitUntil("the agent's environment", () => (live.stdout.includes("END\n") ? live.stdout : null), 20_000);
   outputs.push(out);
-  const vars = Object.fromEntries(out.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  const vars = Object.fromEntries(
+    out
+      .split("\n")
+      .filter((l) => l.includes("="))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
   return { token: vars.AGENT_VAULT_SESSION_TOKEN!, vars, stderr: () => live.stderr, stop };
 }
 
@@ -67,7 +76,12 @@ async function tunnel(token: string, host: string): Promise<HttpConnection> {
 }
 
 function wireFor(host: string, since: number): string {
-  return Buffer.concat(U.wire.slice(since).filter((w) => w.sni === host).map((w) => w.data)).toString("latin1");
+  return Buffer.concat(
+    U.wire
+      .slice(since)
+      .filter((w) => w.sni === host)
+      .map((w) => w.data),
+  ).toString("latin1");
 }
 
 /** GitHub's token checksum, computed here independently of src/. */
@@ -94,7 +108,9 @@ beforeAll(async () => {
   // Never echoes what it got: the agent's side must not see a value through the test's own upstream.
   U.handler = (req, res) => {
     if (req.method === "GET" && /websocket/i.test(String(req.headers.upgrade ?? ""))) {
-      const accept = createHash("sha1").update(`${String(req.headers["sec-websocket-key"])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+      const accept = createHash("sha1")
+        .update(`${String(req.headers["sec-websocket-key"])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+        .digest("base64");
       const socket = req.socket;
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
       const reader = new Reader(socket);
@@ -152,7 +168,9 @@ describe("run gives placeholders with no configuration", () => {
     expect(v.CODEX_API_KEY).toBe("left-alone-for-sh");
     for (const value of REAL) expect(Object.values(v)).not.toContain(value);
     // The line on stderr at start: vault, session, services, sandbox, ports.
-    expect(agent.stderr()).toMatch(/^agent-vault: vault "default", session s_[0-9a-f]+, services: openai, anthropic, github, slack; placeholders: OPENAI_API_KEY, ANTHROPIC_API_KEY, GITHUB_TOKEN, GH_TOKEN, SLACK_BOT_TOKEN, SLACK_TOKEN; sandbox off; proxy 127\.0\.0\.1:\d+, api 127\.0\.0\.1:\d+\n/);
+    expect(agent.stderr()).toMatch(
+      /^agent-vault: vault "default", session s_[0-9a-f]+, services: openai, anthropic, github, slack; placeholders: OPENAI_API_KEY, ANTHROPIC_API_KEY, GITHUB_TOKEN, GH_TOKEN, SLACK_BOT_TOKEN, SLACK_TOKEN; sandbox off; proxy 127\.0\.0\.1:\d+, api 127\.0\.0\.1:\d+\n/,
+    );
     // Unique per session and key.
     const again = await startAgent();
     expect(again.vars.OPENAI_API_KEY).not.toBe(v.OPENAI_API_KEY);
@@ -180,7 +198,7 @@ describe("run gives placeholders with no configuration", () => {
   test("codex gets CODEX_API_KEY with the OpenAI placeholder (a real one exported by the user never reaches it)", async () => {
     // A stand-in named codex: run knows agents by the command's name.
     const dir = mkdtempSync(join(scratch, "bin-"));
-    await Bun.write(join(dir, "codex"), "#!/bin/sh\nexec sh \"$@\"\n");
+    await Bun.write(join(dir, "codex"), '#!/bin/sh\nexec sh "$@"\n');
     await Bun.$`chmod 755 ${join(dir, "codex")}`;
     const agent = await startAgent([], join(dir, "codex"), { CODEX_API_KEY: OPENAI });
     expect(agent.vars.CODEX_API_KEY).toBe(agent.vars.OPENAI_API_KEY!);
@@ -199,7 +217,16 @@ describe("the proxy puts the value where the agent wrote the placeholder, to tha
     const ph = agent.vars.GITHUB_TOKEN!;
     const conn = await tunnel(agent.token, "api.github.com");
     const mark = U.wire.length;
-    const res = await conn.request("POST", `/gists?access_token=${ph}&q=${ph}`, [["Host", "api.github.com"], ["X-Token", `token ${ph}`], ["Content-Type", "application/json"]], JSON.stringify({ token: ph, files: { ".env": { content: `GITHUB_TOKEN=${ph}` } } }));
+    const res = await conn.request(
+      "POST",
+      `/gists?access_token=${ph}&q=${ph}`,
+      [
+        ["Host", "api.github.com"],
+        ["X-Token", `token ${ph}`],
+        ["Content-Type", "application/json"],
+      ],
+      JSON.stringify({ token: ph, files: { ".env": { content: `GITHUB_TOKEN=${ph}` } } }),
+    );
     outputs.push(res.text);
     expect(res.status, res.text).toBe(200);
     const wire = wireFor("api.github.com", mark);
@@ -249,7 +276,9 @@ describe("the proxy puts the value where the agent wrote the placeholder, to tha
     const ph = agent.vars.SLACK_BOT_TOKEN!;
     const conn = await tunnel(agent.token, "slack.com");
     const mark = U.wire.length;
-    conn.socket.write(`GET /api/rtm HTTP/1.1\r\nHost: slack.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    conn.socket.write(
+      `GET /api/rtm HTTP/1.1\r\nHost: slack.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     const { readResponse } = await import("../support/proxy-client.ts");
     const switched = await readResponse(conn.reader, { method: "GET" });
     expect(switched.status, switched.text).toBe(101);
@@ -268,7 +297,10 @@ describe("the proxy puts the value where the agent wrote the placeholder, to tha
     const other = await startAgent();
     const conn = await tunnel(agent.token, "api.github.com");
     const mark = U.wire.length;
-    const res = await conn.request("GET", "/user", [["Host", "api.github.com"], ["X-Token", other.vars.GITHUB_TOKEN!]]);
+    const res = await conn.request("GET", "/user", [
+      ["Host", "api.github.com"],
+      ["X-Token", other.vars.GITHUB_TOKEN!],
+    ]);
     outputs.push(res.text);
     expect(res.status).toBe(200);
     const wire = wireFor("api.github.com", mark);
@@ -282,7 +314,15 @@ describe("the proxy puts the value where the agent wrote the placeholder, to tha
     const ph = agent.vars.GITHUB_TOKEN!;
     const conn = await tunnel(agent.token, "api.openai.com");
     const mark = U.wire.length;
-    const res = await conn.request("POST", `/v1/files?t=${ph}`, [["Host", "api.openai.com"], ["X-Token", ph]], `{"token":"${ph}"}`);
+    const res = await conn.request(
+      "POST",
+      `/v1/files?t=${ph}`,
+      [
+        ["Host", "api.openai.com"],
+        ["X-Token", ph],
+      ],
+      `{"token":"${ph}"}`,
+    );
     outputs.push(res.text);
     expect(res.status).toBe(200);
     const wire = wireFor("api.openai.com", mark);

@@ -217,7 +217,17 @@ describe("the happy paths", () => {
     const appliedBefore = JSON.parse((await ok(["vault", "proposal", "list", "--status", "applied", "--json"])).stdout) as { id: number }[];
     expect(appliedBefore.map((p) => p.id)).not.toContain(id);
     const shown = await ok(["vault", "proposal", "show", String(id)]);
-    for (const text of ["newsvc", "newsvc.example.com", "bearer", "NEWSVC_TOKEN", "NewSvc API key", "https://newsvc.example.com/settings/keys", "Settings > API > Create key", "Need NewSvc to list widgets", "Create a read-only key please"]) {
+    for (const text of [
+      "newsvc",
+      "newsvc.example.com",
+      "bearer",
+      "NEWSVC_TOKEN",
+      "NewSvc API key",
+      "https://newsvc.example.com/settings/keys",
+      "Settings > API > Create key",
+      "Need NewSvc to list widgets",
+      "Create a read-only key please",
+    ]) {
       expect(shown.stdout, `show should mention ${text}`).toContain(text);
     }
 
@@ -306,12 +316,20 @@ describe("the happy paths", () => {
     const bogus = await av(["vault", "proposal", "list", "--status", "bogus"]);
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toContain("--status");
-    for (const args of [["vault", "proposal", "show", "999999"], ["vault", "proposal", "reject", "999999"], ["vault", "proposal", "approve", "999999", "--yes"]]) {
+    for (const args of [
+      ["vault", "proposal", "show", "999999"],
+      ["vault", "proposal", "reject", "999999"],
+      ["vault", "proposal", "approve", "999999", "--yes"],
+    ]) {
       const r = await av(args);
       expect(r.code, show(args.join(" "), r)).toBe(1);
       expect(r.stderr).toContain("no proposal #999999");
     }
-    for (const args of [["vault", "proposal", "show", "0"], ["vault", "proposal", "show", "-3"], ["vault", "proposal", "reject", "1.5"]]) {
+    for (const args of [
+      ["vault", "proposal", "show", "0"],
+      ["vault", "proposal", "show", "-3"],
+      ["vault", "proposal", "reject", "1.5"],
+    ]) {
       const r = await av(args);
       expect(r.code, show(args.join(" "), r)).not.toBe(0);
       expect(r.stderr).not.toMatch(/^\s+at /m);
@@ -415,13 +433,17 @@ describe("the happy paths", () => {
   test.each([
     ["api.datadoghq.com", "a catalog entry with custom (header template) auth"],
     ["api.3scale.net", "a guessed name that starts with a digit"],
-  ])("the proposal_hint for %s (%s) is accepted as-is", async (host) => {
-    const res = await viaTunnel(strict, host, `/hint-edge-${TAG}`);
-    expect(res.status, res.text).toBe(403);
-    const hint = res.json().proposal_hint as Record<string, unknown>;
-    const posted = await agent("POST", "/v1/proposals", { token: strict.token, body: { ...hint, message: `need ${host}` } });
-    expect(posted.status, `hint ${JSON.stringify(hint)} → ${posted.text}`).toBe(201);
-  }, 20_000);
+  ])(
+    "the proposal_hint for %s (%s) is accepted as-is",
+    async (host) => {
+      const res = await viaTunnel(strict, host, `/hint-edge-${TAG}`);
+      expect(res.status, res.text).toBe(403);
+      const hint = res.json().proposal_hint as Record<string, unknown>;
+      const posted = await agent("POST", "/v1/proposals", { token: strict.token, body: { ...hint, message: `need ${host}` } });
+      expect(posted.status, `hint ${JSON.stringify(hint)} → ${posted.text}`).toBe(201);
+    },
+    20_000,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -695,7 +717,10 @@ describe("decided once", () => {
         const transcript = `late reviewer (exit ${code}): ${JSON.stringify(late.stdout.slice(-600))}`;
         expect((await ok(["vault", "credential", "get", "PROMPT_RACE"])).stdout.trim(), transcript).toBe(`first-${VTAG}`);
         const polled = await agent("GET", `/v1/proposals/${id}`);
-        expect((polled.json.audit as { action: string }[]).filter((a) => a.action === "approved"), transcript).toHaveLength(1);
+        expect(
+          (polled.json.audit as { action: string }[]).filter((a) => a.action === "approved"),
+          transcript,
+        ).toHaveLength(1);
         const kept = await agent("GET", `/v1/proposals/${meanwhile}`);
         expect(kept.status, `the proposal filed meanwhile: ${kept.text}\n${transcript}`).toBe(200);
         expect(code, transcript).toBe(1);

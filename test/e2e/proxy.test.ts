@@ -14,17 +14,7 @@ import { type IncomingMessage, type ServerResponse } from "node:http";
 import net from "node:net";
 import { join } from "node:path";
 import { type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
-import {
-  basicProxyAuth,
-  type HeaderList,
-  openPlain,
-  openTunnel,
-  type RawResponse,
-  readResponse,
-  readWsFrame,
-  serveWsEcho,
-  wsFrame,
-} from "../support/proxy-client.ts";
+import { basicProxyAuth, type HeaderList, openPlain, openTunnel, type RawResponse, readResponse, readWsFrame, serveWsEcho, wsFrame } from "../support/proxy-client.ts";
 import { type ReceivedRequest, type Upstream } from "../support/upstream.ts";
 import { type Live, waitUntil } from "../support/process.ts";
 import { type Server as SupportServer, startServer } from "../support/server.ts";
@@ -112,11 +102,7 @@ async function ok(home: TempHome, args: readonly string[], opts: { stdin?: strin
 }
 
 /** `agent-vault run [flags] -- command...`, recorded. */
-async function runChild(
-  home: TempHome,
-  command: readonly string[],
-  opts: { flags?: readonly string[]; env?: Record<string, string | undefined>; stdin?: string } = {},
-): Promise<RunResult> {
+async function runChild(home: TempHome, command: readonly string[], opts: { flags?: readonly string[]; env?: Record<string, string | undefined>; stdin?: string } = {}): Promise<RunResult> {
   return av(home, ["run", ...(opts.flags ?? []), "--", ...command], { env: opts.env, stdin: opts.stdin });
 }
 
@@ -341,11 +327,7 @@ beforeAll(async () => {
     serveWsEcho(socket);
   });
 
-  const connectTo = [
-    ...U1_HOSTS.map((h) => `${h}:127.0.0.1:${U1.port}`),
-    ...LOOKALIKES.map((h) => `${h}:443:127.0.0.1:${U2.port}`),
-    `refused.example.com:443:127.0.0.1:${closedPort}`,
-  ].join(",");
+  const connectTo = [...U1_HOSTS.map((h) => `${h}:127.0.0.1:${U1.port}`), ...LOOKALIKES.map((h) => `${h}:443:127.0.0.1:${U2.port}`), `refused.example.com:443:127.0.0.1:${closedPort}`].join(",");
 
   H1 = await tempHome();
   homes.push(H1);
@@ -793,7 +775,10 @@ describe("407 on the proxy listener", () => {
     // The agent API refuses it too (401 there), including the explicit proxy.
     for (const path of ["/discover", "/proxy/api.github.com/407/after-revoke-explicit"]) {
       const conn = await openPlain(S1.apiPort);
-      const res = await conn.request("GET", path, [["Host", "127.0.0.1"], ["Authorization", `Bearer ${holder.token}`]]);
+      const res = await conn.request("GET", path, [
+        ["Host", "127.0.0.1"],
+        ["Authorization", `Bearer ${holder.token}`],
+      ]);
       conn.close();
       expect(res.status, `${path}: ${res.text}`).toBe(401);
       expect(res.headers["x-agent-vault-error"]).toBe("unauthorized");
@@ -990,7 +975,11 @@ describe("agent API", () => {
     expect(body.services).toContainEqual({ name: "slack-api", host: "slack.com/api/*" });
     expect(body.services.map((s) => s.name)).not.toContain("disabled");
     for (const s of body.services) expect(Object.keys(s).sort()).toEqual(["host", "name"]);
-    expect(body.available_credentials).toEqual(Object.keys(SECRETS).filter((k) => k !== "MISSING_TOKEN").sort());
+    expect(body.available_credentials).toEqual(
+      Object.keys(SECRETS)
+        .filter((k) => k !== "MISSING_TOKEN")
+        .sort(),
+    );
     expect(containsCanary(res.text)).toBeNull();
 
     for (const headers of [[], [["Authorization", "Bearer avs_not-a-token"]], [["Authorization", main.proxyAuth]]] as HeaderList[]) {
@@ -1055,7 +1044,10 @@ describe("traffic", () => {
     );
     const r = await runChild(H1, [process.execPath, script]);
     expect(r.code, show("sse", r)).toBe(0);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { status?: number; type?: string; t?: number; text?: string });
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { status?: number; type?: string; t?: number; text?: string });
     expect(lines[0]).toEqual({ status: 200, type: "text/event-stream" });
     const arrivals: number[] = [];
     let seen = "";
@@ -1097,7 +1089,12 @@ describe("traffic", () => {
   const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 
   test("1 GiB streamed upload through the proxy: byte count matches, proxy RSS stays under 300 MB", async () => {
-    const { result: r, baseline, peak, seconds } = await withRss(() =>
+    const {
+      result: r,
+      baseline,
+      peak,
+      seconds,
+    } = await withRss(() =>
       runChild(
         H1,
         [
@@ -1123,10 +1120,23 @@ describe("traffic", () => {
   }, 120_000);
 
   test("1 GiB streamed download through the proxy: byte count matches, proxy RSS stays under 300 MB", async () => {
-    const { result: r, baseline, peak, seconds } = await withRss(() =>
-      runChild(H1, ["sh", "-c", 'curl -sS -H "Authorization: Bearer placeholder" -o /dev/null -w "download_code=%{http_code} download_size=%{size_download}\\n" "https://big.example.com/stream/download?bytes=$BIG_N"'], {
-        env: { BIG_N: String(BIG) },
-      }),
+    const {
+      result: r,
+      baseline,
+      peak,
+      seconds,
+    } = await withRss(() =>
+      runChild(
+        H1,
+        [
+          "sh",
+          "-c",
+          'curl -sS -H "Authorization: Bearer placeholder" -o /dev/null -w "download_code=%{http_code} download_size=%{size_download}\\n" "https://big.example.com/stream/download?bytes=$BIG_N"',
+        ],
+        {
+          env: { BIG_N: String(BIG) },
+        },
+      ),
     );
     const summary = `1 GiB download in ${seconds.toFixed(1)} s; proxy RSS ${mib(baseline)} -> peak ${mib(peak)}`;
     console.log(`[proxy.test] ${summary}`);
@@ -1145,7 +1155,11 @@ describe("traffic", () => {
   const AHEAD_LIMIT = 64 * 1024 ** 2;
 
   test("backpressure on download: an agent reading at 1 MB/s holds back the upstream", async () => {
-    const { result: r, baseline, peak } = await withRss(() =>
+    const {
+      result: r,
+      baseline,
+      peak,
+    } = await withRss(() =>
       runChild(H1, ["sh", "-c", 'curl -sS --limit-rate 1M --max-time 3 -o /dev/null -w "got=%{size_download}\\n" "https://big.example.com/stream/download?bytes=$BIG_N"; true'], {
         env: { BIG_N: String(STALL_BODY) },
       }),
@@ -1159,7 +1173,11 @@ describe("traffic", () => {
   }, 30_000);
 
   test("backpressure on upload: an upstream that does not read holds back the agent", async () => {
-    const { result: r, baseline, peak } = await withRss(() =>
+    const {
+      result: r,
+      baseline,
+      peak,
+    } = await withRss(() =>
       runChild(
         H1,
         ["sh", "-c", 'head -c "$BIG_N" /dev/zero | curl -sS -H "Expect:" -X POST -T - --max-time 2 -o /dev/null -w "sent=%{size_upload}\\n" https://big.example.com/stream/slow-upload; true'],
@@ -1229,7 +1247,16 @@ describe("open WebSocket and --service", () => {
     const conn = tunnel.conn!;
     try {
       conn.socket.write(
-        ["GET /ws/revoke HTTP/1.1", "Host: ws.example.com", "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`, "Sec-WebSocket-Version: 13", "", ""].join("\r\n"),
+        [
+          "GET /ws/revoke HTTP/1.1",
+          "Host: ws.example.com",
+          "Upgrade: websocket",
+          "Connection: Upgrade",
+          `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+          "Sec-WebSocket-Version: 13",
+          "",
+          "",
+        ].join("\r\n"),
       );
       expect((await readResponse(conn.reader)).status).toBe(101);
       conn.socket.write(wsFrame("before", { mask: true }));
@@ -1261,7 +1288,7 @@ describe("open WebSocket and --service", () => {
     expect(v.github_code, show("--service", r)).toBe("200");
     expect(v.basic_code, show("--service", r)).toBe("403");
     expect(r.stdout).toMatch(/^x-agent-vault-error: host_not_allowed\r?$/im);
-    const discovery = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf("{\"vault\""))) as { services: { name: string }[] };
+    const discovery = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"vault"'))) as { services: { name: string }[] };
     expect(discovery.services.map((s) => s.name)).toEqual(["github"]);
     expect(header(onlyOne(U1, "/limited/github"), "authorization")).toBe(`Bearer ${SECRETS.GITHUB_TOKEN}`);
     expect(receivedWith(U1, "/limited/basic")).toEqual([]);
@@ -1294,10 +1321,14 @@ function logLines(home: TempHome): LogLine[] {
 describe("request log", () => {
   test("one JSON line per request: method, host, path without query, service, status; no secrets or header values", async () => {
     for (let i = 0; i < 3; i++) await expectThrough({ host: "query.example.com", path: `/log/count-${i}?api_key=placeholder&q=${QUERY_MARK}`, headers: [["X-Mark", HEADER_MARK]] });
-    const lines = await waitUntil("log lines for /log/count-*", () => {
-      const found = logLines(H1).filter((l) => l.path.startsWith("/log/count-"));
-      return found.length >= 3 ? found : null;
-    }, 5000);
+    const lines = await waitUntil(
+      "log lines for /log/count-*",
+      () => {
+        const found = logLines(H1).filter((l) => l.path.startsWith("/log/count-"));
+        return found.length >= 3 ? found : null;
+      },
+      5000,
+    );
     expect(lines.length).toBe(3);
     for (const [i, line] of lines.entries()) {
       expect(line).toMatchObject({ method: "GET", host: "query.example.com", path: `/log/count-${i}`, service: "query", status: 200 });

@@ -42,7 +42,21 @@ const env = cleanEnv({
   PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
   AGENT_VAULT_MASTER_PASSWORD: TEST_PASSWORD,
   AGENT_VAULT_INSECURE_TEST_KDF: "1",
-  ...Object.fromEntries(["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT", "AWS_CA_BUNDLE", "HTTPLIB2_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE"].map((n) => [n, undefined])),
+  ...Object.fromEntries(
+    [
+      "SSL_CERT_FILE",
+      "NODE_EXTRA_CA_CERTS",
+      "REQUESTS_CA_BUNDLE",
+      "CURL_CA_BUNDLE",
+      "GIT_SSL_CAINFO",
+      "PIP_CERT",
+      "AWS_CA_BUNDLE",
+      "HTTPLIB2_CA_CERTS",
+      "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+      "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+      "NIX_SSL_CERT_FILE",
+    ].map((n) => [n, undefined]),
+  ),
 });
 
 beforeAll(() => {

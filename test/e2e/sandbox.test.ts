@@ -90,7 +90,11 @@ beforeAll(async () => {
   work = join(scratch, "work");
   mkdirSync(work);
   giveToAgent(work);
-  const { ok } = recordingCli(() => home, () => ENV, outputs);
+  const { ok } = recordingCli(
+    () => home,
+    () => ENV,
+    outputs,
+  );
   await ok(["vault", "credential", "set", "SVC_TOKEN=-"], SECRET);
   await ok(["vault", "service", "add", "--name", "svc", "--host", HOST, "--auth-type", "bearer", "--token-key", "SVC_TOKEN"]);
 }, 60_000);
@@ -131,7 +135,10 @@ describe.skipIf(!HAVE_BWRAP)("clients work through the proxy inside the sandbox"
 
   test("48 MiB each way through the relays, every byte (backpressure both ways)", async () => {
     const upload = writeAgentFile("upload.bin", "u".repeat(BIG));
-    const r = await runIn([], ["sh", "-c", `curl -sS -o /dev/null -w '%{size_download}\\n' https://${HOST}/big && curl -sS --data-binary @${upload} -H 'content-type: application/octet-stream' https://${HOST}/t-upload`]);
+    const r = await runIn(
+      [],
+      ["sh", "-c", `curl -sS -o /dev/null -w '%{size_download}\\n' https://${HOST}/big && curl -sS --data-binary @${upload} -H 'content-type: application/octet-stream' https://${HOST}/t-upload`],
+    );
     expect(r.code).toBe(0);
     expect(r.stdout.split("\n")[0]).toBe(String(BIG));
     expect(r.stdout).toContain(`"length":${BIG}`);
@@ -277,7 +284,10 @@ describe.skipIf(!HAVE_BWRAP)("the process contract holds inside the sandbox", ()
   }, 30_000);
 
   test("the working directory, $HOME and /tmp are writable; the data directory only shows the CA bundle", async () => {
-    const r = await runIn([], ["sh", "-c", 'echo a > ./in-cwd && echo b > "$HOME/in-home" && echo c > /tmp/av-sandbox-$$ && rm /tmp/av-sandbox-$$ && pwd && ls "$AGENT_VAULT_HOME" && head -c 27 "$SSL_CERT_FILE"']);
+    const r = await runIn(
+      [],
+      ["sh", "-c", 'echo a > ./in-cwd && echo b > "$HOME/in-home" && echo c > /tmp/av-sandbox-$$ && rm /tmp/av-sandbox-$$ && pwd && ls "$AGENT_VAULT_HOME" && head -c 27 "$SSL_CERT_FILE"'],
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(work);
     expect(r.stdout).toContain("ca-bundle.pem");
@@ -295,7 +305,11 @@ describe.skipIf(!HAVE_BWRAP)("the process contract holds inside the sandbox", ()
     expect(ro.stdout).toContain("rw=0");
     const hidden = await runIn(["--sandbox-hide", join(dir, "inner")], ["sh", "-c", `cat ${dir}/inner/file 2>&1; echo`]);
     expect(hidden.stdout).not.toContain("visible");
-    for (const args of [["--sandbox-rw", "/nonexistent/path"], ["--sandbox-ro", home.dir], ["--sandbox-rw", join(home.dir, "vault.av")]]) {
+    for (const args of [
+      ["--sandbox-rw", "/nonexistent/path"],
+      ["--sandbox-ro", home.dir],
+      ["--sandbox-rw", join(home.dir, "vault.av")],
+    ]) {
       const bad = await runIn(args, ["true"]);
       expect(bad.code).toBe(2);
       expect(bad.stderr.trim().split("\n")[0]).toMatch(/^agent-vault: error: --sandbox-(rw|ro) /);
@@ -338,7 +352,8 @@ describe.skipIf(!HAVE_BWRAP || !HAVE_TMUX)("an interactive program in a terminal
     const command = [...home.argv(["run", "--", "/usr/bin/python3", script])].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
     expect(tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "20", `cd ${work} && ${command}; echo "rc=$?"; sleep 60`).exitCode).toBe(0);
     const screen = () => tmux("capture-pane", "-p", "-t", "t").stdout.toString();
-    const until = <T>(what: string, probe: () => T | null | false, ms: number) => waitUntil(what, probe, ms).catch((error: Error) => Promise.reject(new Error(`${error.message}; screen:\n${screen()}`)));
+    const until = <T>(what: string, probe: () => T | null | false, ms: number) =>
+      waitUntil(what, probe, ms).catch((error: Error) => Promise.reject(new Error(`${error.message}; screen:\n${screen()}`)));
     await until("the first prompt", () => screen().includes("first>"), 20_000);
     expect(screen()).toContain("tty True True");
     // TIOCSTI would let the agent type a command into the user's shell for after run ends.

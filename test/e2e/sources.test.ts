@@ -230,11 +230,18 @@ describe.skipIf(!HAS_PASS)("a failing source", () => {
     expect(stale.status).toBe("200");
     expect(stale.wire).toContain(`Bearer ${EXEC_VALUE}`);
     // The request log says so on the request that went through with the old value.
-    const logged = await waitUntil("the log's note", () => {
-      const lines = existsSync(join(B.dir, "requests.log")) ? readFileSync(join(B.dir, "requests.log"), "utf8").split("\n").filter(Boolean) : [];
-      return lines.map((l) => JSON.parse(l) as { host: string; status: number; reason?: string }).find((l) => l.host === "api.exec.test" && l.reason?.includes("last good value"));
-    }, 5_000);
-    expect(logged).toMatchObject({ status: 200, reason: expect.stringMatching(/^credential EXEC_TOKEN: its source exec:.* fails \(.*team-secret exited with status 3\); its last good value was sent$/) });
+    const logged = await waitUntil(
+      "the log's note",
+      () => {
+        const lines = existsSync(join(B.dir, "requests.log")) ? readFileSync(join(B.dir, "requests.log"), "utf8").split("\n").filter(Boolean) : [];
+        return lines.map((l) => JSON.parse(l) as { host: string; status: number; reason?: string }).find((l) => l.host === "api.exec.test" && l.reason?.includes("last good value"));
+      },
+      5_000,
+    );
+    expect(logged).toMatchObject({
+      status: 200,
+      reason: expect.stringMatching(/^credential EXEC_TOKEN: its source exec:.* fails \(.*team-secret exited with status 3\); its last good value was sent$/),
+    });
     const status = await waitUntil(
       "status to say the source fails",
       async () => {

@@ -73,7 +73,10 @@ beforeAll(async () => {
   H = await tempHome();
   cleanups.push(() => H.cleanup());
   ENV = { AGENT_VAULT_CONNECT_TO: `${HOST}:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile };
-  for (const args of [["vault", "credential", "set", "GITHUB_TOKEN=-"], ["vault", "service", "add", "--name", "github", "--host", HOST, "--auth-type", "bearer", "--token-key", "GITHUB_TOKEN"]]) {
+  for (const args of [
+    ["vault", "credential", "set", "GITHUB_TOKEN=-"],
+    ["vault", "service", "add", "--name", "github", "--host", HOST, "--auth-type", "bearer", "--token-key", "GITHUB_TOKEN"],
+  ]) {
     const r = await H.run(args, { stdin: args.includes("GITHUB_TOKEN=-") ? SECRET : undefined });
     if (r.code !== 0) throw new Error(r.stderr);
   }

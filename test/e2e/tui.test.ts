@@ -246,7 +246,20 @@ beforeAll(async () => {
   await ok(["vault", "credential", "set", "DOOMED_KEY=-"], { stdin: `doomed-${VTAG}` });
   await ok(["vault", "credential", "set", "ZULU_KEY=-"], { stdin: `zulu-${VTAG}` });
   // A request log with every status class, for the colour checks.
-  const line = (status: number, path: string) => JSON.stringify({ time: new Date().toISOString(), session: null, vault: "default", method: "GET", host: "api.example.com", path, service: null, status, latency_ms: 3, error: status >= 500 ? "upstream_error" : null, via: "tunnel" });
+  const line = (status: number, path: string) =>
+    JSON.stringify({
+      time: new Date().toISOString(),
+      session: null,
+      vault: "default",
+      method: "GET",
+      host: "api.example.com",
+      path,
+      service: null,
+      status,
+      latency_ms: 3,
+      error: status >= 500 ? "upstream_error" : null,
+      via: "tunnel",
+    });
   appendFileSync(join(H.dir, "requests.log"), `${[line(200, "/ok"), line(404, "/nope"), line(502, "/bad")].join("\n")}\n`);
 
   const server = await startServer(H, { AGENT_VAULT_CONNECT_TO: `newsvc.example.com:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile }, cleanups);
@@ -434,7 +447,10 @@ describe("agent-vault tui in tmux", () => {
       await pane.keys("Escape"); // clears the status line for the next round
       await pane.until((s) => !s.includes("updated ALPHA_KEY") && !s.includes("error:"));
     }
-    expect(results.filter((r) => r.stored !== r.typed), "MaskedInput submitted the value of its last render").toEqual([]);
+    expect(
+      results.filter((r) => r.stored !== r.typed),
+      "MaskedInput submitted the value of its last render",
+    ).toEqual([]);
     await pane.keys("q");
     await pane.until("EXITED=0");
     await pane.kill();
@@ -589,7 +605,13 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
     const env = `AGENT_VAULT_CONNECT_TO=auth.test:${O.port}:127.0.0.1:${O.port} AGENT_VAULT_UPSTREAM_CA='${O.caFile}' PATH='${bin}':"$PATH" `;
     const id = await file({
       credentials: [
-        { action: "set", key: "TUI_GH", type: "oauth", description: "connect me", oauth: { authorization_url: O.authorizationEndpoint, token_url: O.tokenEndpoint, scopes: "openid read", client_id: "public-cli" } },
+        {
+          action: "set",
+          key: "TUI_GH",
+          type: "oauth",
+          description: "connect me",
+          oauth: { authorization_url: O.authorizationEndpoint, token_url: O.tokenEndpoint, scopes: "openid read", client_id: "public-cli" },
+        },
         { action: "set", key: "TUI_LIN", type: "oauth", description: "paste me", oauth: { token_url: O.tokenEndpoint, client_id: "public-cli" } },
       ],
       message: "need two OAuth APIs",
@@ -614,13 +636,17 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
 
     await pane.keys("c");
     await pane.until("Waiting for the browser to authorize TUI_GH");
-    const url = await waitUntil("the browser to be opened", () => {
-      try {
-        return readFileSync(opened, "utf8").trim() || null;
-      } catch {
-        return null;
-      }
-    }, 5000);
+    const url = await waitUntil(
+      "the browser to be opened",
+      () => {
+        try {
+          return readFileSync(opened, "utf8").trim() || null;
+        } catch {
+          return null;
+        }
+      },
+      5000,
+    );
     expect(new URL(url).searchParams.get("code_challenge_method")).toBe("S256");
     const page = await consent(url, { oauthPort: O.port, ca: O.ca });
     expect(page.callbackStatus).toBe(200);
@@ -767,7 +793,8 @@ describe("issue 15: the TUI's rough edges at 80x24", () => {
 
   it("Activity shows whole host names at 80 columns, and enter shows a request's detail with the reason", async () => {
     const stamp = new Date().toISOString();
-    const entry = (host: string, path: string, extra: Record<string, unknown> = {}) => JSON.stringify({ time: stamp, session: "s_0123456789ab", vault: "default", method: "GET", host, path, service: null, status: 200, latency_ms: 4, error: null, via: "tunnel", ...extra });
+    const entry = (host: string, path: string, extra: Record<string, unknown> = {}) =>
+      JSON.stringify({ time: stamp, session: "s_0123456789ab", vault: "default", method: "GET", host, path, service: null, status: 200, latency_ms: 4, error: null, via: "tunnel", ...extra });
     appendFileSync(
       join(H.dir, "requests.log"),
       `${[

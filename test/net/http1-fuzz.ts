@@ -35,4 +35,3 @@ export function randomSplits(r: () => number, bytes: Buffer): Buffer[] {
   }
   return parts;
 }
-

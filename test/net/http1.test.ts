@@ -149,7 +149,7 @@ describe("requests: accepted forms", () => {
   });
 
   test("chunked with extensions, BWS before ;, upper-case hex, trailers", () => {
-    const body = "5;name=value;flag\r\nhello\r\nA ;q=\"a \\\"b\\\"\"\r\n0123456789\r\n0\r\nX-Sum: abc\r\nX-Two:  2 \r\n\r\n";
+    const body = '5;name=value;flag\r\nhello\r\nA ;q="a \\"b\\""\r\n0123456789\r\n0\r\nX-Sum: abc\r\nX-Two:  2 \r\n\r\n';
     const { messages, error } = requests(`POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
     expect(error).toBeNull();
     expect(messages[0]!.framing).toEqual({ kind: "chunked" });
@@ -376,7 +376,12 @@ describe("requests: truncation and eof", () => {
   test("eof between messages is clean; eof mid-head, mid-body or mid-chunk is an error", () => {
     expect(requests(GET, { eof: true }).error).toBeNull();
     expect(requests("", { eof: true }).error).toBeNull();
-    for (const cut of ["GET / HTTP/1.1\r\nHost: x\r\n", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"]) {
+    for (const cut of [
+      "GET / HTTP/1.1\r\nHost: x\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel",
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello",
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+    ]) {
       const e = refusedRequest(cut, "malformed", { eof: true });
       expect(e.message).toBe("the connection closed mid-message");
     }
@@ -777,7 +782,8 @@ describe("speed", () => {
   }, 30_000);
 
   test("100k small keep-alive requests parse in well under 10 µs of CPU each", () => {
-    const one = "GET /v1/models?limit=10 HTTP/1.1\r\nHost: api.openai.com\r\nUser-Agent: codex/0.1\r\nAccept: application/json\r\nAuthorization: Bearer sk-placeholder-0123456789\r\nConnection: keep-alive\r\n\r\n";
+    const one =
+      "GET /v1/models?limit=10 HTTP/1.1\r\nHost: api.openai.com\r\nUser-Agent: codex/0.1\r\nAccept: application/json\r\nAuthorization: Bearer sk-placeholder-0123456789\r\nConnection: keep-alive\r\n\r\n";
     const input = Buffer.from(one.repeat(100), "latin1");
     let count = 0;
     const p: RequestParser = new RequestParser({ head: () => count++, body: () => undefined, end: () => undefined });

@@ -73,7 +73,15 @@ describe("token endpoint answers", () => {
   });
 
   test("4xx is permanent, 5xx / 408 / 429 are transient", async () => {
-    for (const [status, permanent] of [[400, true], [401, true], [403, true], [408, false], [429, false], [500, false], [503, false]] as const) {
+    for (const [status, permanent] of [
+      [400, true],
+      [401, true],
+      [403, true],
+      [408, false],
+      [429, false],
+      [500, false],
+      [503, false],
+    ] as const) {
       answer(status, JSON.stringify({ error: "x", error_description: `status ${status}` }));
       const e = await failure();
       expect(e.permanent).toBe(permanent);
@@ -101,7 +109,7 @@ describe("token endpoint answers", () => {
     expect(e.permanent).toBe(false);
     expect(e.reason).toContain("malformed answer (malformed status line)");
     U.handler = (_req, res) => {
-      res.socket!.end("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"access");
+      res.socket!.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"access');
       return true;
     };
     e = await failure();

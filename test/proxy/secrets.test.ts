@@ -6,10 +6,9 @@ import { gzipSync } from "node:zlib";
 import { prng } from "../support/random.ts";
 import { base32, decodeBody, endsWithPartValue, findSecret, partialSuffix, patternsOf, scrubText, StreamGuard, StreamScrubber } from "../../src/proxy/secrets.ts";
 
-
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 
-function randomText(r: () => number, n: number, alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 {}\":,.\n-_=&?/+%"): string {
+function randomText(r: () => number, n: number, alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 {}":,.\n-_=&?/+%'): string {
   let out = "";
   for (let i = 0; i < n; i++) out += alphabet[Math.floor(r() * alphabet.length)];
   return out;
@@ -133,7 +132,7 @@ describe("one set of forms for both directions (issue 12)", () => {
 
 describe("patterns", () => {
   test("every form of a value, and nothing for values too short to look for", () => {
-    const forms = patternsOf("K", "ab~~~cd/ef+gh \"x\"").map((p) => p.form);
+    const forms = patternsOf("K", 'ab~~~cd/ef+gh "x"').map((p) => p.form);
     for (const form of ["raw", "base64", "base64url", "hex", "base32"]) expect(forms).toContain(form);
     expect(patternsOf("K", "short")).toEqual([]);
   });

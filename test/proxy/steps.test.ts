@@ -128,7 +128,12 @@ describe("policy", () => {
 
 describe("header hygiene", () => {
   test("hop-by-hop and proxy headers go; Connection-named headers go; the rest stays", () => {
-    const flow = { headers: { connection: "keep-alive, X-Secret-Hop", "x-secret-hop": "1", "proxy-authorization": "Basic x", te: "trailers", "x-keep": "yes" }, service: null, via: "tunnel", path: "/" } as never;
+    const flow = {
+      headers: { connection: "keep-alive, X-Secret-Hop", "x-secret-hop": "1", "proxy-authorization": "Basic x", te: "trailers", "x-keep": "yes" },
+      service: null,
+      via: "tunnel",
+      path: "/",
+    } as never;
     stripHeaders(flow, {} as never);
     expect((flow as { headers: object }).headers).toEqual({ "x-keep": "yes" });
   });

@@ -43,7 +43,10 @@ describe("FrameParser: messages", () => {
   test("text and binary messages, masked from a client and unmasked from a server", () => {
     const client = parseAll(Buffer.concat([frame(OPCODE.text, "hello"), frame(OPCODE.binary, Buffer.from([0, 255, 7]))]));
     expect(client.failure).toBeNull();
-    expect(client.messages.map((m) => [m.opcode, [...m.payload]])).toEqual([[1, [...Buffer.from("hello")]], [2, [0, 255, 7]]]);
+    expect(client.messages.map((m) => [m.opcode, [...m.payload]])).toEqual([
+      [1, [...Buffer.from("hello")]],
+      [2, [0, 255, 7]],
+    ]);
     const server = parseAll(frame(OPCODE.text, "hi", { masked: false }), false);
     expect(texts(server.messages)).toEqual(["1:hi"]);
   });
@@ -113,7 +116,11 @@ describe("FrameParser: frames a peer must never send", () => {
     ["a continuation with no message", frame(OPCODE.continuation, "x"), CLOSE_CODE.protocolError],
     ["a new message inside a fragmented one", Buffer.concat([frame(OPCODE.text, "a", { fin: false }), frame(OPCODE.binary, "b")]), CLOSE_CODE.protocolError],
     ["a text message that is not UTF-8", frame(OPCODE.text, Buffer.from([0xc3, 0x28])), CLOSE_CODE.invalidData],
-    ["UTF-8 cut between two fragments and never finished", Buffer.concat([frame(OPCODE.text, Buffer.from([0x61, 0xe2, 0x82]), { fin: false }), frame(OPCODE.continuation, "b")]), CLOSE_CODE.invalidData],
+    [
+      "UTF-8 cut between two fragments and never finished",
+      Buffer.concat([frame(OPCODE.text, Buffer.from([0x61, 0xe2, 0x82]), { fin: false }), frame(OPCODE.continuation, "b")]),
+      CLOSE_CODE.invalidData,
+    ],
     ["a close frame with one byte", frame(OPCODE.close, Buffer.from([3])), CLOSE_CODE.protocolError],
     ["a close frame with code 1005", frame(OPCODE.close, closePayload(1005)), CLOSE_CODE.protocolError],
   ];

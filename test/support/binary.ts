@@ -94,7 +94,8 @@ export function recordingCli(home: () => TempHome, env: () => Record<string, str
     av,
     ok: async (args, stdin) => {
       const r = await av(args, stdin);
-      if (r.code !== 0) throw new Error(`agent-vault ${args.join(" ")} failed (${r.code}):\n  stdout: ${JSON.stringify(r.stdout.slice(0, 2000))}\n  stderr: ${JSON.stringify(r.stderr.slice(0, 2000))}`);
+      if (r.code !== 0)
+        throw new Error(`agent-vault ${args.join(" ")} failed (${r.code}):\n  stdout: ${JSON.stringify(r.stdout.slice(0, 2000))}\n  stderr: ${JSON.stringify(r.stderr.slice(0, 2000))}`);
       return r;
     },
   };

@@ -62,7 +62,10 @@ export function fakeAnthropic(options: { reply: string }): FakeAnthropic {
     }
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": "req_fake" });
     const events: [string, unknown][] = [
-      ["message_start", { type: "message_start", message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }],
+      [
+        "message_start",
+        { type: "message_start", message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } },
+      ],
       ["content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }],
       ["ping", { type: "ping" }],
       ["content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: options.reply } }],

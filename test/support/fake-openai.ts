@@ -165,7 +165,9 @@ export function fakeOpenAI(options: FakeOpenAIOptions): FakeOpenAI {
       }
       // The upstream's HTTP server has no upgrade hook: take the socket over and speak RFC 6455.
       const socket = req.socket;
-      const accept = createHash("sha1").update(`${String(req.headers["sec-websocket-key"])}${WEBSOCKET_GUID}`).digest("base64");
+      const accept = createHash("sha1")
+        .update(`${String(req.headers["sec-websocket-key"])}${WEBSOCKET_GUID}`)
+        .digest("base64");
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
       serveWebSocket(socket, (text) => {
         const parsed = parse(text);

@@ -20,8 +20,17 @@ export interface StepFixture extends TempVault {
 
 export async function stepFixture(credentials: Record<string, string>, services: unknown[], sessionServices: string[] | null = null): Promise<StepFixture> {
   const base = await tempVault();
-  await setCredentials(base.store, "default", Object.entries(credentials).map(([key, value]) => ({ key, value })));
-  await setServices(base.store, "default", services.map((s) => parseServiceInput(s)), true);
+  await setCredentials(
+    base.store,
+    "default",
+    Object.entries(credentials).map(([key, value]) => ({ key, value })),
+  );
+  await setServices(
+    base.store,
+    "default",
+    services.map((s) => parseServiceInput(s)),
+    true,
+  );
   const { token } = await createSession(base.store, "default", { services: sessionServices });
   const state = new ProxyState(base.store);
   return {
@@ -37,10 +46,6 @@ export async function stepFixture(credentials: Record<string, string>, services:
       limits: new AccessLimits(base.store),
       secrets: (vault) => state.secrets(vault),
     }),
-    flow: (init) =>
-      Object.assign(
-        makeFlow({ via: "tunnel", port: 443, method: "GET", path: "/", headers: {}, credential: token, ...init }),
-        init,
-      ),
+    flow: (init) => Object.assign(makeFlow({ via: "tunnel", port: 443, method: "GET", path: "/", headers: {}, credential: token, ...init }), init),
   };
 }

@@ -166,8 +166,14 @@ provider.use(async (ctx, next) => {
   const header = ctx.get("authorization");
   const basicId = /^basic /i.test(header) ? decodeBasicId(header.slice(6).trim()) : undefined;
   const clientId = basicId ?? form.get("client_id") ?? undefined;
-  const used = basicId !== undefined && form.has("client_secret") ? "both client_secret_basic and client_secret_post"
-    : basicId !== undefined ? "client_secret_basic" : form.has("client_secret") ? "client_secret_post" : "none";
+  const used =
+    basicId !== undefined && form.has("client_secret")
+      ? "both client_secret_basic and client_secret_post"
+      : basicId !== undefined
+        ? "client_secret_basic"
+        : form.has("client_secret")
+          ? "client_secret_post"
+          : "none";
   const registered = clientId ? REGISTERED_AUTH[clientId] : undefined;
   if (registered && used !== registered) {
     const description = `client ${clientId} is registered for ${registered} but authenticated with ${used}`;

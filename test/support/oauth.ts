@@ -127,14 +127,7 @@ export interface AuthResponse {
  * One HTTPS request to the auth server: connects to 127.0.0.1:<port>, SNI and Host auth.test:<port>,
  * trusting `ca` (or, without it, not verifying the certificate). Never follows redirects.
  */
-export function authRequest(options: {
-  port: number;
-  ca?: string;
-  method?: string;
-  path: string;
-  headers?: Record<string, string>;
-  body?: string;
-}): Promise<AuthResponse> {
+export function authRequest(options: { port: number; ca?: string; method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<AuthResponse> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {

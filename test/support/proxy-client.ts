@@ -409,7 +409,9 @@ export async function openTunnel(options: TunnelOptions): Promise<TunnelResult> 
 }
 
 /** TLS straight to an upstream (no proxy), for the benchmark's direct series. */
-export async function openDirectTls(options: Trust & { readonly host: string; readonly port: number; readonly servername: string; readonly timeoutMs?: number }): Promise<{ conn: HttpConnection; timing: Timing }> {
+export async function openDirectTls(
+  options: Trust & { readonly host: string; readonly port: number; readonly servername: string; readonly timeoutMs?: number },
+): Promise<{ conn: HttpConnection; timing: Timing }> {
   const started = performance.now();
   const timeoutMs = options.timeoutMs ?? 10_000;
   const socket = await tcpConnect(options.host, options.port, timeoutMs);

@@ -49,7 +49,13 @@ print(json.dumps({"output": out.decode("utf-8", "replace"), "code": os.waitstatu
 `;
 
 /** Runs `args` in a `cols`x24 pty; each step waits for its pattern, then types the text and Enter. */
-export async function inTerminal(home: TempHome, args: readonly string[], steps: readonly [RegExp, string][], env: Record<string, string | undefined> = {}, cols = 80): Promise<{ output: string; code: number }> {
+export async function inTerminal(
+  home: TempHome,
+  args: readonly string[],
+  steps: readonly [RegExp, string][],
+  env: Record<string, string | undefined> = {},
+  cols = 80,
+): Promise<{ output: string; code: number }> {
   const spec = { argv: [BINARY, ...args], env: cleanEnv({ ...home.env, TERM: "xterm", ...env }), steps: steps.map(([re, send]) => [re.source, send]), cols };
   const proc = Bun.spawn(["python3", "-c", DRIVER, JSON.stringify(spec)], { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
@@ -57,4 +63,3 @@ export async function inTerminal(home: TempHome, args: readonly string[], steps:
   if (!stdout.trim()) throw new Error(`pty driver failed: ${stderr}`);
   return JSON.parse(stdout) as { output: string; code: number };
 }
-

@@ -72,7 +72,11 @@ export async function addBearerService(cli: Cli, secret: string, host: string): 
 /** agentHome with the service `svc` (addBearerService), the CLI's output recorded in the scene's outputs. */
 export async function agentServiceHome(scene: FileScene, secret: string, host: string, env: () => Record<string, string | undefined>): Promise<TempHome> {
   const home = await agentHome(scene);
-  await addBearerService(recordingCli(() => home, env, scene.outputs), secret, host);
+  await addBearerService(
+    recordingCli(() => home, env, scene.outputs),
+    secret,
+    host,
+  );
   return home;
 }
 

@@ -120,7 +120,13 @@ export async function startBroker(scratch: string): Promise<Broker> {
       }
       if (url.startsWith("/ws-refuse-te")) {
         const body = gzipSync(JSON.stringify({ error: "no", you_sent: req.headers.authorization }));
-        socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body.length.toString(16)}\r\n`), body, Buffer.from("\r\n0\r\n\r\n")]));
+        socket.end(
+          Buffer.concat([
+            Buffer.from(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body.length.toString(16)}\r\n`),
+            body,
+            Buffer.from("\r\n0\r\n\r\n"),
+          ]),
+        );
         return true;
       }
       if (url.startsWith("/ws-refuse")) {
@@ -154,7 +160,15 @@ export async function startBroker(scratch: string): Promise<Broker> {
       (req.socket as net.Socket).write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nraw:${String(req.headers.authorization)}`);
       return true;
     }
-    const reply = JSON.stringify({ ok: true, method: req.method, url, authorization: req.headers.authorization ?? null, body: body.toString("latin1"), upgrade: req.headers.upgrade ?? null, settings: req.headers["http2-settings"] ?? null });
+    const reply = JSON.stringify({
+      ok: true,
+      method: req.method,
+      url,
+      authorization: req.headers.authorization ?? null,
+      body: body.toString("latin1"),
+      upgrade: req.headers.upgrade ?? null,
+      settings: req.headers["http2-settings"] ?? null,
+    });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
     res.end(reply);
     return true;
@@ -169,7 +183,11 @@ export async function startBroker(scratch: string): Promise<Broker> {
   };
   openToAgent(scratch);
   openToAgent(upstream.caFile.replace(/\/[^/]+$/, ""));
-  const { ok } = recordingCli(() => home, () => env, outputs);
+  const { ok } = recordingCli(
+    () => home,
+    () => env,
+    outputs,
+  );
   await ok(["vault", "credential", "set", "FAKE_KEY=-"], secret);
   await ok(["vault", "credential", "set", "OTHER_KEY=-"], other);
   await ok(["vault", "service", "add", "--name", "fake", "--host", "api.fake.test", "--auth-type", "bearer", "--token-key", "FAKE_KEY"]);
@@ -199,7 +217,13 @@ export async function startBroker(scratch: string): Promise<Broker> {
     plainWire,
     wsReceived,
     outputs,
-    wireFor: (sni, since) => Buffer.concat(upstream.wire.slice(since).filter((w) => w.sni === sni).map((w) => w.data)),
+    wireFor: (sni, since) =>
+      Buffer.concat(
+        upstream.wire
+          .slice(since)
+          .filter((w) => w.sni === sni)
+          .map((w) => w.data),
+      ),
     async tunnel(host, auth = proxyAuth) {
       const t = await openTunnel({ proxyPort: server.mitmPort, host, proxyAuthorization: auth, ca: trust });
       if (t.connect.status !== 200) throw new Error(`CONNECT ${host}: ${t.connect.status} ${t.connect.text}`);
@@ -212,7 +236,11 @@ export async function startBroker(scratch: string): Promise<Broker> {
       return conn;
     },
     async curl(args) {
-      const proc = Bun.spawn(asAgent(["curl", "-sS", "--http1.1", "--max-time", "20", "-x", `http://127.0.0.1:${server.mitmPort}`, "--proxy-user", `${token}:default`, "--cacert", caFile, ...args]), { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+      const proc = Bun.spawn(asAgent(["curl", "-sS", "--http1.1", "--max-time", "20", "-x", `http://127.0.0.1:${server.mitmPort}`, "--proxy-user", `${token}:default`, "--cacert", caFile, ...args]), {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      });
       const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       outputs.push(stdout, stderr);
       return { code, stdout, stderr };

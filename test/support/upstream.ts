@@ -61,9 +61,9 @@ export async function startUpstream(dir: string, options: { plain?: boolean } = 
   const server = options.plain
     ? app
     : tls.createServer({ SNICallback: (name, cb) => cb(null, leaves.contextFor(name || "localhost")), secureContext: leaves.contextFor("localhost") }, (socket) => {
-          socket.on("data", (data: Buffer) => wire.push({ sni: socket.servername || "", data: Buffer.from(data) }));
-          app.emit("connection", socket);
-        });
+        socket.on("data", (data: Buffer) => wire.push({ sni: socket.servername || "", data: Buffer.from(data) }));
+        app.emit("connection", socket);
+      });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   return Object.assign(upstream, {
     port: (server.address() as AddressInfo).port,
@@ -88,7 +88,12 @@ export const replyWithPath: Handler = (req, res) => {
  * readable by that user, `host`:443 mapped to it, closed by the cleanup it registers. Answers with
  * `handler`, by default the request's path.
  */
-export async function agentUpstream(scratch: string, host: string, cleanups: (() => Promise<void> | void)[], handler: Handler = replyWithPath): Promise<{ upstream: Upstream; env: Record<string, string> }> {
+export async function agentUpstream(
+  scratch: string,
+  host: string,
+  cleanups: (() => Promise<void> | void)[],
+  handler: Handler = replyWithPath,
+): Promise<{ upstream: Upstream; env: Record<string, string> }> {
   const dir = mkdtempSync(join(scratch, "u-"));
   openToAgent(scratch);
   openToAgent(dir);

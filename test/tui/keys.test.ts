@@ -79,7 +79,10 @@ describe("Activity layout", () => {
     ];
     for (let width = 75; width <= 200; width++) {
       const widths = activityWidths(entries, width);
-      expect(widths.reduce((a, b) => a + b, 0), `width ${width}`).toBeLessThanOrEqual(width);
+      expect(
+        widths.reduce((a, b) => a + b, 0),
+        `width ${width}`,
+      ).toBeLessThanOrEqual(width);
       for (const r of activityRows(entries, widths)) expect(r.text.length, `width ${width}: ${r.text}`).toBeLessThanOrEqual(width);
       expect(activityHeader(widths)).toMatch(/^TIME\s+CODE\s+METHOD\s+HOST\s+PATH\s+SERVICE\s+ERROR\s+LATENCY$/);
     }

@@ -22,7 +22,16 @@ afterEach(() => {
 /** A store whose log holds `n` request records, all anchored. */
 async function withRecords(n: number): Promise<TempVault> {
   const t = await tempVault();
-  for (let i = 1; i <= n; i++) t.store.audit.record({ kind: i % 2 ? "request_allowed" : "request_blocked", vault: "default", method: "GET", host: "api.example.com", path: `/r/${i}`, status: i % 2 ? 200 : 403, code: i % 2 ? null : "policy_denied" });
+  for (let i = 1; i <= n; i++)
+    t.store.audit.record({
+      kind: i % 2 ? "request_allowed" : "request_blocked",
+      vault: "default",
+      method: "GET",
+      host: "api.example.com",
+      path: `/r/${i}`,
+      status: i % 2 ? 200 : 403,
+      code: i % 2 ? null : "policy_denied",
+    });
   await t.store.update(() => undefined);
   await t.store.audit.flush(); // one a refusal's prompt timer may have started meanwhile
   return t;
@@ -54,10 +63,12 @@ describe("an intact log", () => {
   test("records what a vault change did, in the write that made it, and nothing of a change that failed", async () => {
     T = await tempVault();
     await setCredentials(T.store, "default", [{ key: "API_KEY", value: "canary-value-0123456789" }]);
-    await expect(T.store.update(() => {
-      T!.store.audit.record({ kind: "credential_deleted", vault: "default", keys: ["API_KEY"] });
-      throw new Error("the change fails");
-    })).rejects.toThrow();
+    await expect(
+      T.store.update(() => {
+        T!.store.audit.record({ kind: "credential_deleted", vault: "default", keys: ["API_KEY"] });
+        throw new Error("the change fails");
+      }),
+    ).rejects.toThrow();
     await T.store.update(() => undefined);
     const all = lines(T);
     expect(all).toHaveLength(1);
@@ -216,7 +227,9 @@ describe("rotation", () => {
       for (let i = 0; i < 8; i++) T.store.audit.record({ kind: "request_allowed", host: "api.example.com", path: `/x/${round}/${i}` });
       await T.store.update(() => undefined);
     }
-    const rotated = readdirSync(T.paths.home).filter((n) => /^audit\.\d{12}\.log$/.test(n)).sort();
+    const rotated = readdirSync(T.paths.home)
+      .filter((n) => /^audit\.\d{12}\.log$/.test(n))
+      .sort();
     expect(rotated.length).toBeGreaterThan(1);
     expect(verify(T)).toMatchObject({ problem: null, records: 48 });
     unlinkSync(join(T.paths.home, rotated[0]!));

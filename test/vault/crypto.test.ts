@@ -44,7 +44,10 @@ describe("key derivation", () => {
 
   test("argon2id agrees with an independent implementation (Bun's native argon2 verifier)", async () => {
     const salt = Buffer.from("somesaltsomesalt");
-    for (const params of [{ m_kib: 64, t: 1, p: 1 }, { m_kib: 256, t: 2, p: 2 }]) {
+    for (const params of [
+      { m_kib: 64, t: 1, p: 1 },
+      { m_kib: 256, t: 2, p: 2 },
+    ]) {
       const key = await deriveKeyArgon2id("pass word ünïcode", salt, params);
       const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
       const phc = `$argon2id$v=19$m=${params.m_kib},t=${params.t},p=${params.p}$${b64(salt)}$${b64(key)}`;

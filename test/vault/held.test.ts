@@ -48,7 +48,17 @@ beforeAll(async () => {
 afterAll(() => V.cleanup());
 
 describe("approve entries of a policy", () => {
-  const policy = parsePolicy({ rules: [{ service: "github", approve: [{ methods: ["POST"], path: "/repos/*/merges" }, { path: "/admin/*", timeout: "30s" }] }] });
+  const policy = parsePolicy({
+    rules: [
+      {
+        service: "github",
+        approve: [
+          { methods: ["POST"], path: "/repos/*/merges" },
+          { path: "/admin/*", timeout: "30s" },
+        ],
+      },
+    ],
+  });
 
   test("match by service, method and path; the default wait is 120 s, a rule's own timeout wins", () => {
     expect(approvalOf(policy, "github", "POST", "/repos/a/merges")).toEqual({ rule: "POST /repos/*/merges", timeoutMs: 120_000 });

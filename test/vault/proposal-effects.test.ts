@@ -48,13 +48,23 @@ function proposal(body: unknown, sealed: string[] = []): Proposal {
 
 describe("proposalEffects", () => {
   test("a value to paste names where it will be sent, even when an earlier proposal set up that service (two-step bait)", () => {
-    const baited = { ...vault(), credentials: { ...vault().credentials, HELPER_TOKEN: credential() }, services: [...vault().services, service("helper", "evil.example", { type: "bearer", token: "HELPER_TOKEN" })] };
-    const { effects } = proposalEffects(baited, proposal({ credentials: [{ action: "set", key: "HELPER_TOKEN", description: "Your OpenAI API key (the SDK reads it from here)" }], message: "need the key" }));
+    const baited = {
+      ...vault(),
+      credentials: { ...vault().credentials, HELPER_TOKEN: credential() },
+      services: [...vault().services, service("helper", "evil.example", { type: "bearer", token: "HELPER_TOKEN" })],
+    };
+    const { effects } = proposalEffects(
+      baited,
+      proposal({ credentials: [{ action: "set", key: "HELPER_TOKEN", description: "Your OpenAI API key (the SDK reads it from here)" }], message: "need the key" }),
+    );
     expect(effects).toEqual(["credential HELPER_TOKEN: replaces the current value (you type the value); sent to evil.example"]);
   });
 
   test("moving an existing service to another host: the host change, and a warning naming the secret and both hosts", () => {
-    const { effects, warnings } = proposalEffects(vault(), proposal({ services: [{ action: "set", name: "fake", host: "evil.example.com", auth: { type: "bearer", token: "FAKE_TOKEN" } }], message: "no changes, just a refresh" }));
+    const { effects, warnings } = proposalEffects(
+      vault(),
+      proposal({ services: [{ action: "set", name: "fake", host: "evil.example.com", auth: { type: "bearer", token: "FAKE_TOKEN" } }], message: "no changes, just a refresh" }),
+    );
     expect(effects).toEqual(["service fake: host api.fake.test → evil.example.com"]);
     expect(warnings).toEqual(["FAKE_TOKEN, a credential already in the vault, would be sent to evil.example.com; today it goes only to api.fake.test"]);
   });
@@ -102,7 +112,16 @@ describe("proposalEffects", () => {
   test("deleting: an existing credential (warning, with the service that still names it), a missing one, a service", () => {
     const { effects, warnings } = proposalEffects(
       vault(),
-      proposal({ credentials: [{ action: "delete", key: "FAKE_TOKEN" }, { action: "delete", key: "GHOST_KEY" }], services: [{ action: "delete", name: "stripe" }, { action: "delete", name: "ghost" }] }),
+      proposal({
+        credentials: [
+          { action: "delete", key: "FAKE_TOKEN" },
+          { action: "delete", key: "GHOST_KEY" },
+        ],
+        services: [
+          { action: "delete", name: "stripe" },
+          { action: "delete", name: "ghost" },
+        ],
+      }),
     );
     expect(effects).toEqual([
       "service stripe: removed (host api.stripe.com; stops sending STRIPE_KEY)",
@@ -121,7 +140,10 @@ describe("proposalEffects", () => {
         credentials: [{ action: "set", key: "GH_OAUTH", type: "oauth", oauth: { token_url: "https://gh.test/token" } }],
       }),
     );
-    expect(effects).toEqual(["service open: adds host *.open.test (passthrough: the host is allowed, nothing injected)", "credential GH_OAUTH: new (oauth; connect or paste it after approval); no service sends it"]);
+    expect(effects).toEqual([
+      "service open: adds host *.open.test (passthrough: the host is allowed, nothing injected)",
+      "credential GH_OAUTH: new (oauth; connect or paste it after approval); no service sends it",
+    ]);
     expect(warnings).toEqual([]);
   });
 

@@ -7,16 +7,7 @@ import { readFileSync } from "node:fs";
 import { AgentVaultError } from "../../src/shared/errors.ts";
 import { getCredentialValue, setCredentials } from "../../src/vault/credentials.ts";
 import { MAX_PENDING_PROPOSALS, type Proposal, PROPOSAL_TTL_MS } from "../../src/vault/proposal.schema.ts";
-import {
-  agentSuppliedValue,
-  approveProposal,
-  fileProposal,
-  parseProposalInput,
-  proposalView,
-  rejectProposal,
-  slotsNeedingValues,
-  statusOf,
-} from "../../src/vault/proposals.ts";
+import { agentSuppliedValue, approveProposal, fileProposal, parseProposalInput, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../../src/vault/proposals.ts";
 import { addService, parseServiceInput } from "../../src/vault/services.ts";
 import { createVault, findVault } from "../../src/vault/vaults.ts";
 import { tempVault, type TempVault } from "../support/vault.ts";
@@ -69,7 +60,18 @@ describe("proposal schema", () => {
 
   test("every documented shape is accepted: oauth (connect and paste), agent value, deletes, user_message, every auth type, host forms", () => {
     const ok = [
-      { credentials: [{ action: "set", key: "GITHUB", type: "oauth", description: "GitHub OAuth", oauth: { authorization_url: "https://github.com/login/oauth/authorize", token_url: "https://github.com/login/oauth/access_token", scopes: "repo user" }, obtain_instructions: "x" }] },
+      {
+        credentials: [
+          {
+            action: "set",
+            key: "GITHUB",
+            type: "oauth",
+            description: "GitHub OAuth",
+            oauth: { authorization_url: "https://github.com/login/oauth/authorize", token_url: "https://github.com/login/oauth/access_token", scopes: "repo user" },
+            obtain_instructions: "x",
+          },
+        ],
+      },
       { credentials: [{ action: "set", key: "PASTE", type: "oauth", oauth: { token_url: "http://localhost:9/token", client_id: "abc", token_auth_method: "none" } }] },
       { credentials: [{ action: "set", key: "GENERATED_TOKEN", description: "Token generated during setup", value: "tok_abc123" }] },
       { services: [{ action: "delete", name: "old" }], credentials: [{ action: "delete", key: "OLD_API_KEY" }], message: "Remove unused API key", user_message: "for you" },
@@ -135,9 +137,17 @@ describe("proposal schema", () => {
     ["obtain ftp:", { credentials: [{ ...CRED, obtain: "ftp://example.com/key" }] }, "credentials[0].obtain"],
     ["obtain not a URL", { credentials: [{ ...CRED, obtain: "dashboard.example.com/keys" }] }, "credentials[0].obtain"],
     ["oauth token_url file:", { credentials: [{ action: "set", key: "O", type: "oauth", oauth: { token_url: "file:///etc/passwd" } }] }, "credentials[0].oauth.token_url"],
-    ["oauth authorization_url data:", { credentials: [{ action: "set", key: "O", type: "oauth", oauth: { token_url: "https://x.example/t", authorization_url: "data:text/html,x" } }] }, "credentials[0].oauth.authorization_url"],
+    [
+      "oauth authorization_url data:",
+      { credentials: [{ action: "set", key: "O", type: "oauth", oauth: { token_url: "https://x.example/t", authorization_url: "data:text/html,x" } }] },
+      "credentials[0].oauth.authorization_url",
+    ],
     ["oauth without token_url", { credentials: [{ action: "set", key: "O", type: "oauth", oauth: {} }] }, "credentials[0].oauth.token_url"],
-    ["oauth bad token_auth_method", { credentials: [{ action: "set", key: "O", type: "oauth", oauth: { token_url: "https://x.example/t", token_auth_method: "magic" } }] }, "credentials[0].oauth.token_auth_method"],
+    [
+      "oauth bad token_auth_method",
+      { credentials: [{ action: "set", key: "O", type: "oauth", oauth: { token_url: "https://x.example/t", token_auth_method: "magic" } }] },
+      "credentials[0].oauth.token_auth_method",
+    ],
     ["type oauth without oauth object", { credentials: [{ ...CRED, type: "oauth" }] }, "credentials[0].oauth"],
     ["oauth object on a static slot", { credentials: [{ ...CRED, oauth: { token_url: "https://x.example/t" } }] }, "credentials[0].oauth"],
     ["value on an oauth slot", { credentials: [{ action: "set", key: "O", type: "oauth", value: "tok", oauth: { token_url: "https://x.example/t" } }] }, "credentials[0].value"],
@@ -192,7 +202,9 @@ describe("proposal schema", () => {
   });
 
   test("a parse never yields the prototype of a polluted object", () => {
-    const parsed = JSON.parse('{"services":[{"action":"set","name":"c","host":"c.example.com","auth":{"type":"custom","headers":{"__proto__":"x {{ K }}","X-A":"{{ K }}"}}}],"credentials":[{"action":"set","key":"K"}]}');
+    const parsed = JSON.parse(
+      '{"services":[{"action":"set","name":"c","host":"c.example.com","auth":{"type":"custom","headers":{"__proto__":"x {{ K }}","X-A":"{{ K }}"}}}],"credentials":[{"action":"set","key":"K"}]}',
+    );
     let result: unknown;
     try {
       result = parseProposalInput(parsed);
@@ -263,7 +275,17 @@ describe("filing", () => {
 
   test("a sealed value is bound to its proposal and key: moved to another slot it does not open", async () => {
     const f = await fresh();
-    await fileProposal(f.store, "default", parseProposalInput({ credentials: [{ action: "set", key: "GEN", value: "v1-secret" }, { action: "set", key: "OTHER" }] }), null);
+    await fileProposal(
+      f.store,
+      "default",
+      parseProposalInput({
+        credentials: [
+          { action: "set", key: "GEN", value: "v1-secret" },
+          { action: "set", key: "OTHER" },
+        ],
+      }),
+      null,
+    );
     const p = vaultOf(f).proposals[0]!;
     const sealed = (p.credentials[0] as { sealed_value: string }).sealed_value;
     const moved: Proposal = { ...p, credentials: [p.credentials[0]!, { ...(p.credentials[1] as object), sealed_value: sealed } as Proposal["credentials"][number]] };
@@ -346,7 +368,15 @@ describe("filing", () => {
 describe("approval", () => {
   test("applies every service and credential change in one write and marks the proposal applied", async () => {
     const f = await fresh();
-    await setCredentials(f.store, "default", [{ key: "OLD_KEY", value: "old" }, { key: "KEEP", value: "keep-old" }], { description: "kept description" });
+    await setCredentials(
+      f.store,
+      "default",
+      [
+        { key: "OLD_KEY", value: "old" },
+        { key: "KEEP", value: "keep-old" },
+      ],
+      { description: "kept description" },
+    );
     await addService(f.store, "default", parseServiceInput({ name: "old", host: "old.example.com", auth: { type: "bearer", token: "OLD_KEY" } }));
     await addService(f.store, "default", parseServiceInput({ name: "replaced", host: "r1.example.com", auth: { type: "bearer", token: "KEEP" } }));
     const createdKeep = vaultOf(f).credentials.KEEP!.created_at;
@@ -418,7 +448,21 @@ describe("approval", () => {
       "default",
       parseProposalInput({
         services: [{ action: "set", name: "gh", host: "api.github.com", auth: { type: "bearer", token: "GITHUB" } }],
-        credentials: [{ action: "set", key: "GITHUB", type: "oauth", description: "GitHub OAuth", oauth: { authorization_url: "https://github.com/login/oauth/authorize", token_url: "https://github.com/login/oauth/access_token", scopes: "repo user", client_id: "cid", token_auth_method: "client_secret_post" } }],
+        credentials: [
+          {
+            action: "set",
+            key: "GITHUB",
+            type: "oauth",
+            description: "GitHub OAuth",
+            oauth: {
+              authorization_url: "https://github.com/login/oauth/authorize",
+              token_url: "https://github.com/login/oauth/access_token",
+              scopes: "repo user",
+              client_id: "cid",
+              token_auth_method: "client_secret_post",
+            },
+          },
+        ],
       }),
       null,
     );
@@ -453,7 +497,12 @@ describe("approval", () => {
   test("a reference broken since filing (the key was deleted) fails the approval and writes nothing", async () => {
     const f = await fresh();
     await setCredentials(f.store, "default", [{ key: "HAVE", value: "h" }]);
-    await fileProposal(f.store, "default", parseProposalInput({ services: [{ action: "set", name: "s", host: "s.example.com", auth: { type: "bearer", token: "HAVE" } }], credentials: [{ action: "set", key: "OTHER" }] }), null);
+    await fileProposal(
+      f.store,
+      "default",
+      parseProposalInput({ services: [{ action: "set", name: "s", host: "s.example.com", auth: { type: "bearer", token: "HAVE" } }], credentials: [{ action: "set", key: "OTHER" }] }),
+      null,
+    );
     await f.store.update((body) => {
       delete findVault(body, "default").credentials.HAVE;
     });

@@ -24,7 +24,12 @@ describe("the vault store", () => {
     await setCredentials(fixture.store, "default", [{ key: "A", value: "1" }]);
     const before = readFileSync(fixture.paths.stateFile);
     await expect(deleteCredentials(fixture.store, "default", ["A", "MISSING"])).rejects.toThrow(/MISSING/);
-    await expect(setCredentials(fixture.store, "default", [{ key: "B", value: "2" }, { key: "bad", value: "3" }])).rejects.toThrow(AgentVaultError);
+    await expect(
+      setCredentials(fixture.store, "default", [
+        { key: "B", value: "2" },
+        { key: "bad", value: "3" },
+      ]),
+    ).rejects.toThrow(AgentVaultError);
     expect(readFileSync(fixture.paths.stateFile).equals(before)).toBe(true);
   });
 

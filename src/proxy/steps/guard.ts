@@ -17,7 +17,9 @@ const FORM_NAMES: Record<string, string> = { raw: "as is", base64: "base64-encod
 
 export function refuseExfiltration(flow: Flow, hit: Pattern, where: string): void {
   flow.blocked = hit.key;
-  answer(flow, "credential_exfiltration", `the request carries the value of credential ${hit.key} (${FORM_NAMES[hit.form] ?? hit.form}, in ${where}); nothing was sent to ${flow.host}`, { credential: hit.key });
+  answer(flow, "credential_exfiltration", `the request carries the value of credential ${hit.key} (${FORM_NAMES[hit.form] ?? hit.form}, in ${where}); nothing was sent to ${flow.host}`, {
+    credential: hit.key,
+  });
 }
 
 /**

@@ -49,7 +49,10 @@ export async function holdForApproval(flow: Flow, ctx: StepContext): Promise<voi
   // one repository and act on another. Only a path already in the form a server reads is held.
   const bare = flow.path.split("?")[0]!.replace(/%[0-9a-f]{2}/gi, (m) => m.toUpperCase());
   if (normalizePath(bare) !== bare) {
-    flow.answer = early(flow, problem("invalid_request", `a request held for approval needs a plain path (no ./ or ../ segments, repeated slashes or escaped letters): send ${normalizePath(bare).slice(0, 200)}`));
+    flow.answer = early(
+      flow,
+      problem("invalid_request", `a request held for approval needs a plain path (no ./ or ../ segments, repeated slashes or escaped letters): send ${normalizePath(bare).slice(0, 200)}`),
+    );
     return;
   }
   const request = (bodySha256: string, bodyBytes: number, preview: string): HeldRequest => ({

@@ -23,7 +23,11 @@ export async function refreshOAuth(flow: Flow, ctx: StepContext): Promise<void> 
     const status = oauthStatusOf(record);
     if (status === "not_connected") continue; // inject answers oauth_not_connected
     if (status === "refresh_failed") {
-      return answer(flow, "oauth_refresh_failed", `the provider refused to refresh ${key}: ${record.metadata.oauth_last_error ?? "no reason given"}; reconnect it with agent-vault oauth connect ${key}`);
+      return answer(
+        flow,
+        "oauth_refresh_failed",
+        `the provider refused to refresh ${key}: ${record.metadata.oauth_last_error ?? "no reason given"}; reconnect it with agent-vault oauth connect ${key}`,
+      );
     }
     if (!isNearExpiry(record, ctx.now)) continue;
     try {
@@ -65,4 +69,3 @@ export async function refreshAfterUnauthorized(flow: Flow, ctx: StepContext, rei
   reinject(flow, ctx);
   return flow.answer === undefined;
 }
-

@@ -110,8 +110,9 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
     }
     flow.path = flow.path.slice(0, q) + query;
   }
-  flow.substitutions = () => found.flatMap(({ key, placeholder }) => {
-    const value = valueOf(key);
-    return value === null ? [] : [{ key, placeholder, value }];
-  });
+  flow.substitutions = () =>
+    found.flatMap(({ key, placeholder }) => {
+      const value = valueOf(key);
+      return value === null ? [] : [{ key, placeholder, value }];
+    });
 }

@@ -54,7 +54,9 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
   const rate = ctx.limits.takeRate(holders, ctx.now);
   if (rate.refusedBy) {
     const limit = rate.refusedBy.policy.rate_limit!.requests_per_minute;
-    answer(flow, "rate_limited", `the policy of ${rate.refusedBy.owner} allows ${limit} requests per minute; retry in ${rate.headers["retry-after"]} s`, { rule: `rate limit: ${limit} requests per minute` });
+    answer(flow, "rate_limited", `the policy of ${rate.refusedBy.owner} allows ${limit} requests per minute; retry in ${rate.headers["retry-after"]} s`, {
+      rule: `rate limit: ${limit} requests per minute`,
+    });
     flow.answer = { ...flow.answer!, headers: rate.headers };
     return;
   }

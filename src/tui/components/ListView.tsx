@@ -41,5 +41,13 @@ export function ListView({ header, rows, selected, height, width, empty }: ListV
  * logged host, path or error), so each is escaped (src/shared/text.ts) before it is cut to width.
  */
 export function columns(cells: readonly string[], widths: readonly number[]): string {
-  return cells.map((c, i) => (i === cells.length - 1 ? displaySafe(c) : displaySafe(c).slice(0, widths[i]! - 1).padEnd(widths[i]!))).join("");
+  return cells
+    .map((c, i) =>
+      i === cells.length - 1
+        ? displaySafe(c)
+        : displaySafe(c)
+            .slice(0, widths[i]! - 1)
+            .padEnd(widths[i]!),
+    )
+    .join("");
 }

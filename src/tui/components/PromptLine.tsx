@@ -16,7 +16,8 @@ export interface PromptLineProps {
 
 export function PromptLine({ id, prompt, ctx, color }: PromptLineProps) {
   const spec: PromptSpec<Prompt> = specOf(prompt);
-  if (spec.type === "confirm") return <Confirm id={id} label={displaySafe(spec.label(prompt))} color={color ? spec.tone : undefined} onAnswer={(yes) => (yes ? spec.yes(prompt, ctx) : ctx.close(spec.no(prompt)))} />;
+  if (spec.type === "confirm")
+    return <Confirm id={id} label={displaySafe(spec.label(prompt))} color={color ? spec.tone : undefined} onAnswer={(yes) => (yes ? spec.yes(prompt, ctx) : ctx.close(spec.no(prompt)))} />;
   if (spec.type === "wait") return <Wait id={id} label={displaySafe(spec.label(prompt))} detail={spec.detail(prompt)} color={color} onStop={() => spec.stop(prompt, ctx)} />;
   return (
     <MaskedInput

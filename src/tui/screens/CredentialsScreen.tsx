@@ -62,7 +62,11 @@ export function CredentialsScreen({ index, isVisible, view, vault, ctx, prompt, 
   return (
     <Box flexDirection="column">
       <ListView header={credentialHeader(width)} rows={uncoloured(list.rows, color)} selected={list.index} height={showReveal ? height - 1 : height} width={width} empty="nothing here yet" />
-      {showReveal ? <Text color={color ? "yellow" : undefined}>{revealed.key} = {displaySafe(revealed.value)}   (hidden again in {REVEAL_MS / 1000}s)</Text> : null}
+      {showReveal ? (
+        <Text color={color ? "yellow" : undefined}>
+          {revealed.key} = {displaySafe(revealed.value)} (hidden again in {REVEAL_MS / 1000}s)
+        </Text>
+      ) : null}
     </Box>
   );
 }

@@ -72,5 +72,14 @@ export function ProposalsScreen({ index, isVisible, view, vault, ctx, prompt, se
       </Box>
     );
   }
-  return <ListView header={proposalHeader()} rows={uncoloured(list.rows, color)} selected={list.index} height={height} width={width} empty="no proposals: agents file them with POST $AGENT_VAULT_ADDR/v1/proposals" />;
+  return (
+    <ListView
+      header={proposalHeader()}
+      rows={uncoloured(list.rows, color)}
+      selected={list.index}
+      height={height}
+      width={width}
+      empty="no proposals: agents file them with POST $AGENT_VAULT_ADDR/v1/proposals"
+    />
+  );
 }

@@ -75,7 +75,9 @@ function cell(text: string, width: number): string {
 }
 
 export function activityHeader(widths: readonly number[]): string {
-  return COLUMNS.map((c, i) => cell(c.title, widths[i]!)).join("").trimEnd();
+  return COLUMNS.map((c, i) => cell(c.title, widths[i]!))
+    .join("")
+    .trimEnd();
 }
 
 export function activityRows(entries: readonly LoggedRequest[], widths: readonly number[]): ListRow[] {
@@ -86,7 +88,9 @@ export function activityRows(entries: readonly LoggedRequest[], widths: readonly
       // Keyed by position from the top: the log scrolls under a fixed selection, so the newest
       // lines stay in view while the log grows.
       key: `${rows.length}`,
-      text: COLUMNS.map((c, j) => cell(c.value(e), widths[j]!)).join("").trimEnd(),
+      text: COLUMNS.map((c, j) => cell(c.value(e), widths[j]!))
+        .join("")
+        .trimEnd(),
       color: e.blocked ? "red" : e.status >= 500 ? "red" : e.status >= 400 ? "yellow" : e.status >= 200 && e.status < 400 ? "green" : undefined,
     });
   }

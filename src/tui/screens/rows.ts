@@ -31,7 +31,11 @@ export function asks(p: Proposal): string {
 export function proposalRows(proposals: readonly Proposal[], now = Date.now()): ListRow[] {
   return proposals.map((p) => {
     const status = statusOf(p);
-    return { key: String(p.id), text: columns([`#${p.id}`, status, ago(p.created_at, now), asks(p), p.message], [6, 10, 10, 40, 0]), color: status === "pending" ? "yellow" : status === "applied" ? "green" : "gray" };
+    return {
+      key: String(p.id),
+      text: columns([`#${p.id}`, status, ago(p.created_at, now), asks(p), p.message], [6, 10, 10, 40, 0]),
+      color: status === "pending" ? "yellow" : status === "applied" ? "green" : "gray",
+    };
   });
 }
 
@@ -52,7 +56,28 @@ export function credentialRows(vault: VaultRecord, revealed: { key: string; valu
   const widths = fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex);
   return listCredentials(vault).map((c) => ({
     key: c.key,
-    text: columns([c.key, c.type, revealed?.key === c.key ? revealed.value : c.type === "oauth" && c.metadata.oauth_status !== "connected" ? (c.metadata.oauth_status === "refresh_failed" ? "reconnect" : "unconnected") : c.type === "source" ? (c.metadata.source_status === "failing" ? "source failing" : "from source") : "••••••••", c.description || "-", c.services.join(",") || "-", ago(c.updated_at, now), ago(c.expires_at, now)], widths),
+    text: columns(
+      [
+        c.key,
+        c.type,
+        revealed?.key === c.key
+          ? revealed.value
+          : c.type === "oauth" && c.metadata.oauth_status !== "connected"
+            ? c.metadata.oauth_status === "refresh_failed"
+              ? "reconnect"
+              : "unconnected"
+            : c.type === "source"
+              ? c.metadata.source_status === "failing"
+                ? "source failing"
+                : "from source"
+              : "••••••••",
+        c.description || "-",
+        c.services.join(",") || "-",
+        ago(c.updated_at, now),
+        ago(c.expires_at, now),
+      ],
+      widths,
+    ),
     color: (c.type === "oauth" && c.metadata.oauth_status !== "connected") || (c.type === "source" && c.metadata.source_status === "failing") ? "yellow" : undefined,
   }));
 }
@@ -75,18 +100,34 @@ export function sessionRows(vault: VaultRecord, now = Date.now()): ListRow[] {
     .map((s) => {
       const as = agentName(s.agent);
       const policy = [as ? `as agent ${as}` : "", ...describePolicy(s.policy)].filter(Boolean).join("; ");
-      return { key: s.id, text: columns([s.id, s.label || "-", s.services?.join(",") ?? (as ? "agent's grants" : "all"), ago(s.created_at, now), ago(s.expires_at, now), policy || "-"], SESSION_COLUMNS) };
+      return {
+        key: s.id,
+        text: columns([s.id, s.label || "-", s.services?.join(",") ?? (as ? "agent's grants" : "all"), ago(s.created_at, now), ago(s.expires_at, now), policy || "-"], SESSION_COLUMNS),
+      };
     });
   const agents = vault.agents.map((a) => ({
     key: `agent:${a.name}`,
-    text: columns([`agent ${a.name}`, a.revoked_at === null ? "active" : "revoked", activeGrants(a, now).map((g) => `${g.service}${g.expires_at ? `(${ago(g.expires_at, now)})` : ""}`).join(",") || "no grants", ago(a.created_at, now), "-", describePolicy(a.policy).join("; ") || "-"], SESSION_COLUMNS),
+    text: columns(
+      [
+        `agent ${a.name}`,
+        a.revoked_at === null ? "active" : "revoked",
+        activeGrants(a, now)
+          .map((g) => `${g.service}${g.expires_at ? `(${ago(g.expires_at, now)})` : ""}`)
+          .join(",") || "no grants",
+        ago(a.created_at, now),
+        "-",
+        describePolicy(a.policy).join("; ") || "-",
+      ],
+      SESSION_COLUMNS,
+    ),
     color: a.revoked_at === null ? undefined : "gray",
   }));
   return [...sessions, ...agents];
 }
 
 export const proposalHeader = (): string => columns(["#", "STATUS", "FILED", "ASKS FOR", "MESSAGE"], [6, 10, 10, 40, 0]);
-export const credentialHeader = (width: number): string => columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex));
+export const credentialHeader = (width: number): string =>
+  columns(["KEY", "TYPE", "VALUE", "DESCRIPTION", "SERVICES", "UPDATED", "EXPIRES"], fit(width, CREDENTIAL_COLUMNS.fixed, CREDENTIAL_COLUMNS.flex));
 export const serviceHeader = (): string => columns(["", "NAME", "HOST", "AUTH", "CREDENTIALS"], [3, 18, 32, 12, 0]);
 export const sessionHeader = (): string => columns(["ID", "LABEL", "SERVICES", "CREATED", "EXPIRES", "POLICY"], SESSION_COLUMNS);
 
@@ -123,7 +164,14 @@ export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: st
       continue;
     }
     const m = masked(c.key);
-    const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : c.type === "source" ? `fetched from ${displaySafe(c.source ?? "?")}` : m !== null ? `agent supplied: ${displaySafe(m)}` : "you supply the value";
+    const state =
+      c.type === "oauth"
+        ? "OAuth: connect or paste after approval"
+        : c.type === "source"
+          ? `fetched from ${displaySafe(c.source ?? "?")}`
+          : m !== null
+            ? `agent supplied: ${displaySafe(m)}`
+            : "you supply the value";
     const description = c.description ? displaySafeLines(c.description) : [];
     asked.push(`  + ${c.key}${description.length === 1 ? ` — ${description[0]}` : ""} [${state}]`);
     if (description.length > 1) asked.push(...labelled("      ", "description", c.description!));
