@@ -3,15 +3,9 @@
 // a request, an upstream 401, the sweep of open connections. A step that answers early sets
 // flow.answer and the rest are skipped. The listener, tunnels, WebSocket relay and exchange only
 // move bytes: what they do differently for a flow is read off fields these steps set.
-import { type VaultStore } from "../vault/vault.ts";
-import { type VaultRecord } from "../vault/state.schema.ts";
 import { type Flow } from "./flow.ts";
-import { type Pattern } from "./secrets.ts";
-import { type RequestTails } from "./tails.ts";
+import { type Step, type StepContext } from "./step-context.ts";
 import { guardRequest } from "./steps/guard.ts";
-import { type AccessLimits } from "./limits.ts";
-import { type NetguardOptions } from "../net/netguard.ts";
-import { type Snapshot } from "./state.ts";
 import { authenticate } from "./steps/authenticate.ts";
 import { stripHeaders } from "./steps/headers.ts";
 import { dropRanges } from "./steps/ranges.ts";
@@ -19,7 +13,6 @@ import { injectCredential } from "./steps/inject.ts";
 import { substitutePlaceholders } from "./steps/placeholders.ts";
 import { matchService } from "./steps/match-service.ts";
 import { guardNetwork } from "./steps/netguard.ts";
-import { type OAuthRefresher } from "../oauth/refresh.ts";
 import { refreshAfterUnauthorized, refreshOAuth } from "./steps/oauth.ts";
 import { chooseInspection } from "./steps/inspect.ts";
 import { guardPassthrough, routeTunnel } from "./steps/route.ts";
@@ -27,32 +20,6 @@ import { isStillAllowed } from "./steps/sweep.ts";
 import { applyPolicy } from "./steps/policy.ts";
 import { holdForApproval } from "./steps/hold.ts";
 import { fetchSources } from "./steps/sources.ts";
-import { type SourceCache } from "../sources/cache.ts";
-
-export interface ProxyOptions {
-  readonly netguard: NetguardOptions;
-  readonly maxRequestBytes: number;
-  readonly maxResponseBytes: number;
-}
-
-export interface StepContext {
-  readonly snapshot: Snapshot;
-  readonly store: VaultStore;
-  readonly options: ProxyOptions;
-  readonly now: number;
-  /** Refreshes OAuth tokens, one flight per credential, shared by every request of this proxy. */
-  readonly oauth: OAuthRefresher;
-  /** Values of source credentials, one fetch per credential, shared by every request of this proxy. */
-  readonly sources?: SourceCache;
-  /** Rate limits and usage counts of agents' and sessions' policies. */
-  readonly limits: AccessLimits;
-  /** The vault's credential values as patterns for the guard and scrubbing (cached per state version). */
-  readonly secrets: (vault: VaultRecord) => readonly Pattern[];
-  /** What each principal last sent each host (the guard joins it to the next request). */
-  readonly tails?: RequestTails;
-}
-
-export type Step = (flow: Flow, ctx: StepContext) => void | Promise<void>;
 
 /** A CONNECT, before the tunnel opens: who is asking, and whether we read the tunnel or pass it on. */
 export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPassthrough];

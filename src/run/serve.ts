@@ -1,9 +1,4 @@
-// Starting the proxy and the agent API for one data directory, and finding one that already runs
-// (its pidfile records its ports). Used by `server` (foreground or detached) and by `run`, which
-// serves in-process for its child's lifetime when no server is running.
-import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
 import { type ServerFacts } from "../api/proof.ts";
 import { type Socket } from "node:net";
 import { isProcessAlive } from "../shared/liveness.ts";
@@ -18,10 +13,12 @@ import { upstreamTrust } from "../net/trust.ts";
 import { LeafCertificates } from "../proxy/certs.ts";
 import { netguardOptionsFromEnv } from "../net/netguard.ts";
 import { ProxyState } from "../proxy/state.ts";
-import { readFileNoFollow, writeFileAtomic } from "../shared/files.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { listenForHandoffs } from "./handoff.ts";
 import { checkServer } from "./server-check.ts";
+import { type PidFile, readPidFile } from "./pidfile.ts";
+
+export { readPidFile, removePidFile, writePidFile } from "./pidfile.ts";
 
 export const DEFAULT_API_PORT = 14321;
 export const DEFAULT_MITM_PORT = 14322;
@@ -141,31 +138,6 @@ export async function startServices(store: VaultStore, options: ServeOptions): P
 /** The server's hand-off socket (src/run/handoff.ts), at a fixed place: `run` checks who listens there. */
 export function handoffSocketPath(paths: HomePaths): string {
   return join(paths.home, "server.sock");
-}
-
-const PidFileSchema = z.object({ pid: z.number().int(), host: z.string(), api_port: z.number().int(), mitm_port: z.number().int(), started_at: z.string() }).strict();
-export type PidFile = z.infer<typeof PidFileSchema>;
-
-export function writePidFile(paths: HomePaths, served: Served): void {
-  const record: PidFile = { pid: process.pid, host: served.host, api_port: served.apiPort, mitm_port: served.mitmPort, started_at: new Date().toISOString() };
-  writeFileAtomic(paths.pidFile, Buffer.from(`${JSON.stringify(record)}\n`));
-}
-
-export function removePidFile(paths: HomePaths): void {
-  try {
-    const record = readPidFile(paths);
-    if (record === null || record.pid === process.pid) rmSync(paths.pidFile, { force: true });
-  } catch {
-    // nothing to remove
-  }
-}
-
-export function readPidFile(paths: HomePaths): PidFile | null {
-  try {
-    return PidFileSchema.parse(JSON.parse(readFileNoFollow(paths.pidFile)?.toString("utf8") ?? ""));
-  } catch {
-    return null;
-  }
 }
 
 /**

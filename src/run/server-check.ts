@@ -7,7 +7,7 @@ import { isProofValid, PROOF_PATH, ProofAnswerSchema } from "../api/proof.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { isProcessAlive } from "../shared/liveness.ts";
 import { type VaultStore } from "../vault/vault.ts";
-import { type PidFile } from "./serve.ts";
+import { type PidFile, readPidFile, removePidFile } from "./pidfile.ts";
 
 export type ServerCheck = { readonly kind: "verified" } | { readonly kind: "absent" } | { readonly kind: "impostor"; readonly why: string };
 
@@ -63,16 +63,15 @@ export async function checkServer(store: VaultStore, record: PidFile): Promise<S
  * server_not_running or server_not_verified; returns the pid it stopped.
  */
 export async function stopVerifiedServer(store: VaultStore): Promise<number> {
-  const serve = await import("./serve.ts");
   const paths = store.paths;
-  const record = serve.readPidFile(paths);
+  const record = readPidFile(paths);
   if (!record || !isProcessAlive(record.pid)) {
-    serve.removePidFile(paths);
+    removePidFile(paths);
     throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
   }
   const check = await checkServer(store, record);
   if (check.kind === "absent") {
-    serve.removePidFile(paths);
+    removePidFile(paths);
     throw new AgentVaultError("server_not_running", `no agent-vault server is running for ${paths.home}`);
   }
   if (check.kind === "impostor") {

@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { AccessLimits } from "../../src/proxy/limits.ts";
-import { runPipeline, type StepContext } from "../../src/proxy/pipeline.ts";
+import { runPipeline } from "../../src/proxy/pipeline.ts";
+import { type StepContext } from "../../src/proxy/step-context.ts";
 import { authenticate } from "../../src/proxy/steps/authenticate.ts";
 import { stripHeaders } from "../../src/proxy/steps/headers.ts";
 import { injectCredential } from "../../src/proxy/steps/inject.ts";

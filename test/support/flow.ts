@@ -2,7 +2,7 @@
 // push through single steps without sockets (STYLE: mitmproxy-style step tests).
 import { makeFlow, type Flow } from "../../src/proxy/flow.ts";
 import { netguardOptionsFromEnv } from "../../src/net/netguard.ts";
-import { type StepContext } from "../../src/proxy/pipeline.ts";
+import { type StepContext } from "../../src/proxy/step-context.ts";
 import { ProxyState } from "../../src/proxy/state.ts";
 import { OAuthRefresher } from "../../src/oauth/refresh.ts";
 import { AccessLimits } from "../../src/proxy/limits.ts";

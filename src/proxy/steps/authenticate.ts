@@ -4,7 +4,7 @@
 // so expiry and revocation act inside open tunnels too.
 import { resolvePrincipal } from "../../vault/principals.ts";
 import { answer, type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 /** The session token in a Proxy-Authorization or Authorization header, if any. */
 export function tokenFromAuthorization(header: string | undefined): string | undefined {

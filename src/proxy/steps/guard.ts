@@ -10,7 +10,7 @@
 // sends this host (tails.ts).
 import { findSecret, guardScan, openRests, type Pattern } from "../secrets.ts";
 import { answer, type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 import { tailKey } from "../tails.ts";
 
 const FORM_NAMES: Record<string, string> = { raw: "as is", base64: "base64-encoded", base64url: "base64url-encoded", hex: "hex-encoded", base32: "base32-encoded" };

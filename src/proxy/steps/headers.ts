@@ -2,7 +2,7 @@
 // matched service the agent's own auth (Authorization, the service's key header, the query
 // parameter) is removed so that only the injected credential reaches the API.
 import { type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 // RFC 9110 7.6.1 hop-by-hop headers, plus the proxy's own.
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings"];

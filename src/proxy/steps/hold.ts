@@ -16,7 +16,7 @@ import { HELD_PREVIEW_CHARS } from "../../vault/held.schema.ts";
 import { approvalOf, type ApprovalNeed, normalizePath } from "../../vault/policy.ts";
 import { EMPTY_BODY_SHA256, heldWaitsFor, sha256Hex } from "../held-waits.ts";
 import { early, type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 /** A body preview for the person answering: its first characters, display-safe, never a value. */
 function previewOf(decoded: Buffer): string {

@@ -5,7 +5,7 @@ import { TEMPLATE_REFERENCE } from "../../vault/service.schema.ts";
 import { answer, type Flow } from "../flow.ts";
 import { oauthKeysOf } from "./oauth.ts";
 import { sourcedValue } from "./sources.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 import { signAws } from "./sigv4.ts";
 
 export function injectCredential(flow: Flow, ctx: StepContext): void {

@@ -5,7 +5,7 @@
 // the setting. The patterns are looked up when needed: after a 401 refresh the new tokens are in
 // flow.vault.
 import { type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 export function chooseInspection(flow: Flow, ctx: StepContext): void {
   const vault = flow.vault;

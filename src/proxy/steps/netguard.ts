@@ -2,7 +2,7 @@
 import { isAgentVaultError } from "../../shared/errors.ts";
 import { answer, type Flow } from "../flow.ts";
 import { resolveDial } from "../../net/netguard.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 export async function guardNetwork(flow: Flow, ctx: StepContext): Promise<void> {
   try {

@@ -5,7 +5,7 @@ import { TokenEndpointError } from "../../oauth/token-client.ts";
 import { isExpired, isNearExpiry, oauthStatusOf } from "../../vault/oauth-record.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
 import { answer, type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 /** The OAuth credentials the flow's service would inject. */
 export function oauthKeysOf(flow: Flow): string[] {

@@ -13,8 +13,8 @@ import { isCredentialField } from "../substitute.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
 import { credentialValueFor } from "./sources.ts";
 import { derivePlaceholder, placeholderKeyOf, type ShapeName, shapesFor } from "../../vault/placeholders.ts";
-import { type Flow, type Substitution } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type Flow } from "../flow.ts";
+import { type StepContext } from "../step-context.ts";
 
 /** A value that would break the request line or a header is never written into one. */
 const UNSAFE_IN_HEADER = /[\r\n\0]/;

@@ -9,7 +9,7 @@
 import { refusalOf } from "../../vault/policy.ts";
 import { proposalHintFor } from "../proposal-hint.ts";
 import { answer, type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 /** Headers some servers (Google's APIs, method-override middleware) read as the request's method. */
 const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"] as const;

@@ -3,7 +3,7 @@
 // and join them. So the Range and If-Range headers are removed and the upstream answers whole.
 // The cost: a resumed download starts again from the beginning, and a seek fetches everything.
 import { type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 export function dropRanges(flow: Flow, _ctx: StepContext): void {
   if (!flow.vault?.settings.scrub) return;

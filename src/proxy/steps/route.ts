@@ -6,7 +6,7 @@
 // checks (guardPassthrough).
 import { hostMatchesPattern } from "../../vault/host.ts";
 import { type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 import { guardNetwork } from "./netguard.ts";
 
 export function routeTunnel(flow: Flow, ctx: StepContext): void {

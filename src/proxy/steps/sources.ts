@@ -7,7 +7,7 @@ import { getCredentialValue, sourceSpecOf } from "../../vault/credentials.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
 import { type VaultRecord } from "../../vault/state.schema.ts";
 import { answer, type Flow } from "../flow.ts";
-import { type StepContext } from "../pipeline.ts";
+import { type StepContext } from "../step-context.ts";
 
 export async function fetchSources(flow: Flow, ctx: StepContext): Promise<void> {
   const { service, vault } = flow;
