@@ -108,12 +108,35 @@ export function shellStartupFiles(env: NodeJS.ProcessEnv): string[] {
     });
 }
 
+/**
+ * Configuration that commands the broker runs outside the sandbox read: a credential source's
+ * `pass show` runs gpg, which starts the `agent-program` named in gpg.conf (and gpg-agent its
+ * `pinentry-program`), and `vault` runs the `token_helper` named in ~/.vault. Whatever the agent
+ * wrote there would run as the user outside the sandbox at the next fetch (found by the red team).
+ * Those that exist are read-only inside (the whole GnuPG home: a file bound alone could be
+ * replaced by renaming its directory); `--sandbox-rw` lifts it.
+ */
+export function sourceToolConfigs(env: NodeJS.ProcessEnv): string[] {
+  const home = env.HOME;
+  const paths = [env.GNUPGHOME || (home ? join(home, ".gnupg") : ""), home ? join(home, ".vault") : ""];
+  return paths.filter((path) => {
+    if (!path.startsWith("/")) return false;
+    try {
+      statSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {
   // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
   // terminals and read what is typed there (a password at a prompt).
   const args = [...NAMESPACE_ARGS, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
   for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
   for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) args.push("--ro-bind", file, file);
+  for (const path of sourceToolConfigs(env)) if (!plan.user.readWrite.includes(path)) args.push("--ro-bind", path, path);
   const adjustments = [
     ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
     ...plan.user.readWrite.map((path) => ({ path, args: ["--bind", path, path] })),
