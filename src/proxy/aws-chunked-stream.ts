@@ -2,10 +2,12 @@
 // the AWS CLI or an SDK), streamed under the guard: the framing (size;chunk-signature=… lines,
 // trailing checksums) is undone as bytes arrive and the payload goes through the stream guard,
 // while the bytes sent upstream are the agent's framed bytes, released only as far as the payload
-// in them was released by the guard (the framing between is never a value). Framing that is not
-// aws-chunked stops the body: nothing after the point it went wrong is sent.
+// in them was released by the guard. The framing lines are the agent's text too (a chunk extension
+// `size;x=…`, a trailer `x-leak: …` carried a value past the guard to the agent's own host, found by
+// the red team): each one is searched as it completes, before any byte after it is sent. Framing
+// that is not aws-chunked stops the body: nothing after the point it went wrong is sent.
 import { type Answer, problem } from "../shared/answers.ts";
-import { type Pattern, type StreamGuard } from "./secrets.ts";
+import { type Pattern, StreamGuard } from "./secrets.ts";
 
 const CHUNK_LINE = /^([0-9a-fA-F]{1,16})(;[!#$%&'*+.^_`|~0-9A-Za-z-]+=[^\r\n;]*)*$/;
 const TRAILER_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*$/;
@@ -35,13 +37,22 @@ export class AwsChunkedStream {
   private segments: Segment[] = [];
   /** The payload's first bytes, to tell a compressed one (refused past the buffer, as before). */
   first: Buffer = Buffer.alloc(0);
+  /** The framing lines, one after another, and a value found in them. */
+  private readonly framing: StreamGuard;
+  private framingHit: Pattern | null = null;
 
-  constructor(private readonly guard: StreamGuard) {}
+  constructor(
+    private readonly guard: StreamGuard,
+    patterns: readonly Pattern[],
+  ) {
+    this.framing = new StreamGuard(patterns);
+  }
 
   push(chunk: Buffer): StreamResult {
     this.held = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
     const payload: Buffer[] = [];
     const bad = this.parse(chunk, payload);
+    if (this.framingHit) return { hit: this.framingHit };
     for (const piece of payload) {
       if (this.first.length < 16) this.first = Buffer.concat([this.first, piece.subarray(0, 16 - this.first.length)]);
       const checked = this.guard.push(piece);
@@ -54,6 +65,8 @@ export class AwsChunkedStream {
 
   end(): StreamResult {
     if (this.state !== "done") return { refused: problem("invalid_request", "the aws-chunked request body ended before its last chunk, so it was not sent on") };
+    const framing = this.framing.end();
+    if ("hit" in framing) return framing;
     const ended = this.guard.end();
     if ("hit" in ended) return ended;
     return { send: this.take(this.rawRead) };
@@ -111,6 +124,11 @@ export class AwsChunkedStream {
       if (!this.line.endsWith("\r\n")) return "a framing line does not end in CRLF";
       const text = this.line.slice(0, -2);
       this.line = "";
+      const checked = this.framing.push(Buffer.from(`${text}\n`, "latin1"));
+      if ("hit" in checked) {
+        this.framingHit = checked.hit;
+        return "a value in its framing";
+      }
       if (this.state === "trailers") {
         if (text === "") this.state = "done";
         else if (!TRAILER_LINE.test(text)) return "a bad trailer line";

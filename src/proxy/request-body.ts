@@ -136,7 +136,7 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       // The rests opened by the URL and headers are looked for to the end of the body too.
       const guard = new StreamGuard(rests.length > 0 ? [...patterns, ...rests] : patterns, longestSpelling(patterns));
       if (isAwsChunked) {
-        const framed = new AwsChunkedStream(guard);
+        const framed = new AwsChunkedStream(guard, rests.length > 0 ? [...patterns, ...rests] : patterns);
         const first = framed.push(head);
         if ("refused" in first) return finish({ kind: "refused", answer: first.refused });
         if ("hit" in first) return finish({ kind: "refused", answer: onBlocked(first.hit) });

@@ -15,7 +15,7 @@ function framed(payloads: readonly Buffer[], trailer = "x-amz-checksum-crc32:AAA
 }
 
 function run(body: Buffer, cut: number): { sent: Buffer; result: string } {
-  const stream = new AwsChunkedStream(new StreamGuard(patterns, longestSpelling(patterns)));
+  const stream = new AwsChunkedStream(new StreamGuard(patterns, longestSpelling(patterns)), patterns);
   const sent: Buffer[] = [];
   for (let at = 0; at < body.length; at += cut) {
     const r = stream.push(body.subarray(at, at + cut));
