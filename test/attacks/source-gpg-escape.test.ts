@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { giveToAgent } from "../support/attacker.ts";
+import { asAgent, giveToAgent } from "../support/attacker.ts";
 import { recordingCli, type TempHome } from "../support/binary.ts";
 import { agentHome, fileScene } from "../support/scene.ts";
 import { agentUpstream, type Upstream } from "../support/upstream.ts";
@@ -39,6 +39,8 @@ beforeAll(async () => {
   sh(`mkdir -m 700 -p ${gnupg} && gpg --batch --passphrase '' --quick-gen-key person@example.com default default never`);
   sh(`pass init person@example.com && printf '%s\\n' ${SECRET} | pass insert -e team/token && gpgconf --kill gpg-agent`);
   giveToAgent(userHome);
+  // The gpg-agent the broker's fetches start (as the agent user) ends with the test.
+  cleanups.push(() => void Bun.spawnSync(asAgent(["env", `HOME=${userHome}`, `GNUPGHOME=${gnupg}`, "gpgconf", "--kill", "gpg-agent"])));
   const { ok } = recordingCli(
     () => H,
     () => ENV,
