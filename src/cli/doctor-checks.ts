@@ -200,8 +200,6 @@ export function checkNode(context: DoctorContext): CheckResult {
 }
 
 /** Variables `run` replaces with its bundle, beyond those run/env.ts lists today. */
-const MORE_CA_VARIABLES = ["HTTPLIB2_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE", "CODEX_CA_CERTIFICATE"];
-
 function readUserPem(path: string): string | null {
   try {
     if (!statSync(path).isFile()) return null;
@@ -218,7 +216,7 @@ function readUserPem(path: string): string | null {
  */
 export function checkCaVariables(context: DoctorContext): CheckResult {
   const title = "inherited CA variables";
-  const names = [...new Set<string>([...CA_BUNDLE_VARIABLES, ...MORE_CA_VARIABLES])].filter((n) => context.env[n]);
+  const names = CA_BUNDLE_VARIABLES.filter((n) => context.env[n]);
   if (names.length === 0) return ok("ca_variables", title, "none set");
   const ours = vaultCaDer(context) ?? ourCa(context).info?.der ?? null;
   // What run's bundle holds: the shipped roots, the system's own bundle (net/system-roots.ts), ours.

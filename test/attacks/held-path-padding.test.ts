@@ -7,26 +7,15 @@
 // any other is refused before it is held, and nothing reaches the service. Broker and attacker:
 // the unprivileged user.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { giveToAgent } from "../support/attacker.ts";
-import { basicProxyAuth, type RawResponse } from "../support/proxy-client.ts";
-import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { type RawResponse } from "../support/proxy-client.ts";
+import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
 const scratch = brokerForFile("av-held-padding-", (broker) => (B = broker));
 
 beforeAll(async () => {
-  const created = await B.cli(["agent", "create", "bot"]);
-  expect(created.code, created.stderr).toBe(0);
-  agentAuth = basicProxyAuth(created.stdout.trim());
-  expect((await B.cli(["agent", "grant", "bot", "--service", "fake", "--ttl", "1h"])).code).toBe(0);
-  const policy = join(scratch, "policy.yaml");
-  writeFileSync(policy, 'rules:\n  - service: fake\n    approve:\n      - { methods: [POST], path: "/repos/*", timeout: 2s }\n');
-  giveToAgent(policy);
-  const set = await B.cli(["agent", "policy", "bot", "-f", policy]);
-  expect(set.code, set.stderr).toBe(0);
+  agentAuth = await agentWithPolicy(B, scratch, 'rules:\n  - service: fake\n    approve:\n      - { methods: [POST], path: "/repos/*", timeout: 2s }\n');
 }, 30_000);
 
 async function post(path: string): Promise<RawResponse | null> {

@@ -9,11 +9,8 @@
 // one naming the tunnel's own host is judged and sent as its path. Broker and attacker: the
 // unprivileged user.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { giveToAgent } from "../support/attacker.ts";
-import { basicProxyAuth, type HttpConnection, type RawResponse } from "../support/proxy-client.ts";
-import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { type HttpConnection, type RawResponse } from "../support/proxy-client.ts";
+import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
@@ -21,15 +18,11 @@ const scratch = brokerForFile("av-absolute-form-", (broker) => (B = broker));
 
 beforeAll(async () => {
   // An agent whose policy refuses DELETE /admin* and holds POST /repos/* for a person (2 s).
-  const created = await B.cli(["agent", "create", "bot"]);
-  expect(created.code, created.stderr).toBe(0);
-  agentAuth = basicProxyAuth(created.stdout.trim());
-  expect((await B.cli(["agent", "grant", "bot", "--service", "fake", "--ttl", "1h"])).code).toBe(0);
-  const policy = join(scratch, "policy.yaml");
-  writeFileSync(policy, 'rules:\n  - service: fake\n    deny:\n      - { methods: [DELETE], path: "/admin*" }\n    approve:\n      - { methods: [POST], path: "/repos/*", timeout: 2s }\n');
-  giveToAgent(policy);
-  const set = await B.cli(["agent", "policy", "bot", "-f", policy]);
-  expect(set.code, set.stderr).toBe(0);
+  agentAuth = await agentWithPolicy(
+    B,
+    scratch,
+    'rules:\n  - service: fake\n    deny:\n      - { methods: [DELETE], path: "/admin*" }\n    approve:\n      - { methods: [POST], path: "/repos/*", timeout: 2s }\n',
+  );
 }, 30_000);
 
 /** One request in a fresh tunnel to api.fake.test; the answer, or null when the proxy closed without one. */

@@ -3,6 +3,7 @@
 // variable with a foreign CA, a file from the future, a planted pidfile) and must name it with a
 // fix and exit 1. log is fed records the agent could have written (escapes, bidi) and must print
 // them inert, filter them, and follow the file across a rotation.
+import { CA_BUNDLE_VARIABLES } from "../../src/run/env.ts";
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
@@ -22,26 +23,7 @@ const scene = fileScene("av-ops-");
 const { scratch, cleanups } = scene;
 
 // The CA variables of the machine running the tests are not ours to judge: each test says which it sets.
-const CA_VARIABLES = [
-  "SSL_CERT_FILE",
-  "NODE_EXTRA_CA_CERTS",
-  "REQUESTS_CA_BUNDLE",
-  "CURL_CA_BUNDLE",
-  "GIT_SSL_CAINFO",
-  "DENO_CERT",
-  "PIP_CERT",
-  "CARGO_HTTP_CAINFO",
-  "AWS_CA_BUNDLE",
-  "HTTPLIB2_CA_CERTS",
-  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-  "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
-  "NIX_SSL_CERT_FILE",
-  "CODEX_CA_CERTIFICATE",
-  "WEBSOCKET_CLIENT_CA_BUNDLE",
-  "BUNDLE_SSL_CA_CERT",
-  "COMPOSER_CAFILE",
-  "HEX_CACERTS_PATH",
-];
+const CA_VARIABLES = CA_BUNDLE_VARIABLES;
 const NO_CA_VARS = Object.fromEntries(CA_VARIABLES.map((n) => [n, undefined]));
 
 async function openInProcess(home: TempHome): Promise<VaultStore> {

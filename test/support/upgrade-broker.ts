@@ -7,7 +7,7 @@
 // the wire alone cannot show a value).
 import { randomBytes, createHash } from "node:crypto";
 import { afterAll, beforeAll } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import net, { type AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { asAgent, openToAgent } from "./attacker.ts";
+import { asAgent, giveToAgent, openToAgent } from "./attacker.ts";
 import { recordingCli, TEST_PASSWORD, type TempHome, tempHome } from "./binary.ts";
 import { basicProxyAuth, type HttpConnection, openPlain, openTunnel, serveWsEcho, wsFrame } from "./proxy-client.ts";
 import { type Server, startServer } from "./server.ts";
@@ -65,6 +65,24 @@ function serveRecordingEcho(socket: net.Socket, path: string, received: Broker["
  * before the file's tests and handed to `use`, closed and the directory removed after them.
  * Returns the scratch directory (for files the agent writes there).
  */
+/**
+ * An agent `bot` on the broker, granted the `fake` service for an hour, with this policy (YAML)
+ * for it; returns its Proxy-Authorization.
+ */
+export async function agentWithPolicy(broker: Broker, scratch: string, policyYaml: string): Promise<string> {
+  const created = await broker.cli(["agent", "create", "bot"]);
+  if (created.code !== 0) throw new Error(`agent create failed: ${created.stderr}`);
+  const auth = basicProxyAuth(created.stdout.trim());
+  const granted = await broker.cli(["agent", "grant", "bot", "--service", "fake", "--ttl", "1h"]);
+  if (granted.code !== 0) throw new Error(`agent grant failed: ${granted.stderr}`);
+  const policy = join(scratch, "policy.yaml");
+  writeFileSync(policy, policyYaml);
+  giveToAgent(policy);
+  const set = await broker.cli(["agent", "policy", "bot", "-f", policy]);
+  if (set.code !== 0) throw new Error(`agent policy failed: ${set.stderr}`);
+  return auth;
+}
+
 export function brokerForFile(prefix: string, use: (broker: Broker) => void): string {
   const scratch = mkdtempSync(join(tmpdir(), prefix));
   let broker: Broker | undefined;
