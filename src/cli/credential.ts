@@ -8,7 +8,7 @@ import { oauthStatusOf } from "../vault/oauth-record.ts";
 import { checkCredentialKey, type CredentialView, deleteCredentials, getCredentialValue, listCredentials, setCredentialSource, setCredentials, sourceSpecOf } from "../vault/credentials.ts";
 import { DEFAULT_SOURCE_TTL_MS, makeSourceSpec, sourceCommandOf, type SourceSpec } from "../vault/source.schema.ts";
 import { resolveCommand, runSource, sourcePathFrom } from "../sources/runner.ts";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, realpathSync } from "node:fs";
 import { dirname } from "node:path";
 import { displaySafe } from "../shared/text.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
@@ -90,20 +90,50 @@ async function fetchNow(key: string, spec: SourceSpec): Promise<string> {
   });
 }
 
-/** The command's file or its directory when this user may replace it (root is told nothing: it may anyway). */
+/**
+ * A file or directory the source's command depends on that this user may replace, or null (root
+ * is told nothing: it may anyway). Followed through symlinks (a root-owned link in /usr/local/bin
+ * may point into $HOME), to a script's `#!` interpreter, and to absolute file arguments.
+ */
 function writableCommand(spec: SourceSpec): string | null {
   if (process.getuid?.() === 0) return null;
-  const file = resolveCommand(sourceCommandOf(spec.from).argv[0]!, sourcePathFrom());
+  const argv = sourceCommandOf(spec.from).argv;
+  const file = resolveCommand(argv[0]!, sourcePathFrom());
   if (!file) return null;
-  for (const path of [file, dirname(file)]) {
-    try {
-      accessSync(path, constants.W_OK);
-      return path;
-    } catch {
-      /* not writable: good */
+  const files = [file, ...argv.slice(1).filter((a) => a.startsWith("/") && existsSync(a))];
+  const interpreter = shebangOf(file);
+  if (interpreter) files.push(interpreter);
+  for (const each of files) {
+    const real = realOrSelf(each);
+    for (const path of new Set([each, dirname(each), real, dirname(real)])) {
+      try {
+        accessSync(path, constants.W_OK);
+        return path;
+      } catch {
+        /* not writable: good */
+      }
     }
   }
   return null;
+}
+
+function realOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** The interpreter a script names on its first line (`#!/usr/bin/env` aside), or null. */
+function shebangOf(file: string): string | null {
+  try {
+    const head = readFileSync(file).subarray(0, 256).toString("latin1");
+    const match = /^#!\s*(\/\S+)/.exec(head);
+    return match && !match[1]!.endsWith("/env") ? match[1]! : null;
+  } catch {
+    return null;
+  }
 }
 
 function sourceLine(store: VaultStore, vault: VaultRecord, key: string): { from: string; ttl: string; status: string; error: string | null; since: string | null } {

@@ -93,7 +93,7 @@ export function runSource(command: SourceCommand, options: RunnerOptions = {}): 
   const timeoutMs = options.timeoutMs ?? DEFAULT_SOURCE_TIMEOUT_MS;
   const name = command.argv[0]!;
   const file = resolveCommand(name, path);
-  if (!file) return Promise.resolve({ ok: false, reason: `${name} is not found on the source PATH (${path})`, detail: "" });
+  if (!file) return Promise.resolve({ ok: false, reason: `${name} is not found${name.includes("/") ? "" : ` on the source PATH (${path})`}`, detail: "" });
   return new Promise((resolve) => {
     const child = spawn(file, command.argv.slice(1), {
       argv0: name,

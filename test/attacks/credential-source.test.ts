@@ -13,7 +13,8 @@
 // Zero bytes of the value reach evil.test, and it is in nothing the agent got.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
@@ -212,6 +213,26 @@ describe("the person is told", () => {
     expect(planted.stderr).toContain("can be changed by this user");
     const real = await ok(["vault", "credential", "source", "OTHER_KEY", "exec:team-secret", "--no-check"]);
     expect(real.stderr).not.toContain("warning:");
+    // A root-owned link or script in a root-owned directory that leads into the agent's reach: a
+    // link to a file it owns, a script whose interpreter it owns (found by a black-box round).
+    const agentDir = mkdtempSync(join(tmpdir(), "av-agent-dir-"));
+    chmodSync(agentDir, 0o755);
+    giveToAgent(agentDir);
+    // Root's file, in the agent's directory: the agent cannot write it, but can rename it away.
+    const agentFile = join(agentDir, "tool");
+    writeFileSync(agentFile, "#!/bin/sh\necho value\n");
+    chmodSync(agentFile, 0o755);
+    const rootBin = mkdtempSync(join(tmpdir(), "av-root-bin-"));
+    chmodSync(rootBin, 0o755);
+    symlinkSync(agentFile, join(rootBin, "linked-secret"));
+    writeFileSync(join(rootBin, "interp-secret"), `#!${agentFile}\n`);
+    chmodSync(join(rootBin, "interp-secret"), 0o755);
+    for (const name of ["linked-secret", "interp-secret"]) {
+      const led = await ok(["vault", "credential", "source", "OTHER_KEY", `exec:${join(rootBin, name)}`, "--no-check"]);
+      expect(led.stderr, name).toContain("can be changed by this user");
+    }
+    rmSync(rootBin, { recursive: true, force: true });
+    rmSync(agentDir, { recursive: true, force: true });
     await ok(["vault", "credential", "delete", "OTHER_KEY"]);
     expect(existsSync(marker)).toBe(false);
   });
