@@ -616,7 +616,7 @@ async function main(): Promise<number> {
   // BENCH_PROXY_PROFILE=DIR runs the server from source under bun's CPU profiler instead, and
   // leaves a markdown profile in DIR when the run ends (the numbers are then not the binary's).
   const profileDir = process.env.BENCH_PROXY_PROFILE;
-  const serverCommand = profileDir ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${resolve(profileDir)}`, join(ROOT, "src/main.ts")] : [BINARY];
+  const serverCommand = profileDir ? [process.execPath, ...(process.env.BENCH_PROF_JSON ? ["--cpu-prof", "--cpu-prof-interval=100"] : ["--cpu-prof-md"]), `--cpu-prof-dir=${resolve(profileDir)}`, join(ROOT, "src/main.ts")] : [BINARY];
   const server = Bun.spawn([...serverCommand, "server", "--port", String(apiPort), "--mitm-port", String(mitmPort)], { env: serverEnv, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   children.push({ name: "server", proc: server });
   void collect(server.stderr as ReadableStream<Uint8Array>, serverErr);

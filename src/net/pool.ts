@@ -24,6 +24,8 @@ function keyOf(e: Endpoint): string {
 
 export class UpstreamPool {
   private readonly idle = new Map<string, Socket[]>();
+  /** Connections being opened ahead of a request (warm): the first acquire for the key takes one. */
+  private readonly warming = new Map<string, Promise<Socket>>();
   /** The upstream trust as one TLS context, also for the WebSocket leg. */
   readonly tlsContext: tls.SecureContext;
 
@@ -43,6 +45,40 @@ export class UpstreamPool {
       socket.resume();
       if (!socket.destroyed && socket.readable && socket.writable) return Promise.resolve({ socket, reused: true });
     }
+    const key = keyOf(endpoint);
+    const early = fresh ? undefined : this.warming.get(key);
+    if (early) {
+      this.warming.delete(key);
+      // Not counted as reused: a request that fails on it is not retried on a fresh one.
+      return early.then((socket) => ({ socket, reused: false }));
+    }
+    return this.dial(endpoint).then((socket) => ({ socket, reused: false }));
+  }
+
+  /**
+   * Opens a connection for the endpoint ahead of its first request (a CONNECT to it was just
+   * accepted), unless one is idle or already opening. Nothing is written on it; a failure is
+   * forgotten (the request's own dial reports it).
+   */
+  warm(endpoint: Endpoint): void {
+    const key = keyOf(endpoint);
+    if (this.warming.has(key) || (this.idle.get(key)?.length ?? 0) > 0) return;
+    const opening = this.dial(endpoint);
+    this.warming.set(key, opening);
+    opening.then(
+      (socket) => {
+        // Not claimed by a request while it opened: it waits in the idle list like any other.
+        if (this.warming.get(key) !== opening) return;
+        this.warming.delete(key);
+        this.release(endpoint, socket);
+      },
+      () => {
+        if (this.warming.get(key) === opening) this.warming.delete(key);
+      },
+    );
+  }
+
+  private dial(endpoint: Endpoint): Promise<Socket> {
     return new Promise((resolve, reject) => {
       const options = { host: endpoint.dial.address, port: endpoint.dial.port };
       const socket: Socket =
@@ -60,7 +96,7 @@ export class UpstreamPool {
         clearTimeout(timer);
         socket.removeListener("error", reject);
         socket.setNoDelay(true);
-        resolve({ socket, reused: false });
+        resolve(socket);
       });
       socket.once("error", (error) => {
         clearTimeout(timer);

@@ -54,6 +54,12 @@ export interface Flow {
   note?: string;
   /** On CONNECT: read the tunnel (intercept) or pass it through (steps/route.ts). */
   route?: "intercept" | "tunnel";
+  /**
+   * On CONNECT, for an intercepted tunnel whose requests the vault would send on (a service covers
+   * the host, or unmatched hosts are guarded): open the upstream connection while the agent's TLS
+   * handshake with us runs, instead of after it (steps/route.ts).
+   */
+  warmUpstream?: boolean;
   /** How the upstream is reached (steps/inspect.ts). */
   scheme?: "https" | "http";
   /** Set when the guard reads the request body: the values it looks for. */

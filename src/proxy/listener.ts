@@ -31,6 +31,7 @@ import { type OpenConnection } from "./steps/sweep.ts";
 import { intercept, passthrough } from "./tunnels.ts";
 import { isWebSocketOffer, webSocketHandshakeProblem } from "./upgrade.ts";
 import { UpstreamPool } from "../net/pool.ts";
+import { resolveDial } from "../net/netguard.ts";
 import { openWebSocket } from "./ws-upgrade.ts";
 
 export interface ProxyDeps {
@@ -293,11 +294,26 @@ export class ProxyListener {
     if (flow.answer) return refuse(flow.answer);
     this.track(socket, { principal: flow.principal!.id });
     const tunnel: Tunnel = { ...target, credential: flow.credential };
-    if (flow.route === "intercept") return this.accept(intercept(socket, rest, target.host, this.deps.leaves), tunnel);
+    if (flow.route === "intercept") {
+      if (flow.warmUpstream) this.warmUpstream(target);
+      return this.accept(intercept(socket, rest, target.host, this.deps.leaves), tunnel);
+    }
     passthrough(socket, rest, flow.dial!, {
       connected: () => this.log(flow, 200, null),
       failed: (error) => refuse(describeUpstreamError(error, target.host)),
     });
+  }
+
+  /**
+   * Opens the upstream connection while the agent's TLS handshake with us runs (steps/route.ts
+   * decides which tunnels): dialled where netguard allows, as every request's connection is. The
+   * first request takes it from the pool; a refused one leaves it idle until the pool closes it.
+   */
+  private warmUpstream(target: { host: string; port: number }): void {
+    resolveDial(target.host, target.port, this.deps.options.netguard).then(
+      (dial) => this.pool.warm({ scheme: "https", host: target.host, dial }),
+      () => undefined,
+    );
   }
 
   /** Runs the request steps and the exchange: for tunnels, plain requests and the explicit /proxy/ route. */

@@ -15,6 +15,9 @@ export function routeTunnel(flow: Flow, ctx: StepContext): void {
   const isGuarded = settings.unmatched === "guard" && !settings.guard_bypass.some((h) => hostMatchesPattern(flow.host, h));
   const intercept = matcher?.coversHost(flow.host, flow.port) || settings.unmatched === "deny" || isGuarded;
   flow.route = intercept ? "intercept" : "tunnel";
+  // The upstream connection is opened early only where requests are expected to go on: never to a
+  // host the vault denies everything to (a TCP and TLS handshake there would already be egress).
+  flow.warmUpstream = intercept && (Boolean(matcher?.coversHost(flow.host, flow.port)) || isGuarded);
 }
 
 /** A passthrough tunnel is dialled where netguard allows, like any request. */
