@@ -17,7 +17,7 @@ import { type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type DecodedView, decodedViews, escapePositions, MAX_ESCAPE_EXPANSION, partialEscapeLength } from "./escapes.ts";
 import { lenientViews } from "./lenient-views.ts";
-import { foldCode, MultiSearch } from "./search.ts";
+import { foldCode, type Match, MultiSearch } from "./search.ts";
 
 export { type Coding, codingsOf, decodeBody, decoderChain } from "../net/codings.ts";
 
@@ -153,6 +153,8 @@ interface Compiled {
   readonly firstPieces: Set<string>;
   /** The same first pieces as numbers (four latin1 codes), to test a position without a substring. */
   readonly firstPieceCodes: Set<number>;
+  /** Every first piece is PIECE_LENGTH long, so `firstPieceCodes` holds them all. */
+  readonly piecesAreCodes: boolean;
   /** Bytes (folded) that occur in some literal: an escape that decodes to none of them cannot be in a value. */
   readonly alphabet: Uint8Array;
 }
@@ -189,7 +191,8 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   const withPieces = () => (pieces ??= new MultiSearch([...literals.map((p) => p.bytes), ...pieceOf.map((p) => p.bytes.slice(0, PIECE_ANYWHERE))]));
   const alphabet = new Uint8Array(256);
   for (const t of byText.keys()) for (let i = 0; i < t.length; i++) alphabet[t.charCodeAt(i) & 0xff] = 1;
-  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, alphabet };
+  const piecesAreCodes = firstPieceCodes.size === firstPieces.size;
+  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, piecesAreCodes, alphabet };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -369,8 +372,9 @@ export function scrubText(text: string, patterns: readonly Pattern[]): string {
 /** How many characters at the end of a folded text could be the start of a pattern. */
 function foldedPartial(c: Compiled, folded: string, minimum = 1): number {
   for (let i = Math.max(0, folded.length - c.longest + 1); i <= folded.length - minimum; i++) {
-    // A tail of PIECE_LENGTH or more must begin with some pattern's first piece (one set lookup).
-    if (folded.length - i >= PIECE_LENGTH && !c.firstPieces.has(folded.slice(i, i + PIECE_LENGTH))) continue;
+    // A tail of PIECE_LENGTH or more must begin with some pattern's first piece (one set lookup,
+    // of a number when every first piece is PIECE_LENGTH long: no substring per position).
+    if (folded.length - i >= PIECE_LENGTH && !(c.piecesAreCodes ? c.firstPieceCodes.has(pieceCode(folded, i)) : c.firstPieces.has(folded.slice(i, i + PIECE_LENGTH)))) continue;
     const candidates = c.byFirst.get(folded[i]!);
     if (!candidates) continue;
     const tail = folded.slice(i);
@@ -455,17 +459,86 @@ export function endsWithPartValue(text: string, patterns: readonly Pattern[]): P
 }
 
 /**
+ * The fast path of the stream classes below: a chunk with no `%` or `\` (and a held tail with
+ * none) has no escape to decode, so its only view is the bytes as they are, searched where they
+ * lie (MultiSearch.scanBytes) without a latin1 string of the chunk, and the hold-back is judged
+ * from a short string of its end. Two native memchr scans decide it. Anything else takes the
+ * general path (a string of the whole text, every view), which is what the fast path must equal.
+ */
+function hasEscapeByte(bytes: Uint8Array): boolean {
+  return bytes.indexOf(0x25) !== -1 || bytes.indexOf(0x5c) !== -1;
+}
+
+function hasEscapeChar(text: string): boolean {
+  return text.includes("%") || text.includes("\\");
+}
+
+/** Whether a whole form stands in `before` + `chunk` (no escape in either), and the leftmost (the longest there). */
+function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): Match | null {
+  let best: Match | null = null;
+  const keep = (m: Match, limit: number) => {
+    if (m.start >= limit || (best && m.start !== best.start)) return true;
+    if (!best || m.end > best.end) best = m;
+    return false;
+  };
+  if (before.length > 0) {
+    // A form that starts in `before` ends within `longest - 1` bytes of the chunk.
+    const joint = Buffer.concat([before, chunk.subarray(0, c.longest - 1)]);
+    c.search.scanBytes(joint, (m) => keep(m, before.length));
+    if (best) return best;
+  }
+  c.search.scanBytes(chunk, (m) => keep(m, Number.POSITIVE_INFINITY));
+  return best;
+}
+
+/** The last `n` bytes of `before` + `chunk` as latin1 text. */
+function tailText(before: Uint8Array, chunk: Buffer, n: number): string {
+  if (chunk.length >= n) return chunk.toString("latin1", chunk.length - n);
+  const from = Math.max(0, before.length - (n - chunk.length));
+  return Buffer.from(before.buffer, before.byteOffset + from, before.length - from).toString("latin1") + chunk.toString("latin1");
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
  * Scrubs a stream chunk by chunk. Only a tail that could still become a value is held back (at
  * most the longest spelling of a pattern), so server-sent events and other streams flow on. Bytes
- * with nothing to replace go out as the same bytes (no re-encoding of the chunk).
+ * with nothing to replace go out as the same bytes (no re-encoding of the chunk, and no copy of it:
+ * `pushPieces` hands out views of what came in).
  */
 export class StreamScrubber {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
 
   constructor(private readonly patterns: readonly Pattern[]) {}
 
   push(chunk: Buffer): Buffer {
-    const bytes = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const pieces = this.pushPieces(chunk);
+    return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+  }
+
+  /** What may go to the agent now, in order, as one or two buffers (the held tail, then the chunk's part). */
+  pushPieces(chunk: Buffer): Buffer[] {
+    const pending = this.pending;
+    if (this.patterns.length > 0 && !hasEscapeByte(chunk) && !hasEscapeByte(pending)) {
+      const c = compiled(this.patterns);
+      if (firstRawAcross(c, pending, chunk) === null) {
+        const total = pending.length + chunk.length;
+        // With no escape in reach, partialSuffix is foldedPartial of the last `longest` characters.
+        const hold = foldedPartial(c, tailText(pending, chunk, Math.min(total, c.longest)).toLowerCase());
+        const cut = total - hold;
+        if (cut >= pending.length) {
+          this.pending = Buffer.from(chunk.subarray(cut - pending.length));
+          return pending.length === 0 ? [chunk.subarray(0, cut)] : [pending, chunk.subarray(0, cut - pending.length)];
+        }
+        this.pending = Buffer.concat([pending.subarray(cut), chunk]);
+        return [pending.subarray(0, cut)];
+      }
+    }
+    return [this.pushText(pending.length === 0 ? chunk : Buffer.concat([pending, chunk]))];
+  }
+
+  /** The general path: every view of the held tail and the chunk, values replaced. */
+  private pushText(bytes: Buffer): Buffer {
     const text = bytes.toString("latin1");
     const hold = partialSuffix(text, this.patterns);
     const hits = findAll(text, this.patterns);
@@ -488,7 +561,7 @@ export class StreamScrubber {
 
   end(): Buffer {
     const rest = scrubText(this.pending.toString("latin1"), this.patterns);
-    this.pending = Buffer.alloc(0);
+    this.pending = EMPTY;
     return Buffer.from(rest, "latin1");
   }
 }
@@ -499,8 +572,12 @@ export class StreamScrubber {
  * ends in a good part of a value, which may not leave either.
  */
 export class StreamGuard {
-  /** Bytes held back, not sent yet (at least `holdAll` of them). */
-  private pending: Buffer = Buffer.alloc(0);
+  /**
+   * Bytes held back, not sent yet (at least `holdAll` of them), as the views they arrived in: the
+   * hold-back is not copied on every chunk.
+   */
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
   /** The end of what was searched that a value arriving next could begin in (spelledTail). */
   private overlap = "";
 
@@ -512,20 +589,53 @@ export class StreamGuard {
   push(chunk: Buffer): { send: Buffer } | { hit: Pattern } {
     // Only the new bytes and the overlap are searched: the held bytes before it were searched
     // already, and a long hold (`holdAll`) is for sending, not for searching again.
-    const text = this.overlap + chunk.toString("latin1");
-    const hit = findSecret(text, this.patterns);
-    if (hit) return { hit };
-    this.overlap = this.patterns.length === 0 ? "" : spelledTail(text, compiled(this.patterns).longest);
-    const bytes = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    let partial = 0;
+    if (this.patterns.length === 0) this.overlap = "";
+    else if (!hasEscapeChar(this.overlap) && !hasEscapeByte(chunk)) {
+      const c = compiled(this.patterns);
+      const before = Buffer.from(this.overlap, "latin1");
+      const match = firstRawAcross(c, before, chunk);
+      if (match) return { hit: c.literals[match.literal]! };
+      // With no escape in reach, spelledTail is exactly the last `longest * 6` characters.
+      this.overlap = tailText(before, chunk, Math.min(before.length + chunk.length, c.longest * MAX_ESCAPE_EXPANSION));
+      partial = foldedPartial(c, this.overlap.slice(-c.longest).toLowerCase());
+    } else {
+      const text = this.overlap + chunk.toString("latin1");
+      const hit = findSecret(text, this.patterns);
+      if (hit) return { hit };
+      this.overlap = spelledTail(text, compiled(this.patterns).longest);
+      partial = partialSuffix(text, this.patterns);
+    }
+    this.pending.push(chunk);
+    this.pendingLength += chunk.length;
     // With `holdAll`, a fixed tail is always kept, so the end can still be judged unsent.
-    const hold = Math.min(bytes.length, Math.max(partialSuffix(text, this.patterns), this.holdAll));
-    this.pending = Buffer.from(bytes.subarray(bytes.length - hold));
-    return { send: bytes.subarray(0, bytes.length - hold) };
+    const hold = Math.min(this.pendingLength, Math.max(partial, this.holdAll));
+    return { send: this.take(this.pendingLength - hold) };
+  }
+
+  /** The first `n` held bytes, no longer held: a view when they lie in one chunk. */
+  private take(n: number): Buffer {
+    if (n === 0) return EMPTY;
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const first = this.pending[0]!;
+      if (first.length <= left) {
+        out.push(first);
+        this.pending.shift();
+        left -= first.length;
+      } else {
+        out.push(first.subarray(0, left));
+        this.pending[0] = first.subarray(left);
+        left = 0;
+      }
+    }
+    this.pendingLength -= n;
+    return out.length === 1 ? out[0]! : Buffer.concat(out, n);
   }
 
   end(): { send: Buffer } | { hit: Pattern } {
-    const rest = this.pending;
-    this.pending = Buffer.alloc(0);
+    const rest = this.take(this.pendingLength);
     const part = endsWithPartValue(rest.toString("latin1"), this.patterns);
     if (part) return { hit: part };
     return { send: rest };

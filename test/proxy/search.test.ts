@@ -29,6 +29,22 @@ describe("MultiSearch", () => {
     }
   });
 
+  test("scanBytes finds over bytes exactly what scan finds over the same latin1 text", () => {
+    const r = prng(11);
+    for (let round = 0; round < 300; round++) {
+      const alphabet = round % 2 ? "abAB\u00c9\u00e9" : "abcdefXYZ019%\u00ff";
+      const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(r() * alphabet.length)]).join("");
+      const literals = Array.from({ length: 1 + Math.floor(r() * 6) }, () => pick(3 + Math.floor(r() * 8)).toLowerCase());
+      const text = pick(Math.floor(r() * 300));
+      const search = new MultiSearch(literals);
+      const fromText: string[] = [];
+      const fromBytes: string[] = [];
+      search.scan(text, (m) => void fromText.push(`${m.literal}@${m.start}-${m.end}`));
+      search.scanBytes(Buffer.from(text, "latin1"), (m) => void fromBytes.push(`${m.literal}@${m.start}-${m.end}`));
+      expect(fromBytes).toEqual(fromText);
+    }
+  });
+
   test("first() is the leftmost match, the longest there", () => {
     const s = new MultiSearch(["token", "tokenabc", "xyzxyz"]);
     expect(s.first("..TOKENABC..xyzxyz")).toEqual({ literal: 1, start: 2, end: 10 });
