@@ -7,7 +7,7 @@ export type HeaderInput = Iterable<readonly [string, string]> | Readonly<Record<
 
 /** Visible ASCII only, as the parser accepts: a char above 0xff would be written as its low byte. */
 const TARGET_CHARS = /[^\x21-\x7e]/;
-const CRLF = Buffer.from("\r\n", "latin1");
+export const CRLF: Buffer = Buffer.from("\r\n", "latin1");
 
 export const LAST_CHUNK: Buffer = Buffer.from("0\r\n\r\n", "latin1");
 
@@ -45,8 +45,51 @@ export function responseHead(status: number, reason: string, headers: HeaderInpu
   return Buffer.from(`HTTP/1.1 ${status} ${reason}\r\n${headerLines(headers)}\r\n`, "latin1");
 }
 
+/** Size lines of the common chunk sizes, made once: every chunk of a stream would make one. */
+const SIZE_LINES = new Map<number, Buffer>();
+
+/** `SIZE\r\n` for a chunk of `length` bytes (length > 0). */
+export function chunkSizeLine(length: number): Buffer {
+  let line = SIZE_LINES.get(length);
+  if (line) return line;
+  line = Buffer.from(`${length.toString(16)}\r\n`, "latin1");
+  // Socket reads come in a few sizes (16 KiB TLS records, 64 KiB reads); a stream of odd sizes
+  // must not grow the map without end.
+  if (SIZE_LINES.size < 256) SIZE_LINES.set(length, line);
+  return line;
+}
+
 /** One chunk as [size line, bytes, CRLF] for a writev; an empty chunk is [] (it would end the body). */
 export function chunk(bytes: Buffer): Buffer[] {
   if (bytes.length === 0) return [];
-  return [Buffer.from(`${bytes.length.toString(16)}\r\n`, "latin1"), bytes, CRLF];
+  return [chunkSizeLine(bytes.length), bytes, CRLF];
+}
+
+/** A part this big is written on its own rather than copied to join its neighbours. */
+const OWN_WRITE_BYTES = 256 * 1024;
+
+/**
+ * Writes `parts` (a head, a chunk's size line, bytes, CRLF) to a socket in order. Small parts are
+ * joined into one write: each write is at least one TLS record, and Bun's socket joins corked
+ * writes with Buffer.concat anyway. A large part (a guard-held body head of 8 MiB) is written as
+ * it is instead of copied. Returns false when the socket wants `drain` first.
+ */
+export function writeParts(socket: { write(bytes: Buffer): boolean }, parts: readonly Buffer[]): boolean {
+  if (parts.length === 1) return socket.write(parts[0]!);
+  let ok = true;
+  let run: Buffer[] = [];
+  const flush = () => {
+    if (run.length > 0) ok = socket.write(run.length === 1 ? run[0]! : Buffer.concat(run)) && ok;
+    run = [];
+  };
+  for (const part of parts) {
+    if (part.length < OWN_WRITE_BYTES) {
+      run.push(part);
+      continue;
+    }
+    flush();
+    ok = socket.write(part) && ok;
+  }
+  flush();
+  return ok;
 }

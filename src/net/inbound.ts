@@ -10,6 +10,7 @@ import { EventEmitter } from "node:events";
 import { type IncomingHttpHeaders, STATUS_CODES } from "node:http";
 import { type Socket } from "node:net";
 import { type BodyFraming, chunk, headerValues, LAST_CHUNK, type ParseError, type RequestHead, RequestParser, responseHead } from "./http1.ts";
+import { CRLF, chunkSizeLine, writeParts } from "./http1-write.ts";
 
 /** Node's shape: lower-case names, one string per field except set-cookie (an array). */
 export type HeaderMap = IncomingHttpHeaders;
@@ -160,20 +161,30 @@ export class InboundResponse extends EventEmitter {
   }
 
   write(bytes: Buffer | string): boolean {
-    const body = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
+    return this.writeParts([typeof bytes === "string" ? Buffer.from(bytes) : bytes]);
+  }
+
+  /**
+   * Writes `parts` as one piece of the body (one chunk when chunked): a scrubbed stream's held
+   * tail and the chunk after it go out together without first being joined into a new buffer.
+   */
+  writeParts(parts: readonly Buffer[]): boolean {
     if (this.writableFinished || this.conn.socket.destroyed) return true;
-    if (body.length === 0) return true;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    if (length === 0) return true;
     if (this.framing === "none") return true;
     if (this.framing === "length") {
       // More than the declared length would be the start of another response: a bug, never sent.
-      if (body.length > this.remaining) {
+      if (length > this.remaining) {
         this.conn.socket.destroy();
         return true;
       }
-      this.remaining -= body.length;
-      return this.send([body]);
+      this.remaining -= length;
+      return this.send(parts);
     }
-    return this.send(this.framing === "chunked" ? chunk(body) : [body]);
+    if (this.framing !== "chunked") return this.send(parts);
+    return this.send(parts.length === 1 ? chunk(parts[0]!) : [chunkSizeLine(length), ...parts.filter((p) => p.length > 0), CRLF]);
   }
 
   end(bytes?: Buffer | string): void {
@@ -198,14 +209,11 @@ export class InboundResponse extends EventEmitter {
     this.conn.socket.write(head);
   }
 
-  private send(parts: Buffer[]): boolean {
-    if (this.pending) {
-      parts = [this.pending, ...parts];
-      this.pending = null;
-    }
-    const socket = this.conn.socket;
-    if (parts.length === 1) return socket.write(parts[0]!);
-    return socket.write(Buffer.concat(parts));
+  /** The head (if still held) and the parts, in as few writes as is cheap (writeParts). */
+  private send(parts: readonly Buffer[]): boolean {
+    const all = this.pending ? [this.pending, ...parts] : parts;
+    this.pending = null;
+    return writeParts(this.conn.socket, all);
   }
 }
 

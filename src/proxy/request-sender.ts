@@ -4,6 +4,7 @@
 // cap, and with backpressure both ways (a slow upstream pauses the agent).
 import { type Socket } from "node:net";
 import { chunk, LAST_CHUNK } from "../net/http1.ts";
+import { writeParts } from "../net/http1-write.ts";
 import { type InboundRequest } from "../net/inbound.ts";
 import { type Answer, problem } from "../shared/answers.ts";
 import { type GuardedBody } from "./request-body.ts";
@@ -84,6 +85,6 @@ export class RequestSender {
 
   private write(piece: Buffer): boolean {
     this.sentBytes += piece.length;
-    return this.socket.write(this.options.isChunked ? Buffer.concat(chunk(piece)) : piece);
+    return this.options.isChunked ? writeParts(this.socket, chunk(piece)) : this.socket.write(piece);
   }
 }

@@ -7,8 +7,8 @@ import { findSecret, type Pattern, scrubText, StreamGuard, StreamScrubber } from
 import { scrubWholeBody } from "./whole-body.ts";
 
 export interface ScrubIo {
-  /** Writes to the agent; false when it wants us to wait for `drain`. */
-  readonly write: (bytes: Buffer) => boolean;
+  /** Writes to the agent (several buffers as one piece of the body); false when it wants us to wait for `drain`. */
+  readonly write: (bytes: Buffer | readonly Buffer[]) => boolean;
   readonly waitDrain: (resume: () => void) => void;
   /** Stop reading the upstream until `until` calls back (the agent or the decoder drained). */
   readonly pauseUpstream: (until: (resume: () => void) => void) => void;
@@ -167,7 +167,7 @@ export function startScrub(
           );
           return;
         }
-        if (!io.write(scrubber.push(bytes))) io.pauseUpstream(io.waitDrain);
+        if (!io.write(scrubber.pushPieces(bytes))) io.pauseUpstream(io.waitDrain);
       },
       end: (then) => {
         if (sniffed) return sniffed.end(() => (cut ? undefined : then()));
@@ -207,7 +207,7 @@ export function startScrub(
         }
       }
       if (stream !== chain[chain.length - 1]) return;
-      if (!io.write(scrubber.push(bytes))) {
+      if (!io.write(scrubber.pushPieces(bytes))) {
         stream.pause();
         io.waitDrain(() => stream.resume());
       }

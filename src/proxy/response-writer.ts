@@ -62,14 +62,17 @@ export class ResponseWriter {
     const hasBody = framing.kind !== "none" && !(framing.kind === "length" && framing.length === 0);
     const scrubbing = startScrub(out, transferEncoding, hasBody, patterns, {
       write: (bytes) => {
-        if (this.stopped || bytes.length === 0) return true;
-        decoded += bytes.length;
+        const parts = Buffer.isBuffer(bytes) ? [bytes] : (bytes as readonly Buffer[]);
+        let length = 0;
+        for (const part of parts) length += part.length;
+        if (this.stopped || length === 0) return true;
+        decoded += length;
         // A decompression bomb is cut at the response cap, counted after decoding.
         if (decoded > this.options.maxResponseBytes) {
           this.options.cut(null);
           return true;
         }
-        return this.res.write(bytes);
+        return this.res.writeParts(parts);
       },
       waitDrain: (resume) => this.res.once("drain", resume),
       pauseUpstream: (until) => {
@@ -96,7 +99,9 @@ export class ResponseWriter {
     if (this.stopped || bytes.length === 0) return;
     this.received += bytes.length;
     if (this.received > this.options.maxResponseBytes) return this.options.cut(null);
-    if (this.sink) return this.sink(Buffer.from(bytes));
+    // The parser's views are never written over (it appends past them or takes a new buffer), so
+    // scrubbing may hold them without a copy.
+    if (this.sink) return this.sink(bytes);
     if (!this.res.write(bytes)) {
       this.upstream.pause();
       this.res.once("drain", () => this.upstream.resume());

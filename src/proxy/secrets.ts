@@ -610,7 +610,24 @@ export class StreamGuard {
     this.pendingLength += chunk.length;
     // With `holdAll`, a fixed tail is always kept, so the end can still be judged unsent.
     const hold = Math.min(this.pendingLength, Math.max(partial, this.holdAll));
-    return { send: this.take(this.pendingLength - hold) };
+    return { send: this.take(this.holdAll > 0 ? this.wholeChunks(this.pendingLength - hold) : this.pendingLength - hold) };
+  }
+
+  /**
+   * Under a long fixed hold, how much of the `n` sendable bytes to send now: the held chunks that
+   * fit whole (more stays held, which only holds more), so what goes is one chunk as it arrived
+   * rather than a copy joining the end of one to the start of the next; or the part of the first
+   * chunk when not even that one fits.
+   */
+  private wholeChunks(n: number): number {
+    const first = this.pending[0];
+    if (!first || n < first.length) return Math.max(0, n);
+    let whole = 0;
+    for (const held of this.pending) {
+      if (whole + held.length > n) break;
+      whole += held.length;
+    }
+    return whole;
   }
 
   /** The first `n` held bytes, no longer held: a view when they lie in one chunk. */
