@@ -22,9 +22,11 @@ export interface ClientConfig {
   readonly apiName: string;
   readonly warmName: string;
   /** Never-seen names, one set per route, so each route mints its own. */
-  readonly freshNames: { readonly direct: string[]; readonly proxied: string[]; readonly mitm: string[] };
+  readonly freshNames: { readonly direct: string[]; readonly proxied: string[]; readonly mitm: string[]; readonly relay: string[] };
   readonly secret: string;
   readonly mitm: { readonly port: number; readonly pid: number; readonly caFile: string } | null;
+  /** The bare TLS relay (scripts/bench/relay.ts), the floor for workloads 1 and 2. */
+  readonly relay: { readonly port: number; readonly pid: number; readonly caFile: string } | null;
   readonly sizes: {
     readonly keepAlive: number;
     readonly sseEvents: number;
@@ -185,6 +187,8 @@ function checkSmall(r: { status: number; headers: Record<string, string>; body: 
 
 export interface KeepAliveResult {
   readonly perRequest: Summary;
+  /** CPU time of the proxy process (every thread) per timed request, in ms; 0 when not measured. */
+  readonly proxyCpuPerRequest: number;
   /** Upstream connections the upstream accepted during the run (the proxy's pool may add 0). */
   readonly upstreamConnections: number;
 }
@@ -224,10 +228,10 @@ async function keepAliveSeries(
 }
 
 /** 1. N sequential small GETs on one connection (one tunnel, reused). */
-async function keepAlive(cfg: ClientConfig, route: Route, expectAuth: string, what: string): Promise<KeepAliveResult> {
+async function keepAlive(cfg: ClientConfig, route: Route, expectAuth: string, what: string, proxyPid?: number): Promise<KeepAliveResult> {
   const n = cfg.sizes.keepAlive;
-  const { samples, upstreamConnections } = await keepAliveSeries(cfg, route, expectAuth, what, n, Math.min(100, n / 10));
-  const result = { perRequest: summarize(samples), upstreamConnections };
+  const { samples, upstreamConnections, cpuMs } = await keepAliveSeries(cfg, route, expectAuth, what, n, Math.min(100, n / 10), proxyPid);
+  const result = { perRequest: summarize(samples), upstreamConnections, proxyCpuPerRequest: cpuMs / n };
   log(`  ${what}: mean ${result.perRequest.mean.toFixed(3)} ms/request over ${n}, upstream connections opened ${result.upstreamConnections}`);
   return result;
 }
@@ -667,6 +671,8 @@ async function main(): Promise<void> {
     ? { kind: "proxy", proxyHost: "127.0.0.1", proxyPort: cfg.mitm.port, target: () => `127.0.0.1:${cfg.upstreamPort}`, context: tls.createSecureContext({ ca: readFileSync(cfg.mitm.caFile) }) }
     : null;
 
+  const relay: Route | null = cfg.relay ? { kind: "proxy", proxyHost: "127.0.0.1", proxyPort: cfg.relay.port, context: tls.createSecureContext({ ca: readFileSync(cfg.relay.caFile) }) } : null;
+
   const want = (n: number) => cfg.only === null || cfg.only.includes(n);
   // A workload that fails is reported as failed and the others still run.
   const attempt = async <T>(fn: () => Promise<T>): Promise<T | { error: string }> => {
@@ -680,7 +686,11 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { serverRssAtStartMiB: rssMiB(cfg.serverPid) };
   if (want(1)) {
     log("1. keep-alive requests on one connection");
-    result.keepAlive = await attempt(async () => ({ direct: await keepAlive(cfg, direct, "placeholder", "direct"), proxied: await keepAlive(cfg, proxied, "real", "agent-vault") }));
+    result.keepAlive = await attempt(async () => ({
+      direct: await keepAlive(cfg, direct, "placeholder", "direct"),
+      ...(relay && cfg.relay ? { relay: await keepAlive(cfg, relay, "placeholder", "bare relay", cfg.relay.pid) } : {}),
+      proxied: await keepAlive(cfg, proxied, "real", "agent-vault", cfg.serverPid),
+    }));
   }
   // 7 runs here, next to 1, so that it measures the same server state (see guardScrub).
   if (want(7)) {
@@ -691,6 +701,7 @@ async function main(): Promise<void> {
     log("2. first request to a never-seen host name");
     result.newHost = await attempt(async () => ({
       direct: await newHost(cfg, direct, cfg.freshNames.direct, "placeholder", "direct"),
+      ...(relay ? { relay: await newHost(cfg, relay, cfg.freshNames.relay, "placeholder", "bare relay") } : {}),
       proxied: await newHost(cfg, proxied, cfg.freshNames.proxied, "real", "agent-vault"),
     }));
   }
