@@ -39,6 +39,7 @@ function repeated(chunk: Buffer): Buffer {
 const r = prng(3);
 const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const words = ["the", "proxy", "reads", "every", "byte", "of", "a", "response", "looking", "for", "values", "and", "then", "passes", "it", "on", "to", "agent", "with", "nothing", "changed", "\n"];
+const randomBytes = Buffer.from(Array.from({ length: 64 * 1024 }, () => Math.floor(r() * 256)));
 const bodies: [string, Buffer][] = [
   ["bench download (alphanumeric)", repeated(Buffer.alloc(64 * 1024, "abcdefghijklmnopqrstuvwxyz0123456789"))],
   ["random base64", repeated(Buffer.from(Array.from({ length: 64 * 1024 }, () => b64[Math.floor(r() * 64)]).join(""), "latin1"))],
@@ -53,6 +54,7 @@ const bodies: [string, Buffer][] = [
       ),
     ),
   ],
+  ["random bytes (a % or \\ in every chunk: the general path)", repeated(randomBytes)],
 ];
 
 function best(run: () => void): number {

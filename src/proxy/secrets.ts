@@ -16,6 +16,7 @@ import { parseOAuthSecrets } from "../vault/oauth-record.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { type DecodedView, decodedViews, escapePositions, MAX_ESCAPE_EXPANSION, partialEscapeLength } from "./escapes.ts";
+import { escapePositionsIn, hasEscapeByte } from "./escape-bytes.ts";
 import { lenientViews } from "./lenient-views.ts";
 import { foldCode, type Match, MultiSearch } from "./search.ts";
 
@@ -225,6 +226,19 @@ function spelledTail(text: string, longest: number): string {
   return text.slice(text.length - reach);
 }
 
+/** spelledTail of the latin1 text of `bytes`, as a string of that tail only. */
+function spelledTailOf(bytes: Uint8Array, longest: number): string {
+  const n = bytes.length;
+  const most = Math.min(n, longest * MAX_SPELLING_FACTOR);
+  let reach = Math.min(most, longest * MAX_ESCAPE_EXPANSION);
+  for (;;) {
+    const wanted = Math.min(most, longest * MAX_ESCAPE_EXPANSION + 9 * escapePositionsIn(bytes, n - reach, n).length);
+    if (wanted <= reach) break;
+    reach = wanted;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset + n - reach, reach).toString("latin1");
+}
+
 /** A value found in a text: its pattern and where it is in that text (source coordinates). */
 export interface Hit {
   readonly pattern: Pattern;
@@ -243,7 +257,17 @@ export interface Hit {
 function* decodedWindows(text: string, longest: number, alphabet: Uint8Array): Generator<{ view: DecodedView; offset: number }> {
   // An escape matters only if what it decodes to can be in a value, or can start another round.
   const positions = escapePositions(text).filter((at) => mayBeInValue(text, at, alphabet));
-  if (positions.length === 0) return;
+  for (const [from, to] of escapeSpans(positions, text.length, longest)) for (const view of decodedViews(text.slice(from, to))) yield { view, offset: from };
+}
+
+/** decodedWindows of the latin1 text of `bytes`, making strings only of the windows. */
+function* decodedWindowsOf(bytes: Buffer, longest: number, alphabet: Uint8Array): Generator<{ view: DecodedView; offset: number }> {
+  const positions = escapePositionsIn(bytes).filter((at) => mayBeInValue(bytes.toString("latin1", at, Math.min(bytes.length, at + 6)), 0, alphabet));
+  for (const [from, to] of escapeSpans(positions, bytes.length, longest)) for (const view of decodedViews(bytes.toString("latin1", from, to))) yield { view, offset: from };
+}
+
+/** The windows around the escapes at `positions` of a text `length` long (see decodedWindows), merged. */
+function escapeSpans(positions: readonly number[], length: number, longest: number): [number, number][] {
   const extra = 9;
   const spans: [number, number][] = [];
   for (let i = 0; i < positions.length; i++) {
@@ -253,12 +277,12 @@ function* decodedWindows(text: string, longest: number, alphabet: Uint8Array): G
     let to = at + MAX_ESCAPE_EXPANSION + longest;
     for (let j = i + 1, seen = 0; j < positions.length && positions[j]! < to; j++) to = at + MAX_ESCAPE_EXPANSION + longest + extra * ++seen;
     from = Math.max(0, from);
-    to = Math.min(text.length, to);
+    to = Math.min(length, to);
     const last = spans[spans.length - 1];
     if (last && from <= last[1]) last[1] = Math.max(last[1], to);
     else spans.push([from, to]);
   }
-  for (const [from, to] of spans) for (const view of decodedViews(text.slice(from, to))) yield { view, offset: from };
+  return spans;
 }
 
 const SIMPLE_ESCAPES: Record<string, number> = { '"': 0x22, "\\": 0x5c, "/": 0x2f, b: 0x08, f: 0x0c, n: 0x0a, r: 0x0d, t: 0x09 };
@@ -465,12 +489,30 @@ export function endsWithPartValue(text: string, patterns: readonly Pattern[]): P
  * from a short string of its end. Two native memchr scans decide it. Anything else takes the
  * general path (a string of the whole text, every view), which is what the fast path must equal.
  */
-function hasEscapeByte(bytes: Uint8Array): boolean {
-  return bytes.indexOf(0x25) !== -1 || bytes.indexOf(0x5c) !== -1;
-}
-
 function hasEscapeChar(text: string): boolean {
   return text.includes("%") || text.includes("\\");
+}
+
+/** The leftmost whole value in `bytes` (the longest there), as `firstFull` finds it in their text. */
+function firstFullIn(c: Compiled, bytes: Uint8Array): Pattern | null {
+  let best: Match | null = null;
+  c.search.scanBytes(bytes, (m) => {
+    if (best && m.start !== best.start) return true;
+    if (!best || m.end > best.end) best = m;
+    return false;
+  });
+  return best ? c.literals[(best as Match).literal]! : null;
+}
+
+/** findSecret over the latin1 text of `bytes`, making strings only of the windows around escapes. */
+function findSecretIn(c: Compiled, bytes: Buffer): Pattern | null {
+  const raw = firstFullIn(c, bytes);
+  if (raw) return raw;
+  for (const { view } of decodedWindowsOf(bytes, c.longest, c.alphabet)) {
+    const hit = firstFull(c, view.text);
+    if (hit) return hit;
+  }
+  return null;
 }
 
 /** Whether a whole form stands in `before` + `chunk` (no escape in either), and the leftmost (the longest there). */
@@ -534,7 +576,15 @@ export class StreamScrubber {
         return [pending.subarray(0, cut)];
       }
     }
-    return [this.pushText(pending.length === 0 ? chunk : Buffer.concat([pending, chunk]))];
+    const bytes = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    // Escapes in reach and nothing to replace (JSON with \" and \n, binary bytes): the windows
+    // around the escapes are decoded and searched, and the hold-back judged from the spelled tail.
+    if (this.patterns.length > 0 && findSecretIn(compiled(this.patterns), bytes) === null) {
+      const cut = bytes.length - partialSuffix(spelledTailOf(bytes, compiled(this.patterns).longest), this.patterns);
+      this.pending = Buffer.from(bytes.subarray(cut));
+      return [bytes.subarray(0, cut)];
+    }
+    return [this.pushText(bytes)];
   }
 
   /** The general path: every view of the held tail and the chunk, values replaced. */
@@ -600,11 +650,14 @@ export class StreamGuard {
       this.overlap = tailText(before, chunk, Math.min(before.length + chunk.length, c.longest * MAX_ESCAPE_EXPANSION));
       partial = foldedPartial(c, this.overlap.slice(-c.longest).toLowerCase());
     } else {
-      const text = this.overlap + chunk.toString("latin1");
-      const hit = findSecret(text, this.patterns);
+      // Escapes in reach: the windows around them are decoded; no string of the whole chunk.
+      const c = compiled(this.patterns);
+      const bytes = this.overlap.length === 0 ? chunk : Buffer.concat([Buffer.from(this.overlap, "latin1"), chunk]);
+      const hit = findSecretIn(c, bytes);
       if (hit) return { hit };
-      this.overlap = spelledTail(text, compiled(this.patterns).longest);
-      partial = partialSuffix(text, this.patterns);
+      this.overlap = spelledTailOf(bytes, c.longest);
+      // partialSuffix reads only the spelled tail of what it is given.
+      partial = partialSuffix(this.overlap, this.patterns);
     }
     this.pending.push(chunk);
     this.pendingLength += chunk.length;
