@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openToAgent } from "./attacker.ts";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { type AddressInfo } from "node:net";
+import { type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
 import { createCertificateAuthority, LeafCertificates } from "../../src/proxy/certs.ts";
 
@@ -26,6 +26,11 @@ export interface Upstream {
   readonly received: ReceivedRequest[];
   /** Every byte that arrived on a TLS connection (after decryption), with the connection's SNI. */
   readonly wire: { sni: string; data: Buffer }[];
+  /**
+   * Every connection accepted, in order: TLS ones once their handshake is done (`servername` is
+   * their SNI), plain ones as they connect. Tests count them, or close one from the upstream's side.
+   */
+  readonly connections: (tls.TLSSocket | Socket)[];
   /** Optional route override; return true when handled. */
   handler: Handler | null;
   close(): Promise<void>;
@@ -38,7 +43,8 @@ export async function startUpstream(dir: string, options: { plain?: boolean } = 
   writeFileSync(caFile, ca.certPem);
   const received: ReceivedRequest[] = [];
   const wire: { sni: string; data: Buffer }[] = [];
-  const upstream: Upstream = { port: 0, caFile, received, wire, handler: null, close: async () => undefined };
+  const connections: (tls.TLSSocket | Socket)[] = [];
+  const upstream: Upstream = { port: 0, caFile, received, wire, connections, handler: null, close: async () => undefined };
   const app = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     const sni = (req.socket as tls.TLSSocket).servername || undefined;
@@ -61,9 +67,11 @@ export async function startUpstream(dir: string, options: { plain?: boolean } = 
   const server = options.plain
     ? app
     : tls.createServer({ SNICallback: (name, cb) => cb(null, leaves.contextFor(name || "localhost")), secureContext: leaves.contextFor("localhost") }, (socket) => {
+        connections.push(socket);
         socket.on("data", (data: Buffer) => wire.push({ sni: socket.servername || "", data: Buffer.from(data) }));
         app.emit("connection", socket);
       });
+  if (options.plain) app.on("connection", (socket: Socket) => connections.push(socket));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   return Object.assign(upstream, {
     port: (server.address() as AddressInfo).port,
