@@ -73,9 +73,10 @@ export interface Flow {
    */
   substitutions?: () => readonly Substitution[];
   /**
-   * Set by steps/hold.ts when a request with a body is held for a person: the exchange reads the
-   * body whole, calls this with it as the agent sent it (before placeholders) and decoded, and
-   * sends only on null; otherwise the answer goes to the agent (approval_denied, approval_timeout).
+   * Set by steps/hold.ts when a request with a body is held for a person (and by steps/policy.ts
+   * to look for a `_method` field in it): the exchange reads the body whole, calls this with it as
+   * the agent sent it (before placeholders) and decoded, and sends only on null; otherwise the
+   * answer goes to the agent (approval_denied, approval_timeout, policy_denied).
    */
   awaitApproval?: (body: { readonly sent: Buffer; readonly decoded: Buffer }) => Promise<Answer | null>;
   /**

@@ -88,5 +88,7 @@ export async function holdForApproval(flow: Flow, ctx: StepContext): Promise<voi
     if (refusal) flow.answer = early(flow, refusal);
     return;
   }
-  flow.awaitApproval = (body) => wait(request(sha256Hex(body.sent), body.sent.length, previewOf(body.decoded)));
+  // The policy may already look at the body (a `_method` field, steps/policy.ts): that comes first.
+  const before = flow.awaitApproval;
+  flow.awaitApproval = async (body) => (await before?.(body)) ?? wait(request(sha256Hex(body.sent), body.sent.length, previewOf(body.decoded)));
 }

@@ -5,14 +5,61 @@
 // - a policy of the agent or session: time windows, method and path rules (403 policy_denied,
 //   naming the rule), the usage cap (403 policy_denied), the rate limit (429 rate_limited with
 //   Retry-After and RateLimit-* headers);
-// - an unmatched host under the `deny` policy (403 host_not_allowed with a proposal_hint).
+// - an unmatched host under the `deny` policy (403 host_not_allowed with a proposal_hint);
+// - a path starting `//` or `/\` (400 invalid_request), on every route.
+import { type Answer, problem } from "../../shared/answers.ts";
+import { type ServiceRule } from "../../vault/agent.schema.ts";
 import { refusalOf } from "../../vault/policy.ts";
 import { proposalHintFor } from "../proposal-hint.ts";
 import { answer, type Flow } from "../flow.ts";
+import { bodyKind, bodyMethods, queryMethods } from "../method-params.ts";
+import { GUARD_BUFFER_BYTES } from "../request-body.ts";
 import { type StepContext } from "../step-context.ts";
 
 /** Headers some servers (Google's APIs, method-override middleware) read as the request's method. */
 const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"] as const;
+
+/** Whether a rule's answer can depend on the method: it names methods somewhere. */
+function namesMethods(rule: ServiceRule): boolean {
+  return !!rule.methods || !!rule.deny?.some((d) => d.methods) || !!rule.approve?.some((a) => a.methods);
+}
+
+function hasBody(flow: Flow): boolean {
+  const length = flow.headers["content-length"];
+  return flow.headers["transfer-encoding"] !== undefined || (length !== undefined && String(length) !== "0");
+}
+
+/**
+ * The rules judge one method, the request line's. A server may act on another the request carries:
+ * an override header, a `_method` parameter in the query or in the body (method-params.ts). Under
+ * rules that name methods, a request carrying any method other than its own is refused (the
+ * policy could allow it only by ignoring that method); the value is the agent's and is not
+ * repeated. The body is read later, by the exchange: its `_method` is looked for there, after the
+ * guard read it whole and before anything is dialled (flow.awaitApproval, which hold.ts chains).
+ */
+function refuseOtherMethods(flow: Flow, owner: string): void {
+  const own = flow.method.toUpperCase();
+  const refuse = (carrier: string): Answer =>
+    problem("policy_denied", `the policy of ${owner} refuses this request: ${carrier} would change the method its rules judge; send that method itself`, {
+      rule: `no ${carrier.replace(/^an? /, "")} under a policy`,
+    });
+  const header = METHOD_OVERRIDES.find((name) => flow.headers[name] !== undefined && String(flow.headers[name]).trim().toUpperCase() !== own);
+  const refusal = header ? refuse(header) : queryMethods(flow.path).some((m) => m !== own) ? refuse("a _method query parameter") : null;
+  if (refusal) return answer(flow, refusal.code, refusal.message, refusal.extra);
+  const kind = hasBody(flow) ? bodyKind(flow.headers["content-type"] as string | undefined, flow.method) : null;
+  if (!kind) return;
+  if (Number(flow.headers["content-length"] ?? 0) > GUARD_BUFFER_BYTES) {
+    return answer(
+      flow,
+      "policy_denied",
+      `the policy of ${owner} refuses this request: under rules that name methods, a ${kind} body is read whole to look for a _method field, and this one is larger than ${GUARD_BUFFER_BYTES} bytes`,
+      {
+        rule: "no _method field under a policy",
+      },
+    );
+  }
+  flow.awaitApproval = async (body) => (bodyMethods(body.decoded, kind).some((m) => m !== own) ? refuse("a _method field in the body") : null);
+}
 
 export function applyPolicy(flow: Flow, ctx: StepContext): void {
   const service = flow.service;
@@ -32,16 +79,18 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
       proposal_hint: proposalHintFor(flow.host, flow.port),
     });
   }
+  // A target `//host/x` is a network-path reference to a server that resolves it as a URL (`new
+  // URL(target, base)`, urljoin; WHATWG URLs take `/\` for `//` too): it would act on /x of
+  // "host" while the rules judged /host/x. Refused rather than rewritten: the agent sends the path it means.
+  if (/^\/[/\\]/.test(flow.path)) {
+    return answer(flow, "invalid_request", "the request target starts with // or /\\, which a server may read as another host (//host/path): send the path with one leading slash");
+  }
   const holders = principal?.policies ?? [];
   if (holders.length === 0) return;
-  // The rules judge the request line's method; a server that honours an override header would act
-  // on another one (POST + X-HTTP-Method-Override: DELETE past `deny DELETE`), so none passes here.
-  const ruled = !!service && holders.some((h) => h.policy.rules?.some((r) => r.service === service.name));
-  const override = ruled ? METHOD_OVERRIDES.find((name) => flow.headers[name] !== undefined && String(flow.headers[name]).trim().toUpperCase() !== flow.method.toUpperCase()) : undefined;
-  if (override) {
-    // The header's value is the agent's: not repeated in the answer or the log.
-    const rule = `no ${override} under a policy`;
-    return answer(flow, "policy_denied", `the policy of ${holders[0]!.owner} refuses this request: ${override} would change the method its rules judge; send that method itself`, { rule });
+  const ruling = service ? holders.find((h) => h.policy.rules?.some((r) => r.service === service.name && namesMethods(r))) : undefined;
+  if (ruling) {
+    refuseOtherMethods(flow, ruling.owner);
+    if (flow.answer) return;
   }
   for (const holder of holders) {
     const refusal = refusalOf(holder.policy, service?.name ?? null, flow.method, flow.path, ctx.now);

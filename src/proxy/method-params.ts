@@ -1,0 +1,93 @@
+// The `_method` parameters a request carries, read the way the frameworks that honour them read
+// them (Rails' Rack::MethodOverride, Laravel, Symfony, express method-override): in the query, in
+// a form body (urlencoded, multipart, or a POST with no Content-Type, which Rack reads as a form)
+// and at the top of a JSON object (Laravel's input). Pure: the policy step (steps/policy.ts)
+// refuses a request whose `_method` names another method than the one its rules judged.
+//
+// The name is read as PHP reads it: percent-escapes and `+` undone, leading spaces dropped, and
+// ` `, `.` and `[` taken for `_` (PHP turns `?.method=DELETE` into `$_GET['_method']`); any case,
+// and `_method[...]` too. Every occurrence counts: servers differ on first or last.
+
+/** Percent-escapes and `+` undone, byte-wise, never throwing on a stray `%`. */
+function formDecode(text: string): string {
+  const plus = text.replace(/\+/g, " ");
+  if (!plus.includes("%")) return plus;
+  const bytes = Buffer.from(
+    plus.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    "latin1",
+  );
+  return bytes.toString("utf8");
+}
+
+/** True for a parameter name a server may read as `_method` (`_METHOD`, `%5Fmethod`, `.method`, `_method[]`). */
+export function isMethodName(rawName: string, decoded = false): boolean {
+  const name = (decoded ? rawName : formDecode(rawName)).replace(/^\s+/, "").toLowerCase();
+  return /^[ ._[]method(?:\[|$)/.test(name);
+}
+
+/** The method a `_method` value names, as a server reads it: trimmed, upper-case. */
+function methodOf(value: string, decoded = false): string {
+  return (decoded ? value : formDecode(value)).trim().toUpperCase();
+}
+
+/** `_method` values of `a=1&b=2` text (a query or a urlencoded body); `;` separates too (older Rack). */
+export function formMethods(text: string): string[] {
+  const found: string[] = [];
+  for (const pair of text.split(/[&;]/)) {
+    const eq = pair.indexOf("=");
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    if (isMethodName(name)) found.push(methodOf(eq < 0 ? "" : pair.slice(eq + 1)));
+  }
+  return found;
+}
+
+/** `_method` values in the query of a path (`/x?_method=DELETE`); none without a query. */
+export function queryMethods(path: string): string[] {
+  const q = path.indexOf("?");
+  if (q < 0) return [];
+  const hash = path.indexOf("#", q);
+  return formMethods(path.slice(q + 1, hash < 0 ? undefined : hash));
+}
+
+/** How a body's Content-Type says a framework may read `_method` from it, or null when none does. */
+export function bodyKind(contentType: string | undefined, method: string): "form" | "multipart" | "json" | null {
+  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type === "application/x-www-form-urlencoded") return "form";
+  // Rack reads the body of a POST without a Content-Type as a form.
+  if (type === "" && method.toUpperCase() === "POST") return "form";
+  if (type === "multipart/form-data") return "multipart";
+  if (type === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(type)) return "json";
+  return null;
+}
+
+/**
+ * `_method` values in a body (content codings undone). A multipart part named `_method` counts as
+ * `?` (its value is not read: such a part is refused whatever it says); a form or JSON value is
+ * the method it names. A body that is not what its type says carries none (the server cannot read it either).
+ */
+export function bodyMethods(body: Buffer, kind: "form" | "multipart" | "json"): string[] {
+  if (kind === "form") return formMethods(body.toString("latin1"));
+  if (kind === "json") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString("utf8"));
+    } catch {
+      return [];
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return [];
+    return Object.entries(parsed)
+      .filter(([name]) => isMethodName(name, true))
+      .map(([, value]) => (typeof value === "string" ? methodOf(value, true) : "?"));
+  }
+  // Each part's name in its Content-Disposition, quoted or not, RFC 2231 (`name*=utf-8''%5Fmethod`) or not.
+  const found: string[] = [];
+  for (const line of body.toString("latin1").split(/\r?\n/)) {
+    if (!/^\s*content-disposition\s*:/i.test(line)) continue;
+    for (const m of line.matchAll(/(?:^|[;\s])name(\*?)\s*=\s*("[^"]*"|[^;\s]*)/gi)) {
+      let name = m[2]!.replace(/^"|"$/g, "");
+      if (m[1] === "*") name = name.replace(/^[^']*'[^']*'/, "");
+      if (isMethodName(name.replace(/\+/g, "%2B"))) found.push("?");
+    }
+  }
+  return found;
+}
