@@ -9,6 +9,14 @@ import { trustContext } from "./trust.ts";
 const IDLE_TIMEOUT_MS = 60_000;
 const MAX_IDLE_PER_KEY = 32;
 const CONNECT_TIMEOUT_MS = 15_000;
+/**
+ * Warm-ups (CONNECTs answered with an early upstream connection) in flight plus warm connections no
+ * request took yet, across all hosts: an agent that opens tunnels to many names under a wildcard
+ * service and never sends a request gets no more than this many upstream sockets from it.
+ */
+const MAX_UNUSED_WARM = 32;
+/** A warm connection no request took in this long is closed. */
+const UNUSED_WARM_MS = 10_000;
 
 export interface Endpoint {
   readonly scheme: "https" | "http";
@@ -26,6 +34,10 @@ export class UpstreamPool {
   private readonly idle = new Map<string, Socket[]>();
   /** Connections being opened ahead of a request (warm): the first acquire for the key takes one. */
   private readonly warming = new Map<string, Promise<Socket>>();
+  /** Warm connections opened and not taken by a request yet (closed after UNUSED_WARM_MS). */
+  private readonly unusedWarm = new Set<Socket>();
+  /** Set by destroy(): a connection that opens or comes back afterwards is closed, never kept. */
+  private isClosed = false;
   /** The upstream trust as one TLS context, also for the WebSocket leg. */
   readonly tlsContext: tls.SecureContext;
 
@@ -38,6 +50,7 @@ export class UpstreamPool {
     const list = fresh ? undefined : this.idle.get(keyOf(endpoint));
     while (list && list.length > 0) {
       const socket = list.pop()!;
+      this.unusedWarm.delete(socket);
       socket.removeAllListeners("data");
       socket.removeAllListeners("timeout");
       socket.setTimeout(0);
@@ -62,7 +75,8 @@ export class UpstreamPool {
    */
   warm(endpoint: Endpoint): void {
     const key = keyOf(endpoint);
-    if (this.warming.has(key) || (this.idle.get(key)?.length ?? 0) > 0) return;
+    if (this.isClosed || this.warming.has(key) || (this.idle.get(key)?.length ?? 0) > 0) return;
+    if (this.warming.size + this.unusedWarm.size >= MAX_UNUSED_WARM) return;
     const opening = this.dial(endpoint);
     this.warming.set(key, opening);
     opening.then(
@@ -71,6 +85,12 @@ export class UpstreamPool {
         if (this.warming.get(key) !== opening) return;
         this.warming.delete(key);
         this.release(endpoint, socket);
+        if (socket.destroyed) return;
+        this.unusedWarm.add(socket);
+        socket.once("close", () => this.unusedWarm.delete(socket));
+        setTimeout(() => {
+          if (this.unusedWarm.delete(socket)) socket.destroy();
+        }, UNUSED_WARM_MS).unref();
       },
       () => {
         if (this.warming.get(key) === opening) this.warming.delete(key);
@@ -92,16 +112,17 @@ export class UpstreamPool {
             })
           : net.connect(options);
       const timer = setTimeout(() => socket.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), CONNECT_TIMEOUT_MS);
+      const failed = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
       socket.once(endpoint.scheme === "https" ? "secureConnect" : "connect", () => {
         clearTimeout(timer);
-        socket.removeListener("error", reject);
+        socket.removeListener("error", failed);
         socket.setNoDelay(true);
         resolve(socket);
       });
-      socket.once("error", (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
+      socket.once("error", failed);
     });
   }
 
@@ -109,7 +130,7 @@ export class UpstreamPool {
   release(endpoint: Endpoint, socket: Socket): void {
     const key = keyOf(endpoint);
     const list = this.idle.get(key) ?? [];
-    if (list.length >= MAX_IDLE_PER_KEY || socket.destroyed) return void socket.destroy();
+    if (this.isClosed || list.length >= MAX_IDLE_PER_KEY || socket.destroyed) return void socket.destroy();
     socket.removeAllListeners("data");
     socket.removeAllListeners("end");
     socket.removeAllListeners("error");
@@ -130,6 +151,9 @@ export class UpstreamPool {
   }
 
   destroy(): void {
+    this.isClosed = true;
+    for (const s of this.unusedWarm) s.destroy();
+    this.unusedWarm.clear();
     for (const list of this.idle.values()) for (const s of list) s.destroy();
     this.idle.clear();
   }

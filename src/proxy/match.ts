@@ -53,7 +53,12 @@ export class ServiceMatcher {
 
   /** Whether any service could match some path on this host and port: such tunnels are intercepted. */
   coversHost(host: string, port: number): boolean {
+    return this.servicesCovering(host, port).length > 0;
+  }
+
+  /** The services, enabled or not, that could match some path on this host and port. */
+  servicesCovering(host: string, port: number): Service[] {
     const h = host.toLowerCase();
-    return this.compiled.some(({ pattern }) => (pattern.port === null || pattern.port === port) && hostMatches(pattern, h));
+    return this.compiled.filter(({ pattern }) => (pattern.port === null || pattern.port === port) && hostMatches(pattern, h)).map((c) => c.service);
   }
 }

@@ -64,6 +64,9 @@ export const ON_SWEEP = isStillAllowed;
 export async function runPipeline(flow: Flow, ctx: StepContext, steps: readonly Step[] = ON_REQUEST): Promise<void> {
   for (const step of steps) {
     if (flow.answer) return;
-    await step(flow, ctx);
+    // Most steps are synchronous: awaiting only the ones that return a promise saves a microtask
+    // turn and a promise per step on every request.
+    const pending = step(flow, ctx);
+    if (pending) await pending;
   }
 }

@@ -10,8 +10,7 @@
 // does not trust. It shows the harness sees a warm-up when one happens (control), and that a warm
 // connection is verified like any other: the credential never goes out on it. Hosts that a
 // service covers but where every request is refused (the service is disabled, or not the
-// session's) must not be warmed either; today they are (test.failing below, until route.ts asks
-// for a service the principal may use).
+// session's) must not be warmed either.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
@@ -254,17 +253,15 @@ describe("the warm-up as a way past the vault's refusals", () => {
     expect(loopback.received()).toBe("");
   }, 20_000);
 
-  // KNOWN BUG (test.failing until route.ts asks for a usable service): coversHost counts disabled
-  // services and services outside the principal's list, so these hosts are warmed although every
-  // request to them is refused. Drop `.failing` once fixed.
-  test.failing("a disabled service's host: requests refused (service_disabled), zero connections at its listener", async () => {
+  // A service covers these hosts, but no request to them may go on: no warm-up either.
+  test("a disabled service's host: requests refused (service_disabled), zero connections at its listener", async () => {
     const attempts = await attack(modes("dormant.test", 443));
     expect(attempts.find((a) => a.spec.startsWith("request|"))!.code).toBe("service_disabled");
     await Bun.sleep(QUIET_MS);
     expect(accepted(refused)).toBe(0);
   }, 20_000);
 
-  test.failing("a host covered by a service the session may not use: requests refused (host_not_allowed), zero connections at its listener", async () => {
+  test("a host covered by a service the session may not use: requests refused (host_not_allowed), zero connections at its listener", async () => {
     const before = accepted(refused);
     const attempts = await attack(modes("elsewhere.test", 443), scopedToken);
     expect(attempts.find((a) => a.spec.startsWith("request|"))!.code).toBe("host_not_allowed");

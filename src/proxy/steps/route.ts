@@ -5,6 +5,7 @@
 // guard_bypass (certificate pinning). Anything else is a plain TCP tunnel, which netguard still
 // checks (guardPassthrough).
 import { hostMatchesPattern } from "../../vault/host.ts";
+import { type Service } from "../../vault/service.schema.ts";
 import { type Flow } from "../flow.ts";
 import { type StepContext } from "../step-context.ts";
 import { guardNetwork } from "./netguard.ts";
@@ -13,11 +14,17 @@ export function routeTunnel(flow: Flow, ctx: StepContext): void {
   const settings = flow.vault!.settings;
   const matcher = ctx.snapshot.vaults.get(flow.vault!.id)?.matcher;
   const isGuarded = settings.unmatched === "guard" && !settings.guard_bypass.some((h) => hostMatchesPattern(flow.host, h));
-  const intercept = matcher?.coversHost(flow.host, flow.port) || settings.unmatched === "deny" || isGuarded;
+  const covering = matcher?.servicesCovering(flow.host, flow.port) ?? [];
+  const intercept = covering.length > 0 || settings.unmatched === "deny" || isGuarded;
   flow.route = intercept ? "intercept" : "tunnel";
-  // The upstream connection is opened early only where requests are expected to go on: never to a
-  // host the vault denies everything to (a TCP and TLS handshake there would already be egress).
-  flow.warmUpstream = intercept && (Boolean(matcher?.coversHost(flow.host, flow.port)) || isGuarded);
+  // The upstream connection is opened early only where a request may go on: a service this
+  // principal may use (enabled, in its session's list or its grants) covers the host, or no service
+  // covers it and it is guarded. Never where every request is refused: a disabled service, another
+  // principal's service, an unmatched host under deny (a TCP and TLS handshake there would already
+  // be egress to a host the vault refuses).
+  const allowed = flow.principal?.services;
+  const isUsable = (s: Service) => s.enabled && (!allowed || allowed.has(s.name));
+  flow.warmUpstream = covering.some(isUsable) || (isGuarded && covering.length === 0);
 }
 
 /** A passthrough tunnel is dialled where netguard allows, like any request. */
