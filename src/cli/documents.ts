@@ -2,6 +2,7 @@
 // `agent policy -f`): errors name the file, the line when the parser knows it, and what is wrong.
 import { readFileSync } from "node:fs";
 import { AgentVaultError } from "../shared/errors.ts";
+import { displaySafe } from "../shared/text.ts";
 import { type Policy } from "../vault/agent.schema.ts";
 import { parsePolicy } from "../vault/agents.ts";
 
@@ -45,11 +46,21 @@ export async function readDocument(file: string): Promise<Document> {
     try {
       data = JSON.parse(text);
     } catch (error) {
-      // JSON.parse says what but not where; the YAML parser usually finds the line.
+      // JSON.parse says what but not where; the YAML parser usually finds the line. A raw control
+      // character (JSON allows none, not even in a string) YAML lets pass: it is found here, and
+      // named escaped, as the parser's words are (it may quote the character).
       const lineCounter = new yaml.LineCounter();
       const first = yaml.parseDocument(text, { lineCounter, prettyErrors: false }).errors[0];
+      const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.exec(text);
+      if (control && (!first || control.index <= first.pos[0])) {
+        const code = `\\u${control[0].charCodeAt(0).toString(16).padStart(4, "0")}`;
+        throw new AgentVaultError(
+          "invalid_argument",
+          `${file}:${text.slice(0, control.index).split("\n").length}: not valid JSON: a raw control character (${displaySafe(control[0])}); write it as ${code} inside a string`,
+        );
+      }
       const where = first ? `${file}:${lineCounter.linePos(first.pos[0]).line}` : file;
-      throw new AgentVaultError("invalid_argument", `${where}: not valid JSON: ${(error as Error).message.split("\n")[0]!.replace(/^JSON Parse error: /, "")}`);
+      throw new AgentVaultError("invalid_argument", `${where}: not valid JSON: ${displaySafe((error as Error).message.split("\n")[0]!.replace(/^JSON Parse error: /, ""))}`);
     }
   }
   return { data, locate: (path) => locateIn(yaml, text, file, path) };

@@ -6,9 +6,11 @@
 import { type Command } from "commander";
 import { parseDuration } from "../shared/duration.ts";
 import { AgentVaultError } from "../shared/errors.ts";
-import { followLog, lastRecords, type LogRecord, readLog } from "../shared/log-reader.ts";
+import { followLog, lastRecords, type LogRecord, type LogTail, readLog } from "../shared/log-reader.ts";
 import { homePaths } from "../shared/paths.ts";
+import { didYouMean } from "../shared/suggest.ts";
 import { displaySafe, jsonTerminalSafe } from "../shared/text.ts";
+import { vaultNamesUnverified } from "../vault/vaults.ts";
 
 interface LogOptions {
   readonly follow?: boolean;
@@ -63,6 +65,17 @@ export function buildFilters(options: LogOptions): Filter[] {
   if (options.errors) filters.push((r) => r.status >= 400 || r.error !== null);
   if (options.vault !== undefined) filters.push((r) => r.vault === options.vault);
   return filters;
+}
+
+/**
+ * `--vault` names a vault of the state file or one the log has records of (a deleted vault's stay):
+ * a typo is an error with a suggestion, as in every other command, not an empty answer.
+ */
+function checkVaultFilter(name: string, tail: LogTail): void {
+  const known = vaultNamesUnverified(homePaths().stateFile);
+  if (known === null || known.includes(name)) return;
+  if (lastRecords(tail, (r) => r.vault === name, 1).length > 0) return;
+  throw new AgentVaultError("vault_not_found", `no vault named "${displaySafe(name)}"${didYouMean(name, known)}`);
 }
 
 function lineCount(options: LogOptions): number {
@@ -145,6 +158,7 @@ export function registerLog(program: Command): void {
       const keep = (r: LogRecord) => filters.every((f) => f(r));
       const path = homePaths().requestLog;
       const tail = readLog(path);
+      if (options.vault !== undefined) checkVaultFilter(options.vault, tail);
       const stop = new AbortController();
       process.stdout.on("error", (error: NodeJS.ErrnoException) => {
         if (error.code !== "EPIPE") return;

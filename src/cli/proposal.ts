@@ -59,7 +59,15 @@ function describe(p: Proposal, supplied: (key: string) => string | null, vault: 
         continue;
       }
       const value = supplied(c.key);
-      const state = c.type === "oauth" ? "OAuth: connect or paste after approval" : value !== null ? `value supplied by the agent: ${displaySafe(maskValue(value))}` : "you supply the value";
+      // As the effect lines say it (proposal-effects.ts): a sourced value is fetched, not typed.
+      const state =
+        c.type === "oauth"
+          ? "OAuth: connect or paste after approval"
+          : c.type === "source"
+            ? `fetched from ${displaySafe(c.source ?? "?")} on use`
+            : value !== null
+              ? `value supplied by the agent: ${displaySafe(maskValue(value))}`
+              : "you supply the value";
       lines.push(`  + ${c.key} [${state}]`);
       if (c.description) lines.push(...labelled("      ", "description", c.description));
       if (c.obtain) lines.push(`      get it at: ${displaySafe(c.obtain)}`);

@@ -13,6 +13,7 @@ import { chmodSync, closeSync, fstatSync, ftruncateSync, lstatSync, openSync, re
 import { join } from "node:path";
 import { openAppendPrivate, readFileNoFollow } from "../shared/files.ts";
 import { type HomePaths } from "../shared/paths.ts";
+import { displaySafe } from "../shared/text.ts";
 import { type AuditAnchor, type AuditEvent, type AuditRecord, AuditRecordSchema } from "./audit.schema.ts";
 import { constantTimeEqual, hmacSha256, randomHex, sha256Hex } from "./crypto.ts";
 import { type Body } from "./state.schema.ts";
@@ -86,10 +87,37 @@ export function sealRecord(key: Buffer, head: AuditHead, queued: Queued): { line
   return { line, head: { seq, hash: sha256Hex(line) } };
 }
 
+/** What the schema finds wrong with a parsed line, in words: an unexpected field by its name. */
+function schemaProblem(json: unknown): string | null {
+  const parsed = AuditRecordSchema.safeParse(json);
+  if (parsed.success) return null;
+  const issue = parsed.error.issues[0]!;
+  if (issue.code === "unrecognized_keys") {
+    const names = issue.keys.slice(0, 3).map((k) => `"${displaySafe(k.slice(0, 64))}"`);
+    return `has an unexpected field ${names.join(", ")}${issue.keys.length > 3 ? ", …" : ""}`;
+  }
+  return `is not a valid record (${displaySafe(issue.path.join("."))}: ${issue.message})`;
+}
+
+/**
+ * Why a line with no MAC at its end is not a record: a record's fields with something added after
+ * the MAC (or the MAC moved) is named by the schema; anything else is not an audit record at all.
+ */
+function unsealedProblem(line: string): string {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return "is not an audit record (it has no MAC)";
+  }
+  if (json === null || typeof json !== "object" || !("mac" in json)) return "is not an audit record (it has no MAC)";
+  return schemaProblem(json) ?? "does not end with its MAC, as every record written here does";
+}
+
 /** A line's record if its MAC holds and it parses; else what is wrong with it, in words. */
 export function openRecord(key: Buffer, line: string): { record: AuditRecord } | { problem: string } {
   const mac = MAC_FIELD.exec(line);
-  if (!mac) return { problem: "is not an audit record (it has no MAC)" };
+  if (!mac) return { problem: unsealedProblem(line) };
   const unsigned = `${line.slice(0, line.length - mac[0].length)}}`;
   if (!constantTimeEqual(hmacSha256(key, Buffer.from(unsigned, "utf8")), Buffer.from(mac[1]!, "hex"))) {
     return { problem: "fails its MAC (changed, or written without the audit key)" };
@@ -105,7 +133,7 @@ export function openRecord(key: Buffer, line: string): { record: AuditRecord } |
   const r = json as Partial<AuditRecord> | null;
   if (r !== null && typeof r === "object" && Number.isSafeInteger(r.seq) && typeof r.time === "string" && typeof r.kind === "string" && typeof r.prev === "string") return { record: r as AuditRecord };
   const parsed = AuditRecordSchema.safeParse(json);
-  if (!parsed.success) return { problem: `is not a valid record (${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message})` };
+  if (!parsed.success) return { problem: schemaProblem(json)! };
   return { record: parsed.data };
 }
 

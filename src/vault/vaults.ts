@@ -4,6 +4,8 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { type Body, type VaultRecord, VaultNameSchema } from "./state.schema.ts";
 import { newVaultRecord } from "./vault.ts";
 import { didYouMean } from "../shared/suggest.ts";
+import { parseStateFile } from "./format.ts";
+import { readFileOrNull } from "./store.ts";
 
 /** --vault, else AGENT_VAULT_VAULT, else the current vault, else `default`. */
 export function resolveVaultName(body: Body, explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -21,6 +23,23 @@ export function findVault(body: Body, name: string): VaultRecord {
       )}`,
     );
   return vault;
+}
+
+/**
+ * The vault names in the state file, read without the key (names are in clear: docs/vault-format.md
+ * section 5), for a command that needs no password (`log --vault`). Nothing authenticates them, so
+ * they serve a typo's error and its suggestion, never a decision. Null without a readable file.
+ */
+export function vaultNamesUnverified(stateFile: string): string[] | null {
+  try {
+    const bytes = readFileOrNull(stateFile);
+    if (bytes === null) return null;
+    const body = JSON.parse(parseStateFile(bytes, stateFile).bodyText) as { vaults?: unknown };
+    if (!Array.isArray(body.vaults)) return null;
+    return body.vaults.map((v: { name?: unknown }) => v?.name).filter((name): name is string => VaultNameSchema.safeParse(name).success);
+  } catch {
+    return null;
+  }
 }
 
 export function checkVaultName(name: string): string {

@@ -149,6 +149,24 @@ describe("audit verify", () => {
     writeFileSync(path, original);
     expect((await av(["audit", "verify"])).code).toBe(0);
   }, 30_000);
+
+  test("a record with a field added after its MAC is named by that field, not called no audit record", async () => {
+    const path = join(H.dir, "audit.log");
+    const original = readFileSync(path, "utf8");
+    const lines = original.split("\n");
+    lines[0] = lines[0]!.replace(/\}$/, ',"extra\\u001b[2J":1}');
+    writeFileSync(path, lines.join("\n"));
+    try {
+      const bad = await av(["audit", "verify"]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain('audit.log line 1 (record 1): the line has an unexpected field "extra\\x1b[2J"');
+      expect(bad.stderr).not.toContain("\u001b");
+      expect(bad.stderr).not.toContain("not an audit record");
+    } finally {
+      writeFileSync(path, original);
+    }
+    expect((await av(["audit", "verify"])).code).toBe(0);
+  }, 30_000);
 });
 
 describe("audit export", () => {

@@ -68,6 +68,12 @@ describe("service and policy files", () => {
       const badJson = file("bad.json", '[\n {"name": "x",\n  "host": "a.example.com"\n  "auth": {}}]');
       expect(errorOf(await home.run(["vault", "service", "set", "-f", badJson]), 2)).toMatch(new RegExp(`^${badJson}:4: not valid JSON: `));
 
+      // A raw ESC (JSON allows no control character) is named by its line and never printed raw.
+      const escJson = file("esc-policy.json", '{\n  "rules": [\n    { "service": "x\u001b]0;owned\u0007\u001b[2J" }\n  ]\n}\n');
+      const esc = await home.run(["agent", "create", "esc-bot"]).then(() => home.run(["agent", "policy", "esc-bot", "-f", escJson]));
+      expect(esc.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+      expect(errorOf(esc, 2)).toBe(`${escJson}:3: not valid JSON: a raw control character (\\x1b); write it as \\u001b inside a string`);
+
       const policy = file("policy.yaml", "rate_limit:\n  requests_per_minit: 10\n");
       expect(errorOf(await home.run(["run", "--no-sandbox", "--policy", policy, "--", "true"]), 2)).toBe(
         `${policy}:2: policy: rate_limit.requests_per_minute is missing (did you mean "requests_per_minit" → "requests_per_minute"?)`,

@@ -389,6 +389,23 @@ describe("log", () => {
     expect(r.stderr.split("\n")[0]).toBe('agent-vault: error: --since "last tuesday" is neither a duration (10m, 2h, 7d) nor a time (2026-01-31T12:00:00Z)');
   });
 
+  test("--vault naming no vault is an error with a suggestion; a deleted vault's records still show", async () => {
+    const typo = await H.run(["log", "--vault", "defualt"]);
+    expect(typo.code).toBe(1);
+    expect(typo.stdout).toBe("");
+    expect(typo.stderr.split("\n")[0]).toBe('agent-vault: error: no vault named "defualt" (did you mean "default"?)');
+    expect((await H.run(["log", "--vault", "default", "-n", "1"], { env: TZ })).stdout).toContain("evil.test");
+    const original = readFileSync(logPath);
+    appendFileSync(logPath, lines(record({ time: "2026-03-01T10:00:04.000Z", vault: "gone", path: "/from-a-deleted-vault" })));
+    try {
+      const gone = await H.run(["log", "--vault", "gone"], { env: TZ });
+      expect(gone.code, gone.stderr).toBe(0);
+      expect(gone.stdout).toContain("api.github.com/from-a-deleted-vault");
+    } finally {
+      writeFileSync(logPath, original, { mode: 0o600 });
+    }
+  });
+
   test("-f follows new records, across a rotation, with its filters", async () => {
     appendFileSync(logPath, lines(record({ time: "2026-03-01T10:59:59.000Z", host: "follow.test", path: "/zero" })));
     const live = spawnLive(H.argv(["log", "-f", "--host", "follow.test"]), cleanEnv({ ...H.env, ...TZ }), "ignore");

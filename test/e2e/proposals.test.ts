@@ -312,6 +312,15 @@ describe("the happy paths", () => {
     expect(shown.stdout).toContain("EXISTING_KEY");
   }, 20_000);
 
+  test("`show` says where a sourced credential's value comes from, as its effect line does, not that you supply it", async () => {
+    const id = await file({ credentials: [{ action: "set", key: "SOURCED_KEY", source: "op://Team/GitHub/token" }], message: "a sourced key" });
+    const shown = await ok(["vault", "proposal", "show", String(id)]);
+    await ok(["vault", "proposal", "reject", String(id)]);
+    expect(shown.stdout).toContain("  + SOURCED_KEY [fetched from op://Team/GitHub/token on use]");
+    expect(shown.stdout).toContain("SOURCED_KEY: new (source; fetched from op://Team/GitHub/token on use)");
+    expect(shown.stdout).not.toContain("you supply the value");
+  }, 20_000);
+
   test("CLI usage errors: unknown --status, unknown proposal, bad number", async () => {
     const bogus = await av(["vault", "proposal", "list", "--status", "bogus"]);
     expect(bogus.code).toBe(2);
