@@ -29,7 +29,10 @@ function parseId(text: string): number {
 }
 
 function summary(p: Proposal): string {
-  return [...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)), ...p.credentials.map((c) => (c.action === "set" ? c.key : `-${c.key}`))].join(", ");
+  return [
+    ...p.services.map((s) => (s.action === "set" ? `${s.name} (${s.host})` : `-${s.name}`)),
+    ...p.credentials.map((c) => (c.action === "delete" ? `-${c.key}` : c.type === "source" ? `${c.key} (from ${c.source ?? "?"})` : c.key)),
+  ].join(", ");
 }
 
 /**

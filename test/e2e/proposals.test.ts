@@ -315,7 +315,9 @@ describe("the happy paths", () => {
   test("`show` says where a sourced credential's value comes from, as its effect line does, not that you supply it", async () => {
     const id = await file({ credentials: [{ action: "set", key: "SOURCED_KEY", source: "op://Team/GitHub/token" }], message: "a sourced key" });
     const shown = await ok(["vault", "proposal", "show", String(id)]);
+    const listed = await ok(["vault", "proposal", "list", "--status", "pending"]);
     await ok(["vault", "proposal", "reject", String(id)]);
+    expect(listed.stdout).toContain("SOURCED_KEY (from op://Team/GitHub/token)");
     expect(shown.stdout).toContain("  + SOURCED_KEY [fetched from op://Team/GitHub/token on use]");
     expect(shown.stdout).toContain("SOURCED_KEY: new (source; fetched from op://Team/GitHub/token on use)");
     expect(shown.stdout).not.toContain("you supply the value");
