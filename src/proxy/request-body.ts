@@ -131,6 +131,8 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       // Past the buffer the body streams on, always holding back the longest spelling of a value,
       // so the end can still be refused unsent if it holds part of one.
       const head = Buffer.concat(chunks);
+      // The 8 MiB read so far now lives in `head`; the pieces need not stay reachable beside it.
+      chunks.length = 0;
       const joined = joinedHit(head);
       if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
       // The rests opened by the URL and headers are looked for to the end of the body too.
