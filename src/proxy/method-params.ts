@@ -49,15 +49,24 @@ export function queryMethods(path: string): string[] {
   return formMethods(path.slice(q + 1, hash < 0 ? undefined : hash));
 }
 
-/** How a body's Content-Type says a framework may read `_method` from it, or null when none does. */
-export function bodyKind(contentType: string | undefined, method: string): "form" | "multipart" | "json" | null {
-  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
-  if (type === "application/x-www-form-urlencoded") return "form";
+export type BodyKind = "form" | "multipart" | "json";
+
+/**
+ * How a framework may read `_method` from a body, by its Content-Type: every type the header names
+ * counts (Rack reads the first of `a, b`; repeated headers arrive joined), none when no type is one.
+ */
+export function bodyKinds(contentType: string | string[] | undefined, method: string): BodyKind[] {
+  const text = Array.isArray(contentType) ? contentType.join(",") : (contentType ?? "");
+  const kinds = new Set<BodyKind>();
+  for (const part of text.split(",")) {
+    const type = part.split(";")[0]!.trim().toLowerCase();
+    if (type === "application/x-www-form-urlencoded") kinds.add("form");
+    if (type === "multipart/form-data") kinds.add("multipart");
+    if (type === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(type)) kinds.add("json");
+  }
   // Rack reads the body of a POST without a Content-Type as a form.
-  if (type === "" && method.toUpperCase() === "POST") return "form";
-  if (type === "multipart/form-data") return "multipart";
-  if (type === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(type)) return "json";
-  return null;
+  if (text.trim() === "" && method.toUpperCase() === "POST") kinds.add("form");
+  return [...kinds];
 }
 
 /**
@@ -65,7 +74,7 @@ export function bodyKind(contentType: string | undefined, method: string): "form
  * `?` (its value is not read: such a part is refused whatever it says); a form or JSON value is
  * the method it names. A body that is not what its type says carries none (the server cannot read it either).
  */
-export function bodyMethods(body: Buffer, kind: "form" | "multipart" | "json"): string[] {
+export function bodyMethods(body: Buffer, kind: BodyKind): string[] {
   if (kind === "form") return formMethods(body.toString("latin1"));
   if (kind === "json") {
     let parsed: unknown;

@@ -23,10 +23,10 @@ beforeAll(async () => {
   );
 }, 30_000);
 
-async function inTunnel(method: string, path: string, extra: [string, string][] = []): Promise<RawResponse | null> {
+async function inTunnel(method: string, path: string, extra: [string, string][] = [], body = ""): Promise<RawResponse | null> {
   const conn = await B.tunnel("api.fake.test", agentAuth);
   try {
-    const r = await conn.request(method, path, [["Host", "api.fake.test"], ["Connection", "close"], ...extra], "", 10_000);
+    const r = await conn.request(method, path, [["Host", "api.fake.test"], ["Connection", "close"], ...extra], body, 10_000);
     B.outputs.push(r.text, JSON.stringify(r.headers));
     return r;
   } catch {
@@ -72,6 +72,17 @@ describe("a policy's methods, however the agent spells them", () => {
     // An override naming the request's own method changes nothing: it goes (control).
     const r = await inTunnel("PATCH", "/other", [["X-HTTP-Method-Override", "PATCH"]]);
     expect(r?.status, r?.text).toBe(200);
+  });
+
+  test("POST /repos/a (held for a person) with _method=DELETE in its form body: refused at once, never held, nothing reaches the service", async () => {
+    const wire = B.upstream.wire.length;
+    const started = Date.now();
+    const r = await inTunnel("POST", "/repos/a", [["Content-Type", "application/x-www-form-urlencoded"]], "_method=DELETE");
+    expect(r?.status, r?.text).toBe(403);
+    expect(r?.headers["x-agent-vault-error"]).toBe("policy_denied");
+    expect(r?.text).toContain("_method");
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(B.upstream.wire.length).toBe(wire);
   });
 
   test("nothing the agent got holds the credential", () => {

@@ -79,6 +79,7 @@ describe("a _method parameter under a policy that names methods", () => {
       ["no content-type", [], "_method=DELETE"],
       ["multipart", [["Content-Type", `multipart/form-data; boundary=${boundary}`]], multipart],
       ["json", [["Content-Type", "application/json"]], '{"title":"x","_method":"DELETE"}'],
+      ["a list of types", [["Content-Type", "text/plain, application/x-www-form-urlencoded"]], "_method=DELETE"],
       [
         "gzip form",
         [
@@ -112,8 +113,8 @@ describe("a _method parameter under a policy that names methods", () => {
 });
 
 describe("a target starting // (a network-path reference to some servers)", () => {
-  test("//admin/x, //evil.example/x, /\\admin/x, https://api.fake.test//admin/x: 400, nothing reaches the service", async () => {
-    for (const target of ["//admin/x", "//evil.example/x", "/\\admin/x", "///admin", "https://api.fake.test//admin/x"]) {
+  test("//admin/x, //evil.example/x, /\\admin/x, https://api.fake.test//admin/x, a backslash in the path (/repos/a\\..\\..\\admin): 400, nothing reaches the service", async () => {
+    for (const target of ["//admin/x", "//evil.example/x", "/\\admin/x", "///admin", "https://api.fake.test//admin/x", "/repos/a\\..\\..\\admin/x", "/repos/a\\x"]) {
       await expectRefused(target, () => inTunnel("GET", target), "invalid_request", 400);
     }
   });

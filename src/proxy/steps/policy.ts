@@ -6,13 +6,13 @@
 //   naming the rule), the usage cap (403 policy_denied), the rate limit (429 rate_limited with
 //   Retry-After and RateLimit-* headers);
 // - an unmatched host under the `deny` policy (403 host_not_allowed with a proposal_hint);
-// - a path starting `//` or `/\` (400 invalid_request), on every route.
+// - a path starting `//` or holding a `\` (400 invalid_request), on every route.
 import { type Answer, problem } from "../../shared/answers.ts";
 import { type ServiceRule } from "../../vault/agent.schema.ts";
 import { refusalOf } from "../../vault/policy.ts";
 import { proposalHintFor } from "../proposal-hint.ts";
 import { answer, type Flow } from "../flow.ts";
-import { bodyKind, bodyMethods, queryMethods } from "../method-params.ts";
+import { bodyKinds, bodyMethods, queryMethods } from "../method-params.ts";
 import { GUARD_BUFFER_BYTES } from "../request-body.ts";
 import { type StepContext } from "../step-context.ts";
 
@@ -46,19 +46,18 @@ function refuseOtherMethods(flow: Flow, owner: string): void {
   const header = METHOD_OVERRIDES.find((name) => flow.headers[name] !== undefined && String(flow.headers[name]).trim().toUpperCase() !== own);
   const refusal = header ? refuse(header) : queryMethods(flow.path).some((m) => m !== own) ? refuse("a _method query parameter") : null;
   if (refusal) return answer(flow, refusal.code, refusal.message, refusal.extra);
-  const kind = hasBody(flow) ? bodyKind(flow.headers["content-type"] as string | undefined, flow.method) : null;
-  if (!kind) return;
+  const kinds = hasBody(flow) ? bodyKinds(flow.headers["content-type"], flow.method) : [];
+  if (kinds.length === 0) return;
   if (Number(flow.headers["content-length"] ?? 0) > GUARD_BUFFER_BYTES) {
+    const rule = "no _method field under a policy";
     return answer(
       flow,
       "policy_denied",
-      `the policy of ${owner} refuses this request: under rules that name methods, a ${kind} body is read whole to look for a _method field, and this one is larger than ${GUARD_BUFFER_BYTES} bytes`,
-      {
-        rule: "no _method field under a policy",
-      },
+      `the policy of ${owner} refuses this request: under rules that name methods, a ${kinds[0]} body is read whole to look for a _method field, and this one is larger than ${GUARD_BUFFER_BYTES} bytes`,
+      { rule },
     );
   }
-  flow.awaitApproval = async (body) => (bodyMethods(body.decoded, kind).some((m) => m !== own) ? refuse("a _method field in the body") : null);
+  flow.awaitApproval = async (body) => (kinds.some((kind) => bodyMethods(body.decoded, kind).some((m) => m !== own)) ? refuse("a _method field in the body") : null);
 }
 
 export function applyPolicy(flow: Flow, ctx: StepContext): void {
@@ -80,10 +79,14 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
     });
   }
   // A target `//host/x` is a network-path reference to a server that resolves it as a URL (`new
-  // URL(target, base)`, urljoin; WHATWG URLs take `/\` for `//` too): it would act on /x of
-  // "host" while the rules judged /host/x. Refused rather than rewritten: the agent sends the path it means.
-  if (/^\/[/\\]/.test(flow.path)) {
-    return answer(flow, "invalid_request", "the request target starts with // or /\\, which a server may read as another host (//host/path): send the path with one leading slash");
+  // URL(target, base)`, urljoin): it would act on /x of "host" while the rules judged /host/x. A
+  // WHATWG URL reads `\` in a path as `/` (`/\host/x`, `/repos/a\..\..\admin`), which the rules
+  // do not. Refused rather than rewritten: the agent sends the path it means.
+  if (flow.path.startsWith("//")) {
+    return answer(flow, "invalid_request", "the request target starts with //, which a server may read as another host (//host/path): send the path with one leading slash");
+  }
+  if (flow.path.split("?")[0]!.includes("\\")) {
+    return answer(flow, "invalid_request", "the request path has a backslash, which some servers read as /: send / or %5C");
   }
   const holders = principal?.policies ?? [];
   if (holders.length === 0) return;
