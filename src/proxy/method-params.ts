@@ -41,12 +41,13 @@ export function formMethods(text: string): string[] {
   return found;
 }
 
-/** `_method` values in the query of a path (`/x?_method=DELETE`); none without a query. */
+/**
+ * `_method` values in the query of a path (`/x?_method=DELETE`); none without a query. A `#` does
+ * not end it here: a target has no fragment (RFC 9112 3.2), and a server may not cut one off.
+ */
 export function queryMethods(path: string): string[] {
   const q = path.indexOf("?");
-  if (q < 0) return [];
-  const hash = path.indexOf("#", q);
-  return formMethods(path.slice(q + 1, hash < 0 ? undefined : hash));
+  return q < 0 ? [] : formMethods(path.slice(q + 1));
 }
 
 export type BodyKind = "form" | "multipart" | "json";

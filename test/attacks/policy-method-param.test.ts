@@ -113,8 +113,18 @@ describe("a _method parameter under a policy that names methods", () => {
 });
 
 describe("a target starting // (a network-path reference to some servers)", () => {
-  test("//admin/x, //evil.example/x, /\\admin/x, https://api.fake.test//admin/x, a backslash in the path (/repos/a\\..\\..\\admin): 400, nothing reaches the service", async () => {
-    for (const target of ["//admin/x", "//evil.example/x", "/\\admin/x", "///admin", "https://api.fake.test//admin/x", "/repos/a\\..\\..\\admin/x", "/repos/a\\x"]) {
+  test("//admin/x, //evil.example/x, /\\admin/x, https://api.fake.test//admin/x, a backslash in the path (/repos/a\\..\\..\\admin), a # (/repos/a#/../../admin): 400, nothing reaches the service", async () => {
+    for (const target of [
+      "//admin/x",
+      "//evil.example/x",
+      "/\\admin/x",
+      "///admin",
+      "https://api.fake.test//admin/x",
+      "/repos/a\\..\\..\\admin/x",
+      "/repos/a\\x",
+      "/repos/a#/../../admin/x",
+      "/repos/a?x=1#y",
+    ]) {
       await expectRefused(target, () => inTunnel("GET", target), "invalid_request", 400);
     }
   });

@@ -6,7 +6,7 @@
 //   naming the rule), the usage cap (403 policy_denied), the rate limit (429 rate_limited with
 //   Retry-After and RateLimit-* headers);
 // - an unmatched host under the `deny` policy (403 host_not_allowed with a proposal_hint);
-// - a path starting `//` or holding a `\` (400 invalid_request), on every route.
+// - a target starting `//` or holding a `\` or a `#` (400 invalid_request), on every route.
 import { type Answer, problem } from "../../shared/answers.ts";
 import { type ServiceRule } from "../../vault/agent.schema.ts";
 import { refusalOf } from "../../vault/policy.ts";
@@ -87,6 +87,11 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
   }
   if (flow.path.split("?")[0]!.includes("\\")) {
     return answer(flow, "invalid_request", "the request path has a backslash, which some servers read as /: send / or %5C");
+  }
+  // A fragment is never part of a request target (RFC 9112 3.2): the rules judge the path before a
+  // `#`, and a server that does not cut there would act on what follows it (`/repos/a#/../../admin`).
+  if (flow.path.includes("#")) {
+    return answer(flow, "invalid_request", "the request target has a #, which no client sends (a fragment stays in the client): send it as %23");
   }
   const holders = principal?.policies ?? [];
   if (holders.length === 0) return;

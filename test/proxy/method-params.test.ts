@@ -1,0 +1,51 @@
+// The `_method` reader (src/proxy/method-params.ts) without sockets: every spelling a framework
+// reads as `_method`, and names it does not.
+import { describe, expect, test } from "bun:test";
+import { bodyKinds, bodyMethods, isMethodName, queryMethods } from "../../src/proxy/method-params.ts";
+
+describe("_method names", () => {
+  test("what PHP, Rack and the rest read as _method", () => {
+    for (const name of ["_method", "_METHOD", "%5Fmethod", "%5fMETHOD", "_%6Dethod", ".method", "%2Emethod", "+_method", "%20_method", "[method", "_method[]", "_method[x]"]) {
+      expect(isMethodName(name), name).toBe(true);
+    }
+  });
+
+  test("names that are not it", () => {
+    for (const name of ["method", " method", "my_method", "_methods", "__method_x", "x_method", "_metho", ""]) expect(isMethodName(name), name).toBe(false);
+  });
+});
+
+describe("queryMethods", () => {
+  test("every occurrence, decoded and upper-cased; ; separates too; a # does not end the query", () => {
+    expect(queryMethods("/x?_method=delete")).toEqual(["DELETE"]);
+    expect(queryMethods("/x?a=1&_method=GET&_METHOD=%44ELETE")).toEqual(["GET", "DELETE"]);
+    expect(queryMethods("/x?a=1;_method=+put+")).toEqual(["PUT"]);
+    expect(queryMethods("/x?_method")).toEqual([""]);
+    expect(queryMethods("/x?a=%zz&_method=%")).toEqual(["%"]);
+    expect(queryMethods("/x?a=1#&_method=DELETE")).toEqual(["DELETE"]);
+    expect(queryMethods("/x")).toEqual([]);
+  });
+});
+
+describe("bodies", () => {
+  test("kinds by Content-Type, every type a list names; a POST without one is a form", () => {
+    expect(bodyKinds("application/x-www-form-urlencoded; charset=utf-8", "POST")).toEqual(["form"]);
+    expect(bodyKinds("Multipart/Form-Data; boundary=x", "PUT")).toEqual(["multipart"]);
+    expect(bodyKinds("application/vnd.api+json", "PATCH")).toEqual(["json"]);
+    expect(bodyKinds(["text/plain", "application/json"], "POST")).toEqual(["json"]);
+    expect(bodyKinds(undefined, "POST")).toEqual(["form"]);
+    expect(bodyKinds(undefined, "PUT")).toEqual([]);
+    expect(bodyKinds("text/plain", "POST")).toEqual([]);
+  });
+
+  test("a form's, a multipart part's (any value) and a JSON object's top-level _method", () => {
+    expect(bodyMethods(Buffer.from("a=1&_method=delete"), "form")).toEqual(["DELETE"]);
+    const multipart = "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b\r\ncontent-disposition: form-data; name*=utf-8''%5Fmethod\r\n\r\nPOST\r\n--b--\r\n";
+    expect(bodyMethods(Buffer.from(multipart), "multipart")).toEqual(["?"]);
+    expect(bodyMethods(Buffer.from('--b\r\nContent-Disposition: form-data; name="file"; filename="my_method.txt"\r\n\r\nx\r\n--b--'), "multipart")).toEqual([]);
+    expect(bodyMethods(Buffer.from('{"\\u005fmethod":"delete","x":{"_method":"PUT"}}'), "json")).toEqual(["DELETE"]);
+    expect(bodyMethods(Buffer.from('{"_method":["DELETE"]}'), "json")).toEqual(["?"]);
+    expect(bodyMethods(Buffer.from('["_method"]'), "json")).toEqual([]);
+    expect(bodyMethods(Buffer.from("not json _method"), "json")).toEqual([]);
+  });
+});
