@@ -6,7 +6,9 @@
 //
 // The name is read as PHP reads it: percent-escapes and `+` undone, leading spaces dropped, and
 // ` `, `.` and `[` taken for `_` (PHP turns `?.method=DELETE` into `$_GET['_method']`); any case,
-// and `_method[...]` too. Every occurrence counts: servers differ on first or last.
+// and `_method[...]` too. The override headers' names count as parameters too (ASP.NET reads
+// X-HTTP-Method-Override from the form and the query). Every occurrence counts: servers differ on
+// first or last.
 
 /** Percent-escapes and `+` undone, byte-wise, never throwing on a stray `%`. */
 function formDecode(text: string): string {
@@ -19,10 +21,10 @@ function formDecode(text: string): string {
   return bytes.toString("utf8");
 }
 
-/** True for a parameter name a server may read as `_method` (`_METHOD`, `%5Fmethod`, `.method`, `_method[]`). */
+/** True for a parameter name a server may read as `_method` (`_METHOD`, `%5Fmethod`, `.method`, `_method[]`, `X-HTTP-Method-Override`). */
 export function isMethodName(rawName: string, decoded = false): boolean {
   const name = (decoded ? rawName : formDecode(rawName)).replace(/^\s+/, "").toLowerCase();
-  return /^[ ._[]method(?:\[|$)/.test(name);
+  return /^(?:[ ._[]method|x[-_.]http[-_.]method(?:[-_.]override)?|x[-_.]method[-_.]override)(?:\[|$)/.test(name);
 }
 
 /** The method a `_method` value names, as a server reads it: trimmed, upper-case. */

@@ -62,6 +62,7 @@ describe("a _method parameter under a policy that names methods", () => {
       "_method=POST&_method=DELETE",
       "a=1;_method=DELETE",
       "_method=",
+      "X-HTTP-Method-Override=DELETE",
     ];
     for (const query of queries) {
       const r = await expectRefused(query, () => inTunnel("POST", `/repos/x?${query}`, [], ""), "policy_denied", 403);

@@ -5,13 +5,29 @@ import { bodyKinds, bodyMethods, isMethodName, queryMethods } from "../../src/pr
 
 describe("_method names", () => {
   test("what PHP, Rack and the rest read as _method", () => {
-    for (const name of ["_method", "_METHOD", "%5Fmethod", "%5fMETHOD", "_%6Dethod", ".method", "%2Emethod", "+_method", "%20_method", "[method", "_method[]", "_method[x]"]) {
+    for (const name of [
+      "_method",
+      "_METHOD",
+      "%5Fmethod",
+      "%5fMETHOD",
+      "_%6Dethod",
+      ".method",
+      "%2Emethod",
+      "+_method",
+      "%20_method",
+      "[method",
+      "_method[]",
+      "_method[x]",
+      "X-HTTP-Method-Override",
+      "x-http-method",
+      "X_Method_Override",
+    ]) {
       expect(isMethodName(name), name).toBe(true);
     }
   });
 
   test("names that are not it", () => {
-    for (const name of ["method", " method", "my_method", "_methods", "__method_x", "x_method", "_metho", ""]) expect(isMethodName(name), name).toBe(false);
+    for (const name of ["method", " method", "x-http-method-overrides", "my_method", "_methods", "__method_x", "x_method", "_metho", ""]) expect(isMethodName(name), name).toBe(false);
   });
 });
 

@@ -41,10 +41,10 @@ function refuseOtherMethods(flow: Flow, owner: string): void {
   const own = flow.method.toUpperCase();
   const refuse = (carrier: string): Answer =>
     problem("policy_denied", `the policy of ${owner} refuses this request: ${carrier} would change the method its rules judge; send that method itself`, {
-      rule: `no ${carrier.replace(/^an? /, "")} under a policy`,
+      rule: `no ${carrier.replace(/^an? /, "").replace(/ \(.*\)$/, "")} under a policy`,
     });
   const header = METHOD_OVERRIDES.find((name) => flow.headers[name] !== undefined && String(flow.headers[name]).trim().toUpperCase() !== own);
-  const refusal = header ? refuse(header) : queryMethods(flow.path).some((m) => m !== own) ? refuse("a _method query parameter") : null;
+  const refusal = header ? refuse(header) : queryMethods(flow.path).some((m) => m !== own) ? refuse("a _method query parameter (or another method override)") : null;
   if (refusal) return answer(flow, refusal.code, refusal.message, refusal.extra);
   const kinds = hasBody(flow) ? bodyKinds(flow.headers["content-type"], flow.method) : [];
   if (kinds.length === 0) return;
@@ -57,7 +57,7 @@ function refuseOtherMethods(flow: Flow, owner: string): void {
       { rule },
     );
   }
-  flow.awaitApproval = async (body) => (kinds.some((kind) => bodyMethods(body.decoded, kind).some((m) => m !== own)) ? refuse("a _method field in the body") : null);
+  flow.awaitApproval = async (body) => (kinds.some((kind) => bodyMethods(body.decoded, kind).some((m) => m !== own)) ? refuse("a _method field in the body (or another method override)") : null);
 }
 
 export function applyPolicy(flow: Flow, ctx: StepContext): void {
