@@ -21,10 +21,13 @@ function formDecode(text: string): string {
   return bytes.toString("utf8");
 }
 
-/** True for a parameter name a server may read as `_method` (`_METHOD`, `%5Fmethod`, `.method`, `_method[]`, `X-HTTP-Method-Override`). */
+/**
+ * True for a parameter name a server may read as `_method` (`_METHOD`, `%5Fmethod`, `.method`,
+ * `_method[]`), or as another override: `X-HTTP-Method-Override`, Salesforce's `_HttpMethod`.
+ */
 export function isMethodName(rawName: string, decoded = false): boolean {
   const name = (decoded ? rawName : formDecode(rawName)).replace(/^\s+/, "").toLowerCase();
-  return /^(?:[ ._[]method|x[-_.]http[-_.]method(?:[-_.]override)?|x[-_.]method[-_.]override)(?:\[|$)/.test(name);
+  return /^(?:[ ._[](?:http)?method|x[-_.]http[-_.]method(?:[-_.]override)?|x[-_.]method[-_.]override)(?:\[|$)/.test(name);
 }
 
 /** The method a `_method` value names, as a server reads it: trimmed, upper-case. */
@@ -72,6 +75,19 @@ export function bodyKinds(contentType: string | string[] | undefined, method: st
   return [...kinds];
 }
 
+/** How many keys anywhere in JSON text are a method name, their escapes undone. */
+function jsonKeyCount(text: string): number {
+  let count = 0;
+  for (const m of text.matchAll(/"((?:[^"\\]|\\.)*)"\s*:/g)) {
+    try {
+      if (isMethodName(JSON.parse(`"${m[1]}"`) as string, true)) count++;
+    } catch {
+      // not a key after all (text inside a string); the parsed object decides
+    }
+  }
+  return count;
+}
+
 /**
  * `_method` values in a body (content codings undone). A multipart part named `_method` counts as
  * `?` (its value is not read: such a part is refused whatever it says); a form or JSON value is
@@ -87,9 +103,12 @@ export function bodyMethods(body: Buffer, kind: BodyKind): string[] {
       return [];
     }
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return [];
-    return Object.entries(parsed)
+    const found = Object.entries(parsed)
       .filter(([name]) => isMethodName(name, true))
       .map(([, value]) => (typeof value === "string" ? methodOf(value, true) : "?"));
+    // JSON.parse keeps the last of repeated keys, a server's parser may keep the first: a key
+    // spelt more often than the parsed object shows (repeated, or deeper down) counts as `?`.
+    return jsonKeyCount(body.toString("utf8")) > found.length ? [...found, "?"] : found;
   }
   // Each part's name in its Content-Disposition, quoted or not, RFC 2231 (`name*=utf-8''%5Fmethod`) or not.
   const found: string[] = [];

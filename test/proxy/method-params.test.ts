@@ -59,7 +59,11 @@ describe("bodies", () => {
     const multipart = "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b\r\ncontent-disposition: form-data; name*=utf-8''%5Fmethod\r\n\r\nPOST\r\n--b--\r\n";
     expect(bodyMethods(Buffer.from(multipart), "multipart")).toEqual(["?"]);
     expect(bodyMethods(Buffer.from('--b\r\nContent-Disposition: form-data; name="file"; filename="my_method.txt"\r\n\r\nx\r\n--b--'), "multipart")).toEqual([]);
-    expect(bodyMethods(Buffer.from('{"\\u005fmethod":"delete","x":{"_method":"PUT"}}'), "json")).toEqual(["DELETE"]);
+    expect(bodyMethods(Buffer.from('{"\\u005fmethod":"delete","x":1}'), "json")).toEqual(["DELETE"]);
+    // Repeated (JSON.parse keeps the last, a server may keep the first) or deeper down: `?`.
+    expect(bodyMethods(Buffer.from('{"_method":"DELETE","_method":"POST"}'), "json")).toEqual(["POST", "?"]);
+    expect(bodyMethods(Buffer.from('{"x":{"_method":"PUT"}}'), "json")).toEqual(["?"]);
+    expect(bodyMethods(Buffer.from('{"x":"\\"_method\\": no"}'), "json")).toEqual([]);
     expect(bodyMethods(Buffer.from('{"_method":["DELETE"]}'), "json")).toEqual(["?"]);
     expect(bodyMethods(Buffer.from('["_method"]'), "json")).toEqual([]);
     expect(bodyMethods(Buffer.from("not json _method"), "json")).toEqual([]);
