@@ -96,6 +96,15 @@ describe("a _method parameter under a policy that names methods", () => {
     }
   });
 
+  test("a form body past the 8 MiB the exchange reads whole: refused before it is read, naming _method", async () => {
+    const headers: [string, string][] = [
+      ["Content-Type", "application/x-www-form-urlencoded"],
+      ["Content-Length", String(9 * 1024 * 1024)],
+    ];
+    const r = await expectRefused("9 MiB form", () => inTunnel("POST", "/repos/x", headers, ""), "policy_denied", 403);
+    expect(r?.text).toContain("_method");
+  });
+
   test("control: the request's own method as _method, a `method` parameter, and plain bodies go", async () => {
     const sent: [string, string, [string, string][], string][] = [
       ["POST", "/repos/x?_method=post", [], ""],
