@@ -52,6 +52,20 @@ describe("MultiSearch", () => {
     expect(s.first("tok")).toBeNull();
   });
 
+  test("every byte's case is found through the caseless block hash, in strings and in bytes", () => {
+    for (let c = 0; c < 256; c++) {
+      const upper = String.fromCharCode(c);
+      const lower = upper.toLowerCase();
+      if (lower.length !== 1 || lower.charCodeAt(0) > 0xff) continue;
+      const s = new MultiSearch([`${lower.repeat(4)}zz`]);
+      expect(s.first(`..${upper.repeat(4)}ZZ`)?.start).toBe(2);
+      const bytes = Buffer.from(`..${upper.repeat(4)}ZZ`, "latin1");
+      const starts: number[] = [];
+      s.scanBytes(bytes, (m) => void starts.push(m.start));
+      expect(starts).toEqual([2]);
+    }
+  });
+
   test("Latin-1 letters fold too; other bytes are themselves", () => {
     const s = new MultiSearch(["çaféø\u0000\u00ff"]);
     expect(s.first("x ÇAFÉØ\u0000\u00ff y")?.start).toBe(2);
