@@ -7,8 +7,12 @@ import { chunk, LAST_CHUNK } from "../net/http1.ts";
 import { writeParts } from "../net/http1-write.ts";
 import { type InboundRequest } from "../net/inbound.ts";
 import { type Answer, problem } from "../shared/answers.ts";
-import { type GuardedBody } from "./request-body.ts";
+import { type BodyStream, type GuardedBody } from "./request-body.ts";
 import { type Pattern } from "./secrets.ts";
+
+/** See RequestSender.writeInSlices. */
+const HEAD_SLICE_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export interface SenderEvents {
   /** The whole body is written. */
@@ -36,7 +40,29 @@ export class RequestSender {
       return this.events.sent();
     }
     const guard = body?.kind === "stream" ? body.guard : null;
-    if (body?.kind === "stream" && body.head.length > 0) this.write(body.head);
+    this.writeInSlices(body?.kind === "stream" ? body.head : EMPTY, () => this.stream(guard));
+  }
+
+  /**
+   * The body the guard read before streaming (up to 8 MiB) goes in slices, each once the socket
+   * drained the last: a socket given 8 MiB at once encrypts and buffers all of it beside ours.
+   */
+  private writeInSlices(head: Buffer, then: () => void): void {
+    let at = 0;
+    const next = () => {
+      if (this.stopped) return;
+      while (at < head.length) {
+        const slice = head.subarray(at, at + HEAD_SLICE_BYTES);
+        at += slice.length;
+        if (!this.write(slice) && at < head.length) return void this.socket.once("drain", next);
+      }
+      then();
+    };
+    next();
+  }
+
+  /** Streams the rest of the agent's body, through the stream guard when there is one. */
+  private stream(guard: BodyStream | null): void {
     // A second attempt of a bodiless request (a retry) finds the agent's request already read.
     if (this.req.readableEnded) return this.events.sent();
     const onBody = (input: Buffer) => {
@@ -71,7 +97,7 @@ export class RequestSender {
       if (this.options.isChunked) this.socket.write(LAST_CHUNK);
       this.events.sent();
     };
-    this.stop = () => {
+    this.detach = () => {
       this.req.off("data", onBody);
       this.req.off("end", onEnd);
     };
@@ -81,7 +107,13 @@ export class RequestSender {
   }
 
   /** Stops reading the agent's body (the exchange ended or was cut). */
-  stop: () => void = () => undefined;
+  stop(): void {
+    this.stopped = true;
+    this.detach();
+  }
+
+  private stopped = false;
+  private detach: () => void = () => undefined;
 
   private write(piece: Buffer): boolean {
     this.sentBytes += piece.length;
