@@ -9,6 +9,7 @@
 import { EventEmitter } from "node:events";
 import { type IncomingHttpHeaders, STATUS_CODES } from "node:http";
 import { type Socket } from "node:net";
+import { countRelayed } from "./memory.ts";
 import { type BodyFraming, chunk, headerValues, LAST_CHUNK, type ParseError, type RequestHead, RequestParser, responseHead } from "./http1.ts";
 import { CRLF, chunkSizeLine, writeParts } from "./http1-write.ts";
 
@@ -354,6 +355,7 @@ export class InboundConnection {
   }
 
   private readonly onData = (data: Buffer): void => {
+    countRelayed(data.length);
     // Bytes that wait in the parser (a paused body, a pipelined next request): bounded.
     if (this.bodyPaused || this.requestEnded) {
       this.held += data.length;

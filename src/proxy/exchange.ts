@@ -4,6 +4,7 @@
 // made in pipeline.ts and are read off the flow: the scheme, whether the guard reads the body,
 // whether the response is scrubbed, and what a 401 does. Upstream TLS is always verified
 // (src/net/trust.ts) against the host name the agent asked for.
+import { countRelayed } from "../net/memory.ts";
 import { type Socket } from "node:net";
 import { requestHead, ResponseParser } from "../net/http1.ts";
 import { type InboundRequest, type InboundResponse } from "../net/inbound.ts";
@@ -227,6 +228,7 @@ class Attempt {
       maxResponseBytes: options.maxResponseBytes,
       extraHeaders: flow.responseHeaders,
       scrub: options.scrub,
+      range: flow.range,
       cut: (answer) => this.abort(answer),
     });
     this.sender = new RequestSender(
@@ -350,6 +352,7 @@ class Attempt {
   }
 
   private readonly onData = (data: Buffer): void => {
+    countRelayed(data.length);
     const error = this.parser.feed(data);
     if (error) this.abort(problem("upstream_error", `${this.exchange.flow.host} sent a malformed response (${error.message})`));
   };

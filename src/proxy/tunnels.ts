@@ -6,6 +6,7 @@
 import net, { type Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { type LeafCertificates } from "./certs.ts";
+import { countRelayed } from "../net/memory.ts";
 import { type Dial } from "../net/netguard.ts";
 
 export const CONNECT_ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
@@ -41,6 +42,8 @@ export function passthrough(socket: Socket, rest: Buffer, dial: Dial, events: { 
     if (rest.length > 0) upstream.write(rest);
     socket.pipe(upstream);
     upstream.pipe(socket);
+    socket.on("data", (data: Buffer) => countRelayed(data.length));
+    upstream.on("data", (data: Buffer) => countRelayed(data.length));
     socket.resume();
     events.connected();
   });
