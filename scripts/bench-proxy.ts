@@ -9,7 +9,8 @@
 //   - `agent-vault run -- bun scripts/bench/client.ts`: the client gets HTTPS_PROXY and the CA
 //     bundle exactly as an agent would, runs every workload directly and through the proxy, and
 //     reports back one JSON line.
-// Workloads (docs/performance.md, "Proxy"): 1 keep-alive GETs on one tunnel; 2 first request to a
+// Workloads (docs/performance.md, "Proxy"): 1 keep-alive GETs on one tunnel (direct, proxied and
+// through the bare relay, in ten rounds that take turns); 2 first request to a
 // never-seen host name; 3 SSE relay lag; 4 1 GiB download and upload, plus a slow reader on the
 // far side (backpressure), with the proxy's RSS; 5 200 concurrent tunnels for 30 s, with the
 // proxy's file descriptors before and after; 6 workloads 1, 2 and 4 through mitmproxy; 7 workload 1
@@ -336,7 +337,7 @@ const cpuPerGiB = (tr: TransferResult) => ((tr.proxyCpuSeconds ?? 0) / (tr.bytes
 function reportKeepAlive(ka: { direct: KeepAliveResult; proxied: KeepAliveResult; relay?: KeepAliveResult }): void {
   const ratio = ka.proxied.perRequest.mean / ka.direct.perRequest.mean;
   rows.push({
-    workload: `1. keep-alive GET, mean per request (${SIZES.keepAlive} sequential on one connection; upstream connections opened: ${ka.direct.upstreamConnections} / ${ka.proxied.upstreamConnections})`,
+    workload: `1. keep-alive GET, mean per request (${SIZES.keepAlive} on one connection per route, in 10 rounds taking turns; upstream connections opened: ${ka.direct.upstreamConnections} / ${ka.proxied.upstreamConnections})`,
     direct: ms(ka.direct.perRequest.mean),
     proxied: ms(ka.proxied.perRequest.mean),
     ratio: x(ratio),

@@ -236,6 +236,59 @@ async function keepAlive(cfg: ClientConfig, route: Route, expectAuth: string, wh
   return result;
 }
 
+/** One route of workload 1, measured in rounds interleaved with the others. */
+interface Lane {
+  readonly route: Route;
+  readonly expectAuth: string;
+  readonly what: string;
+  /** The proxy's pid, for its CPU time per request. */
+  readonly pid?: number;
+}
+
+const KEEP_ALIVE_ROUNDS = 10;
+
+/**
+ * 1. N sequential small GETs per route, each route on one connection of its own (one tunnel,
+ * reused), in rounds that take turns between the routes: load from other processes on the machine
+ * then falls on every route alike instead of on whichever series it happened to meet.
+ */
+async function keepAliveInterleaved(cfg: ClientConfig, lanes: readonly Lane[]): Promise<KeepAliveResult[]> {
+  const n = cfg.sizes.keepAlive;
+  const per = Math.max(1, Math.round(n / KEEP_ALIVE_ROUNDS));
+  const warmup = Math.min(100, n / 10);
+  const open: { lane: Lane; conn: Conn; samples: number[]; cpuMs: number; upstreamConnections: number }[] = [];
+  try {
+    for (const lane of lanes) {
+      const before = await upstreamStats(cfg);
+      const { conn } = await connect(lane.route, cfg.apiName);
+      for (let i = 0; i < warmup; i++) checkSmall(await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER }), lane.expectAuth, lane.what);
+      open.push({ lane, conn, samples: [], cpuMs: 0, upstreamConnections: (await upstreamStats(cfg)).accepted - before.accepted });
+    }
+    const beforeRounds = await upstreamStats(cfg);
+    for (let round = 0; round < KEEP_ALIVE_ROUNDS; round++) {
+      for (const o of open) {
+        const cpu0 = o.lane.pid !== undefined ? threadCpuMs(o.lane.pid) : 0;
+        for (let i = 0; i < per; i++) {
+          const t0 = performance.now();
+          const r = await o.conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER });
+          o.samples.push(performance.now() - t0);
+          checkSmall(r, o.lane.expectAuth, o.lane.what);
+        }
+        if (o.lane.pid !== undefined) o.cpuMs += threadCpuMs(o.lane.pid) - cpu0;
+      }
+    }
+    const extra = (await upstreamStats(cfg)).accepted - beforeRounds.accepted;
+    if (extra > 0) log(`  ${extra} upstream connection(s) opened during the rounds (an idle close?)`);
+  } finally {
+    for (const o of open) o.conn.close();
+  }
+  return open.map((o) => {
+    const result = { perRequest: summarize(o.samples), upstreamConnections: o.upstreamConnections, proxyCpuPerRequest: o.cpuMs / o.samples.length };
+    log(`  ${o.lane.what}: mean ${result.perRequest.mean.toFixed(3)} ms, median ${result.perRequest.median.toFixed(3)} ms per request over ${o.samples.length} in ${KEEP_ALIVE_ROUNDS} rounds`);
+    return result;
+  });
+}
+
 /** Workload 7's four vault settings; the first is a new vault's default. */
 const SETTINGS = [
   { name: "guard + scrub", guard: true, scrub: true },
@@ -686,11 +739,15 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { serverRssAtStartMiB: rssMiB(cfg.serverPid) };
   if (want(1)) {
     log("1. keep-alive requests on one connection");
-    result.keepAlive = await attempt(async () => ({
-      direct: await keepAlive(cfg, direct, "placeholder", "direct"),
-      ...(relay && cfg.relay ? { relay: await keepAlive(cfg, relay, "placeholder", "bare relay", cfg.relay.pid) } : {}),
-      proxied: await keepAlive(cfg, proxied, "real", "agent-vault", cfg.serverPid),
-    }));
+    result.keepAlive = await attempt(async () => {
+      const lanes: Lane[] = [
+        { route: direct, expectAuth: "placeholder", what: "direct" },
+        { route: proxied, expectAuth: "real", what: "agent-vault", pid: cfg.serverPid },
+        ...(relay && cfg.relay ? [{ route: relay, expectAuth: "placeholder", what: "bare relay", pid: cfg.relay.pid }] : []),
+      ];
+      const [d, p, r] = await keepAliveInterleaved(cfg, lanes);
+      return { direct: d!, proxied: p!, ...(r ? { relay: r } : {}) };
+    });
   }
   // 7 runs here, next to 1, so that it measures the same server state (see guardScrub).
   if (want(7)) {
