@@ -228,6 +228,7 @@ class Attempt {
       maxResponseBytes: options.maxResponseBytes,
       extraHeaders: flow.responseHeaders,
       scrub: options.scrub,
+      range: flow.range,
       cut: (answer) => this.abort(answer),
     });
     this.sender = new RequestSender(

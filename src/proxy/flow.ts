@@ -90,8 +90,22 @@ export interface Flow {
    * past the guard's buffer): each piece the guard lets go passes through it on its way upstream.
    */
   signStream?: () => BodyTransform;
+  /**
+   * Set by steps/ranges.ts when a scrubbed GET asks for one range of bytes: the Range sent
+   * upstream is widened by `margin` on each side, and the response writer masks the widened part
+   * and cuts the bytes asked for out of it.
+   */
+  range?: RangePlan;
   /** Added to the upstream's response for the agent (RateLimit-* under a rate limit). */
   responseHeaders?: Record<string, string>;
+}
+
+/** One range `bytes=first-last` (last null: to the end) asked for, and the bytes around it also fetched. */
+export interface RangePlan {
+  readonly first: number;
+  readonly last: number | null;
+  /** Bytes fetched on each side: the longest spelling of any value scrubbed (secrets.ts longestSpelling). */
+  readonly margin: number;
 }
 
 /** Pieces of a body changed on their way upstream, in order; an Answer stops the body there. */

@@ -8,7 +8,7 @@ import { type Step, type StepContext } from "./step-context.ts";
 import { guardRequest } from "./steps/guard.ts";
 import { authenticate } from "./steps/authenticate.ts";
 import { stripHeaders } from "./steps/headers.ts";
-import { dropRanges } from "./steps/ranges.ts";
+import { planRanges } from "./steps/ranges.ts";
 import { injectCredential } from "./steps/inject.ts";
 import { substitutePlaceholders } from "./steps/placeholders.ts";
 import { matchService } from "./steps/match-service.ts";
@@ -28,7 +28,8 @@ export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPass
  * Each request read from the agent (in a tunnel, plain, or on the explicit /proxy/ route) and each
  * WebSocket handshake, before anything goes upstream. The exchange then reads the body under the
  * guard if guardBody is set, puts values for placeholders in it if substitutions is set,
- * scrubs the response if scrubBody is set, and on a 401 calls onUnauthorized.
+ * scrubs the response if scrubBody is set (a ranged part masked and cut to the agent's range if
+ * range is set), and on a 401 calls onUnauthorized.
  */
 export const ON_REQUEST: readonly Step[] = [
   authenticate,
@@ -36,13 +37,13 @@ export const ON_REQUEST: readonly Step[] = [
   applyPolicy,
   chooseInspection,
   stripHeaders,
-  dropRanges,
   guardRequest,
   holdForApproval,
   refreshOAuth,
   fetchSources,
   substitutePlaceholders,
   injectCredential,
+  planRanges,
   guardNetwork,
 ];
 
@@ -55,7 +56,12 @@ export const PIPELINE = ON_REQUEST;
  */
 export function onUnauthorized(flow: Flow, ctx: StepContext): (() => Promise<boolean>) | undefined {
   if (flow.oauthUsed.length === 0) return undefined;
-  return () => refreshAfterUnauthorized(flow, ctx, injectCredential);
+  // Injected again from the headers as they were before inject, so the range is planned again too.
+  return () =>
+    refreshAfterUnauthorized(flow, ctx, (f, c) => {
+      injectCredential(f, c);
+      if (!f.answer) planRanges(f, c);
+    });
 }
 
 /** Every 500 ms, per open tunnel and WebSocket: false closes it (steps/sweep.ts). */

@@ -16,14 +16,14 @@ export interface ScrubIo {
   readonly fail: () => void;
   /** A body held whole that must not reach the agent: it gets this answer instead. */
   readonly refuse: (answer: Answer) => void;
-  /** Sends the (cleaned) head: at once when streaming, after the body when it is held whole. */
-  readonly writeHead: (headers: Record<string, string | string[]>) => void;
+  /** Sends the (cleaned) head: at once when streaming, after the body when it is held whole; `status` replaces the upstream's. */
+  readonly writeHead: (headers: Record<string, string | string[]>, status?: number) => void;
 }
 
 /** A plain body of known length up to this is cleaned whole and keeps an exact Content-Length. */
-const SCRUB_WHOLE_BYTES = 256 * 1024;
+export const SCRUB_WHOLE_BYTES = 256 * 1024;
 /** Decoded response layers are scrubbed up to this size (a bomb past it is cut). */
-const MAX_DECODED_SCRUB_BYTES = 64 * 1024 * 1024;
+export const MAX_DECODED_SCRUB_BYTES = 64 * 1024 * 1024;
 
 /**
  * Checks a compressed stream the response did not declare (a .gz download, gzip in gzip) in
@@ -81,13 +81,30 @@ class SniffedStream {
  * passed unscanned. A body that is compressed without saying so is cleaned in its layers when
  * small, and checked as it streams when large.
  */
-export function startScrub(
-  headers: Record<string, string | string[]>,
-  transferEncoding: string,
-  hasBody: boolean,
-  patterns: readonly Pattern[],
-  io: ScrubIo,
-): { push: (bytes: Buffer) => void; end: (then: () => void) => void } | Answer {
+export function startScrub(headers: Record<string, string | string[]>, transferEncoding: string, hasBody: boolean, patterns: readonly Pattern[], io: ScrubIo): ScrubSink | Answer {
+  scrubHeaders(headers, patterns);
+  const scrubber = new StreamScrubber(patterns);
+  if (!hasBody) {
+    io.writeHead(headers);
+    return { push: () => undefined, end: (then) => then() };
+  }
+  const codings = messageCodings(headers["content-encoding"], transferEncoding);
+  if (codings === null)
+    return problem(
+      "upstream_error",
+      `the response's coding (content-encoding ${String(headers["content-encoding"] ?? "none")}, transfer-encoding ${transferEncoding || "none"}) cannot be scanned for credentials, so it was not passed on`,
+    );
+  return scrubBody(headers, codings, patterns, scrubber, io);
+}
+
+/** Where the body's bytes go, as they arrive, and how it ends. */
+export interface ScrubSink {
+  readonly push: (bytes: Buffer) => void;
+  readonly end: (then: () => void) => void;
+}
+
+/** The headers cleaned in place: a header whose name holds a value is dropped, values in the rest replaced. */
+export function scrubHeaders(headers: Record<string, string | string[]>, patterns: readonly Pattern[]): void {
   // One search over all headers; only when something is there are they cleaned one by one.
   if (
     findSecret(
@@ -105,17 +122,9 @@ export function startScrub(
       headers[name] = Array.isArray(value) ? value.map((v) => scrubText(v, patterns)) : scrubText(value, patterns);
     }
   }
-  const scrubber = new StreamScrubber(patterns);
-  if (!hasBody) {
-    io.writeHead(headers);
-    return { push: () => undefined, end: (then) => then() };
-  }
-  const codings = messageCodings(headers["content-encoding"], transferEncoding);
-  if (codings === null)
-    return problem(
-      "upstream_error",
-      `the response's coding (content-encoding ${String(headers["content-encoding"] ?? "none")}, transfer-encoding ${transferEncoding || "none"}) cannot be scanned for credentials, so it was not passed on`,
-    );
+}
+
+function scrubBody(headers: Record<string, string | string[]>, codings: readonly Coding[], patterns: readonly Pattern[], scrubber: StreamScrubber, io: ScrubIo): ScrubSink {
   const chain = decoderChain(codings);
   const length = Number(headers["content-length"]);
   if (chain.length === 0 && Number.isInteger(length) && length <= SCRUB_WHOLE_BYTES) {

@@ -1,12 +1,15 @@
 // The upstream's response on its way to the agent: the head without hop-by-hop fields, with what
 // the steps added (RateLimit-*), and the body as it arrives, under the response cap, with
 // backpressure (a slow agent pauses the upstream socket), through scrubbing when the flow asks for
-// it (response-body.ts: decoded, cleaned, held whole when small).
+// it (response-body.ts: decoded, cleaned, held whole when small; response-range.ts: a 206 to a
+// widened range, masked and cut to the bytes the agent asked for).
 import { type Socket } from "node:net";
 import { type BodyFraming, type ResponseHead } from "../net/http1.ts";
 import { type InboundResponse } from "../net/inbound.ts";
 import { type Answer, problem } from "../shared/answers.ts";
-import { startScrub } from "./response-body.ts";
+import { type RangePlan } from "./flow.ts";
+import { type ScrubIo, startScrub } from "./response-body.ts";
+import { startRangeScrub } from "./response-range.ts";
 import { type Pattern, scrubText } from "./secrets.ts";
 
 const HOP_BY_HOP_RESPONSE = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
@@ -17,6 +20,8 @@ export interface WriterOptions {
   readonly extraHeaders: Record<string, string> | undefined;
   /** Set when the response is scrubbed: the values it replaces. */
   readonly scrub: (() => readonly Pattern[]) | undefined;
+  /** With scrub: the range the agent asked for, widened upstream (flow.range); a 206 is cut to it. */
+  readonly range: RangePlan | undefined;
   /** The response cannot go on (over a cap, a coding that cannot be read): cut, or this answer if nothing was sent. */
   readonly cut: (answer: Answer | null) => void;
 }
@@ -60,7 +65,7 @@ export class ResponseWriter {
       .map(([, v]) => v)
       .join(",");
     const hasBody = framing.kind !== "none" && !(framing.kind === "length" && framing.length === 0);
-    const scrubbing = startScrub(out, transferEncoding, hasBody, patterns, {
+    const io: ScrubIo = {
       write: (bytes) => {
         const parts = Buffer.isBuffer(bytes) ? [bytes] : (bytes as readonly Buffer[]);
         let length = 0;
@@ -81,11 +86,17 @@ export class ResponseWriter {
       },
       fail: () => this.options.cut(null),
       refuse: (answer) => this.options.cut(answer),
-      writeHead: (headers) => {
-        this.res.writeHead(head.status, reason || undefined, headers);
+      writeHead: (headers, status) => {
+        this.res.writeHead(status ?? head.status, status === undefined ? reason || undefined : undefined, headers);
         this.res.flushHeaders();
       },
-    });
+    };
+    // Only a 206 is a part: any other answer to a range (200 whole, 416, 304) is scrubbed as usual.
+    const range = this.options.range;
+    const scrubbing =
+      range && head.status === 206
+        ? startRangeScrub(out, transferEncoding, framing.kind === "length" ? framing.length : null, range, patterns, io)
+        : startScrub(out, transferEncoding, hasBody, patterns, io);
     if ("code" in scrubbing) return this.options.cut(scrubbing);
     this.sink = scrubbing.push;
     this.finishBody = scrubbing.end;

@@ -388,6 +388,47 @@ function redact(text: string, hits: readonly Hit[], cut = text.length): string {
   return parts.join("");
 }
 
+/**
+ * What stands in for a value inside a ranged part: the same number of bytes (so every other byte
+ * keeps the upstream's offset), the marker `[REDACTED:KEY]` padded with `*` or cut to the
+ * value's length. It depends only on where the value lies, so a value cut by a range edge is
+ * masked the same way in either part.
+ */
+export function maskFor(key: string, length: number): string {
+  const marker = `[REDACTED:${key}]`;
+  return marker.length >= length ? marker.slice(0, length) : marker + "*".repeat(length - marker.length);
+}
+
+/** `text` (before `cut`) with every span in `hits` masked in place (maskFor): its length is kept. */
+function mask(text: string, hits: readonly Hit[], cut = text.length): string {
+  const spans = hits.filter((h) => h.end <= cut).sort((a, b) => a.start - b.start || b.end - a.end);
+  if (spans.length === 0) return text.slice(0, cut);
+  const parts: string[] = [];
+  /** The end of what is written; the span being masked (overlapping spans are one, under the first's key). */
+  let at = 0;
+  let open: { key: string; start: number; end: number } | null = null;
+  for (const h of spans) {
+    if (open && h.start < open.end) {
+      open.end = Math.max(open.end, h.end);
+      continue;
+    }
+    if (open) {
+      parts.push(maskFor(open.key, open.end - open.start));
+      at = open.end;
+    }
+    parts.push(text.slice(at, h.start));
+    open = { key: h.pattern.key, start: h.start, end: h.end };
+  }
+  parts.push(maskFor(open!.key, open!.end - open!.start), text.slice(open!.end, cut));
+  return parts.join("");
+}
+
+/** `text` with every value masked in place (maskFor): the same length, the same offsets. */
+export function maskText(text: string, patterns: readonly Pattern[]): string {
+  if (patterns.length === 0) return text;
+  return mask(text, findAll(text, patterns));
+}
+
 export function scrubText(text: string, patterns: readonly Pattern[]): string {
   if (patterns.length === 0) return text;
   return redact(text, findAll(text, patterns));
@@ -551,7 +592,14 @@ const EMPTY = Buffer.alloc(0);
 export class StreamScrubber {
   private pending: Buffer = EMPTY;
 
-  constructor(private readonly patterns: readonly Pattern[]) {}
+  /**
+   * `masking`: a value is masked in place (maskFor) instead of replaced by the longer marker, so
+   * the output is exactly as long as the input and every byte keeps its offset (ranged parts).
+   */
+  constructor(
+    private readonly patterns: readonly Pattern[],
+    private readonly masking = false,
+  ) {}
 
   push(chunk: Buffer): Buffer {
     const pieces = this.pushPieces(chunk);
@@ -606,11 +654,12 @@ export class StreamScrubber {
     }
     this.pending = Buffer.from(bytes.subarray(cut));
     if (hits.length === 0) return bytes.subarray(0, cut);
-    return Buffer.from(redact(text, hits, cut), "latin1");
+    return Buffer.from(this.masking ? mask(text, hits, cut) : redact(text, hits, cut), "latin1");
   }
 
   end(): Buffer {
-    const rest = scrubText(this.pending.toString("latin1"), this.patterns);
+    const held = this.pending.toString("latin1");
+    const rest = this.masking ? maskText(held, this.patterns) : scrubText(held, this.patterns);
     this.pending = EMPTY;
     return Buffer.from(rest, "latin1");
   }

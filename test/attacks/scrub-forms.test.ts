@@ -79,8 +79,9 @@ beforeAll(async () => {
       const text = Buffer.from(`${TEXT_PAD}${value}${TEXT_PAD}`);
       const m = /bytes=(\d+)-(\d+)/.exec(String(req.headers.range ?? ""));
       if (!m) return reply(res, text, { "content-type": "text/plain", "accept-ranges": "bytes" });
-      const part = text.subarray(Number(m[1]), Number(m[2]) + 1);
-      res.writeHead(206, { "content-type": "text/plain", "content-range": `bytes ${m[1]}-${m[2]}/${text.length}`, "content-length": part.length });
+      const last = Math.min(Number(m[2]), text.length - 1);
+      const part = text.subarray(Number(m[1]), last + 1);
+      res.writeHead(206, { "content-type": "text/plain", "content-range": `bytes ${m[1]}-${last}/${text.length}`, "content-length": part.length });
       res.end(part);
       return true;
     }
@@ -175,13 +176,13 @@ describe("scrubbing removes every form the guard knows", () => {
     expectClean(r.body, B.secret);
   });
 
-  test("two Range requests cannot assemble the value: Range is not passed on while scrubbing", async () => {
+  test("two Range requests cannot assemble the value: each part is masked with the bytes around it (test/attacks/scrub-ranges.test.ts)", async () => {
     const cut = TEXT_PAD.length + 10;
     const first = await get("api.fake.test", "/scrub/range", [["Range", `bytes=0-${cut - 1}`]]);
     const second = await get("api.fake.test", "/scrub/range", [["Range", `bytes=${cut}-${cut + 200}`]]);
-    expect(first.status).toBe(200);
+    expect([first.status, second.status]).toEqual([206, 206]);
     expectClean(Buffer.concat([first.body, second.body]), B.secret);
-    expect(first.body.toString()).toContain("[REDACTED:FAKE_KEY]");
+    expect(first.body.toString()).toEndWith("[REDACTED:");
   });
 });
 
