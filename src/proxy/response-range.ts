@@ -115,11 +115,19 @@ export function startRangeScrub(
 /** A small part: masked whole, refused when a value stands in a spelling that cannot be masked in place. */
 function holdWhole(headers: Record<string, string | string[]>, length: number, from: number, to: number, patterns: readonly Pattern[], io: ScrubIo): ScrubSink {
   const chunks: Buffer[] = [];
+  let held = 0;
+  let over = false;
   return {
-    push: (bytes) => void chunks.push(bytes),
+    push: (bytes) => {
+      if (over) return;
+      held += bytes.length;
+      // More than its Content-Range gives (a chunked body runs on): not held, cut at the end.
+      if (held > length) over = true;
+      else chunks.push(bytes);
+    },
     end: (then) => {
       const part = Buffer.concat(chunks);
-      if (part.length !== length) return io.fail();
+      if (over || part.length !== length) return io.fail();
       const masked = maskText(part.toString("latin1"), patterns);
       // As a whole body is (whole-body.ts): a value left in a lenient view (wrapped base64,
       // UTF-16, HTML references) or under a compressed layer the part starts with.

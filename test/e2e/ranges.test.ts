@@ -92,11 +92,22 @@ beforeAll(() => {
     }
     if (url === "/range/stingy") {
       // Sends only the bytes the agent asked for (as if it had seen the agent's Range): no margin.
-      const m = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ""))!;
+      const m = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ""));
+      if (!m) return serveRanged(req, res, data);
       const start = Number(m[1]) + 13_000;
       const part = data.subarray(start, start + 100);
       res.writeHead(206, { "content-range": `bytes ${start}-${start + 99}/${data.length}`, "content-length": 100 });
       res.end(part);
+      return true;
+    }
+    if (url === "/range/runs-on" || url.endsWith("runs-short")) {
+      // Chunked, and not the length its Content-Range gives: more bytes, or fewer.
+      const m = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ""));
+      if (!m) return serveRanged(req, res, data);
+      const start = Number(m[1]);
+      const end = Math.min(Number(m[2] || data.length - 1), data.length - 1);
+      res.writeHead(206, { "content-range": `bytes ${start}-${end}/${data.length}` });
+      res.end(data.subarray(start, url === "/range/runs-on" ? end + 1000 : end - 1000));
       return true;
     }
     if (url === "/range/multipart") {
@@ -271,6 +282,35 @@ describe("anything else is answered whole, or refused when the part cannot be re
       expect(r.status, path).toBe(502);
       expect(r.headers["x-agent-vault-error"]).toBe("upstream_error");
       expect(r.body.includes(B.secret)).toBe(false);
+    }
+  }, 30_000);
+});
+
+describe("a part that is not the length its Content-Range gives", () => {
+  test("held whole or streamed, it is cut: the agent never gets a complete 206", async () => {
+    for (const [path, range] of [
+      ["/range/runs-on", "bytes=20000-20100"],
+      ["/range/runs-short", "bytes=20000-20100"],
+      ["/range/big-runs-short", "bytes=100000-799999"],
+    ] as const) {
+      const conn = await B.tunnel("api.fake.test");
+      const outcome = await conn
+        .request(
+          "GET",
+          path,
+          [
+            ["Host", "api.fake.test"],
+            ["Range", range],
+          ],
+          undefined,
+          20_000,
+        )
+        .then(
+          (r) => `${r.status} ${r.body.length}`,
+          () => "cut",
+        );
+      conn.close();
+      expect(outcome, path).toBe("cut");
     }
   }, 30_000);
 });
