@@ -240,8 +240,7 @@ describe.skipIf(!hasAwsCli)("the AWS CLI as the agent", () => {
     const script = [
       "aws sts get-caller-identity --region us-east-1 --output json",
       `aws s3 cp --region eu-west-1 --no-progress ${file} s3://agent-bucket/big.bin`,
-      // One GET: \`s3 cp\` down fetches 8 MiB ranges in parallel, and the proxy drops Range while
-      // it scrubs (steps/ranges.ts), so each range would come back whole.
+      // One GET here; \`s3 cp\` down in ranged 8 MiB parts is tested in test/e2e/ranges.test.ts.
       `aws s3api get-object --region eu-west-1 --bucket agent-bucket --key big.bin ${file}.back >/dev/null`,
       `cmp ${file} ${file}.back && echo SAME`,
     ].join(" && ");
