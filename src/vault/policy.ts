@@ -28,20 +28,67 @@ export function normalizePath(path: string): string {
   return joined.startsWith("/") ? joined : `/${joined}`;
 }
 
-/** `*` matches any run of characters, `/` included; everything else is literal. The query is not matched. */
-export function pathMatches(pattern: string, path: string): boolean {
-  let regex = patternCache.get(pattern);
+/**
+ * Every path a server may act on for this target, each normalised as above: as written; with `;`
+ * path parameters cut from each segment first (Tomcat, Spring, Jetty: `/secret;a=b/x` is
+ * `/secret/x`, `..;` is `..`); with `%2F` and `%5C` read as separators (`/secret%2fx`, `..%2f`);
+ * and both. A segment of three or more dots counts as `..` in the lenient readings (Windows trims
+ * trailing dots). Rules hold only if they hold for every reading (see refusalOf, approvalOf).
+ */
+export function pathReadings(path: string): string[] {
+  const raw = path.split("?")[0]!.split("#")[0]!;
+  const withSeparators = raw.replace(/%(?:2f|5c)/gi, "/");
+  const readings = new Set([normalizePath(raw), normalizePath(withSeparators)]);
+  for (const text of [raw, withSeparators]) {
+    const stripped = text
+      .split("/")
+      .map((segment) => segment.replace(/;.*$/s, ""))
+      .map((segment) => (/^\.{3,}$/.test(segment) ? ".." : segment))
+      .join("/");
+    readings.add(normalizePath(stripped));
+  }
+  return [...readings];
+}
+
+/** The rule patterns a path is judged by, compiled once: `i` for deny and approve entries. */
+function patternFor(pattern: string, anyCase: boolean): RegExp {
+  const key = `${anyCase ? "i" : "-"}${pattern}`;
+  let regex = patternCache.get(key);
   if (!regex) {
     regex = new RegExp(
       `^${pattern
         .split("*")
         .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
         .join(".*")}$`,
+      anyCase ? "is" : "s",
     );
     if (patternCache.size > 1000) patternCache.clear();
-    patternCache.set(pattern, regex);
+    patternCache.set(key, regex);
   }
-  return regex.test(normalizePath(path));
+  return regex;
+}
+
+/**
+ * `*` matches any run of characters, `/` included; everything else is literal. The query is not
+ * matched. Exact case: what an allow-list (`paths`) uses, so `/PUBLIC/x` is not let through a
+ * rule about `/public/*` to a server that routes by exact case.
+ */
+export function pathMatches(pattern: string, path: string): boolean {
+  return patternFor(pattern, false).test(normalizePath(path));
+}
+
+/**
+ * Whether a deny or approve entry covers a path: any reading (pathReadings), in any case (ASP.NET
+ * and case-insensitive file systems route `/SECRET/x` to `/secret/x`).
+ */
+export function pathMatchesAnyReading(pattern: string, readings: readonly string[]): boolean {
+  const regex = patternFor(pattern, true);
+  return readings.some((reading) => regex.test(reading));
+}
+
+/** Whether an allow-list lets a path through: every reading, in its exact case, matches one of its patterns. */
+export function pathAllowedInEveryReading(patterns: readonly string[], readings: readonly string[]): boolean {
+  return readings.every((reading) => patterns.some((pattern) => patternFor(pattern, false).test(reading)));
 }
 
 export function describeRule(rule: ServiceRule): string {
@@ -110,12 +157,14 @@ export function refusalOf(policy: Policy, service: string | null, method: string
   if (service === null) return null;
   // Rules name upper-case methods; a server may read `delete` as DELETE (Django upper-cases it).
   const upper = method.toUpperCase();
+  // Allowed only if allowed in every reading of the path a server may take (pathReadings).
+  const readings = pathReadings(path);
   for (const rule of policy.rules ?? []) {
     if (rule.service !== service) continue;
     if (rule.methods && !rule.methods.includes(upper)) return `${rule.service} allows only ${rule.methods.join(",")} (this was ${method})`;
-    if (rule.paths && !rule.paths.some((p) => pathMatches(p, path))) return `${rule.service} allows only paths ${rule.paths.join(" ")}`;
+    if (rule.paths && !pathAllowedInEveryReading(rule.paths, readings)) return `${rule.service} allows only paths ${rule.paths.join(" ")}`;
     for (const deny of rule.deny ?? []) {
-      if ((!deny.methods || deny.methods.includes(upper)) && pathMatches(deny.path, path)) {
+      if ((!deny.methods || deny.methods.includes(upper)) && pathMatchesAnyReading(deny.path, readings)) {
         return `${rule.service} denies ${deny.methods ? `${deny.methods.join(",")} ` : ""}${deny.path}`;
       }
     }
@@ -143,10 +192,12 @@ export interface ApprovalNeed {
 export function approvalOf(policy: Policy, service: string | null, method: string, path: string): ApprovalNeed | null {
   if (service === null) return null;
   const upper = method.toUpperCase();
+  // Held if any reading of the path is (pathReadings), whatever its case.
+  const readings = pathReadings(path);
   for (const rule of policy.rules ?? []) {
     if (rule.service !== service) continue;
     for (const approve of rule.approve ?? []) {
-      if ((!approve.methods || approve.methods.includes(upper)) && pathMatches(approve.path, path)) {
+      if ((!approve.methods || approve.methods.includes(upper)) && pathMatchesAnyReading(approve.path, readings)) {
         return { rule: describeApprove(approve), timeoutMs: (approve.timeout ? parseDuration(approve.timeout) : null) ?? DEFAULT_APPROVAL_TIMEOUT_MS };
       }
     }

@@ -13,7 +13,7 @@ import { matchService } from "../../src/proxy/steps/match-service.ts";
 import { applyPolicy } from "../../src/proxy/steps/policy.ts";
 import { type Policy } from "../../src/vault/agent.schema.ts";
 import { createAgent, deleteAgent, grantServices, parsePolicy, revokeAgent, revokeGrants, rotateAgent, setAgentPolicy } from "../../src/vault/agents.ts";
-import { inWindow, normalizePath, pathMatches, refusalOf } from "../../src/vault/policy.ts";
+import { approvalOf, inWindow, normalizePath, pathMatches, pathReadings, refusalOf } from "../../src/vault/policy.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { findVault } from "../../src/vault/vaults.ts";
 import { stepFixture, type StepFixture } from "../support/flow.ts";
@@ -198,6 +198,25 @@ describe("policies", () => {
     const policy = { rules: [{ service: "s", paths: ["/v1/chat/*"], deny: [{ path: "/admin*" }] }] };
     expect(refusalOf(policy, "s", "GET", "/v1/chat/../admin", T0)).toBe("s allows only paths /v1/chat/*");
     expect(refusalOf({ rules: [{ service: "s", deny: [{ path: "/admin*" }] }] }, "s", "GET", "//%61dmin", T0)).toBe("s denies /admin*");
+  });
+
+  test("every reading a server may take: ;params cut (..; is ..), %2F and %5C as /, deny and approve in any case, allow-lists in every reading", () => {
+    expect(pathReadings("/x/..;/secret;a=b/y?q=1")).toEqual(["/x/..;/secret;a=b/y", "/secret/y"]);
+    expect(pathReadings("/public/...;/admin")).toEqual(["/public/...;/admin", "/admin"]);
+    expect(pathReadings("/x/..%2fsecret")).toEqual(["/x/..%2Fsecret", "/secret"]);
+    expect(pathReadings("/repos/a")).toEqual(["/repos/a"]);
+    const deny = { rules: [{ service: "s", deny: [{ methods: ["GET"], path: "/secret/*" }] }] };
+    for (const path of ["/secret;/x", "/x/..;/secret/x", "/SECRET/x", "/secret%2fx", "/x/..%5csecret/x"]) {
+      expect(refusalOf(deny, "s", "GET", path, T0), path).toBe("s denies GET /secret/*");
+    }
+    const allow = { rules: [{ service: "s", paths: ["/public/*"] }] };
+    for (const path of ["/public/..;/admin", "/public/x/..;/..;/admin", "/public/...;/admin", "/PUBLIC/x", "/public/..%2fadmin"]) {
+      expect(refusalOf(allow, "s", "GET", path, T0), path).toBe("s allows only paths /public/*");
+    }
+    expect(refusalOf(allow, "s", "GET", "/public/a;v=1", T0)).toBeNull();
+    const held = { rules: [{ service: "s", approve: [{ methods: ["GET"], path: "/admin/*" }] }] };
+    for (const path of ["/admin;/x", "/x/..;/admin/x", "/Admin/x", "/admin%2Fx"]) expect(approvalOf(held, "s", "GET", path)?.rule, path).toBe("GET /admin/*");
+    expect(approvalOf(held, "s", "GET", "/administrator")).toBeNull();
   });
 
   test("path patterns: * spans segments, the query is ignored, the rest is literal", () => {

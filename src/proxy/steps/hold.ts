@@ -13,7 +13,7 @@ import { type Answer, problem } from "../../shared/answers.ts";
 import { type HeldRequest, isAllowedForSession } from "../../vault/held.ts";
 import { isPrincipalLive } from "../../vault/principals.ts";
 import { HELD_PREVIEW_CHARS } from "../../vault/held.schema.ts";
-import { approvalOf, type ApprovalNeed, normalizePath } from "../../vault/policy.ts";
+import { approvalOf, type ApprovalNeed, normalizePath, pathReadings } from "../../vault/policy.ts";
 import { EMPTY_BODY_SHA256, heldWaitsFor, sha256Hex } from "../held-waits.ts";
 import { early, type Flow } from "../flow.ts";
 import { type StepContext } from "../step-context.ts";
@@ -46,12 +46,20 @@ export async function holdForApproval(flow: Flow, ctx: StepContext): Promise<voi
   if (isAllowedForSession(vault, session, flow.method, flow.host, need.rule)) return;
   // The person judges the target as shown, and a banner or table cuts it to the terminal: a path
   // padded with `./` or `//` (`/repos/mine/docs/./././…/../../theirs/prod/transfer`) would show
-  // one repository and act on another. Only a path already in the form a server reads is held.
+  // one repository and act on another. Only a path already in the form a server reads is held: no
+  // `;` parameters either (`/repos/mine/..;/theirs` is /repos/theirs to Tomcat and Spring), and
+  // nothing a server reading `%2F` or `%5C` as `/` would resolve further (`/repos/mine%2F..%2Ftheirs`).
   const bare = flow.path.split("?")[0]!.replace(/%[0-9a-f]{2}/gi, (m) => m.toUpperCase());
-  if (normalizePath(bare) !== bare) {
+  const separated = bare.replace(/%2F|%5C/g, "/");
+  const readings = pathReadings(bare);
+  if (normalizePath(bare) !== bare || bare.includes(";") || readings.some((r) => r !== bare && r !== separated)) {
+    const plain = readings.at(-1) ?? normalizePath(bare);
     flow.answer = early(
       flow,
-      problem("invalid_request", `a request held for approval needs a plain path (no ./ or ../ segments, repeated slashes or escaped letters): send ${normalizePath(bare).slice(0, 200)}`),
+      problem(
+        "invalid_request",
+        `a request held for approval needs a plain path (no ./ or ../ segments, repeated slashes, escaped letters or ; parameters, also with %2F read as /): send ${plain.slice(0, 200)}`,
+      ),
     );
     return;
   }
