@@ -60,6 +60,9 @@ export type BodyKind = "form" | "multipart" | "json";
 /**
  * How a framework may read `_method` from a body, by its Content-Type: every type the header names
  * counts (Rack reads the first of `a, b`; repeated headers arrive joined), none when no type is one.
+ * JSON is any type with `json` in it, in any case and anywhere, parameters too: Laravel's isJson()
+ * only asks whether the header contains `/json` or `+json` (`text/json`, `text/plain; x=/json`).
+ * The policy step also reads every body as JSON and as a form whatever its type (sniffedKinds).
  */
 export function bodyKinds(contentType: string | string[] | undefined, method: string): BodyKind[] {
   const text = Array.isArray(contentType) ? contentType.join(",") : (contentType ?? "");
@@ -68,11 +71,20 @@ export function bodyKinds(contentType: string | string[] | undefined, method: st
     const type = part.split(";")[0]!.trim().toLowerCase();
     if (type === "application/x-www-form-urlencoded") kinds.add("form");
     if (type === "multipart/form-data") kinds.add("multipart");
-    if (type === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(type)) kinds.add("json");
   }
+  if (/json/i.test(text)) kinds.add("json");
   // Rack reads the body of a POST without a Content-Type as a form.
   if (text.trim() === "" && method.toUpperCase() === "POST") kinds.add("form");
   return [...kinds];
+}
+
+/**
+ * The readings of a body looked at under rules that name methods: what its type says, and JSON and
+ * form whatever it says, since frameworks differ on which types they parse (body-parser can be set
+ * to parse any type as JSON). A body that is neither carries no `_method` in those readings.
+ */
+export function sniffedKinds(contentType: string | string[] | undefined, method: string): BodyKind[] {
+  return [...new Set<BodyKind>([...bodyKinds(contentType, method), "json", "form"])];
 }
 
 /** How many keys anywhere in JSON text are a method name, their escapes undone. */

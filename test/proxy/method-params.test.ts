@@ -1,7 +1,7 @@
 // The `_method` reader (src/proxy/method-params.ts) without sockets: every spelling a framework
 // reads as `_method`, and names it does not.
 import { describe, expect, test } from "bun:test";
-import { bodyKinds, bodyMethods, isMethodName, queryMethods } from "../../src/proxy/method-params.ts";
+import { bodyKinds, bodyMethods, isMethodName, queryMethods, sniffedKinds } from "../../src/proxy/method-params.ts";
 
 describe("_method names", () => {
   test("what PHP, Rack and the rest read as _method", () => {
@@ -52,6 +52,10 @@ describe("bodies", () => {
     expect(bodyKinds(undefined, "POST")).toEqual(["form"]);
     expect(bodyKinds(undefined, "PUT")).toEqual([]);
     expect(bodyKinds("text/plain", "POST")).toEqual([]);
+    // JSON is any type with json in it, as Laravel's isJson() reads it.
+    for (const type of ["text/json", "application/jsonfoo", "text/plain; x=/json", "text/plain; charset=+json", "TEXT/JSON"]) expect(bodyKinds(type, "POST"), type).toEqual(["json"]);
+    expect(sniffedKinds("image/png", "PUT")).toEqual(["json", "form"]);
+    expect(sniffedKinds("multipart/form-data; boundary=x", "POST")).toEqual(["multipart", "json", "form"]);
   });
 
   test("a form's, a multipart part's (any value) and a JSON object's top-level _method", () => {

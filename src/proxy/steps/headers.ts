@@ -7,6 +7,21 @@ import { type StepContext } from "../step-context.ts";
 // RFC 9110 7.6.1 hop-by-hop headers, plus the proxy's own.
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings"];
 
+/**
+ * Removes every header whose name, `_` read as `-`, is one of `names` but not spelt as it (the
+ * ones spelt exactly are handled by the caller; Host is ours by then): CGI and Rack
+ * servers that keep underscore headers map `X_Api_Key` and `X-Api-Key` to the same variable, and
+ * may take the agent's where ours was injected.
+ */
+function stripUnderscoreTwins(flow: Flow, names: readonly string[]): void {
+  const dashed = (name: string) => name.replace(/_/g, "-");
+  const exact = new Set(names);
+  const twins = new Set(names.map(dashed));
+  for (const name of Object.keys(flow.headers)) {
+    if (!exact.has(name) && twins.has(dashed(name))) delete flow.headers[name];
+  }
+}
+
 export function stripHeaders(flow: Flow, _ctx: StepContext): void {
   const isUpgrade = typeof flow.headers.upgrade === "string" && /websocket/i.test(flow.headers.upgrade);
   const connection = String(flow.headers.connection ?? "");
@@ -14,6 +29,7 @@ export function stripHeaders(flow: Flow, _ctx: StepContext): void {
     if (name && name !== "upgrade") delete flow.headers[name];
   }
   for (const name of HOP_BY_HOP) delete flow.headers[name];
+  stripUnderscoreTwins(flow, HOP_BY_HOP);
   if (isUpgrade) {
     flow.headers.connection = "Upgrade";
     flow.headers.upgrade = "websocket";
@@ -34,6 +50,14 @@ export function stripHeaders(flow: Flow, _ctx: StepContext): void {
   const auth = service.auth;
   if (auth.type === "api-key") delete flow.headers[auth.header.toLowerCase()];
   if (auth.type === "custom") for (const name of Object.keys(auth.headers)) delete flow.headers[name.toLowerCase()];
+  stripUnderscoreTwins(flow, [
+    "host",
+    "x-forwarded-host",
+    "forwarded",
+    "authorization",
+    ...(auth.type === "api-key" ? [auth.header.toLowerCase()] : []),
+    ...(auth.type === "custom" ? Object.keys(auth.headers).map((name) => name.toLowerCase()) : []),
+  ]);
   if (auth.type === "query") flow.path = withoutQueryParam(flow.path, auth.param);
 }
 

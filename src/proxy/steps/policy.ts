@@ -12,12 +12,16 @@ import { type ServiceRule } from "../../vault/agent.schema.ts";
 import { refusalOf } from "../../vault/policy.ts";
 import { proposalHintFor } from "../proposal-hint.ts";
 import { answer, type Flow } from "../flow.ts";
-import { bodyKinds, bodyMethods, queryMethods } from "../method-params.ts";
+import { bodyKinds, bodyMethods, queryMethods, sniffedKinds } from "../method-params.ts";
 import { GUARD_BUFFER_BYTES } from "../request-body.ts";
 import { type StepContext } from "../step-context.ts";
 
-/** Headers some servers (Google's APIs, method-override middleware) read as the request's method. */
-const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"] as const;
+/**
+ * Headers some servers (Google's APIs, method-override middleware) read as the request's method,
+ * spelt with `-` or `_` alike: Rack and CGI servers that keep underscore headers map
+ * `X_HTTP_METHOD_OVERRIDE` to the same HTTP_X_HTTP_METHOD_OVERRIDE as the dashed name.
+ */
+const METHOD_OVERRIDE = /^x[-_](?:http[-_]method(?:[-_]override)?|method[-_]override)$/;
 
 /** Whether a rule's answer can depend on the method: it names methods somewhere. */
 function namesMethods(rule: ServiceRule): boolean {
@@ -43,20 +47,29 @@ function refuseOtherMethods(flow: Flow, owner: string): void {
     problem("policy_denied", `the policy of ${owner} refuses this request: ${carrier} would change the method its rules judge; send that method itself`, {
       rule: `no ${carrier.replace(/^an? /, "").replace(/ \(.*\)$/, "")} under a policy`,
     });
-  const header = METHOD_OVERRIDES.find((name) => flow.headers[name] !== undefined && String(flow.headers[name]).trim().toUpperCase() !== own);
+  const header = Object.keys(flow.headers).find((name) => METHOD_OVERRIDE.test(name) && String(flow.headers[name]).trim().toUpperCase() !== own);
   const refusal = header ? refuse(header) : queryMethods(flow.path).some((m) => m !== own) ? refuse("a _method query parameter (or another method override)") : null;
   if (refusal) return answer(flow, refusal.code, refusal.message, refusal.extra);
-  const kinds = hasBody(flow) ? bodyKinds(flow.headers["content-type"], flow.method) : [];
-  if (kinds.length === 0) return;
-  if (Number(flow.headers["content-length"] ?? 0) > GUARD_BUFFER_BYTES) {
+  if (!hasBody(flow)) return;
+  const contentType = flow.headers["content-type"];
+  const declared = bodyKinds(contentType, flow.method);
+  const length = flow.headers["content-length"] === undefined ? null : Number(flow.headers["content-length"]);
+  // A body of a type a framework reads fields from is read whole (refused past the buffer). Any
+  // other body is read as JSON and as a form too when its declared length fits the buffer: some
+  // servers parse every type (body-parser with type */*). One past it, or chunked, streams as sent
+  // (uploads under a policy that names methods keep working; docs/security.md says what that leaves).
+  const fits = length !== null && length <= GUARD_BUFFER_BYTES;
+  if (declared.length === 0 && !fits) return;
+  if (!fits && length !== null) {
     const rule = "no _method field under a policy";
     return answer(
       flow,
       "policy_denied",
-      `the policy of ${owner} refuses this request: under rules that name methods, a ${kinds[0]} body is read whole to look for a _method field, and this one is larger than ${GUARD_BUFFER_BYTES} bytes`,
+      `the policy of ${owner} refuses this request: under rules that name methods, a ${declared[0]} body is read whole to look for a _method field, and this one is larger than ${GUARD_BUFFER_BYTES} bytes`,
       { rule },
     );
   }
+  const kinds = fits ? sniffedKinds(contentType, flow.method) : declared;
   flow.awaitApproval = async (body) => (kinds.some((kind) => bodyMethods(body.decoded, kind).some((m) => m !== own)) ? refuse("a _method field in the body (or another method override)") : null);
 }
 
