@@ -7,6 +7,7 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { type Agent, DAYS, type Policy, type ServiceRule, type TimeWindow } from "../vault/agent.schema.ts";
 import { activeGrants, checkAgentName, createAgent, deleteAgent, findAgent, grantServices, parsePolicy, revokeAgent, revokeGrants, rotateAgent, setAgentPolicy } from "../vault/agents.ts";
 import { describePolicy } from "../vault/policy.ts";
+import { displaySafe } from "../shared/text.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { readPolicyFile } from "./documents.ts";
 import { formatWhen, printJson, printNote, printTable } from "./io.ts";
@@ -95,8 +96,11 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
   if (!flagged) throw new AgentVaultError("invalid_argument", "no policy given", { hint: "pass -f FILE, or --methods/--paths/--deny/--rate-limit/--window/--usage-cap, or --clear" });
   const rules = new Map<string, ServiceRule>();
   const rule = (service: string): ServiceRule => rules.get(service) ?? rules.set(service, { service }).get(service)!;
+  // Which option wrote each part, so an error names `--deny "canary=GET"`, not rules[0].deny[0].path.
+  const origins: Origin[] = [];
   for (const text of flags.methods) {
     const [service, list] = splitAssignment("--methods", text);
+    origins.push({ service, at: ["methods"], option: "--methods", text });
     rules.set(service, {
       ...rule(service),
       methods: list
@@ -107,6 +111,7 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
   }
   for (const text of flags.paths) {
     const [service, list] = splitAssignment("--paths", text);
+    origins.push({ service, at: ["paths"], option: "--paths", text });
     rules.set(service, {
       ...rule(service),
       paths: list
@@ -120,6 +125,7 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
     const parts = spec.split(/\s+/);
     const entry = parts.length > 1 ? { methods: parts[0]!.split(",").map((m) => m.toUpperCase()), path: parts.slice(1).join(" ") } : { path: parts[0]! };
     const current = rule(service);
+    origins.push({ service, at: ["deny", current.deny?.length ?? 0], option: "--deny", text });
     rules.set(service, { ...current, deny: [...(current.deny ?? []), entry] });
   }
   // Held requests (src/vault/held.ts): the same shape as --deny, held for a person instead of refused.
@@ -128,6 +134,7 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
     const parts = spec.split(/\s+/);
     const entry = parts.length > 1 ? { methods: parts[0]!.split(",").map((m) => m.toUpperCase()), path: parts.slice(1).join(" ") } : { path: parts[0]! };
     const current = rule(service);
+    origins.push({ service, at: ["approve", current.approve?.length ?? 0], option: "--approve", text });
     rules.set(service, { ...current, approve: [...(current.approve ?? []), entry] });
   }
   const input: Record<string, unknown> = {};
@@ -135,7 +142,39 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
   if (flags.rateLimit !== undefined) input.rate_limit = { requests_per_minute: Number(flags.rateLimit) };
   if (flags.window.length > 0) input.time_windows = flags.window.map(parseWindow);
   if (flags.usageCap !== undefined) input.usage_cap = Number(flags.usageCap);
-  return parsePolicy(input);
+  try {
+    return parsePolicy(input);
+  } catch (error) {
+    if (!(error instanceof AgentVaultError)) throw error;
+    const path = (error.details?.path as PropertyKey[] | undefined) ?? [];
+    const option = optionAt(path, [...rules.keys()], origins, flags);
+    if (!option) throw error;
+    // The schema's words without its own location (`policy: rules[0].deny[0].path: `).
+    const reason = error.message.replace(/^policy: /, "").replace(/^[A-Za-z_.[\]0-9]+: /, "");
+    const entry = /^--(deny|approve) /.exec(option)?.[1];
+    const hint = entry ? `write --${entry} 'SERVICE=[METHODS ]PATH', e.g. --${entry} '${displaySafe([...rules.keys()][Number(path[1])] ?? "github").slice(0, 40)}=DELETE /admin/*'` : error.hint;
+    throw new AgentVaultError(error.code, `${option}: ${reason}`, { hint });
+  }
+}
+
+interface Origin {
+  readonly service: string;
+  readonly at: readonly PropertyKey[];
+  readonly option: string;
+  readonly text: string;
+}
+
+/** The option (with its text) that wrote the part of a policy at `path`, for an error message. */
+function optionAt(path: readonly PropertyKey[], services: readonly string[], origins: readonly Origin[], flags: PolicyFlags): string | null {
+  const quoted = (option: string, text: string) => `${option} "${displaySafe(text).slice(0, 80)}"`;
+  if (path[0] === "rate_limit") return quoted("--rate-limit", flags.rateLimit ?? "");
+  if (path[0] === "usage_cap") return quoted("--usage-cap", flags.usageCap ?? "");
+  if (path[0] === "time_windows") return quoted("--window", flags.window[Number(path[1])] ?? "");
+  if (path[0] !== "rules") return null;
+  const service = services[Number(path[1])];
+  const rest = path.slice(2);
+  const origin = origins.filter((o) => o.service === service && o.at.every((part, i) => rest[i] === part)).at(-1);
+  return origin ? quoted(origin.option, origin.text) : null;
 }
 
 function printInfo(agent: Agent): void {

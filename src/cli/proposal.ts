@@ -13,6 +13,34 @@ import { confirm, formatWhen, isInteractive, printJson, printNote, printTable, p
 import { didYouMean } from "../shared/suggest.ts";
 import { paint, statusStyle } from "./colour.ts";
 
+/**
+ * One warning per source slot whose command is not installed here, as `vault credential source`
+ * finds it (its check would fail): approving still stores the reference, and every request that
+ * needs the value fails with 502 source_unavailable until the command is there.
+ */
+async function missingSourceCommands(proposal: Proposal): Promise<string[]> {
+  const slots: { key: string; source: string }[] = [];
+  for (const slot of proposal.credentials) if (slot.action === "set" && slot.type === "source" && slot.source) slots.push({ key: slot.key, source: slot.source });
+  if (slots.length === 0) return [];
+  const { sourceCommandOf } = await import("../vault/source.schema.ts");
+  const { resolveCommand, sourcePathFrom } = await import("../sources/runner.ts");
+  const lines: string[] = [];
+  for (const slot of slots) {
+    let command: string;
+    try {
+      command = sourceCommandOf(slot.source).argv[0]!;
+    } catch {
+      continue; // the schema refused it when the proposal was filed; approving refuses it again
+    }
+    if (resolveCommand(command, sourcePathFrom()) === null) {
+      lines.push(
+        `warning: ${slot.key} would come from ${displaySafe(slot.source).slice(0, 120)}, but ${displaySafe(command).slice(0, 60)} is not installed (not on ${sourcePathFrom()}); requests that need ${slot.key} will fail with 502 source_unavailable until it is`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** Who approved or granted: `cli:` and the user name (the audit trail's `by`). */
 export function reviewer(): string {
   try {
@@ -142,6 +170,7 @@ export function registerProposal(group: Command): void {
       if (statusOf(proposal) !== "pending") throw new AgentVaultError("conflict", `proposal #${id} is ${statusOf(proposal) === "applied" ? "already approved" : statusOf(proposal)}`);
       if (stdinKey) values[stdinKey] = await readStdinRest(`the value of ${stdinKey}`);
       process.stderr.write(describe(proposal, (key) => agentSuppliedValue(store, vault, proposal, key), vault));
+      for (const line of await missingSourceCommands(proposal)) printNote(line);
       for (const key of slotsNeedingValues(proposal)) {
         if (values[key] !== undefined) continue;
         if (!isInteractive()) throw new AgentVaultError("invalid_argument", `proposal #${id} needs a value for ${key}`, { hint: `pass ${key}=- and the value on stdin` });

@@ -143,6 +143,8 @@ export function registerRun(program: Command): void {
         // Asked even when a server runs: a session is written into the sealed vault file, and the
         // password is what tells this `run` apart from an agent (same user) minting itself a wider session.
         const { store, vault } = await openVault(options, `Master password (to start a session for ${displaySafe(command[0] ?? "").slice(0, 60)}): `);
+        // A rule for a service the vault lacks (a typo) restricts nothing: refused before the agent starts.
+        if (policy && options.policy !== undefined) (await import("../vault/agents.ts")).checkPolicyServices(policy, vault, options.policy);
         process.exitCode = await runAgent(store, vault.name, command, {
           ttlMs,
           services: options.service.length > 0 ? options.service : null,

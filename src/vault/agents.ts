@@ -146,18 +146,28 @@ export function parsePolicy(input: unknown): Policy {
   return parsed.data;
 }
 
+/**
+ * Refuses a policy with a rule for a service the vault does not have: such a rule restricts
+ * nothing (a typo like "canry" would leave the session or agent unrestricted), so it is an error
+ * wherever a policy is set (`agent policy`, `run --policy`), with a near-miss named.
+ */
+export function checkPolicyServices(policy: Policy | null, vault: Pick<VaultRecord, "name" | "services">, where = ""): void {
+  for (const rule of policy?.rules ?? []) {
+    if (!vault.services.some((s) => s.name === rule.service))
+      throw new AgentVaultError(
+        "service_not_found",
+        `${where ? `${where}: ` : ""}policy rule for unknown service "${rule.service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(
+          rule.service,
+          vault.services.map((s) => s.name),
+        )}`,
+        { hint: "`agent-vault vault service list` shows the services; a rule for a service that is not there would restrict nothing" },
+      );
+  }
+}
+
 export async function setAgentPolicy(store: VaultStore, vaultName: string, name: string, policy: Policy | null): Promise<Agent> {
   return updateAgent(store, vaultName, name, (agent, vault) => {
-    for (const rule of policy?.rules ?? []) {
-      if (!vault.services.some((s) => s.name === rule.service))
-        throw new AgentVaultError(
-          "service_not_found",
-          `policy rule for unknown service "${rule.service.slice(0, 80)}" in vault "${vault.name}"${didYouMean(
-            rule.service,
-            vault.services.map((s) => s.name),
-          )}`,
-        );
-    }
+    checkPolicyServices(policy, vault);
     agent.policy = policy;
     store.audit.record({ kind: "agent_changed", vault: vault.name, agent: agent.name, detail: policy === null ? "policy cleared" : "policy set" });
   });
