@@ -1,6 +1,7 @@
 // The agent-facing HTTP API on AGENT_VAULT_ADDR: /health, /discover and the explicit proxy
 // /proxy/{host}/{path}. Every route but /health needs the session's Bearer token; errors are the
 // contract's JSON with X-Agent-Vault-Error, produced in one place (sendAnswer).
+import { IdleConnections } from "../net/idle.ts";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { InboundConnection, type InboundRequest, type InboundResponse } from "../net/inbound.ts";
 import { answerFrom, problem, sendAnswer } from "../shared/answers.ts";
@@ -86,14 +87,18 @@ export interface ApiServer {
 /** The API on its port, read with the same HTTP/1.1 codec as the proxy (src/net/inbound.ts). */
 export function createApiServer(deps: ApiDeps): ApiServer {
   const sockets = new Set<Socket>();
+  // The agent can open connections here without a token, like on the proxy port (src/net/idle.ts).
+  const idle = new IdleConnections();
   const serve = (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    new InboundConnection(socket, {
+    const conn = new InboundConnection(socket, {
       request: (req, res) => {
+        idle.asked(socket);
         handle(req, res, deps).catch((error: unknown) => sendAnswer(res, answerFrom(error)));
       },
     });
+    idle.add(conn, true);
   };
   const server = net.createServer(serve);
   return {
@@ -105,6 +110,7 @@ export function createApiServer(deps: ApiDeps): ApiServer {
       }),
     close: () =>
       new Promise((resolve) => {
+        idle.stop();
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),

@@ -252,6 +252,13 @@ export class InboundConnection {
   private socketPaused = false;
   closeAfterResponse = false;
   isHttp11 = true;
+  /**
+   * performance.now() since when this connection waits for a request head (null while a request is
+   * in progress or after it left HTTP): the listener closes one that waits too long.
+   */
+  waitingSince: number | null = performance.now();
+  /** Requests answered on this connection. */
+  served = 0;
 
   constructor(socket: Socket, handlers: InboundHandlers) {
     this.socket = socket;
@@ -279,12 +286,18 @@ export class InboundConnection {
    */
   detach(): Buffer {
     this.detached = true;
+    this.waitingSince = null;
     this.socket.off("data", this.onData);
     this.socket.off("end", this.onSocketEnd);
     this.socket.off("close", this.onClose);
     this.socket.off("drain", this.onDrain);
     this.socket.pause();
     return this.parser.takeRest();
+  }
+
+  /** Bytes of a next request head have arrived but not the whole head. */
+  hasPartialHead(): boolean {
+    return this.req === null && this.parser.buffered > 0;
   }
 
   /** The current request still has body bytes we have not read. */
@@ -391,6 +404,7 @@ export class InboundConnection {
   };
 
   private onHead(head: RequestHead, framing: BodyFraming): void {
+    this.waitingSince = null;
     this.head = head;
     this.bodyless = framing.kind === "none" || (framing.kind === "length" && framing.length === 0);
     this.isHttp11 = head.version === "1.1";
@@ -436,6 +450,8 @@ export class InboundConnection {
 
   private nextRequest(): void {
     if (this.closing) return;
+    this.served++;
+    this.waitingSince = performance.now();
     this.req = null;
     this.res = null;
     this.head = null;

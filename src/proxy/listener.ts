@@ -32,6 +32,7 @@ import { intercept, passthrough } from "./tunnels.ts";
 import { isWebSocketOffer, webSocketHandshakeProblem } from "./upgrade.ts";
 import { UpstreamPool } from "../net/pool.ts";
 import { resolveDial } from "../net/netguard.ts";
+import { IdleConnections } from "../net/idle.ts";
 import { openWebSocket } from "./ws-upgrade.ts";
 
 export interface ProxyDeps {
@@ -112,6 +113,10 @@ export class ProxyListener {
   private readonly listener: net.Server;
   /** Open tunnels and WebSockets, with what the sweep checks them against. */
   private readonly open = new Map<Socket, OpenConnection>();
+  /** How many entries of `open` each principal has. */
+  private readonly openCount = new Map<string, number>();
+  /** Connections waiting for a request head: capped, and closed when they wait too long. */
+  private readonly idle = new IdleConnections();
   private sweeper: ReturnType<typeof setInterval> | undefined;
   readonly pool: UpstreamPool;
   private readonly refresher: OAuthRefresher;
@@ -138,12 +143,14 @@ export class ProxyListener {
     });
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
+
     const address = this.listener.address() as net.AddressInfo;
     return { port: address.port, close: () => this.close() };
   }
 
   private async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.idle.stop();
     this.deps.log.flush();
     await this.deps.state.store.audit.flush({ anchor: true });
     await this.limits.close();
@@ -156,9 +163,11 @@ export class ProxyListener {
     socket.setNoDelay?.(true);
     const conn: InboundConnection = new InboundConnection(socket, {
       request: (req, res) => {
+        this.idle.asked(socket);
         this.dispatch(conn, req, res, tunnel).catch(() => socket.destroy());
       },
     });
+    this.idle.add(conn, tunnel === null);
   }
 
   private context(): StepContext {
@@ -172,6 +181,7 @@ export class ProxyListener {
       limits: this.limits,
       secrets: this.secretsOf,
       tails: this.deps.state.tails,
+      openConnections: (principal) => this.openCount.get(principal) ?? 0,
     };
   }
 
@@ -179,7 +189,17 @@ export class ProxyListener {
   private track(socket: Socket, open: OpenConnection): void {
     if (this.open.has(socket)) return;
     this.open.set(socket, open);
-    socket.once("close", () => this.open.delete(socket));
+    this.openCount.set(open.principal, (this.openCount.get(open.principal) ?? 0) + 1);
+    socket.once("close", () => this.untrack(socket));
+  }
+
+  private untrack(socket: Socket): void {
+    const open = this.open.get(socket);
+    if (!open) return;
+    this.open.delete(socket);
+    const left = (this.openCount.get(open.principal) ?? 1) - 1;
+    if (left > 0) this.openCount.set(open.principal, left);
+    else this.openCount.delete(open.principal);
   }
 
   private sweep(): void {
@@ -365,7 +385,7 @@ export class ProxyListener {
       await runPipeline(flow, this.context(), ON_REQUEST).catch(() => answer(flow, "internal", "internal error while preparing the upgrade"));
       if (flow.answer) return refuse(flow.answer);
       // The sweep re-checks the grant of an open WebSocket, not only its handshake.
-      if (flow.principal) this.open.delete(socket);
+      if (flow.principal) this.untrack(socket);
       if (flow.principal) this.track(socket, { principal: flow.principal.id, ...(flow.credential && flow.service ? { grant: { token: flow.credential, service: flow.service.name } } : {}) });
       const vault = flow.vault!;
       await openWebSocket(

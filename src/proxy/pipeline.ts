@@ -7,6 +7,7 @@ import { type Flow } from "./flow.ts";
 import { type Step, type StepContext } from "./step-context.ts";
 import { guardRequest } from "./steps/guard.ts";
 import { authenticate } from "./steps/authenticate.ts";
+import { limitConnections } from "./steps/connections.ts";
 import { stripHeaders } from "./steps/headers.ts";
 import { planRanges } from "./steps/ranges.ts";
 import { injectCredential } from "./steps/inject.ts";
@@ -22,7 +23,7 @@ import { holdForApproval } from "./steps/hold.ts";
 import { fetchSources } from "./steps/sources.ts";
 
 /** A CONNECT, before the tunnel opens: who is asking, and whether we read the tunnel or pass it on. */
-export const ON_CONNECT: readonly Step[] = [authenticate, routeTunnel, guardPassthrough];
+export const ON_CONNECT: readonly Step[] = [authenticate, limitConnections, routeTunnel, guardPassthrough];
 
 /**
  * Each request read from the agent (in a tunnel, plain, or on the explicit /proxy/ route) and each

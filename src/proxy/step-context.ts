@@ -33,6 +33,8 @@ export interface StepContext {
   readonly secrets: (vault: VaultRecord) => readonly Pattern[];
   /** What each principal last sent each host (the guard joins it to the next request). */
   readonly tails?: RequestTails;
+  /** How many tunnels and WebSockets a principal holds open through this proxy. */
+  readonly openConnections?: (principal: string) => number;
 }
 
 export type Step = (flow: Flow, ctx: StepContext) => void | Promise<void>;
