@@ -47,9 +47,33 @@ const SECRET = `sk-bench-${crypto.randomUUID()}`;
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+/** A positive whole number from the environment, or `fallback` when unset; anything else stops the run. */
+function envCount(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === "") return fallback;
+  if (!/^[1-9][0-9]*$/.test(text)) {
+    process.stderr.write(`bench:proxy: ${name}=${JSON.stringify(text)} is not a positive whole number\n`);
+    process.exit(2);
+  }
+  return Number(text);
+}
+
+/** BENCH_ONLY=1,3: workload numbers 1–7; anything else stops the run. */
+function envWorkloads(): number[] | null {
+  const text = process.env.BENCH_ONLY;
+  if (text === undefined || text === "") return null;
+  const numbers = text.split(",").map((part) => part.trim());
+  const bad = numbers.filter((part) => !/^[1-7]$/.test(part));
+  if (bad.length > 0) {
+    process.stderr.write(`bench:proxy: BENCH_ONLY=${JSON.stringify(text)}: ${bad.map((b) => JSON.stringify(b)).join(", ")} is not a workload (1–7)\n`);
+    process.exit(2);
+  }
+  return numbers.map(Number);
+}
+
 const SIZES: ClientConfig["sizes"] = QUICK
   ? { keepAlive: 300, sseEvents: 50, sseIntervalMs: 10, transfer: 128 * MiB, mitmTransfer: 64 * MiB, slowTransfer: 64 * MiB, slowRateMiBps: 32 }
-  : { keepAlive: Number(process.env.BENCH_KEEPALIVE ?? 2000), sseEvents: 200, sseIntervalMs: 10, transfer: GiB, mitmTransfer: 256 * MiB, slowTransfer: 128 * MiB, slowRateMiBps: 32 };
+  : { keepAlive: envCount("BENCH_KEEPALIVE", 2000), sseEvents: 200, sseIntervalMs: 10, transfer: GiB, mitmTransfer: 256 * MiB, slowTransfer: 128 * MiB, slowRateMiBps: 32 };
 const FRESH_NAMES = QUICK ? 10 : 50;
 const CONCURRENCY: ClientConfig["concurrency"] = { tunnels: 200, seconds: QUICK ? 5 : 30, periodMs: 1000 };
 /** Workload 7: interleaved rounds of one series per setting (and one direct), each of `perSeries` requests. */
@@ -689,7 +713,7 @@ async function main(): Promise<number> {
     throw new Error(`${error.message}: ${serverErr.join("").trim().slice(0, 500)}`);
   });
 
-  const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",").map(Number) : null;
+  const only = envWorkloads();
   let mitm: Mitm | null = null;
   let mitmSkipped = "";
   if (only === null || only.includes(6)) {
