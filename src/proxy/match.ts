@@ -3,7 +3,7 @@
 // covers exactly one label, and `api.github.com.` or `api.github.com.evil.io` never match
 // `api.github.com`. Compiled once per vault change, not per request.
 import { type HostPattern, parseHostPattern } from "../vault/host.ts";
-import { normalizePath } from "../vault/policy.ts";
+import { pathReadings } from "../vault/policy.ts";
 import { type Service } from "../vault/service.schema.ts";
 
 interface Compiled {
@@ -39,13 +39,15 @@ export class ServiceMatcher {
   /** The service for a request, enabled or not; null when none matches. */
   match(host: string, port: number, path: string): Service | null {
     const h = host.toLowerCase();
-    // As a server reads it (dot segments resolved, unreserved escapes decoded), like the policy:
-    // `/api/../admin` is `/admin` upstream and must not take the credential of `host/api/*`.
-    const pathOnly = normalizePath(path);
+    // In every way a server may read it (dot segments resolved, unreserved escapes decoded, `;`
+    // parameters cut, %2F as a separator), like the policy: `/api/../admin` and `/api/..;/admin`
+    // are `/admin` upstream and must not take the credential of `host/api/*`.
+    let readings: string[] | null = null;
     for (const { service, pattern } of this.compiled) {
       if (pattern.port !== null && pattern.port !== port) continue;
       if (!hostMatches(pattern, h)) continue;
-      if (pattern.pathPrefix !== null && !pathOnly.startsWith(pattern.pathPrefix)) continue;
+      const prefix = pattern.pathPrefix;
+      if (prefix !== null && !(readings ??= pathReadings(path)).every((reading) => reading.startsWith(prefix))) continue;
       return service;
     }
     return null;
