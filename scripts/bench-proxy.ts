@@ -340,6 +340,7 @@ interface Results {
     size: number;
     download: { direct: TransferResult; proxied: TransferResult };
     upload: { direct: TransferResult; proxied: TransferResult };
+    relay?: { download: TransferResult; upload: TransferResult };
     slow: { size: number; rateMiBps: number; download: TransferResult; upload: TransferResult };
   };
   concurrency?: ConcurrencyResult | Failed;
@@ -484,6 +485,20 @@ function reportTransfer(t: NonNullable<Results["transfer"]>): void {
       target: `≥ ${pct(TARGET.throughputShare)}`,
       ok: share >= TARGET.throughputShare,
     });
+  }
+  if (t.relay) {
+    for (const dir of ["download", "upload"] as const) {
+      const floor = t.relay[dir];
+      if (floor.error !== undefined) continue;
+      rows.push({
+        workload: `4. ${sizeText(t.size)} ${dir} through the bare TLS relay (the floor; relay CPU ${cpuPerGiB(floor)} s per GiB)`,
+        direct: mibs(t[dir].direct.mibPerSecond),
+        proxied: mibs(floor.mibPerSecond),
+        ratio: pct(floor.mibPerSecond / t[dir].direct.mibPerSecond),
+        target: "–",
+        ok: null,
+      });
+    }
   }
   const peak = peakOf(t.download.proxied, t.upload.proxied);
   rows.push({
@@ -726,7 +741,7 @@ async function main(): Promise<number> {
     if (mitmSkipped) process.stderr.write(`${mitmSkipped}\n`);
   }
 
-  const relay = only === null || only.includes(1) || only.includes(2) ? await startRelay(upstream.caFile) : null;
+  const relay = only === null || only.includes(1) || only.includes(2) || only.includes(4) ? await startRelay(upstream.caFile) : null;
 
   const config: ClientConfig = {
     quick: QUICK,

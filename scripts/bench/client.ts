@@ -777,6 +777,15 @@ async function main(): Promise<void> {
       size,
       download: { direct: await transfer(cfg, direct, "download", size, null, "direct download"), proxied: await transfer(cfg, proxied, "download", size, cfg.serverPid, "agent-vault download") },
       upload: { direct: await transfer(cfg, direct, "upload", size, null, "direct upload"), proxied: await transfer(cfg, proxied, "upload", size, cfg.serverPid, "agent-vault upload") },
+      // The floor: the same through the bare relay (no HTTP read, no scanning).
+      ...(relay && cfg.relay
+        ? {
+            relay: {
+              download: await transfer(cfg, relay, "download", size, cfg.relay.pid, "bare relay download"),
+              upload: await transfer(cfg, relay, "upload", size, cfg.relay.pid, "bare relay upload"),
+            },
+          }
+        : {}),
       // The same through a slow reader on the far side: what the proxy buffers when it must wait.
       slow: {
         size: cfg.sizes.slowTransfer,

@@ -2,7 +2,7 @@
 // run as its own process beside `agent-vault server`. It does what any intercepting proxy must and
 // nothing else: reads the CONNECT head, answers 200, opens the upstream TLS connection at once
 // (as agent-vault's warm-up does), terminates the agent's TLS with a leaf minted for the name, and
-// copies bytes both ways without reading them. Same runtime, same socket and TLS stack as the
+// copies bytes both ways without reading them, with backpressure. Same runtime, same socket and TLS stack as the
 // server (node:net, tls.TLSSocket on the accepted socket, tls.connect upstream), so the gap between
 // it and a direct connection is what terminating TLS costs on this machine, and the gap between it
 // and agent-vault is what agent-vault's own work costs.
@@ -38,14 +38,13 @@ const server = net.createServer((socket) => {
     const rest = head.subarray(end + 4);
     if (rest.length > 0) socket.unshift(rest);
     const agent = new tls.TLSSocket(socket, { isServer: true, secureContext: leaves.contextFor(name), ALPNProtocols: ["http/1.1"] });
-    const held: Buffer[] = [];
-    let ready = false;
+    // Piped both ways once the upstream is up (with backpressure, as the proxy streams bodies);
+    // what the agent sends before waits in its paused stream.
+    agent.pause();
     upstream.once("secureConnect", () => {
-      ready = true;
-      for (const piece of held) upstream.write(piece);
+      agent.pipe(upstream);
+      upstream.pipe(agent);
     });
-    agent.on("data", (data: Buffer) => (ready ? upstream.write(data) : held.push(data)));
-    upstream.on("data", (data: Buffer) => agent.write(data));
     const close = () => {
       agent.destroy();
       upstream.destroy();
