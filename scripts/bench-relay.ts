@@ -1,6 +1,8 @@
-// The floor under the proxy's bulk throughput on this machine: a bare relay in Bun (a TLS socket's
-// reads written to another TLS socket with backpressure; no HTTP, no scanning), three processes
-// (upstream, relay, client) as in bench-proxy's workload 4. Prints the relay's CPU per GiB and the
+// How the way a relay writes what it read changes its bulk throughput (the experiment behind
+// src/net/http1-write.ts's writeParts): a bare relay in Bun (a TLS socket's reads written to another
+// TLS socket with backpressure; no HTTP, no scanning), three processes (upstream, relay, client) as
+// in bench-proxy's workload 4, whose table has its own bare relay (scripts/bench/relay.ts) as the
+// floor beside the proxy. Prints the relay's CPU per GiB and the
 // client's MiB/s for each way of writing what was read: as read, copied, chunk-framed with one
 // join, chunk-framed as three writes.
 // Usage: bun scripts/bench-relay.ts [MiB] [rounds]   (needs openssl for a throwaway certificate)
