@@ -3,7 +3,7 @@
 import { type Transform } from "node:stream";
 import { type Answer, problem } from "../shared/answers.ts";
 import { type Coding, decoderChain, MAX_SNIFFED_LAYERS, messageCodings, sniffCoding } from "../net/codings.ts";
-import { findSecret, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
+import { hasScrubbable, type Pattern, scrubText, StreamGuard, StreamScrubber } from "./secrets.ts";
 import { scrubWholeBody } from "./whole-body.ts";
 
 export interface ScrubIo {
@@ -105,9 +105,10 @@ export interface ScrubSink {
 
 /** The headers cleaned in place: a header whose name holds a value is dropped, values in the rest replaced. */
 export function scrubHeaders(headers: Record<string, string | string[]>, patterns: readonly Pattern[]): void {
-  // One search over all headers; only when something is there are they cleaned one by one.
+  // One search over all headers (values, heads and tails of them); only when something is there
+  // are they cleaned one by one.
   if (
-    findSecret(
+    hasScrubbable(
       Object.entries(headers)
         .map(([n, v]) => `${n}: ${Array.isArray(v) ? v.join(", ") : v}`)
         .join("\n"),

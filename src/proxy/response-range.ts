@@ -130,9 +130,11 @@ function holdWhole(headers: Record<string, string | string[]>, length: number, f
       if (over || part.length !== length) return io.fail();
       const masked = maskText(part.toString("latin1"), patterns);
       // As a whole body is (whole-body.ts): a value left in a lenient view (wrapped base64,
-      // UTF-16, HTML references) or under a compressed layer the part starts with.
+      // UTF-16, HTML references) or under a compressed layer the part starts with. The lenient
+      // views are read with whole values masked only: masking the heads and tails in some lines
+      // of wrapped base64 would hide the value while its middle lines went out.
       const layers = bodyLayers(part, [], MAX_DECODED_SCRUB_BYTES) ?? [];
-      const views = [...lenientViews(masked), ...layers.slice(1).map((l) => l.body.toString("latin1"))];
+      const views = [...lenientViews(maskText(part.toString("latin1"), patterns, false)), ...layers.slice(1).map((l) => l.body.toString("latin1"))];
       for (const view of views) {
         const hit = findSecret(view, patterns);
         if (hit) {

@@ -8,6 +8,10 @@
 // base32 at each of the five alignments. Matching is case-insensitive (text and forms are folded
 // to lower case): hex and base32 are case-insensitive forms, and an upper-cased value is the value.
 //
+// Scrubbing also replaces a value cut short: a run of PARTIAL_LENGTH or more characters that is the
+// head or the tail of a form (an upstream that echoes `value[:N] + "…"`), so an agent learns at
+// most 7 characters at either end of a form and must guess the rest at once against the guard.
+//
 // Normalization: before matching, text is also seen decoded (escapes.ts): percent-encoding of any
 // character, JSON and JavaScript string escapes, up to three rounds. Content codings are undone
 // by the callers (net/codings.ts). Matching is on bytes (latin1 strings of the UTF-8 encoding).
@@ -132,6 +136,20 @@ export function vaultPatterns(store: VaultStore, vault: VaultRecord): Pattern[] 
 }
 
 /**
+ * A value an upstream echoed cut short (`value[:N] + "…"`, a body truncated to 2000 bytes) is
+ * scrubbed too: a run of at least this many characters that is the start (head) or the end (tail)
+ * of a form, wherever it stands. Shorter runs are left (8 characters of base64 occur by chance far
+ * too rarely to matter, 7 of a value leave the rest to be guessed at once).
+ */
+export const PARTIAL_LENGTH = 8;
+
+/** A head or a tail literal of scrubSearch: the first or last PARTIAL_LENGTH characters of `pattern`. */
+interface Edge {
+  readonly pattern: Pattern;
+  readonly head: boolean;
+}
+
+/**
  * The patterns compiled once: one multi-literal searcher over every distinct literal (search.ts,
  * case-insensitive, one pass), the pattern behind each literal, and the patterns by their first
  * character for the hold-back check.
@@ -148,6 +166,14 @@ interface Compiled {
    * the pieces' short length would shorten every shift of the scrubber's search too.
    */
   withPieces(): MultiSearch;
+  /**
+   * Whole values and their PARTIAL_LENGTH-character heads and tails, for scrubbing (scrubScan): a
+   * value an upstream echoed cut short is replaced too. Apart from `search`: the short literals
+   * shorten every shift, and the guard does not need them.
+   */
+  scrubSearch(): { readonly search: MultiSearch; readonly edges: readonly (readonly Edge[])[] };
+  /** Every character of every literal: the literals and places it stands (substringSuffix). */
+  places(): Map<number, [number, number][]>;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
   /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
@@ -193,7 +219,37 @@ function compiled(patterns: readonly Pattern[]): Compiled {
   const alphabet = new Uint8Array(256);
   for (const t of byText.keys()) for (let i = 0; i < t.length; i++) alphabet[t.charCodeAt(i) & 0xff] = 1;
   const piecesAreCodes = firstPieceCodes.size === firstPieces.size;
-  found = { search, withPieces, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, piecesAreCodes, alphabet };
+  let scrubbing: { search: MultiSearch; edges: Edge[][] } | null = null;
+  const scrubSearch = () => {
+    if (scrubbing) return scrubbing;
+    // One literal per distinct head or tail (base64 and base64url, a value and its core share
+    // many): fewer literals, fewer short shifts.
+    const byEdge = new Map<string, Edge[]>();
+    const add = (text: string, edge: Edge) => byEdge.set(text, [...(byEdge.get(text) ?? []), edge]);
+    for (const p of literals) {
+      if (p.bytes.length <= PARTIAL_LENGTH) continue;
+      add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true });
+      add(p.bytes.slice(-PARTIAL_LENGTH), { pattern: p, head: false });
+    }
+    scrubbing = { search: new MultiSearch([...literals.map((p) => p.bytes), ...byEdge.keys()]), edges: [...byEdge.values()] };
+    return scrubbing;
+  };
+  // Built on the scrubber's first use, as scrubSearch: the guard's one-off pattern lists never need it.
+  let placeMap: Map<number, [number, number][]> | null = null;
+  const places = () => {
+    if (placeMap) return placeMap;
+    placeMap = new Map();
+    for (const [index, p] of literals.entries()) {
+      for (let i = 0; i < p.bytes.length; i++) {
+        const code = p.bytes.charCodeAt(i);
+        const list = placeMap.get(code);
+        if (list) list.push([index, i]);
+        else placeMap.set(code, [[index, i]]);
+      }
+    }
+    return placeMap;
+  };
+  found = { search, withPieces, scrubSearch, places, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, piecesAreCodes, alphabet };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -356,16 +412,48 @@ export function guardScan(text: string, patterns: readonly Pattern[]): { hit: Pa
   return { hit: null, rests };
 }
 
-/** Every value in `text`, in every view, as spans of `text` (possibly overlapping). */
-export function findAll(text: string, patterns: readonly Pattern[]): Hit[] {
+/**
+ * Every value in `text`, and every head or tail of one (PARTIAL_LENGTH characters or more), in
+ * every view, as spans of `text` (possibly overlapping): what scrubbing replaces.
+ */
+export function findAll(text: string, patterns: readonly Pattern[], partials = true): Hit[] {
   if (patterns.length === 0 || text.length === 0) return [];
   const c = compiled(patterns);
   const hits: Hit[] = [];
-  c.search.scan(text, (m) => void (m.literal < c.fullCount && hits.push({ pattern: c.literals[m.literal]!, start: m.start, end: m.end })));
+  const scan = (t: string, found: (pattern: Pattern, start: number, end: number) => void) =>
+    partials ? scrubScan(c, t, found) : c.search.scan(t, (m) => void found(c.literals[m.literal]!, m.start, m.end));
+  scan(text, (pattern, start, end) => void hits.push({ pattern, start, end }));
   for (const { view, offset } of decodedWindows(text, c.longest, c.alphabet)) {
-    c.search.scan(view.text, (m) => void (m.literal < c.fullCount && hits.push({ pattern: c.literals[m.literal]!, start: offset + view.toSource(m.start), end: offset + view.toSourceEnd(m.end) })));
+    scan(view.text, (pattern, start, end) => void hits.push({ pattern, start: offset + view.toSource(start), end: offset + view.toSourceEnd(end) }));
   }
   return hits;
+}
+
+/**
+ * Whole values, heads and tails in `text` as is: a head found by its first PARTIAL_LENGTH
+ * characters runs on as far as the form does, a tail found by its last runs back as far.
+ */
+function scrubScan(c: Compiled, text: string, found: (pattern: Pattern, start: number, end: number) => void): void {
+  const { search, edges } = c.scrubSearch();
+  search.scan(text, (m) => {
+    if (m.literal < c.fullCount) return void found(c.literals[m.literal]!, m.start, m.end);
+    for (const { pattern, head } of edges[m.literal - c.fullCount]!) {
+      const form = pattern.bytes;
+      let k = PARTIAL_LENGTH;
+      if (head) {
+        while (k < form.length && m.start + k < text.length && foldCode(text.charCodeAt(m.start + k)) === form.charCodeAt(k)) k++;
+        found(pattern, m.start, m.start + k);
+      } else {
+        while (k < form.length && m.end - k - 1 >= 0 && foldCode(text.charCodeAt(m.end - k - 1)) === form.charCodeAt(form.length - k - 1)) k++;
+        found(pattern, m.end - k, m.end);
+      }
+    }
+  });
+}
+
+/** Whether scrubbing would change `text` (a value, a head or a tail of one, in any view). */
+export function hasScrubbable(text: string, patterns: readonly Pattern[]): boolean {
+  return findAll(text, patterns).length > 0;
 }
 
 /** `text` with every span in `hits` (before `cut`) replaced by `[REDACTED:KEY]`. */
@@ -423,15 +511,22 @@ function mask(text: string, hits: readonly Hit[], cut = text.length): string {
   return parts.join("");
 }
 
-/** `text` with every value masked in place (maskFor): the same length, the same offsets. */
-export function maskText(text: string, patterns: readonly Pattern[]): string {
+/**
+ * `text` with every value, and every head and tail of one, masked in place (maskFor): the same
+ * length, the same offsets. `partials` false: whole values only.
+ */
+export function maskText(text: string, patterns: readonly Pattern[], partials = true): string {
   if (patterns.length === 0) return text;
-  return mask(text, findAll(text, patterns));
+  return mask(text, findAll(text, patterns, partials));
 }
 
-export function scrubText(text: string, patterns: readonly Pattern[]): string {
+/**
+ * `text` with every value, and every head and tail of one (PARTIAL_LENGTH characters or more),
+ * replaced by `[REDACTED:KEY]`. `partials` false: whole values only.
+ */
+export function scrubText(text: string, patterns: readonly Pattern[], partials = true): string {
   if (patterns.length === 0) return text;
-  return redact(text, findAll(text, patterns));
+  return redact(text, findAll(text, patterns, partials));
 }
 
 /** How many characters at the end of a folded text could be the start of a pattern. */
@@ -449,19 +544,42 @@ function foldedPartial(c: Compiled, folded: string, minimum = 1): number {
 }
 
 /**
- * How many characters at the end of `text` could be the start of a pattern in any view (or an
- * escape the next chunk completes): hold those back.
+ * How many characters at the end of a folded text are a piece of some pattern (anywhere in it):
+ * under scrubbing, such an end may be the start of a head or of a tail that the next chunk
+ * completes (a tail run back into what was sent would have gone out in part), so it is held.
+ * Every place of the last character in the literals, run back as far as the text matches.
  */
-export function partialSuffix(text: string, patterns: readonly Pattern[]): number {
+function substringSuffix(c: Compiled, text: string): number {
+  const folded = text.length > c.longest ? text.slice(-c.longest) : text;
+  const n = folded.length;
+  if (n === 0) return 0;
+  let best = 0;
+  for (const [index, at] of c.places().get(folded.charCodeAt(n - 1)) ?? []) {
+    const form = c.literals[index]!.bytes;
+    let k = 1;
+    while (k < n && k <= at && form.charCodeAt(at - k) === folded.charCodeAt(n - 1 - k)) k++;
+    if (k > best) best = k;
+    if (best >= n) break;
+  }
+  return best;
+}
+
+/**
+ * How many characters at the end of `text` could be the start of a pattern in any view (or an
+ * escape the next chunk completes): hold those back. `scrubbing`: a piece of a pattern too (a head
+ * or tail the next chunk may complete: substringSuffix).
+ */
+export function partialSuffix(text: string, patterns: readonly Pattern[], scrubbing = false): number {
   if (patterns.length === 0) return 0;
   const c = compiled(patterns);
   const tail = spelledTail(text, c.longest);
   // An escape cut in half (`…6L%3`) is held, and so is whatever it may continue.
   const escape = partialEscapeLength(tail);
   const base = tail.slice(0, tail.length - escape);
-  let hold = foldedPartial(c, base.toLowerCase());
+  const held = (folded: string) => (scrubbing ? substringSuffix(c, folded) : foldedPartial(c, folded));
+  let hold = held(base.toLowerCase());
   for (const view of decodedViews(base)) {
-    const partial = foldedPartial(c, view.text.toLowerCase());
+    const partial = held(view.text.toLowerCase());
     if (partial > 0) hold = Math.max(hold, base.length - view.toSource(view.text.length - partial));
   }
   return hold + escape;
@@ -535,20 +653,20 @@ function hasEscapeChar(text: string): boolean {
 }
 
 /** The leftmost whole value in `bytes` (the longest there), as `firstFull` finds it in their text. */
-function firstFullIn(c: Compiled, bytes: Uint8Array): Pattern | null {
+function firstFullIn(c: Compiled, bytes: Uint8Array, search = c.search): Match | null {
   let best: Match | null = null;
-  c.search.scanBytes(bytes, (m) => {
+  search.scanBytes(bytes, (m) => {
     if (best && m.start !== best.start) return true;
     if (!best || m.end > best.end) best = m;
     return false;
   });
-  return best ? c.literals[(best as Match).literal]! : null;
+  return best;
 }
 
 /** findSecret over the latin1 text of `bytes`, making strings only of the windows around escapes. */
 function findSecretIn(c: Compiled, bytes: Buffer): Pattern | null {
   const raw = firstFullIn(c, bytes);
-  if (raw) return raw;
+  if (raw) return c.literals[raw.literal]!;
   for (const { view } of decodedWindowsOf(bytes, c.longest, c.alphabet)) {
     const hit = firstFull(c, view.text);
     if (hit) return hit;
@@ -556,8 +674,19 @@ function findSecretIn(c: Compiled, bytes: Buffer): Pattern | null {
   return null;
 }
 
-/** Whether a whole form stands in `before` + `chunk` (no escape in either), and the leftmost (the longest there). */
-function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): Match | null {
+/** Whether `bytes` hold anything scrubbing replaces (a value, a head or a tail, in any view). */
+function hasScrubbableIn(c: Compiled, bytes: Buffer): boolean {
+  const { search } = c.scrubSearch();
+  if (firstFullIn(c, bytes, search)) return true;
+  for (const { view } of decodedWindowsOf(bytes, c.longest, c.alphabet)) if (search.first(view.text)) return true;
+  return false;
+}
+
+/**
+ * Whether a whole form stands in `before` + `chunk` (no escape in either), and the leftmost (the
+ * longest there); with scrubSearch's searcher, a head or a tail of one too.
+ */
+function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array, search = c.search): Match | null {
   let best: Match | null = null;
   const keep = (m: Match, limit: number) => {
     if (m.start >= limit || (best && m.start !== best.start)) return true;
@@ -567,10 +696,10 @@ function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): Mat
   if (before.length > 0) {
     // A form that starts in `before` ends within `longest - 1` bytes of the chunk.
     const joint = Buffer.concat([before, chunk.subarray(0, c.longest - 1)]);
-    c.search.scanBytes(joint, (m) => keep(m, before.length));
+    search.scanBytes(joint, (m) => keep(m, before.length));
     if (best) return best;
   }
-  c.search.scanBytes(chunk, (m) => keep(m, Number.POSITIVE_INFINITY));
+  search.scanBytes(chunk, (m) => keep(m, Number.POSITIVE_INFINITY));
   return best;
 }
 
@@ -584,8 +713,9 @@ function tailText(before: Uint8Array, chunk: Buffer, n: number): string {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Scrubs a stream chunk by chunk. Only a tail that could still become a value is held back (at
- * most the longest spelling of a pattern), so server-sent events and other streams flow on. Bytes
+ * Scrubs a stream chunk by chunk. Only a tail that could still become a value, or a head or tail
+ * of one, is held back: an end that is a piece of some form (substringSuffix; at most the longest
+ * spelling of a pattern), so server-sent events and other streams flow on. Bytes
  * with nothing to replace go out as the same bytes (no re-encoding of the chunk, and no copy of it:
  * `pushPieces` hands out views of what came in).
  */
@@ -611,10 +741,11 @@ export class StreamScrubber {
     const pending = this.pending;
     if (this.patterns.length > 0 && !hasEscapeByte(chunk) && !hasEscapeByte(pending)) {
       const c = compiled(this.patterns);
-      if (firstRawAcross(c, pending, chunk) === null) {
+      // One pass for whole values, heads and tails (scrubSearch): anything found takes the general path.
+      if (firstRawAcross(c, pending, chunk, c.scrubSearch().search) === null) {
         const total = pending.length + chunk.length;
-        // With no escape in reach, partialSuffix is foldedPartial of the last `longest` characters.
-        const hold = foldedPartial(c, tailText(pending, chunk, Math.min(total, c.longest)).toLowerCase());
+        // With no escape in reach, partialSuffix is substringSuffix of the last `longest` characters.
+        const hold = substringSuffix(c, tailText(pending, chunk, Math.min(total, c.longest)).toLowerCase());
         const cut = total - hold;
         if (cut >= pending.length) {
           this.pending = Buffer.from(chunk.subarray(cut - pending.length));
@@ -627,8 +758,8 @@ export class StreamScrubber {
     const bytes = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     // Escapes in reach and nothing to replace (JSON with \" and \n, binary bytes): the windows
     // around the escapes are decoded and searched, and the hold-back judged from the spelled tail.
-    if (this.patterns.length > 0 && findSecretIn(compiled(this.patterns), bytes) === null) {
-      const cut = bytes.length - partialSuffix(spelledTailOf(bytes, compiled(this.patterns).longest), this.patterns);
+    if (this.patterns.length > 0 && !hasScrubbableIn(compiled(this.patterns), bytes)) {
+      const cut = bytes.length - partialSuffix(spelledTailOf(bytes, compiled(this.patterns).longest), this.patterns, true);
       this.pending = Buffer.from(bytes.subarray(cut));
       return [bytes.subarray(0, cut)];
     }
@@ -638,7 +769,7 @@ export class StreamScrubber {
   /** The general path: every view of the held tail and the chunk, values replaced. */
   private pushText(bytes: Buffer): Buffer {
     const text = bytes.toString("latin1");
-    const hold = partialSuffix(text, this.patterns);
+    const hold = partialSuffix(text, this.patterns, true);
     const hits = findAll(text, this.patterns);
     // A value that would straddle the cut stays behind with the tail; moving the cut back may make
     // another, overlapping value straddle it, so this repeats until none does.

@@ -22,7 +22,12 @@ export function scrubWholeBody(body: Buffer, declared: readonly Coding[], patter
     current = Buffer.from(scrubText(outer.toString("latin1"), patterns), "latin1");
   }
   if (sniffCoding(current) === null) {
-    for (const view of lenientViews(current.toString("latin1"))) {
+    // Read with whole values replaced only: a value wrapped in lines (base64 in MIME) has heads and
+    // tails in some lines, and replacing those would hide the value from the lenient view while
+    // its middle lines went out.
+    const innermost = layers[layers.length - 1]!.body.toString("latin1");
+    const viewed = layers.length - 1 === outermost ? scrubText(innermost, patterns, false) : current.toString("latin1");
+    for (const view of lenientViews(viewed)) {
       const hit = findSecret(view, patterns);
       if (hit) return { refused: hit };
     }
