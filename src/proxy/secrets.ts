@@ -143,10 +143,25 @@ export function vaultPatterns(store: VaultStore, vault: VaultRecord): Pattern[] 
  */
 export const PARTIAL_LENGTH = 8;
 
+/**
+ * The length of a value's public prefix: up to three short words each ending in `_` or `-` at its
+ * start (`ghp_`, `sk_live_`, `github_pat_`, `sk-ant-api03-`), which vendors print in docs and error
+ * messages and which begin ordinary words (`github_pages`). A head of the raw form must run
+ * PARTIAL_LENGTH characters past it to be scrubbed as a cut value: otherwise every such word in a
+ * response would be replaced. A random value rarely starts with a letter, up to 5 more and a
+ * separator; where it does, that much less of it is protected.
+ */
+export function publicPrefixLength(form: string, bytes: string): number {
+  if (form !== "raw") return 0;
+  return /^(?:[a-z][a-z0-9]{0,5}[_-]){1,3}/.exec(bytes.slice(0, 24))?.[0].length ?? 0;
+}
+
 /** A head or a tail literal of scrubSearch: the first or last PARTIAL_LENGTH characters of `pattern`. */
 interface Edge {
   readonly pattern: Pattern;
   readonly head: boolean;
+  /** How long a run must be to be scrubbed: PARTIAL_LENGTH, past the public prefix for a head. */
+  readonly min: number;
 }
 
 /**
@@ -228,8 +243,8 @@ function compiled(patterns: readonly Pattern[]): Compiled {
     const add = (text: string, edge: Edge) => byEdge.set(text, [...(byEdge.get(text) ?? []), edge]);
     for (const p of literals) {
       if (p.bytes.length <= PARTIAL_LENGTH) continue;
-      add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true });
-      add(p.bytes.slice(-PARTIAL_LENGTH), { pattern: p, head: false });
+      add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true, min: PARTIAL_LENGTH + publicPrefixLength(p.form, p.bytes) });
+      add(p.bytes.slice(-PARTIAL_LENGTH), { pattern: p, head: false, min: PARTIAL_LENGTH });
     }
     scrubbing = { search: new MultiSearch([...literals.map((p) => p.bytes), ...byEdge.keys()]), edges: [...byEdge.values()] };
     return scrubbing;
@@ -437,12 +452,12 @@ function scrubScan(c: Compiled, text: string, found: (pattern: Pattern, start: n
   const { search, edges } = c.scrubSearch();
   search.scan(text, (m) => {
     if (m.literal < c.fullCount) return void found(c.literals[m.literal]!, m.start, m.end);
-    for (const { pattern, head } of edges[m.literal - c.fullCount]!) {
+    for (const { pattern, head, min } of edges[m.literal - c.fullCount]!) {
       const form = pattern.bytes;
       let k = PARTIAL_LENGTH;
       if (head) {
         while (k < form.length && m.start + k < text.length && foldCode(text.charCodeAt(m.start + k)) === form.charCodeAt(k)) k++;
-        found(pattern, m.start, m.start + k);
+        if (k >= min) found(pattern, m.start, m.start + k);
       } else {
         while (k < form.length && m.end - k - 1 >= 0 && foldCode(text.charCodeAt(m.end - k - 1)) === form.charCodeAt(form.length - k - 1)) k++;
         found(pattern, m.end - k, m.end);

@@ -6,7 +6,9 @@
 // fills a placeholder in a credential-named field), and has the body echoed back cut at every
 // length, from the front and from the back: in a small JSON body, in the status line and a header,
 // in a large streamed body with the cut value across a chunk edge, and in ranged parts (small and
-// streamed). No run of 8 characters of the value, in any case, may reach the agent.
+// streamed). No run of 8 characters of the value past its public prefix (`sk_live_`), in any case,
+// may reach the agent.
+import { publicPrefixLength } from "../../src/proxy/secrets.ts";
 import { beforeAll, describe, expect, test } from "bun:test";
 import { type IncomingMessage, type ServerResponse } from "node:http";
 import { type HttpConnection } from "../support/proxy-client.ts";
@@ -89,10 +91,10 @@ async function request(method: string, path: string, headers: [string, string][]
   return { status: r.status, reason: r.reason, body: r.body, headers: r.headers };
 }
 
-/** The first run of 8 characters of the value (any case) in `text`, or null. */
+/** The first run of 8 characters of the value past its public prefix (`sk_live_`; any case) in `text`, or null. */
 function runOfValue(text: string): string | null {
   const folded = text.toLowerCase();
-  const secret = B.secret.toLowerCase();
+  const secret = B.secret.toLowerCase().slice(publicPrefixLength("raw", B.secret.toLowerCase()));
   for (let i = 0; i + 8 <= secret.length; i++) if (folded.includes(secret.slice(i, i + 8))) return secret.slice(i, i + 8);
   return null;
 }
@@ -121,8 +123,9 @@ describe("a service echoes the body cut at every length", () => {
       expectNoRun(text, `json ${end} ${n}`);
       if (text.includes("[REDACTED:FAKE_KEY]")) redacted++;
     }
-    // Cut runs of 8 characters or more are replaced (and the whole value, when it is all there).
-    expect(redacted).toBeGreaterThanOrEqual(2 * (B.secret.length - 7));
+    // Cut runs of 8 characters or more are replaced (and the whole value, when it is all there); a
+    // head counts from 8 characters past the public prefix (`sk_live_`).
+    expect(redacted).toBeGreaterThanOrEqual(2 * (B.secret.length - 7) - publicPrefixLength("raw", B.secret.toLowerCase()));
   }, 120_000);
 
   test("in the status line and a header", async () => {

@@ -5,7 +5,7 @@
 // (25 of 26 characters) reached the agent as is, and the guard told it the 26th.
 import { describe, expect, test } from "bun:test";
 import { scrubHeaders } from "../../src/proxy/response-body.ts";
-import { maskText, PARTIAL_LENGTH, type Pattern, patternsOf, scrubText, StreamScrubber } from "../../src/proxy/secrets.ts";
+import { maskText, PARTIAL_LENGTH, type Pattern, patternsOf, publicPrefixLength, scrubText, StreamScrubber } from "../../src/proxy/secrets.ts";
 import { scrubWholeBody } from "../../src/proxy/whole-body.ts";
 
 const VALUES: [string, string][] = [
@@ -24,11 +24,11 @@ function leaks(text: string, key: string): string | null {
   const folded = text.toLowerCase();
   for (const p of patterns) {
     if (p.key !== key) continue;
-    for (let i = 0; i + PARTIAL_LENGTH <= p.bytes.length; i++) {
-      const run = p.bytes.slice(i, i + PARTIAL_LENGTH);
-      // Only heads and tails are promised: a run is a leak if it is at either end of the form.
-      if ((i === 0 || i + PARTIAL_LENGTH === p.bytes.length) && folded.includes(run)) return `${p.form} ${run}`;
-    }
+    // Only heads and tails are promised: a run at either end of the form (a head counted past the
+    // value's public prefix, `ghp_`, which ordinary text may hold).
+    const head = p.bytes.slice(0, publicPrefixLength(p.form, p.bytes) + PARTIAL_LENGTH);
+    const tail = p.bytes.slice(-PARTIAL_LENGTH);
+    for (const run of [head, tail]) if (folded.includes(run)) return `${p.form} ${run}`;
   }
   return null;
 }
@@ -40,7 +40,7 @@ function cutsOf(key: string): { name: string; run: string }[] {
     if (p.key !== key) continue;
     const form = p.form === "base32" || p.form === "hex" ? p.bytes.toUpperCase() : p.bytes;
     for (let k = PARTIAL_LENGTH; k < form.length; k++) {
-      out.push({ name: `${p.form} head ${k}`, run: form.slice(0, k) });
+      if (k >= PARTIAL_LENGTH + publicPrefixLength(p.form, p.bytes)) out.push({ name: `${p.form} head ${k}`, run: form.slice(0, k) });
       out.push({ name: `${p.form} tail ${k}`, run: form.slice(form.length - k) });
     }
   }
@@ -62,7 +62,8 @@ describe("a value cut short is scrubbed: every head and tail of every form", () 
   for (const [key, value] of VALUES) {
     test(`${key}: at the end of a body and in its middle, whole and masked`, () => {
       // The raw value as the red team had it: the original case.
-      const cuts = [...cutsOf(key), ...Array.from({ length: value.length - PARTIAL_LENGTH }, (_, i) => ({ name: `raw head ${i + PARTIAL_LENGTH}`, run: value.slice(0, i + PARTIAL_LENGTH) }))];
+      const shortest = PARTIAL_LENGTH + publicPrefixLength("raw", value.toLowerCase());
+      const cuts = [...cutsOf(key), ...Array.from({ length: value.length - shortest }, (_, i) => ({ name: `raw head ${i + shortest}`, run: value.slice(0, i + shortest) }))];
       for (const { name, run } of cuts) {
         for (const after of AFTER) {
           for (const text of [`{"pad": "x", "token": "${run}${after}`, `{"token": "${run}${after}", "n": 1}`, `msg: ${run}${after}`]) {
@@ -87,6 +88,13 @@ describe("a value cut short is scrubbed: every head and tail of every form", () 
     expect(clean.endsWith(`"token":"[REDACTED:CANARY]`)).toBe(true);
   });
 
+  test("a public prefix and up to 7 characters past it are left alone: ghp_ and github_pat_ in ordinary text", () => {
+    const own = [...patterns, ...patternsOf("PAT", "github_pat_11ABCDEFG0aBcDeFgHiJkLmNoPqRsTuVwXyZ")].sort((a, b) => b.bytes.length - a.bytes.length);
+    for (const text of ['{"has_pages":true,"github_pages":"x"}', "tokens start with github_pat_ or ghp_", "ghp_Q9x2LmT", "github_pat_11ABCDE"]) expect(scrubText(text, own)).toBe(text);
+    expect(scrubText("github_pat_11ABCDEFG0", own)).toBe("[REDACTED:PAT]");
+    expect(scrubText("ghp_Q9x2LmT7a", own)).toBe("[REDACTED:GH]");
+  });
+
   test("a run shorter than 8 characters is left alone, at either end", () => {
     for (const [, value] of VALUES) {
       for (let k = 1; k < PARTIAL_LENGTH; k++) {
@@ -107,7 +115,9 @@ describe("a value cut short is scrubbed: every head and tail of every form", () 
 
   test("base64 wrapped in lines is still refused whole: its head and tail lines replaced must not hide the middle ones", () => {
     const [, value] = VALUES[1]!;
-    const wrapped = Buffer.from(`id:${value}`).toString("base64").replace(/(.{12})/g, "$1\r\n");
+    const wrapped = Buffer.from(`id:${value}`)
+      .toString("base64")
+      .replace(/(.{12})/g, "$1\r\n");
     const whole = scrubWholeBody(Buffer.from(wrapped), [], patterns, 1 << 20);
     expect("refused" in whole && whole.refused.key).toBe("GH");
   });
