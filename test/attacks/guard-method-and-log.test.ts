@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type RawResponse, readResponse } from "../support/proxy-client.ts";
-import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { type Broker, brokerForFile, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 brokerForFile("av-guard-method-", (broker) => (B = broker));
@@ -19,18 +19,9 @@ function wireSince(tls: number, plain: number): string {
   return Buffer.concat([...B.upstream.wire.slice(tls).map((w) => w.data), ...B.plainWire.slice(plain)]).toString("latin1");
 }
 
-async function inTunnel(host: string, head: string): Promise<RawResponse | null> {
-  const conn = await B.tunnel(host);
-  conn.socket.write(Buffer.from(head, "latin1"));
-  try {
-    const r = await readResponse(conn.reader, { timeoutMs: 5_000 });
-    B.outputs.push(r.text, JSON.stringify(r.headers));
-    return r;
-  } catch {
-    return null;
-  } finally {
-    conn.close();
-  }
+/** `method target` with Host and Connection: close, in a tunnel to `host` on the broker's session. */
+async function inTunnel(host: string, method: string, target: string): Promise<RawResponse | null> {
+  return requestInTunnel(B, method, target, { host, timeoutMs: 5_000 });
 }
 
 function expectRefused(r: RawResponse | null, what: string): void {
@@ -43,7 +34,7 @@ describe("a credential's value as the request method", () => {
     for (const host of ["evil.test", "api.other.test", "api.fake.test"]) {
       const tls = B.upstream.wire.length;
       const plain = B.plainWire.length;
-      const r = await inTunnel(host, `${B.secret} /m HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      const r = await inTunnel(host, B.secret, "/m");
       expectRefused(r, host);
       expect(r!.text, host).toContain("the method");
       await Bun.sleep(100);
@@ -69,10 +60,10 @@ describe("a refused request's line in the logs", () => {
   test("a value in the path (raw, percent-encoded, base64) or the method: requests.log, audit.log, log and audit export hold none of it", async () => {
     const spelled = B.secret.replace(/[a-z]/, (c) => `%${c.charCodeAt(0).toString(16)}`);
     for (const path of [`/p/${B.secret}`, `/p/${spelled}`, `/p/${Buffer.from(B.secret).toString("base64url")}`]) {
-      expectRefused(await inTunnel("evil.test", `GET ${path} HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n`), path);
+      expectRefused(await inTunnel("evil.test", "GET", path), path);
     }
     // Refused too (the describe above): only its log line is judged here.
-    await inTunnel("evil.test", `${B.secret} /m2 HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n`);
+    await inTunnel("evil.test", B.secret, "/m2");
     // The request log is batched, the audit within milliseconds for refusals.
     await Bun.sleep(1_500);
     const forms = [B.secret, Buffer.from(B.secret).toString("base64url"), B.secret.slice(9)];
@@ -88,7 +79,7 @@ describe("a refused request's line in the logs", () => {
   }, 30_000);
 
   test("the broker still answers, and nothing the agent got holds the value", async () => {
-    const r = await inTunnel("api.fake.test", "GET /after HTTP/1.1\r\nHost: api.fake.test\r\nConnection: close\r\n\r\n");
+    const r = await inTunnel("api.fake.test", "GET", "/after");
     expect(r?.status).toBe(200);
     for (const out of B.outputs) expect(out).not.toContain(B.secret);
   });

@@ -9,7 +9,7 @@
 // naming another method is refused. Broker and attacker: the unprivileged user.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { type RawResponse } from "../support/proxy-client.ts";
-import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { agentWithPolicy, type Broker, brokerForFile, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
@@ -24,16 +24,7 @@ beforeAll(async () => {
 }, 30_000);
 
 async function inTunnel(method: string, path: string, extra: [string, string][] = [], body = ""): Promise<RawResponse | null> {
-  const conn = await B.tunnel("api.fake.test", agentAuth);
-  try {
-    const r = await conn.request(method, path, [["Host", "api.fake.test"], ["Connection", "close"], ...extra], body, 10_000);
-    B.outputs.push(r.text, JSON.stringify(r.headers));
-    return r;
-  } catch {
-    return null;
-  } finally {
-    conn.close();
-  }
+  return requestInTunnel(B, method, path, { auth: agentAuth, headers: extra, body });
 }
 
 describe("a policy's methods, however the agent spells them", () => {

@@ -11,7 +11,7 @@
 // reaches the service.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { type RawResponse } from "../support/proxy-client.ts";
-import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { agentWithPolicy, type Broker, brokerForFile, expectRefused, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
@@ -22,35 +22,13 @@ beforeAll(async () => {
 }, 30_000);
 
 async function inTunnel(method: string, target: string, extra: [string, string][] = [], body = ""): Promise<RawResponse | null> {
-  const conn = await B.tunnel("api.fake.test", agentAuth);
-  try {
-    const r = await conn.request(method, target, [["Host", "api.fake.test"], ["Connection", "close"], ...extra], body, 10_000);
-    B.outputs.push(r.text, JSON.stringify(r.headers));
-    return r;
-  } catch {
-    return null;
-  } finally {
-    conn.close();
-  }
-}
-
-/** The request is refused `policy_denied` and not one byte of it reached the service. */
-async function expectRefused(label: string, send: () => Promise<RawResponse | null>): Promise<RawResponse | null> {
-  const wire = B.upstream.wire.length;
-  const received = B.upstream.received.length;
-  const r = await send();
-  expect(r?.status, `${label}: ${r?.text}`).toBe(403);
-  expect(r?.headers["x-agent-vault-error"], label).toBe("policy_denied");
-  await Bun.sleep(50);
-  expect(B.upstream.wire.length, label).toBe(wire);
-  expect(B.upstream.received.length, label).toBe(received);
-  return r;
+  return requestInTunnel(B, method, target, { auth: agentAuth, headers: extra, body });
 }
 
 describe("a JSON _method under a type that is not quite application/json", () => {
   test("text/json, application/jsonfoo, text/plain; x=/json, charset=+json, TEXT/JSON, text/plain, octet-stream: refused, nothing reaches the service", async () => {
     for (const type of ["text/json", "application/jsonfoo", "text/plain; x=/json", "text/plain; charset=+json", "TEXT/JSON", "application/x-json-stream", "text/plain", "application/octet-stream"]) {
-      const r = await expectRefused(type, () => inTunnel("POST", "/repos/x", [["Content-Type", type]], '{"title":"x","_method":"DELETE"}'));
+      const r = await expectRefused(B, type, () => inTunnel("POST", "/repos/x", [["Content-Type", type]], '{"title":"x","_method":"DELETE"}'));
       expect(r?.text, type).toContain("_method");
       expect(r?.text, type).not.toContain("DELETE");
     }
@@ -62,13 +40,13 @@ describe("a JSON _method under a type that is not quite application/json", () =>
       ["POST", [["Content-Type", "application/octet-stream"]]],
       ["POST", [["Content-Type", "application/json"]]],
     ] as const) {
-      await expectRefused(`${method} ${JSON.stringify(headers)}`, () => inTunnel(method, "/repos/x", [...headers] as [string, string][], "title=x&_method=DELETE"));
+      await expectRefused(B, `${method} ${JSON.stringify(headers)}`, () => inTunnel(method, "/repos/x", [...headers] as [string, string][], "title=x&_method=DELETE"));
     }
   });
 
   test('POST /admin/x (held for a person) with text/json {"_method":"GET"}: refused at once, never held, nothing reaches the service', async () => {
     const started = Date.now();
-    const r = await expectRefused("held text/json", () => inTunnel("POST", "/admin/x", [["Content-Type", "text/json"]], '{"_method":"GET"}'));
+    const r = await expectRefused(B, "held text/json", () => inTunnel("POST", "/admin/x", [["Content-Type", "text/json"]], '{"_method":"GET"}'));
     expect(r?.text).toContain("_method");
     expect(Date.now() - started).toBeLessThan(1_500);
   });
@@ -77,7 +55,7 @@ describe("a JSON _method under a type that is not quite application/json", () =>
 describe("override headers spelt with underscores", () => {
   test("X_HTTP_METHOD_OVERRIDE, X_HTTP_Method, x_method_override naming DELETE: refused, nothing reaches the service", async () => {
     for (const header of ["X_HTTP_METHOD_OVERRIDE", "X_HTTP_Method", "x_method_override", "X-HTTP_Method-Override"]) {
-      const r = await expectRefused(header, () => inTunnel("POST", "/repos/x", [[header, "DELETE"]], ""));
+      const r = await expectRefused(B, header, () => inTunnel("POST", "/repos/x", [[header, "DELETE"]], ""));
       expect(r?.text, header).not.toContain("DELETE");
     }
   });

@@ -11,7 +11,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { gzipSync } from "node:zlib";
 import { type RawResponse } from "../support/proxy-client.ts";
-import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { agentWithPolicy, type Broker, brokerForFile, expectRefused, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
@@ -22,29 +22,7 @@ beforeAll(async () => {
 }, 30_000);
 
 async function inTunnel(method: string, target: string, extra: [string, string][] = [], body?: Buffer | string): Promise<RawResponse | null> {
-  const conn = await B.tunnel("api.fake.test", agentAuth);
-  try {
-    const r = await conn.request(method, target, [["Host", "api.fake.test"], ["Connection", "close"], ...extra], body, 10_000);
-    B.outputs.push(r.text, JSON.stringify(r.headers));
-    return r;
-  } catch {
-    return null;
-  } finally {
-    conn.close();
-  }
-}
-
-/** The request is answered `code` and not one byte of it reached the service. */
-async function expectRefused(label: string, send: () => Promise<RawResponse | null>, code: string, status: number): Promise<RawResponse | null> {
-  const wire = B.upstream.wire.length;
-  const received = B.upstream.received.length;
-  const r = await send();
-  expect(r?.status, `${label}: ${r?.text}`).toBe(status);
-  expect(r?.headers["x-agent-vault-error"], label).toBe(code);
-  await Bun.sleep(50);
-  expect(B.upstream.wire.length, label).toBe(wire);
-  expect(B.upstream.received.length, label).toBe(received);
-  return r;
+  return requestInTunnel(B, method, target, { auth: agentAuth, headers: extra, body });
 }
 
 describe("a _method parameter under a policy that names methods", () => {
@@ -65,7 +43,7 @@ describe("a _method parameter under a policy that names methods", () => {
       "X-HTTP-Method-Override=DELETE",
     ];
     for (const query of queries) {
-      const r = await expectRefused(query, () => inTunnel("POST", `/repos/x?${query}`, [], ""), "policy_denied", 403);
+      const r = await expectRefused(B, query, () => inTunnel("POST", `/repos/x?${query}`, [], ""), "policy_denied", 403);
       expect(r?.text, query).toContain("_method");
       expect(r?.text, query).not.toContain("DELETE");
     }
@@ -91,7 +69,7 @@ describe("a _method parameter under a policy that names methods", () => {
       ],
     ];
     for (const [label, headers, body] of cases) {
-      const r = await expectRefused(label, () => inTunnel("POST", "/repos/x", headers, body), "policy_denied", 403);
+      const r = await expectRefused(B, label, () => inTunnel("POST", "/repos/x", headers, body), "policy_denied", 403);
       expect(r?.text, label).toContain("_method");
     }
   });
@@ -101,7 +79,7 @@ describe("a _method parameter under a policy that names methods", () => {
       ["Content-Type", "application/x-www-form-urlencoded"],
       ["Content-Length", String(9 * 1024 * 1024)],
     ];
-    const r = await expectRefused("9 MiB form", () => inTunnel("POST", "/repos/x", headers, ""), "policy_denied", 403);
+    const r = await expectRefused(B, "9 MiB form", () => inTunnel("POST", "/repos/x", headers, ""), "policy_denied", 403);
     expect(r?.text).toContain("_method");
   });
 
@@ -135,14 +113,14 @@ describe("a target starting // (a network-path reference to some servers)", () =
       "/repos/a#/../../admin/x",
       "/repos/a?x=1#y",
     ]) {
-      await expectRefused(target, () => inTunnel("GET", target), "invalid_request", 400);
+      await expectRefused(B, target, () => inTunnel("GET", target), "invalid_request", 400);
     }
   });
 
   test("control: a repeated slash later in the path is judged as the server reads it (/repos//x allowed, /repos/..//admin denied)", async () => {
     const r = await inTunnel("GET", "/repos//x");
     expect(r?.status, r?.text).toBe(200);
-    await expectRefused("/repos/..//admin", () => inTunnel("GET", "/repos/..//admin"), "policy_denied", 403);
+    await expectRefused(B, "/repos/..//admin", () => inTunnel("GET", "/repos/..//admin"), "policy_denied", 403);
   });
 });
 

@@ -10,7 +10,7 @@
 // held request reaches the service.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { type RawResponse } from "../support/proxy-client.ts";
-import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { agentWithPolicy, type Broker, brokerForFile, expectRefused, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
@@ -37,31 +37,7 @@ beforeAll(async () => {
 }, 30_000);
 
 async function inTunnel(host: string, target: string): Promise<RawResponse | null> {
-  const conn = await B.tunnel(host, agentAuth);
-  try {
-    const r = await conn.request("GET", target, [
-      ["Host", host],
-      ["Connection", "close"],
-    ]);
-    B.outputs.push(r.text, JSON.stringify(r.headers));
-    return r;
-  } catch {
-    return null;
-  } finally {
-    conn.close();
-  }
-}
-
-/** The request is answered `code` and not one byte of it reached either service. */
-async function expectRefused(host: string, target: string, code: string, status: number): Promise<void> {
-  const wire = B.upstream.wire.length;
-  const received = B.upstream.received.length;
-  const r = await inTunnel(host, target);
-  expect(r?.status, `${target}: ${r?.text}`).toBe(status);
-  expect(r?.headers["x-agent-vault-error"], target).toBe(code);
-  await Bun.sleep(50);
-  expect(B.upstream.wire.length, target).toBe(wire);
-  expect(B.upstream.received.length, target).toBe(received);
+  return requestInTunnel(B, "GET", target, { host, auth: agentAuth });
 }
 
 describe("a deny entry and the paths a server reads", () => {
@@ -80,7 +56,7 @@ describe("a deny entry and the paths a server reads", () => {
       "/x/..%5Csecret/x",
       "/x/%2e%2e;/secret/x",
     ]) {
-      await expectRefused("api.fake.test", target, "policy_denied", 403);
+      await expectRefused(B, target, () => inTunnel("api.fake.test", target), "policy_denied", 403);
     }
   });
 });
@@ -88,13 +64,13 @@ describe("a deny entry and the paths a server reads", () => {
 describe("an approve entry and the paths a server reads", () => {
   test("a `;` in a path that would be held, or ..%2F: 400 before anything is held or sent", async () => {
     for (const target of ["/admin;/x", "/admin;a=b/x", "/x/..;/admin/x", "/x/..%2fadmin/x"]) {
-      await expectRefused("api.fake.test", target, "invalid_request", 400);
+      await expectRefused(B, target, () => inTunnel("api.fake.test", target), "invalid_request", 400);
     }
   });
 
   test("/ADMIN/x and /admin%2Fx: held for a person like /admin/x (and time out here), nothing reaches the service", async () => {
     for (const target of ["/ADMIN/x", "/Admin/x", "/admin%2Fx"]) {
-      await expectRefused("api.fake.test", target, "approval_timeout", 403);
+      await expectRefused(B, target, () => inTunnel("api.fake.test", target), "approval_timeout", 403);
     }
   }, 30_000);
 });
@@ -102,12 +78,12 @@ describe("an approve entry and the paths a server reads", () => {
 describe("an allow-list and the paths a server reads", () => {
   test("/public/..;/admin, /public/x/..;/..;/admin, /public/...;/admin, ..%2F: refused, nothing reaches the service", async () => {
     for (const target of ["/public/..;/admin", "/public/x/..;/..;/admin", "/public/...;/admin", "/public/..%2fadmin", "/public%2f..%2f..%2fadmin", "/public/..%5cadmin"]) {
-      await expectRefused("api.other.test", target, "policy_denied", 403);
+      await expectRefused(B, target, () => inTunnel("api.other.test", target), "policy_denied", 403);
     }
   });
 
   test("an allow-list keeps its exact case: /PUBLIC/x is refused (a case-sensitive server would serve another resource)", async () => {
-    await expectRefused("api.other.test", "/PUBLIC/x", "policy_denied", 403);
+    await expectRefused(B, "/PUBLIC/x", () => inTunnel("api.other.test", "/PUBLIC/x"), "policy_denied", 403);
   });
 });
 

@@ -9,8 +9,8 @@
 // one naming the tunnel's own host is judged and sent as its path. Broker and attacker: the
 // unprivileged user.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { type HttpConnection, type RawResponse } from "../support/proxy-client.ts";
-import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { type RawResponse } from "../support/proxy-client.ts";
+import { agentWithPolicy, type Broker, brokerForFile, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
@@ -27,25 +27,7 @@ beforeAll(async () => {
 
 /** One request in a fresh tunnel to api.fake.test; the answer, or null when the proxy closed without one. */
 async function inTunnel(method: string, target: string, auth?: string): Promise<RawResponse | null> {
-  const conn: HttpConnection = await B.tunnel("api.fake.test", auth);
-  try {
-    const r = await conn.request(
-      method,
-      target,
-      [
-        ["Host", "api.fake.test"],
-        ["Connection", "close"],
-      ],
-      method === "POST" ? "{}" : undefined,
-      10_000,
-    );
-    B.outputs.push(r.text, JSON.stringify(r.headers));
-    return r;
-  } catch {
-    return null;
-  } finally {
-    conn.close();
-  }
+  return requestInTunnel(B, method, target, { auth, body: method === "POST" ? "{}" : undefined });
 }
 
 /** What the service's upstream received since `mark`, as request-target lines. */

@@ -6,7 +6,7 @@
 // here), and what its WebSocket echo received after unmasking (frames are masked on the wire, so
 // the wire alone cannot show a value).
 import { randomBytes, createHash } from "node:crypto";
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import net, { type AddressInfo } from "node:net";
@@ -17,7 +17,7 @@ import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
 import { asAgent, giveToAgent, openToAgent } from "./attacker.ts";
 import { recordingCli, TEST_PASSWORD, type TempHome, tempHome } from "./binary.ts";
-import { basicProxyAuth, type HttpConnection, openPlain, openTunnel, serveWsEcho, wsFrame } from "./proxy-client.ts";
+import { basicProxyAuth, type HeaderList, type HttpConnection, openPlain, openTunnel, type RawResponse, serveWsEcho, wsFrame } from "./proxy-client.ts";
 import { type Server, startServer } from "./server.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
@@ -61,11 +61,6 @@ function serveRecordingEcho(socket: net.Socket, path: string, received: Broker["
 }
 
 /**
- * One broker for a whole test file: a scratch directory named after `prefix`, the broker started
- * before the file's tests and handed to `use`, closed and the directory removed after them.
- * Returns the scratch directory (for files the agent writes there).
- */
-/**
  * An agent `bot` on the broker, granted the `fake` service for an hour, with this policy (YAML)
  * for it; returns its Proxy-Authorization.
  */
@@ -83,6 +78,56 @@ export async function agentWithPolicy(broker: Broker, scratch: string, policyYam
   return auth;
 }
 
+/** What `requestInTunnel` sends besides its method and target; each default in its comment. */
+export interface TunnelRequest {
+  /** The tunnel's host and the Host header: api.fake.test. */
+  readonly host?: string;
+  /** Proxy-Authorization for the CONNECT: the broker's session. */
+  readonly auth?: string;
+  /** Headers after Host and Connection: close. */
+  readonly headers?: HeaderList;
+  /** A body, sent with its Content-Length (even ""); none when undefined. */
+  readonly body?: Buffer | string;
+  /** How long each read of the answer may wait: 10 s. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * One request (Host, Connection: close) in a fresh tunnel, the answer kept in `broker.outputs` for
+ * the canary checks; null when the proxy closed or stalled without one.
+ */
+export async function requestInTunnel(broker: Broker, method: string, target: string, request: TunnelRequest = {}): Promise<RawResponse | null> {
+  const host = request.host ?? "api.fake.test";
+  const conn = await broker.tunnel(host, request.auth);
+  try {
+    const r = await conn.request(method, target, [["Host", host], ["Connection", "close"], ...(request.headers ?? [])], request.body, request.timeoutMs ?? 10_000);
+    broker.outputs.push(r.text, JSON.stringify(r.headers));
+    return r;
+  } catch {
+    return null;
+  } finally {
+    conn.close();
+  }
+}
+
+/** The request `send` makes is refused with `code` and `status` and not one byte of it reached the service. */
+export async function expectRefused(broker: Broker, label: string, send: () => Promise<RawResponse | null>, code = "policy_denied", status = 403): Promise<RawResponse | null> {
+  const wire = broker.upstream.wire.length;
+  const received = broker.upstream.received.length;
+  const r = await send();
+  expect(r?.status, `${label}: ${r?.text}`).toBe(status);
+  expect(r?.headers["x-agent-vault-error"], label).toBe(code);
+  await Bun.sleep(50);
+  expect(broker.upstream.wire.length, label).toBe(wire);
+  expect(broker.upstream.received.length, label).toBe(received);
+  return r;
+}
+
+/**
+ * One broker for a whole test file: a scratch directory named after `prefix`, the broker started
+ * before the file's tests and handed to `use`, closed and the directory removed after them.
+ * Returns the scratch directory (for files the agent writes there).
+ */
 export function brokerForFile(prefix: string, use: (broker: Broker) => void): string {
   const scratch = mkdtempSync(join(tmpdir(), prefix));
   let broker: Broker | undefined;
