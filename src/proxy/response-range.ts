@@ -88,6 +88,12 @@ export function startRangeScrub(
   const scrubber = new StreamScrubber(patterns, true);
   /** Offset in the part of the next byte out of the scrubber (masking keeps offsets). */
   let out = 0;
+  /**
+   * The agent's last byte, held until the upstream's part has ended at the length it declared: the
+   * bytes asked for may all have arrived before the part falls short of its Content-Range, and the
+   * agent must not get a complete 206 of a part that was not.
+   */
+  let finalByte: Buffer | null = null;
   const give = (pieces: readonly Buffer[]): boolean => {
     const mine: Buffer[] = [];
     for (const piece of pieces) {
@@ -95,7 +101,11 @@ export function startRangeScrub(
       out += piece.length;
       const a = Math.max(from, at);
       const b = Math.min(to, out);
-      if (a < b) mine.push(piece.subarray(a - at, b - at));
+      if (a >= b) continue;
+      if (b === to) {
+        if (b - 1 > a) mine.push(piece.subarray(a - at, b - 1 - at));
+        finalByte = piece.subarray(b - 1 - at, b - at);
+      } else mine.push(piece.subarray(a - at, b - at));
     }
     return mine.length === 0 || io.write(mine);
   };
@@ -106,7 +116,8 @@ export function startRangeScrub(
     end: (then) => {
       give([scrubber.end()]);
       // A part shorter than its Content-Range (the connection closed early) is cut, never ended.
-      if (out !== length) return io.fail();
+      if (out !== length || finalByte === null) return io.fail();
+      io.write([finalByte]);
       then();
     },
   };
