@@ -1,17 +1,35 @@
 // Bulk transfers and memory. Every socket read under Bun is a new buffer, and under a sustained
 // transfer JavaScriptCore collects them late: a 1 GiB upload through the proxy peaked at 160–300 MB
-// of RSS (the busier the machine, the later the collection). A full collection after every
-// RELAYED_BYTES_PER_GC bytes read from either side keeps the peak near 135 MB (1 GiB each way,
-// `npm run bench:proxy`), for about 9% more proxy CPU per GiB; small requests reach the threshold
-// rarely (each collection is a pause of a few milliseconds).
+// of RSS (the busier the machine, the later the collection). So a full collection runs after every
+// RELAYED_BYTES_PER_GC bytes read from either side, and once traffic pauses for IDLE_MS after at
+// least IDLE_MIN_BYTES (what a burst of requests left behind is freed before the next one: the
+// proxy's RSS was 97 MiB before a transfer that followed keep-alive requests, 65 MiB without). That
+// keeps the peak near 135–150 MB for 1 GiB each way (`npm run bench:proxy`) for about 9% more proxy
+// CPU per GiB; small requests reach the threshold rarely (each collection is a pause of a few ms).
 const RELAYED_BYTES_PER_GC = 128 * 1024 * 1024;
+const IDLE_MIN_BYTES = 4 * 1024 * 1024;
+const IDLE_MS = 1_000;
 
 let relayedSinceGc = 0;
+let lastRead = 0;
+let idleCheck: ReturnType<typeof setInterval> | null = null;
 
 /** Counts bytes read from an agent or an upstream; collects once enough have gone by. */
 export function countRelayed(bytes: number): void {
   relayedSinceGc += bytes;
-  if (relayedSinceGc < RELAYED_BYTES_PER_GC) return;
+  lastRead = performance.now();
+  if (relayedSinceGc >= RELAYED_BYTES_PER_GC) return collect();
+  if (idleCheck === null && relayedSinceGc >= IDLE_MIN_BYTES) {
+    idleCheck = setInterval(() => {
+      if (performance.now() - lastRead >= IDLE_MS) collect();
+    }, IDLE_MS);
+    idleCheck.unref();
+  }
+}
+
+function collect(): void {
   relayedSinceGc = 0;
+  if (idleCheck !== null) clearInterval(idleCheck);
+  idleCheck = null;
   Bun.gc(true);
 }
