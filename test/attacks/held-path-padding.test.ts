@@ -8,7 +8,7 @@
 // the unprivileged user.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { type RawResponse } from "../support/proxy-client.ts";
-import { agentWithPolicy, type Broker, brokerForFile } from "../support/upgrade-broker.ts";
+import { agentWithPolicy, type Broker, brokerForFile, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
 let agentAuth: string;
@@ -18,27 +18,8 @@ beforeAll(async () => {
   agentAuth = await agentWithPolicy(B, scratch, 'rules:\n  - service: fake\n    approve:\n      - { methods: [POST], path: "/repos/*", timeout: 2s }\n');
 }, 30_000);
 
-async function post(path: string): Promise<RawResponse | null> {
-  const conn = await B.tunnel("api.fake.test", agentAuth);
-  try {
-    const r = await conn.request(
-      "POST",
-      path,
-      [
-        ["Host", "api.fake.test"],
-        ["Connection", "close"],
-        ["Content-Type", "application/json"],
-      ],
-      "{}",
-      10_000,
-    );
-    B.outputs.push(r.text, JSON.stringify(r.headers));
-    return r;
-  } catch {
-    return null;
-  } finally {
-    conn.close();
-  }
+function post(path: string): Promise<RawResponse | null> {
+  return requestInTunnel(B, "POST", path, { auth: agentAuth, headers: [["Content-Type", "application/json"]], body: "{}" });
 }
 
 async function heldPaths(): Promise<string[]> {
