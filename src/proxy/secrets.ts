@@ -37,6 +37,8 @@ export interface Pattern {
   readonly bytes: string;
   /** raw, base64, base64url, hex, base32 */
   readonly form: string;
+  /** How many leading characters of `bytes` spell the value's public prefix (`sk_live_`, in this form). */
+  readonly prefix?: number;
 }
 
 /** The characters of an encoding that depend only on `value` when it starts `offset` bytes into a stream. */
@@ -67,18 +69,21 @@ export function base32(bytes: Buffer): string {
   return out;
 }
 
-function formsOf(value: string): { form: string; text: string }[] {
+function formsOf(value: string): { form: string; text: string; prefix: number }[] {
   const bytes = Buffer.from(value, "utf8");
   const raw = bytes.toString("latin1");
-  const forms: { form: string; text: string }[] = [{ form: "raw", text: raw }];
+  const p = publicPrefixLength("raw", raw.toLowerCase());
+  /** Characters of an aligned core (alignedCore) that spell only the first `p` bytes. */
+  const spelled = (offset: number, bitsPerChar: number) => Math.max(0, Math.floor(((offset + p) * 8) / bitsPerChar) - Math.ceil((offset * 8) / bitsPerChar));
+  const forms: { form: string; text: string; prefix: number }[] = [{ form: "raw", text: raw, prefix: p }];
   // Form encoding writes a space as `+`, which the decoder leaves alone (it is also base64's).
-  if (raw.includes(" ")) forms.push({ form: "raw", text: raw.replace(/ /g, "+") });
+  if (raw.includes(" ")) forms.push({ form: "raw", text: raw.replace(/ /g, "+"), prefix: p });
   for (let offset = 0; offset < 3; offset++) {
-    forms.push({ form: "base64", text: alignedCore(bytes, offset, 6, (b) => b.toString("base64")) });
-    forms.push({ form: "base64url", text: alignedCore(bytes, offset, 6, (b) => b.toString("base64url")) });
+    forms.push({ form: "base64", text: alignedCore(bytes, offset, 6, (b) => b.toString("base64")), prefix: spelled(offset, 6) });
+    forms.push({ form: "base64url", text: alignedCore(bytes, offset, 6, (b) => b.toString("base64url")), prefix: spelled(offset, 6) });
   }
-  for (let offset = 0; offset < 5; offset++) forms.push({ form: "base32", text: alignedCore(bytes, offset, 5, base32) });
-  forms.push({ form: "hex", text: bytes.toString("hex") });
+  for (let offset = 0; offset < 5; offset++) forms.push({ form: "base32", text: alignedCore(bytes, offset, 5, base32), prefix: spelled(offset, 5) });
+  forms.push({ form: "hex", text: bytes.toString("hex"), prefix: 2 * p });
   return forms;
 }
 
@@ -106,16 +111,16 @@ export function patternsOf(key: string, value: string): Pattern[] {
   if (value.length < MIN_SECRET_LENGTH) return [];
   const seen = new Set<string>();
   const out: Pattern[] = [];
-  const add = (form: string, text: string) => {
+  const add = (form: string, text: string, prefix: number) => {
     const folded = text.toLowerCase();
     if (seen.has(folded) || (form !== "raw" && folded.length < MIN_FORM_LENGTH)) return;
     seen.add(folded);
-    out.push({ key, bytes: folded, form });
+    out.push({ key, bytes: folded, form, ...(prefix > 0 ? { prefix } : {}) });
   };
-  for (const { form, text } of formsOf(value)) add(form, text);
+  for (const { form, text, prefix } of formsOf(value)) add(form, text, prefix);
   for (const { core, allForms } of coresOf(value)) {
-    if (allForms) for (const { form, text } of formsOf(core)) add(form, text);
-    else add("raw", Buffer.from(core, "utf8").toString("latin1"));
+    if (allForms) for (const { form, text, prefix } of formsOf(core)) add(form, text, prefix);
+    else add("raw", Buffer.from(core, "utf8").toString("latin1"), publicPrefixLength("raw", core.toLowerCase()));
   }
   return out;
 }
@@ -243,7 +248,7 @@ function compiled(patterns: readonly Pattern[]): Compiled {
     const add = (text: string, edge: Edge) => byEdge.set(text, [...(byEdge.get(text) ?? []), edge]);
     for (const p of literals) {
       if (p.bytes.length <= PARTIAL_LENGTH) continue;
-      add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true, min: PARTIAL_LENGTH + publicPrefixLength(p.form, p.bytes) });
+      add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true, min: PARTIAL_LENGTH + (p.prefix ?? 0) });
       add(p.bytes.slice(-PARTIAL_LENGTH), { pattern: p, head: false, min: PARTIAL_LENGTH });
     }
     scrubbing = { search: new MultiSearch([...literals.map((p) => p.bytes), ...byEdge.keys()]), edges: [...byEdge.values()] };
@@ -315,6 +320,8 @@ export interface Hit {
   readonly pattern: Pattern;
   readonly start: number;
   readonly end: number;
+  /** A cut value's span runs past the end of the text: a stream must hold it until it is whole. */
+  readonly open?: boolean;
 }
 
 /**
@@ -437,16 +444,25 @@ export function findAll(text: string, patterns: readonly Pattern[], partials = t
   const hits: Hit[] = [];
   const scan = (t: string, found: (pattern: Pattern, start: number, end: number) => void) =>
     partials ? scrubScan(c, t, found) : c.search.scan(t, (m) => void found(c.literals[m.literal]!, m.start, m.end));
-  scan(text, (pattern, start, end) => void hits.push({ pattern, start, end }));
+  // A cut value's span (scrubScan) may reach past either end of what is scanned: clamped, and
+  // marked open when it runs past the end.
+  scan(text, (pattern, start, end) => void hits.push({ pattern, start: Math.max(0, start), end: Math.min(end, text.length), ...(end > text.length ? { open: true } : {}) }));
   for (const { view, offset } of decodedWindows(text, c.longest, c.alphabet)) {
-    scan(view.text, (pattern, start, end) => void hits.push({ pattern, start: offset + view.toSource(start), end: offset + view.toSourceEnd(end) }));
+    scan(view.text, (pattern, start, end) => {
+      const open = end > view.text.length;
+      hits.push({ pattern, start: offset + view.toSource(Math.max(0, start)), end: offset + view.toSourceEnd(Math.min(end, view.text.length)), ...(open ? { open } : {}) });
+    });
   }
   return hits;
 }
 
 /**
- * Whole values, heads and tails in `text` as is: a head found by its first PARTIAL_LENGTH
- * characters runs on as far as the form does, a tail found by its last runs back as far.
+ * Whole values, heads and tails in `text` as is. A head is found by its first PARTIAL_LENGTH
+ * characters and counts when it runs on, matching, to PARTIAL_LENGTH past the public prefix; a tail
+ * by its last PARTIAL_LENGTH. Either is replaced over the form's whole length from where it stands
+ * (a head forward, a tail back), whatever follows: a span that stopped where the match stops would
+ * tell the agent, one character at a time, whether its guess continues the value (a red team read a
+ * whole key that way through an endpoint that echoed its input).
  */
 function scrubScan(c: Compiled, text: string, found: (pattern: Pattern, start: number, end: number) => void): void {
   const { search, edges } = c.scrubSearch();
@@ -456,11 +472,11 @@ function scrubScan(c: Compiled, text: string, found: (pattern: Pattern, start: n
       const form = pattern.bytes;
       let k = PARTIAL_LENGTH;
       if (head) {
-        while (k < form.length && m.start + k < text.length && foldCode(text.charCodeAt(m.start + k)) === form.charCodeAt(k)) k++;
-        if (k >= min) found(pattern, m.start, m.start + k);
+        while (k < min && m.start + k < text.length && foldCode(text.charCodeAt(m.start + k)) === form.charCodeAt(k)) k++;
+        if (k >= min) found(pattern, m.start, m.start + form.length);
+        // Too short to tell yet at the end of the text: a stream holds it (partialSuffix).
       } else {
-        while (k < form.length && m.end - k - 1 >= 0 && foldCode(text.charCodeAt(m.end - k - 1)) === form.charCodeAt(form.length - k - 1)) k++;
-        found(pattern, m.end - k, m.end);
+        found(pattern, m.end - form.length, m.end);
       }
     }
   });
@@ -792,7 +808,8 @@ export class StreamScrubber {
     for (let moved = true; moved; ) {
       moved = false;
       for (const h of hits) {
-        if (h.start < cut && h.end > cut) {
+        // A cut value's span that runs past what has arrived waits for the rest too.
+        if (h.start < cut && (h.end > cut || h.open)) {
           cut = h.start;
           moved = true;
         }

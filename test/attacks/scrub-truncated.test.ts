@@ -41,6 +41,11 @@ function send(res: ServerResponse, status: number, body: Buffer, headers: Record
 beforeAll(() => {
   const base = B.upstream.handler!;
   B.upstream.handler = (req, res, body) => {
+    // An error that quotes what the agent sent, as many APIs do ("No such customer: 'x'").
+    if (req.url?.startsWith("/say?s=")) {
+      const said = decodeURIComponent(req.url.slice("/say?s=".length));
+      return send(res, 404, Buffer.from(JSON.stringify({ error: { message: `No such customer: '${said}'` } })), { "content-type": "application/json" });
+    }
     const m = /^\/cut\/(json|header|stream|range|range-large)\/(head|tail)\/(\d+)$/.exec(req.url ?? "");
     if (!m) return base(req, res, body);
     const [, how, end, n] = m as unknown as [string, string, string, string];
@@ -167,6 +172,29 @@ describe("a service echoes the body cut at every length", () => {
       }
     }, 240_000);
   }
+});
+
+describe("the scrubber as an oracle: an error that quotes the agent's guess", () => {
+  test("a guess that continues the value past what the agent knows comes back exactly like one that does not, plain, upper-case and hex", async () => {
+    // As if the agent had learned 11 characters past the public prefix (more than a cut echo shows).
+    const known = B.secret.slice(0, publicPrefixLength("raw", B.secret.toLowerCase()) + 11);
+    const spellings: [string, (s: string) => string][] = [
+      ["plain", (s) => s],
+      ["upper", (s) => s.toUpperCase()],
+      ["hex", (s) => Buffer.from(s).toString("hex")],
+    ];
+    for (const [name, spell] of spellings) {
+      const bodies = new Set<string>();
+      for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") {
+        const r = await request("GET", `/say?s=${encodeURIComponent(`${spell(known + c)}!`)}`);
+        const text = r.body.toString("latin1");
+        B.outputs.push(text);
+        expectNoRun(text, `${name} ${c}`);
+        bodies.add(text);
+      }
+      expect([...bodies], name).toHaveLength(1);
+    }
+  }, 120_000);
 });
 
 describe("what the agent got", () => {
