@@ -33,19 +33,34 @@ export function normalizePath(path: string): string {
  * path parameters cut from each segment first (Tomcat, Spring, Jetty: `/secret;a=b/x` is
  * `/secret/x`, `..;` is `..`); with `%2F` and `%5C` read as separators (`/secret%2fx`, `..%2f`);
  * and both. A segment of three or more dots counts as `..` in the lenient readings (Windows trims
- * trailing dots). Rules hold only if they hold for every reading (see refusalOf, approvalOf).
+ * trailing dots). Also: `%3B` read as `;` (a server that decodes before cutting parameters), `%25`
+ * read as `%` once (one that decodes twice: `%2573ecret` is `secret`, `%252F` a separator), and a
+ * reading with each segment's trailing dots, spaces, tabs and NULs trimmed (IIS and Windows:
+ * `/secret./x` and `/secret%20/x` are `/secret/x`). Rules hold only if they hold for every reading
+ * (see refusalOf, approvalOf).
  */
 export function pathReadings(path: string): string[] {
   const raw = path.split("?")[0]!.split("#")[0]!;
-  const withSeparators = raw.replace(/%(?:2f|5c)/gi, "/");
-  const readings = new Set([normalizePath(raw), normalizePath(withSeparators)]);
-  for (const text of [raw, withSeparators]) {
+  const texts = new Set([raw]);
+  if (/%25/i.test(raw)) texts.add(raw.replace(/%25/gi, "%"));
+  for (const t of [...texts]) if (/%(?:2f|5c)/i.test(t)) texts.add(t.replace(/%(?:2f|5c)/gi, "/"));
+  for (const t of [...texts]) if (/%3b/i.test(t)) texts.add(t.replace(/%3b/gi, ";"));
+  const readings = new Set<string>();
+  for (const text of texts) {
+    readings.add(normalizePath(text));
     const stripped = text
       .split("/")
       .map((segment) => segment.replace(/;.*$/s, ""))
       .map((segment) => (/^\.{3,}$/.test(segment) ? ".." : segment))
       .join("/");
     readings.add(normalizePath(stripped));
+    if (/(?:\.|%2e|%20|%09|%00| )(?:\/|$)/i.test(stripped)) {
+      const trimmed = stripped
+        .split("/")
+        .map((segment) => (/^\.{1,2}$/.test(segment) ? segment : segment.replace(/(?:\.|%2e|%20|%09|%00| |\t)+$/i, "")))
+        .join("/");
+      readings.add(normalizePath(trimmed));
+    }
   }
   return [...readings];
 }

@@ -59,6 +59,24 @@ describe("a deny entry and the paths a server reads", () => {
       await expectRefused(B, target, () => inTunnel("api.fake.test", target), "policy_denied", 403);
     }
   });
+
+  test("%3B as `;`, double encoding, trailing dots, spaces, tabs and NULs (a second round's spellings): refused, nothing reaches the service", async () => {
+    for (const target of [
+      "/secret%3B/x",
+      "/x/..%3B/secret/x",
+      "/%2573ecret/x",
+      "/secret%252Fx",
+      "/x/..%252Fsecret/x",
+      "/x/..%255Csecret/x",
+      "/secret./x",
+      "/secret%2E/x",
+      "/secret%20/x",
+      "/secret%09/x",
+      "/secret%00/x",
+    ]) {
+      await expectRefused(B, target, () => inTunnel("api.fake.test", target), "policy_denied", 403);
+    }
+  });
 });
 
 describe("an approve entry and the paths a server reads", () => {
@@ -92,6 +110,8 @@ test("control: plain paths, a `;` the rules do not care about, and %2F inside an
     ["api.fake.test", "/repos/x"],
     ["api.fake.test", "/repos/x;v=1/y"],
     ["api.fake.test", "/secrets/x"],
+    ["api.fake.test", "/repos/v1.2/x"],
+    ["api.fake.test", "/repos/a%20b"],
     ["api.other.test", "/public/a"],
     ["api.other.test", "/public/a;v=1"],
     ["api.other.test", "/public/a%2Fb"],
