@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { asAgent, giveToAgent } from "../support/attacker.ts";
+import { asAgent, giveToAgent, PY_READ_HEAD } from "../support/attacker.ts";
 import { cleanEnv, TEST_PASSWORD, tempHome } from "../support/binary.ts";
 import { startServer } from "../support/server.ts";
 import { fileScene } from "../support/scene.ts";
@@ -40,13 +40,7 @@ def closed(s, wait):
         return False
     except OSError:
         return True
-def head(s):
-    data = b""
-    while b"\\r\\n\\r\\n" not in data:
-        d = s.recv(65536)
-        if not d: break
-        data += d
-    return data.decode("latin1")
+${PY_READ_HEAD}
 for spec in sys.argv[3:]:
     kind, n = spec.split("|")
     n = int(n)

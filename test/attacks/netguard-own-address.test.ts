@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { asAgent, giveToAgent } from "../support/attacker.ts";
+import { asAgent, giveToAgent, PY_READ_HEAD, PY_ERROR_CODE } from "../support/attacker.ts";
 import { cleanEnv, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
 import { waitUntil } from "../support/process.ts";
 import { type Server, startServer } from "../support/server.ts";
@@ -63,17 +63,8 @@ const CLIENT = `
 import base64, json, socket, sys
 proxy_port, token, canary = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 auth = "Basic " + base64.b64encode((token + ":default").encode()).decode()
-def head(s):
-    data = b""
-    while b"\\r\\n\\r\\n" not in data:
-        d = s.recv(65536)
-        if not d: break
-        data += d
-    return data.decode("latin1")
-def code_of(text):
-    for line in text.split("\\r\\n"):
-        if line.lower().startswith("x-agent-vault-error:"): return line.split(":", 1)[1].strip()
-    return None
+${PY_READ_HEAD}
+${PY_ERROR_CODE}
 for spec in sys.argv[4:]:
     kind, host, port = spec.split("|")
     s = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)

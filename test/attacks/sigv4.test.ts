@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openToAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, type TempHome } from "../support/binary.ts";
-import { type FakeAws, startFakeAws } from "../support/fake-aws.ts";
+import { type FakeAws, s3ServiceArgs, startFakeAws } from "../support/fake-aws.ts";
 import { spawnLive } from "../support/process.ts";
 import { agentHome, fileScene } from "../support/scene.ts";
 import { startServer } from "../support/server.ts";
@@ -57,23 +57,7 @@ beforeAll(async () => {
   await ok(["vault", "credential", "set", "AWS_ACCESS_KEY_ID=-"], AKID);
   await ok(["vault", "credential", "set", "AWS_SECRET_ACCESS_KEY=-"], SECRET);
   await ok(["vault", "credential", "set", "AWS_SESSION_TOKEN=-"], TOKEN);
-  await ok([
-    "vault",
-    "service",
-    "add",
-    "--name",
-    "s3",
-    "--host",
-    "*.s3.eu-west-1.amazonaws.com",
-    "--auth-type",
-    "aws-sigv4",
-    "--access-key-id-key",
-    "AWS_ACCESS_KEY_ID",
-    "--secret-key",
-    "AWS_SECRET_ACCESS_KEY",
-    "--session-token-key",
-    "AWS_SESSION_TOKEN",
-  ]);
+  await ok(s3ServiceArgs({ sessionToken: true }));
   await ok(["vault", "service", "add", "--name", "evil", "--host", "evil.test", "--auth-type", "passthrough"]);
   await startServer(H, ENV, cleanups);
 }, 60_000);

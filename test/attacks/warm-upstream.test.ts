@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { asAgent, giveToAgent } from "../support/attacker.ts";
+import { asAgent, giveToAgent, PY_READ_HEAD, PY_ERROR_CODE } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { waitUntil } from "../support/process.ts";
 import { type AgentListener, agentHome, agentListener, fileScene } from "../support/scene.ts";
@@ -71,17 +71,8 @@ const CLIENT = `
 import base64, json, socket, ssl, sys, time
 proxy_port, token, ca, hold = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
 auth = "Basic " + base64.b64encode((token + ":default").encode()).decode()
-def head(s):
-    data = b""
-    while b"\\r\\n\\r\\n" not in data:
-        d = s.recv(65536)
-        if not d: break
-        data += d
-    return data.decode("latin1")
-def code_of(text):
-    for line in text.split("\\r\\n"):
-        if line.lower().startswith("x-agent-vault-error:"): return line.split(":", 1)[1].strip()
-    return None
+${PY_READ_HEAD}
+${PY_ERROR_CODE}
 for spec in sys.argv[5:]:
     mode, host, port = spec.split("|")
     s = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)

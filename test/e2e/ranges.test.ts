@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { asAgent } from "../support/attacker.ts";
 import { recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { startFakeAws, type FakeAws } from "../support/fake-aws.ts";
+import { type FakeAws, s3ServiceArgs, startFakeAws } from "../support/fake-aws.ts";
 import { runCleanups } from "../support/process.ts";
 import { startServer } from "../support/server.ts";
 import { type Broker, brokerForFile } from "../support/upgrade-broker.ts";
@@ -341,21 +341,7 @@ describe.skipIf(!hasAwsCli)("the AWS CLI as the agent, downloading in ranged par
     );
     await ok(["vault", "credential", "set", "AWS_ACCESS_KEY_ID=-"], REAL.accessKeyId);
     await ok(["vault", "credential", "set", "AWS_SECRET_ACCESS_KEY=-"], REAL.secretAccessKey);
-    await ok([
-      "vault",
-      "service",
-      "add",
-      "--name",
-      "s3",
-      "--host",
-      "*.s3.eu-west-1.amazonaws.com",
-      "--auth-type",
-      "aws-sigv4",
-      "--access-key-id-key",
-      "AWS_ACCESS_KEY_ID",
-      "--secret-key",
-      "AWS_SECRET_ACCESS_KEY",
-    ]);
+    await ok(s3ServiceArgs());
     await startServer(H, ENV, cleanups);
   }, 60_000);
 

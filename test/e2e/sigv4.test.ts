@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { S3Client, GetObjectCommand } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { recordingCli, type TempHome, tempHome } from "../support/binary.ts";
-import { startFakeAws, type FakeAws } from "../support/fake-aws.ts";
+import { type FakeAws, s3ServiceArgs, startFakeAws } from "../support/fake-aws.ts";
 import { runCleanups } from "../support/process.ts";
 import { startServer } from "../support/server.ts";
 
@@ -56,21 +56,7 @@ beforeAll(async () => {
   await ok(["vault", "credential", "set", "AWS_ACCESS_KEY_ID=-"], REAL.accessKeyId);
   await ok(["vault", "credential", "set", "AWS_SECRET_ACCESS_KEY=-"], REAL.secretAccessKey);
   await ok(["vault", "service", "add", "--template", "aws-sts"]);
-  await ok([
-    "vault",
-    "service",
-    "add",
-    "--name",
-    "s3",
-    "--host",
-    "*.s3.eu-west-1.amazonaws.com",
-    "--auth-type",
-    "aws-sigv4",
-    "--access-key-id-key",
-    "AWS_ACCESS_KEY_ID",
-    "--secret-key",
-    "AWS_SECRET_ACCESS_KEY",
-  ]);
+  await ok(s3ServiceArgs());
   await startServer(H, ENV, cleanups);
 }, 60_000);
 

@@ -88,3 +88,18 @@ export function agentBinary(binary: string): string {
   }
   return copy;
 }
+
+/** For the attackers' Python clients: `head(s)` reads a socket up to the end of a response head. */
+export const PY_READ_HEAD = `def head(s):
+    data = b""
+    while b"\\r\\n\\r\\n" not in data:
+        d = s.recv(65536)
+        if not d: break
+        data += d
+    return data.decode("latin1")`;
+
+/** For the attackers' Python clients: `code_of(text)` is a response head's X-Agent-Vault-Error, or None. */
+export const PY_ERROR_CODE = `def code_of(text):
+    for line in text.split("\\r\\n"):
+        if line.lower().startswith("x-agent-vault-error:"): return line.split(":", 1)[1].strip()
+    return None`;

@@ -8,6 +8,18 @@ import { type IncomingMessage, type ServerResponse } from "node:http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
+/**
+ * The argv that adds the tests' S3 service (every bucket in eu-west-1, SigV4 with the vault's
+ * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN when `sessionToken`).
+ */
+export function s3ServiceArgs(options: { sessionToken?: boolean } = {}): string[] {
+  return [
+    ...["vault", "service", "add", "--name", "s3", "--host", "*.s3.eu-west-1.amazonaws.com", "--auth-type", "aws-sigv4"],
+    ...["--access-key-id-key", "AWS_ACCESS_KEY_ID", "--secret-key", "AWS_SECRET_ACCESS_KEY"],
+    ...(options.sessionToken ? ["--session-token-key", "AWS_SESSION_TOKEN"] : []),
+  ];
+}
+
 export interface AwsCredentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
