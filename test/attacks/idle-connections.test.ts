@@ -45,7 +45,18 @@ for spec in sys.argv[3:]:
     kind, n = spec.split("|")
     n = int(n)
     out = {"spec": spec}
-    if kind == "silent":
+    if kind == "asked_once":
+        # n connections that each send one request and then nothing: kept alive, idle.
+        socks = []
+        for _ in range(n):
+            s = connect()
+            s.sendall(b"GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            head(s)
+            socks.append(s)
+        time.sleep(1.5)
+        out["alive"] = sum(1 for s in socks if not closed(s, 0.01))
+        for s in socks: s.close()
+    elif kind == "silent":
         # n connections that send nothing: how many does the server still hold after 0.5 s?
         socks = [connect() for _ in range(n)]
         time.sleep(0.5)
@@ -93,7 +104,7 @@ for spec in sys.argv[3:]:
     print(json.dumps(out), flush=True)
 `;
 
-async function broker(): Promise<{ server: Awaited<ReturnType<typeof startServer>>; token: string }> {
+async function broker(headTimeoutMs = 1000): Promise<{ server: Awaited<ReturnType<typeof startServer>>; token: string }> {
   const home = await tempHome({ asAgent: true });
   cleanups.push(() => home.cleanup());
   const store = await VaultStore.unlock(homePaths(home.dir), async () => TEST_PASSWORD);
@@ -103,7 +114,7 @@ async function broker(): Promise<{ server: Awaited<ReturnType<typeof startServer
     body.vaults[0]!.settings.unmatched = "deny";
   });
   home.reown();
-  const server = await startServer(home, { AGENT_VAULT_HEAD_TIMEOUT_MS: "1000" }, cleanups);
+  const server = await startServer(home, { AGENT_VAULT_HEAD_TIMEOUT_MS: String(headTimeoutMs) }, cleanups);
   return { server, token };
 }
 
@@ -142,6 +153,13 @@ describe("connections held open on the proxy port", () => {
     expect(silent!.alive_after_open as number).toBeLessThanOrEqual(512);
     expect(silent!.alive_after_timeout).toBe(0);
     expect(fds(pid)).toBeLessThanOrEqual(before + 5);
+  }, 60_000);
+
+  test("700 connections that ask once and then idle (kept alive): at most 512 are held", async () => {
+    // Timeouts long enough that only the cap can close them within the test.
+    const { server, token } = await broker(60_000);
+    const [asked] = await attack(server.apiPort, token, "asked_once|700");
+    expect(asked!.alive as number).toBeLessThanOrEqual(512);
   }, 60_000);
 
   test("a CONNECT head sent a byte at a time is closed within the head timeout, long before it completes", async () => {

@@ -38,7 +38,21 @@ async function injectedFor(path: string): Promise<string | undefined> {
 describe("a path-prefixed service's credential and dot segments", () => {
   test("paths that resolve outside the prefix get no credential", async () => {
     // `..;` is `..` to Tomcat and Spring (path parameters cut first), `%2F` a separator to some.
-    for (const path of ["/api/../admin", "/api/%2e%2e/admin", "/api/%2E%2e/admin", "/api/x/../../admin", "/api/./../admin?x=1", "/api/..;/admin", "/api/x/..;/..;/admin", "/api/..%2Fadmin"]) {
+    for (const path of [
+      "/api/../admin",
+      "/api/%2e%2e/admin",
+      "/api/%2E%2e/admin",
+      "/api/x/../../admin",
+      "/api/./../admin?x=1",
+      "/api/..;/admin",
+      "/api/x/..;/..;/admin",
+      "/api/..%2Fadmin",
+      "/api/..%20/admin",
+      "/api/..%00/admin",
+      "/api/%2e%2e%2e/admin",
+      "/api/..%2e/admin",
+      "/api/%c0%ae%c0%ae/admin",
+    ]) {
       expect(await injectedFor(path), path).toBeUndefined();
     }
   }, 30_000);

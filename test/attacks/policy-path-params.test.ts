@@ -73,6 +73,13 @@ describe("a deny entry and the paths a server reads", () => {
       "/secret%20/x",
       "/secret%09/x",
       "/secret%00/x",
+      // A third round's: a `..` hidden by escapes or trailing characters.
+      "/x/..%20/secret/x",
+      "/x/..%0d/secret/x",
+      "/x/%2e%2e%2e/secret/x",
+      "/x/.%2e./secret/x",
+      "/x/%c0%ae%c0%ae/secret/x",
+      "/x/..%2520/secret/x",
     ]) {
       await expectRefused(B, target, () => inTunnel("api.fake.test", target), "policy_denied", 403);
     }

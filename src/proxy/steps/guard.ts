@@ -63,6 +63,8 @@ function whereIs(flow: Flow, patterns: readonly Pattern[]): string {
   if (findSecret(flow.method, patterns)) return "the method";
   if (findSecret(`${flow.host}\n${flow.path}`, patterns)) return "the URL";
   for (const [name, value] of Object.entries(flow.headers)) {
+    // A name that holds the value is not repeated: the message reaches the request log.
+    if (findSecret(name, patterns)) return "a header's name";
     if (value !== undefined && findSecret(`${name}\n${Array.isArray(value) ? value.join("\n") : value}`, patterns)) return `the ${name} header`;
   }
   return "the headers";
