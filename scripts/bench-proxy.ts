@@ -79,6 +79,10 @@ const CONCURRENCY: ClientConfig["concurrency"] = { tunnels: 200, seconds: QUICK 
 /** Workload 7: interleaved rounds of one series per setting (and one direct), each of `perSeries` requests. */
 const SETTINGS: ClientConfig["settings"] = QUICK ? { rounds: 4, perSeries: 100 } : { rounds: 16, perSeries: 500 };
 
+// Read here, at load, with the other settings: a bad BENCH_ONLY stops the run before the banner,
+// the temp directory, the upstream or the server (it used to be read after all of them).
+const ONLY = envWorkloads();
+
 const TARGET = { keepAliveRatio: 2, newConnectionRatio: 1.5, newHostMs: 10, sseAddedMs: 5, throughputShare: 0.5, rssMiB: 150, switchCost: 0.1 };
 
 /**
@@ -728,7 +732,7 @@ async function main(): Promise<number> {
     throw new Error(`${error.message}: ${serverErr.join("").trim().slice(0, 500)}`);
   });
 
-  const only = envWorkloads();
+  const only = ONLY;
   let mitm: Mitm | null = null;
   let mitmSkipped = "";
   if (only === null || only.includes(6)) {

@@ -4,7 +4,7 @@
 import { type Command } from "commander";
 import { parseDuration } from "../shared/duration.ts";
 import { AgentVaultError } from "../shared/errors.ts";
-import { type Agent, DAYS, type Policy, type ServiceRule, type TimeWindow } from "../vault/agent.schema.ts";
+import { type Agent, DAYS, MAX_REQUESTS_PER_MINUTE, MAX_USAGE_CAP, type Policy, type ServiceRule, type TimeWindow } from "../vault/agent.schema.ts";
 import { activeGrants, checkAgentName, createAgent, deleteAgent, findAgent, grantServices, parsePolicy, revokeAgent, revokeGrants, rotateAgent, setAgentPolicy } from "../vault/agents.ts";
 import { describePolicy } from "../vault/policy.ts";
 import { displaySafe } from "../shared/text.ts";
@@ -50,6 +50,20 @@ function splitAssignment(flag: string, text: string): [string, string] {
   const eq = text.indexOf("=");
   if (eq <= 0) throw new AgentVaultError("invalid_argument", `${flag} "${text.slice(0, 80)}" is not SERVICE=...`);
   return [text.slice(0, eq), text.slice(eq + 1).trim()];
+}
+
+/**
+ * `--rate-limit 60`, `--usage-cap 1000`: a whole number from 1 to the schema's cap, read here so the
+ * refusal names the option, what was given and what it counts (the schema alone would say
+ * "Too small: expected number to be >=1", or "must be a number, not a number" for `abc`).
+ */
+function parseCount(option: string, text: string, unit: string, max: number, example: number): number {
+  const trimmed = text.trim();
+  const count = /^[0-9]+$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (Number.isSafeInteger(count) && count >= 1 && count <= max) return count;
+  throw new AgentVaultError("invalid_argument", `${option} "${displaySafe(text).slice(0, 40)}" is not a whole number of ${unit} from 1 to ${max}`, {
+    hint: `e.g. ${option} ${example}`,
+  });
 }
 
 /** `mon-fri 09:00-18:00+02:00`, `sat,sun 10:00-12:00`, `22:00-06:00` */
@@ -139,9 +153,9 @@ async function policyFromFlags(flags: PolicyFlags): Promise<Policy | null> {
   }
   const input: Record<string, unknown> = {};
   if (rules.size > 0) input.rules = [...rules.values()];
-  if (flags.rateLimit !== undefined) input.rate_limit = { requests_per_minute: Number(flags.rateLimit) };
+  if (flags.rateLimit !== undefined) input.rate_limit = { requests_per_minute: parseCount("--rate-limit", flags.rateLimit, "requests per minute", MAX_REQUESTS_PER_MINUTE, 60) };
   if (flags.window.length > 0) input.time_windows = flags.window.map(parseWindow);
-  if (flags.usageCap !== undefined) input.usage_cap = Number(flags.usageCap);
+  if (flags.usageCap !== undefined) input.usage_cap = parseCount("--usage-cap", flags.usageCap, "requests", MAX_USAGE_CAP, 1000);
   try {
     return parsePolicy(input);
   } catch (error) {
@@ -283,9 +297,9 @@ export function registerAgent(program: Command): void {
     .option("--paths <service=PATHS>", "only these paths, e.g. github=/repos/*,/user (repeatable)", repeat, [])
     .option("--deny <service=[METHODS ]PATH>", "refuse, e.g. 'github=DELETE /repos/*' (repeatable)", repeat, [])
     .option("--approve <service=[METHODS ]PATH>", "hold for a person's approval, e.g. 'github=POST /repos/*/merges' (repeatable)", repeat, [])
-    .option("--rate-limit <n>", "requests per minute")
+    .option("--rate-limit <n>", `requests per minute, 1 to ${MAX_REQUESTS_PER_MINUTE}`)
     .option("--window <window>", "allowed times, e.g. 'mon-fri 09:00-18:00+02:00' (repeatable)", repeat, [])
-    .option("--usage-cap <n>", "requests over the agent's whole life")
+    .option("--usage-cap <n>", `requests over the agent's whole life, 1 to ${MAX_USAGE_CAP}`)
     .option("--clear", "remove the policy")
     .action(async (name: string, options: CommonOptions & PolicyFlags) => {
       const policy = await policyFromFlags(options);

@@ -5,7 +5,8 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe, labelled } from "../shared/text.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
 import { type Proposal } from "../vault/proposal.schema.ts";
-import { describeAuth, proposalEffects } from "../vault/proposal-effects.ts";
+import { describeAuth, proposalEffects, sameAuth } from "../vault/proposal-effects.ts";
+import { type Service } from "../vault/service.schema.ts";
 import { type VaultRecord } from "../vault/state.schema.ts";
 import { agentSuppliedValue, approveProposal, maskValue, findProposal, proposalView, rejectProposal, slotsNeedingValues, statusOf } from "../vault/proposals.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
@@ -64,6 +65,38 @@ function summary(p: Proposal): string {
 }
 
 /**
+ * A proposed service beside the vault's service of the same name, as a diff of its fields (host,
+ * auth, enabled, description): a field the proposal keeps is a plain line, a changed one a `-`
+ * line (the vault's) and a `+` line (the proposal's), with a `~` head; `-`/`+`/`~` as in the
+ * effect lines below it ("host a → b"). Every value is escaped; a multi-line description keeps
+ * its marker on each line, behind the bar.
+ */
+function serviceDiff(existing: Service, proposed: Extract<Proposal["services"][number], { action: "set" }>): string[] {
+  const fields: [string, string | undefined, string | undefined][] = [
+    ["host", existing.host, proposed.host],
+    ["auth", describeAuth(existing.auth), describeAuth(proposed.auth)],
+    ["enabled", existing.enabled ? "yes" : "no", (proposed.enabled ?? true) ? "yes" : "no"],
+    ["description", existing.description, proposed.description],
+  ];
+  const body: string[] = [];
+  // Two auths can read alike and still differ (a custom header's template): sameAuth decides.
+  const authDiffers = !sameAuth(existing.auth, proposed.auth);
+  let changed = false;
+  for (const [name, before, after] of fields) {
+    const differs = name === "auth" ? authDiffers : before !== after;
+    if (!differs) {
+      if (before !== undefined) body.push(...labelled("        ", name, before));
+      continue;
+    }
+    changed = true;
+    if (before !== undefined) body.push(...labelled("      - ", name, before));
+    if (after !== undefined) body.push(...labelled("      + ", name, after));
+  }
+  const head = changed ? `  ~ ${displaySafe(proposed.name)}: changes the service the vault has` : `    ${displaySafe(proposed.name)}: the same as the service the vault has`;
+  return [head, ...body];
+}
+
+/**
  * The review text: first what the agent wrote (escaped, labelled), then what approving does as the
  * vault's own records say (src/vault/proposal-effects.ts), warnings last, next to the prompt.
  */
@@ -75,7 +108,13 @@ function describe(p: Proposal, supplied: (key: string) => string | null, vault: 
   if (p.services.length > 0) {
     lines.push("", "Services, as proposed:");
     for (const s of p.services) {
-      if (s.action === "delete") lines.push(`  - remove ${displaySafe(s.name)}`);
+      if (s.action === "delete") {
+        lines.push(`  - remove ${displaySafe(s.name)}`);
+        continue;
+      }
+      // A pending change to a service the vault has is shown as a diff against it, not as new.
+      const existing = status === "pending" ? vault.services.find((v) => v.name === s.name) : undefined;
+      if (existing) lines.push(...serviceDiff(existing, s));
       else {
         lines.push(`  + ${displaySafe(s.name)}: ${displaySafe(s.host)}, ${displaySafe(describeAuth(s.auth))}${s.enabled === false ? ", disabled" : ""}`);
         if (s.description) lines.push(...labelled("      ", "description", s.description));
@@ -99,7 +138,9 @@ function describe(p: Proposal, supplied: (key: string) => string | null, vault: 
             : value !== null
               ? `value supplied by the agent: ${displaySafe(maskValue(value))}`
               : "you supply the value";
-      lines.push(`  + ${c.key} [${state}]`);
+      // `~` for a key the vault holds: approving replaces its value (the effect lines say how).
+      const replaces = status === "pending" && c.key in vault.credentials;
+      lines.push(`  ${replaces ? "~" : "+"} ${c.key} [${replaces ? "replaces the current value; " : ""}${state}]`);
       if (c.description) lines.push(...labelled("      ", "description", c.description));
       if (c.obtain) lines.push(`      get it at: ${displaySafe(c.obtain)}`);
       if (c.obtain_instructions) lines.push(...labelled("      ", "how", c.obtain_instructions));

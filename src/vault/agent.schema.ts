@@ -88,17 +88,21 @@ export const TimeWindowSchema = z
   })
   .strict();
 
+/** The largest `rate_limit.requests_per_minute` and `usage_cap`; the CLI's options name them too. */
+export const MAX_REQUESTS_PER_MINUTE = 1_000_000;
+export const MAX_USAGE_CAP = 1_000_000_000;
+
 export const PolicySchema = z
   .object({
     rules: z.array(ServiceRuleSchema).max(100).optional(),
     rate_limit: z
-      .object({ requests_per_minute: z.number().int().min(1).max(1_000_000) })
+      .object({ requests_per_minute: z.number().int().min(1).max(MAX_REQUESTS_PER_MINUTE) })
       .strict()
       .optional(),
     /** Requests are allowed only inside one of these. */
     time_windows: z.array(TimeWindowSchema).min(1).max(50).optional(),
     /** Requests allowed over the whole life of the agent (or session). */
-    usage_cap: z.number().int().min(1).max(1_000_000_000).optional(),
+    usage_cap: z.number().int().min(1).max(MAX_USAGE_CAP).optional(),
   })
   .strict();
 

@@ -25,6 +25,7 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 
 function describeType(value: unknown): string {
   if (value === null) return "null";
+  if (typeof value === "number" && Number.isNaN(value)) return "NaN";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "an object";
   return `a ${typeof value}`;
@@ -97,10 +98,24 @@ export function describeProblem(error: z.ZodError, input: unknown, schema: z.Zod
       const value = valueAt(input, issue.path);
       if (value === undefined) return { path, text: `${where(issue.path, prefix)} is missing` };
       const name = where(issue.path, prefix);
+      // z.number().int() given 1.5: zod says "expected int, received number".
+      if (issue.expected === "int" && typeof value === "number") return { path, text: `${name === "" ? "" : `${name} `}must be a whole number` };
       return {
         path,
         text: `${name === "" ? "" : `${name} `}must be ${issue.expected === "array" ? "a list" : issue.expected === "object" ? "an object" : `a ${issue.expected}`}, not ${describeType(value)}`,
       };
+    }
+    case "too_small":
+    case "too_big": {
+      // zod's "Too small: expected number to be >=1", as words; the bound, never the value.
+      const bound = issue.code === "too_small" ? issue.minimum : issue.maximum;
+      const side = issue.code === "too_small" ? (issue.inclusive === false ? "more than" : "at least") : issue.inclusive === false ? "less than" : "at most";
+      const name = where(issue.path, prefix);
+      const subject = name === "" ? "" : `${name} `;
+      if (issue.origin === "number" || issue.origin === "int") return { path, text: `${subject}must be ${side} ${String(bound)}` };
+      if (issue.origin === "string") return { path, text: `${subject}must be ${side} ${String(bound)} character${Number(bound) === 1 ? "" : "s"} long` };
+      if (issue.origin === "array") return { path, text: `${subject}must have ${side} ${String(bound)} item${Number(bound) === 1 ? "" : "s"}` };
+      return { path, text: at(name, issue.message) };
     }
     case "unrecognized_keys": {
       const key = issue.keys[0]!;

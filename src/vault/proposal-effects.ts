@@ -43,7 +43,7 @@ function hostsOf(services: readonly Service[], key: string): string[] {
 }
 
 /** Equal auth settings, whatever the order of their fields (custom headers keep the author's order). */
-function sameAuth(a: Auth, b: Auth): boolean {
+export function sameAuth(a: Auth, b: Auth): boolean {
   const canonical = (auth: Auth) =>
     JSON.stringify(auth, (_, value: unknown) =>
       value !== null && typeof value === "object" && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : value,

@@ -63,16 +63,16 @@ describe("service and policy files", () => {
       expect(errorOf(await home.run(["vault", "service", "set", "-f", json]), 2)).toBe(`${json}:3: services[0]: unknown field "enabld" (did you mean "enabled"?)`);
 
       const broken = file("broken.yaml", "services:\n  - name: x\n   host: : a\n");
-      expect(errorOf(await home.run(["vault", "service", "set", "-f", broken]), 2)).toMatch(new RegExp(`^${broken}:3: not valid YAML: `));
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", broken]), 2)).toMatch(new RegExp(`^${broken}:3:\\d+: not valid YAML: `));
 
       const badJson = file("bad.json", '[\n {"name": "x",\n  "host": "a.example.com"\n  "auth": {}}]');
-      expect(errorOf(await home.run(["vault", "service", "set", "-f", badJson]), 2)).toMatch(new RegExp(`^${badJson}:4: not valid JSON: `));
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", badJson]), 2)).toMatch(new RegExp(`^${badJson}:4:\\d+: not valid JSON: `));
 
       // A raw ESC (JSON allows no control character) is named by its line and never printed raw.
       const escJson = file("esc-policy.json", '{\n  "rules": [\n    { "service": "x\u001b]0;owned\u0007\u001b[2J" }\n  ]\n}\n');
       const esc = await home.run(["agent", "create", "esc-bot"]).then(() => home.run(["agent", "policy", "esc-bot", "-f", escJson]));
       expect(esc.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
-      expect(errorOf(esc, 2)).toBe(`${escJson}:3: not valid JSON: a raw control character (\\x1b); write it as \\u001b inside a string`);
+      expect(errorOf(esc, 2)).toBe(`${escJson}:3:20: not valid JSON: a raw control character (\\x1b); write it as \\u001b inside a string`);
 
       const policy = file("policy.yaml", "rate_limit:\n  requests_per_minit: 10\n");
       expect(errorOf(await home.run(["run", "--no-sandbox", "--policy", policy, "--", "true"]), 2)).toBe(
@@ -80,6 +80,55 @@ describe("service and policy files", () => {
       );
       // Nothing was changed by any of them.
       expect((await home.run(["vault", "service", "list", "--json"])).stdout.trim()).toBe("[]");
+    },
+    SLOW,
+  );
+
+  test(
+    "a YAML syntax error names the file, line and column and says what to fix in a few words, on one line",
+    async () => {
+      const home = await newHome();
+      await home.run(["agent", "create", "yaml-bot"]);
+      const policy = (name: string, text: string) => home.run(["agent", "policy", "yaml-bot", "-f", file(name, text)]);
+      // The parser's own words were "Flow sequence in block collection must be sufficiently indented and end with a ]".
+      expect(errorOf(await policy("unclosed.yaml", "rules:\n  - service: x\n    methods: [GET\n"), 2)).toBe(
+        `${join(scratch, "unclosed.yaml")}:4:1: not valid YAML: a [ list is not closed with ] (or a line inside it is not indented)`,
+      );
+      expect(errorOf(await policy("quote.yaml", 'rules:\n  - service: "x\n'), 2)).toBe(`${join(scratch, "quote.yaml")}:3:1: not valid YAML: a " string is not closed`);
+      expect(errorOf(await policy("colons.yaml", "rate_limit: requests_per_minute: 5\n"), 2)).toBe(
+        `${join(scratch, "colons.yaml")}:1:13: not valid YAML: a second ": " on one line (quote the value if it holds ": ")`,
+      );
+      expect(errorOf(await policy("tabs.yaml", "rules:\n\t- service: x\n"), 2)).toBe(`${join(scratch, "tabs.yaml")}:2:1: not valid YAML: a tab used for indentation (indent with spaces)`);
+      expect(errorOf(await policy("twice.yaml", "usage_cap: 5\nusage_cap: 6\n"), 2)).toBe(`${join(scratch, "twice.yaml")}:2:1: not valid YAML: the same key is given twice`);
+      // A reason that quotes a character of the file: ESC is shown escaped, never sent raw.
+      const esc = await policy("esc.yaml", 'rules:\n  - service: "x\\\u001b[2J"\n');
+      expect(esc.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+      expect(errorOf(esc, 2)).toBe(`${join(scratch, "esc.yaml")}:2:16: not valid YAML: invalid escape sequence \\\\x1b`);
+      // A number out of range in a file: the field and the bound, not zod's "Too small: expected number to be >=1".
+      expect(errorOf(await policy("range.yaml", "rate_limit:\n  requests_per_minute: -3\n"), 2)).toBe(`${join(scratch, "range.yaml")}:2: policy: rate_limit.requests_per_minute must be at least 1`);
+      expect(errorOf(await policy("whole.yaml", "usage_cap: 1.5\n"), 2)).toBe(`${join(scratch, "whole.yaml")}:1: policy: usage_cap must be a whole number`);
+      expect(JSON.parse((await home.run(["agent", "info", "yaml-bot", "--json"])).stdout).policy ?? null).toBeNull();
+    },
+    SLOW,
+  );
+
+  test(
+    "--rate-limit and --usage-cap: a bad number names the option, the text given and what is allowed",
+    async () => {
+      const home = await newHome();
+      await home.run(["agent", "create", "limit-bot"]);
+      for (const text of ["-3", "0", "1.5", "abc", "", "1000001", "1e3"]) {
+        const r = await home.run(["agent", "policy", "limit-bot", `--rate-limit=${text}`]);
+        expect(errorOf(r, 2)).toBe(`--rate-limit "${text}" is not a whole number of requests per minute from 1 to 1000000`);
+        expect(r.stderr).toContain("\nhint: e.g. --rate-limit 60\n");
+        expect(r.stderr).not.toMatch(/Too (small|big)|expected|not a number/);
+      }
+      expect(errorOf(await home.run(["agent", "policy", "limit-bot", "--usage-cap", "-1"]), 2)).toBe('--usage-cap "-1" is not a whole number of requests from 1 to 1000000000');
+      // The agent is as it was, and good numbers still work.
+      expect(JSON.parse((await home.run(["agent", "info", "limit-bot", "--json"])).stdout).policy ?? null).toBeNull();
+      const good = await home.run(["agent", "policy", "limit-bot", "--rate-limit", "60", "--usage-cap", "1000"]);
+      expect(good.code, good.stderr).toBe(0);
+      expect(JSON.parse((await home.run(["agent", "info", "limit-bot", "--json"])).stdout).policy).toEqual({ rate_limit: { requests_per_minute: 60 }, usage_cap: 1000 });
     },
     SLOW,
   );

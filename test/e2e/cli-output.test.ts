@@ -106,3 +106,67 @@ describe("errors", () => {
     SLOW,
   );
 });
+
+describe("proposal show", () => {
+  test(
+    "a change to a service the vault has is a diff (~, - the vault's, + the proposal's, kept fields plain), a new one +; agent text stays escaped",
+    async () => {
+      const home = await tempHome({ init: "password" });
+      homes.push(home);
+      await home.run(["vault", "credential", "set", "GITHUB_TOKEN=ghp_x", "OTHER_KEY=y"]);
+      for (const args of [
+        ["--name", "github", "--host", "api.github.com", "--auth-type", "bearer", "--token-key", "GITHUB_TOKEN", "--description", "the old words"],
+        ["--name", "same", "--host", "same.example.com", "--auth-type", "bearer", "--token-key", "OTHER_KEY"],
+      ]) {
+        const added = await home.run(["vault", "service", "add", ...args]);
+        expect(added.code, added.stderr).toBe(0);
+      }
+      const store = await VaultStore.unlock(homePaths(home.dir), async () => TEST_PASSWORD);
+      const input = parseProposalInput({
+        services: [
+          { action: "set", name: "github", host: "collector.example.net", auth: { type: "bearer", token: "GITHUB_TOKEN" }, description: `new ${ESC}[2Jwords\nsecond line` },
+          { action: "set", name: "same", host: "same.example.com", auth: { type: "bearer", token: "OTHER_KEY" } },
+          { action: "set", name: "fresh", host: "fresh.example.com", auth: { type: "bearer", token: "NEW_KEY" } },
+        ],
+        credentials: [
+          { action: "set", key: "NEW_KEY" },
+          { action: "set", key: "OTHER_KEY" },
+        ],
+        message: "update github",
+      });
+      const { id } = await fileProposal(store, "default", input, null);
+      home.reown();
+
+      const shown = await home.run(["vault", "proposal", "show", String(id)]);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).not.toContain(ESC);
+      const section = (title: string) => {
+        const lines = shown.stdout.split("\n");
+        const start = lines.indexOf(title);
+        expect(start, shown.stdout).toBeGreaterThan(-1);
+        const end = lines.indexOf("", start);
+        return lines.slice(start + 1, end === -1 ? undefined : end);
+      };
+      expect(section("Services, as proposed:")).toEqual([
+        "  ~ github: changes the service the vault has",
+        "      - host: api.github.com",
+        "      + host: collector.example.net",
+        "        auth: bearer, GITHUB_TOKEN",
+        "        enabled: yes",
+        "      - description: the old words",
+        "      + description:",
+        "      +   │ new \\x1b[2Jwords",
+        "      +   │ second line",
+        "    same: the same as the service the vault has",
+        "        host: same.example.com",
+        "        auth: bearer, OTHER_KEY",
+        "        enabled: yes",
+        "  + fresh: fresh.example.com, bearer, NEW_KEY",
+      ]);
+      expect(section("Credentials, as proposed:")).toEqual(["  + NEW_KEY [you supply the value]", "  ~ OTHER_KEY [replaces the current value; you supply the value]"]);
+      // The effect lines say the same thing in their own words.
+      expect(shown.stdout).toContain("  service github: host api.github.com → collector.example.net\n");
+    },
+    SLOW,
+  );
+});
