@@ -23,7 +23,9 @@
 // Environment: BENCH_QUICK=1 for a short run (5 s of concurrency, fewer requests, 128 MiB
 // transfers); BENCH_PROXY_PROFILE=DIR to profile the server (see below); BENCH_ONLY=1,3 to run
 // only some workloads (numbers as in the table) while investigating; BENCH_KEEPALIVE=N for a longer
-// keep-alive series (full runs; default 2000); BENCH_PROF_JSON=1 with BENCH_PROXY_PROFILE for a
+// keep-alive series (full runs; default 2000) and BENCH_KEEPALIVE_WARMUP=N for
+// the untimed requests each route gets first (default 5000: the proxy's JIT has compiled its hot
+// path; 100 shows a fresh server); BENCH_PROF_JSON=1 with BENCH_PROXY_PROFILE for a
 // .cpuprofile sampled every 100 µs instead of the markdown summary.
 //
 // Workloads 1 and 2 also run through a bare TLS relay (scripts/bench/relay.ts, its own process):
@@ -72,8 +74,8 @@ function envWorkloads(): number[] | null {
 }
 
 const SIZES: ClientConfig["sizes"] = QUICK
-  ? { keepAlive: 300, sseEvents: 50, sseIntervalMs: 10, transfer: 128 * MiB, mitmTransfer: 64 * MiB, slowTransfer: 64 * MiB, slowRateMiBps: 32 }
-  : { keepAlive: envCount("BENCH_KEEPALIVE", 2000), sseEvents: 200, sseIntervalMs: 10, transfer: GiB, mitmTransfer: 256 * MiB, slowTransfer: 128 * MiB, slowRateMiBps: 32 };
+  ? { keepAlive: 300, keepAliveWarmup: 30, sseEvents: 50, sseIntervalMs: 10, transfer: 128 * MiB, mitmTransfer: 64 * MiB, slowTransfer: 64 * MiB, slowRateMiBps: 32 }
+  : { keepAlive: envCount("BENCH_KEEPALIVE", 2000), keepAliveWarmup: envCount("BENCH_KEEPALIVE_WARMUP", 5000), sseEvents: 200, sseIntervalMs: 10, transfer: GiB, mitmTransfer: 256 * MiB, slowTransfer: 128 * MiB, slowRateMiBps: 32 };
 const FRESH_NAMES = QUICK ? 10 : 50;
 const CONCURRENCY: ClientConfig["concurrency"] = { tunnels: 200, seconds: QUICK ? 5 : 30, periodMs: 1000 };
 /** Workload 7: interleaved rounds of one series per setting (and one direct), each of `perSeries` requests. */
@@ -366,7 +368,7 @@ const cpuPerGiB = (tr: TransferResult) => ((tr.proxyCpuSeconds ?? 0) / (tr.bytes
 function reportKeepAlive(ka: { direct: KeepAliveResult; proxied: KeepAliveResult; relay?: KeepAliveResult }): void {
   const ratio = ka.proxied.perRequest.mean / ka.direct.perRequest.mean;
   rows.push({
-    workload: `1. keep-alive GET, mean per request (${SIZES.keepAlive} on one connection per route, in 10 rounds taking turns; upstream connections opened: ${ka.direct.upstreamConnections} / ${ka.proxied.upstreamConnections})`,
+    workload: `1. keep-alive GET, mean per request (${SIZES.keepAlive} on one connection per route after ${SIZES.keepAliveWarmup} untimed, in 10 rounds taking turns; upstream connections opened: ${ka.direct.upstreamConnections} / ${ka.proxied.upstreamConnections})`,
     direct: ms(ka.direct.perRequest.mean),
     proxied: ms(ka.proxied.perRequest.mean),
     ratio: x(ratio),

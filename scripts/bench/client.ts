@@ -29,6 +29,8 @@ export interface ClientConfig {
   readonly relay: { readonly port: number; readonly pid: number; readonly caFile: string } | null;
   readonly sizes: {
     readonly keepAlive: number;
+    /** Untimed requests on each route's connection before workload 1's rounds. */
+    readonly keepAliveWarmup?: number;
     readonly sseEvents: number;
     readonly sseIntervalMs: number;
     readonly transfer: number;
@@ -252,17 +254,27 @@ const KEEP_ALIVE_ROUNDS = 10;
  * reused), in rounds that take turns between the routes: load from other processes on the machine
  * then falls on every route alike instead of on whichever series it happened to meet.
  */
+/** Untimed keep-alive requests one route makes before the next route takes its turn. */
+const WARMUP_TURN = 100;
+
 async function keepAliveInterleaved(cfg: ClientConfig, lanes: readonly Lane[]): Promise<KeepAliveResult[]> {
   const n = cfg.sizes.keepAlive;
   const per = Math.max(1, Math.round(n / KEEP_ALIVE_ROUNDS));
-  const warmup = Math.min(100, n / 10);
+  const warmup = cfg.sizes.keepAliveWarmup ?? Math.min(100, n / 10);
   const open: { lane: Lane; conn: Conn; samples: number[]; cpuMs: number; upstreamConnections: number }[] = [];
   try {
     for (const lane of lanes) {
       const before = await upstreamStats(cfg);
       const { conn } = await connect(lane.route, cfg.apiName);
-      for (let i = 0; i < warmup; i++) checkSmall(await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER }), lane.expectAuth, lane.what);
+      checkSmall(await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER }), lane.expectAuth, lane.what);
       open.push({ lane, conn, samples: [], cpuMs: 0, upstreamConnections: (await upstreamStats(cfg)).accepted - before.accepted });
+    }
+    // The untimed requests take turns too, 100 at a time: no connection sits idle long enough for
+    // the upstream's 5 s idle close while another route warms up.
+    for (let done = 1; done < warmup; done += WARMUP_TURN) {
+      for (const o of open) {
+        for (let i = done; i < Math.min(warmup, done + WARMUP_TURN); i++) checkSmall(await o.conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER }), o.lane.expectAuth, o.lane.what);
+      }
     }
     const beforeRounds = await upstreamStats(cfg);
     for (let round = 0; round < KEEP_ALIVE_ROUNDS; round++) {

@@ -138,6 +138,20 @@ describe("header hygiene", () => {
     expect((flow as { headers: object }).headers).toEqual({ "x-keep": "yes" });
   });
 
+  test("underscore twins of stripped headers go, both ways round; other underscore names stay", async () => {
+    fx = await stepFixture(CREDS, [...SERVICES, { name: "under", host: "under.example.com", auth: { type: "api-key", key: "KEY", header: "X_Under_Key" } }]);
+    const agent = { proxy_authorization: "Basic x", transfer_encoding: "chunked", x_keep_me: "yes", "x-plain": "yes" };
+    const keyed = await through(fx, { host: "key.example.com", headers: { ...agent, x_api_key: "agent's", x_forwarded_host: "evil.example", authorization_: "kept" } });
+    expect(keyed.headers["x-api-key"]).toBe("Token k-123");
+    for (const gone of ["proxy_authorization", "transfer_encoding", "x_api_key", "x_forwarded_host"]) expect(keyed.headers[gone]).toBeUndefined();
+    expect(keyed.headers).toMatchObject({ x_keep_me: "yes", "x-plain": "yes", authorization_: "kept" });
+    // The service's header is spelt with underscores: the agent's dashed spelling is its twin.
+    const under = await through(fx, { host: "under.example.com", headers: { "x-under-key": "agent's", x_under_key: "agent's too", "x-plain": "yes" } });
+    expect(under.headers["x-under-key"]).toBeUndefined();
+    expect(under.headers.x_under_key).toBe("k-123");
+    expect(under.headers["x-plain"]).toBe("yes");
+  });
+
   test("withoutQueryParam", () => {
     expect(withoutQueryParam("/a?key=1", "key")).toBe("/a");
     expect(withoutQueryParam("/a?k%65y=1&b=2", "key")).toBe("/a?b=2");
