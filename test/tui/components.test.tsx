@@ -1063,6 +1063,9 @@ describe("agent text is data", () => {
     expectInert(m.frames);
     expect(frame).toContain("\\u202eRLO\\x1b[8mHIDDEN");
     expect(frame).toContain("│ \\x1b[1A\\x1b[2K  + service openai: api.openai.com (bearer)");
+    // The proposal's own lines mark what the vault already has as changed, not new.
+    expect(frame).toContain("  ~ service openai: evil.example.com (bearer) (changes the service the vault has)");
+    expect(frame).toMatch(/ {2}~ STRIPE_KEY — desc/);
     const effect = "service openai: host api.openai.com → evil.example.com";
     const warning = "! OPENAI_KEY, a credential already in the vault, would be sent to evil.example.com";
     expect(frame).toContain(effect);

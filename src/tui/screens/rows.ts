@@ -152,7 +152,10 @@ export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: st
   for (const s of p.services) {
     if (s.action === "delete") asked.push(`  - remove service ${s.name}`);
     else {
-      asked.push(`  + service ${s.name}: ${s.host} (${s.auth.type})`);
+      // `~` for a service the vault has (the proposal changes it, as the effects below spell out),
+      // as `proposal show` marks it: a `+` would read as new.
+      const isChange = vault.services.some((existing) => existing.name === s.name);
+      asked.push(`  ${isChange ? "~" : "+"} service ${s.name}: ${s.host} (${s.auth.type})${isChange ? " (changes the service the vault has)" : ""}`);
       const keys = credentialKeysOf(s.auth);
       if (keys.length > 0) asked.push(`      sends ${keys.join(", ")}`);
       if (s.description) asked.push(...labelled("      ", "description", s.description));
@@ -173,7 +176,8 @@ export function proposalDetail(p: Proposal, vault: VaultRecord, masked: (key: st
             ? `agent supplied: ${displaySafe(m)}`
             : "you supply the value";
     const description = c.description ? displaySafeLines(c.description) : [];
-    asked.push(`  + ${c.key}${description.length === 1 ? ` — ${description[0]}` : ""} [${state}]`);
+    const replaces = vault.credentials[c.key] !== undefined;
+    asked.push(`  ${replaces ? "~" : "+"} ${c.key}${description.length === 1 ? ` — ${description[0]}` : ""} [${state}]`);
     if (description.length > 1) asked.push(...labelled("      ", "description", c.description!));
     if (c.obtain) asked.push(...labelled("      ", "get it at", c.obtain));
     if (c.obtain_instructions) asked.push(...labelled("      ", "how", c.obtain_instructions));
