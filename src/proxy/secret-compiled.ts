@@ -3,7 +3,7 @@
 // which a spelled value is looked for. Used by secret-find.ts (text) and secret-streams.ts.
 import { type DecodedView, decodedViews, escapePositions, MAX_ESCAPE_EXPANSION } from "./escapes.ts";
 import { escapePositionsIn } from "./escape-bytes.ts";
-import { foldCode, MultiSearch } from "./search.ts";
+import { foldCode, type Match, MultiSearch, SampledSearch } from "./search.ts";
 import { PARTIAL_LENGTH, type Pattern } from "./secret-forms.ts";
 
 /** A head or a tail literal of scrubSearch: the first or last PARTIAL_LENGTH characters of `pattern`. */
@@ -34,11 +34,14 @@ export interface Compiled {
   /**
    * Whole values and their PARTIAL_LENGTH-character heads and tails, for scrubbing (scrubScan): a
    * value an upstream echoed cut short is replaced too. Apart from `search`: the short literals
-   * shorten every shift, and the guard does not need them.
+   * shorten every shift, and the guard does not need them. With the anchors the streams search
+   * a chunk for first (ScrubSearch).
    */
-  scrubSearch(): { readonly search: MultiSearch; readonly edges: readonly (readonly Edge[])[] };
+  scrubSearch(): ScrubSearch;
   /** Every character of every literal: the literals and places it stands (substringSuffix). */
   places(): Map<number, [number, number][]>;
+  /** Every run of 1 to 4 characters of every literal (substringSuffixIn). */
+  shortRuns(): ShortRuns;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
   /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
@@ -49,6 +52,38 @@ export interface Compiled {
   readonly piecesAreCodes: boolean;
   /** Bytes (folded) that occur in some literal: an escape that decodes to none of them cannot be in a value. */
   readonly alphabet: Uint8Array;
+}
+
+/** A searcher over bytes: MultiSearch, or SampledSearch for literals of 4 characters or more. */
+export interface ByteSearch {
+  scanBytes(bytes: Uint8Array, found: (m: Match) => boolean | void): void;
+}
+
+export interface ScrubSearch {
+  readonly search: MultiSearch;
+  readonly edges: readonly (readonly Edge[])[];
+  /**
+   * The anchors, for the streams' test of whether scrubbing would find anything in bytes as they
+   * are: every head and tail literal, and every whole value no longer than one (it has none). A
+   * longer whole value begins with its head, so whatever `search` finds begins with an anchor,
+   * and a chunk holding none has nothing to scrub as is. All at most PARTIAL_LENGTH characters,
+   * searched by sampling (SampledSearch) where all are 4 or more.
+   */
+  readonly anchors: ByteSearch;
+  /** The longest anchor's length: one that starts before a chunk ends within this less one of it. */
+  readonly anchorLongest: number;
+}
+
+/**
+ * The runs of 1, 2, 3 and 4 characters that stand somewhere in some literal, as numbers (the codes
+ * in order, each a byte: `ab` is 0x6162): whether a text's end of that length is a piece of a
+ * pattern, in one lookup. Most ends of a body are not one 4 long, and need no more.
+ */
+export interface ShortRuns {
+  readonly one: Uint8Array;
+  readonly two: Uint8Array;
+  readonly three: Set<number>;
+  readonly four: Set<number>;
 }
 
 const compiledCache = new WeakMap<readonly Pattern[], Compiled>();
@@ -84,7 +119,7 @@ export function compiled(patterns: readonly Pattern[]): Compiled {
   const alphabet = new Uint8Array(256);
   for (const t of byText.keys()) for (let i = 0; i < t.length; i++) alphabet[t.charCodeAt(i) & 0xff] = 1;
   const piecesAreCodes = firstPieceCodes.size === firstPieces.size;
-  let scrubbing: { search: MultiSearch; edges: Edge[][] } | null = null;
+  let scrubbing: ScrubSearch | null = null;
   const scrubSearch = () => {
     if (scrubbing) return scrubbing;
     // One literal per distinct head or tail (base64 and base64url, a value and its core share
@@ -96,7 +131,13 @@ export function compiled(patterns: readonly Pattern[]): Compiled {
       add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true, min: PARTIAL_LENGTH + (p.prefix ?? 0) });
       add(p.bytes.slice(-PARTIAL_LENGTH), { pattern: p, head: false, min: PARTIAL_LENGTH });
     }
-    scrubbing = { search: new MultiSearch([...literals.map((p) => p.bytes), ...byEdge.keys()]), edges: [...byEdge.values()] };
+    const anchors = [...new Set([...literals.filter((p) => p.bytes.length <= PARTIAL_LENGTH).map((p) => p.bytes), ...byEdge.keys()])];
+    scrubbing = {
+      search: new MultiSearch([...literals.map((p) => p.bytes), ...byEdge.keys()]),
+      edges: [...byEdge.values()],
+      anchors: anchors.every((a) => a.length >= 4) ? new SampledSearch(anchors) : new MultiSearch(anchors),
+      anchorLongest: Math.max(...anchors.map((a) => a.length)),
+    };
     return scrubbing;
   };
   // Built on the scrubber's first use, as scrubSearch: the guard's one-off pattern lists never need it.
@@ -114,7 +155,27 @@ export function compiled(patterns: readonly Pattern[]): Compiled {
     }
     return placeMap;
   };
-  found = { search, withPieces, scrubSearch, places, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, piecesAreCodes, alphabet };
+  let runs: ShortRuns | null = null;
+  const shortRuns = () => {
+    if (runs) return runs;
+    runs = { one: new Uint8Array(256), two: new Uint8Array(1 << 16), three: new Set(), four: new Set() };
+    for (const p of literals) {
+      const t = p.bytes;
+      for (let i = 0; i < t.length; i++) {
+        const a = t.charCodeAt(i) & 0xff;
+        runs.one[a] = 1;
+        if (i + 1 >= t.length) continue;
+        const ab = (a << 8) | (t.charCodeAt(i + 1) & 0xff);
+        runs.two[ab] = 1;
+        if (i + 2 >= t.length) continue;
+        const abc = (ab << 8) | (t.charCodeAt(i + 2) & 0xff);
+        runs.three.add(abc);
+        if (i + 3 < t.length) runs.four.add(abc * 256 + (t.charCodeAt(i + 3) & 0xff));
+      }
+    }
+    return runs;
+  };
+  found = { search, withPieces, scrubSearch, places, shortRuns, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, piecesAreCodes, alphabet };
   compiledCache.set(patterns, found);
   return found;
 }

@@ -2,16 +2,17 @@
 // chunk, with a fast path for chunks with no escape in reach. See secrets.ts.
 import { MAX_ESCAPE_EXPANSION } from "./escapes.ts";
 import { hasEscapeByte } from "./escape-bytes.ts";
-import { type Match } from "./search.ts";
-import { type Compiled, compiled, decodedWindowsOf, firstFull, spelledTailOf } from "./secret-compiled.ts";
+import { foldCode, type Match } from "./search.ts";
+import { type ByteSearch, type Compiled, compiled, decodedWindowsOf, firstFull, spelledTailOf } from "./secret-compiled.ts";
 import { type Pattern } from "./secret-forms.ts";
 import { endsWithPartValue, findAll, foldedPartial, mask, maskText, partialSuffix, redact, scrubText, substringSuffix } from "./secret-find.ts";
 
 /**
  * The fast path of the stream classes below: a chunk with no `%` or `\` (and a held tail with
  * none) has no escape to decode, so its only view is the bytes as they are, searched where they
- * lie (MultiSearch.scanBytes) without a latin1 string of the chunk, and the hold-back is judged
- * from a short string of its end. Two native memchr scans decide it. Anything else takes the
+ * lie (scanBytes: MultiSearch for the guard's whole values, SampledSearch for the scrubber's
+ * anchors) without a latin1 string of the chunk, and the hold-back is judged from the bytes of
+ * its end. Two native memchr scans decide it. Anything else takes the
  * general path (a string of the whole text, every view), which is what the fast path must equal.
  */
 function hasEscapeChar(text: string): boolean {
@@ -19,9 +20,9 @@ function hasEscapeChar(text: string): boolean {
 }
 
 /** The leftmost whole value in `bytes` (the longest there), as `firstFull` finds it in their text. */
-function firstFullIn(c: Compiled, bytes: Uint8Array, search = c.search): Match | null {
+function firstFullIn(c: Compiled, bytes: Uint8Array): Match | null {
   let best: Match | null = null;
-  search.scanBytes(bytes, (m) => {
+  c.search.scanBytes(bytes, (m) => {
     if (best && m.start !== best.start) return true;
     if (!best || m.end > best.end) best = m;
     return false;
@@ -40,19 +41,27 @@ function findSecretIn(c: Compiled, bytes: Buffer): Pattern | null {
   return null;
 }
 
-/** Whether `bytes` hold anything scrubbing replaces (a value, a head or a tail, in any view). */
+/** Whether any of `search`'s literals stands in `bytes`. */
+function hasAny(search: ByteSearch, bytes: Uint8Array): boolean {
+  let any = false;
+  search.scanBytes(bytes, () => (any = true));
+  return any;
+}
+
+/**
+ * Whether `bytes` may hold anything scrubbing replaces (a value, a head or a tail, in any view):
+ * an anchor as they are (scrubSearch), or a value, head or tail in a decoded window.
+ */
 function hasScrubbableIn(c: Compiled, bytes: Buffer): boolean {
-  const { search } = c.scrubSearch();
-  if (firstFullIn(c, bytes, search)) return true;
+  const { search, anchors } = c.scrubSearch();
+  if (hasAny(anchors, bytes)) return true;
   for (const { view } of decodedWindowsOf(bytes, c.longest, c.alphabet)) if (search.first(view.text)) return true;
   return false;
 }
 
-/**
- * Whether a whole form stands in `before` + `chunk` (no escape in either), and the leftmost (the
- * longest there); with scrubSearch's searcher, a head or a tail of one too.
- */
-function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array, search = c.search): Match | null {
+/** Whether a whole form stands in `before` + `chunk` (no escape in either), and the leftmost (the longest there). */
+function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): Match | null {
+  const search = c.search;
   let best: Match | null = null;
   const keep = (m: Match, limit: number) => {
     if (m.start >= limit || (best && m.start !== best.start)) return true;
@@ -69,11 +78,46 @@ function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array, sear
   return best;
 }
 
+/**
+ * Whether an anchor of scrubSearch (a head, a tail, a value no longer than one) stands in
+ * `before` + `chunk`: the scrubber's fast path has nothing to replace when none does.
+ */
+function anchorAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): boolean {
+  const { anchors, anchorLongest } = c.scrubSearch();
+  // One that starts in `before` ends within `anchorLongest - 1` bytes of the chunk.
+  if (before.length > 0 && hasAny(anchors, Buffer.concat([before, chunk.subarray(0, anchorLongest - 1)]))) return true;
+  return hasAny(anchors, chunk);
+}
+
 /** The last `n` bytes of `before` + `chunk` as latin1 text. */
 function tailText(before: Uint8Array, chunk: Buffer, n: number): string {
   if (chunk.length >= n) return chunk.toString("latin1", chunk.length - n);
   const from = Math.max(0, before.length - (n - chunk.length));
   return Buffer.from(before.buffer, before.byteOffset + from, before.length - from).toString("latin1") + chunk.toString("latin1");
+}
+
+/**
+ * substringSuffix of the last `longest` bytes of `before` + `chunk`, folded, read from the bytes:
+ * how long an end of them is a piece of some pattern. Ends of up to 4 characters are judged by
+ * one lookup each (Compiled.shortRuns; a shorter end of a piece is a piece too, so the first that
+ * is none decides); only an end that is a piece 4 long is run back through the literals.
+ */
+function substringSuffixIn(c: Compiled, before: Uint8Array, chunk: Buffer): number {
+  const n = Math.min(before.length + chunk.length, c.longest);
+  const at = (k: number) => foldCode(k < chunk.length ? chunk[chunk.length - 1 - k]! : before[before.length - 1 - (k - chunk.length)]!);
+  const runs = c.shortRuns();
+  if (n === 0) return 0;
+  const a = at(0);
+  if (runs.one[a] === 0) return 0;
+  if (n === 1) return 1;
+  const ab = (at(1) << 8) | a;
+  if (runs.two[ab] === 0) return 1;
+  if (n === 2) return 2;
+  const abc = (at(2) << 16) | ab;
+  if (!runs.three.has(abc)) return 2;
+  if (n === 3) return 3;
+  if (!runs.four.has(at(3) * 0x1000000 + abc)) return 3;
+  return substringSuffix(c, tailText(before, chunk, n).toLowerCase());
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -107,11 +151,11 @@ export class StreamScrubber {
     const pending = this.pending;
     if (this.patterns.length > 0 && !hasEscapeByte(chunk) && !hasEscapeByte(pending)) {
       const c = compiled(this.patterns);
-      // One pass for whole values, heads and tails (scrubSearch): anything found takes the general path.
-      if (firstRawAcross(c, pending, chunk, c.scrubSearch().search) === null) {
+      // One pass for the anchors of whole values, heads and tails: anything found takes the general path.
+      if (!anchorAcross(c, pending, chunk)) {
         const total = pending.length + chunk.length;
         // With no escape in reach, partialSuffix is substringSuffix of the last `longest` characters.
-        const hold = substringSuffix(c, tailText(pending, chunk, Math.min(total, c.longest)).toLowerCase());
+        const hold = substringSuffixIn(c, pending, chunk);
         const cut = total - hold;
         if (cut >= pending.length) {
           this.pending = Buffer.from(chunk.subarray(cut - pending.length));
