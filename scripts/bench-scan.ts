@@ -2,7 +2,9 @@
 // ten credentials like bench-proxy.ts's (one sk-bench-UUID, nine of 20–60 characters with
 // well-known prefixes), every form of each, over 64 MiB of three bodies: bench-proxy's download
 // (alphanumeric, the worst case: every 3-byte block of it begins some base64/hex/base32 form),
-// random base64 and English-like text. In MiB/s of CPU time, best of trials.
+// random base64 and English-like text. In MiB/s of CPU time, best of trials. Where the tree has
+// them (secret-compiled.ts), also the searches the streams use alone: SampledSearch over the
+// scrubber's anchors (heads, tails) and over the guard's whole values.
 // Usage: bun scripts/bench-scan.ts [MiB] [trials]
 import { MultiSearch } from "../src/proxy/search.ts";
 import { longestSpelling, type Pattern, patternsOf, StreamGuard, StreamScrubber } from "../src/proxy/secrets.ts";
@@ -101,6 +103,24 @@ for (const [name, body] of "scanBytes" in search ? bodies : []) {
     for (const v of views) search.scanBytes(v, () => undefined);
   });
   console.log(`${name}: MultiSearch.scanBytes ${rate.toFixed(0)} MiB/s`);
+}
+
+// The streams' searches alone, on a tree that has them.
+const streamSearches = await import("../src/proxy/secret-compiled.ts").then(
+  (m) => {
+    const c = m.compiled(patterns);
+    return [
+      ["SampledSearch over the scrubber's anchors", c.scrubSearch().anchors],
+      ["SampledSearch over whole values (the guard)", c.bytesSearch()],
+    ] as const;
+  },
+  () => [] as const,
+);
+for (const [name, body] of bodies) {
+  const views: Buffer[] = [];
+  for (let at = 0; at < body.length; at += 64 * 1024) views.push(body.subarray(at, at + 64 * 1024));
+  const rates = streamSearches.map(([what, s]) => `${what} ${best(() => views.forEach((v) => s.scanBytes(v, () => undefined))).toFixed(0)} MiB/s`);
+  if (rates.length > 0) console.log(`${name}: ${rates.join("; ")}`);
 }
 
 // The upload side: the stream guard with the hold-back it has past the request buffer.

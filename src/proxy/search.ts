@@ -153,8 +153,13 @@ export class MultiSearch {
 /** SampledSearch reads 4-byte grams, one 32-bit load each, into a filter of 2^18 bits (32 KiB). */
 const GRAM = 4;
 const FILTER_BITS = 18;
-/** Candidate lists are kept per 2^16 slots (the filter's hash without its low 2 bits). */
-const LIST_SHIFT = FILTER_BITS - TABLE_BITS;
+/**
+ * Candidate lists are kept per 2^12 slots (the filter's hash without its low 6 bits): a list is
+ * read only for a probe the filter passes, and a few thousand grams leave most slots holding one
+ * or none, in 16 KiB rather than 1 MiB (a guard built for one request's rests makes its own).
+ */
+const LIST_BITS = 12;
+const LIST_SHIFT = FILTER_BITS - LIST_BITS;
 
 /**
  * A gram's slot in SampledSearch's filter, the same for every case of it (each code loses its 0x20
@@ -165,15 +170,16 @@ function gramHash(v: number): number {
 }
 
 /**
- * Short literals (the scrubber's 8-character heads and tails) searched by sampling. Every
- * occurrence of a literal at least `m` long covers `m` characters, so it holds whole one of the
- * 4-byte grams at every `m - 3`th position of the text: only those grams are read, each looked up
- * in a filter of the grams within the first `m` characters of some literal, and a gram in the
- * filter is checked through the literals and offsets it stands at. Unlike MultiSearch's shifts,
- * where each step waits on the table lookup before it, the probes do not depend on one another, so
- * the processor runs several at once: two to three times MultiSearch's speed with `m` = 8, whose
- * longest shift is 6 (issue 14). A gram of 4 rather than 3: a filter of 3-byte blocks passes one
- * probe in six of an alphanumeric body, and every one passed costs a mispredicted branch.
+ * Literals searched by sampling: the scrubber's 8-character heads and tails, the stream guard's
+ * whole values (secret-compiled.ts). Every occurrence of a literal at least `m` long covers `m`
+ * characters, so it holds whole one of the 4-byte grams at every `m - 3`th position of the text:
+ * only those grams are read, each looked up in a filter of the grams within the first `m`
+ * characters of some literal, and a gram in the filter is checked through the literals and
+ * offsets it stands at. Unlike MultiSearch's shifts, where each step waits on the table lookup
+ * before it, the probes do not depend on one another, so the processor runs several at once:
+ * two to three times MultiSearch's speed with `m` = 8, whose longest shift is 6 (issue 14). A
+ * gram of 4 rather than 3: a filter of 3-byte blocks passes one probe in six of an alphanumeric
+ * body, and every one passed costs a mispredicted branch.
  */
 export class SampledSearch {
   /** Literals folded to lower case, as char codes. */
@@ -185,7 +191,7 @@ export class SampledSearch {
   /** A bit set where some literal has a gram of that hash within its first `m` characters. */
   private readonly filter = new Int32Array((1 << FILTER_BITS) >>> 5);
   /** For each hash >> LIST_SHIFT: its candidates, `from[s]` to `from[s + 1]` in `literalOf` and `offsetOf`. */
-  private readonly from = new Int32Array((1 << TABLE_BITS) + 1);
+  private readonly from = new Int32Array((1 << LIST_BITS) + 1);
   private readonly literalOf: Int32Array;
   /** Where in the literal the gram stands: an occurrence starts that far before the probe. */
   private readonly offsetOf: Int32Array;
@@ -209,7 +215,7 @@ export class SampledSearch {
     this.literalOf = Int32Array.from(entries, (e) => e.literal);
     this.offsetOf = Int32Array.from(entries, (e) => e.offset);
     for (const e of entries) this.from[e.slot + 1]!++;
-    for (let slot = 0; slot < 1 << TABLE_BITS; slot++) this.from[slot + 1]! += this.from[slot]!;
+    for (let slot = 0; slot < 1 << LIST_BITS; slot++) this.from[slot + 1]! += this.from[slot]!;
   }
 
   /**

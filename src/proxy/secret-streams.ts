@@ -10,8 +10,7 @@ import { endsWithPartValue, findAll, foldedPartial, mask, maskText, partialSuffi
 /**
  * The fast path of the stream classes below: a chunk with no `%` or `\` (and a held tail with
  * none) has no escape to decode, so its only view is the bytes as they are, searched where they
- * lie (scanBytes: MultiSearch for the guard's whole values, SampledSearch for the scrubber's
- * anchors) without a latin1 string of the chunk, and the hold-back is judged from the bytes of
+ * lie (SampledSearch.scanBytes: the guard's whole values, the scrubber's anchors) without a latin1 string of the chunk, and the hold-back is judged from the bytes of
  * its end. Two native memchr scans decide it. Anything else takes the
  * general path (a string of the whole text, every view), which is what the fast path must equal.
  */
@@ -22,7 +21,7 @@ function hasEscapeChar(text: string): boolean {
 /** The leftmost whole value in `bytes` (the longest there), as `firstFull` finds it in their text. */
 function firstFullIn(c: Compiled, bytes: Uint8Array): Match | null {
   let best: Match | null = null;
-  c.search.scanBytes(bytes, (m) => {
+  c.bytesSearch().scanBytes(bytes, (m) => {
     if (best && m.start !== best.start) return true;
     if (!best || m.end > best.end) best = m;
     return false;
@@ -61,7 +60,7 @@ function hasScrubbableIn(c: Compiled, bytes: Buffer): boolean {
 
 /** Whether a whole form stands in `before` + `chunk` (no escape in either), and the leftmost (the longest there). */
 function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): Match | null {
-  const search = c.search;
+  const search = c.bytesSearch();
   let best: Match | null = null;
   const keep = (m: Match, limit: number) => {
     if (m.start >= limit || (best && m.start !== best.start)) return true;

@@ -5,9 +5,11 @@
 // planted runs' edges and inside them. What comes out must hold no whole form, no head
 // PARTIAL_LENGTH past its public prefix and no tail of PARTIAL_LENGTH, found by a plain
 // `includes` of each (not by the code under test), and otherwise be what scrubbing the whole body
-// at once gives. A missed anchor in a chunk lets a run out as it was, and fails here.
+// at once gives. A missed anchor in a chunk lets a run out as it was, and fails here. The stream
+// guard's fast path (whole values by SampledSearch) likewise: it stops a body iff a plain search
+// finds a whole form in it, and what it sent before holds none.
 import { describe, expect, test } from "bun:test";
-import { PARTIAL_LENGTH, type Pattern, patternsOf, scrubText, StreamScrubber } from "../../src/proxy/secrets.ts";
+import { longestSpelling, PARTIAL_LENGTH, type Pattern, patternsOf, scrubText, StreamGuard, StreamScrubber } from "../../src/proxy/secrets.ts";
 import { prng } from "../support/random.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -129,6 +131,56 @@ describe("the scrubber's fast path finds what a plain search finds", () => {
       const cuts: number[] = [];
       for (let at = 1 + Math.floor(r() * 50); at < text.length; at += 1 + Math.floor(r() * 700)) cuts.push(at);
       expect(streamed(patterns, text, cuts, false)).toBe(text);
+    }
+  });
+});
+
+describe("the stream guard's fast path finds what a plain search finds", () => {
+  test(`whole forms planted in mixed case, cut across random chunks, with and without a long hold (FUZZ_SEED=${SEED})`, () => {
+    const patterns = patternsFor([...VALUES, SHORT]);
+    const r = prng(SEED + 7);
+    const filler = "abcdefghijklmnopqrstuvwxyz0123456789 ,.-_";
+    const pick = (n: number) => Array.from({ length: n }, () => filler[Math.floor(r() * filler.length)]).join("");
+    const wholeIn = (text: string) => {
+      const folded = text.toLowerCase();
+      return patterns.some((p) => folded.includes(p.bytes));
+    };
+    for (let round = 0; round < 400; round++) {
+      let text = pick(Math.floor(r() * 400));
+      const p = patterns[Math.floor(r() * patterns.length)]!;
+      // A whole form, or all of it but one character at either end.
+      const kind = r();
+      const run = kind < 0.6 ? p.bytes : kind < 0.8 ? p.bytes.slice(1) : p.bytes.slice(0, -1);
+      const start = text.length;
+      text += mixCase(r, run) + pick(Math.floor(r() * 400));
+      const cuts = new Set<number>();
+      for (let at = Math.floor(r() * 200); at < text.length; at += 1 + Math.floor(r() * (r() < 0.5 ? 30 : 2000))) cuts.add(at);
+      cuts.add(start + Math.floor(r() * run.length));
+      const sorted = [...cuts].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
+      const expected = wholeIn(text);
+      for (const holdAll of [0, longestSpelling(patterns)]) {
+        const guard = new StreamGuard(patterns, holdAll);
+        let sent = "";
+        let hit = false;
+        let at = 0;
+        for (const cut of [...sorted, text.length]) {
+          const out = guard.push(Buffer.from(text.slice(at, cut), "latin1"));
+          at = cut;
+          if ("hit" in out) {
+            hit = true;
+            break;
+          }
+          sent += out.send.toString("latin1");
+        }
+        if (!hit) {
+          const end = guard.end();
+          if ("hit" in end) hit = true;
+          else sent += end.send.toString("latin1");
+        }
+        if (expected && !hit) throw new Error(`round ${round}: the guard let ${p.key} ${p.form} through (cuts ${sorted.join(",")})`);
+        expect(wholeIn(sent)).toBe(false);
+        if (!expected && !hit) expect(sent).toBe(text);
+      }
     }
   });
 });
