@@ -75,7 +75,16 @@ function envWorkloads(): number[] | null {
 
 const SIZES: ClientConfig["sizes"] = QUICK
   ? { keepAlive: 300, keepAliveWarmup: 30, sseEvents: 50, sseIntervalMs: 10, transfer: 128 * MiB, mitmTransfer: 64 * MiB, slowTransfer: 64 * MiB, slowRateMiBps: 32 }
-  : { keepAlive: envCount("BENCH_KEEPALIVE", 2000), keepAliveWarmup: envCount("BENCH_KEEPALIVE_WARMUP", 5000), sseEvents: 200, sseIntervalMs: 10, transfer: GiB, mitmTransfer: 256 * MiB, slowTransfer: 128 * MiB, slowRateMiBps: 32 };
+  : {
+      keepAlive: envCount("BENCH_KEEPALIVE", 2000),
+      keepAliveWarmup: envCount("BENCH_KEEPALIVE_WARMUP", 5000),
+      sseEvents: 200,
+      sseIntervalMs: 10,
+      transfer: GiB,
+      mitmTransfer: 256 * MiB,
+      slowTransfer: 128 * MiB,
+      slowRateMiBps: 32,
+    };
 const FRESH_NAMES = QUICK ? 10 : 50;
 const CONCURRENCY: ClientConfig["concurrency"] = { tunnels: 200, seconds: QUICK ? 5 : 30, periodMs: 1000 };
 /** Workload 7: interleaved rounds of one series per setting (and one direct), each of `perSeries` requests. */
