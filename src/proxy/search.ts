@@ -202,20 +202,32 @@ export class SampledSearch {
     this.m = Math.min(...this.codes.map((c) => c.length));
     if (!(this.m >= GRAM)) throw new Error(`SampledSearch: every literal must be at least ${GRAM} characters long`);
     this.stride = this.m - GRAM + 1;
-    const entries: { slot: number; literal: number; offset: number }[] = [];
-    this.codes.forEach((code, literal) => {
-      for (let offset = 0; offset + GRAM <= this.m; offset++) {
+    // A counting sort by slot, no object per gram (a guard built for one request's rests, and every
+    // test's pattern list, builds its own): within a slot by start (the largest offset first),
+    // then by literal, so occurrences come in order of start.
+    const grams = this.m - GRAM + 1;
+    const count = this.codes.length * grams;
+    const slotOf = new Int32Array(count);
+    for (let offset = grams - 1, e = 0; offset >= 0; offset--) {
+      for (let literal = 0; literal < this.codes.length; literal++, e++) {
+        const code = this.codes[literal]!;
         const h = gramHash(code[offset]! | (code[offset + 1]! << 8) | (code[offset + 2]! << 16) | (code[offset + 3]! << 24));
         this.filter[h >>> 5]! |= 1 << (h & 31);
-        entries.push({ slot: h >>> LIST_SHIFT, literal, offset });
+        slotOf[e] = h >>> LIST_SHIFT;
+        this.from[slotOf[e]! + 1]!++;
       }
-    });
-    // By slot; within one, by start (the largest offset first), then by literal: occurrences come in order of start.
-    entries.sort((a, b) => a.slot - b.slot || b.offset - a.offset || a.literal - b.literal);
-    this.literalOf = Int32Array.from(entries, (e) => e.literal);
-    this.offsetOf = Int32Array.from(entries, (e) => e.offset);
-    for (const e of entries) this.from[e.slot + 1]!++;
+    }
     for (let slot = 0; slot < 1 << LIST_BITS; slot++) this.from[slot + 1]! += this.from[slot]!;
+    this.literalOf = new Int32Array(count);
+    this.offsetOf = new Int32Array(count);
+    const next = this.from.slice(0, 1 << LIST_BITS);
+    for (let offset = grams - 1, e = 0; offset >= 0; offset--) {
+      for (let literal = 0; literal < this.codes.length; literal++, e++) {
+        const at = next[slotOf[e]!]!++;
+        this.literalOf[at] = literal;
+        this.offsetOf[at] = offset;
+      }
+    }
   }
 
   /**

@@ -44,10 +44,6 @@ export interface Compiled {
    * which reads one gram in 13 bytes for values of 16; else `search` itself.
    */
   bytesSearch(): ByteSearch;
-  /** Every character of every literal: the literals and places it stands (substringSuffix). */
-  places(): Map<number, [number, number][]>;
-  /** Every run of 1 to 4 characters of every literal (substringSuffixIn). */
-  shortRuns(): ShortRuns;
   readonly byFirst: Map<string, Pattern[]>;
   readonly longest: number;
   /** The first PIECE_LENGTH characters of every pattern: where a piece of a value may start. */
@@ -78,18 +74,6 @@ export interface ScrubSearch {
   readonly anchors: ByteSearch;
   /** The longest anchor's length: one that starts before a chunk ends within this less one of it. */
   readonly anchorLongest: number;
-}
-
-/**
- * The runs of 1, 2, 3 and 4 characters that stand somewhere in some literal, as numbers (the codes
- * in order, each a byte: `ab` is 0x6162): whether a text's end of that length is a piece of a
- * pattern, in one lookup. Most ends of a body are not one 4 long, and need no more.
- */
-export interface ShortRuns {
-  readonly one: Uint8Array;
-  readonly two: Uint8Array;
-  readonly three: Set<number>;
-  readonly four: Set<number>;
 }
 
 const compiledCache = new WeakMap<readonly Pattern[], Compiled>();
@@ -146,44 +130,9 @@ export function compiled(patterns: readonly Pattern[]): Compiled {
     };
     return scrubbing;
   };
-  // Built on the scrubber's first use, as scrubSearch: the guard's one-off pattern lists never need it.
-  let placeMap: Map<number, [number, number][]> | null = null;
-  const places = () => {
-    if (placeMap) return placeMap;
-    placeMap = new Map();
-    for (const [index, p] of literals.entries()) {
-      for (let i = 0; i < p.bytes.length; i++) {
-        const code = p.bytes.charCodeAt(i);
-        const list = placeMap.get(code);
-        if (list) list.push([index, i]);
-        else placeMap.set(code, [[index, i]]);
-      }
-    }
-    return placeMap;
-  };
   let sampled: ByteSearch | null = null;
   const bytesSearch = () => (sampled ??= literals.every((p) => p.bytes.length >= 4) ? new SampledSearch(literals.map((p) => p.bytes)) : search);
-  let runs: ShortRuns | null = null;
-  const shortRuns = () => {
-    if (runs) return runs;
-    runs = { one: new Uint8Array(256), two: new Uint8Array(1 << 16), three: new Set(), four: new Set() };
-    for (const p of literals) {
-      const t = p.bytes;
-      for (let i = 0; i < t.length; i++) {
-        const a = t.charCodeAt(i) & 0xff;
-        runs.one[a] = 1;
-        if (i + 1 >= t.length) continue;
-        const ab = (a << 8) | (t.charCodeAt(i + 1) & 0xff);
-        runs.two[ab] = 1;
-        if (i + 2 >= t.length) continue;
-        const abc = (ab << 8) | (t.charCodeAt(i + 2) & 0xff);
-        runs.three.add(abc);
-        if (i + 3 < t.length) runs.four.add(abc * 256 + (t.charCodeAt(i + 3) & 0xff));
-      }
-    }
-    return runs;
-  };
-  found = { search, withPieces, scrubSearch, bytesSearch, places, shortRuns, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, piecesAreCodes, alphabet };
+  found = { search, withPieces, scrubSearch, bytesSearch, literals, fullCount: literals.length, pieceOf, byFirst, longest, firstPieces, firstPieceCodes, piecesAreCodes, alphabet };
   compiledCache.set(patterns, found);
   return found;
 }
@@ -192,7 +141,7 @@ export function compiled(patterns: readonly Pattern[]): Compiled {
  * How many source characters one byte of a value can take: an escape spells a byte in up to 6,
  * and with every character of it escaped again, three rounds deep, 6 × 6 × 6.
  */
-const MAX_SPELLING_FACTOR = MAX_ESCAPE_EXPANSION ** 3;
+export const MAX_SPELLING_FACTOR = MAX_ESCAPE_EXPANSION ** 3;
 
 /** The longest any pattern can be spelled in source text (every byte escaped, three rounds deep). */
 export function longestSpelling(patterns: readonly Pattern[]): number {

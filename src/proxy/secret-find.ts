@@ -205,39 +205,18 @@ export function foldedPartial(c: Compiled, folded: string, minimum = 1): number 
 }
 
 /**
- * How many characters at the end of a folded text are a piece of some pattern (anywhere in it):
- * under scrubbing, such an end may be the start of a head or of a tail that the next chunk
- * completes (a tail run back into what was sent would have gone out in part), so it is held.
- * Every place of the last character in the literals, run back as far as the text matches.
- */
-export function substringSuffix(c: Compiled, text: string): number {
-  const folded = text.length > c.longest ? text.slice(-c.longest) : text;
-  const n = folded.length;
-  if (n === 0) return 0;
-  let best = 0;
-  for (const [index, at] of c.places().get(folded.charCodeAt(n - 1)) ?? []) {
-    const form = c.literals[index]!.bytes;
-    let k = 1;
-    while (k < n && k <= at && form.charCodeAt(at - k) === folded.charCodeAt(n - 1 - k)) k++;
-    if (k > best) best = k;
-    if (best >= n) break;
-  }
-  return best;
-}
-
-/**
  * How many characters at the end of `text` could be the start of a pattern in any view (or an
- * escape the next chunk completes): hold those back. `scrubbing`: a piece of a pattern too (a head
- * or tail the next chunk may complete: substringSuffix).
+ * escape the next chunk completes): the guard holds those back (the scrubber's hold-back reads
+ * bytes only: secret-streams.ts holdBack).
  */
-export function partialSuffix(text: string, patterns: readonly Pattern[], scrubbing = false): number {
+export function partialSuffix(text: string, patterns: readonly Pattern[]): number {
   if (patterns.length === 0) return 0;
   const c = compiled(patterns);
   const tail = spelledTail(text, c.longest);
   // An escape cut in half (`…6L%3`) is held, and so is whatever it may continue.
   const escape = partialEscapeLength(tail);
   const base = tail.slice(0, tail.length - escape);
-  const held = (folded: string) => (scrubbing ? substringSuffix(c, folded) : foldedPartial(c, folded));
+  const held = (folded: string) => foldedPartial(c, folded);
   let hold = held(base.toLowerCase());
   for (const view of decodedViews(base)) {
     const partial = held(view.text.toLowerCase());

@@ -141,3 +141,6 @@ export function publicPrefixLength(form: string, bytes: string): number {
   if (form !== "raw") return 0;
   return /^(?:[a-z][a-z0-9]{0,5}[_-]){1,3}/.exec(bytes.slice(0, 24))?.[0].length ?? 0;
 }
+
+/** The longest public prefix publicPrefixLength gives: three words of 7 characters. */
+export const MAX_PUBLIC_PREFIX = 21;

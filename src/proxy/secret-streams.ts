@@ -2,10 +2,10 @@
 // chunk, with a fast path for chunks with no escape in reach. See secrets.ts.
 import { MAX_ESCAPE_EXPANSION } from "./escapes.ts";
 import { hasEscapeByte } from "./escape-bytes.ts";
-import { foldCode, type Match } from "./search.ts";
-import { type ByteSearch, type Compiled, compiled, decodedWindowsOf, firstFull, spelledTailOf } from "./secret-compiled.ts";
-import { type Pattern } from "./secret-forms.ts";
-import { endsWithPartValue, findAll, foldedPartial, mask, maskText, partialSuffix, redact, scrubText, substringSuffix } from "./secret-find.ts";
+import { type Match } from "./search.ts";
+import { type ByteSearch, type Compiled, compiled, decodedWindowsOf, firstFull, MAX_SPELLING_FACTOR, spelledTailOf } from "./secret-compiled.ts";
+import { MAX_PUBLIC_PREFIX, PARTIAL_LENGTH, type Pattern } from "./secret-forms.ts";
+import { endsWithPartValue, findAll, foldedPartial, mask, maskText, partialSuffix, redact, scrubText } from "./secret-find.ts";
 
 /**
  * The fast path of the stream classes below: a chunk with no `%` or `\` (and a held tail with
@@ -96,37 +96,46 @@ function tailText(before: Uint8Array, chunk: Buffer, n: number): string {
 }
 
 /**
- * substringSuffix of the last `longest` bytes of `before` + `chunk`, folded, read from the bytes:
- * how long an end of them is a piece of some pattern. Ends of up to 4 characters are judged by
- * one lookup each (Compiled.shortRuns; a shorter end of a piece is a piece too, so the first that
- * is none decides); only an end that is a piece 4 long is run back through the literals.
+ * The scrubber's hold-back reads only bytes, never the values: a hold that depended on whether the
+ * end of a chunk is a piece of some value (as it did, session 6) told the agent, through what
+ * arrived before the upstream paused and through how far back a tail's replacement could still
+ * reach, one character of a value per guess (test/attacks/scrub-holdback-oracle). So the end held
+ * is the run of bytes that may spell part of any value at all (letters, digits, the base64 and URL
+ * signs, escapes, non-ASCII bytes), however long it is up to a fixed bound: HOLD_PLAIN characters,
+ * the most of a value that can stand at an end before its head passes the bar and scrubbing holds
+ * it as a cut value anyway (a public prefix and PARTIAL_LENGTH - 1); HOLD_SPELLED when the run
+ * holds an escape, which spells a character in up to MAX_SPELLING_FACTOR. A run ended by a space,
+ * a newline, a quote or a bracket is not held past it: server-sent events, lines and JSON flow on.
  */
-function substringSuffixIn(c: Compiled, before: Uint8Array, chunk: Buffer): number {
-  const n = Math.min(before.length + chunk.length, c.longest);
-  const at = (k: number) => foldCode(k < chunk.length ? chunk[chunk.length - 1 - k]! : before[before.length - 1 - (k - chunk.length)]!);
-  const runs = c.shortRuns();
-  if (n === 0) return 0;
-  const a = at(0);
-  if (runs.one[a] === 0) return 0;
-  if (n === 1) return 1;
-  const ab = (at(1) << 8) | a;
-  if (runs.two[ab] === 0) return 1;
-  if (n === 2) return 2;
-  const abc = (at(2) << 16) | ab;
-  if (!runs.three.has(abc)) return 2;
-  if (n === 3) return 3;
-  if (!runs.four.has(at(3) * 0x1000000 + abc)) return 3;
-  return substringSuffix(c, tailText(before, chunk, n).toLowerCase());
+const HOLD_CLASS = new Uint8Array(256);
+for (let b = 0; b < 256; b++) {
+  const ch = String.fromCharCode(b);
+  HOLD_CLASS[b] = b >= 0x80 || /[A-Za-z0-9]/.test(ch) || "-_.~+/=%\\".includes(ch) ? 1 : 0;
+}
+const HOLD_PLAIN = MAX_PUBLIC_PREFIX + PARTIAL_LENGTH - 1;
+const HOLD_SPELLED = HOLD_PLAIN * MAX_SPELLING_FACTOR;
+
+/** How many bytes at the end of `before` + `chunk` to hold back (see HOLD_CLASS). */
+export function holdBack(before: Uint8Array, chunk: Uint8Array): number {
+  const total = before.length + chunk.length;
+  let cap = HOLD_PLAIN;
+  let n = 0;
+  while (n < total && n < cap) {
+    const b = n < chunk.length ? chunk[chunk.length - 1 - n]! : before[before.length - 1 - (n - chunk.length)]!;
+    if (HOLD_CLASS[b] === 0) break;
+    if (b === 0x25 || b === 0x5c) cap = HOLD_SPELLED;
+    n++;
+  }
+  return n;
 }
 
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Scrubs a stream chunk by chunk. Only a tail that could still become a value, or a head or tail
- * of one, is held back: an end that is a piece of some form (substringSuffix; at most the longest
- * spelling of a pattern), so server-sent events and other streams flow on. Bytes
- * with nothing to replace go out as the same bytes (no re-encoding of the chunk, and no copy of it:
- * `pushPieces` hands out views of what came in).
+ * Scrubs a stream chunk by chunk. Only the end that may still become a value, or a head or tail of
+ * one, is held back, judged from the bytes alone (holdBack), so server-sent events and other
+ * streams flow on. Bytes with nothing to replace go out as the same bytes (no re-encoding of the
+ * chunk, and no copy of it: `pushPieces` hands out views of what came in).
  */
 export class StreamScrubber {
   private pending: Buffer = EMPTY;
@@ -153,8 +162,7 @@ export class StreamScrubber {
       // One pass for the anchors of whole values, heads and tails: anything found takes the general path.
       if (!anchorAcross(c, pending, chunk)) {
         const total = pending.length + chunk.length;
-        // With no escape in reach, partialSuffix is substringSuffix of the last `longest` characters.
-        const hold = substringSuffixIn(c, pending, chunk);
+        const hold = holdBack(pending, chunk);
         const cut = total - hold;
         if (cut >= pending.length) {
           this.pending = Buffer.from(chunk.subarray(cut - pending.length));
@@ -166,9 +174,9 @@ export class StreamScrubber {
     }
     const bytes = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     // Escapes in reach and nothing to replace (JSON with \" and \n, binary bytes): the windows
-    // around the escapes are decoded and searched, and the hold-back judged from the spelled tail.
+    // around the escapes are decoded and searched.
     if (this.patterns.length > 0 && !hasScrubbableIn(compiled(this.patterns), bytes)) {
-      const cut = bytes.length - partialSuffix(spelledTailOf(bytes, compiled(this.patterns).longest), this.patterns, true);
+      const cut = bytes.length - holdBack(EMPTY, bytes);
       this.pending = Buffer.from(bytes.subarray(cut));
       return [bytes.subarray(0, cut)];
     }
@@ -178,7 +186,7 @@ export class StreamScrubber {
   /** The general path: every view of the held tail and the chunk, values replaced. */
   private pushText(bytes: Buffer): Buffer {
     const text = bytes.toString("latin1");
-    const hold = partialSuffix(text, this.patterns, true);
+    const hold = holdBack(EMPTY, bytes);
     const hits = findAll(text, this.patterns);
     // A value that would straddle the cut stays behind with the tail; moving the cut back may make
     // another, overlapping value straddle it, so this repeats until none does.
