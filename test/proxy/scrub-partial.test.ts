@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { scrubHeaders } from "../../src/proxy/response-body.ts";
 import { maskText, PARTIAL_LENGTH, type Pattern, patternsOf, publicPrefixLength, scrubText, StreamScrubber } from "../../src/proxy/secrets.ts";
 import { scrubWholeBody } from "../../src/proxy/whole-body.ts";
+import { streamed } from "../support/streams.ts";
 
 const VALUES: [string, string][] = [
   ["CANARY", "CANARYVALUE_q7Zp3xK9mW2vLx"],
@@ -45,17 +46,6 @@ function cutsOf(key: string): { name: string; run: string }[] {
     }
   }
   return out;
-}
-
-function streamed(text: string, cuts: readonly number[], masking = false): string {
-  const scrubber = new StreamScrubber(patterns, masking);
-  let out = "";
-  let at = 0;
-  for (const cut of [...cuts, text.length]) {
-    for (const piece of scrubber.pushPieces(Buffer.from(text.slice(at, cut), "latin1"))) out += piece.toString("latin1");
-    at = cut;
-  }
-  return out + scrubber.end().toString("latin1");
 }
 
 describe("a value cut short is scrubbed: every head and tail of every form", () => {
@@ -159,7 +149,7 @@ describe("a value cut short is scrubbed: every head and tail of every form", () 
     ];
     for (const text of texts) {
       expect(scrubText(text, patterns)).toBe(text);
-      expect(streamed(text, [7, 50, 51])).toBe(text);
+      expect(streamed(patterns, text, [7, 50, 51])).toBe(text);
     }
   });
 });
@@ -186,12 +176,12 @@ describe("a cut value across stream chunks", () => {
                 // As scrubbed whole, except that a tail's span cannot reach back into what a stream
                 // already sent (bytes before the cut value, never part of it): the same from the
                 // marker on, and nothing of the value anywhere.
-                const out = streamed(text, cuts);
+                const out = streamed(patterns, text, cuts);
                 const fromMarker = (s: string) => s.slice(s.indexOf("[REDACTED"));
                 if (fromMarker(out) !== fromMarker(whole) || (form !== "url-encoded" && leaks(out, key))) {
                   throw new Error(`${form} ${run} cut at ${cuts.join(",")}: ${JSON.stringify(out)} is not ${JSON.stringify(whole)}`);
                 }
-                const masked = streamed(text, cuts, true);
+                const masked = streamed(patterns, text, cuts, true);
                 if (masked.length !== text.length || (form !== "url-encoded" && leaks(masked, key))) throw new Error(`masked ${form} ${run} cut at ${cuts.join(",")}: ${JSON.stringify(masked)}`);
               }
             }

@@ -9,8 +9,9 @@
 // guard's fast path (whole values by SampledSearch) likewise: it stops a body iff a plain search
 // finds a whole form in it, and what it sent before holds none.
 import { describe, expect, test } from "bun:test";
-import { longestSpelling, PARTIAL_LENGTH, type Pattern, patternsOf, scrubText, StreamGuard, StreamScrubber } from "../../src/proxy/secrets.ts";
+import { longestSpelling, PARTIAL_LENGTH, type Pattern, patternsOf, scrubText, StreamGuard } from "../../src/proxy/secrets.ts";
 import { prng } from "../support/random.ts";
+import { isSubsequence, streamed, unmarked } from "../support/streams.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 const VALUES: [string, string][] = [
@@ -42,28 +43,6 @@ function leaks(text: string, patterns: readonly Pattern[]): string | null {
     for (const run of runs) if (folded.includes(run)) return `${p.key} ${p.form} ${run}`;
   }
   return null;
-}
-
-function streamed(patterns: readonly Pattern[], text: string, cuts: readonly number[], masking: boolean): string {
-  const scrubber = new StreamScrubber(patterns, masking);
-  let out = "";
-  let at = 0;
-  for (const cut of [...cuts, text.length]) {
-    for (const piece of scrubber.pushPieces(Buffer.from(text.slice(at, cut), "latin1"))) out += piece.toString("latin1");
-    at = cut;
-  }
-  return out + scrubber.end().toString("latin1");
-}
-
-const unmarked = (s: string) => s.replace(/\[REDACTED:[A-Z0-9_]+\]/g, "");
-function isSubsequence(small: string, big: string): boolean {
-  let at = 0;
-  for (const ch of small) {
-    at = big.indexOf(ch, at);
-    if (at < 0) return false;
-    at++;
-  }
-  return true;
 }
 
 describe("the scrubber's fast path finds what a plain search finds", () => {

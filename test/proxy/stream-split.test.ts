@@ -3,8 +3,9 @@
 // `%` or `\` in reach) and beside an escape (where the general path runs): the stream must come
 // out exactly as the whole text scrubbed at once, and the guard must stop before the value leaves.
 import { describe, expect, test } from "bun:test";
-import { base32, findAll, findSecret, longestSpelling, type Pattern, patternsOf, scrubText, StreamGuard, StreamScrubber } from "../../src/proxy/secrets.ts";
+import { base32, findAll, findSecret, longestSpelling, type Pattern, patternsOf, scrubText, StreamGuard } from "../../src/proxy/secrets.ts";
 import { prng } from "../support/random.ts";
+import { isSubsequence, streamed, unmarked } from "../support/streams.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 const BODY = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -30,17 +31,6 @@ function spellings(value: string): [string, string][] {
   ];
 }
 
-function streamed(text: string, cuts: readonly number[]): string {
-  const scrubber = new StreamScrubber(patterns);
-  let out = "";
-  let at = 0;
-  for (const cut of [...cuts, text.length]) {
-    for (const piece of scrubber.pushPieces(Buffer.from(text.slice(at, cut), "latin1"))) out += piece.toString("latin1");
-    at = cut;
-  }
-  return out + scrubber.end().toString("latin1");
-}
-
 /** Whether the guard stopped the stream, and everything it let go before. */
 function guarded(text: string, cuts: readonly number[], holdAll: number): { hit: boolean; sent: string } {
   const guard = new StreamGuard(patterns, holdAll);
@@ -57,17 +47,6 @@ function guarded(text: string, cuts: readonly number[], holdAll: number): { hit:
   return { hit: false, sent: sent + end.send.toString("latin1") };
 }
 
-const unmarked = (s: string) => s.replace(/\[REDACTED:[A-Z0-9_]+\]/g, "");
-function isSubsequence(small: string, big: string): boolean {
-  let at = 0;
-  for (const ch of small) {
-    at = big.indexOf(ch, at);
-    if (at < 0) return false;
-    at++;
-  }
-  return true;
-}
-
 describe("a value cut across chunks", () => {
   for (const [key, value] of VALUES) {
     for (const [form, spelled] of spellings(value)) {
@@ -78,7 +57,7 @@ describe("a value cut across chunks", () => {
         for (let cut = 0; cut <= text.length; cut++) {
           const cuts = [[cut], [cut, Math.min(text.length, cut + 1)], [cut, Math.min(text.length, cut + 7)]];
           for (const c of cuts) {
-            const out = streamed(text, c);
+            const out = streamed(patterns, text, c);
             if (out !== whole) throw new Error(`${form} cut at ${c.join(",")}: ${JSON.stringify(out)} is not ${JSON.stringify(whole)}`);
             const g = guarded(text, c, 0);
             if (!g.hit) throw new Error(`${form} cut at ${c.join(",")}: the guard let it through`);
@@ -127,7 +106,7 @@ describe("a value cut across chunks", () => {
       const text = parts.join("");
       const cuts: number[] = [];
       for (let at = Math.floor(r() * 200); at < text.length; at += 1 + Math.floor(r() * 200)) cuts.push(at);
-      const out = streamed(text, cuts);
+      const out = streamed(patterns, text, cuts);
       // As scrubbed whole, except that a cut value's span (a tail's runs back over the value's
       // length) cannot reach into bytes a stream already sent, which stay as they were: the stream
       // holds nothing of a value, and what it shows besides is what the whole showed, in order.
