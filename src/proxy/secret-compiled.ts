@@ -118,7 +118,7 @@ export function compiled(patterns: readonly Pattern[]): Compiled {
     const add = (text: string, edge: Edge) => byEdge.set(text, [...(byEdge.get(text) ?? []), edge]);
     for (const p of literals) {
       if (p.bytes.length <= PARTIAL_LENGTH) continue;
-      add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true, min: PARTIAL_LENGTH + (p.prefix ?? 0) });
+      if (!p.headless) add(p.bytes.slice(0, PARTIAL_LENGTH), { pattern: p, head: true, min: PARTIAL_LENGTH + (p.prefix ?? 0) });
       add(p.bytes.slice(-PARTIAL_LENGTH), { pattern: p, head: false, min: PARTIAL_LENGTH });
     }
     const anchors = [...new Set([...literals.filter((p) => p.bytes.length <= PARTIAL_LENGTH).map((p) => p.bytes), ...byEdge.keys()])];

@@ -20,6 +20,12 @@ export interface Pattern {
   readonly form: string;
   /** How many leading characters of `bytes` spell the value's public prefix (`sk_live_`, in this form). */
   readonly prefix?: number;
+  /**
+   * A core (coresOf) that starts past the value's own bar: its head is not scrubbed as a cut value,
+   * only its whole form and its tail. Its head would be a second bar further into the value, and
+   * each such bar confirms one more guessed character (red team: 4 more of a 32-hex key).
+   */
+  readonly headless?: true;
 }
 
 /** The characters of an encoding that depend only on `value` when it starts `offset` bytes into a stream. */
@@ -92,16 +98,23 @@ export function patternsOf(key: string, value: string): Pattern[] {
   if (value.length < MIN_SECRET_LENGTH) return [];
   const seen = new Set<string>();
   const out: Pattern[] = [];
-  const add = (form: string, text: string, prefix: number) => {
+  const add = (form: string, text: string, prefix: number, headless = false) => {
     const folded = text.toLowerCase();
     if (seen.has(folded) || (form !== "raw" && folded.length < MIN_FORM_LENGTH)) return;
     seen.add(folded);
-    out.push({ key, bytes: folded, form, ...(prefix > 0 ? { prefix } : {}) });
+    out.push({ key, bytes: folded, form, ...(prefix > 0 ? { prefix } : {}), ...(headless ? { headless: true as const } : {}) });
   };
   for (const { form, text, prefix } of formsOf(value)) add(form, text, prefix);
+  // A head is scrubbed from PARTIAL_LENGTH characters past the public prefix: the value's bar. A
+  // core's head counts from where the core starts, so only a core that starts within the value's
+  // prefix (the rest after `sk_live_`) keeps its head; the others (past `SG.`, past leading hex
+  // digits) keep their whole forms and tails.
+  const valuePrefix = publicPrefixLength("raw", value.toLowerCase());
   for (const { core, allForms } of coresOf(value)) {
-    if (allForms) for (const { form, text, prefix } of formsOf(core)) add(form, text, prefix);
-    else add("raw", Buffer.from(core, "utf8").toString("latin1"), publicPrefixLength("raw", core.toLowerCase()));
+    const corePrefix = publicPrefixLength("raw", core.toLowerCase());
+    const headless = value.length - core.length + corePrefix > valuePrefix;
+    if (allForms) for (const { form, text, prefix } of formsOf(core)) add(form, text, prefix, headless);
+    else add("raw", Buffer.from(core, "utf8").toString("latin1"), corePrefix, headless);
   }
   return out;
 }

@@ -27,9 +27,10 @@ function leaks(text: string, key: string): string | null {
     if (p.key !== key) continue;
     // Only heads and tails are promised: a run at either end of the form (a head counted past the
     // value's public prefix, `ghp_`, which ordinary text may hold).
+    // A core that starts past the value's own bar (`headless`) is promised its tail only.
     const head = p.bytes.slice(0, (p.prefix ?? 0) + PARTIAL_LENGTH);
     const tail = p.bytes.slice(-PARTIAL_LENGTH);
-    for (const run of [head, tail]) if (folded.includes(run)) return `${p.form} ${run}`;
+    for (const run of p.headless ? [tail] : [head, tail]) if (folded.includes(run)) return `${p.form} ${run}`;
   }
   return null;
 }
@@ -41,7 +42,7 @@ function cutsOf(key: string): { name: string; run: string }[] {
     if (p.key !== key) continue;
     const form = p.form === "base32" || p.form === "hex" ? p.bytes.toUpperCase() : p.bytes;
     for (let k = PARTIAL_LENGTH; k < form.length; k++) {
-      if (k >= PARTIAL_LENGTH + (p.prefix ?? 0)) out.push({ name: `${p.form} head ${k}`, run: form.slice(0, k) });
+      if (!p.headless && k >= PARTIAL_LENGTH + (p.prefix ?? 0)) out.push({ name: `${p.form} head ${k}`, run: form.slice(0, k) });
       out.push({ name: `${p.form} tail ${k}`, run: form.slice(form.length - k) });
     }
   }

@@ -39,7 +39,9 @@ function mixCase(r: () => number, text: string): string {
 function leaks(text: string, patterns: readonly Pattern[]): string | null {
   const folded = text.toLowerCase();
   for (const p of patterns) {
-    const runs = p.bytes.length <= PARTIAL_LENGTH ? [p.bytes] : [p.bytes.slice(0, (p.prefix ?? 0) + PARTIAL_LENGTH), p.bytes.slice(-PARTIAL_LENGTH)];
+    // A core that starts past the value's own bar (`headless`) is promised its tail only.
+    const head = p.headless ? [] : [p.bytes.slice(0, (p.prefix ?? 0) + PARTIAL_LENGTH)];
+    const runs = p.bytes.length <= PARTIAL_LENGTH ? [p.bytes] : [...head, p.bytes.slice(-PARTIAL_LENGTH)];
     for (const run of runs) if (folded.includes(run)) return `${p.key} ${p.form} ${run}`;
   }
   return null;
@@ -68,7 +70,7 @@ describe("the scrubber's fast path finds what a plain search finds", () => {
           const head = (p.prefix ?? 0) + PARTIAL_LENGTH;
           let run: string;
           if (kind < 0.3 || form.length <= PARTIAL_LENGTH) run = form;
-          else if (kind < 0.6 && head < form.length) run = form.slice(0, head + Math.floor(r() * (form.length - head)));
+          else if (kind < 0.6 && head < form.length && !p.headless) run = form.slice(0, head + Math.floor(r() * (form.length - head)));
           else if (kind < 0.9) run = form.slice(-(PARTIAL_LENGTH + Math.floor(r() * (form.length - PARTIAL_LENGTH))));
           else run = r() < 0.5 ? form.slice(0, head - 1) : form.slice(-(PARTIAL_LENGTH - 1)); // one short: left
           if (run.length >= PARTIAL_LENGTH && !(kind >= 0.9)) planted++;

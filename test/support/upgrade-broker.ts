@@ -128,11 +128,11 @@ export async function expectRefused(broker: Broker, label: string, send: () => P
  * before the file's tests and handed to `use`, closed and the directory removed after them.
  * Returns the scratch directory (for files the agent writes there).
  */
-export function brokerForFile(prefix: string, use: (broker: Broker) => void): string {
+export function brokerForFile(prefix: string, use: (broker: Broker) => void, options: BrokerOptions = {}): string {
   const scratch = mkdtempSync(join(tmpdir(), prefix));
   let broker: Broker | undefined;
   beforeAll(async () => {
-    broker = await startBroker(scratch);
+    broker = await startBroker(scratch, options);
     use(broker);
   }, 60_000);
   afterAll(async () => {
@@ -142,9 +142,14 @@ export function brokerForFile(prefix: string, use: (broker: Broker) => void): st
   return scratch;
 }
 
-export async function startBroker(scratch: string): Promise<Broker> {
+export interface BrokerOptions {
+  /** FAKE_KEY's value (a random `sk_live_…` when not given). */
+  readonly secret?: string;
+}
+
+export async function startBroker(scratch: string, options: BrokerOptions = {}): Promise<Broker> {
   const cleanups: (() => Promise<void> | void)[] = [];
-  const secret = `sk_live_${randomBytes(18).toString("base64url")}`;
+  const secret = options.secret ?? `sk_live_${randomBytes(18).toString("base64url")}`;
   const other = `ghp_${randomBytes(16).toString("hex")}`;
   const outputs: string[] = [];
   const upstream = await startUpstream(mkdtempSync(join(scratch, "u-")));
