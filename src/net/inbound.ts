@@ -10,8 +10,8 @@ import { EventEmitter } from "node:events";
 import { type IncomingHttpHeaders, STATUS_CODES } from "node:http";
 import { type Socket } from "node:net";
 import { countRelayed } from "./memory.ts";
-import { type BodyFraming, chunk, headerValues, LAST_CHUNK, type ParseError, type RequestHead, RequestParser, responseHead } from "./http1.ts";
-import { CRLF, chunkSizeLine, writeParts } from "./http1-write.ts";
+import { type BodyFraming, headerValues, type ParseError, type RequestHead, RequestParser, responseHead } from "./http1.ts";
+import { ChunkedWriter, writeParts } from "./http1-write.ts";
 
 /** Node's shape: lower-case names, one string per field except set-cookie (an array). */
 export type HeaderMap = IncomingHttpHeaders;
@@ -185,15 +185,18 @@ export class InboundResponse extends EventEmitter {
       return this.send(parts);
     }
     if (this.framing !== "chunked") return this.send(parts);
-    return this.send(parts.length === 1 ? chunk(parts[0]!) : [chunkSizeLine(length), ...parts.filter((p) => p.length > 0), CRLF]);
+    return this.chunked.write(parts);
   }
+
+  /** The chunked body's writer: each write goes out with the head if it is still held (send). */
+  private readonly chunked = new ChunkedWriter((parts) => (this.conn.socket.destroyed ? true : this.send(parts)));
 
   end(bytes?: Buffer | string): void {
     if (this.writableFinished) return;
     if (!this.headersSent) this.writeHead(200);
     if (bytes !== undefined) this.write(bytes);
     this.writableFinished = true;
-    if (this.framing === "chunked") this.send([LAST_CHUNK]);
+    if (this.framing === "chunked") this.chunked.end();
     else this.sendPending();
     if (this.framing === "length" && this.remaining > 0) this.conn.closeAfterResponse = true;
     this.conn.responseDone(this);

@@ -3,8 +3,7 @@
 // stream guard's hold-back when there is one, chunk-framed when the agent's was, under the size
 // cap, and with backpressure both ways (a slow upstream pauses the agent).
 import { type Socket } from "node:net";
-import { chunk, LAST_CHUNK } from "../net/http1.ts";
-import { writeParts } from "../net/http1-write.ts";
+import { ChunkedWriter, writeParts } from "../net/http1-write.ts";
 import { type InboundRequest } from "../net/inbound.ts";
 import { type Answer, problem } from "../shared/answers.ts";
 import { type BodyStream, type GuardedBody } from "./request-body.ts";
@@ -94,7 +93,7 @@ export class RequestSender {
       if (ended && "hit" in ended) return this.events.refused(this.events.blocked(ended.hit));
       if (ended && "refused" in ended) return this.events.refused(ended.refused);
       if (ended && ended.send.length > 0) this.write(ended.send);
-      if (this.options.isChunked) this.socket.write(LAST_CHUNK);
+      if (this.options.isChunked) this.chunked.end();
       this.events.sent();
     };
     this.detach = () => {
@@ -115,8 +114,11 @@ export class RequestSender {
   private stopped = false;
   private detach: () => void = () => undefined;
 
+  /** The body re-framed in chunks when the agent's was (the CRLF after a big one is owed: ChunkedWriter). */
+  private readonly chunked = new ChunkedWriter((parts) => (this.stopped || this.socket.destroyed ? true : writeParts(this.socket, parts)));
+
   private write(piece: Buffer): boolean {
     this.sentBytes += piece.length;
-    return this.options.isChunked ? writeParts(this.socket, chunk(piece)) : this.socket.write(piece);
+    return this.options.isChunked ? this.chunked.write([piece]) : this.socket.write(piece);
   }
 }

@@ -1,13 +1,22 @@
-// writeParts (src/net/http1-write.ts): what the proxy writes for a body chunk (size line, bytes,
-// CRLF) reaches the socket in order and whole, in few writes, no write a lone small part (each
-// write is at least one TLS record), and a big part not copied whole.
+// writeParts and ChunkedWriter (src/net/http1-write.ts): what the proxy writes for a body chunk
+// (size line, bytes, CRLF) reaches the socket in order and whole, in few writes, no lone small
+// part where it can join another (each write is at least one TLS record), a big part never copied,
+// and no second write queued behind a big part in the same turn (Bun joins those with a copy).
 import { describe, expect, test } from "bun:test";
-import { chunk, writeParts } from "../../src/net/http1-write.ts";
+import { ChunkedWriter, chunk, LAST_CHUNK, writeParts } from "../../src/net/http1-write.ts";
 
 function recorder() {
   const writes: Buffer[] = [];
   return { writes, socket: { write: (b: Buffer) => (writes.push(b), true) } };
 }
+
+function patterned(size: number): Buffer {
+  const big = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) big[i] = (i * 7) & 0xff;
+  return big;
+}
+
+const nextTick = () => new Promise<void>((resolve) => process.nextTick(resolve));
 
 describe("writeParts", () => {
   test("small parts go in one write", () => {
@@ -16,18 +25,17 @@ describe("writeParts", () => {
     expect(writes.map((w) => w.toString())).toEqual(["5\r\nhello\r\n"]);
   });
 
-  test("a big part is written in place between its joined ends, every byte once and in order", () => {
-    for (const size of [64 * 1024, 64 * 1024 + 1, 1024 * 1024 + 7, 8 * 1024 * 1024]) {
-      const big = Buffer.alloc(size);
-      for (let i = 0; i < size; i++) big[i] = (i * 7) & 0xff;
+  test("a big part is written in place, alone, after the small parts before it joined", () => {
+    for (const size of [4 * 1024, 64 * 1024 + 1, 1024 * 1024 + 7, 8 * 1024 * 1024]) {
+      const big = patterned(size);
       const head = Buffer.from("HTTP/1.1 200 OK\r\n\r\n");
+      const held = Buffer.from("held tail");
       const { writes, socket } = recorder();
-      writeParts(socket, [head, ...chunk(big)]);
-      expect(Buffer.concat(writes).equals(Buffer.concat([head, ...chunk(big)]))).toBe(true);
-      expect(writes.length).toBe(3);
-      for (const w of writes) expect(w.length).toBeGreaterThanOrEqual(16 * 1024);
-      // The middle is a view of the part, not a copy.
-      expect(writes[1]!.buffer).toBe(big.buffer);
+      writeParts(socket, [head, held, big]);
+      expect(Buffer.concat(writes).equals(Buffer.concat([head, held, big]))).toBe(true);
+      expect(writes.length).toBe(2);
+      // The big part is the part itself, not a copy.
+      expect(writes[1]).toBe(big);
     }
   });
 
@@ -35,5 +43,44 @@ describe("writeParts", () => {
     let n = 0;
     const socket = { write: () => ++n !== 2 };
     expect(writeParts(socket, chunk(Buffer.alloc(100 * 1024)))).toBe(false);
+  });
+});
+
+describe("ChunkedWriter", () => {
+  test("a small chunk is one write with its CRLF", () => {
+    const { writes, socket } = recorder();
+    const w = new ChunkedWriter((parts) => writeParts(socket, parts));
+    w.write([Buffer.from("hel"), Buffer.from("lo")]);
+    w.end();
+    expect(writes.map((b) => b.toString())).toEqual(["5\r\nhello\r\n", "0\r\n\r\n"]);
+  });
+
+  test("a big chunk: its size line, the part in place, and the CRLF alone at the end of the turn", async () => {
+    const { writes, socket } = recorder();
+    const w = new ChunkedWriter((parts) => writeParts(socket, parts));
+    const big = patterned(64 * 1024);
+    w.write([big]);
+    expect(writes.length).toBe(2);
+    expect(writes[1]).toBe(big);
+    await nextTick();
+    expect(writes.map((b) => b.length)).toEqual(["10000\r\n".length, big.length, 2]);
+    expect(writes[2]!.toString()).toBe("\r\n");
+    w.end();
+    expect(Buffer.concat(writes).equals(Buffer.concat([...chunk(big), LAST_CHUNK]))).toBe(true);
+  });
+
+  test("chunks in one turn: each owed CRLF rides on the next size line or the last chunk; the bytes are the plain encoding", async () => {
+    const { writes, socket } = recorder();
+    const w = new ChunkedWriter((parts) => writeParts(socket, parts));
+    const pieces = [patterned(64 * 1024), Buffer.from("small"), patterned(20 * 1024), patterned(5 * 1024 + 3)];
+    for (const p of pieces) w.write([p]);
+    w.write([Buffer.alloc(0)]);
+    w.end();
+    await nextTick();
+    expect(Buffer.concat(writes).equals(Buffer.concat([...pieces.flatMap((p) => chunk(p)), LAST_CHUNK]))).toBe(true);
+    // No lone CRLF: the turn ended with nothing owed.
+    expect(writes.some((b) => b.toString() === "\r\n")).toBe(false);
+    // Every big part went in place.
+    for (const p of pieces.filter((p) => p.length >= 4096)) expect(writes.includes(p)).toBe(true);
   });
 });
