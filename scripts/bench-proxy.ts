@@ -94,7 +94,7 @@ const SETTINGS: ClientConfig["settings"] = QUICK ? { rounds: 4, perSeries: 100 }
 // the temp directory, the upstream or the server (it used to be read after all of them).
 const ONLY = envWorkloads();
 
-const TARGET = { keepAliveRatio: 2, newConnectionRatio: 1.5, newHostMs: 10, sseAddedMs: 5, throughputShare: 0.5, rssMiB: 150, switchCost: 0.1 };
+const TARGET = { keepAliveRatio: 2, newConnectionRatio: 1.5, newHostMs: 10, sseAddedMs: 2, throughputShare: 0.5, rssMiB: 150, switchCost: 0.1 };
 
 /**
  * Nine more credentials beside the injected one, 20–60 characters: the guard and scrubbing look for
