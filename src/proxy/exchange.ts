@@ -109,7 +109,7 @@ class Exchange {
     const patterns = this.options.guard?.() ?? [];
     // The session's placeholders for this service, replaced in the body once the guard passed it.
     const substitutions = this.hasBody ? (this.flow.substitutions?.() ?? []) : [];
-    if (!this.hasBody || (patterns.length === 0 && substitutions.length === 0 && !this.flow.awaitApproval && !this.flow.signBody)) {
+    if (!this.hasBody || (patterns.length === 0 && substitutions.length === 0 && !this.flow.checkWholeBody && !this.flow.signBody)) {
       this.signAndAttempt(null);
       return result;
     }
@@ -125,17 +125,25 @@ class Exchange {
       if (read.kind === "refused") return this.fail(read.answer);
       if (read.kind === "gone") return this.finish({ status: statusOf("client_gone"), error: "client_gone" });
       this.body = read;
-      this.afterApproval(read);
+      this.afterBodyCheck(read);
     });
     return result;
   }
 
-  /** A held request (steps/hold.ts) is sent only once a person allowed exactly this body. */
-  private afterApproval(read: GuardedBody): void {
-    const wait = this.flow.awaitApproval;
+  /**
+   * A body some step must see whole (flow.checkWholeBody: a `_method` under method rules, a person's
+   * approval of exactly these bytes) is sent only once that step let it go.
+   */
+  private afterBodyCheck(read: GuardedBody): void {
+    const wait = this.flow.checkWholeBody;
     if (!wait) return this.signAndAttempt(read);
     if (read.kind !== "whole" || !read.sent || !read.decoded) {
-      return this.fail(problem("request_too_large", `a request held for approval is read whole to bind the approval to its body; this one is larger than ${GUARD_BUFFER_BYTES} bytes`));
+      return this.fail(
+        problem(
+          "request_too_large",
+          `this request's body is checked whole before it is sent (a request held for approval, or one judged for a _method field under method rules); it is larger than ${GUARD_BUFFER_BYTES} bytes`,
+        ),
+      );
     }
     void wait({ sent: read.sent, decoded: read.decoded }).then((refusal) => (refusal ? this.fail(refusal) : this.signAndAttempt(read)));
   }

@@ -72,12 +72,13 @@ export interface Flow {
    */
   substitutions?: () => readonly Substitution[];
   /**
-   * Set by steps/hold.ts when a request with a body is held for a person (and by steps/policy.ts
-   * to look for a `_method` field in it): the exchange reads the body whole, calls this with it as
-   * the agent sent it (before placeholders) and decoded, and sends only on null; otherwise the
-   * answer goes to the agent (approval_denied, approval_timeout, policy_denied).
+   * Set by the steps that must see a request's body whole before anything is sent: steps/policy.ts
+   * (a `_method` field in it, under rules that name methods) and steps/hold.ts (a person approves
+   * exactly these bytes), which chains after it. The exchange reads the body whole, calls this with
+   * it as the agent sent it (before placeholders) and decoded, and sends only on null; otherwise the
+   * answer goes to the agent (policy_denied, approval_denied, approval_timeout).
    */
-  awaitApproval?: (body: { readonly sent: Buffer; readonly decoded: Buffer }) => Promise<Answer | null>;
+  checkWholeBody?: (body: { readonly sent: Buffer; readonly decoded: Buffer }) => Promise<Answer | null>;
   /**
    * Set by steps/sigv4.ts when the signature covers the body (its hash, or its chunk signatures):
    * the exchange reads the body whole, after the guard and any approval, and sends what this

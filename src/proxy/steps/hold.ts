@@ -6,7 +6,7 @@
 //
 // The approval binds method, host, port, path and the SHA-256 of the body as the agent sent it. A
 // request without a body waits here; one with a body waits in the exchange, after the guard read
-// the body whole (flow.awaitApproval), so the hash is of exactly what would be sent. A body past
+// the body whole (flow.checkWholeBody), so the hash is of exactly what would be sent. A body past
 // the guard's buffer (8 MiB) cannot be bound that way and is refused.
 import { displaySafe } from "../../shared/text.ts";
 import { type Answer, problem } from "../../shared/answers.ts";
@@ -97,6 +97,6 @@ export async function holdForApproval(flow: Flow, ctx: StepContext): Promise<voi
     return;
   }
   // The policy may already look at the body (a `_method` field, steps/policy.ts): that comes first.
-  const before = flow.awaitApproval;
-  flow.awaitApproval = async (body) => (await before?.(body)) ?? wait(request(sha256Hex(body.sent), body.sent.length, previewOf(body.decoded)));
+  const before = flow.checkWholeBody;
+  flow.checkWholeBody = async (body) => (await before?.(body)) ?? wait(request(sha256Hex(body.sent), body.sent.length, previewOf(body.decoded)));
 }

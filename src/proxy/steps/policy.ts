@@ -39,7 +39,7 @@ function hasBody(flow: Flow): boolean {
  * rules that name methods, a request carrying any method other than its own is refused (the
  * policy could allow it only by ignoring that method); the value is the agent's and is not
  * repeated. The body is read later, by the exchange: its `_method` is looked for there, after the
- * guard read it whole and before anything is dialled (flow.awaitApproval, which hold.ts chains).
+ * guard read it whole and before anything is dialled (flow.checkWholeBody, which hold.ts chains).
  */
 function refuseOtherMethods(flow: Flow, owner: string): void {
   const own = flow.method.toUpperCase();
@@ -70,7 +70,7 @@ function refuseOtherMethods(flow: Flow, owner: string): void {
     );
   }
   const kinds = fits ? sniffedKinds(contentType, flow.method) : declared;
-  flow.awaitApproval = async (body) => (kinds.some((kind) => bodyMethods(body.decoded, kind).some((m) => m !== own)) ? refuse("a _method field in the body (or another method override)") : null);
+  flow.checkWholeBody = async (body) => (kinds.some((kind) => bodyMethods(body.decoded, kind).some((m) => m !== own)) ? refuse("a _method field in the body (or another method override)") : null);
 }
 
 export function applyPolicy(flow: Flow, ctx: StepContext): void {

@@ -75,8 +75,9 @@ export function signAws(flow: Flow, auth: AwsAuth, value: (key: string) => strin
     return;
   }
   if (declared !== undefined && DECLARED_PAYLOAD.test(declared)) {
-    // A body held for a person is signed once allowed: AWS refuses a date 15 minutes old.
-    if (flow.awaitApproval) {
+    // A body checked whole first (held for a person, judged for `_method`) is signed once let go:
+    // AWS refuses a date 15 minutes old.
+    if (flow.checkWholeBody) {
       flow.signBody = (body) => {
         sign(signHeaders(flow, path, query, keys, scope, declared, true).signature);
         return body;
