@@ -28,6 +28,8 @@ export interface WriterOptions {
 
 export class ResponseWriter {
   private received = 0;
+  /** What waits for the agent's socket to drain: one listener for all of them (waitDrain). */
+  private drainWaiters: (() => void)[] = [];
   /** Scrubbing: where body bytes enter the decoders and the scrubber, and how it ends. */
   private sink: ((bytes: Buffer) => void) | null = null;
   private finishBody: ((then: () => void) => void) | null = null;
@@ -79,7 +81,7 @@ export class ResponseWriter {
         }
         return this.res.writeParts(parts);
       },
-      waitDrain: (resume) => this.res.once("drain", resume),
+      waitDrain: (resume) => this.waitDrain(resume),
       pauseUpstream: (until) => {
         this.upstream.pause();
         until(() => this.upstream.resume());
@@ -115,8 +117,23 @@ export class ResponseWriter {
     if (this.sink) return this.sink(bytes);
     if (!this.res.write(bytes)) {
       this.upstream.pause();
-      this.res.once("drain", () => this.upstream.resume());
+      this.waitDrain(() => this.upstream.resume());
     }
+  }
+
+  /**
+   * `then` once the agent's socket drains. The parser may hand over several pieces of one read
+   * before the paused upstream stops: they share one listener instead of adding one each (eleven
+   * made Node's MaxListenersExceededWarning in the server's log).
+   */
+  private waitDrain(then: () => void): void {
+    this.drainWaiters.push(then);
+    if (this.drainWaiters.length > 1) return;
+    this.res.once("drain", () => {
+      const waiting = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const resume of waiting) resume();
+    });
   }
 
   /** The upstream's message is complete: the agent's ends once what scrubbing holds is out. */
