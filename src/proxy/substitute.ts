@@ -25,6 +25,11 @@ const CONTEXT_BYTES = 96;
 const FIELD_BEFORE = /(?:"([A-Za-z0-9_.-]{1,64})"\s*:\s*"|(?:^|[&?])([A-Za-z0-9_.-]{1,64})=)(?:(?:Bearer|Bot|Basic|token)(?: |%20|\+))?$/;
 const CREDENTIAL_NAME = /token|key|secret|auth|passw|credential|bearer|signature/i;
 
+/** Whether a header or field name says it carries a credential (`Authorization`, `X-Api-Key`, `token`). */
+export function isCredentialName(name: string): boolean {
+  return CREDENTIAL_NAME.test(name);
+}
+
 /** Whether the text just before a placeholder makes it a credential field's value. */
 export function isCredentialField(before: string): boolean {
   const match = FIELD_BEFORE.exec(before);

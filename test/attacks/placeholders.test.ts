@@ -153,4 +153,32 @@ describe("an agent cannot make its placeholder the real value anywhere but GitHu
     // Nothing the agent can read carries the value: its output (scene), the request log.
     expect(readFileSync(join(H.dir, "requests.log"), "utf8")).not.toContain(SECRET);
   }, 60_000);
+
+  test("to GitHub itself, in headers a service may store or decode: the placeholder goes as it is", async () => {
+    // A title, a file name, a User-Agent (kept in audit logs) could be read back unscrubbed from
+    // another host; a `%` before the value lets a decoding service swallow its first characters.
+    const script = String.raw`
+P="$GITHUB_TOKEN"
+curl -s -o /dev/null -w "%{http_code}\n" https://api.github.com/stored -H "X-Title: $P" -H "User-Agent: agent/1 $P" -H "Content-Disposition: attachment; filename=$P" -H "X-Echo: %$P" -H "Cookie: session=$P"
+echo DONE
+`;
+    const before = U.received.length;
+    const live = spawnLive(H.argv(["run", "--no-sandbox", "--", "sh", "-c", script]), cleanEnv({ ...H.env, ...ENV }), "ignore");
+    cleanups.push(() => void (live.proc.exitCode === null && live.proc.kill("SIGKILL")));
+    const code = await live.proc.exited;
+    outputs.push(live.stdout, live.stderr);
+    expect(code, live.stderr).toBe(0);
+    expect(live.stdout).toContain("200");
+    const stored = U.received.slice(before).find((r) => r.url === "/stored")!;
+    expect(stored).toBeDefined();
+    // The service's own credential is injected; every other header carries the placeholder.
+    expect(stored.headers.authorization).toBe(`Bearer ${SECRET}`);
+    const placeholder = /^(ghp_[A-Za-z0-9]{36})$/.exec(String(stored.headers["x-title"]))?.[1];
+    expect(placeholder).toBeDefined();
+    expect(stored.headers["user-agent"]).toBe(`agent/1 ${placeholder}`);
+    expect(stored.headers["content-disposition"]).toBe(`attachment; filename=${placeholder}`);
+    expect(stored.headers["x-echo"]).toBe(`%${placeholder}`);
+    expect(stored.headers.cookie).toBe(`session=${placeholder}`);
+    expect(leaks(JSON.stringify({ ...stored.headers, authorization: undefined }))).toEqual([]);
+  }, 60_000);
 });

@@ -57,6 +57,30 @@ describe("substitutePlaceholders", () => {
     expect(JSON.stringify(rest)).not.toContain(CREDS.GITHUB_TOKEN);
   });
 
+  test("only in a header that carries a credential: a title, a file name or a User-Agent keeps the placeholder", async () => {
+    fx = await stepFixture(CREDS, SERVICES);
+    const probe = fx.flow({ host: "api.github.com", path: "/" });
+    await runPipeline(probe, fx.context(), [authenticate, matchService]);
+    const [ph] = placeholdersOf(probe, fx.context());
+    const p = ph!.placeholder;
+    const flow = await flowWith("api.github.com", "/", {
+      authorization: `Bearer ${p}`,
+      "x-api-key": p,
+      "private-token": p,
+      "x-title": p,
+      "user-agent": `agent/1 ${p}`,
+      "content-disposition": `attachment; filename="${p}"`,
+      "x-echo": `%${p}`,
+      cookie: `session=${p}`,
+    });
+    substitutePlaceholders(flow, fx!.context());
+    for (const name of ["authorization", "x-api-key", "private-token"]) expect(String(flow.headers[name])).toContain(CREDS.GITHUB_TOKEN);
+    for (const name of ["x-title", "user-agent", "content-disposition", "x-echo", "cookie"]) {
+      expect(String(flow.headers[name])).toContain(p);
+      expect(String(flow.headers[name])).not.toContain(CREDS.GITHUB_TOKEN);
+    }
+  });
+
   test("the path before the query is left alone (the request log keeps it)", async () => {
     fx = await stepFixture(CREDS, SERVICES);
     const probe = fx.flow({ host: "api.github.com", path: "/" });

@@ -9,7 +9,7 @@
 // Headers and the query are replaced here; the body and WebSocket messages by the exchange and the
 // WebSocket policy, through flow.substitutions. The URL path is left alone: it is logged
 // (shared/log.ts keeps it without the query), and a value must never reach the log.
-import { isCredentialField } from "../substitute.ts";
+import { isCredentialField, isCredentialName } from "../substitute.ts";
 import { credentialKeysOf } from "../../vault/service.schema.ts";
 import { credentialValueFor } from "./sources.ts";
 import { derivePlaceholder, placeholderKeyOf, type ShapeName, shapesFor } from "../../vault/placeholders.ts";
@@ -79,7 +79,11 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
     if (!flow.injected.includes(key)) flow.injected.push(key);
   };
   for (const [name, header] of Object.entries(flow.headers)) {
-    if (header === undefined) continue;
+    // Only a header that carries a credential (Authorization, X-Api-Key, X-Token, …), as in bodies
+    // and the query: a service may store another header's value (a title, a file name, a
+    // User-Agent in an audit log) where the agent can read it back unscrubbed, or decode it so the
+    // value's first characters are swallowed (`%a4…`) and a cut echo of the rest is not scrubbed.
+    if (header === undefined || !isCredentialName(name)) continue;
     const replaced = (Array.isArray(header) ? header : [header]).map((text) => {
       for (const { key, placeholder } of found) {
         if (!text.includes(placeholder)) continue;
