@@ -97,7 +97,7 @@ function tailText(before: Uint8Array, chunk: Buffer, n: number): string {
 
 /**
  * The scrubber's hold-back reads only bytes, never the values: a hold that depended on whether the
- * end of a chunk is a piece of some value (as it did, session 6) told the agent, through what
+ * end of a chunk is a piece of some value (as it did until session 6) told the agent, through what
  * arrived before the upstream paused and through how far back a tail's replacement could still
  * reach, one character of a value per guess (test/attacks/scrub-holdback-oracle). So the end held
  * is the run of bytes that may spell part of any value at all (letters, digits, the base64 and URL
