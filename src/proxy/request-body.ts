@@ -5,7 +5,7 @@ import { type InboundRequest } from "../net/inbound.ts";
 import { bodyLayers, requestCodings, sniffCoding } from "../net/codings.ts";
 import { endsWithPartValue, findSecret, guardScan, longestSpelling, openRests, type Pattern, StreamGuard } from "./secrets.ts";
 import { type BodyTransform, type Substitution } from "./flow.ts";
-import { StreamSubstituter, substituteWhole } from "./substitute.ts";
+import { bodySyntax, type FieldSyntax, StreamSubstituter, substituteWhole } from "./substitute.ts";
 import { AwsChunkedStream } from "./aws-chunked-stream.ts";
 
 /**
@@ -66,10 +66,16 @@ export function transformed(stream: BodyStream, transform: BodyTransform): BodyS
   return { push: (chunk) => after(stream.push(chunk), false), end: () => after(stream.end(), true) };
 }
 
+/** The request's Content-Type, one value. */
+function contentTypeOf(req: InboundRequest): string | undefined {
+  const type = req.headers["content-type"];
+  return Array.isArray(type) ? type.join(",") : type;
+}
+
 /** The guard, then the placeholders: what the guard lets go is what gets its values. */
-function substituting(guard: StreamGuard, substitutions: readonly Substitution[]): BodyStream {
-  if (substitutions.length === 0) return guard;
-  const replacer = new StreamSubstituter(substitutions);
+function substituting(guard: StreamGuard, substitutions: readonly Substitution[], syntax: FieldSyntax): BodyStream {
+  if (substitutions.length === 0 || syntax === "none") return guard;
+  const replacer = new StreamSubstituter(substitutions, syntax);
   return {
     push(chunk) {
       const checked = guard.push(chunk);
@@ -148,7 +154,7 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       }
       // A declared length passes upstream as is, so its body cannot change length: placeholders
       // past the buffer are replaced only in a chunked body (left as they are otherwise: not a value).
-      const stream = substituting(guard, req.headers["content-length"] === undefined ? (input.substitutions ?? []) : []);
+      const stream = substituting(guard, req.headers["content-length"] === undefined ? (input.substitutions ?? []) : [], bodySyntax(contentTypeOf(req), head));
       const first = stream.push(head);
       if ("refused" in first) return finish({ kind: "refused", answer: first.refused });
       finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard: stream });
@@ -172,7 +178,7 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
       if (part) return finish({ kind: "refused", answer: onBlocked(part) });
       input.recordRests([...opened, ...openRests(inner, patterns)]);
       const sent = layers[Math.min(transferCodings, layers.length - 1)]!.body;
-      finish({ kind: "whole", body: substituteWhole(sent, input.substitutions ?? []), sent, decoded: layers[layers.length - 1]!.body });
+      finish({ kind: "whole", body: substituteWhole(sent, input.substitutions ?? [], bodySyntax(contentTypeOf(req), sent)), sent, decoded: layers[layers.length - 1]!.body });
     };
     if (codings === null) {
       finish({ kind: "refused", answer: unreadable() });

@@ -83,6 +83,7 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
  */
 function withValues(message: WsMessage, substitutions: readonly Substitution[]): WsMessage {
   if (substitutions.length === 0 || (message.opcode & 0x8) !== 0) return message;
-  const payload = substituteWhole(message.payload, substitutions);
+  // A text message is JSON where a gateway takes a token (Discord's IDENTIFY); a binary one has no field.
+  const payload = substituteWhole(message.payload, substitutions, message.opcode === 0x1 ? "json" : "none");
   return payload === message.payload ? message : { opcode: message.opcode, payload };
 }

@@ -160,6 +160,8 @@ describe("an agent cannot make its placeholder the real value anywhere but GitHu
     const script = String.raw`
 P="$GITHUB_TOKEN"
 curl -s -o /dev/null -w "%{http_code}\n" https://api.github.com/stored -H "X-Title: $P" -H "User-Agent: agent/1 $P" -H "Content-Disposition: attachment; filename=$P" -H "X-Echo: %$P" -H "Cookie: session=$P"
+curl -s -o /dev/null -w "%{http_code}\n" https://api.github.com/gists -H "Content-Type: application/json" -d "{\"files\":{\"notes.txt\":{\"content\":\"cfg&token=$P\"}},\"description\":\"?api_key=Bearer $P\"}"
+curl -s -o /dev/null -w "%{http_code}\n" https://api.github.com/form -d "title=x&monkey=$P&body={\"token\":\"$P\"}"
 echo DONE
 `;
     const before = U.received.length;
@@ -180,5 +182,13 @@ echo DONE
     expect(stored.headers["x-echo"]).toBe(`%${placeholder}`);
     expect(stored.headers.cookie).toBe(`session=${placeholder}`);
     expect(leaks(JSON.stringify({ ...stored.headers, authorization: undefined }))).toEqual([]);
+    // Red team: a field written inside stored content (a gist's text, a description), a form field
+    // whose name only contains "key", a form value holding JSON: the placeholder stays.
+    const gist = U.received.slice(before).find((r) => r.url === "/gists")!;
+    expect(JSON.parse(gist.body.toString()).files["notes.txt"].content).toBe(`cfg&token=${placeholder}`);
+    expect(JSON.parse(gist.body.toString()).description).toBe(`?api_key=Bearer ${placeholder}`);
+    const form = U.received.slice(before).find((r) => r.url === "/form")!;
+    expect(form.body.toString()).toBe(`title=x&monkey=${placeholder}&body={"token":"${placeholder}"}`);
+    for (const r of [gist, form]) expect(leaks(r.body.toString("latin1"))).toEqual([]);
   }, 60_000);
 });

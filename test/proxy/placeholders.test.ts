@@ -5,7 +5,7 @@ import { runPipeline } from "../../src/proxy/pipeline.ts";
 import { authenticate } from "../../src/proxy/steps/authenticate.ts";
 import { matchService } from "../../src/proxy/steps/match-service.ts";
 import { placeholdersOf, substitutePlaceholders } from "../../src/proxy/steps/placeholders.ts";
-import { StreamSubstituter, substituteWhole } from "../../src/proxy/substitute.ts";
+import { bodySyntax, isCredentialName, StreamSubstituter, substituteWhole } from "../../src/proxy/substitute.ts";
 import { derivePlaceholder, SHAPES, type ShapeName } from "../../src/vault/placeholders.ts";
 import { stepFixture, type StepFixture } from "../support/flow.ts";
 
@@ -119,22 +119,57 @@ describe("substituteWhole: only a credential field's value", () => {
     [`channel=C1&text=${ph}`, `channel=C1&text=${ph}`],
     [`{"body":"my token is ${ph}"}`, `{"body":"my token is ${ph}"}`],
     [`{"title":"x","value":"${ph}"}`, `{"title":"x","value":"${ph}"}`],
+    // Red team: a field of one syntax written inside a value (content a service stores), a name that
+    // only contains a credential word, a placeholder that is not the whole value.
+    [`{"files":{"notes.txt":{"content":"cfg&token=${ph}"}}}`, `{"files":{"notes.txt":{"content":"cfg&token=${ph}"}}}`],
+    [`{"content":"https://x.test/?api_key=${ph}"}`, `{"content":"https://x.test/?api_key=${ph}"}`],
+    [`{"description":"?secret=Bearer ${ph}"}`, `{"description":"?secret=Bearer ${ph}"}`],
+    [`{"content":"\\"token\\": \\"${ph}\\""}`, `{"content":"\\"token\\": \\"${ph}\\""}`],
+    [`{"token":"${ph} and more"}`, `{"token":"${ph} and more"}`],
+    [`title=x&monkey=${ph}`, `title=x&monkey=${ph}`],
+    [`title=x&keywords=${ph}`, `title=x&keywords=${ph}`],
+    [`body={"token":"${ph}"}`, `body={"token":"${ph}"}`],
+    [`text=what?token=${ph}`, `text=what?token=${ph}`],
+    [`token=${ph}x&a=1`, `token=${ph}x&a=1`],
   ];
   for (const [input, output] of cases) {
-    test(input, () => expect(substituteWhole(Buffer.from(input), subs).toString()).toBe(output));
+    test(input, () => expect(substituteWhole(Buffer.from(input), subs, bodySyntax(undefined, Buffer.from(input))).toString()).toBe(output));
   }
+});
+
+describe("which names and bodies have credential fields", () => {
+  test("names: whole words, camelCase split; Idempotency-Key and Sec-WebSocket-Key are not credentials", () => {
+    for (const name of ["Authorization", "X-Api-Key", "x-api-key", "Private-Token", "access_token", "apiKey", "clientSecret", "oauth_token", "password", "X-Auth-Token", "key", "apikey"])
+      expect(isCredentialName(name), name).toBe(true);
+    for (const name of ["monkey", "keywords", "X-Author", "author", "Idempotency-Key", "Sec-WebSocket-Key", "x-title", "content", "turkey"]) expect(isCredentialName(name), name).toBe(false);
+  });
+
+  test("bodies: JSON and forms by Content-Type, multipart and text have none, no type sniffs a first { or [", () => {
+    const b = Buffer.from("token=x");
+    expect(bodySyntax("application/json; charset=utf-8", b)).toBe("json");
+    expect(bodySyntax("application/vnd.api+json", b)).toBe("json");
+    expect(bodySyntax("application/x-www-form-urlencoded", b)).toBe("form");
+    expect(bodySyntax("multipart/form-data; boundary=x", b)).toBe("none");
+    expect(bodySyntax("text/plain", b)).toBe("none");
+    expect(bodySyntax(undefined, Buffer.from(' \n{"token":"x"}'))).toBe("json");
+    expect(bodySyntax(undefined, b)).toBe("form");
+    // A multipart upload whose file holds `&token=PH` keeps the placeholder.
+    const multipart = Buffer.from(`--x\r\nContent-Disposition: form-data; name="file"\r\n\r\nhello&token=ph_ABCDEFGHIJKLMNOP\r\n--x--\r\n`);
+    const subs = [{ key: "K", placeholder: "ph_ABCDEFGHIJKLMNOP", value: "real-value" }];
+    expect(substituteWhole(multipart, subs, bodySyntax("multipart/form-data; boundary=x", multipart)).equals(multipart)).toBe(true);
+  });
 });
 
 describe("StreamSubstituter", () => {
   const subs = [{ key: "K", placeholder: "ph_ABCDEFGHIJKLMNOP", value: "real-värde" }];
   const body = `token=ph_ABCDEFGHIJKLMNOP&b=xph_ABCDEFGHIJKLMNOPph_ABCDEFGHIJKLMNOP&secret=ph_ABCDEFGHIJKLMNOP&c=ph_ABCDEFG`;
-  const expected = substituteWhole(Buffer.from(body), subs).toString("utf8");
+  const expected = substituteWhole(Buffer.from(body), subs, "form").toString("utf8");
 
   test("every cut into two or three pieces gives what the whole body gives", () => {
     expect(expected).toBe("token=real-värde&b=xph_ABCDEFGHIJKLMNOPph_ABCDEFGHIJKLMNOP&secret=real-värde&c=ph_ABCDEFG");
     for (let i = 0; i <= body.length; i++) {
       for (let j = i; j <= body.length; j += 3) {
-        const s = new StreamSubstituter(subs);
+        const s = new StreamSubstituter(subs, "form");
         const out = Buffer.concat([s.push(Buffer.from(body.slice(0, i))), s.push(Buffer.from(body.slice(i, j))), s.push(Buffer.from(body.slice(j))), s.end()]);
         expect(out.toString("utf8")).toBe(expected);
       }

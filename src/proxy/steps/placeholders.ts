@@ -106,7 +106,9 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
       const parts = query.split(placeholder);
       let rebuilt = parts[0]!;
       for (let i = 1; i < parts.length; i++) {
-        const isField = isCredentialField(rebuilt.slice(-96));
+        // The whole value of the parameter: what follows starts another one, or the fragment.
+        const next = parts[i]!.charAt(0);
+        const isField = isCredentialField(rebuilt.slice(1).slice(-96), "form") && (next === "" || next === "&" || next === "#");
         if (isField) used(key);
         rebuilt += (isField ? encodeURIComponent(value) : placeholder) + parts[i];
       }
