@@ -138,6 +138,13 @@ export class MultiSearch {
     return true;
   }
 
+  /** Whether any literal occurs in `bytes`. */
+  hasAny(bytes: Uint8Array): boolean {
+    let any = false;
+    this.scanBytes(bytes, () => (any = true));
+    return any;
+  }
+
   /** The first occurrence (by start; the longest literal there), or null. */
   first(text: string): Match | null {
     let best: Match | null = null;

@@ -59,6 +59,7 @@ export interface Compiled {
 /** A searcher over bytes: MultiSearch, or SampledSearch for literals of 4 characters or more. */
 export interface ByteSearch {
   scanBytes(bytes: Uint8Array, found: (m: Match) => boolean | void): void;
+  hasAny(bytes: Uint8Array): boolean;
 }
 
 export interface ScrubSearch {

@@ -3,7 +3,7 @@
 import { MAX_ESCAPE_EXPANSION } from "./escapes.ts";
 import { hasEscapeByte } from "./escape-bytes.ts";
 import { type Match } from "./search.ts";
-import { type ByteSearch, type Compiled, compiled, decodedWindowsOf, firstFull, MAX_SPELLING_FACTOR, spelledTailOf } from "./secret-compiled.ts";
+import { type Compiled, compiled, decodedWindowsOf, firstFull, MAX_SPELLING_FACTOR, spelledTailOf } from "./secret-compiled.ts";
 import { MAX_PUBLIC_PREFIX, PARTIAL_LENGTH, type Pattern } from "./secret-forms.ts";
 import { endsWithPartValue, findAll, foldedPartial, mask, maskText, partialSuffix, redact, scrubText } from "./secret-find.ts";
 
@@ -40,20 +40,13 @@ function findSecretIn(c: Compiled, bytes: Buffer): Pattern | null {
   return null;
 }
 
-/** Whether any of `search`'s literals stands in `bytes`. */
-function hasAny(search: ByteSearch, bytes: Uint8Array): boolean {
-  let any = false;
-  search.scanBytes(bytes, () => (any = true));
-  return any;
-}
-
 /**
  * Whether `bytes` may hold anything scrubbing replaces (a value, a head or a tail, in any view):
  * an anchor as they are (scrubSearch), or a value, head or tail in a decoded window.
  */
 function hasScrubbableIn(c: Compiled, bytes: Buffer): boolean {
   const { search, anchors } = c.scrubSearch();
-  if (hasAny(anchors, bytes)) return true;
+  if (anchors.hasAny(bytes)) return true;
   for (const { view } of decodedWindowsOf(bytes, c.longest, c.alphabet)) if (search.first(view.text)) return true;
   return false;
 }
@@ -84,8 +77,8 @@ function firstRawAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): Mat
 function anchorAcross(c: Compiled, before: Uint8Array, chunk: Uint8Array): boolean {
   const { anchors, anchorLongest } = c.scrubSearch();
   // One that starts in `before` ends within `anchorLongest - 1` bytes of the chunk.
-  if (before.length > 0 && hasAny(anchors, Buffer.concat([before, chunk.subarray(0, anchorLongest - 1)]))) return true;
-  return hasAny(anchors, chunk);
+  if (before.length > 0 && anchors.hasAny(Buffer.concat([before, chunk.subarray(0, anchorLongest - 1)]))) return true;
+  return anchors.hasAny(chunk);
 }
 
 /** The last `n` bytes of `before` + `chunk` as latin1 text. */

@@ -83,8 +83,11 @@ export function substitutePlaceholders(flow: Flow, ctx: StepContext): void {
     // and the query: a service may store another header's value (a title, a file name, a
     // User-Agent in an audit log) where the agent can read it back unscrubbed, or decode it so the
     // value's first characters are swallowed (`%a4…`) and a cut echo of the rest is not scrubbed.
-    if (header === undefined || !isCredentialName(name)) continue;
-    const replaced = (Array.isArray(header) ? header : [header]).map((text) => {
+    if (header === undefined) continue;
+    // The name is read only for a header that holds a placeholder (most hold none).
+    const values = Array.isArray(header) ? header : [header];
+    if (!values.some((text) => found.some(({ placeholder }) => text.includes(placeholder))) || !isCredentialName(name)) continue;
+    const replaced = values.map((text) => {
       for (const { key, placeholder } of found) {
         if (!text.includes(placeholder)) continue;
         const value = valueOf(key);
