@@ -37,7 +37,7 @@ import net from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 // Types only (`import type` is always erased): client.ts runs its workloads when executed.
-import { type ClientConfig, type ConcurrencyResult, type KeepAliveResult, type NewHostResult, type SettingsResult, type SseResult, type TransferResult } from "./bench/client.ts";
+import { type ClientConfig, type ConcurrencyResult, type KeepAliveResult, type NewHostResult, type ProcessCpu, type SettingsResult, type SseResult, type TransferResult } from "./bench/client.ts";
 import { type BenchUpstream, DOMAIN, startBenchUpstream } from "./bench/upstream.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -225,7 +225,17 @@ async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Prom
 // The bare relay (scripts/bench/relay.ts): the floor any TLS-terminating proxy pays here
 
 async function startRelay(upstreamCa: string): Promise<{ port: number; pid: number; caFile: string }> {
-  const proc = Bun.spawn([process.execPath, join(ROOT, "scripts/bench/relay.ts"), String(upstream!.port), upstreamCa, root], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
+  const proc = Bun.spawn(
+    [
+      process.execPath,
+      ...(process.env.BENCH_RELAY_PROF ? ["--cpu-prof", "--cpu-prof-interval=100", `--cpu-prof-dir=${process.env.BENCH_RELAY_PROF}`] : []),
+      join(ROOT, "scripts/bench/relay.ts"),
+      String(upstream!.port),
+      upstreamCa,
+      root,
+    ],
+    { stdin: "ignore", stdout: "pipe", stderr: "inherit" },
+  );
   children.push({ name: "relay", proc });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
   let text = "";
@@ -372,6 +382,7 @@ function failedRow(workload: string, error: string): void {
 }
 
 const ph = (p: Record<string, number>) => `TCP ${ms(p.tcp!)}, CONNECT ${ms(p.tunnel!)}, TLS ${ms(p.tls!)}, response ${ms(p.total!)}`;
+const us = (milliseconds: number) => `${(milliseconds * 1000).toFixed(0)} µs`;
 const cpuPerGiB = (tr: TransferResult) => ((tr.proxyCpuSeconds ?? 0) / (tr.bytes / GiB)).toFixed(2);
 
 function reportKeepAlive(ka: { direct: KeepAliveResult; proxied: KeepAliveResult; relay?: KeepAliveResult }): void {
@@ -410,11 +421,23 @@ function reportKeepAlive(ka: { direct: KeepAliveResult; proxied: KeepAliveResult
       target: "–",
       ok: null,
     });
+    const [relay, ours] = [ka.relay.proxyCpuSplit, ka.proxied.proxyCpuSplit];
+    if (relay && ours) {
+      const split = (c: ProcessCpu) => `${us(c.userMs)} user + ${us(c.kernelMs)} kernel; ${us(c.mainMs)} main thread + ${us(c.ms - c.mainMs)} others`;
+      rows.push({
+        workload: "1. the same CPU split: user / kernel time (10 ms ticks), main thread / other threads (JIT, GC, allocator): bare relay; agent-vault",
+        direct: "–",
+        proxied: `${split(relay)}; ${split(ours)}`,
+        ratio: `user ${x(ours.userMs / relay.userMs)}, kernel ${x(ours.kernelMs / relay.kernelMs)}`,
+        target: "–",
+        ok: null,
+      });
+    }
   }
   notes.push(
     `Keep-alive per request: direct median ${ms(ka.direct.perRequest.median)}, p99 ${ms(ka.direct.perRequest.p99)}; ` +
       `through agent-vault median ${ms(ka.proxied.perRequest.median)}, p99 ${ms(ka.proxied.perRequest.p99)}, max ${ms(ka.proxied.perRequest.max)}. ` +
-      `The client used one connection each time; the upstream accepted ${ka.direct.upstreamConnections} (direct) and ${ka.proxied.upstreamConnections} (through agent-vault) connections for ${SIZES.keepAlive + Math.min(100, SIZES.keepAlive / 10)} requests (timed + warm-up).`,
+      `The client used one connection each time; the upstream accepted ${ka.direct.upstreamConnections} (direct) and ${ka.proxied.upstreamConnections} (through agent-vault) connections for ${SIZES.keepAlive + (SIZES.keepAliveWarmup ?? 0)} requests (timed + untimed).`,
   );
 }
 

@@ -94,16 +94,38 @@ function cpuSeconds(pid: number): number {
  * between two readings takes its time with it: fine for a server whose threads live on.
  */
 function threadCpuMs(pid: number): number {
+  return processCpu(pid).ms;
+}
+
+/** A process's CPU time so far, in ms: every thread, its main thread, and user / kernel time (the last two in 10 ms ticks). */
+export interface ProcessCpu {
+  readonly ms: number;
+  readonly mainMs: number;
+  readonly userMs: number;
+  readonly kernelMs: number;
+}
+
+function processCpu(pid: number): ProcessCpu {
   let ns = 0;
+  let mainNs = 0;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      const n = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      ns += n;
+      if (tid === String(pid)) mainNs = n;
     } catch {
       // the thread ended
     }
   }
-  return ns / 1e6;
+  // /proc/PID/stat after the command's closing parenthesis: fields 14 and 15 (utime, stime), in ticks of 10 ms.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { ms: ns / 1e6, mainMs: mainNs / 1e6, userMs: Number(fields[11]) * 10, kernelMs: Number(fields[12]) * 10 };
 }
+
+const minusCpu = (a: ProcessCpu, b: ProcessCpu): ProcessCpu => ({ ms: a.ms - b.ms, mainMs: a.mainMs - b.mainMs, userMs: a.userMs - b.userMs, kernelMs: a.kernelMs - b.kernelMs });
+const plusCpu = (a: ProcessCpu, b: ProcessCpu): ProcessCpu => ({ ms: a.ms + b.ms, mainMs: a.mainMs + b.mainMs, userMs: a.userMs + b.userMs, kernelMs: a.kernelMs + b.kernelMs });
+const NO_CPU: ProcessCpu = { ms: 0, mainMs: 0, userMs: 0, kernelMs: 0 };
 
 /** Samples RSS every `everyMs` until stopped; returns the peak. */
 function rssSampler(pid: number, everyMs = 50): { stop(): { peak: number; start: number } } {
@@ -191,6 +213,8 @@ export interface KeepAliveResult {
   readonly perRequest: Summary;
   /** CPU time of the proxy process (every thread) per timed request, in ms; 0 when not measured. */
   readonly proxyCpuPerRequest: number;
+  /** The same, split: main thread and user / kernel time, per timed request in ms (interleaved series only). */
+  readonly proxyCpuSplit?: ProcessCpu;
   /** Upstream connections the upstream accepted during the run (the proxy's pool may add 0). */
   readonly upstreamConnections: number;
 }
@@ -261,32 +285,37 @@ async function keepAliveInterleaved(cfg: ClientConfig, lanes: readonly Lane[]): 
   const n = cfg.sizes.keepAlive;
   const per = Math.max(1, Math.round(n / KEEP_ALIVE_ROUNDS));
   const warmup = cfg.sizes.keepAliveWarmup ?? Math.min(100, n / 10);
-  const open: { lane: Lane; conn: Conn; samples: number[]; cpuMs: number; upstreamConnections: number }[] = [];
+  const open: { lane: Lane; conn: Conn; samples: number[]; cpu: ProcessCpu; upstreamConnections: number }[] = [];
+  /** One request of a lane; a failure names the lane and the request. */
+  const request = (o: (typeof open)[number], which: string) =>
+    o.conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER }).catch((error: Error) => {
+      throw new Error(`${o.lane.what}, ${which}: ${error.message}`);
+    });
   try {
     for (const lane of lanes) {
       const before = await upstreamStats(cfg);
       const { conn } = await connect(lane.route, cfg.apiName);
       checkSmall(await conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER }), lane.expectAuth, lane.what);
-      open.push({ lane, conn, samples: [], cpuMs: 0, upstreamConnections: (await upstreamStats(cfg)).accepted - before.accepted });
+      open.push({ lane, conn, samples: [], cpu: NO_CPU, upstreamConnections: (await upstreamStats(cfg)).accepted - before.accepted });
     }
     // The untimed requests take turns too, 100 at a time: no connection sits idle long enough for
     // the upstream's 5 s idle close while another route warms up.
     for (let done = 1; done < warmup; done += WARMUP_TURN) {
       for (const o of open) {
-        for (let i = done; i < Math.min(warmup, done + WARMUP_TURN); i++) checkSmall(await o.conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER }), o.lane.expectAuth, o.lane.what);
+        for (let i = done; i < Math.min(warmup, done + WARMUP_TURN); i++) checkSmall(await request(o, `untimed request ${i}`), o.lane.expectAuth, o.lane.what);
       }
     }
     const beforeRounds = await upstreamStats(cfg);
     for (let round = 0; round < KEEP_ALIVE_ROUNDS; round++) {
       for (const o of open) {
-        const cpu0 = o.lane.pid !== undefined ? threadCpuMs(o.lane.pid) : 0;
+        const cpu0 = o.lane.pid !== undefined ? processCpu(o.lane.pid) : NO_CPU;
         for (let i = 0; i < per; i++) {
           const t0 = performance.now();
-          const r = await o.conn.request({ path: "/small", host: cfg.apiName, headers: PLACEHOLDER });
+          const r = await request(o, `round ${round + 1}, request ${i + 1}`);
           o.samples.push(performance.now() - t0);
           checkSmall(r, o.lane.expectAuth, o.lane.what);
         }
-        if (o.lane.pid !== undefined) o.cpuMs += threadCpuMs(o.lane.pid) - cpu0;
+        if (o.lane.pid !== undefined) o.cpu = plusCpu(o.cpu, minusCpu(processCpu(o.lane.pid), cpu0));
       }
     }
     const extra = (await upstreamStats(cfg)).accepted - beforeRounds.accepted;
@@ -295,7 +324,9 @@ async function keepAliveInterleaved(cfg: ClientConfig, lanes: readonly Lane[]): 
     for (const o of open) o.conn.close();
   }
   return open.map((o) => {
-    const result = { perRequest: summarize(o.samples), upstreamConnections: o.upstreamConnections, proxyCpuPerRequest: o.cpuMs / o.samples.length };
+    const n = o.samples.length;
+    const perRequest: ProcessCpu = { ms: o.cpu.ms / n, mainMs: o.cpu.mainMs / n, userMs: o.cpu.userMs / n, kernelMs: o.cpu.kernelMs / n };
+    const result = { perRequest: summarize(o.samples), upstreamConnections: o.upstreamConnections, proxyCpuPerRequest: perRequest.ms, proxyCpuSplit: perRequest };
     log(`  ${o.lane.what}: mean ${result.perRequest.mean.toFixed(3)} ms, median ${result.perRequest.median.toFixed(3)} ms per request over ${o.samples.length} in ${KEEP_ALIVE_ROUNDS} rounds`);
     return result;
   });
