@@ -104,10 +104,13 @@ const CRLF_LAST_CHUNK: Buffer = Buffer.from("\r\n0\r\n\r\n", "latin1");
 /**
  * A chunked body written piece by piece through `out` (writeParts on the socket, or a writer that
  * adds a head first). A chunk with a big part owes its closing CRLF: it goes out joined to the
- * next chunk's size line when that is written in the same turn of the event loop, or alone at the
- * end of the turn (so a client that reads the CRLF before handing over a chunk, as urllib3 does,
- * is not kept waiting for the next one). Written after the big part, the CRLF would be the second
- * write waiting behind the first, and the two would be joined by a copy of the chunk (writeParts).
+ * next chunk's size line when that is written in the same turn of the event loop, or alone once
+ * the turn's I/O is done (setImmediate), so a client that reads the CRLF before handing over a
+ * chunk, as urllib3 does, is not kept waiting for the next one. Not sooner: the size line's write
+ * calls back on the next tick, and only then does the socket take the big part waiting behind it.
+ * A CRLF written before that (on the next tick, or right after the big part) waits beside the big
+ * part, and the two are joined by a copy of the chunk (writeParts): a 1 GiB download was copied
+ * whole that way, in 2309 joins.
  */
 export class ChunkedWriter {
   private owed = false;
@@ -131,7 +134,7 @@ export class ChunkedWriter {
     this.owed = true;
     if (!this.settling) {
       this.settling = true;
-      process.nextTick(this.settle);
+      setImmediate(this.settle);
     }
     return this.out([lead, ...parts]);
   }

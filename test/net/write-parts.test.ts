@@ -3,7 +3,10 @@
 // part where it can join another (each write is at least one TLS record), a big part never copied,
 // and no second write queued behind a big part in the same turn (Bun joins those with a copy).
 import { describe, expect, test } from "bun:test";
+import { type AddressInfo } from "node:net";
+import tls from "node:tls";
 import { ChunkedWriter, chunk, LAST_CHUNK, writeParts } from "../../src/net/http1-write.ts";
+import { createCertificateAuthority, LeafCertificates } from "../../src/proxy/certs.ts";
 
 function recorder() {
   const writes: Buffer[] = [];
@@ -17,6 +20,7 @@ function patterned(size: number): Buffer {
 }
 
 const nextTick = () => new Promise<void>((resolve) => process.nextTick(resolve));
+const afterIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe("writeParts", () => {
   test("small parts go in one write", () => {
@@ -55,14 +59,17 @@ describe("ChunkedWriter", () => {
     expect(writes.map((b) => b.toString())).toEqual(["5\r\nhello\r\n", "0\r\n\r\n"]);
   });
 
-  test("a big chunk: its size line, the part in place, and the CRLF alone at the end of the turn", async () => {
+  test("a big chunk: its size line, the part in place, and the CRLF alone once the turn's I/O is done", async () => {
     const { writes, socket } = recorder();
     const w = new ChunkedWriter((parts) => writeParts(socket, parts));
     const big = patterned(64 * 1024);
     w.write([big]);
     expect(writes.length).toBe(2);
     expect(writes[1]).toBe(big);
+    // Not on the next tick: the socket has not taken the big part yet then.
     await nextTick();
+    expect(writes.length).toBe(2);
+    await afterIo();
     expect(writes.map((b) => b.length)).toEqual(["10000\r\n".length, big.length, 2]);
     expect(writes[2]!.toString()).toBe("\r\n");
     w.end();
@@ -76,11 +83,51 @@ describe("ChunkedWriter", () => {
     for (const p of pieces) w.write([p]);
     w.write([Buffer.alloc(0)]);
     w.end();
-    await nextTick();
+    await afterIo();
     expect(Buffer.concat(writes).equals(Buffer.concat([...pieces.flatMap((p) => chunk(p)), LAST_CHUNK]))).toBe(true);
     // No lone CRLF: the turn ended with nothing owed.
     expect(writes.some((b) => b.toString() === "\r\n")).toBe(false);
     // Every big part went in place.
     for (const p of pieces.filter((p) => p.length >= 4096)) expect(writes.includes(p)).toBe(true);
+  });
+});
+
+describe("ChunkedWriter on a TLS socket", () => {
+  // Under Bun a TLS socket calls back each write on the next tick; writes made before then wait in
+  // the stream's buffer, and two or more waiting are joined by Buffer.concat in _writev. Written as
+  // the proxy writes a download (a chunk per read, pausing on false until drain), no big part may
+  // ever be among the joined.
+  test("a big part is never joined to the CRLF after it by a copy", async () => {
+    const ca = createCertificateAuthority();
+    const leaves = new LeafCertificates(ca);
+    const server = tls.createServer({ SNICallback: (name, cb) => cb(null, leaves.contextFor(name)) });
+    let received = 0;
+    server.on("secureConnection", (socket) => socket.on("data", (bytes: Buffer) => (received += bytes.length)));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const socket = tls.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: "localhost", ca: ca.certPem });
+    await new Promise<void>((resolve) => socket.once("secureConnect", () => resolve()));
+    const joins: number[][] = [];
+    const writev = (socket as unknown as { _writev: (chunks: { chunk: Buffer }[], cb: () => void) => void })._writev;
+    Object.assign(socket, {
+      _writev(chunks: { chunk: Buffer }[], cb: () => void) {
+        joins.push(chunks.map((c) => c.chunk.length));
+        return writev.call(this, chunks, cb);
+      },
+    });
+    const w = new ChunkedWriter((parts) => writeParts(socket, parts));
+    const big = patterned(256 * 1024);
+    const chunks = 64;
+    for (let i = 0; i < chunks; i++) {
+      if (!w.write([big])) await new Promise<void>((resolve) => socket.once("drain", () => resolve()));
+      // The next read arrives in a later turn, as from a socket.
+      await afterIo();
+    }
+    w.end();
+    const total = chunks * chunk(big).reduce((n, b) => n + b.length, 0) + LAST_CHUNK.length;
+    for (let i = 0; received < total && i < 500; i++) await Bun.sleep(10);
+    socket.destroy();
+    server.close();
+    expect(received).toBe(total);
+    expect(joins.filter((lengths) => lengths.some((n) => n >= 4096))).toEqual([]);
   });
 });
