@@ -157,8 +157,12 @@ class Exchange {
     if (sign && read?.kind === "stream" && this.flow.signStream) {
       // Past the buffer, signed as it streams: the head the guard released first, then each piece.
       const transform = this.flow.signStream();
-      const head = transform.push(read.head);
-      if (!Buffer.isBuffer(head)) return this.fail(head);
+      const head: Buffer[] = [];
+      for (const piece of read.head) {
+        const signed = transform.push(piece);
+        if (!Buffer.isBuffer(signed)) return this.fail(signed);
+        head.push(signed);
+      }
       read.head = head;
       read.guard = transformed(read.guard, transform);
       return this.attempt();

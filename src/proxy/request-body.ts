@@ -31,7 +31,8 @@ export interface BodyStream {
  */
 export type GuardedBody =
   | { kind: "whole"; body: Buffer; sent?: Buffer; decoded?: Buffer }
-  | { kind: "stream"; head: Buffer; guard: BodyStream }
+  /** `head`: what the guard let go of the body read before streaming (up to 8 MiB), in pieces as read. */
+  | { kind: "stream"; head: Buffer[]; guard: BodyStream }
   | { kind: "refused"; answer: Answer }
   | { kind: "gone" };
 
@@ -135,29 +136,27 @@ export function readGuarded(req: InboundRequest, input: GuardInput): Promise<Gua
         return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
       }
       // Past the buffer the body streams on, always holding back the longest spelling of a value,
-      // so the end can still be refused unsent if it holds part of one.
-      const head = Buffer.concat(chunks);
-      // The 8 MiB read so far now lives in `head`; the pieces need not stay reachable beside it.
-      chunks.length = 0;
-      const joined = joinedHit(head);
+      // so the end can still be refused unsent if it holds part of one. The 8 MiB read so far go
+      // through the guard piece by piece, as read: not joined into a copy first (RSS, issue 14).
+      const pieces = chunks.splice(0);
+      const joined = rests.length > 0 ? joinedHit(Buffer.concat(pieces)) : null;
       if (joined) return finish({ kind: "refused", answer: onBlocked(joined) });
       // The rests opened by the URL and headers are looked for to the end of the body too.
       const guard = new StreamGuard(rests.length > 0 ? [...patterns, ...rests] : patterns, longestSpelling(patterns));
-      if (isAwsChunked) {
-        const framed = new AwsChunkedStream(guard, rests.length > 0 ? [...patterns, ...rests] : patterns);
-        const first = framed.push(head);
-        if ("refused" in first) return finish({ kind: "refused", answer: first.refused });
-        if ("hit" in first) return finish({ kind: "refused", answer: onBlocked(first.hit) });
-        if (sniffCoding(framed.first) !== null)
-          return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
-        return finish({ kind: "stream", head: first.send, guard: framed });
-      }
+      const framed = isAwsChunked ? new AwsChunkedStream(guard, rests.length > 0 ? [...patterns, ...rests] : patterns) : null;
       // A declared length passes upstream as is, so its body cannot change length: placeholders
       // past the buffer are replaced only in a chunked body (left as they are otherwise: not a value).
-      const stream = substituting(guard, req.headers["content-length"] === undefined ? (input.substitutions ?? []) : [], bodySyntax(contentTypeOf(req), head));
-      const first = stream.push(head);
-      if ("refused" in first) return finish({ kind: "refused", answer: first.refused });
-      finish("hit" in first ? { kind: "refused", answer: onBlocked(first.hit) } : { kind: "stream", head: first.send, guard: stream });
+      const stream = framed ?? substituting(guard, req.headers["content-length"] === undefined ? (input.substitutions ?? []) : [], bodySyntax(contentTypeOf(req), pieces));
+      const head: Buffer[] = [];
+      for (const piece of pieces) {
+        const checked = stream.push(piece);
+        if ("refused" in checked) return finish({ kind: "refused", answer: checked.refused });
+        if ("hit" in checked) return finish({ kind: "refused", answer: onBlocked(checked.hit) });
+        if (checked.send.length > 0) head.push(checked.send);
+      }
+      if (framed && sniffCoding(framed.first) !== null)
+        return finish({ kind: "refused", answer: problem("request_too_large", `a compressed body larger than ${GUARD_BUFFER_BYTES} bytes cannot be checked by the guard`) });
+      finish({ kind: "stream", head, guard: stream });
     };
     const onEnd = () => {
       if (codings === null) return finish({ kind: "refused", answer: unreadable() });

@@ -11,7 +11,6 @@ import { type Pattern } from "./secrets.ts";
 
 /** See RequestSender.writeInSlices. */
 const HEAD_SLICE_BYTES = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
 
 export interface SenderEvents {
   /** The whole body is written. */
@@ -39,21 +38,29 @@ export class RequestSender {
       return this.events.sent();
     }
     const guard = body?.kind === "stream" ? body.guard : null;
-    this.writeInSlices(body?.kind === "stream" ? body.head : EMPTY, () => this.stream(guard));
+    this.writeInSlices(body?.kind === "stream" ? body.head : [], () => this.stream(guard));
   }
 
   /**
-   * The body the guard read before streaming (up to 8 MiB) goes in slices, each once the socket
-   * drained the last: a socket given 8 MiB at once encrypts and buffers all of it beside ours.
+   * The body the guard read before streaming (up to 8 MiB, in pieces) goes in slices, each once the
+   * socket drained the last: a socket given 8 MiB at once encrypts and buffers all of it beside ours.
    */
-  private writeInSlices(head: Buffer, then: () => void): void {
+  private writeInSlices(head: readonly Buffer[], then: () => void): void {
+    let piece = 0;
     let at = 0;
     const next = () => {
       if (this.stopped) return;
-      while (at < head.length) {
-        const slice = head.subarray(at, at + HEAD_SLICE_BYTES);
-        at += slice.length;
-        if (!this.write(slice) && at < head.length) return void this.socket.once("drain", next);
+      for (; piece < head.length; piece++, at = 0) {
+        const bytes = head[piece]!;
+        while (at < bytes.length) {
+          const slice = bytes.subarray(at, at + HEAD_SLICE_BYTES);
+          at += slice.length;
+          const more = at < bytes.length || piece + 1 < head.length;
+          if (!this.write(slice) && more) {
+            if (at === bytes.length) [piece, at] = [piece + 1, 0];
+            return void this.socket.once("drain", next);
+          }
+        }
       }
       then();
     };

@@ -93,12 +93,15 @@ function endsValue(next: number | undefined, syntax: FieldSyntax): boolean {
 }
 
 /** The syntax of a request body, from its Content-Type (or, without one, a first `{` or `[`). */
-export function bodySyntax(contentType: string | undefined, body: Buffer): FieldSyntax {
+export function bodySyntax(contentType: string | undefined, body: Buffer | readonly Buffer[]): FieldSyntax {
   const type = (contentType ?? "").toLowerCase();
   if (/json/.test(type)) return "json";
   if (type.includes("application/x-www-form-urlencoded")) return "form";
   if (type.trim() !== "") return "none";
-  const first = body.find((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+  const isSpace = (b: number) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+  // A body read in pieces: its first byte that is not white space, in whichever piece it stands.
+  let first: number | undefined;
+  for (const piece of Buffer.isBuffer(body) ? [body] : body) if ((first = piece.find((b) => !isSpace(b))) !== undefined) break;
   return first === 0x7b || first === 0x5b ? "json" : "form";
 }
 

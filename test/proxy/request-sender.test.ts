@@ -30,15 +30,18 @@ describe("RequestSender", () => {
         blocked: () => ({ code: "credential_exfiltration", message: "" }) as never,
       },
     );
-    const head = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    // The head in the pieces it was read in (not joined: RSS); each is sliced.
+    const MiB = 1024 * 1024;
+    const head = [Buffer.alloc(3 * MiB + 5, 0x61), Buffer.alloc(10, 0x62), Buffer.alloc(5 * MiB - 15, 0x63)];
     sender.start({ kind: "stream", head, guard: new StreamGuard([]) });
-    expect(writes.map((w) => w.length)).toEqual([1024 * 1024]);
-    for (let i = 1; i < 8; i++) socket.emit("drain");
-    expect(writes.map((w) => w.length)).toEqual(Array(8).fill(1024 * 1024));
+    expect(writes.map((w) => w.length)).toEqual([MiB]);
+    const expected = [MiB, MiB, MiB, 5, 10, MiB, MiB, MiB, MiB, MiB - 15];
+    for (let i = 1; i < expected.length; i++) socket.emit("drain");
+    expect(writes.map((w) => w.length)).toEqual(expected);
     expect(req.listenerCount("data")).toBe(1);
     req.emit("data", Buffer.from("tail"));
     req.emit("end");
-    expect(Buffer.concat(writes).equals(Buffer.concat([head, Buffer.from("tail")]))).toBe(true);
+    expect(Buffer.concat(writes).equals(Buffer.concat([...head, Buffer.from("tail")]))).toBe(true);
     expect(sent).toBe(true);
   });
 
@@ -54,7 +57,7 @@ describe("RequestSender", () => {
         blocked: () => ({ code: "credential_exfiltration", message: "" }) as never,
       },
     );
-    sender.start({ kind: "stream", head: Buffer.alloc(3 * 1024 * 1024), guard: new StreamGuard([]) });
+    sender.start({ kind: "stream", head: [Buffer.alloc(3 * 1024 * 1024)], guard: new StreamGuard([]) });
     sender.stop();
     socket.emit("drain");
     expect(writes.length).toBe(1);
