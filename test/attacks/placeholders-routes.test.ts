@@ -21,9 +21,9 @@ import { asAgent, openToAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { spawnLive } from "../support/process.ts";
 import { basicProxyAuth } from "../support/proxy-client.ts";
-import { agentHome, fileScene } from "../support/scene.ts";
+import { agentHome, fileScene, leakedForms } from "../support/scene.ts";
 import { startServer, type Server } from "../support/server.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { replyOk, startUpstream, type Upstream } from "../support/upstream.ts";
 
 const SECRET = `ghp_canary${randomBytes(13).toString("hex")}`;
 const scene = fileScene("av-placeholder-routes-", { absent: [SECRET] });
@@ -186,10 +186,7 @@ for conn in plan["connections"]:
 `;
 
 /** Every form of the value the guard knows would be a leak just as well: raw, base64, hex. */
-function leaks(text: string): string[] {
-  const forms = [SECRET, Buffer.from(SECRET).toString("base64").slice(0, 40), Buffer.from(SECRET).toString("hex")];
-  return forms.filter((f) => text.toLowerCase().includes(f.toLowerCase()));
-}
+const leaks = (text: string) => leakedForms(text, [SECRET]);
 
 beforeAll(async () => {
   const dir = join(scratch, "upstream");
@@ -198,12 +195,7 @@ beforeAll(async () => {
   openToAgent(dir);
   U = await startUpstream(dir);
   cleanups.push(() => U.close());
-  // Never echoes: what the agent gets back cannot carry the value by the test's own doing.
-  U.handler = (_req, res) => {
-    res.writeHead(200, { "content-type": "text/plain", "content-length": 2 });
-    res.end("ok");
-    return true;
-  };
+  U.handler = replyOk;
   const env = { AGENT_VAULT_CONNECT_TO: `${HOST}:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile };
   H = await agentHome(scene);
   const { ok } = recordingCli(

@@ -18,9 +18,9 @@ import { VaultStore } from "../../src/vault/vault.ts";
 import { openToAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { spawnLive, waitUntil } from "../support/process.ts";
-import { type Server, startServer } from "../support/server.ts";
-import { agentHome, fileScene } from "../support/scene.ts";
-import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { startServer } from "../support/server.ts";
+import { agentHome, fileScene, leakedForms } from "../support/scene.ts";
+import { replyOk, startUpstream, type Upstream } from "../support/upstream.ts";
 
 const SECRET = `ghp_canary${randomBytes(13).toString("hex")}`;
 const OPENAI = `sk-proj-other${randomBytes(16).toString("hex")}`;
@@ -32,14 +32,10 @@ const HOSTS = ["api.github.com", "api.openai.com", "evil.test", "tunnel.test"];
 
 let H: TempHome;
 let U: Upstream;
-let S: Server;
 let ENV: Record<string, string>;
 
 /** Every form of the value the guard knows would be a leak just as well: raw, base64, hex. */
-function leaks(text: string): string[] {
-  const forms = [SECRET, Buffer.from(SECRET).toString("base64").slice(0, 40), Buffer.from(SECRET).toString("hex")];
-  return forms.filter((f) => text.toLowerCase().includes(f.toLowerCase()));
-}
+const leaks = (text: string) => leakedForms(text, [SECRET]);
 
 function wire(host: string): string {
   return Buffer.concat(U.wire.filter((w) => w.sni === host).map((w) => w.data)).toString("latin1");
@@ -52,12 +48,7 @@ beforeAll(async () => {
   openToAgent(dir);
   U = await startUpstream(dir);
   cleanups.push(() => U.close());
-  // Never echoes: what the agent gets back cannot carry the value by the test's own doing.
-  U.handler = (_req, res) => {
-    res.writeHead(200, { "content-type": "text/plain", "content-length": 2 });
-    res.end("ok");
-    return true;
-  };
+  U.handler = replyOk;
   ENV = { AGENT_VAULT_CONNECT_TO: HOSTS.map((h) => `${h}:443:127.0.0.1:${U.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: U.caFile };
   H = await agentHome(scene);
   const { ok } = recordingCli(
@@ -70,7 +61,7 @@ beforeAll(async () => {
   await ok(["vault", "service", "add", "--template", "github"]);
   await ok(["vault", "service", "add", "--template", "openai"]);
   await ok(["vault", "service", "add", "--name", "evil", "--host", "evil.test", "--auth-type", "passthrough"]);
-  S = await startServer(H, ENV, cleanups);
+  await startServer(H, ENV, cleanups);
 }, 60_000);
 
 /**

@@ -15,7 +15,7 @@ import { openToAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, type TempHome } from "../support/binary.ts";
 import { type FakeAws, s3ServiceArgs, startFakeAws } from "../support/fake-aws.ts";
 import { spawnLive } from "../support/process.ts";
-import { agentHome, fileScene } from "../support/scene.ts";
+import { agentHome, fileScene, leakedForms } from "../support/scene.ts";
 import { startServer } from "../support/server.ts";
 
 const AKID = `AKIA${randomBytes(8).toString("hex").toUpperCase()}`;
@@ -30,11 +30,8 @@ let H: TempHome;
 let F: FakeAws;
 let ENV: Record<string, string>;
 
-/** Every form of a value the guard knows: raw, base64, hex (case folded). */
-function leaks(text: string): string[] {
-  const forms = [AKID, SECRET, TOKEN].flatMap((v) => [v, Buffer.from(v).toString("base64").slice(0, 24), Buffer.from(v).toString("hex")]);
-  return forms.filter((f) => text.toLowerCase().includes(f.toLowerCase()));
-}
+/** Every form of the value the guard knows would be a leak just as well: raw, base64, hex. */
+const leaks = (text: string) => leakedForms(text, [AKID, SECRET, TOKEN], 24);
 
 function wire(host: string): string {
   return Buffer.concat(F.upstream.wire.filter((w) => w.sni === host).map((w) => w.data)).toString("latin1");

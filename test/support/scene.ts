@@ -127,3 +127,13 @@ export async function agentListener(scene: Pick<FileScene, "scratch" | "cleanups
     },
   };
 }
+
+/**
+ * The spellings of `values` found in `text` (case folded): each raw, the first `base64Chars` of its
+ * base64 and its hex. An attack asserts none reached a place the values must not go.
+ */
+export function leakedForms(text: string, values: readonly string[], base64Chars = 40): string[] {
+  const forms = values.flatMap((v) => [v, Buffer.from(v).toString("base64").slice(0, base64Chars), Buffer.from(v).toString("hex")]);
+  const folded = text.toLowerCase();
+  return forms.filter((f) => folded.includes(f.toLowerCase()));
+}

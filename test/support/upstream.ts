@@ -83,6 +83,13 @@ export async function startUpstream(dir: string, options: { plain?: boolean } = 
   });
 }
 
+/** Answers "ok" and never echoes: what the agent gets back cannot carry a value by the test's own doing. */
+export const replyOk: Handler = (_req, res) => {
+  res.writeHead(200, { "content-type": "text/plain", "content-length": 2 });
+  res.end("ok");
+  return true;
+};
+
 /** A reply that never echoes what the upstream received: `{ok: true, path}`. */
 export const replyWithPath: Handler = (req, res) => {
   const reply = JSON.stringify({ ok: true, path: req.url });
