@@ -11,6 +11,8 @@ import { closeFd, isFdPassingAvailable, socketPair } from "./fd-pass.ts";
 import { type ListenerMode, type ServerTarget, takeListeners } from "./listeners.ts";
 import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
 import { ttyInjectionFilter } from "./seccomp.ts";
+import { findGitRepos, gitMetadataPaths } from "./git-dir.ts";
+import { snapshotRunLater, sweepRunLater } from "./run-later.ts";
 
 export interface SandboxRequest {
   readonly enabled: boolean;
@@ -131,6 +133,11 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     notice(`agent-vault: ${unavailable}: running without the sandbox (apt-get install bubblewrap, or --no-sandbox to silence this)\n`);
     return plainLauncher(target);
   }
+  // What could run later outside the sandbox, as it is before the command starts: judged again
+  // when the sandbox has exited (src/sandbox/run-later.ts).
+  const cwd = process.cwd();
+  const runLater = snapshotRunLater(cwd, process.env, user.readWrite);
+  const gitMetadata = findGitRepos(cwd).flatMap(gitMetadataPaths);
   // The relay sockets (the fallback when the listeners cannot be handed out): a fresh 0700
   // directory of ours.
   // In the data directory, which the sandbox hides: another run's agent (same user, same /tmp)
@@ -144,6 +151,7 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
   let filterFd: number | null = null;
   const close = async () => {
+    sweepRunLater(runLater, notice);
     await listeners?.close();
     await Promise.all(relays.map((r) => r.close().catch(() => undefined)));
     if (filterFd !== null) closeSync(filterFd);
@@ -169,7 +177,7 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     filterFd = openSync(filterFile, "r");
   }
   const shared = [...target.shared.map((file) => join(dataDir, basename(file))), join(socketDir, "proxy.sock"), join(socketDir, "api.sock")];
-  const args = bwrapArgs({ dataDir, shared, user }, process.env, process.getuid?.() ?? 0);
+  const args = bwrapArgs({ dataDir, shared, user, gitMetadata }, process.env, process.getuid?.() ?? 0);
   // Without a terminal there is no job control to keep: a session of its own, so the agent cannot
   // signal run's process group (kill 0) from inside.
   if (!process.stdin.isTTY) args.unshift("--new-session");

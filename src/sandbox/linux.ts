@@ -22,6 +22,8 @@ export interface BwrapPlan {
   /** Files of the data directory the agent needs, bound read-only at their own paths. */
   readonly shared: readonly string[];
   readonly user: SandboxPaths;
+  /** The working directory's git hooks and config, and what redirects git to others (src/sandbox/git-dir.ts). */
+  readonly gitMetadata: readonly string[];
 }
 
 const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
@@ -67,6 +69,14 @@ export function resolveSandboxPath(flag: string, path: string): string {
   }
 }
 
+/**
+ * Whether `--sandbox-rw` gave the agent this path: named it, or a directory above it (whose bind,
+ * made after ours, covers ours anyway).
+ */
+export function isLifted(path: string, readWrite: readonly string[]): boolean {
+  return readWrite.some((dir) => path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`));
+}
+
 function depth(path: string): number {
   return path.split("/").filter(Boolean).length;
 }
@@ -83,29 +93,33 @@ function hide(path: string): string[] {
 }
 
 /**
- * bwrap's arguments, in mount order: the whole filesystem as it is (the agent keeps its repos,
- * home and /tmp), our own /proc, the escape routes hidden, the user's adjustments from the
- * shallowest path to the deepest (so `--sandbox-ro ~ --sandbox-rw ~/repo` reads as meant), and
- * last the data directory hidden with only the shared files put back, so no flag can expose it.
- */
-/**
  * The shell's startup files in the user's home: whatever the agent wrote there would run in the
  * user's next shell, outside the sandbox (an `export AGENT_VAULT_CONNECT_TO=...` sending the next
- * session's key elsewhere). Those that exist are read-only inside; `--sandbox-rw` lifts it.
+ * session's key elsewhere). Every name bash, zsh and fish read, whether it exists or not: one
+ * created during the run is moved aside when it ends (src/sandbox/run-later.ts).
  */
-export function shellStartupFiles(env: NodeJS.ProcessEnv): string[] {
+export function shellStartupPaths(env: NodeJS.ProcessEnv): string[] {
   const home = env.HOME;
-  if (!home) return [];
-  const names = [".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv", ".zprofile", ".zlogin", ".config/fish/config.fish"];
-  return names
-    .map((name) => join(home, name))
-    .filter((path) => {
-      try {
-        return statSync(path).isFile();
-      } catch {
-        return false;
-      }
-    });
+  if (!home?.startsWith("/")) return [];
+  // zsh reads its files from $ZDOTDIR when set; a later shell may not have it set, so both.
+  const zshDirs = [...new Set([home, env.ZDOTDIR?.startsWith("/") ? env.ZDOTDIR : home])];
+  const config = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(home, ".config");
+  return [
+    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile"].map((name) => join(home, name)),
+    ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].map((name) => join(dir, name))),
+    join(config, "fish", "config.fish"),
+  ];
+}
+
+/** The startup files that exist: read-only inside; `--sandbox-rw` lifts it. */
+export function shellStartupFiles(env: NodeJS.ProcessEnv): string[] {
+  return shellStartupPaths(env).filter((path) => {
+    try {
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
@@ -130,6 +144,12 @@ export function sourceToolConfigs(env: NodeJS.ProcessEnv): string[] {
   });
 }
 
+/**
+ * bwrap's arguments, in mount order: the whole filesystem as it is (the agent keeps its repos,
+ * home and /tmp), our own /proc, the escape routes hidden, the user's adjustments from the
+ * shallowest path to the deepest (so `--sandbox-ro ~ --sandbox-rw ~/repo` reads as meant), and
+ * last the data directory hidden with only the shared files put back, so no flag can expose it.
+ */
 export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {
   // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
   // terminals and read what is typed there (a password at a prompt).
@@ -137,6 +157,7 @@ export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number):
   for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
   for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) args.push("--ro-bind", file, file);
   for (const path of sourceToolConfigs(env)) if (!plan.user.readWrite.includes(path)) args.push("--ro-bind", path, path);
+  for (const path of plan.gitMetadata) if (!isLifted(path, plan.user.readWrite)) args.push("--ro-bind", path, path);
   const adjustments = [
     ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
     ...plan.user.readWrite.map((path) => ({ path, args: ["--bind", path, path] })),

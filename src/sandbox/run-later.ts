@@ -1,0 +1,246 @@
+// What a sandboxed command can leave behind that runs later, outside the sandbox, as the user: a
+// shell startup file that did not exist yet, and the working directory's git hooks and config. The
+// binds in src/sandbox/linux.ts keep the existing ones read-only, but a bind cannot stop a parent
+// from being renamed (`mv .git .git-old && git init`) nor a missing file from being created. So a
+// snapshot is taken before the sandbox starts, and when bwrap has exited (nothing inside is
+// running) what git and the shell would use now is compared with it: a new startup file or hook is
+// moved aside, a new key that runs a program is named with the command that removes it. git is
+// never run on what the agent wrote (it could run what it names); configs are parsed here.
+import { createHash } from "node:crypto";
+import { lstatSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { displaySafe } from "../shared/text.ts";
+import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
+import { findGitRepos, type GitRepo, readSmallFile } from "./git-dir.ts";
+import { isLifted, shellStartupPaths } from "./linux.ts";
+
+export interface RunLaterSnapshot {
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  /** Paths `--sandbox-rw` gave the agent: what is under them is the user's choice. */
+  readonly lifted: readonly string[];
+  /** Each startup file's content digest, null where it did not exist. */
+  readonly startupFiles: ReadonlyMap<string, string | null>;
+  readonly hooks: ReadonlyMap<string, string>;
+  /** Each config file git read, with its digest (null if absent). */
+  readonly configs: ReadonlyMap<string, string | null>;
+  /** `file \0 key \0 value` of every key that runs a program. */
+  readonly programKeys: ReadonlySet<string>;
+  /** Each git directory's identity (device and inode), to tell a replaced one. */
+  readonly gitDirs: ReadonlyMap<string, string>;
+  /** The `commondir` files that existed. */
+  readonly redirects: ReadonlySet<string>;
+}
+
+/** How many config files one resolution reads, includes included: a cap on what a planted chain costs. */
+const MAX_CONFIG_FILES = 64;
+/** Hooks are digested up to this size; a larger one is judged by size, time and inode. */
+const MAX_HOOK_BYTES = 16 * 1024 * 1024;
+
+function digest(path: string, limit: number): string | null {
+  const text = readSmallFile(path, limit);
+  if (text !== null) return createHash("sha256").update(text).digest("hex");
+  try {
+    const stat = statSync(path);
+    return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+  } catch {
+    return null;
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function identity(path: string): string | null {
+  try {
+    const stat = statSync(path);
+    return `${stat.dev}:${stat.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+function expandHome(path: string, env: NodeJS.ProcessEnv, base: string): string {
+  if (path.startsWith("~/") && env.HOME) return join(env.HOME, path.slice(2));
+  return resolve(base, path);
+}
+
+interface ReadConfig {
+  readonly file: string;
+  readonly digest: string | null;
+  readonly entries: readonly ConfigEntry[];
+  readonly badLine: number | null;
+}
+
+/**
+ * The config files git reads for these repositories, includes followed whatever their condition
+ * (judging more than git reads only says more): the user's global ones, each repository's
+ * `config` and `config.worktree`. /etc/gitconfig is root's.
+ */
+function readConfigs(repos: readonly GitRepo[], env: NodeJS.ProcessEnv): ReadConfig[] {
+  const home = env.HOME?.startsWith("/") ? env.HOME : null;
+  const xdg = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : home ? join(home, ".config") : null;
+  const pending = [
+    ...(env.GIT_CONFIG_GLOBAL?.startsWith("/") ? [env.GIT_CONFIG_GLOBAL] : []),
+    ...(home ? [join(home, ".gitconfig")] : []),
+    ...(xdg ? [join(xdg, "git", "config")] : []),
+    ...repos.flatMap((repo) => [join(repo.commonDir, "config"), join(repo.gitDir, "config.worktree")]),
+  ];
+  const read = new Map<string, ReadConfig>();
+  while (pending.length > 0 && read.size < MAX_CONFIG_FILES) {
+    const file = pending.shift()!;
+    if (read.has(file)) continue;
+    const text = readSmallFile(file);
+    const parsed = text === null ? { entries: [], badLine: null } : parseGitConfig(text);
+    read.set(file, { file, digest: text === null ? null : createHash("sha256").update(text).digest("hex"), ...parsed });
+    for (const entry of parsed.entries) if (isInclude(entry) && entry.value) pending.push(expandHome(entry.value, env, dirname(file)));
+  }
+  return [...read.values()];
+}
+
+/** The files in each hooks directory git could use: the repositories' own and every core.hooksPath. */
+function readHooks(repos: readonly GitRepo[], configs: readonly ReadConfig[], env: NodeJS.ProcessEnv): Map<string, string> {
+  const hookPaths = configs.flatMap((config) => config.entries.filter((entry) => entry.key === "core.hookspath" && entry.value).map((entry) => entry.value!));
+  const dirs = new Set(repos.flatMap((repo) => [join(repo.commonDir, "hooks"), ...hookPaths.map((path) => expandHome(path, env, repo.workTree))]));
+  const hooks = new Map<string, string>();
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      // git runs a hook by its exact name; the `.sample` files `git init` copies never run.
+      if (name.endsWith(".sample")) continue;
+      const path = join(dir, name);
+      try {
+        if (!statSync(path).isFile()) continue;
+      } catch {
+        continue;
+      }
+      hooks.set(path, digest(path, MAX_HOOK_BYTES) ?? "");
+    }
+  }
+  return hooks;
+}
+
+function programKeysOf(configs: readonly ReadConfig[]): Set<string> {
+  return new Set(configs.flatMap((config) => config.entries.filter(runsProgram).map((entry) => `${config.file}\0${entry.key}\0${entry.value}`)));
+}
+
+export function snapshotRunLater(cwd: string, env: NodeJS.ProcessEnv, lifted: readonly string[]): RunLaterSnapshot {
+  const repos = findGitRepos(cwd);
+  const configs = readConfigs(repos, env);
+  return {
+    cwd,
+    env,
+    lifted,
+    startupFiles: new Map(shellStartupPaths(env).map((path) => [path, exists(path) ? digest(path, MAX_HOOK_BYTES) : null])),
+    hooks: readHooks(repos, configs, env),
+    configs: new Map(configs.map((config) => [config.file, config.digest])),
+    programKeys: programKeysOf(configs),
+    gitDirs: new Map(repos.map((repo) => [repo.gitDir, identity(repo.gitDir) ?? ""])),
+    redirects: new Set(repos.map((repo) => join(repo.gitDir, "commondir")).filter(exists)),
+  };
+}
+
+function timestamp(): string {
+  return new Date()
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+}
+
+/**
+ * Renames `path` out of the way (a hook or a startup file runs by its exact name). The name is
+ * predictable, so one the agent prepared is not overwritten; when no name can be had the file is
+ * removed: leaving it would leave it to run.
+ */
+function quarantine(path: string): string | null {
+  const base = `${path}.agent-vault-quarantine-${timestamp()}`;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = attempt === 0 ? base : `${base}-${attempt}`;
+    if (exists(target)) continue;
+    try {
+      renameSync(path, target);
+      return target;
+    } catch {
+      // taken between the check and the rename, or not ours to rename: the next name
+    }
+  }
+  rmSync(path, { recursive: true, force: true });
+  return null;
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+function moveAside(path: string, what: string, notice: (line: string) => void): void {
+  const target = quarantine(path);
+  const where = target ? `moved to ${displaySafe(target)}` : "removed (it could not be renamed)";
+  notice(`agent-vault: ${what} ${displaySafe(path)} was created or changed in the sandbox and would run later outside it: ${where}\n`);
+}
+
+function sweepStartupFile(snapshot: RunLaterSnapshot, path: string, notice: (line: string) => void): void {
+  const before = snapshot.startupFiles.get(path);
+  if (before === undefined || isLifted(path, snapshot.lifted)) return;
+  if (before === null) {
+    if (exists(path)) moveAside(path, "the shell startup file", notice);
+  } else if (digest(path, MAX_HOOK_BYTES) !== before) {
+    // The user's own file, changed (through a symlink's target, or under a lifted parent): it is
+    // theirs to read, not ours to move.
+    notice(`agent-vault: the shell startup file ${displaySafe(path)} changed during the sandboxed run: check it before your next shell\n`);
+  }
+}
+
+/** After the sandbox has exited: what will run later, compared with the snapshot. */
+export function sweepRunLater(snapshot: RunLaterSnapshot, notice: (line: string) => void): void {
+  for (const path of snapshot.startupFiles.keys()) sweepStartupFile(snapshot, path, notice);
+  // A `commondir` that appeared sends git to the hooks and config of a directory of the agent's
+  // choosing: moved aside before the rest is judged, so the rest is judged as git will read it.
+  for (const repo of findGitRepos(snapshot.cwd)) {
+    const redirect = join(repo.gitDir, "commondir");
+    if (exists(redirect) && !snapshot.redirects.has(redirect) && !isLifted(redirect, snapshot.lifted)) moveAside(redirect, "the git redirect", notice);
+  }
+  const repos = findGitRepos(snapshot.cwd);
+  for (const [gitDir, before] of snapshot.gitDirs) {
+    const now = identity(gitDir);
+    if (now !== before && !isLifted(gitDir, snapshot.lifted)) {
+      notice(
+        `agent-vault: the git directory ${displaySafe(gitDir)} was ${now === null ? "removed or renamed" : "replaced"} during the sandboxed run: the one you had may be elsewhere under ${displaySafe(dirname(gitDir))}\n`,
+      );
+    }
+  }
+  const configs = readConfigs(repos, snapshot.env);
+  for (const config of configs) {
+    if (isLifted(config.file, snapshot.lifted)) continue;
+    const isChanged = snapshot.configs.get(config.file) !== config.digest;
+    if (isChanged && config.badLine !== null) {
+      notice(
+        `agent-vault: ${displaySafe(config.file)}:${config.badLine} changed during the sandboxed run and could not be read from that line on: check it before using git (git config --file ${displaySafe(shellQuote(config.file))} --list)\n`,
+      );
+    }
+    const values = new Map<string, number>();
+    for (const entry of config.entries) values.set(entry.key, (values.get(entry.key) ?? 0) + 1);
+    for (const entry of config.entries) {
+      if (!runsProgram(entry) || snapshot.programKeys.has(`${config.file}\0${entry.key}\0${entry.value}`)) continue;
+      const file = shellQuote(config.file);
+      const unset = (values.get(entry.key) ?? 0) > 1 && entry.value !== null ? `--fixed-value --unset ${shellQuote(entry.key)} ${shellQuote(entry.value)}` : `--unset ${shellQuote(entry.key)}`;
+      notice(
+        `agent-vault: ${displaySafe(config.file)}:${entry.line} sets ${displaySafe(entry.key)}, which git runs or follows, and was not there before the sandboxed run: remove it with git config --file ${displaySafe(file)} ${displaySafe(unset)}\n`,
+      );
+    }
+  }
+  for (const [path, now] of readHooks(repos, configs, snapshot.env)) {
+    if (snapshot.hooks.get(path) === now || isLifted(path, snapshot.lifted)) continue;
+    moveAside(path, `the git hook ${displaySafe(basename(path))} at`, notice);
+  }
+}
