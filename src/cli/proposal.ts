@@ -3,7 +3,9 @@ import { userInfo } from "node:os";
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe, labelled } from "../shared/text.ts";
+import { agentWrittenUrls } from "../oauth/credential.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
+import { findVault } from "../vault/vaults.ts";
 import { type Proposal } from "../vault/proposal.schema.ts";
 import { describeAuth, proposalEffects, sameAuth } from "../vault/proposal-effects.ts";
 import { type Service } from "../vault/service.schema.ts";
@@ -231,6 +233,12 @@ export function registerProposal(group: Command): void {
           ? `agent-vault oauth connect ${slot.key}${slot.oauth.client_id ? "" : " --client-id ID"}`
           : `agent-vault oauth paste ${slot.key} --access-token-stdin --refresh-token-stdin`;
         printNote(`next: ${slot.key} is an OAuth credential; complete it with: ${how}`);
+        const record = findVault(store.read(), vault.name).credentials[slot.key];
+        const urls = record ? agentWrittenUrls(record) : {};
+        if (urls.tokenUrl || urls.authorizationUrl) {
+          const stated = [urls.tokenUrl ? `--token-url ${urls.tokenUrl}` : "", urls.authorizationUrl ? `--authorization-url ${urls.authorizationUrl}` : ""].filter(Boolean).join(" ");
+          printNote(`the agent chose where ${slot.key}'s tokens go, not a known provider's: name the provider (--provider NAME), or check the URLs and add ${stated}`);
+        }
       }
     });
 

@@ -1,15 +1,16 @@
 // Connecting and pasting an OAuth credential, shared by the CLI and the TUI. The configuration is
-// put together from, in order of precedence: what the user gave, what the record already holds
-// (e.g. a proposal's oauth slot), and the provider preset. Nothing is written unless the provider
+// put together from, in order of precedence: what the user gave (a provider named now brings its
+// URLs), what the record already holds (e.g. a proposal's oauth slot, whose URLs count only where
+// they are a known provider's), and the provider preset. Nothing is written unless the provider
 // accepted: a denied consent, a refused code or a refused refresh token leave the vault as it was.
 import { AgentVaultError } from "../shared/errors.ts";
 import { type CredentialRecord } from "../vault/credential.schema.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
-import { type OAuthConfig, oauthConfigOf, openOAuthSecrets, type OAuthSecrets, saveOAuthTokens, TOKEN_AUTH_METHODS, type TokenAuthMethod } from "../vault/oauth-record.ts";
+import { type OAuthConfig, oauthConfigOf, oauthStatusOf, openOAuthSecrets, type OAuthSecrets, saveOAuthTokens, TOKEN_AUTH_METHODS, type TokenAuthMethod } from "../vault/oauth-record.ts";
 import { type VaultStore } from "../vault/vault.ts";
 import { findVault } from "../vault/vaults.ts";
 import { authorizeWithLoopback } from "./connect.ts";
-import { findProvider, type ProviderPreset } from "./providers.ts";
+import { findProvider, PROVIDERS, type ProviderPreset } from "./providers.ts";
 import { checkTokenUrl, TokenEndpointError, tokenRequest } from "./token-client.ts";
 import { didYouMean } from "../shared/suggest.ts";
 
@@ -44,6 +45,28 @@ function checkMethod(text: string): TokenAuthMethod {
   return method;
 }
 
+/** A token URL and an authorization URL someone must vouch for (AgentWrittenUrls), or restates. */
+export interface StatedUrls {
+  readonly tokenUrl?: string;
+  readonly authorizationUrl?: string;
+}
+
+/**
+ * The URLs an agent's proposal wrote into `record` that are not a known provider's, while the
+ * credential was never connected since: the agent's words. The refresh token, the code and the
+ * client secret would be posted to its token URL, and the browser sent to its authorization URL,
+ * so connect and paste use them only when the user names a provider or states them (the CLI's
+ * --token-url, the TUI's confirmation). Found by the red team (HIGH): approving an OAuth slot and
+ * pasting a refresh token, even with --provider, posted it to the agent's own server.
+ */
+export function agentWrittenUrls(record: CredentialRecord): StatedUrls {
+  const stored = oauthConfigOf(record);
+  if (!stored || record.metadata.proposal === undefined || oauthStatusOf(record) !== "not_connected") return {};
+  const tokenUrl = PROVIDERS.some((p) => p.token_url === stored.token_url) ? undefined : stored.token_url;
+  const authorizationUrl = stored.authorization_url === undefined || PROVIDERS.some((p) => p.authorization_url === stored.authorization_url) ? undefined : stored.authorization_url;
+  return { ...(tokenUrl ? { tokenUrl } : {}), ...(authorizationUrl ? { authorizationUrl } : {}) };
+}
+
 /** The configuration for KEY; `needAuthorizationUrl` for connect, which cannot work without one. */
 export function resolveConfig(
   store: VaultStore,
@@ -57,8 +80,22 @@ export function resolveConfig(
   const stored = record ? oauthConfigOf(record) : null;
   const providerName = input.provider ?? stored?.provider;
   const preset = providerName ? findProvider(providerName) : null;
-  const authorizationUrl = input.authorizationUrl ?? stored?.authorization_url ?? preset?.authorization_url;
-  const tokenUrl = input.tokenUrl ?? stored?.token_url ?? preset?.token_url;
+  // A provider the user names now wins over what the record holds; a URL the user gives, over both.
+  const named = input.provider !== undefined ? preset : null;
+  const unknown = record ? agentWrittenUrls(record) : {};
+  const refuse = (what: string, url: string, flag: string) =>
+    new AgentVaultError("invalid_argument", `${key}'s ${what} ${url} was written by the agent's proposal #${record!.metadata.proposal} and is not a known provider's`, {
+      hint: `name the provider (--provider NAME, see \`agent-vault oauth providers\`), or check the URL and pass it yourself with ${flag}`,
+    });
+  let storedAuthorization = stored?.authorization_url;
+  if (unknown.authorizationUrl !== undefined && input.authorizationUrl === undefined && !named?.authorization_url) {
+    // Connect would open it in the browser; paste would only have kept it for a later connect.
+    if (options.needAuthorizationUrl) throw refuse("authorization URL", unknown.authorizationUrl, "--authorization-url");
+    storedAuthorization = undefined;
+  }
+  const authorizationUrl = input.authorizationUrl ?? named?.authorization_url ?? storedAuthorization ?? preset?.authorization_url;
+  if (unknown.tokenUrl !== undefined && input.tokenUrl === undefined && !named) throw refuse("token URL", unknown.tokenUrl, "--token-url");
+  const tokenUrl = input.tokenUrl ?? named?.token_url ?? stored?.token_url ?? preset?.token_url;
   // A pasted access token alone is used until it expires or is replaced: with no refresh token
   // there is nothing to send to a token URL, so none is demanded ("" is stored as none).
   if (!tokenUrl && options.needTokenUrl === false)

@@ -3,13 +3,15 @@
 // open (components/PromptLine.tsx); screens only open them. Values typed here go from the input
 // straight to the vault API: none is kept in React state or shown.
 import { openBrowser } from "../oauth/connect.ts";
-import { connectOAuth, pasteOAuth, resolveConfig, shouldAskClientSecret } from "../oauth/credential.ts";
+import { agentWrittenUrls, connectOAuth, pasteOAuth, resolveConfig, shouldAskClientSecret, type StatedUrls } from "../oauth/credential.ts";
+import { displaySafe } from "../shared/text.ts";
 import { deleteCredentials, setCredentials } from "../vault/credentials.ts";
 import { type Proposal } from "../vault/proposal.schema.ts";
 import { approveProposal, rejectProposal } from "../vault/proposals.ts";
 import { answerHeld } from "../vault/held.ts";
 import { revokeAgent } from "../vault/agents.ts";
 import { revokeSession } from "../vault/sessions.ts";
+import { findVault } from "../vault/vaults.ts";
 import { type VaultStore } from "../vault/vault.ts";
 
 export type Prompt =
@@ -22,11 +24,12 @@ export type Prompt =
   | { readonly kind: "set-value"; readonly key: string; readonly isNew: boolean }
   | { readonly kind: "confirm-delete"; readonly key: string }
   | { readonly kind: "confirm-revoke"; readonly id: string }
-  | { readonly kind: "oauth-client-id"; readonly key: string }
-  | { readonly kind: "oauth-secret"; readonly key: string; readonly clientId: string | undefined }
+  | { readonly kind: "oauth-urls"; readonly key: string; readonly urls: StatedUrls; readonly next: "connect" | "paste" }
+  | { readonly kind: "oauth-client-id"; readonly key: string; readonly urls?: StatedUrls }
+  | { readonly kind: "oauth-secret"; readonly key: string; readonly clientId: string | undefined; readonly urls?: StatedUrls }
   | { readonly kind: "oauth-waiting"; readonly key: string; readonly url: string }
-  | { readonly kind: "paste-access"; readonly key: string }
-  | { readonly kind: "paste-refresh"; readonly key: string; readonly access: string | undefined };
+  | { readonly kind: "paste-access"; readonly key: string; readonly urls?: StatedUrls }
+  | { readonly kind: "paste-refresh"; readonly key: string; readonly access: string | undefined; readonly urls?: StatedUrls };
 
 /** What a prompt may do: the router's actions, nothing more. */
 export interface PromptContext {
@@ -177,19 +180,30 @@ export const PROMPTS: { readonly [K in Prompt["kind"]]: PromptSpec<Of<K>> } = {
     },
     no: (p) => `session ${p.id} was not revoked`,
   },
+  "oauth-urls": {
+    type: "confirm",
+    tone: "red",
+    // The URLs are the agent's text: escaped here, as the label is drawn as it is.
+    label: (p) =>
+      `${p.key}: the agent's proposal chose where its tokens${p.urls.authorizationUrl ? " and your browser" : ""} go, not a known provider's: ${displaySafe(
+        [p.urls.tokenUrl ? `tokens to ${p.urls.tokenUrl}` : "", p.urls.authorizationUrl ? `sign-in at ${p.urls.authorizationUrl}` : ""].filter(Boolean).join(", "),
+      )}. y to use them, any other key cancels`,
+    yes: (p, ctx) => (p.next === "connect" ? connectStep(ctx, p.key, undefined, undefined, false, p.urls) : ctx.open({ kind: "paste-access", key: p.key, urls: p.urls })),
+    no: (p) => `${p.key} was not ${p.next === "connect" ? "connected" : "pasted"}`,
+  },
   "oauth-client-id": {
     type: "text",
     label: (p) => `Client id for ${p.key} (enter):`,
     submit: (id, p, ctx) => {
       if (id.trim() === "") return ctx.close("not connected: a client id is needed");
-      connectStep(ctx, p.key, id.trim(), undefined, false);
+      connectStep(ctx, p.key, id.trim(), undefined, false, p.urls);
     },
     cancelled: () => "not connected",
   },
   "oauth-secret": {
     type: "hidden",
     label: (p) => `Client secret for ${p.key} (hidden; enter for none):`,
-    submit: (secret, p, ctx) => connectStep(ctx, p.key, p.clientId, secret === "" ? undefined : secret, true),
+    submit: (secret, p, ctx) => connectStep(ctx, p.key, p.clientId, secret === "" ? undefined : secret, true, p.urls),
     cancelled: () => "not connected",
   },
   "oauth-waiting": {
@@ -201,7 +215,7 @@ export const PROMPTS: { readonly [K in Prompt["kind"]]: PromptSpec<Of<K>> } = {
   "paste-access": {
     type: "hidden",
     label: (p) => `Access token for ${p.key} (hidden; enter to skip):`,
-    submit: (access, p, ctx) => ctx.open({ kind: "paste-refresh", key: p.key, access: access === "" ? undefined : access }),
+    submit: (access, p, ctx) => ctx.open({ kind: "paste-refresh", key: p.key, access: access === "" ? undefined : access, ...(p.urls ? { urls: p.urls } : {}) }),
     cancelled: () => "nothing pasted",
   },
   "paste-refresh": {
@@ -212,7 +226,7 @@ export const PROMPTS: { readonly [K in Prompt["kind"]]: PromptSpec<Of<K>> } = {
       const refreshToken = refresh === "" ? undefined : refresh;
       ctx.say(refreshToken ? `checking the refresh token of ${p.key}…` : `storing ${p.key}…`);
       ctx.run(refreshToken ? `the refresh token works; stored ${p.key}` : `stored ${p.key} (no refresh token: paste again when it expires)`, async () => {
-        const resolved = resolveConfig(ctx.store, ctx.vaultName, p.key, {}, { needAuthorizationUrl: false, hasNewSecret: false });
+        const resolved = resolveConfig(ctx.store, ctx.vaultName, p.key, { ...p.urls }, { needAuthorizationUrl: false, hasNewSecret: false });
         await pasteOAuth(ctx.store, ctx.vaultName, p.key, { resolved, accessToken: p.access, refreshToken });
       });
     },
@@ -233,15 +247,35 @@ export function proposalOf(p: Prompt | null): number | null {
  * Connect, one question at a time: a client id if none is known, a client secret if the method
  * or provider wants one (asked once), then the browser; the bottom line shows the URL while it waits.
  */
-export function connectStep(ctx: PromptContext, key: string, clientId: string | undefined, secret: string | undefined, askedSecret: boolean): void {
+/** URLs an agent's proposal wrote for `key` that the user has not vouched for yet (agentWrittenUrls), or null. */
+function unvouched(ctx: PromptContext, key: string, forConnect: boolean): StatedUrls | null {
+  const record = findVault(ctx.store.read(), ctx.vaultName).credentials[key];
+  const urls = record ? agentWrittenUrls(record) : {};
+  const wanted = forConnect ? urls : { ...(urls.tokenUrl ? { tokenUrl: urls.tokenUrl } : {}) };
+  return wanted.tokenUrl || wanted.authorizationUrl ? wanted : null;
+}
+
+/** Paste, first asking about URLs the agent chose (oauth-urls). */
+export function pasteStep(ctx: PromptContext, key: string): void {
+  const urls = unvouched(ctx, key, false);
+  ctx.open(urls ? { kind: "oauth-urls", key, urls, next: "paste" } : { kind: "paste-access", key });
+}
+
+/** `urls`: what the user confirmed of the URLs the agent chose (oauth-urls); asked first when undefined. */
+export function connectStep(ctx: PromptContext, key: string, clientId: string | undefined, secret: string | undefined, askedSecret: boolean, urls?: StatedUrls): void {
+  if (urls === undefined) {
+    const asked = unvouched(ctx, key, true);
+    if (asked) return ctx.open({ kind: "oauth-urls", key, urls: asked, next: "connect" });
+  }
   let resolved;
   try {
-    resolved = resolveConfig(ctx.store, ctx.vaultName, key, { clientId }, { needAuthorizationUrl: true, hasNewSecret: secret !== undefined });
+    resolved = resolveConfig(ctx.store, ctx.vaultName, key, { clientId, ...urls }, { needAuthorizationUrl: true, hasNewSecret: secret !== undefined });
   } catch (error) {
     return ctx.close((error as Error).message, true);
   }
-  if (!resolved.config.client_id) return ctx.open({ kind: "oauth-client-id", key });
-  if (secret === undefined && !askedSecret && shouldAskClientSecret(resolved, false)) return ctx.open({ kind: "oauth-secret", key, clientId });
+  const vouched = urls ? { urls } : {};
+  if (!resolved.config.client_id) return ctx.open({ kind: "oauth-client-id", key, ...vouched });
+  if (secret === undefined && !askedSecret && shouldAskClientSecret(resolved, false)) return ctx.open({ kind: "oauth-secret", key, clientId, ...vouched });
   const controller = new AbortController();
   ctx.setConnecting(controller);
   ctx.open({ kind: "oauth-waiting", key, url: "" });

@@ -123,11 +123,17 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
             : "you type the value";
     const hosts = hostsAfter(slot.key);
     const sentTo = hosts.length > 0 ? `; sent to ${list(hosts)}` : "; no service sends it";
+    // Where an OAuth slot's tokens and client secret would go, and where the browser: the agent's
+    // choice, so it is spelled out, and connect and paste use it only for a known provider
+    // (src/oauth/credential.ts).
+    const urls = slot.type === "oauth" && slot.oauth ? `; token URL ${slot.oauth.token_url}${slot.oauth.authorization_url ? `, sign-in at ${slot.oauth.authorization_url}` : ""}` : "";
+    if (urls)
+      warnings.push(`${subject}: its OAuth URLs are the agent's choice; connect and paste use them only if they are a known provider's, else name the provider (--provider) or pass the URL yourself`);
     if (!existing) {
-      effects.push(`${subject}: new (${slot.type}; ${source})${sentTo}`);
+      effects.push(`${subject}: new (${slot.type}; ${source}${urls})${sentTo}`);
       continue;
     }
-    effects.push(`${subject}: replaces the current value${existing.type !== slot.type ? ` (${existing.type} → ${slot.type})` : ""} (${source})${sentTo}`);
+    effects.push(`${subject}: replaces the current value${existing.type !== slot.type ? ` (${existing.type} → ${slot.type})` : ""} (${source}${urls})${sentTo}`);
     // A source the agent chose decides what is sent: say so whatever the key held before.
     if (slot.type === "source") warnings.push(`${subject}: its value would come from ${slot.source ?? "?"}, a source the agent chose; check it names the secret you mean`);
     const usedBy = users.length > 0 ? `; used by service ${list(users)}` : "";

@@ -508,10 +508,19 @@ describe("proposals with OAuth slots", () => {
     const { id } = (await filed.json()) as { id: number };
     const approved = await ok(["vault", "proposal", "approve", String(id), "--yes"]);
     expect(approved.stderr).toContain("next: SLOTTED is an OAuth credential; complete it with: agent-vault oauth connect SLOTTED");
+    // The URLs are the agent's choice and not a known provider's: named, and not used until restated.
+    expect(approved.stderr).toContain(
+      `the agent chose where SLOTTED's tokens go, not a known provider's: name the provider (--provider NAME), or check the URLs and add --token-url ${O.tokenEndpoint} --authorization-url ${O.authorizationEndpoint}`,
+    );
     const blocked = await fetch(`${API}/proxy/slotted.test/x`, { headers: { authorization: `Bearer ${session}` } });
     expect(blocked.status).toBe(502);
     expect(((await blocked.json()) as { error: string }).error).toBe("oauth_not_connected");
-    const { url, done } = await startConnect(["SLOTTED"]);
+    const before = await O.stats();
+    const unstated = await av(["oauth", "connect", "SLOTTED", "--no-browser"]);
+    expect(unstated.code).toBe(2);
+    expect(unstated.stderr).toContain(`SLOTTED's authorization URL ${O.authorizationEndpoint} was written by the agent's proposal #${id} and is not a known provider's`);
+    expect((await O.stats()).tokenRequests).toBe(before.tokenRequests);
+    const { url, done } = await startConnect(["SLOTTED", "--token-url", O.tokenEndpoint, "--authorization-url", O.authorizationEndpoint]);
     expect(url.searchParams.get("scope")).toBe("openid read");
     expect((await consent(url.href, { oauthPort: O.port, ca: O.ca })).callbackStatus).toBe(200);
     expect((await done()).code).toBe(0);
@@ -531,7 +540,10 @@ describe("proposals with OAuth slots", () => {
     expect(approved.stderr).toContain("agent-vault oauth paste PASTED");
     const connect = await av(["oauth", "connect", "PASTED", "--no-browser"]);
     expect(connect.code).toBe(2);
-    expect(connect.stderr).toContain("PASTED has no authorization URL (its proposal asked for pasted tokens)");
+    expect(connect.stderr).toContain(`PASTED's token URL ${O.tokenEndpoint} was written by the agent's proposal #${id} and is not a known provider's`);
+    const stated = await av(["oauth", "connect", "PASTED", "--no-browser", "--token-url", O.tokenEndpoint]);
+    expect(stated.code).toBe(2);
+    expect(stated.stderr).toContain("PASTED has no authorization URL (its proposal asked for pasted tokens)");
     expect(await statusOf("PASTED")).toMatchObject({ status: "not_connected" });
     expect((await ok(["vault", "credential", "list"])).stdout).toMatch(/PASTED\s+oauth \(not connected\)/);
   }, 30_000);

@@ -11,7 +11,7 @@
 // focus's to order (src/tui/hooks/use-keys.tsx; test/tui/components.test.tsx, "type-ahead").
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, cleanEnv, type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
@@ -634,7 +634,16 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
     expect(screen).toContain("TUI_GH, TUI_LIN are OAuth credentials");
     expect(screen).toMatch(/^TUI_GH\s+oauth\s+unconnected/m);
 
+    // The proposal chose the URLs (not a known provider's): asked about first; any key but y cancels.
     await pane.keys("c");
+    screen = await pane.until("TUI_GH: the agent's proposal chose where its tokens and your browser go, not a known provider's: tokens to");
+    expect(screen).toContain(`${O.tokenEndpoint}, sign-in at ${O.authorizationEndpoint}. y to use them, any other key cancels`);
+    await pane.keys("n");
+    await pane.until("TUI_GH was not connected");
+    expect(existsSync(opened)).toBe(false);
+    await pane.keys("c");
+    await pane.until("TUI_GH: the agent's proposal chose where its tokens");
+    await pane.keys("y");
     await pane.until("Waiting for the browser to authorize TUI_GH");
     const url = await waitUntil(
       "the browser to be opened",
@@ -656,6 +665,9 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
     await pane.keys("j");
     await settle();
     await pane.keys("p");
+    screen = await pane.until("TUI_LIN: the agent's proposal chose where its tokens go, not a known provider's: tokens to");
+    expect(screen).toContain(`${O.tokenEndpoint}. y to use them`);
+    await pane.keys("y");
     await pane.until("Access token for TUI_LIN (hidden; enter to skip):");
     await pane.keys("Enter");
     await pane.until("Refresh token for TUI_LIN (hidden; enter to skip):");

@@ -142,9 +142,12 @@ describe("proposalEffects", () => {
     );
     expect(effects).toEqual([
       "service open: adds host *.open.test (passthrough: the host is allowed, nothing injected)",
-      "credential GH_OAUTH: new (oauth; connect or paste it after approval); no service sends it",
+      "credential GH_OAUTH: new (oauth; connect or paste it after approval; token URL https://gh.test/token); no service sends it",
     ]);
-    expect(warnings).toEqual([]);
+    // Where the tokens and the client secret would be posted is the agent's choice (red team, HIGH).
+    expect(warnings).toEqual([
+      "credential GH_OAUTH: its OAuth URLs are the agent's choice; connect and paste use them only if they are a known provider's, else name the provider (--provider) or pass the URL yourself",
+    ]);
   });
 
   test("describeAuth names every auth type's keys", () => {

@@ -8,7 +8,7 @@ import { ListView } from "../components/ListView.tsx";
 import { useKeys } from "../hooks/use-keys.tsx";
 import { useList } from "../hooks/use-list.ts";
 import { useNow } from "../hooks/use-now.ts";
-import { connectStep } from "../prompts.ts";
+import { connectStep, pasteStep } from "../prompts.ts";
 import { credentialHeader, credentialRows } from "./rows.ts";
 import { type ScreenProps, screenId, uncoloured } from "./screen.ts";
 
@@ -37,7 +37,7 @@ export function CredentialsScreen({ index, isVisible, view, vault, ctx, prompt, 
       const isOAuth = vault.credentials[row.key]?.type === "oauth";
       if (input === "c" || input === "p") {
         if (!isOAuth) ctx.say(`${row.key} is a static credential; c and p are for OAuth credentials (e edits its value)`, true);
-        else if (input === "p") ctx.open({ kind: "paste-access", key: row.key });
+        else if (input === "p") pasteStep(ctx, row.key);
         else connectStep(ctx, row.key, undefined, undefined, false);
       } else if (input === "e") {
         if (vault.credentials[row.key]?.type === "source") ctx.say(`${row.key} comes from a source: change the value there (or re-point it with agent-vault vault credential source)`, true);
