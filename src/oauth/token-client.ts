@@ -98,7 +98,26 @@ export async function tokenRequest(client: TokenClient, params: Readonly<Record<
     }
   }
   const answer = await post(url, form.toString(), headers, net);
-  return parseTokenAnswer(answer.head, answer.body, url.host);
+  try {
+    return parseTokenAnswer(answer.head, answer.body, url.host);
+  } catch (error) {
+    // The reason reaches the agent (a 502 oauth_refresh_failed) and the request log: a provider's
+    // text that quotes what was sent (a refresh token, a code, the client secret) is not passed on.
+    const sent = [params.refresh_token, params.code, params.code_verifier, client.client_secret].filter((v): v is string => typeof v === "string" && v.length >= PIECE);
+    if (error instanceof TokenEndpointError && sent.some((v) => quotes(error.reason, v))) {
+      throw new TokenEndpointError(`${url.host} refused, quoting what was sent (its reason is not shown: HTTP ${answer.head.status})`, error.permanent);
+    }
+    throw error;
+  }
+}
+
+/** The shortest piece of a sent secret that counts as quoting it. */
+const PIECE = 8;
+
+/** Whether `text` holds any run of PIECE characters of `secret` (a provider's echo may be cut short). */
+function quotes(text: string, secret: string): boolean {
+  for (let i = 0; i + PIECE <= secret.length; i++) if (text.includes(secret.slice(i, i + PIECE))) return true;
+  return false;
 }
 
 function parseTokenAnswer(head: ResponseHead, body: Buffer, host: string): TokenResponse {

@@ -72,6 +72,18 @@ describe("token endpoint answers", () => {
     expect(e.reason).toContain("bad_refresh_token: The refresh token passed is incorrect or expired.");
   });
 
+  test("a reason that quotes what was sent, whole or cut short, is not passed on (it reaches the agent)", async () => {
+    for (const description of ["refresh token rt-secret-canary-123 is not valid", "bad token 'rt-secret-ca…'", "…canary-123 expired"]) {
+      answer(400, JSON.stringify({ error: "invalid_grant", error_description: description }));
+      const e = await failure();
+      expect(e.permanent).toBe(true);
+      expect(e.reason).toBe("token.test refused, quoting what was sent (its reason is not shown: HTTP 400)");
+    }
+    // Seven characters are not a quote: the reason is kept.
+    answer(400, JSON.stringify({ error: "invalid_grant", error_description: "token rt-secr unknown" }));
+    expect((await failure()).reason).toContain("invalid_grant: token rt-secr unknown");
+  });
+
   test("4xx is permanent, 5xx / 408 / 429 are transient", async () => {
     for (const [status, permanent] of [
       [400, true],
