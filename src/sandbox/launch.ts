@@ -13,6 +13,7 @@ import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
 import { ttyInjectionFilter } from "./seccomp.ts";
 import { findGitRepos, gitMetadataPaths } from "./git-dir.ts";
 import { snapshotRunLater, sweepRunLater } from "./run-later.ts";
+import { displaySafe } from "../shared/text.ts";
 
 export interface SandboxRequest {
   readonly enabled: boolean;
@@ -151,7 +152,12 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
   let filterFd: number | null = null;
   const close = async () => {
-    sweepRunLater(runLater, notice);
+    try {
+      sweepRunLater(runLater, notice);
+    } catch (error) {
+      // The check must not keep the rest of the cleanup from running; it says it did not finish.
+      notice(`agent-vault: the check for files that run later outside the sandbox did not finish: ${displaySafe((error as Error).message)}\n`);
+    }
     await listeners?.close();
     await Promise.all(relays.map((r) => r.close().catch(() => undefined)));
     if (filterFd !== null) closeSync(filterFd);
