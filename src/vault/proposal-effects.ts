@@ -23,7 +23,10 @@ export function describeAuth(auth: Auth): string {
     case "api-key":
       return `api-key in ${auth.header}${auth.prefix ? ` after "${auth.prefix}"` : ""}, ${auth.key}`;
     case "custom":
-      return `custom headers ${Object.keys(auth.headers).join(", ")}, ${credentialKeysOf(auth).join(", ")}`;
+      // The templates themselves: the text around a key is the agent's choice as much as the names.
+      return `custom headers ${Object.entries(auth.headers)
+        .map(([name, template]) => `${name}: ${JSON.stringify(template)}`)
+        .join(", ")}, ${credentialKeysOf(auth).join(", ")}`;
     case "query":
       return `query ?${auth.param}=, ${auth.key}`;
     case "passthrough":

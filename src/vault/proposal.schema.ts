@@ -2,7 +2,7 @@
 // the boundary: bounded counts and lengths, and every field a 400 can name.
 import { z } from "zod";
 import { CredentialKeySchema, IsoTimeSchema } from "./credential.schema.ts";
-import { AuthSchema, HostPatternSchema, ServiceNameSchema } from "./service.schema.ts";
+import { AuthSchema, frontingHeaderOf, HostPatternSchema, ServiceNameSchema } from "./service.schema.ts";
 import { sourceCommandOf } from "./source.schema.ts";
 
 export const MAX_PENDING_PROPOSALS = 20;
@@ -95,6 +95,8 @@ export const ProposalInputSchema = z
     p.services.forEach((s, i) => {
       if (names.has(s.name)) ctx.addIssue({ code: "custom", path: ["services", i, "name"], message: `service "${s.name}" appears twice` });
       names.add(s.name);
+      const fronting = s.action === "set" ? frontingHeaderOf(s.auth) : null;
+      if (fronting) ctx.addIssue({ code: "custom", path: ["services", i, "auth"], message: `${fronting} routes a request at a front end; a service cannot set it` });
     });
     const keys = new Set<string>();
     p.credentials.forEach((c, i) => {

@@ -11,6 +11,22 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 // Headers a service may not set: they frame the request (smuggling) or belong to the proxy.
 const RESERVED_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection"]);
 
+/**
+ * Headers a front end (a CDN, a PaaS router, a reverse proxy) may route by instead of the
+ * request's host: the proxy removes the agent's copies from every service request
+ * (steps/headers.ts) and writes none from a service's template (steps/inject.ts), or a template
+ * a proposal wrote (`X-Forwarded-Host: agent-app.example`) would hand the key to the agent's own
+ * app behind the same front end (red team, session 7, HIGH). New services may not name them; a
+ * stored one that does (from before) keeps loading, and the header is left out.
+ */
+export const FRONTING_HEADERS: ReadonlySet<string> = new Set(["x-forwarded-host", "forwarded", "x-forwarded-server", "x-host", "x-original-host", "x-original-url", "x-rewrite-url"]);
+
+/** The first header of `auth` that a front end may route by (FRONTING_HEADERS), or null. */
+export function frontingHeaderOf(auth: { readonly type: string; readonly header?: string; readonly headers?: Readonly<Record<string, string>> }): string | null {
+  const names = auth.type === "api-key" && auth.header ? [auth.header] : auth.type === "custom" && auth.headers ? Object.keys(auth.headers) : [];
+  return names.find((name) => FRONTING_HEADERS.has(name.toLowerCase())) ?? null;
+}
+
 export const HeaderNameSchema = z
   .string()
   .regex(HEADER_NAME, "header names are letters, digits and -")

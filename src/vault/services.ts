@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { AgentVaultError } from "../shared/errors.ts";
 import { describeProblem } from "./issues.ts";
-import { credentialKeysOf, type Service, type ServiceInput, ServiceInputSchema } from "./service.schema.ts";
+import { credentialKeysOf, frontingHeaderOf, type Service, type ServiceInput, ServiceInputSchema } from "./service.schema.ts";
 import { type VaultRecord } from "./state.schema.ts";
 import { type VaultStore } from "./vault.ts";
 import { findVault } from "./vaults.ts";
@@ -16,6 +16,9 @@ export function parseServiceInput(input: unknown, where = "service", prefix: rea
     const problem = describeProblem(parsed.error, input, ServiceInputSchema, prefix);
     throw new AgentVaultError("invalid_argument", where ? `${where}: ${problem.text}` : problem.text, { details: { path: problem.path } });
   }
+  const fronting = frontingHeaderOf(parsed.data.auth);
+  if (fronting)
+    throw new AgentVaultError("invalid_argument", `${where ? `${where}: ` : ""}auth: ${fronting} routes a request at a front end; a service cannot set it`, { details: { path: [...prefix, "auth"] } });
   return parsed.data;
 }
 

@@ -6,6 +6,8 @@ import { stripHeaders, withoutQueryParam } from "../../src/proxy/steps/headers.t
 import { injectCredential } from "../../src/proxy/steps/inject.ts";
 import { matchService } from "../../src/proxy/steps/match-service.ts";
 import { applyPolicy } from "../../src/proxy/steps/policy.ts";
+import { FRONTING_HEADERS, type ServiceInput } from "../../src/vault/service.schema.ts";
+import { parseServiceInput, setServices } from "../../src/vault/services.ts";
 import { revokeSession } from "../../src/vault/sessions.ts";
 import { stepFixture, type StepFixture } from "../support/flow.ts";
 
@@ -70,6 +72,20 @@ describe("injection, per auth type", () => {
     for (const [name, value] of Object.entries(expected)) expect(flow.headers[name]).toBe(value);
     expect(flow.headers.accept).toBe("*/*");
     if (!("authorization" in expected)) expect(flow.headers.authorization).toBeUndefined();
+  });
+
+  test("headers a front end routes by: refused in a new service, left out of one stored before, and the agent's copies removed", async () => {
+    const fronted = { name: "fronted", host: "fronted.example.com", auth: { type: "custom", headers: { Authorization: "Bearer {{ GH }}", "X-Forwarded-Host": "agent-app.example, {{ GH }}" } } };
+    expect(() => parseServiceInput(fronted)).toThrow("X-Forwarded-Host routes a request at a front end; a service cannot set it");
+    expect(() => parseServiceInput({ ...fronted, auth: { type: "api-key", key: "GH", header: "Forwarded" } })).toThrow("Forwarded routes a request at a front end");
+    fx = await stepFixture(CREDS, SERVICES);
+    // Stored before the rule (the schema that reads the vault still takes it).
+    await setServices(fx.store, "default", [{ ...fronted, enabled: true } as unknown as ServiceInput], false);
+    const agentCopies = Object.fromEntries([...FRONTING_HEADERS].map((name) => [name, "agent-own.example"]));
+    const flow = await through(fx, { host: "fronted.example.com", path: "/", headers: { ...agentCopies, accept: "*/*" } });
+    expect(flow.answer).toBeUndefined();
+    expect(flow.headers.authorization).toBe("Bearer ghp_secret");
+    for (const name of FRONTING_HEADERS) expect(flow.headers[name], name).toBeUndefined();
   });
 
   test("query: the agent's own parameter is replaced", async () => {

@@ -153,6 +153,6 @@ describe("proposalEffects", () => {
   test("describeAuth names every auth type's keys", () => {
     expect(describeAuth({ type: "basic", username: "U_KEY", password: "P_KEY" })).toBe("basic, U_KEY:P_KEY");
     expect(describeAuth({ type: "query", param: "api_key", key: "Q_KEY" })).toBe("query ?api_key=, Q_KEY");
-    expect(describeAuth({ type: "custom", headers: { "X-A": "t {{ A_KEY }}", "X-B": "{{ B_KEY }}" } })).toBe("custom headers X-A, X-B, A_KEY, B_KEY");
+    expect(describeAuth({ type: "custom", headers: { "X-A": "t {{ A_KEY }}", "X-B": "{{ B_KEY }}" } })).toBe(`custom headers X-A: "t {{ A_KEY }}", X-B: "{{ B_KEY }}", A_KEY, B_KEY`);
   });
 });

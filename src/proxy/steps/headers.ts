@@ -1,6 +1,7 @@
 // Step 4: header hygiene. Proxy credentials and hop-by-hop headers never go upstream; for a
 // matched service the agent's own auth (Authorization, the service's key header, the query
 // parameter) is removed so that only the injected credential reaches the API.
+import { FRONTING_HEADERS } from "../../vault/service.schema.ts";
 import { type Flow } from "../flow.ts";
 import { type StepContext } from "../step-context.ts";
 
@@ -48,16 +49,14 @@ export function stripHeaders(flow: Flow, _ctx: StepContext): void {
   // The credential goes to the host the service names, never to one the agent wrote in Host: a
   // front end that routes by Host (a CDN, a PaaS) would hand it to the agent's own app (fronting).
   flow.headers.host = flow.port === 443 || flow.port === 80 ? flow.host : `${flow.host}:${flow.port}`;
-  delete flow.headers["x-forwarded-host"];
-  delete flow.headers.forwarded;
+  for (const name of FRONTING_HEADERS) delete flow.headers[name];
   delete flow.headers.authorization;
   const auth = service.auth;
   if (auth.type === "api-key") delete flow.headers[auth.header.toLowerCase()];
   if (auth.type === "custom") for (const name of Object.keys(auth.headers)) delete flow.headers[name.toLowerCase()];
   stripUnderscoreTwins(flow, [
     "host",
-    "x-forwarded-host",
-    "forwarded",
+    ...FRONTING_HEADERS,
     "authorization",
     ...(auth.type === "api-key" ? [auth.header.toLowerCase()] : []),
     ...(auth.type === "custom" ? Object.keys(auth.headers).map((name) => name.toLowerCase()) : []),

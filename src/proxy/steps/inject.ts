@@ -1,7 +1,7 @@
 // Step 5: attach the credential (DESIGN's Services table). Values are opened from the vault here,
 // in memory, per request, and written only into the outbound headers or URL.
 import { getCredentialValue } from "../../vault/credentials.ts";
-import { TEMPLATE_REFERENCE } from "../../vault/service.schema.ts";
+import { FRONTING_HEADERS, TEMPLATE_REFERENCE } from "../../vault/service.schema.ts";
 import { answer, type Flow } from "../flow.ts";
 import { oauthKeysOf } from "./oauth.ts";
 import { sourcedValue } from "./sources.ts";
@@ -50,12 +50,14 @@ export function injectCredential(flow: Flow, ctx: StepContext): void {
     }
     case "api-key": {
       const key = value(auth.key);
-      if (key !== null) flow.headers[auth.header.toLowerCase()] = `${auth.prefix}${key}`;
+      // A header a front end routes by is never written, even from a service stored before it was refused.
+      if (key !== null && !FRONTING_HEADERS.has(auth.header.toLowerCase())) flow.headers[auth.header.toLowerCase()] = `${auth.prefix}${key}`;
       return;
     }
     case "custom": {
       const rendered: Record<string, string> = {};
       for (const [name, template] of Object.entries(auth.headers)) {
+        if (FRONTING_HEADERS.has(name.toLowerCase())) continue;
         let failed = false;
         rendered[name.toLowerCase()] = template.replace(TEMPLATE_REFERENCE, (_, key: string) => {
           const v = value(key);
