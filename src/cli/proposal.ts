@@ -2,7 +2,7 @@
 import { userInfo } from "node:os";
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
-import { displaySafe, labelled } from "../shared/text.ts";
+import { displaySafe, labelled, shellQuote } from "../shared/text.ts";
 import { agentWrittenUrls } from "../oauth/credential.ts";
 import { checkCredentialKey } from "../vault/credentials.ts";
 import { findVault } from "../vault/vaults.ts";
@@ -236,7 +236,10 @@ export function registerProposal(group: Command): void {
         const record = findVault(store.read(), vault.name).credentials[slot.key];
         const urls = record ? agentWrittenUrls(record) : {};
         if (urls.tokenUrl || urls.authorizationUrl) {
-          const stated = [urls.tokenUrl ? `--token-url ${urls.tokenUrl}` : "", urls.authorizationUrl ? `--authorization-url ${urls.authorizationUrl}` : ""].filter(Boolean).join(" ");
+          // Quoted: the URLs are the agent's text, and this is a command the user may paste.
+          const stated = [urls.tokenUrl ? `--token-url ${shellQuote(urls.tokenUrl)}` : "", urls.authorizationUrl ? `--authorization-url ${shellQuote(urls.authorizationUrl)}` : ""]
+            .filter(Boolean)
+            .join(" ");
           printNote(`the agent chose where ${slot.key}'s tokens go, not a known provider's: name the provider (--provider NAME), or check the URLs and add ${stated}`);
         }
       }

@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { chmodSync, lstatSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { displaySafe } from "../shared/text.ts";
+import { displaySafe, shellQuote } from "../shared/text.ts";
 import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
 import { findGitRepos, type GitRepo, readSmallFile } from "./git-dir.ts";
 import { isLifted, shellStartupPaths } from "./linux.ts";
@@ -197,10 +197,6 @@ function makeWritable(dir: string): void {
   } catch {
     // not ours, or gone: the rename or removal says so
   }
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 function moveAside(path: string, what: string, notice: (line: string) => void): void {

@@ -73,3 +73,11 @@ export function labelled(indent: string, label: string, text: string): string[] 
   if (lines.length === 1) return [`${indent}${label}: ${lines[0]}`];
   return [`${indent}${label}:`, ...lines.map((line) => `${indent}  │ ${line}`)];
 }
+
+/**
+ * `text` as one shell word in single quotes: a command we print with an agent's text in it (a URL,
+ * a path) is safe to copy into a shell, since `$(…)`, backquotes and `;` stay text.
+ */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}

@@ -79,17 +79,19 @@ afterAll(async () => {
 
 describe("an OAuth slot's URLs chosen by the agent", () => {
   test("paste: refused until the user names the provider, which then gets the token; the agent's server gets nothing", async () => {
-    const id = await propose(oauthSlot("LINEAR_OAUTH", { authorization_url: "https://linear.app/oauth/authorize", token_url: `https://${EVIL}/oauth/token` }));
+    const id = await propose(oauthSlot("LINEAR_OAUTH", { authorization_url: "https://linear.app/oauth/authorize", token_url: `https://${EVIL}/oauth/token?$(touch%20pwned)` }));
     const shown = await cli.ok(["vault", "proposal", "show", String(id)]);
-    expect(shown.stdout).toContain(`token URL https://${EVIL}/oauth/token`);
+    expect(shown.stdout).toContain(`token URL https://${EVIL}/oauth/token?$(touch%20pwned)`);
     expect(shown.stdout).toContain("its OAuth URLs are the agent's choice");
     const approved = await cli.ok(["vault", "proposal", "approve", String(id), "--yes"]);
     expect(approved.stderr).toContain("the agent chose where LINEAR_OAUTH's tokens go, not a known provider's");
+    // The command it suggests quotes the agent's URL, so pasting it into a shell runs nothing of it.
+    expect(approved.stderr).toContain(`--token-url 'https://${EVIL}/oauth/token?$(touch%20pwned)'`);
     const vaultBefore = readFileSync(join(H.dir, "vault.av"));
 
     const refused = await cli.av(["oauth", "paste", "LINEAR_OAUTH", "--client-id", "my-app", "--token-auth-method", "none", "--refresh-token-stdin"], `${REFRESH}\n`);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain(`LINEAR_OAUTH's token URL https://${EVIL}/oauth/token was written by the agent's proposal #${id} and is not a known provider's`);
+    expect(refused.stderr).toContain(`LINEAR_OAUTH's token URL https://${EVIL}/oauth/token?$(touch%20pwned) was written by the agent's proposal #${id} and is not a known provider's`);
     expect(readFileSync(join(H.dir, "vault.av")).equals(vaultBefore)).toBe(true);
 
     // Named: the provider's own token URL, here a stand-in that refuses (it is not an OAuth server).

@@ -510,7 +510,7 @@ describe("proposals with OAuth slots", () => {
     expect(approved.stderr).toContain("next: SLOTTED is an OAuth credential; complete it with: agent-vault oauth connect SLOTTED");
     // The URLs are the agent's choice and not a known provider's: named, and not used until restated.
     expect(approved.stderr).toContain(
-      `the agent chose where SLOTTED's tokens go, not a known provider's: name the provider (--provider NAME), or check the URLs and add --token-url ${O.tokenEndpoint} --authorization-url ${O.authorizationEndpoint}`,
+      `the agent chose where SLOTTED's tokens go, not a known provider's: name the provider (--provider NAME), or check the URLs and add --token-url '${O.tokenEndpoint}' --authorization-url '${O.authorizationEndpoint}'`,
     );
     const blocked = await fetch(`${API}/proxy/slotted.test/x`, { headers: { authorization: `Bearer ${session}` } });
     expect(blocked.status).toBe(502);
