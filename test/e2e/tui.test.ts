@@ -20,7 +20,7 @@ import { startServer } from "../support/server.ts";
 import { replyWithPath, startUpstream, type Upstream } from "../support/upstream.ts";
 import { authorizationCode, consent } from "../support/browser.ts";
 import { authorizationUrl, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
-import { type Live, spawnLive, waitUntil, runCleanups } from "../support/process.ts";
+import { spawnLive, waitUntil, runCleanups } from "../support/process.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "av-tui-e2e-"));
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -172,6 +172,8 @@ async function startTui(pane: Pane, prefix = "", args = "--no-bell"): Promise<vo
  */
 const SETTLE_MS = 120;
 const settle = () => Bun.sleep(SETTLE_MS);
+/** A proposal that arrived while the TUI was open takes keys only after 800 ms on screen (ProposalsScreen's ARM_MS). */
+const armed = () => Bun.sleep(900);
 
 /** Every 8-character window of a secret, so a partial leak counts too. */
 function leaked(screens: readonly string[], secret: string): string | null {
@@ -322,7 +324,7 @@ describe("agent-vault tui in tmux", () => {
     expect(seen).toContain("Proposals (1)");
     console.log(`  proposal #${id} on screen ${latency} ms after the agent filed it`);
 
-    await settle();
+    await armed();
     await pane.keys("a");
     let screen = await pane.until("Value for NEWSVC_TOKEN (hidden");
     expect(screen).toContain(`Proposal #${id}`);
@@ -379,6 +381,7 @@ describe("agent-vault tui in tmux", () => {
     await pane.until("1 Proposals");
     const id = await file({ credentials: [{ action: "set", key: "REJECT_ME_KEY" }], message: "please give me prod access" });
     await pane.until(new RegExp(`^#${id}\\s+pending`, "m"), 2000);
+    await armed();
     await pane.keys("r");
     await pane.until(`Reason for rejecting #${id} (enter):`);
     const reason = `use the staging key ${TAG}`;
@@ -514,6 +517,7 @@ describe("agent-vault tui in tmux", () => {
     const id = await file({ credentials: [{ action: "set", key: "NARROW_KEY" }], message: "at 80 columns" });
     await pane.keys("1");
     await pane.until(new RegExp(`^#${id}\\s+pending`, "m"), 2000);
+    await armed();
     await pane.keys("a");
     const screen = await pane.until("Value for NARROW_KEY");
     for (const l of screen.split("\n")) expect([...l].length).toBeLessThanOrEqual(80);
@@ -687,6 +691,50 @@ describe("OAuth slots completed from the TUI (issue 6)", () => {
     await pane.keys("q");
     await pane.until("EXITED=0");
     await pane.kill();
+  }, 40_000);
+});
+
+describe("the proposal on screen is the one acted on (red team, session 7)", () => {
+  it("an open detail stays on its proposal when another arrives; a key on a row that just arrived is held back", async () => {
+    const a = await file({ credentials: [{ action: "set", key: "SHOWN_KEY", description: "the one being read" }], message: "the proposal the reviewer reads" });
+    const pane = await openPane(100, 30);
+    await startTui(pane);
+    await pane.until(new RegExp(`^#${a}\\s+pending`, "m"), 3000);
+    await pane.keys("Enter");
+    await pane.until(`Proposal #${a} ·`);
+    // The agent files a look-alike while the detail is open; the pane polls the vault meanwhile.
+    const b = await file({ credentials: [{ action: "set", key: "SHOWN_KEY", description: "the one being read" }], message: "the proposal the reviewer reads" });
+    await Bun.sleep(2000);
+    let screen = await pane.capture();
+    expect(screen).toContain(`Proposal #${a} ·`);
+    expect(screen).not.toContain(`Proposal #${b} ·`);
+    await pane.keys("a");
+    await pane.until("Value for SHOWN_KEY (hidden");
+    await pane.keys("Escape");
+    await pane.until(`proposal #${a} was not applied`);
+    await pane.keys("q");
+    await pane.until("EXITED=0");
+    await pane.kill();
+
+    // A fresh TUI on the list, nothing chosen: the top row follows the newest. One that arrives
+    // there is not acted on by a key pressed at once.
+    const list = await openPane(100, 30);
+    await startTui(list);
+    await list.until(new RegExp(`^#${b}\\s+pending`, "m"), 3000);
+    const c = await file({ credentials: [{ action: "set", key: "SHOWN_KEY" }], message: "the proposal the reviewer reads" });
+    await list.until(new RegExp(`^#${c}\\s+pending`, "m"), 3000);
+    await list.keys("a");
+    screen = await list.until(`proposal #${c} just arrived: look at it first`);
+    expect(screen).not.toContain("Value for SHOWN_KEY");
+    await armed();
+    await list.keys("a");
+    await list.until("Value for SHOWN_KEY (hidden");
+    await list.keys("Escape");
+    await list.until(`proposal #${c} was not applied`);
+    for (const id of [a, b, c]) expect(JSON.parse((await ok(["vault", "proposal", "show", String(id), "--json"])).stdout).status).toBe("pending");
+    await list.keys("q");
+    await list.until("EXITED=0");
+    await list.kill();
   }, 40_000);
 });
 
