@@ -83,6 +83,7 @@ export function resolveConfig(
   // A provider the user names now wins over what the record holds; a URL the user gives, over both.
   const named = input.provider !== undefined ? preset : null;
   const unknown = record ? agentWrittenUrls(record) : {};
+  const agentWrote = record !== undefined && record.metadata.proposal !== undefined && oauthStatusOf(record) === "not_connected";
   const refuse = (what: string, url: string, flag: string) =>
     new AgentVaultError("invalid_argument", `${key}'s ${what} ${url} was written by the agent's proposal #${record!.metadata.proposal} and is not a known provider's`, {
       hint: `name the provider (--provider NAME, see \`agent-vault oauth providers\`), or check the URL and pass it yourself with ${flag}`,
@@ -114,7 +115,8 @@ export function resolveConfig(
     checkTokenUrl(authorizationUrl, "the authorization URL");
   }
   const hasSecret = options.hasNewSecret || secrets.client_secret !== undefined;
-  const storedMethod = record?.metadata.oauth_token_auth_method !== undefined ? stored?.token_auth_method : undefined;
+  // An agent's "none" (so no client secret is asked for) gives way to a provider the user names, too.
+  const storedMethod = record?.metadata.oauth_token_auth_method !== undefined && !(agentWrote && named) ? stored?.token_auth_method : undefined;
   const method: TokenAuthMethod = input.tokenAuthMethod
     ? checkMethod(input.tokenAuthMethod)
     : storedMethod !== undefined && !(storedMethod === "none" && options.hasNewSecret)
@@ -126,7 +128,8 @@ export function resolveConfig(
     token_url: tokenUrl,
     authorization_url: authorizationUrl,
     client_id: input.clientId ?? stored?.client_id,
-    scopes: input.scopes ?? stored?.scopes ?? preset?.scopes,
+    // Scopes an agent's proposal asked for give way to those of a provider the user names.
+    scopes: input.scopes ?? (agentWrote && named ? named.scopes : undefined) ?? stored?.scopes ?? preset?.scopes,
     token_auth_method: method,
     provider: preset?.name,
   };

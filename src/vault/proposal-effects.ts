@@ -3,6 +3,7 @@
 // TUI show these lines after the agent's message, warnings last, so whatever the agent wrote
 // (or drew with terminal tricks) is followed by the truth. Pure: no I/O, no values.
 import { type Proposal } from "./proposal.schema.ts";
+import { type HostPattern, parseHostPattern } from "./host.ts";
 import { type Auth, credentialKeysOf, type Service } from "./service.schema.ts";
 import { type VaultRecord } from "./state.schema.ts";
 
@@ -24,9 +25,10 @@ export function describeAuth(auth: Auth): string {
       return `api-key in ${auth.header}${auth.prefix ? ` after "${auth.prefix}"` : ""}, ${auth.key}`;
     case "custom":
       // The templates themselves: the text around a key is the agent's choice as much as the names.
-      return `custom headers ${Object.entries(auth.headers)
+      // The keys first: a line cut at the pane's width still says what is sent.
+      return `custom headers, ${credentialKeysOf(auth).join(", ")}: ${Object.entries(auth.headers)
         .map(([name, template]) => `${name}: ${JSON.stringify(template)}`)
-        .join(", ")}, ${credentialKeysOf(auth).join(", ")}`;
+        .join(", ")}`;
     case "query":
       return `query ?${auth.param}=, ${auth.key}`;
     case "passthrough":
@@ -52,6 +54,63 @@ export function sameAuth(a: Auth, b: Auth): boolean {
       value !== null && typeof value === "object" && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : value,
     );
   return canonical(a) === canonical(b);
+}
+
+/** Whether two host patterns can match one request (host, port and path alike). */
+function overlap(a: HostPattern, b: HostPattern): boolean {
+  const inDomain = (exact: string, wildcard: string) => exact.endsWith(`.${wildcard}`) && !exact.slice(0, -wildcard.length - 1).includes(".");
+  const hosts = a.kind === b.kind ? a.host === b.host : a.kind === "exact" ? inDomain(a.host, b.host) : inDomain(b.host, a.host);
+  const ports = a.port === null || b.port === null || a.port === b.port;
+  const paths = a.pathPrefix === null || b.pathPrefix === null || a.pathPrefix.startsWith(b.pathPrefix) || b.pathPrefix.startsWith(a.pathPrefix);
+  return hosts && ports && paths;
+}
+
+/** The proxy's order of precedence (src/proxy/match.ts): exact host, a port, the longer path prefix, then the earlier service. */
+function rankOf(pattern: HostPattern, order: number): number[] {
+  return [pattern.kind === "exact" ? 0 : 1, pattern.port === null ? 1 : 0, -(pattern.pathPrefix?.length ?? 0), order];
+}
+
+function outranks(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  return false;
+}
+
+/**
+ * A service the proposal adds or changes that would win requests another service of the vault
+ * gets today, by the matcher's precedence (`api.openai.com:443` over `api.openai.com`, a path
+ * prefix, an exact host under a wildcard): the effects said only "adds host", and every request
+ * to the host then carried the agent's own key (red team, session 7, MEDIUM).
+ */
+function takeovers(vault: VaultRecord, proposal: Proposal): string[] {
+  const changed = new Set(proposal.services.map((s) => s.name));
+  // The services as they would be, in the order the matcher breaks ties by.
+  const after: { name: string; host: string; auth: Auth }[] = vault.services.map((s) => ({ name: s.name, host: s.host, auth: s.auth }));
+  for (const change of proposal.services) {
+    const at = after.findIndex((s) => s.name === change.name);
+    if (change.action === "delete") {
+      if (at !== -1) after.splice(at, 1);
+    } else if (at !== -1) after[at] = { name: change.name, host: change.host, auth: change.auth };
+    else after.push({ name: change.name, host: change.host, auth: change.auth });
+  }
+  const out: string[] = [];
+  for (const [winnerOrder, winner] of after.entries()) {
+    if (!changed.has(winner.name)) continue;
+    const wp = parseHostPattern(winner.host);
+    if (typeof wp === "string") continue;
+    for (const [loserOrder, loser] of after.entries()) {
+      if (changed.has(loser.name)) continue;
+      const lp = parseHostPattern(loser.host);
+      if (typeof lp === "string" || !overlap(wp, lp)) continue;
+      if (!outranks(rankOf(wp, winnerOrder), rankOf(lp, loserOrder))) continue;
+      const theirs = credentialKeysOf(loser.auth);
+      const ours = credentialKeysOf(winner.auth);
+      const carries = winner.auth.type === "passthrough" ? "nothing injected" : ours.length > 0 ? list(ours) : "no credential";
+      out.push(
+        `service ${winner.name} (${winner.host}) would take over requests that service ${loser.name} (${loser.host}) gets today${theirs.length > 0 ? `, which carry ${list(theirs)}` : ""}: they would carry ${carries} instead`,
+      );
+    }
+  }
+  return out;
 }
 
 export function proposalEffects(vault: VaultRecord, proposal: Proposal): ProposalEffects {
@@ -91,7 +150,15 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
       if (today.includes(change.host)) continue;
       warnings.push(`${key}, a credential already in the vault, would be sent to ${change.host}; ${today.length > 0 ? `today it goes only to ${list(today)}` : "today no service sends it"}`);
     }
+    // The same host, but the key placed elsewhere in the request (a second header, the query, a
+    // basic username), where the service may log or echo it (red team, session 7).
+    if (existing && existing.host === change.host && !sameAuth(existing.auth, change.auth)) {
+      const kept = credentialKeysOf(change.auth).filter((key) => key in vault.credentials && !setKeys.has(key) && credentialKeysOf(existing.auth).includes(key));
+      if (kept.length > 0)
+        warnings.push(`${subject} would place ${list(kept)} differently in requests to ${change.host} (${existing.auth.type} → ${change.auth.type}): check where the auth line above puts it`);
+    }
   }
+  warnings.push(...takeovers(vault, proposal));
 
   // Where each value goes once the proposal is applied: a value the reviewer is asked to paste is
   // shown with its hosts, so a bait ("your OpenAI key") for a service on another host is visible.
@@ -129,7 +196,12 @@ export function proposalEffects(vault: VaultRecord, proposal: Proposal): Proposa
     // Where an OAuth slot's tokens and client secret would go, and where the browser: the agent's
     // choice, so it is spelled out, and connect and paste use it only for a known provider
     // (src/oauth/credential.ts).
-    const urls = slot.type === "oauth" && slot.oauth ? `; token URL ${slot.oauth.token_url}${slot.oauth.authorization_url ? `, sign-in at ${slot.oauth.authorization_url}` : ""}` : "";
+    const o = slot.type === "oauth" ? slot.oauth : undefined;
+    // Every setting the slot carries is the agent's: the client (whose consent screen the user
+    // sees), the scopes asked for, whether a client secret is sent (red team, session 7).
+    const urls = o
+      ? `; token URL ${o.token_url}${o.authorization_url ? `, sign-in at ${o.authorization_url}` : ""}${o.client_id ? `, client id ${o.client_id}` : ""}${o.scopes ? `, scopes "${o.scopes}"` : ""}${o.token_auth_method ? `, token auth ${o.token_auth_method}` : ""}`
+      : "";
     if (urls)
       warnings.push(`${subject}: its OAuth URLs are the agent's choice; connect and paste use them only if they are a known provider's, else name the provider (--provider) or pass the URL yourself`);
     if (!existing) {

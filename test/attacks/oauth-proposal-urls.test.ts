@@ -120,6 +120,32 @@ describe("an OAuth slot's URLs chosen by the agent", () => {
     expect(wire(EVIL)).toBe("");
   }, 60_000);
 
+  test("a known provider's URLs with the agent's own client, scopes and no secret: all shown, and a provider named brings its own scopes and secret", async () => {
+    const id = await propose(
+      oauthSlot("GDRIVE", {
+        authorization_url: "https://accounts.google.com/o/oauth2/v2/auth",
+        token_url: "https://oauth2.googleapis.com/token",
+        scopes: "openid https://mail.google.com/ https://www.googleapis.com/auth/gmail.send",
+        client_id: "123-attackerapp.apps.googleusercontent.com",
+        token_auth_method: "none",
+      }),
+    );
+    const shown = await cli.ok(["vault", "proposal", "show", String(id)]);
+    expect(shown.stdout).toContain('client id 123-attackerapp.apps.googleusercontent.com, scopes "openid https://mail.google.com/ https://www.googleapis.com/auth/gmail.send", token auth none');
+    await cli.ok(["vault", "proposal", "approve", String(id), "--yes"]);
+    const named = Bun.spawn(H.argv(["oauth", "connect", "GDRIVE", "--provider", "google", "--client-id", "my-own-app", "--client-secret-stdin", "--no-browser", "--timeout", "2"]), {
+      env: cleanEnv({ ...H.env, ...ENV }),
+      stdin: new Blob([`${CLIENT_SECRET}\n`]),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [, stderr] = await Promise.all([new Response(named.stdout).text(), new Response(named.stderr).text(), named.exited]);
+    outputs.push(stderr);
+    const url = new URL(/^(https:\/\/accounts\.google\.com\S+)$/m.exec(stderr)?.[1] ?? "https://none.invalid/");
+    expect(url.searchParams.get("client_id")).toBe("my-own-app");
+    expect(url.searchParams.get("scope") ?? "").not.toContain("mail.google.com");
+  }, 60_000);
+
   test("nothing the agent can read holds the refresh token or the client secret", () => {
     const logFile = join(H.dir, "requests.log");
     const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";

@@ -150,9 +150,47 @@ describe("proposalEffects", () => {
     ]);
   });
 
+  test("a service that would win requests another gets today (a port, a path prefix, an exact host under a wildcard) is named (red team, session 7)", () => {
+    const cases: [string, string][] = [
+      ["api.fake.test:443", "api.fake.test"],
+      ["api.fake.test/v1/*", "api.fake.test"],
+    ];
+    for (const [host] of cases) {
+      const { warnings } = proposalEffects(
+        vault(),
+        proposal({ services: [{ action: "set", name: "fake-proj", host, auth: { type: "bearer", token: "PROJ_KEY" } }], credentials: [{ action: "set", key: "PROJ_KEY", value: "sk-proj-agent" }] }, [
+          "PROJ_KEY",
+        ]),
+      );
+      expect(warnings, host).toContain(`service fake-proj (${host}) would take over requests that service fake (api.fake.test) gets today, which carry FAKE_TOKEN: they would carry PROJ_KEY instead`);
+    }
+    // Under a wildcard, and a passthrough that would stop injection.
+    const wild = vault();
+    wild.services.push(service("hosts", "*.wild.test", { type: "bearer", token: "FAKE_TOKEN" }));
+    const { warnings } = proposalEffects(wild, proposal({ services: [{ action: "set", name: "open", host: "api.wild.test", auth: { type: "passthrough" } }] }));
+    expect(warnings).toContain("service open (api.wild.test) would take over requests that service hosts (*.wild.test) gets today, which carry FAKE_TOKEN: they would carry nothing injected instead");
+    // A service on a host nobody serves takes nothing over.
+    expect(
+      proposalEffects(vault(), proposal({ services: [{ action: "set", name: "other", host: "api.other.test:443", auth: { type: "bearer", token: "FAKE_TOKEN" } }] })).warnings.some((w) =>
+        w.includes("take over"),
+      ),
+    ).toBe(false);
+  });
+
+  test("the same host, a key the vault has placed differently (a second header, the query) is a warning", () => {
+    const { effects, warnings } = proposalEffects(
+      vault(),
+      proposal({
+        services: [{ action: "set", name: "fake", host: "api.fake.test", auth: { type: "custom", headers: { Authorization: "Bearer {{ FAKE_TOKEN }}", "X-Project": "proj_{{ FAKE_TOKEN }}" } } }],
+      }),
+    );
+    expect(effects[0]).toContain(`X-Project: "proj_{{ FAKE_TOKEN }}"`);
+    expect(warnings).toContain("service fake would place FAKE_TOKEN differently in requests to api.fake.test (bearer → custom): check where the auth line above puts it");
+  });
+
   test("describeAuth names every auth type's keys", () => {
     expect(describeAuth({ type: "basic", username: "U_KEY", password: "P_KEY" })).toBe("basic, U_KEY:P_KEY");
     expect(describeAuth({ type: "query", param: "api_key", key: "Q_KEY" })).toBe("query ?api_key=, Q_KEY");
-    expect(describeAuth({ type: "custom", headers: { "X-A": "t {{ A_KEY }}", "X-B": "{{ B_KEY }}" } })).toBe(`custom headers X-A: "t {{ A_KEY }}", X-B: "{{ B_KEY }}", A_KEY, B_KEY`);
+    expect(describeAuth({ type: "custom", headers: { "X-A": "t {{ A_KEY }}", "X-B": "{{ B_KEY }}" } })).toBe(`custom headers, A_KEY, B_KEY: X-A: "t {{ A_KEY }}", X-B: "{{ B_KEY }}"`);
   });
 });
