@@ -49,6 +49,19 @@ async function propose(body: unknown): Promise<number> {
   return (JSON.parse(stdout) as { id: number }).id;
 }
 
+/** `oauth connect` with these arguments and the client secret on stdin, until its timeout: what it printed. */
+async function connectUntilTimeout(args: readonly string[]): Promise<string> {
+  const proc = Bun.spawn(H.argv(["oauth", "connect", ...args, "--client-secret-stdin", "--no-browser"]), {
+    env: cleanEnv({ ...H.env, ...ENV }),
+    stdin: new Blob([`${CLIENT_SECRET}\n`]),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  outputs.push(stderr);
+  return stderr;
+}
+
 function oauthSlot(key: string, oauth: Record<string, string>) {
   return { credentials: [{ action: "set", key, type: "oauth", description: `${key} (OAuth)`, oauth }], message: `need ${key}` };
 }
@@ -107,14 +120,7 @@ describe("an OAuth slot's URLs chosen by the agent", () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`GH_OAUTH's authorization URL https://${EVIL}/login/oauth/authorize was written by the agent's proposal #${id}`);
     // Named: the browser is sent to GitHub's page (the test stops there: no browser consents).
-    const named = Bun.spawn(H.argv(["oauth", "connect", "GH_OAUTH", "--provider", "github", "--client-secret-stdin", "--no-browser", "--timeout", "3"]), {
-      env: cleanEnv({ ...H.env, ...ENV }),
-      stdin: new Blob([`${CLIENT_SECRET}\n`]),
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [, stderr] = await Promise.all([new Response(named.stdout).text(), new Response(named.stderr).text(), named.exited]);
-    outputs.push(stderr);
+    const stderr = await connectUntilTimeout(["GH_OAUTH", "--provider", "github", "--timeout", "3"]);
     expect(stderr).toMatch(/^https:\/\/github\.com\/login\/oauth\/authorize\?/m);
     expect(stderr).not.toContain(EVIL);
     expect(wire(EVIL)).toBe("");
@@ -133,14 +139,7 @@ describe("an OAuth slot's URLs chosen by the agent", () => {
     const shown = await cli.ok(["vault", "proposal", "show", String(id)]);
     expect(shown.stdout).toContain('client id 123-attackerapp.apps.googleusercontent.com, scopes "openid https://mail.google.com/ https://www.googleapis.com/auth/gmail.send", token auth none');
     await cli.ok(["vault", "proposal", "approve", String(id), "--yes"]);
-    const named = Bun.spawn(H.argv(["oauth", "connect", "GDRIVE", "--provider", "google", "--client-id", "my-own-app", "--client-secret-stdin", "--no-browser", "--timeout", "2"]), {
-      env: cleanEnv({ ...H.env, ...ENV }),
-      stdin: new Blob([`${CLIENT_SECRET}\n`]),
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [, stderr] = await Promise.all([new Response(named.stdout).text(), new Response(named.stderr).text(), named.exited]);
-    outputs.push(stderr);
+    const stderr = await connectUntilTimeout(["GDRIVE", "--provider", "google", "--client-id", "my-own-app", "--timeout", "2"]);
     const url = new URL(/^(https:\/\/accounts\.google\.com\S+)$/m.exec(stderr)?.[1] ?? "https://none.invalid/");
     expect(url.searchParams.get("client_id")).toBe("my-own-app");
     expect(url.searchParams.get("scope") ?? "").not.toContain("mail.google.com");

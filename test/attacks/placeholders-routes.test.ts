@@ -11,19 +11,19 @@
 // and attacker (a Python writer) run as the unprivileged user; the test process only reads wires.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { derivePlaceholder, placeholderKeyOf } from "../../src/vault/placeholders.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { asAgent, openToAgent } from "../support/attacker.ts";
+import { asAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { spawnLive } from "../support/process.ts";
 import { basicProxyAuth } from "../support/proxy-client.ts";
 import { agentHome, fileScene, leakedForms } from "../support/scene.ts";
 import { startServer, type Server } from "../support/server.ts";
-import { replyOk, startUpstream, type Upstream } from "../support/upstream.ts";
+import { agentUpstream, replyOk, type Upstream } from "../support/upstream.ts";
 
 const SECRET = `ghp_canary${randomBytes(13).toString("hex")}`;
 const scene = fileScene("av-placeholder-routes-", { absent: [SECRET] });
@@ -189,14 +189,9 @@ for conn in plan["connections"]:
 const leaks = (text: string) => leakedForms(text, [SECRET]);
 
 beforeAll(async () => {
-  const dir = join(scratch, "upstream");
-  mkdirSync(dir);
-  openToAgent(scratch);
-  openToAgent(dir);
-  U = await startUpstream(dir);
-  cleanups.push(() => U.close());
-  U.handler = replyOk;
-  const env = { AGENT_VAULT_CONNECT_TO: `${HOST}:443:127.0.0.1:${U.port}`, AGENT_VAULT_UPSTREAM_CA: U.caFile };
+  const up = await agentUpstream(scratch, HOST, cleanups, replyOk);
+  U = up.upstream;
+  const env = up.env;
   H = await agentHome(scene);
   const { ok } = recordingCli(
     () => H,

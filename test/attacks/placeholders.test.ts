@@ -9,18 +9,17 @@
 // Broker and attacker run as the unprivileged user; the test process (root) only reads the wires.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { createHmac, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { derivePlaceholder, placeholderKeyOf } from "../../src/vault/placeholders.ts";
 import { createSession } from "../../src/vault/sessions.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
-import { openToAgent } from "../support/attacker.ts";
 import { cleanEnv, recordingCli, TEST_PASSWORD, type TempHome } from "../support/binary.ts";
 import { spawnLive, waitUntil } from "../support/process.ts";
 import { startServer } from "../support/server.ts";
 import { agentHome, fileScene, leakedForms } from "../support/scene.ts";
-import { replyOk, startUpstream, type Upstream } from "../support/upstream.ts";
+import { agentUpstream, replyOk, type Upstream } from "../support/upstream.ts";
 
 const SECRET = `ghp_canary${randomBytes(13).toString("hex")}`;
 const OPENAI = `sk-proj-other${randomBytes(16).toString("hex")}`;
@@ -42,14 +41,9 @@ function wire(host: string): string {
 }
 
 beforeAll(async () => {
-  const dir = join(scratch, "upstream");
-  mkdirSync(dir);
-  openToAgent(scratch);
-  openToAgent(dir);
-  U = await startUpstream(dir);
-  cleanups.push(() => U.close());
-  U.handler = replyOk;
-  ENV = { AGENT_VAULT_CONNECT_TO: HOSTS.map((h) => `${h}:443:127.0.0.1:${U.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: U.caFile };
+  const up = await agentUpstream(scratch, HOSTS, cleanups, replyOk);
+  U = up.upstream;
+  ENV = up.env;
   H = await agentHome(scene);
   const { ok } = recordingCli(
     () => H,

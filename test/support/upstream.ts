@@ -100,12 +100,12 @@ export const replyWithPath: Handler = (req, res) => {
 
 /**
  * An upstream for a broker run as the agent user (test/support/attacker.ts): its directory and CA
- * readable by that user, `host`:443 mapped to it, closed by the cleanup it registers. Answers with
+ * readable by that user, `host`:443 (or each of several) mapped to it, closed by the cleanup it registers. Answers with
  * `handler`, by default the request's path.
  */
 export async function agentUpstream(
   scratch: string,
-  host: string,
+  host: string | readonly string[],
   cleanups: (() => Promise<void> | void)[],
   handler: Handler = replyWithPath,
 ): Promise<{ upstream: Upstream; env: Record<string, string> }> {
@@ -115,5 +115,6 @@ export async function agentUpstream(
   const upstream = await startUpstream(dir);
   upstream.handler = handler;
   cleanups.push(() => upstream.close());
-  return { upstream, env: { AGENT_VAULT_CONNECT_TO: `${host}:443:127.0.0.1:${upstream.port}`, AGENT_VAULT_UPSTREAM_CA: upstream.caFile } };
+  const hosts = typeof host === "string" ? [host] : host;
+  return { upstream, env: { AGENT_VAULT_CONNECT_TO: hosts.map((h) => `${h}:443:127.0.0.1:${upstream.port}`).join(","), AGENT_VAULT_UPSTREAM_CA: upstream.caFile } };
 }
