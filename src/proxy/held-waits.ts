@@ -1,7 +1,8 @@
 // The proxy's side of held requests: record one in the vault state, then wait for a person's answer
 // by re-reading the state (a stat every POLL_MS, a verified re-read only when the file changed).
 // Identical requests of one principal waiting at the same time (same method, host, port, path and
-// body hash) share one record and one answer; a different body is a new record.
+// body hash) share one record, and a denial or a timeout answers them all; an allow sends only one
+// of them. A different body is a new record.
 import { createHash } from "node:crypto";
 import { type Answer, answerFrom, problem } from "../shared/answers.ts";
 import { expireHeld, type HeldRequest, heldFor, holdRequest } from "../vault/held.ts";
@@ -35,26 +36,55 @@ function timedOut(held: Held): Answer {
   return problem("approval_timeout", `nobody answered held request #${held.id} (${held.method} ${held.host}) in time; nothing was sent`, { held: held.id });
 }
 
+/** Identical requests waiting on one record: its id once held, and whether its allow was spent. */
+interface SharedRecord {
+  id: number | null;
+  isSpent: boolean;
+}
+
+interface SharedWait {
+  readonly record: SharedRecord;
+  readonly verdict: Promise<Answer | null>;
+}
+
 export class HeldWaits {
-  private readonly waiting = new Map<string, Promise<Answer | null>>();
+  private readonly waiting = new Map<string, SharedWait>();
 
   constructor(private readonly store: VaultStore) {}
 
-  /** Holds the request until a person answers or its time runs out; null means allowed. */
-  wait(request: HeldRequest): Promise<Answer | null> {
+  /**
+   * Holds the request until a person answers or its time runs out; null means allowed. A denial or
+   * a timeout answers every identical copy that waited with it, but an allow sends one: the person
+   * saw one request, and the red team had 25 copies of one `POST /v1/charges` (each with its own
+   * Idempotency-Key) sent on one approval. The others are refused, to be sent (and held) again.
+   */
+  async wait(request: HeldRequest): Promise<Answer | null> {
     const key = [request.vaultId, request.principal, request.method, request.host, request.port, request.path, request.bodySha256].join("\n");
-    let pending = this.waiting.get(key);
-    if (!pending) {
-      pending = this.hold(request).finally(() => this.waiting.delete(key));
-      this.waiting.set(key, pending);
+    let shared = this.waiting.get(key);
+    if (!shared) {
+      const record: SharedRecord = { id: null, isSpent: false };
+      shared = { record, verdict: this.hold(request, record).finally(() => this.waiting.delete(key)) };
+      this.waiting.set(key, shared);
     }
-    return pending;
+    const verdict = await shared.verdict;
+    if (verdict !== null) return verdict;
+    const { record } = shared;
+    if (!record.isSpent) {
+      record.isSpent = true;
+      return null;
+    }
+    return problem(
+      "approval_denied",
+      `held request #${record.id} (${request.method} ${request.host}) was allowed for one request, and an identical one that waited with it took it; this copy was not sent (send it again to have it held)`,
+      { held: record.id ?? 0 },
+    );
   }
 
-  private async hold(request: HeldRequest): Promise<Answer | null> {
+  private async hold(request: HeldRequest, shared: SharedRecord): Promise<Answer | null> {
     let held: Held;
     try {
       held = await holdRequest(this.store, request);
+      shared.id = held.id;
     } catch (error) {
       // Too many waiting already, or the state cannot be written: never sent unanswered.
       const refusal = answerFrom(error);

@@ -340,7 +340,10 @@ export class ProxyListener {
   async process(flow: Flow, req: InboundRequest, res: InboundResponse): Promise<void> {
     const ctx = this.context();
     await runPipeline(flow, ctx, ON_REQUEST).catch(() => answer(flow, "internal", "internal error while preparing the request"));
-    if (flow.principal && flow.via !== "explicit") this.track(req.socket, { principal: flow.principal.id });
+    // The explicit /proxy/ route's sockets too: a request whose head came before a revocation must
+    // not send its body after it (red team, session 7: a chunked body finished 90 s after `agent
+    // revoke` went out with the credential). The sweep closes them as it closes tunnels.
+    if (flow.principal) this.track(req.socket, { principal: flow.principal.id });
     if (flow.answer) {
       req.resume();
       sendAnswer(res, flow.answer, reachedBy(flow));
