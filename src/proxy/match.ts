@@ -53,6 +53,28 @@ export class ServiceMatcher {
     return null;
   }
 
+  /**
+   * A path-prefixed service ranked above `chosen` that some reading of `path` falls under, in any
+   * case, though `match` did not give it the request: a server that ignores case or `;` parameters
+   * reads `/Admin/users` or `/admin;x/users` as inside `api.example.com/admin/*`, so the broader
+   * service's grant, rules and key would reach a path the operator carved out (red team, session
+   * 7). Such a request is refused rather than given to either.
+   */
+  carvedOut(host: string, port: number, path: string, chosen: Service | null): Service | null {
+    // With no broader service, nothing is injected either way.
+    if (chosen === null) return null;
+    const h = host.toLowerCase();
+    let readings: string[] | null = null;
+    for (const { service, pattern } of this.compiled) {
+      if (service === chosen) return null;
+      const prefix = pattern.pathPrefix?.toLowerCase();
+      if (prefix === undefined || (pattern.port !== null && pattern.port !== port) || !hostMatches(pattern, h)) continue;
+      readings ??= pathReadings(path).map((reading) => reading.toLowerCase());
+      if (readings.some((reading) => reading.startsWith(prefix))) return service;
+    }
+    return null;
+  }
+
   /** Whether any service could match some path on this host and port: such tunnels are intercepted. */
   coversHost(host: string, port: number): boolean {
     return this.servicesCovering(host, port).length > 0;

@@ -63,6 +63,52 @@ describe("a path-prefixed service's credential and dot segments", () => {
     }
   }, 30_000);
 
+  test("a carve-out: api.fake.test/admin/* with a key of its own under api.fake.test; /Admin/users and /admin;x/users are refused, not given the host-wide key (red team, session 7)", async () => {
+    const added = await B.cli(["vault", "service", "add", "--name", "fake-admin", "--host", "api.fake.test/admin/*", "--auth-type", "bearer", "--token-key", "OTHER_KEY"]);
+    expect(added.code, added.stderr).toBe(0);
+    await Bun.sleep(1_500);
+    for (const path of ["/Admin/users", "/ADMIN/users", "/admin;x/users", "/admin%3Bx/users"]) {
+      const mark = B.upstream.received.length;
+      const conn = await B.tunnel("api.fake.test");
+      const r = await conn.request("GET", path, [
+        ["Host", "api.fake.test"],
+        ["Connection", "close"],
+      ]);
+      conn.close();
+      B.outputs.push(r.text, JSON.stringify(r.headers));
+      expect(r.status, `${path}: ${r.text}`).toBe(400);
+      expect(r.text, path).toContain("may read as under api.fake.test/admin/* (service fake-admin)");
+      expect(B.upstream.received.length, path).toBe(mark);
+    }
+    // Controls: the carve-out's own path gets its key, and a path outside it the host-wide one.
+    const own = await B.tunnel("api.fake.test");
+    const mark = B.upstream.received.length;
+    expect(
+      (
+        await own.request("GET", "/admin/users", [
+          ["Host", "api.fake.test"],
+          ["Connection", "close"],
+        ])
+      ).status,
+    ).toBe(200);
+    own.close();
+    const other = await B.tunnel("api.fake.test");
+    expect(
+      (
+        await other.request("GET", "/administrator", [
+          ["Host", "api.fake.test"],
+          ["Connection", "close"],
+        ])
+      ).status,
+    ).toBe(200);
+    other.close();
+    const got = B.upstream.received.slice(mark);
+    expect(got.map((q) => [q.url, q.headers.authorization])).toEqual([
+      ["/admin/users", `Bearer ${B.other}`],
+      ["/administrator", `Bearer ${B.secret}`],
+    ]);
+  }, 30_000);
+
   test("nothing the agent got holds a credential", () => {
     for (const out of [...B.outputs, B.log()]) {
       expect(out).not.toContain(B.other);
