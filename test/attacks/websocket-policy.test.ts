@@ -1,0 +1,80 @@
+// Attack (red team, session 7, LOW–MEDIUM): an agent opens a WebSocket while its policy's time
+// window is open, then keeps using it after the window closes or after its policy is tightened.
+// Only the handshake was judged: frames kept reaching the service with the credential injected at
+// the handshake. Now the sweep judges an open WebSocket by the policy as it stands, every 500 ms,
+// and closes it once a new handshake would be refused. Broker and attacker: the unprivileged user.
+// (Its messages are still not counted against a rate limit or usage cap: docs/security.md.)
+import { beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { giveToAgent } from "../support/attacker.ts";
+import { basicProxyAuth, readResponse, readWsFrame, wsFrame } from "../support/proxy-client.ts";
+import { type Broker, brokerForFile, requestInTunnel } from "../support/upgrade-broker.ts";
+
+let B: Broker;
+const scratch = brokerForFile("av-websocket-policy-", (broker) => (B = broker));
+let auth: string;
+const policyFile = join(scratch, "policy.yaml");
+
+/** A time window around now (open: true) or one that excludes now (open: false), in UTC. */
+function windowPolicy(open: boolean): string {
+  const h = new Date().getUTCHours();
+  const hour = (n: number) => String(n % 24).padStart(2, "0");
+  const [start, end] = open ? [`${hour(h + 23)}:00`, `${hour(h + 1)}:59`] : [`${hour(h + 3)}:00`, `${hour(h + 4)}:00`];
+  return `time_windows:\n  - { start: "${start}", end: "${end}" }\n`;
+}
+
+async function setPolicy(open: boolean): Promise<void> {
+  writeFileSync(policyFile, windowPolicy(open));
+  giveToAgent(policyFile);
+  const r = await B.cli(["agent", "policy", "wsbot", "-f", policyFile]);
+  expect(r.code, r.stderr).toBe(0);
+}
+
+beforeAll(async () => {
+  const created = await B.cli(["agent", "create", "wsbot"]);
+  expect(created.code, created.stderr).toBe(0);
+  auth = basicProxyAuth(created.stdout.trim());
+  expect((await B.cli(["agent", "grant", "wsbot", "--service", "fake", "--ttl", "1h"])).code).toBe(0);
+  await setPolicy(true);
+  await Bun.sleep(1_000);
+}, 30_000);
+
+describe("an open WebSocket and a policy that changes under it", () => {
+  test("the window closes: the WebSocket is closed within 2 s and no later frame reaches the service", async () => {
+    const conn = await B.tunnel("api.fake.test", auth);
+    conn.socket.write(
+      [
+        `GET /ws/policy HTTP/1.1`,
+        "Host: api.fake.test",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+        "Sec-WebSocket-Version: 13",
+        "",
+        "",
+      ].join("\r\n"),
+    );
+    expect((await readResponse(conn.reader)).status).toBe(101);
+    conn.socket.write(wsFrame("inside the window", { mask: true }));
+    expect((await readWsFrame(conn.reader)).payload.toString()).toBe("inside the window");
+
+    await setPolicy(false);
+    await Bun.sleep(2_000);
+    // A new request is refused, and the open WebSocket is gone with it.
+    const fresh = await requestInTunnel(B, "GET", "/plain", { auth });
+    expect(fresh?.headers["x-agent-vault-error"]).toBe("policy_denied");
+    const before = B.wsReceived.filter((m) => m.path === "/ws/policy").length;
+    let closed = conn.socket.destroyed || conn.socket.readableEnded;
+    if (!closed) {
+      conn.socket.write(wsFrame("after the window", { mask: true }));
+      await Bun.sleep(500);
+      closed = conn.socket.destroyed || conn.socket.readableEnded;
+    }
+    expect(closed).toBe(true);
+    expect(B.wsReceived.filter((m) => m.path === "/ws/policy").length).toBe(before);
+    expect(B.wsReceived.some((m) => m.payload.toString() === "after the window")).toBe(false);
+    conn.close();
+  }, 30_000);
+});
