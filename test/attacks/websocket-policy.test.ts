@@ -5,11 +5,10 @@
 // and closes it once a new handshake would be refused. Broker and attacker: the unprivileged user.
 // (Its messages are still not counted against a rate limit or usage cap: docs/security.md.)
 import { beforeAll, describe, expect, test } from "bun:test";
-import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { giveToAgent } from "../support/attacker.ts";
-import { basicProxyAuth, readResponse, readWsFrame, wsFrame } from "../support/proxy-client.ts";
+import { basicProxyAuth, readResponse, readWsFrame, webSocketOffer, wsFrame } from "../support/proxy-client.ts";
 import { type Broker, brokerForFile, requestInTunnel } from "../support/upgrade-broker.ts";
 
 let B: Broker;
@@ -44,18 +43,7 @@ beforeAll(async () => {
 describe("an open WebSocket and a policy that changes under it", () => {
   test("the window closes: the WebSocket is closed within 2 s and no later frame reaches the service", async () => {
     const conn = await B.tunnel("api.fake.test", auth);
-    conn.socket.write(
-      [
-        `GET /ws/policy HTTP/1.1`,
-        "Host: api.fake.test",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
-        "Sec-WebSocket-Version: 13",
-        "",
-        "",
-      ].join("\r\n"),
-    );
+    conn.socket.write(webSocketOffer("api.fake.test", "/ws/policy"));
     expect((await readResponse(conn.reader)).status).toBe(101);
     conn.socket.write(wsFrame("inside the window", { mask: true }));
     expect((await readWsFrame(conn.reader)).payload.toString()).toBe("inside the window");

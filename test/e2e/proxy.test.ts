@@ -14,7 +14,7 @@ import { type IncomingMessage, type ServerResponse } from "node:http";
 import net from "node:net";
 import { join } from "node:path";
 import { type RunResult, TEST_PASSWORD, type TempHome, tempHome } from "../support/binary.ts";
-import { basicProxyAuth, type HeaderList, openPlain, openTunnel, type RawResponse, readResponse, readWsFrame, serveWsEcho, wsFrame } from "../support/proxy-client.ts";
+import { basicProxyAuth, type HeaderList, openPlain, openTunnel, type RawResponse, readResponse, readWsFrame, serveWsEcho, webSocketOffer, wsFrame } from "../support/proxy-client.ts";
 import { type ReceivedRequest, type Upstream } from "../support/upstream.ts";
 import { type Live, waitUntil } from "../support/process.ts";
 import { type Server as SupportServer, startServer } from "../support/server.ts";
@@ -1246,18 +1246,7 @@ describe("open WebSocket and --service", () => {
     const tunnel = await openTunnel({ proxyPort: S1.mitmPort, host: "ws.example.com", proxyAuthorization: holder.proxyAuth, ca: [avCa] });
     const conn = tunnel.conn!;
     try {
-      conn.socket.write(
-        [
-          "GET /ws/revoke HTTP/1.1",
-          "Host: ws.example.com",
-          "Upgrade: websocket",
-          "Connection: Upgrade",
-          `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
-          "Sec-WebSocket-Version: 13",
-          "",
-          "",
-        ].join("\r\n"),
-      );
+      conn.socket.write(webSocketOffer("ws.example.com", "/ws/revoke"));
       expect((await readResponse(conn.reader)).status).toBe(101);
       conn.socket.write(wsFrame("before", { mask: true }));
       expect((await readWsFrame(conn.reader)).payload.toString()).toBe("before");

@@ -5,6 +5,7 @@
 // (scripts/bench/http1.ts) share it, so what the benchmark times is what the tests check; for the
 // benchmark, bodies can stream to a callback (never kept), be read at a set rate, and waits can be
 // left to a stall timer instead of a deadline.
+import { randomBytes } from "node:crypto";
 import net from "node:net";
 import tls, { type SecureContext } from "node:tls";
 
@@ -423,6 +424,13 @@ export async function openDirectTls(
     socket.destroy();
     throw error;
   }
+}
+
+/** A WebSocket handshake request for `path` on `host`, with a fresh key, as a client writes it. */
+export function webSocketOffer(host: string, path: string): string {
+  return [`GET ${path} HTTP/1.1`, `Host: ${host}`, "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`, "Sec-WebSocket-Version: 13", "", ""].join(
+    "\r\n",
+  );
 }
 
 /** A plain (non-CONNECT) connection to a local port: the proxy's absolute-form side or the agent API. */
