@@ -390,7 +390,10 @@ export class ProxyListener {
       // The sweep re-checks the grant of an open WebSocket, not only its handshake.
       if (flow.principal) this.untrack(socket);
       if (flow.principal)
-        this.track(socket, { principal: flow.principal.id, ...(flow.credential && flow.service ? { grant: { token: flow.credential, service: flow.service.name, path: flow.path } } : {}) });
+        this.track(socket, {
+          principal: flow.principal.id,
+          ...(flow.credential && flow.service ? { grant: { token: flow.credential, service: flow.service.name, host: flow.host, path: flow.path } } : {}),
+        });
       const vault = flow.vault!;
       await openWebSocket(
         flow,

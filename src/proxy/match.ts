@@ -64,11 +64,14 @@ export class ServiceMatcher {
     // With no broader service, nothing is injected either way.
     if (chosen === null) return null;
     const h = host.toLowerCase();
+    const chosenPrefix = this.compiled.find((c) => c.service === chosen)?.pattern.pathPrefix?.length ?? 0;
     let readings: string[] | null = null;
+    // Any longer prefix counts, whatever its rank: beside `api.example.com:443` (a port outranks a
+    // path prefix) a port-less `api.example.com/admin/*` never matched at all, even `/admin/users`.
     for (const { service, pattern } of this.compiled) {
-      if (service === chosen) return null;
       const prefix = pattern.pathPrefix?.toLowerCase();
-      if (prefix === undefined || (pattern.port !== null && pattern.port !== port) || !hostMatches(pattern, h)) continue;
+      if (service === chosen || prefix === undefined || prefix.length <= chosenPrefix) continue;
+      if ((pattern.port !== null && pattern.port !== port) || !hostMatches(pattern, h)) continue;
       readings ??= pathReadings(path).map((reading) => reading.toLowerCase());
       if (readings.some((reading) => reading.startsWith(prefix))) return service;
     }

@@ -17,14 +17,15 @@ let auth: string;
 const policyFile = join(scratch, "policy.yaml");
 
 /** A time window around now (open: true) or one that excludes now (open: false), in UTC. */
-function windowPolicy(open: boolean): string {
+function windowPolicy(open: boolean | "approve"): string {
+  if (open === "approve") return `rules:\n  - service: fake\n    approve:\n      - { path: "/ws/*", timeout: 3s }\n`;
   const h = new Date().getUTCHours();
   const hour = (n: number) => String(n % 24).padStart(2, "0");
   const [start, end] = open ? [`${hour(h + 23)}:00`, `${hour(h + 1)}:59`] : [`${hour(h + 3)}:00`, `${hour(h + 4)}:00`];
   return `time_windows:\n  - { start: "${start}", end: "${end}" }\n`;
 }
 
-async function setPolicy(open: boolean): Promise<void> {
+async function setPolicy(open: boolean | "approve"): Promise<void> {
   writeFileSync(policyFile, windowPolicy(open));
   giveToAgent(policyFile);
   const r = await B.cli(["agent", "policy", "wsbot", "-f", policyFile]);
@@ -63,6 +64,20 @@ describe("an open WebSocket and a policy that changes under it", () => {
     expect(closed).toBe(true);
     expect(B.wsReceived.filter((m) => m.path === "/ws/policy").length).toBe(before);
     expect(B.wsReceived.some((m) => m.payload.toString() === "after the window")).toBe(false);
+    conn.close();
+  }, 30_000);
+
+  test("an approve entry is added for its path: the open WebSocket is closed too (a handshake now would be held)", async () => {
+    await setPolicy(true);
+    await Bun.sleep(1_000);
+    const conn = await B.tunnel("api.fake.test", auth);
+    conn.socket.write(webSocketOffer("api.fake.test", "/ws/approve"));
+    expect((await readResponse(conn.reader)).status).toBe(101);
+    conn.socket.write(wsFrame("before the rule", { mask: true }));
+    expect((await readWsFrame(conn.reader)).payload.toString()).toBe("before the rule");
+    await setPolicy("approve");
+    expect(await conn.reader.closesWithin(3_000)).toBe(true);
+    expect(B.wsReceived.some((m) => m.path === "/ws/approve" && m.payload.toString() !== "before the rule" && m.opcode === 1)).toBe(false);
     conn.close();
   }, 30_000);
 });

@@ -1,5 +1,6 @@
 // Each pipeline step on its own, over flows built by factories: no sockets.
 import { afterEach, describe, expect, test } from "bun:test";
+import { ServiceMatcher } from "../../src/proxy/match.ts";
 import { runPipeline } from "../../src/proxy/pipeline.ts";
 import { authenticate, tokenFromAuthorization } from "../../src/proxy/steps/authenticate.ts";
 import { stripHeaders, withoutQueryParam } from "../../src/proxy/steps/headers.ts";
@@ -86,6 +87,28 @@ describe("injection, per auth type", () => {
     expect(flow.answer).toBeUndefined();
     expect(flow.headers.authorization).toBe("Bearer ghp_secret");
     for (const name of FRONTING_HEADERS) expect(flow.headers[name], name).toBeUndefined();
+  });
+
+  test("a carve-out (host/admin/*) beside a broader service: its path in any case or with ; parameters is refused, also beside host:443, which outranks any path prefix", () => {
+    const service = (name: string, host: string) => ({ name, host, auth: { type: "bearer" as const, token: "GH" }, enabled: true, created_at: "2026-01-01T00:00:00.000Z" });
+    for (const broad of ["api.fake.test", "api.fake.test:443", "*.fake.test"]) {
+      const matcher = new ServiceMatcher([service("broad", broad), service("admin", "api.fake.test/admin/*")]);
+      for (const path of ["/Admin/users", "/ADMIN/users", "/admin;x/users", "/admin%3Bx/users"]) {
+        const chosen = matcher.match("api.fake.test", 443, path);
+        expect(chosen?.name, `${broad} ${path}`).toBe("broad");
+        expect(matcher.carvedOut("api.fake.test", 443, path, chosen)?.name, `${broad} ${path}`).toBe("admin");
+      }
+      // Outside the carve-out: the broad service, nothing refused.
+      for (const path of ["/administrator", "/users", "/x/admin/y"]) {
+        const chosen = matcher.match("api.fake.test", 443, path);
+        expect(matcher.carvedOut("api.fake.test", 443, path, chosen), `${broad} ${path}`).toBeNull();
+      }
+    }
+    // The carve-out's own path, when it is the one chosen, is not refused.
+    const plain = new ServiceMatcher([service("broad", "api.fake.test"), service("admin", "api.fake.test/admin/*")]);
+    const own = plain.match("api.fake.test", 443, "/admin/users");
+    expect(own?.name).toBe("admin");
+    expect(plain.carvedOut("api.fake.test", 443, "/admin/users", own)).toBeNull();
   });
 
   test("query: the agent's own parameter is replaced", async () => {
