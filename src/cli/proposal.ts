@@ -229,19 +229,19 @@ export function registerProposal(group: Command): void {
       printNote(`applied proposal #${id}: ${summary(proposal)}`);
       for (const slot of proposal.credentials) {
         if (slot.action !== "set" || slot.type !== "oauth") continue;
-        const how = slot.oauth?.authorization_url
-          ? `agent-vault oauth connect ${slot.key}${slot.oauth.client_id ? "" : " --client-id ID"}`
-          : `agent-vault oauth paste ${slot.key} --access-token-stdin --refresh-token-stdin`;
-        printNote(`next: ${slot.key} is an OAuth credential; complete it with: ${how}`);
+        const isConnect = slot.oauth?.authorization_url !== undefined;
         const record = findVault(store.read(), vault.name).credentials[slot.key];
         const urls = record ? agentWrittenUrls(record) : {};
-        if (urls.tokenUrl || urls.authorizationUrl) {
-          // Quoted: the URLs are the agent's text, and this is a command the user may paste.
-          const stated = [urls.tokenUrl ? `--token-url ${shellQuote(urls.tokenUrl)}` : "", urls.authorizationUrl ? `--authorization-url ${shellQuote(urls.authorizationUrl)}` : ""]
-            .filter(Boolean)
-            .join(" ");
-          printNote(`the agent chose where ${slot.key}'s tokens go, not a known provider's: name the provider (--provider NAME), or check the URLs and add ${stated}`);
-        }
+        // The command works as printed: URLs the agent chose (not a known provider's) go in it,
+        // quoted (they are the agent's text, and the user may paste this), with why to check them.
+        const stated = [urls.tokenUrl ? ` --token-url ${shellQuote(urls.tokenUrl)}` : "", isConnect && urls.authorizationUrl ? ` --authorization-url ${shellQuote(urls.authorizationUrl)}` : ""].join(
+          "",
+        );
+        const how = isConnect
+          ? `agent-vault oauth connect ${slot.key}${slot.oauth?.client_id ? "" : " --client-id ID"}${stated}`
+          : `agent-vault oauth paste ${slot.key} --access-token-stdin --refresh-token-stdin${stated}`;
+        const caution = stated ? ` (the agent chose where ${slot.key}'s tokens go, not a known provider's: check these URLs first, or use --provider NAME instead)` : "";
+        printNote(`next: ${slot.key} is an OAuth credential; complete it with: ${how}${caution}`);
       }
     });
 

@@ -228,9 +228,16 @@ export async function pasteOAuth(store: VaultStore, vaultName: string, key: stri
       { grant_type: "refresh_token", refresh_token: input.refreshToken },
     );
   } catch (error) {
-    if (error instanceof TokenEndpointError) {
+    // A refusal is the provider's answer about the token; an endpoint that could not be reached or
+    // verified said nothing about it.
+    if (error instanceof TokenEndpointError && error.isAnswer) {
       throw new AgentVaultError("oauth_refresh_failed", `the refresh token was refused, so nothing was stored: ${error.reason}`, {
         hint: "check the token, the token URL and the client id (and secret)",
+      });
+    }
+    if (error instanceof TokenEndpointError) {
+      throw new AgentVaultError("oauth_refresh_failed", `the refresh token could not be checked, so nothing was stored: ${error.reason}`, {
+        hint: "check that the token URL's host is reachable and trusted from here (AGENT_VAULT_CONNECT_TO, AGENT_VAULT_UPSTREAM_CA), then paste again",
       });
     }
     throw error;

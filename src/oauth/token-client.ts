@@ -48,10 +48,14 @@ export class TokenEndpointError extends AgentVaultError {
   /** The provider's reason, e.g. `invalid_grant: refresh token expired`; safe to show and store. */
   readonly reason: string;
 
-  constructor(reason: string, permanent: boolean) {
+  /** The provider answered (its verdict on the grant), rather than being unreachable or unverifiable. */
+  readonly isAnswer: boolean;
+
+  constructor(reason: string, permanent: boolean, isAnswer = true) {
     super("oauth_refresh_failed", reason);
     this.reason = reason;
     this.permanent = permanent;
+    this.isAnswer = isAnswer;
   }
 }
 
@@ -165,7 +169,7 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
   } catch (error) {
     // forbidden_address is permanent; an unresolvable host may be a network blip.
     const code = error instanceof AgentVaultError ? error.code : "upstream_error";
-    throw new TokenEndpointError(`token endpoint ${url.host}: ${(error as Error).message}`, code === "forbidden_address");
+    throw new TokenEndpointError(`token endpoint ${url.host}: ${(error as Error).message}`, code === "forbidden_address", false);
   }
   const payload = Buffer.from(body);
   // Written by the same serializer the proxy uses: a value that could split the head throws here.
@@ -179,7 +183,7 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
     const e = error as NodeJS.ErrnoException;
     // Only a certificate that does not verify is permanent; a reset during the handshake is not.
     const tlsFailure = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/i.test(String(e.code ?? ""));
-    throw new TokenEndpointError(`cannot reach token endpoint ${url.host}: ${clean(String(e.code ?? e.message), 120)}`, tlsFailure);
+    throw new TokenEndpointError(`cannot reach token endpoint ${url.host}: ${clean(String(e.code ?? e.message), 120)}`, tlsFailure, false);
   }
   return new Promise((resolve, reject) => {
     let responseHead: ResponseHead | null = null;
@@ -193,7 +197,7 @@ async function post(url: URL, body: string, headers: Record<string, string>, net
       // No more events from bytes already read: nothing is kept after a refusal.
       parser.pause();
       socket.destroy();
-      reject(new TokenEndpointError(`token endpoint ${url.host}: ${reason}`, false));
+      reject(new TokenEndpointError(`token endpoint ${url.host}: ${reason}`, false, false));
     };
     const timer = setTimeout(() => fail(`no answer within ${TIMEOUT_MS / 1000} s`), TIMEOUT_MS);
     const parser = new ResponseParser({

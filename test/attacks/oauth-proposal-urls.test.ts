@@ -97,7 +97,7 @@ describe("an OAuth slot's URLs chosen by the agent", () => {
     expect(shown.stdout).toContain(`token URL https://${EVIL}/oauth/token?$(touch%20pwned)`);
     expect(shown.stdout).toContain("its OAuth URLs are the agent's choice");
     const approved = await cli.ok(["vault", "proposal", "approve", String(id), "--yes"]);
-    expect(approved.stderr).toContain("the agent chose where LINEAR_OAUTH's tokens go, not a known provider's");
+    expect(approved.stderr).toContain("(the agent chose where LINEAR_OAUTH's tokens go, not a known provider's: check these URLs first, or use --provider NAME instead)");
     // The command it suggests quotes the agent's URL, so pasting it into a shell runs nothing of it.
     expect(approved.stderr).toContain(`--token-url 'https://${EVIL}/oauth/token?$(touch%20pwned)'`);
     const vaultBefore = readFileSync(join(H.dir, "vault.av"));

@@ -474,6 +474,16 @@ describe("oauth paste", () => {
     expect(missing.stderr).toContain("BOGUS has no token URL");
   }, 30_000);
 
+  test("a token endpoint that cannot be reached is not called a refusal, and nothing is stored", async () => {
+    const before = readFileSync(join(H.dir, "vault.av"));
+    const r = await av(["oauth", "paste", "UNREACHED", "--refresh-token-stdin", "--token-url", "https://token.unreachable.invalid/token", "--client-id", "public-cli"], "rt-never-checked\n");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("the refresh token could not be checked, so nothing was stored: token endpoint token.unreachable.invalid");
+    expect(r.stderr).not.toContain("was refused");
+    expect(r.stderr).toContain("hint: check that the token URL's host is reachable and trusted from here");
+    expect(readFileSync(join(H.dir, "vault.av")).equals(before)).toBe(true);
+  }, 30_000);
+
   test("an access token alone is stored with the given lifetime", async () => {
     await ok(["oauth", "paste", "ACCESS_ONLY", "--access-token-stdin", "--token-url", O.tokenEndpoint, "--expires-in", "600"], "at-pasted-value\n");
     const record = recordOf("ACCESS_ONLY")!;
@@ -507,10 +517,9 @@ describe("proposals with OAuth slots", () => {
     expect(filed.status).toBe(201);
     const { id } = (await filed.json()) as { id: number };
     const approved = await ok(["vault", "proposal", "approve", String(id), "--yes"]);
-    expect(approved.stderr).toContain("next: SLOTTED is an OAuth credential; complete it with: agent-vault oauth connect SLOTTED");
-    // The URLs are the agent's choice and not a known provider's: named, and not used until restated.
+    // The URLs are the agent's choice and not a known provider's: the command carries them, with why to check them.
     expect(approved.stderr).toContain(
-      `the agent chose where SLOTTED's tokens go, not a known provider's: name the provider (--provider NAME), or check the URLs and add --token-url '${O.tokenEndpoint}' --authorization-url '${O.authorizationEndpoint}'`,
+      `next: SLOTTED is an OAuth credential; complete it with: agent-vault oauth connect SLOTTED --token-url '${O.tokenEndpoint}' --authorization-url '${O.authorizationEndpoint}' (the agent chose where SLOTTED's tokens go, not a known provider's: check these URLs first, or use --provider NAME instead)`,
     );
     const blocked = await fetch(`${API}/proxy/slotted.test/x`, { headers: { authorization: `Bearer ${session}` } });
     expect(blocked.status).toBe(502);
@@ -537,7 +546,7 @@ describe("proposals with OAuth slots", () => {
     });
     const { id } = (await filed.json()) as { id: number };
     const approved = await ok(["vault", "proposal", "approve", String(id), "--yes"]);
-    expect(approved.stderr).toContain("agent-vault oauth paste PASTED");
+    expect(approved.stderr).toContain(`agent-vault oauth paste PASTED --access-token-stdin --refresh-token-stdin --token-url '${O.tokenEndpoint}'`);
     const connect = await av(["oauth", "connect", "PASTED", "--no-browser"]);
     expect(connect.code).toBe(2);
     expect(connect.stderr).toContain(`PASTED's token URL ${O.tokenEndpoint} was written by the agent's proposal #${id} and is not a known provider's`);
