@@ -45,7 +45,7 @@ function checkMethod(text: string): TokenAuthMethod {
   return method;
 }
 
-/** A token URL and an authorization URL someone must vouch for (AgentWrittenUrls), or restates. */
+/** A token URL and an authorization URL: those an agent wrote (agentWrittenUrls), or the ones the user vouched for. */
 export interface StatedUrls {
   readonly tokenUrl?: string;
   readonly authorizationUrl?: string;
@@ -61,10 +61,15 @@ export interface StatedUrls {
  */
 export function agentWrittenUrls(record: CredentialRecord): StatedUrls {
   const stored = oauthConfigOf(record);
-  if (!stored || record.metadata.proposal === undefined || oauthStatusOf(record) !== "not_connected") return {};
+  if (!stored || !isAgentWritten(record)) return {};
   const tokenUrl = PROVIDERS.some((p) => p.token_url === stored.token_url) ? undefined : stored.token_url;
   const authorizationUrl = stored.authorization_url === undefined || PROVIDERS.some((p) => p.authorization_url === stored.authorization_url) ? undefined : stored.authorization_url;
   return { ...(tokenUrl ? { tokenUrl } : {}), ...(authorizationUrl ? { authorizationUrl } : {}) };
+}
+
+/** Whether `record`'s OAuth settings are still an agent's proposal's: never connected since it was applied. */
+function isAgentWritten(record: CredentialRecord): boolean {
+  return record.metadata.proposal !== undefined && oauthStatusOf(record) === "not_connected";
 }
 
 /** The configuration for KEY; `needAuthorizationUrl` for connect, which cannot work without one. */
@@ -83,7 +88,7 @@ export function resolveConfig(
   // A provider the user names now wins over what the record holds; a URL the user gives, over both.
   const named = input.provider !== undefined ? preset : null;
   const unknown = record ? agentWrittenUrls(record) : {};
-  const agentWrote = record !== undefined && record.metadata.proposal !== undefined && oauthStatusOf(record) === "not_connected";
+  const agentWrote = record !== undefined && isAgentWritten(record);
   const refuse = (what: string, url: string, flag: string) =>
     new AgentVaultError("invalid_argument", `${key}'s ${what} ${url} was written by the agent's proposal #${record!.metadata.proposal} and is not a known provider's`, {
       hint: `name the provider (--provider NAME, see \`agent-vault oauth providers\`), or check the URL and pass it yourself with ${flag}`,

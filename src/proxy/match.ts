@@ -22,6 +22,8 @@ function hostMatches(pattern: HostPattern, host: string): boolean {
 
 export class ServiceMatcher {
   private readonly compiled: Compiled[];
+  /** The path-prefixed services, longest prefix first, their prefixes folded: what carvedOut reads. */
+  private readonly prefixed: readonly (Compiled & { readonly folded: string })[];
 
   constructor(services: readonly Service[]) {
     const compiled: Compiled[] = [];
@@ -34,6 +36,10 @@ export class ServiceMatcher {
       for (let i = 0; i < a.rank.length; i++) if (a.rank[i] !== b.rank[i]) return a.rank[i]! - b.rank[i]!;
       return 0;
     });
+    this.prefixed = compiled
+      .filter((c) => c.pattern.pathPrefix !== null)
+      .map((c) => ({ ...c, folded: c.pattern.pathPrefix!.toLowerCase() }))
+      .sort((a, b) => b.folded.length - a.folded.length);
   }
 
   /** The service for a request, enabled or not; null when none matches. */
@@ -54,26 +60,25 @@ export class ServiceMatcher {
   }
 
   /**
-   * A path-prefixed service ranked above `chosen` that some reading of `path` falls under, in any
-   * case, though `match` did not give it the request: a server that ignores case or `;` parameters
-   * reads `/Admin/users` or `/admin;x/users` as inside `api.example.com/admin/*`, so the broader
-   * service's grant, rules and key would reach a path the operator carved out (red team, session
-   * 7). Such a request is refused rather than given to either.
+   * A path-prefixed service with a longer prefix than `chosen`'s that some reading of `path` falls
+   * under, in any case, though `match` did not give it the request: a server that ignores case or
+   * `;` parameters reads `/Admin/users` or `/admin;x/users` as inside `api.example.com/admin/*`,
+   * so the broader service's grant, rules and key would reach a path the operator carved out (red
+   * team, session 7). Whatever its rank: beside `api.example.com:443` (a port outranks a path
+   * prefix) a port-less carve-out never matched, not even `/admin/users`. Such a request is
+   * refused rather than given to either. Per request, so nothing is read without a prefixed service.
    */
   carvedOut(host: string, port: number, path: string, chosen: Service | null): Service | null {
     // With no broader service, nothing is injected either way.
-    if (chosen === null) return null;
+    if (chosen === null || this.prefixed.length === 0) return null;
     const h = host.toLowerCase();
-    const chosenPrefix = this.compiled.find((c) => c.service === chosen)?.pattern.pathPrefix?.length ?? 0;
+    const chosenPrefix = this.prefixed.find((c) => c.service === chosen)?.folded.length ?? 0;
     let readings: string[] | null = null;
-    // Any longer prefix counts, whatever its rank: beside `api.example.com:443` (a port outranks a
-    // path prefix) a port-less `api.example.com/admin/*` never matched at all, even `/admin/users`.
-    for (const { service, pattern } of this.compiled) {
-      const prefix = pattern.pathPrefix?.toLowerCase();
-      if (service === chosen || prefix === undefined || prefix.length <= chosenPrefix) continue;
+    for (const { service, pattern, folded } of this.prefixed) {
+      if (folded.length <= chosenPrefix) break;
       if ((pattern.port !== null && pattern.port !== port) || !hostMatches(pattern, h)) continue;
       readings ??= pathReadings(path).map((reading) => reading.toLowerCase());
-      if (readings.some((reading) => reading.startsWith(prefix))) return service;
+      if (readings.some((reading) => reading.startsWith(folded))) return service;
     }
     return null;
   }
