@@ -18,7 +18,10 @@ export function parseServiceInput(input: unknown, where = "service", prefix: rea
   }
   const fronting = frontingHeaderOf(parsed.data.auth);
   if (fronting)
-    throw new AgentVaultError("invalid_argument", `${where ? `${where}: ` : ""}auth: ${fronting} routes a request at a front end; a service cannot set it`, { details: { path: [...prefix, "auth"] } });
+    throw new AgentVaultError("invalid_argument", `${where ? `${where}: ` : ""}auth: ${fronting} routes a request at a front end; a service cannot set it`, {
+      hint: "leave it out: the proxy sends every request with the service's own host and removes such headers",
+      details: { path: [...prefix, "auth"] },
+    });
   return parsed.data;
 }
 
