@@ -113,6 +113,7 @@ export function registerRun(program: Command): void {
     .option("--sandbox-ro <path>", "make a path read-only in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--sandbox-rw <path>", "make a path writable in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--sandbox-hide <path>", "hide a path in the sandbox (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--sandbox-strict", "let the command write only its working directory, /tmp and its own state (~/.codex, ~/.claude, …); the rest read-only")
     .option("--env <NAME=KEY>", "also put credential KEY's placeholder in variable NAME (repeatable)", (v: string, all: string[]) => [...all, v], [])
     .option("--quiet", "print no line on stderr at start")
     .argument("<command...>", "the command to run")
@@ -129,6 +130,7 @@ export function registerRun(program: Command): void {
           sandboxRo: string[];
           sandboxRw: string[];
           sandboxHide: string[];
+          sandboxStrict?: boolean;
           env: string[];
           quiet?: boolean;
         },
@@ -150,7 +152,7 @@ export function registerRun(program: Command): void {
           services: options.service.length > 0 ? options.service : null,
           agent: options.agent ?? null,
           policy,
-          sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide },
+          sandbox: { enabled: options.sandbox, readOnly: options.sandboxRo, readWrite: options.sandboxRw, hidden: options.sandboxHide, strict: options.sandboxStrict === true },
           env: envRequests,
           quiet: options.quiet === true,
         });

@@ -66,7 +66,7 @@ export async function runAgent(
   let launcher;
   try {
     launcher = await prepareLauncher(
-      sandbox,
+      { ...sandbox, command },
       {
         dataDir: paths.home,
         shared: [paths.caBundle, nodePreload],

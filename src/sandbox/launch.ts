@@ -13,6 +13,7 @@ import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
 import { ttyInjectionFilter } from "./seccomp.ts";
 import { findGitRepos, gitMetadataPaths } from "./git-dir.ts";
 import { snapshotRunLater, sweepRunLater } from "./run-later.ts";
+import { sandboxFilesystem } from "./filesystem.ts";
 import { displaySafe } from "../shared/text.ts";
 
 export interface SandboxRequest {
@@ -20,6 +21,10 @@ export interface SandboxRequest {
   readonly readOnly: readonly string[];
   readonly readWrite: readonly string[];
   readonly hidden: readonly string[];
+  /** Writes only to the working directory, the temporary directories and the agent's own state. */
+  readonly strict?: boolean;
+  /** The command line: under `strict`, its program's own state is made if missing (src/sandbox/filesystem.ts). */
+  readonly command?: readonly string[];
 }
 
 export interface LaunchTarget {
@@ -183,7 +188,13 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     filterFd = openSync(filterFile, "r");
   }
   const shared = [...target.shared.map((file) => join(dataDir, basename(file))), join(socketDir, "proxy.sock"), join(socketDir, "api.sock")];
-  const args = bwrapArgs({ dataDir, shared, user, gitMetadata }, process.env, process.getuid?.() ?? 0);
+  const filesystem = sandboxFilesystem(process.env, cwd, request.command ?? [], { strict: request.strict === true });
+  const args = bwrapArgs({ dataDir, shared, user, gitMetadata, filesystem }, process.env, process.getuid?.() ?? 0);
+  if (filesystem.isStrictHomeWritable) {
+    notice(
+      `agent-vault: --sandbox-strict: the working directory is your home, so the agent can write your dotfiles after all (the shell's startup files, git's hooks and config and ~/.local/bin stay read-only); start it in a project directory\n`,
+    );
+  }
   // Without a terminal there is no job control to keep: a session of its own, so the agent cannot
   // signal run's process group (kill 0) from inside.
   if (!process.stdin.isTTY) args.unshift("--new-session");

@@ -9,6 +9,7 @@
 import { realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
+import { depth, isWithin, type SandboxFilesystem } from "./filesystem.ts";
 
 export interface SandboxPaths {
   readonly readOnly: readonly string[];
@@ -24,6 +25,8 @@ export interface BwrapPlan {
   readonly user: SandboxPaths;
   /** The working directory's git hooks and config, and what redirects git to others (src/sandbox/git-dir.ts). */
   readonly gitMetadata: readonly string[];
+  /** What is writable and hidden before the user's flags (src/sandbox/filesystem.ts). */
+  readonly filesystem: SandboxFilesystem;
 }
 
 const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
@@ -74,11 +77,7 @@ export function resolveSandboxPath(flag: string, path: string): string {
  * made after ours, covers ours anyway).
  */
 export function isLifted(path: string, readWrite: readonly string[]): boolean {
-  return readWrite.some((dir) => path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`));
-}
-
-function depth(path: string): number {
-  return path.split("/").filter(Boolean).length;
+  return readWrite.some((dir) => isWithin(path, dir));
 }
 
 function hide(path: string): string[] {
@@ -105,7 +104,8 @@ export function shellStartupPaths(env: NodeJS.ProcessEnv): string[] {
   const zshDirs = [...new Set([home, env.ZDOTDIR?.startsWith("/") ? env.ZDOTDIR : home])];
   const config = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(home, ".config");
   return [
-    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile"].map((name) => join(home, name)),
+    // ~/.bash_aliases: Debian's and Ubuntu's ~/.bashrc source it when it exists.
+    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bash_aliases"].map((name) => join(home, name)),
     ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].map((name) => join(dir, name))),
     join(config, "fish", "config.fish"),
   ];
@@ -145,25 +145,35 @@ export function sourceToolConfigs(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
- * bwrap's arguments, in mount order: the whole filesystem as it is (the agent keeps its repos,
- * home and /tmp), our own /proc, the escape routes hidden, the user's adjustments from the
- * shallowest path to the deepest (so `--sandbox-ro ~ --sandbox-rw ~/repo` reads as meant), and
- * last the data directory hidden with only the shared files put back, so no flag can expose it.
+ * bwrap's arguments, in mount order: the whole filesystem as it is (read-only under
+ * --sandbox-strict), with our own /dev and /proc; the layout over it (src/sandbox/filesystem.ts:
+ * what in the home runs later read-only; strict, the working directory, the temporary directories
+ * and the agent's own state writable, the home read-only even under /tmp), the escape routes
+ * hidden after it (a writable /tmp bound again must not bring tmux's socket back),
+ * what runs later read-only, the user's adjustments from the shallowest path to the deepest (so
+ * `--sandbox-ro ~ --sandbox-rw ~/repo` reads as meant), the credential files hidden unless the
+ * user named them, and last the data directory hidden with only the shared files put back, so
+ * no flag can expose it.
  */
 export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {
   // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
   // terminals and read what is typed there (a password at a prompt).
-  const args = [...NAMESPACE_ARGS, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
+  const args = [...NAMESPACE_ARGS, plan.filesystem.base === "ro" ? "--ro-bind" : "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
+  for (const layer of plan.filesystem.layers) args.push(layer.mode === "rw" ? "--bind" : "--ro-bind", layer.source ?? layer.path, layer.path);
   for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
   for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) args.push("--ro-bind", file, file);
   for (const path of sourceToolConfigs(env)) if (!plan.user.readWrite.includes(path)) args.push("--ro-bind", path, path);
   for (const path of plan.gitMetadata) if (!isLifted(path, plan.user.readWrite)) args.push("--ro-bind", path, path);
+  const named = [...plan.user.readOnly, ...plan.user.readWrite, ...plan.user.hidden];
   const adjustments = [
     ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
     ...plan.user.readWrite.map((path) => ({ path, args: ["--bind", path, path] })),
     ...plan.user.hidden.map((path) => ({ path, args: hide(path) })),
   ].sort((a, b) => depth(a.path) - depth(b.path));
   for (const adjustment of adjustments) args.push(...adjustment.args);
+  // After the adjustments, so that `--sandbox-rw ~` does not bring them back; naming one, or a
+  // path inside it, does.
+  for (const path of plan.filesystem.credentials) if (!named.some((p) => isWithin(p, path))) args.push(...hide(path));
   // The shared files are bound before the tmpfs turns read-only: their mount points are made in it.
   args.push("--tmpfs", plan.dataDir);
   for (const file of plan.shared) args.push("--ro-bind", file, file);

@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { displaySafe, shellQuote } from "../shared/text.ts";
 import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
 import { findGitRepos, type GitRepo, readSmallFile } from "./git-dir.ts";
+import { runLaterDirectories } from "./filesystem.ts";
 import { isLifted, shellStartupPaths } from "./linux.ts";
 
 export interface RunLaterSnapshot {
@@ -30,6 +31,8 @@ export interface RunLaterSnapshot {
   readonly gitDirs: ReadonlyMap<string, string>;
   /** The `commondir` files that existed. */
   readonly redirects: ReadonlySet<string>;
+  /** The home's directories whose contents run later (~/.local/bin, …), by identity (null: absent). */
+  readonly runLaterDirs: ReadonlyMap<string, string | null>;
 }
 
 /** How many config files one resolution reads, includes included: a cap on what a planted chain costs. */
@@ -157,7 +160,32 @@ export function snapshotRunLater(cwd: string, env: NodeJS.ProcessEnv, lifted: re
     programKeys: programKeysOf(configs),
     gitDirs: new Map(repos.map((repo) => [repo.gitDir, identity(repo.gitDir) ?? ""])),
     redirects: new Set(repos.map((repo) => join(repo.gitDir, "commondir")).filter(exists)),
+    runLaterDirs: new Map(runLaterDirectories(env).map((path) => [path, entryIdentity(path)])),
   };
+}
+
+/** What is at `path` itself, a link not followed: a directory renamed away and made again differs. */
+function entryIdentity(path: string): string | null {
+  try {
+    const stat = lstatSync(path);
+    return `${stat.dev}:${stat.ino}:${stat.mode}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * ~/.local/bin and the like are read-only inside where they exist (src/sandbox/filesystem.ts);
+ * one that appeared, or was put in the place of the one that was there, goes aside whole.
+ */
+function sweepRunLaterDir(snapshot: RunLaterSnapshot, path: string, notice: (line: string) => void): void {
+  const before = snapshot.runLaterDirs.get(path);
+  if (before === undefined || isLifted(path, snapshot.lifted)) return;
+  const now = entryIdentity(path);
+  if (now !== null && now !== before) moveAside(path, "the directory", notice);
+  if (before !== null && now !== before) {
+    notice(`agent-vault: the directory ${displaySafe(path)} that was there before the sandboxed run was renamed or removed during it: look for it (a renamed parent) before you use it\n`);
+  }
 }
 
 function timestamp(): string {
@@ -234,6 +262,7 @@ function sweepStartupFile(snapshot: RunLaterSnapshot, path: string, notice: (lin
 /** After the sandbox has exited: what will run later, compared with the snapshot. */
 export function sweepRunLater(snapshot: RunLaterSnapshot, notice: (line: string) => void): void {
   for (const path of snapshot.startupFiles.keys()) part(displaySafe(path), notice, () => sweepStartupFile(snapshot, path, notice));
+  for (const path of snapshot.runLaterDirs.keys()) part(displaySafe(path), notice, () => sweepRunLaterDir(snapshot, path, notice));
   // A `commondir` that appeared sends git to the hooks and config of a directory of the agent's
   // choosing: moved aside before the rest is judged, so the rest is judged as git will read it.
   part("the git redirects", notice, () => {

