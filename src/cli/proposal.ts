@@ -1,5 +1,5 @@
 // `agent-vault vault proposal list|show|approve|reject`: the human side of proposals.
-import { userInfo } from "node:os";
+import { osUserName } from "../shared/os-user.ts";
 import { type Command } from "commander";
 import { AgentVaultError } from "../shared/errors.ts";
 import { displaySafe, labelled, shellQuote } from "../shared/text.ts";
@@ -44,13 +44,9 @@ async function missingSourceCommands(proposal: Proposal): Promise<string[]> {
   return lines;
 }
 
-/** Who approved or granted: `cli:` and the user name (the audit trail's `by`). */
+/** Who approved or granted: `cli:` and the user name (the audit trail's `by`), as the TUI names it. */
 export function reviewer(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return "cli";
-  }
+  return `cli:${osUserName()}`;
 }
 
 function parseId(text: string): number {
@@ -98,13 +94,21 @@ function serviceDiff(existing: Service, proposed: Extract<Proposal["services"][n
   return [head, ...body];
 }
 
+/** When a pending proposal expires; when and by whom a decided one was decided. */
+function decidedWhen(p: Proposal, status: string): string {
+  if (status === "pending") return `expires ${formatWhen(p.expires_at)}`;
+  if (status === "expired") return `expired ${formatWhen(p.expires_at)}`;
+  const decision = p.audit.findLast((entry) => entry.action !== "filed");
+  return decision ? `${decision.action} ${formatWhen(decision.at)} by ${displaySafe(decision.by)}` : status;
+}
+
 /**
  * The review text: first what the agent wrote (escaped, labelled), then what approving does as the
  * vault's own records say (src/vault/proposal-effects.ts), warnings last, next to the prompt.
  */
 function describe(p: Proposal, supplied: (key: string) => string | null, vault: VaultRecord): string {
   const status = statusOf(p);
-  const lines = [`Proposal #${p.id} · ${paint(process.stdout, statusStyle(status), status)} · filed ${formatWhen(p.created_at)} · expires ${formatWhen(p.expires_at)}`];
+  const lines = [`Proposal #${p.id} · ${paint(process.stdout, statusStyle(status), status)} · filed ${formatWhen(p.created_at)} · ${decidedWhen(p, status)}`];
   if (p.message) lines.push("", ...labelled("", "Agent's message", p.message));
   if (p.user_message) lines.push(...labelled("", "For you", p.user_message));
   if (p.services.length > 0) {

@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { userInfo } from "node:os";
+import { passwdName } from "../support/os-user.ts";
 import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { getCredentialValue } from "../../src/vault/credentials.ts";
@@ -33,7 +33,8 @@ const TAG = randomBytes(8).toString("hex");
 // Credential values get their own random part: the guard also looks for a value's part after a
 // well-known prefix (`existing-` here), which a path built from TAG would otherwise contain.
 const VTAG = randomBytes(8).toString("hex");
-const REVIEWER = `cli:${userInfo().username}`;
+// The approver is the uid's name from /etc/passwd, not $USER (which the agent's shell could set).
+const REVIEWER = `cli:${passwdName()}`;
 
 function show(label: string, r: RunResult): string {
   return `${label}\n  exit ${r.code}\n  stdout: ${JSON.stringify(r.stdout.slice(0, 3000))}\n  stderr: ${JSON.stringify(r.stderr.slice(0, 3000))}`;
@@ -265,13 +266,16 @@ describe("the happy paths", () => {
     expect((await ok(["vault", "credential", "get", "NEWSVC_TOKEN"])).stdout.trim()).toBe(value);
     const appliedJson = JSON.parse((await ok(["vault", "proposal", "list", "--status", "applied", "--json"])).stdout) as { id: number }[];
     expect(appliedJson.map((p) => p.id)).toContain(id);
+    // Shown again, it says when and by whom it was decided, not when it would have expired.
+    const header = (await ok(["vault", "proposal", "show", String(id)])).stdout.split("\n")[0]!;
+    expect(header).toMatch(new RegExp(`^Proposal #${id} · applied · filed \\d+s ago · approved \\d+s ago by ${REVIEWER}$`));
     expect(stateBytes().includes(Buffer.from(value))).toBe(false);
   }, 30_000);
 
   test("reject with --reason → the agent sees rejected and the reason; nothing is applied; audited", async () => {
     const started = Date.now();
     const id = await file({ services: [newService("rejected-svc", "REJECTED_TOKEN")], credentials: [{ action: "set", key: "REJECTED_TOKEN" }], message: "please" });
-    const r = await ok(["vault", "proposal", "reject", String(id), "--reason", "use the sandbox account instead"]);
+    const r = await ok(["vault", "proposal", "reject", String(id), "--reason", "use the sandbox account instead"], { env: { USER: "mallory", LOGNAME: "mallory" } });
     expect(r.stdout + r.stderr).toContain(`#${id}`);
     const polled = await agent("GET", `/v1/proposals/${id}`);
     expect(polled.json).toMatchObject({ id, status: "rejected", reason: "use the sandbox account instead" });

@@ -21,6 +21,7 @@ import { replyWithPath, startUpstream, type Upstream } from "../support/upstream
 import { authorizationCode, consent } from "../support/browser.ts";
 import { authorizationUrl, pkcePair, startOAuthServer, tokenRequest } from "../support/oauth.ts";
 import { spawnLive, waitUntil, runCleanups } from "../support/process.ts";
+import { passwdName } from "../support/os-user.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "av-tui-e2e-"));
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -774,16 +775,6 @@ describe("agents on the Sessions screen (issue 7)", () => {
 
 // ---------------------------------------------------------------------------------------------
 // Issue 15's TUI rough edges, at 80x24 in a real terminal. Each failed on the previous TUI.
-
-/** The name of the uid the panes run as, from /etc/passwd: what the approver must record. */
-function passwdName(): string {
-  const uid = String(process.getuid!());
-  for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-    const [name, , id] = line.split(":");
-    if (id === uid && name) return name;
-  }
-  throw new Error(`uid ${uid} is not in /etc/passwd`);
-}
 
 async function rejectAllPending(): Promise<void> {
   const pending = JSON.parse((await ok(["vault", "proposal", "list", "--status", "pending", "--json"])).stdout) as { id: number }[];
