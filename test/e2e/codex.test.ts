@@ -73,13 +73,25 @@ interface Scenario {
   readonly result: RunResult;
   readonly seconds: number;
   readonly requestLog: string;
+  /** --sandbox-strict runs: the HOME codex had (its own, not the test's), with the project inside it. */
+  readonly userHome: string | null;
 }
 
 /**
  * A vault holding the real key, the openai template and passthrough services for the other hosts;
  * then `agent-vault run -- codex exec ... PROMPT` with the placeholder in OPENAI_API_KEY.
  */
-async function runCodex(options: { websocket: boolean; codexArgs: readonly string[]; zeroConfig?: boolean }): Promise<Scenario> {
+async function runCodex(options: {
+  websocket: boolean;
+  codexArgs: readonly string[];
+  zeroConfig?: boolean;
+  /**
+   * `run --sandbox-strict`, with a HOME of its own holding the project (as `~/project`) and codex's
+   * state: at `$CODEX_HOME=~/codex-state` ("env"), or at `~/.codex` with CODEX_HOME unset
+   * ("default"). Neither exists beforehand: `run` makes the command's own state directory.
+   */
+  strict?: "env" | "default";
+}): Promise<Scenario> {
   const scratch = mkdtempSync(join(tmpdir(), "av-codex-"));
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
   const home = await tempHome();
@@ -107,10 +119,11 @@ async function runCodex(options: { websocket: boolean; codexArgs: readonly strin
   const upstreamCa = join(scratch, "upstream-cas.pem");
   writeFileSync(upstreamCa, readFileSync(api.caFile, "utf8") + readFileSync(other.caFile, "utf8"));
 
-  const codexHome = join(scratch, "codex-home");
-  const workDir = join(scratch, "work");
-  mkdirSync(codexHome);
-  mkdirSync(workDir);
+  const userHome = options.strict ? join(scratch, "user-home") : null;
+  const codexHome = userHome ? join(userHome, options.strict === "env" ? "codex-state" : ".codex") : join(scratch, "codex-home");
+  const workDir = userHome ? join(userHome, "project") : join(scratch, "work");
+  if (!userHome) mkdirSync(codexHome);
+  mkdirSync(workDir, { recursive: true });
   const connectTo = [`api.openai.com:443:127.0.0.1:${api.port}`, ...OTHER_HOSTS.map((host) => `${host}:443:127.0.0.1:${other.port}`)].join(",");
   const env = cleanEnv({
     ...home.env,
@@ -124,11 +137,27 @@ async function runCodex(options: { websocket: boolean; codexArgs: readonly strin
     OPENAI_ORG_ID: undefined,
     OPENAI_PROJECT_ID: undefined,
     RUST_LOG: undefined,
-    CODEX_HOME: codexHome,
+    ...(userHome ? { HOME: userHome, XDG_CACHE_HOME: undefined, TMPDIR: undefined } : {}),
+    CODEX_HOME: options.strict === "default" ? undefined : codexHome,
     AGENT_VAULT_CONNECT_TO: connectTo,
     AGENT_VAULT_UPSTREAM_CA: upstreamCa,
   });
-  const command = [BINARY, "run", "--", "codex", "exec", "--skip-git-repo-check", "--color", "never", "-C", workDir, ...options.codexArgs, PROMPT];
+  const command = [
+    BINARY,
+    "run",
+    ...(options.strict ? ["--sandbox-strict"] : []),
+    "--",
+    "codex",
+    "exec",
+    "--skip-git-repo-check",
+    "--color",
+    "never",
+    "-C",
+    workDir,
+    ...options.codexArgs,
+    ...(userHome ? notifyHook(userHome, workDir) : []),
+    PROMPT,
+  ];
   const started = performance.now();
   const proc = Bun.spawn(command, { cwd: workDir, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   // On timeout, SIGTERM reaches codex through `run` (which forwards it); SIGKILL only if that fails.
@@ -146,7 +175,7 @@ async function runCodex(options: { websocket: boolean; codexArgs: readonly strin
   if (timedOut) throw new Error(`codex did not finish in ${CODEX_TIMEOUT_MS / 1000}s\nstdout: ${stdout}\nstderr: ${stderr}`);
   const requestLogPath = join(home.dir, "requests.log");
   const requestLog = existsSync(requestLogPath) ? readFileSync(requestLogPath, "utf8") : "";
-  return { home, api, other, fake, codexHome, workDir, result: { code, stdout, stderr }, seconds, requestLog };
+  return { home, api, other, fake, codexHome, workDir, result: { code, stdout, stderr }, seconds, requestLog, userHome };
 }
 
 /** What every scenario must show, whatever the transport. */
@@ -199,6 +228,47 @@ function expectKeyOnlyAtOpenAI(s: Scenario): void {
     expect(entry.service).toBe("openai");
     expect(entry.session).not.toBeNull();
   }
+}
+
+/**
+ * A program codex runs as itself inside the sandbox after the turn (its `notify` hook): it writes
+ * one file in the project (where it may), tries one in the home (where it may not), and records
+ * the shell's error for the latter in the project.
+ */
+function notifyHook(userHome: string, workDir: string): string[] {
+  const script = `echo ran > '${workDir}/notify-ran.txt'; { echo planted > '${userHome}/planted-by-codex.txt'; } 2> '${workDir}/notify-home.err'; exit 0`;
+  return ["-c", `notify=${JSON.stringify(["sh", "-c", script, "notify"])}`];
+}
+
+/** Under --sandbox-strict: codex's state landed in its state directory, nothing else in the home. */
+function expectStrictWrites(s: Scenario): void {
+  const userHome = s.userHome as string;
+  const context = `stderr: ${s.result.stderr}\nhome: ${filesUnder(userHome).join("\n")}`;
+  expect(s.result.stderr, context).toMatch(/agent-vault: vault "default", session s_[0-9a-f]+, services: [^\n]*sandbox on/);
+  // codex recorded its session (a rollout file) and its log where it keeps its state.
+  const state = filesUnder(s.codexHome).map((path) => path.slice(s.codexHome.length + 1));
+  expect(state.filter((path) => /^sessions\/\d{4}\/\d{2}\/\d{2}\/rollout-.*\.jsonl$/.test(path)).length, context).toBeGreaterThanOrEqual(1);
+  const rollout = filesUnder(join(s.codexHome, "sessions"))
+    .map((path) => readFileSync(path, "utf8"))
+    .join("\n");
+  expect(rollout, context).toContain(PROMPT);
+  expect(rollout, context).toContain(REPLY);
+  // codex 0.169 logs into a SQLite database there (logs_<n>.sqlite), next to its state database.
+  expect(state.filter((path) => /^logs_\d+\.sqlite$/.test(path)).length, context).toBe(1);
+  expect(state.filter((path) => /^state_\d+\.sqlite$/.test(path)).length, context).toBe(1);
+  // The notify hook ran inside the sandbox: its write to the project landed, its write to the home did not.
+  expect(readFileSync(join(s.workDir, "notify-ran.txt"), "utf8"), context).toBe("ran\n");
+  expect(existsSync(join(userHome, "planted-by-codex.txt")), context).toBe(false);
+  expect(readFileSync(join(s.workDir, "notify-home.err"), "utf8"), context).toMatch(/Read-only file system/);
+  // The home has what it had (the project), codex's state, and the mount points of the sandbox's cache: nothing else.
+  const top = readdirSync(userHome).sort();
+  expect(top, context).toEqual([".cache", ".npm", basenameOf(s.codexHome), "project"].sort());
+  expect(readdirSync(join(userHome, ".cache")), context).toEqual(["agent-vault-sandbox"]);
+  expect(filesContaining(userHome, CANARY)).toEqual([]);
+}
+
+function basenameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
 }
 
 describe("codex exec under agent-vault run", () => {
@@ -273,6 +343,26 @@ describe("codex exec under agent-vault run", () => {
       expect(s.fake.refusedUpgrades).toBe(0);
       expect(s.api.received.every((r) => r.method === "POST" && r.url === "/v1/responses")).toBe(true);
       expect(s.fake.turns.every((t) => t.transport === "sse")).toBe(true);
+    },
+    CODEX_TIMEOUT_MS + 30_000,
+  );
+
+  test(
+    "--sandbox-strict, CODEX_HOME unset: codex answers as by default, its state goes to ~/.codex (made by run), a write elsewhere in the home fails",
+    async () => {
+      const s = await runCodex({ websocket: true, codexArgs: [], strict: "default" });
+      expectKeyOnlyAtOpenAI(s);
+      expectStrictWrites(s);
+    },
+    CODEX_TIMEOUT_MS + 30_000,
+  );
+
+  test(
+    "--sandbox-strict, CODEX_HOME in the home: the same, its state goes to $CODEX_HOME",
+    async () => {
+      const s = await runCodex({ websocket: true, codexArgs: [], strict: "env" });
+      expectKeyOnlyAtOpenAI(s);
+      expectStrictWrites(s);
     },
     CODEX_TIMEOUT_MS + 30_000,
   );
