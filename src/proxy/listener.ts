@@ -28,6 +28,8 @@ import { tokenFromAuthorization } from "./steps/authenticate.ts";
 import { refuseExfiltration } from "./steps/guard.ts";
 import { guardScan } from "./secrets.ts";
 import { type OpenConnection } from "./steps/sweep.ts";
+import { takeLimits } from "./steps/policy.ts";
+import { resolvePrincipal } from "../vault/principals.ts";
 import { intercept, passthrough } from "./tunnels.ts";
 import { isWebSocketOffer, webSocketHandshakeProblem } from "./upgrade.ts";
 import { UpstreamPool } from "../net/pool.ts";
@@ -419,9 +421,39 @@ export class ProxyListener {
             refuseExfiltration(flow, hit, "a WebSocket message");
             this.log(flow, flow.answer!.status, flow.answer!.code, flow.answer!.message);
           },
+          admit: () => this.admitMessage(flow),
         },
       );
     })().catch(() => socket.destroy());
+  }
+
+  /**
+   * A WebSocket message from the agent, taken from its policies' rate limits and usage caps as they
+   * stand now (a cap's count moves on as the socket stays open); a refusal closes the socket, and
+   * is logged and audited like a refused request.
+   */
+  private admitMessage(flow: Flow): string | null {
+    if (!flow.credential || !flow.principal) return null;
+    const now = Date.now();
+    let holders = flow.principal.policies;
+    try {
+      const principal = resolvePrincipal(this.deps.state.current().tokens, flow.credential, now);
+      // Gone since the handshake: the sweep closes the socket within half a second; until then
+      // nothing more is let through.
+      if ("error" in principal) return `policy: ${principal.error}`;
+      holders = principal.policies;
+    } catch {
+      // the vault cannot be read right now: the limits as they were at the handshake
+    }
+    if (holders.length === 0) return null;
+    const limited = takeLimits(holders, this.limits, now);
+    if (!("refused" in limited)) return null;
+    const { code, message, rule } = limited.refused;
+    const refused = makeFlow({ via: flow.via, host: flow.host, port: flow.port, method: flow.method, path: flow.path, headers: {}, credential: flow.credential });
+    Object.assign(refused, { principal: flow.principal, vault: flow.vault, service: flow.service });
+    answer(refused, code, `a WebSocket message: ${message}`, { rule });
+    this.log(refused, refused.answer!.status, code, refused.answer!.message);
+    return `${code}: ${message}`;
   }
 
   /** CONNECT inside an intercepted tunnel would be a second tunnel the proxy cannot read: refused. */

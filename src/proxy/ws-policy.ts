@@ -27,6 +27,12 @@ export interface WsPatterns {
   readonly scrub: () => readonly Pattern[];
   /** The session's placeholders for this service and their values (steps/placeholders.ts). */
   readonly substitutions?: () => readonly Substitution[];
+  /**
+   * Takes one request from the principal's rate limits and usage caps for a data message the
+   * agent sends: null lets it go, a reason closes the socket (a message is a request to the API
+   * behind it: a codex turn over the Responses WebSocket is one `response.create`).
+   */
+  readonly admit?: () => string | null;
 }
 
 /**
@@ -44,7 +50,11 @@ export function websocketPolicy(patterns: WsPatterns): WsPolicy {
       if (layers === null) return { close: CLOSE_CODE.policyViolation, reason: "credential_exfiltration: a compressed message expands past what the guard reads" };
       let hit: Pattern | null = null;
       for (const layer of layers) if (!hit) hit = guardScan(layer.body.toString("latin1"), guard).hit;
-      if (!hit) return { send: withValues(message, patterns.substitutions?.() ?? []) };
+      if (!hit) {
+        const refusal = (message.opcode & 0x8) === 0 ? (patterns.admit?.() ?? null) : null;
+        if (refusal) return { close: CLOSE_CODE.policyViolation, reason: refusal };
+        return { send: withValues(message, patterns.substitutions?.() ?? []) };
+      }
       return { close: CLOSE_CODE.policyViolation, reason: `credential_exfiltration: a message carried the value of credential ${hit.key}`, blocked: hit };
     },
     toAgent(message) {

@@ -23,6 +23,8 @@ export interface WebSocketDeps {
   readonly refuse: (answer: Answer) => void;
   readonly logged: (status: number) => void;
   readonly blocked: (hit: Pattern) => void;
+  /** A data message from the agent against the rate limits and caps (WsPatterns.admit). */
+  readonly admit?: () => string | null;
 }
 
 /**
@@ -97,6 +99,7 @@ export async function openWebSocket(flow: Flow, agent: Socket, key: string, take
       },
       scrub: scrubbing,
       ...(flow.substitutions ? { substitutions: flow.substitutions } : {}),
+      ...(deps.admit ? { admit: deps.admit } : {}),
     }),
     onBlocked: deps.blocked,
   });

@@ -15,6 +15,8 @@ import { answer, type Flow } from "../flow.ts";
 import { bodyKinds, bodyMethods, queryMethods, sniffedKinds } from "../method-params.ts";
 import { GUARD_BUFFER_BYTES } from "../request-body.ts";
 import { type StepContext } from "../step-context.ts";
+import { type AccessLimits } from "../limits.ts";
+import { type PolicyHolder } from "../../vault/principals.ts";
 
 /**
  * Headers some servers (Google's APIs, method-override middleware) read as the request's method,
@@ -116,20 +118,47 @@ export function applyPolicy(flow: Flow, ctx: StepContext): void {
   for (const holder of holders) {
     const refusal = refusalOf(holder.policy, service?.name ?? null, flow.method, flow.path, ctx.now);
     if (refusal) return answer(flow, "policy_denied", `the policy of ${holder.owner} refuses this request: ${refusal}`, { rule: refusal });
-    const cap = holder.policy.usage_cap;
-    if (cap !== undefined && holder.usage + ctx.limits.unflushed(holder.id) >= cap) {
-      return answer(flow, "policy_denied", `the policy of ${holder.owner} refuses this request: usage cap of ${cap} requests reached`, { rule: `usage cap: ${cap} requests` });
-    }
   }
-  const rate = ctx.limits.takeRate(holders, ctx.now);
-  if (rate.refusedBy) {
-    const limit = rate.refusedBy.policy.rate_limit!.requests_per_minute;
-    answer(flow, "rate_limited", `the policy of ${rate.refusedBy.owner} allows ${limit} requests per minute; retry in ${rate.headers["retry-after"]} s`, {
-      rule: `rate limit: ${limit} requests per minute`,
-    });
-    flow.answer = { ...flow.answer!, headers: rate.headers };
+  const limited = takeLimits(holders, ctx.limits, ctx.now);
+  if ("refused" in limited) {
+    const { code, message, rule } = limited.refused;
+    answer(flow, code, message, { rule });
+    if (limited.headers) flow.answer = { ...flow.answer!, headers: limited.headers };
     return;
   }
-  flow.responseHeaders = rate.headers;
-  ctx.limits.count(holders);
+  flow.responseHeaders = limited.headers;
+}
+
+export interface LimitRefusal {
+  readonly code: "policy_denied" | "rate_limited";
+  readonly message: string;
+  readonly rule: string;
+}
+
+/**
+ * The usage caps and rate limits of the principal's policies: one request taken and counted, or
+ * the refusal. A WebSocket's every message from the agent is taken here too (listener.ts), else an
+ * open socket would be a way past both.
+ */
+export function takeLimits(holders: readonly PolicyHolder[], limits: AccessLimits, now: number): { headers: Record<string, string> } | { refused: LimitRefusal; headers?: Record<string, string> } {
+  for (const holder of holders) {
+    const cap = holder.policy.usage_cap;
+    if (cap !== undefined && holder.usage + limits.unflushed(holder.id) >= cap) {
+      return { refused: { code: "policy_denied", message: `the policy of ${holder.owner} refuses this request: usage cap of ${cap} requests reached`, rule: `usage cap: ${cap} requests` } };
+    }
+  }
+  const rate = limits.takeRate(holders, now);
+  if (rate.refusedBy) {
+    const limit = rate.refusedBy.policy.rate_limit!.requests_per_minute;
+    return {
+      refused: {
+        code: "rate_limited",
+        message: `the policy of ${rate.refusedBy.owner} allows ${limit} requests per minute; retry in ${rate.headers["retry-after"]} s`,
+        rule: `rate limit: ${limit} requests per minute`,
+      },
+      headers: rate.headers,
+    };
+  }
+  limits.count(holders);
+  return { headers: rate.headers };
 }
