@@ -29,6 +29,7 @@ import { refuseExfiltration } from "./steps/guard.ts";
 import { guardScan } from "./secrets.ts";
 import { type OpenConnection } from "./steps/sweep.ts";
 import { takeLimits } from "./steps/policy.ts";
+import { limitConnections } from "./steps/connections.ts";
 import { resolvePrincipal } from "../vault/principals.ts";
 import { intercept, passthrough } from "./tunnels.ts";
 import { isWebSocketOffer, webSocketHandshakeProblem } from "./upgrade.ts";
@@ -344,8 +345,17 @@ export class ProxyListener {
     await runPipeline(flow, ctx, ON_REQUEST).catch(() => answer(flow, "internal", "internal error while preparing the request"));
     // The explicit /proxy/ route's sockets too: a request whose head came before a revocation must
     // not send its body after it (red team, session 7: a chunked body finished 90 s after `agent
-    // revoke` went out with the credential). The sweep closes them as it closes tunnels.
-    if (flow.principal) this.track(req.socket, { principal: flow.principal.id });
+    // revoke` went out with the credential). The sweep closes them as it closes tunnels. Such a
+    // socket counts toward the principal's open connections, and one past the limit is refused as
+    // a CONNECT would be (a tunnel's own socket was counted at its CONNECT).
+    if (flow.principal && flow.via !== "tunnel" && !this.open.has(req.socket)) {
+      // Past the limit the answer is 429 whatever the steps said; under it, theirs stands.
+      const answered = flow.answer;
+      limitConnections(flow, ctx);
+      if (flow.answer === answered) this.track(req.socket, { principal: flow.principal.id });
+    } else if (flow.principal) {
+      this.track(req.socket, { principal: flow.principal.id });
+    }
     if (flow.answer) {
       req.resume();
       sendAnswer(res, flow.answer, reachedBy(flow));

@@ -101,6 +101,17 @@ for spec in sys.argv[3:]:
             socks.append(s)
         out["statuses"] = statuses
         for s in socks: s.close()
+    elif kind == "plain":
+        # HTTP_PROXY style: one request on each of n connections, all kept open.
+        socks, statuses = [], {}
+        for i in range(n):
+            s = connect()
+            s.sendall(f"GET http://p{i}.invalid/ HTTP/1.1\\r\\nHost: p{i}.invalid\\r\\nProxy-Authorization: {auth}\\r\\n\\r\\n".encode())
+            status = head(s).split("\\r\\n")[0]
+            statuses[status] = statuses.get(status, 0) + 1
+            socks.append(s)
+        out["statuses"] = statuses
+        for s in socks: s.close()
     print(json.dumps(out), flush=True)
 `;
 
@@ -183,6 +194,14 @@ describe("connections held open on the proxy port", () => {
     const [tunnels] = await attack(server.mitmPort, token, "tunnels|1030");
     const statuses = tunnels!.statuses as Record<string, number>;
     expect(statuses["HTTP/1.1 429 Too Many Requests"]).toBe(6);
+    expect(Object.values(statuses).reduce((a, b) => a + b, 0)).toBe(1030);
+  }, 120_000);
+
+  test("past 1024 open connections, plain proxy requests (HTTP_PROXY style) on new connections are refused 429 rate_limited too", async () => {
+    const { server, token } = await broker(30_000);
+    const [plain] = await attack(server.mitmPort, token, "plain|1030");
+    const statuses = plain!.statuses as Record<string, number>;
+    expect(statuses["HTTP/1.1 429 Too Many Requests"], JSON.stringify(statuses)).toBe(6);
     expect(Object.values(statuses).reduce((a, b) => a + b, 0)).toBe(1030);
   }, 120_000);
 });
