@@ -4,6 +4,7 @@ import { readDocument } from "./documents.ts";
 import { AgentVaultError } from "../shared/errors.ts";
 import { CATALOG, findTemplate } from "../vault/catalog.ts";
 import { AUTH_TYPES, type Auth, credentialKeysOf } from "../vault/service.schema.ts";
+import { shadowedPrefixes } from "../vault/proposal-effects.ts";
 import { addService, parseServiceFile, parseServiceInput, removeService, setServiceEnabled, setServices } from "../vault/services.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { printJson, printNote, printTable } from "./io.ts";
@@ -217,6 +218,7 @@ export function registerService(group: Command): void {
       }
       if (options.json) return printJson(service);
       printNote(`added service "${service.name}" for ${service.host} (${authSummary(service.auth)}) to vault "${vault.name}"`);
+      for (const warning of shadowedPrefixes([...vault.services, service], service.name)) printNote(`warning: ${warning}`);
     });
 
   withJsonOption(withVaultOption(withPasswordOption(services.command("list").description("list services")))).action(async (options: CommonOptions) => {

@@ -3,7 +3,7 @@
 // TUI show these lines after the agent's message, warnings last, so whatever the agent wrote
 // (or drew with terminal tricks) is followed by the truth. Pure: no I/O, no values.
 import { type Proposal } from "./proposal.schema.ts";
-import { type HostPattern, parseHostPattern } from "./host.ts";
+import { formatHostPattern, type HostPattern, parseHostPattern } from "./host.ts";
 import { type Auth, credentialKeysOf, type Service } from "./service.schema.ts";
 import { type VaultRecord } from "./state.schema.ts";
 
@@ -73,6 +73,29 @@ function rankOf(pattern: HostPattern, order: number): number[] {
 function outranks(a: number[], b: number[]): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
   return false;
+}
+
+/**
+ * A path-prefixed service with no port beside one of the same host with a port and no prefix: the
+ * port outranks the prefix, so on that port the prefix never wins, and requests under it are
+ * refused as a carve-out rather than sent with either key (src/proxy/match.ts). Said when either
+ * is added, with the spelling that works.
+ */
+export function shadowedPrefixes(services: readonly { name: string; host: string }[], changed: string): string[] {
+  const out: string[] = [];
+  const parsed = services.map((s) => ({ name: s.name, host: s.host, pattern: parseHostPattern(s.host) }));
+  for (const prefixed of parsed) {
+    if (typeof prefixed.pattern === "string" || prefixed.pattern.pathPrefix === null || prefixed.pattern.port !== null) continue;
+    for (const ported of parsed) {
+      if (ported === prefixed || (prefixed.name !== changed && ported.name !== changed)) continue;
+      const p = ported.pattern;
+      if (typeof p === "string" || p.port === null || p.pathPrefix !== null || p.kind !== prefixed.pattern.kind || p.host !== prefixed.pattern.host) continue;
+      out.push(
+        `service ${prefixed.name} (${prefixed.host}) has no port and service ${ported.name} (${ported.host}) has one, which outranks a path prefix: requests under ${prefixed.pattern.pathPrefix} to port ${p.port} are refused, not sent with either key; give ${prefixed.name} the port too (${formatHostPattern({ ...prefixed.pattern, port: p.port })})`,
+      );
+    }
+  }
+  return out;
 }
 
 /**

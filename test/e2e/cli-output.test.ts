@@ -170,3 +170,30 @@ describe("proposal show", () => {
     SLOW,
   );
 });
+
+describe("service add", () => {
+  test(
+    "a path prefix without a port beside a service of the same host with one: a warning with the spelling that works, whichever comes first",
+    async () => {
+      const home = await tempHome({ init: "password" });
+      homes.push(home);
+      await home.run(["vault", "credential", "set", "BROAD=b", "ADMIN=a"]);
+      const add = (name: string, host: string, key: string) => home.run(["vault", "service", "add", "--name", name, "--host", host, "--auth-type", "bearer", "--token-key", key]);
+      const broad = await add("broad", "api.x.test:443", "BROAD");
+      expect(broad.stderr).not.toContain("warning");
+      const admin = await add("admin", "api.x.test/admin/*", "ADMIN");
+      expect(admin.code, admin.stderr).toBe(0);
+      expect(admin.stderr).toContain(
+        "warning: service admin (api.x.test/admin/*) has no port and service broad (api.x.test:443) has one, which outranks a path prefix: requests under /admin/ to port 443 are refused, not sent with either key; give admin the port too (api.x.test:443/admin/*)",
+      );
+      const ported = await add("billing", "api.x.test:443/billing/*", "ADMIN");
+      expect(ported.stderr).not.toContain("warning");
+      // The other order: the prefix first, the port second.
+      const other = await add("late", "api.y.test/admin/*", "ADMIN");
+      expect(other.stderr).not.toContain("warning");
+      const second = await add("wide", "api.y.test:443", "BROAD");
+      expect(second.stderr).toContain("warning: service late (api.y.test/admin/*) has no port and service wide (api.y.test:443) has one");
+    },
+    SLOW,
+  );
+});
