@@ -17,11 +17,14 @@ export function parseServiceInput(input: unknown, where = "service", prefix: rea
     throw new AgentVaultError("invalid_argument", where ? `${where}: ${problem.text}` : problem.text, { details: { path: problem.path } });
   }
   const fronting = frontingHeaderOf(parsed.data.auth);
-  if (fronting)
-    throw new AgentVaultError("invalid_argument", `${where ? `${where}: ` : ""}auth: ${fronting} routes a request at a front end; a service cannot set it`, {
+  if (fronting) {
+    // The header's own place, so a file's error names its line, not the `auth:` line above it.
+    const at = parsed.data.auth.type === "custom" ? ["auth", "headers", fronting] : ["auth", "header"];
+    throw new AgentVaultError("invalid_argument", `${where ? `${where}: ` : ""}${at.join(".")}: ${fronting} routes a request at a front end; a service cannot set it`, {
       hint: "leave it out: the proxy sends every request with the service's own host and removes such headers",
-      details: { path: [...prefix, "auth"] },
+      details: { path: [...prefix, ...at] },
     });
+  }
   return parsed.data;
 }
 

@@ -54,6 +54,15 @@ describe("service and policy files", () => {
       );
       expect(errorOf(await home.run(["vault", "service", "set", "-f", yaml]), 2)).toBe(`${yaml}:9: services[1].auth.token is missing (did you mean "tokn" → "token"?)`);
 
+      // A header a front end routes by is named at its own line, not at `auth:`.
+      const fronted = file(
+        "fronted.yaml",
+        '- name: app\n  host: app.example.com\n  auth:\n    type: custom\n    headers:\n      Authorization: "Bearer {{ GITHUB_TOKEN }}"\n      X-Forwarded-Host: "evil.example, {{ GITHUB_TOKEN }}"\n',
+      );
+      expect(errorOf(await home.run(["vault", "service", "set", "-f", fronted]), 2)).toBe(
+        `${fronted}:7: auth.headers.X-Forwarded-Host: X-Forwarded-Host routes a request at a front end; a service cannot set it`,
+      );
+
       const typeTypo = file("type.yaml", "- name: x\n  host: a.example.com\n  auth: { type: berer, token: GITHUB_TOKEN }\n");
       expect(errorOf(await home.run(["vault", "service", "set", "-f", typeTypo]), 2)).toMatch(
         new RegExp(`^${typeTypo}:3: services\\[0\\]\\.auth\\.type "berer" is not one of bearer, .* \\(did you mean "bearer"\\?\\)$`),
