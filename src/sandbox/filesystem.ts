@@ -11,8 +11,8 @@
 // Either way the user's own credentials for other tools (~/.aws, ~/.ssh, gh's token, …) are
 // hidden: an agent that can read them holds a key, which running it under agent-vault is meant
 // to prevent, and inside the sandbox its only network is the proxy, which brings the vault's keys.
-import { existsSync, lstatSync, mkdirSync, realpathSync, statSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { existsSync, lstatSync, mkdirSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
 
 export interface Layer {
   readonly path: string;
@@ -28,25 +28,24 @@ export interface SandboxFilesystem {
   readonly layers: readonly Layer[];
   /** Hidden unless the user names them (or something inside them) with a --sandbox-* flag. */
   readonly credentials: readonly string[];
-  /** --sandbox-strict started in the home itself: the working directory, so writable after all. */
+  /** --sandbox-strict started in the home itself or in a dot-directory of it: that is writable after all. */
   readonly isStrictHomeWritable: boolean;
+  /** --sandbox-strict running claude without CLAUDE_CONFIG_DIR: it cannot save ~/.claude.json. */
+  readonly isClaudeConfigLost: boolean;
 }
 
 /** Where an agent keeps its own state, by the name it is started with. */
 interface AgentState {
   readonly commands: readonly string[];
   readonly dirs: (env: NodeJS.ProcessEnv, home: string) => readonly string[];
-  /** Files in the home it rewrites in place (it falls back to that when it cannot rename there). */
-  readonly files?: (env: NodeJS.ProcessEnv, home: string) => readonly string[];
 }
 
 const AGENTS: readonly AgentState[] = [
   { commands: ["codex"], dirs: (env, home) => [absolute(env.CODEX_HOME) ?? join(home, ".codex")] },
-  {
-    commands: ["claude"],
-    dirs: (env, home) => [absolute(env.CLAUDE_CONFIG_DIR) ?? join(home, ".claude")],
-    files: (env, home) => (absolute(env.CLAUDE_CONFIG_DIR) ? [] : [join(home, ".claude.json")]),
-  },
+  // Claude Code keeps ~/.claude.json beside ~/.claude and saves it through a lock directory and a
+  // temporary file renamed over it, both in the home: under a read-only home it cannot, whatever
+  // is bound (checked with the real binary), so `run` says to give it CLAUDE_CONFIG_DIR instead.
+  { commands: ["claude"], dirs: (env, home) => [absolute(env.CLAUDE_CONFIG_DIR) ?? join(home, ".claude")] },
   { commands: ["cursor-agent", "cursor"], dirs: (_env, home) => [join(home, ".cursor")] },
   { commands: ["gemini"], dirs: (_env, home) => [join(home, ".gemini")] },
   { commands: ["opencode"], dirs: (_env, home) => [join(home, ".local", "share", "opencode")] },
@@ -77,15 +76,36 @@ export const CREDENTIAL_PATHS: readonly string[] = [
   ".gem/credentials",
   ".vault-token",
   ".terraform.d/credentials.tfrc.json",
+  ".pgpass",
+  ".my.cnf",
+  ".s3cfg",
+  ".boto",
+  ".config/rclone",
+  ".m2/settings.xml",
+  ".gradle/gradle.properties",
+  ".cache/huggingface/token",
 ];
 
-/** Directories in the home whose contents run later: on PATH, started at login, read by ssh. */
-const RUN_LATER_IN_HOME: readonly string[] = [".local/bin", "bin", ".config/systemd", ".config/autostart", ".config/environment.d", ".config/fish/conf.d", ".ssh"];
+/**
+ * Directories in the home whose contents run later: on PATH, started at login (systemd units, its
+ * environment, autostart), sourced by shells (fish's conf.d, bash completions), read by ssh,
+ * Python's user site (a `.pth` file there runs at every `python3`), and desktop entries (the
+ * command a link or a file type opens; claude writes one for its URL handler).
+ */
+const RUN_LATER_IN_HOME: readonly string[] = [".local/bin", "bin", ".ssh", ".local/lib", ".local/share/systemd", ".local/share/bash-completion", ".local/share/applications"];
+const RUN_LATER_IN_CONFIG: readonly string[] = ["systemd", "autostart", "environment.d", "fish/conf.d"];
 
-/** The directories of the home whose contents run later (src/sandbox/run-later.ts checks new ones). */
-export function runLaterDirectories(env: NodeJS.ProcessEnv): string[] {
+/**
+ * The directories of the home whose contents run later (src/sandbox/run-later.ts checks new ones),
+ * every directory of $PATH in the home among them (~/.cargo/bin, ~/go/bin, nvm's), but for those
+ * in the working directory, which are the project's.
+ */
+export function runLaterDirectories(env: NodeJS.ProcessEnv, cwd: string): string[] {
   const home = realHome(env);
-  return home ? RUN_LATER_IN_HOME.map((relative) => join(home, relative)) : [];
+  if (!home) return [];
+  const configs = [...new Set([join(home, ".config"), absolute(env.XDG_CONFIG_HOME) ?? join(home, ".config")])];
+  const onPath = (env.PATH ?? "").split(":").filter((dir) => dir.startsWith(`${home}/`) && !isWithin(dir, cwd));
+  return [...new Set([...RUN_LATER_IN_HOME.map((relative) => join(home, relative)), ...configs.flatMap((config) => RUN_LATER_IN_CONFIG.map((name) => join(config, name))), ...onPath])];
 }
 
 /** Package managers' caches, seen inside as the sandbox's own (a cache holds code that runs later). */
@@ -121,23 +141,14 @@ function isDirectory(path: string): boolean {
 }
 
 /**
- * A directory itself, not a link to one: what a writable bind's source may be. An earlier agent
- * (same user, the home writable by default) could leave ~/.codex or the sandbox's cache as a link
- * to ~/.local/bin, and the next strict run would bind that writable.
+ * A directory reached without a link anywhere on its path: what a writable bind's source (and the
+ * cache's place) may be. An earlier agent (same user, the home writable by default) could leave
+ * ~/.codex, $TMPDIR, the sandbox's cache or a parent of any as a link to ~/.local/bin, and the
+ * next strict run would bind that writable (red team, session 8).
  */
-function isRealDirectory(path: string): boolean {
+function isUnlinkedDirectory(path: string): boolean {
   try {
-    return lstatSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/** A regular file with no other name: a hard link to ~/.bashrc would be ~/.bashrc, writable. */
-function isOwnFile(path: string): boolean {
-  try {
-    const stat = lstatSync(path);
-    return stat.isFile() && stat.nlink === 1;
+    return realpathSync(path) === path && lstatSync(path).isDirectory();
   } catch {
     return false;
   }
@@ -163,13 +174,14 @@ export function programName(command: readonly string[]): string {
 function sandboxCacheStore(env: NodeJS.ProcessEnv, home: string, name: string): string | null {
   const root = join(absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache"), "agent-vault-sandbox");
   const dir = join(root, name);
+  if (!isUnlinkedDirectory(dirname(root))) return null;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch {
     return null;
   }
-  // Links are not followed into (see isRealDirectory): the cache is ours only if both are real.
-  return isRealDirectory(root) && isRealDirectory(dir) ? dir : null;
+  // Links are not followed into (see isUnlinkedDirectory): the cache is ours only if it is where it says.
+  return isUnlinkedDirectory(dir) ? dir : null;
 }
 
 /**
@@ -179,17 +191,43 @@ function sandboxCacheStore(env: NodeJS.ProcessEnv, home: string, name: string): 
 export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: readonly string[], options: { strict: boolean }): SandboxFilesystem {
   const home = realHome(env);
   const layers: Layer[] = options.strict ? strictLayers(env, home, cwd, command) : [];
-  // Where the agent can write the home, what in it runs later stays read-only where it exists.
-  const isHomeWritable = home !== null && (!options.strict || cwd === home);
-  if (isHomeWritable) for (const path of runLaterDirectories(env)) if (existsSync(path)) layers.push({ path, mode: "ro" });
-  const credentials = home ? CREDENTIAL_PATHS.map((path) => join(home, path)).filter((path) => existsSync(path) && !isWithin(cwd, path)) : [];
-  return { base: options.strict ? "ro" : "rw", layers: sortByDepth(layers), credentials, isStrictHomeWritable: options.strict && isHomeWritable };
+  // What in the home runs later stays read-only where it exists, in either mode: strict started in
+  // ~/.local or ~/.config would otherwise have them writable (red team, session 8).
+  for (const path of runLaterDirectories(env, cwd)) if (isDirectory(path) && !isWithin(cwd, path)) layers.push({ path: realpathOr(path), mode: "ro" });
+  const credentials = home ? credentialPaths(home).filter((path) => !isWithin(cwd, path)) : [];
+  const inDotfiles = home !== null && (cwd === home || (isWithin(cwd, home) && relative(home, cwd).startsWith(".")));
+  return {
+    base: options.strict ? "ro" : "rw",
+    layers: sortByDepth(layers),
+    credentials,
+    isStrictHomeWritable: options.strict && inDotfiles,
+    isClaudeConfigLost: options.strict && !inDotfiles && programName(command) === "claude" && absolute(env.CLAUDE_CONFIG_DIR) === null,
+  };
+}
+
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** The credential files that exist, and where a link among them leads (a stow-style ~/.ssh -> ~/dotfiles/ssh). */
+function credentialPaths(home: string): string[] {
+  const out = new Set<string>();
+  for (const path of CREDENTIAL_PATHS.map((relative) => join(home, relative))) {
+    if (!existsSync(path)) continue;
+    out.add(path);
+    out.add(realpathOr(path));
+  }
+  return [...out];
 }
 
 /** --sandbox-strict: the temporary directories, the home read-only, the agent's state, the caches, the working directory. */
 function strictLayers(env: NodeJS.ProcessEnv, home: string | null, cwd: string, command: readonly string[]): Layer[] {
   const layers: Layer[] = [];
-  for (const dir of new Set(["/tmp", "/var/tmp", absolute(env.TMPDIR) ?? "/tmp"])) if (isDirectory(dir)) layers.push({ path: dir, mode: "rw" });
+  for (const dir of new Set(["/tmp", "/var/tmp", absolute(env.TMPDIR) ?? "/tmp"])) if (isUnlinkedDirectory(dir)) layers.push({ path: dir, mode: "rw" });
   if (home) {
     // Read-only even where it lies under a writable directory (a home in /tmp).
     layers.push({ path: home, mode: "ro" });
@@ -204,17 +242,7 @@ function strictLayers(env: NodeJS.ProcessEnv, home: string | null, cwd: string, 
             // it then starts without saved state
           }
         }
-        if (isRealDirectory(dir)) layers.push({ path: dir, mode: "rw" });
-      }
-      for (const file of agent.files?.(env, home) ?? []) {
-        if (isTheCommand && !existsSync(file)) {
-          try {
-            writeFileSync(file, "{}\n", { mode: 0o600, flag: "wx" });
-          } catch {
-            // as above
-          }
-        }
-        if (isOwnFile(file)) layers.push({ path: file, mode: "rw" });
+        if (isUnlinkedDirectory(dir)) layers.push({ path: dir, mode: "rw" });
       }
     }
     for (const target of cacheTargets(env, home)) {
@@ -225,7 +253,7 @@ function strictLayers(env: NodeJS.ProcessEnv, home: string | null, cwd: string, 
           continue;
         }
       }
-      const source = isDirectory(target.path) ? sandboxCacheStore(env, home, target.name) : null;
+      const source = isUnlinkedDirectory(target.path) ? sandboxCacheStore(env, home, target.name) : null;
       if (source) layers.push({ path: target.path, mode: "rw", source });
     }
   }

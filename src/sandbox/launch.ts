@@ -190,6 +190,11 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   const shared = [...target.shared.map((file) => join(dataDir, basename(file))), join(socketDir, "proxy.sock"), join(socketDir, "api.sock")];
   const filesystem = sandboxFilesystem(process.env, cwd, request.command ?? [], { strict: request.strict === true });
   const args = bwrapArgs({ dataDir, shared, user, gitMetadata, filesystem }, process.env, process.getuid?.() ?? 0);
+  if (filesystem.isClaudeConfigLost) {
+    notice(
+      `agent-vault: --sandbox-strict: claude saves ~/.claude.json through a file it renames in your home, which is read-only here, so its settings (trusted folders, your answer about the API key) are not kept; give it a directory of its own: CLAUDE_CONFIG_DIR=~/.claude-sandboxed agent-vault run --sandbox-strict -- claude\n`,
+    );
+  }
   if (filesystem.isStrictHomeWritable) {
     notice(
       `agent-vault: --sandbox-strict: the working directory is your home, so the agent can write your dotfiles after all (the shell's startup files, git's hooks and config and ~/.local/bin stay read-only); start it in a project directory\n`,

@@ -60,7 +60,21 @@ export function escapeRoutes(env: NodeJS.ProcessEnv, uid: number): string[] {
   const tmuxBase = env.TMUX_TMPDIR || "/tmp";
   // The system bus and systemd-resolved's sockets too: a name lookup through them is a way out
   // around the proxy (DNS exfiltration).
-  return [join(tmuxBase, `tmux-${uid}`), join(runtime, "bus"), join(runtime, "systemd"), `/run/screen/S-${env.USER ?? ""}`, "/tmp/.X11-unix", "/run/dbus", "/run/systemd/resolve"];
+  // git's credential cache answers `git credential-cache get` with the user's token (red team,
+  // session 8): its socket directory, where git keeps it now and where it kept it before 2.13.
+  const home = env.HOME?.startsWith("/") ? env.HOME : null;
+  const cache = env.XDG_CACHE_HOME?.startsWith("/") ? env.XDG_CACHE_HOME : home ? join(home, ".cache") : null;
+  const gitCredentialCache = [cache ? join(cache, "git", "credential") : null, home ? join(home, ".git-credential-cache") : null].filter((path): path is string => path !== null);
+  return [
+    join(tmuxBase, `tmux-${uid}`),
+    join(runtime, "bus"),
+    join(runtime, "systemd"),
+    `/run/screen/S-${env.USER ?? ""}`,
+    "/tmp/.X11-unix",
+    "/run/dbus",
+    "/run/systemd/resolve",
+    ...gitCredentialCache,
+  ];
 }
 
 /** Absolute, symlinks resolved (bwrap mounts onto the real path), and existing: else a one-line error. */
@@ -78,6 +92,14 @@ export function resolveSandboxPath(flag: string, path: string): string {
  */
 export function isLifted(path: string, readWrite: readonly string[]): boolean {
   return readWrite.some((dir) => isWithin(path, dir));
+}
+
+function isDirectoryPath(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function hide(path: string): string[] {
@@ -104,8 +126,10 @@ export function shellStartupPaths(env: NodeJS.ProcessEnv): string[] {
   const zshDirs = [...new Set([home, env.ZDOTDIR?.startsWith("/") ? env.ZDOTDIR : home])];
   const config = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(home, ".config");
   return [
-    // ~/.bash_aliases: Debian's and Ubuntu's ~/.bashrc source it when it exists.
-    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bash_aliases"].map((name) => join(home, name)),
+    // ~/.bash_aliases and ~/.bash_completion: Debian's ~/.bashrc and bash-completion source them
+    // when they exist; readline reads ~/.inputrc (a key bound to a command line); X sessions
+    // source ~/.xsessionrc and ~/.xprofile.
+    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bash_aliases", ".bash_completion", ".inputrc", ".xsessionrc", ".xprofile"].map((name) => join(home, name)),
     ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].map((name) => join(dir, name))),
     join(config, "fish", "config.fish"),
   ];
@@ -164,16 +188,29 @@ export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number):
   for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) args.push("--ro-bind", file, file);
   for (const path of sourceToolConfigs(env)) if (!plan.user.readWrite.includes(path)) args.push("--ro-bind", path, path);
   for (const path of plan.gitMetadata) if (!isLifted(path, plan.user.readWrite)) args.push("--ro-bind", path, path);
-  const named = [...plan.user.readOnly, ...plan.user.readWrite, ...plan.user.hidden];
+  // The credential files are hidden after the adjustments, so that `--sandbox-rw ~` does not bring
+  // them back. Naming one itself with -ro/-rw does; naming a path inside a hidden directory brings
+  // back only that path, bound into the empty directory (`--sandbox-ro ~/.ssh/known_hosts` shows
+  // no key; red team, session 8: it showed all of ~/.ssh, and a --sandbox-hide inside one did too).
+  const shown = [...plan.user.readOnly, ...plan.user.readWrite];
+  const hidden = plan.filesystem.credentials.filter((path) => !shown.includes(path));
+  const insideHidden = (path: string) => hidden.some((dir) => path !== dir && isWithin(path, dir));
   const adjustments = [
     ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
     ...plan.user.readWrite.map((path) => ({ path, args: ["--bind", path, path] })),
     ...plan.user.hidden.map((path) => ({ path, args: hide(path) })),
   ].sort((a, b) => depth(a.path) - depth(b.path));
-  for (const adjustment of adjustments) args.push(...adjustment.args);
-  // After the adjustments, so that `--sandbox-rw ~` does not bring them back; naming one, or a
-  // path inside it, does.
-  for (const path of plan.filesystem.credentials) if (!named.some((p) => isWithin(p, path))) args.push(...hide(path));
+  for (const adjustment of adjustments) if (!insideHidden(adjustment.path)) args.push(...adjustment.args);
+  for (const path of hidden) {
+    const within = adjustments.filter((a) => a.path !== path && isWithin(a.path, path) && !plan.user.hidden.includes(a.path));
+    if (within.length === 0 || !isDirectoryPath(path)) {
+      args.push(...hide(path));
+      continue;
+    }
+    args.push("--tmpfs", path);
+    for (const adjustment of within) args.push(...adjustment.args);
+    args.push("--remount-ro", path);
+  }
   // The shared files are bound before the tmpfs turns read-only: their mount points are made in it.
   args.push("--tmpfs", plan.dataDir);
   for (const file of plan.shared) args.push("--ro-bind", file, file);

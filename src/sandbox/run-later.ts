@@ -7,7 +7,7 @@
 // moved aside, a new key that runs a program is named with the command that removes it. git is
 // never run on what the agent wrote (it could run what it names); configs are parsed here.
 import { createHash } from "node:crypto";
-import { chmodSync, lstatSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, lstatSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { displaySafe, shellQuote } from "../shared/text.ts";
 import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
@@ -160,7 +160,7 @@ export function snapshotRunLater(cwd: string, env: NodeJS.ProcessEnv, lifted: re
     programKeys: programKeysOf(configs),
     gitDirs: new Map(repos.map((repo) => [repo.gitDir, identity(repo.gitDir) ?? ""])),
     redirects: new Set(repos.map((repo) => join(repo.gitDir, "commondir")).filter(exists)),
-    runLaterDirs: new Map(runLaterDirectories(env).map((path) => [path, entryIdentity(path)])),
+    runLaterDirs: new Map(runLaterDirectories(env, cwd).map((path) => [path, entryIdentity(path)])),
   };
 }
 
@@ -182,7 +182,21 @@ function sweepRunLaterDir(snapshot: RunLaterSnapshot, path: string, notice: (lin
   const before = snapshot.runLaterDirs.get(path);
   if (before === undefined || isLifted(path, snapshot.lifted)) return;
   const now = entryIdentity(path);
-  if (now !== null && now !== before) moveAside(path, "the directory", notice);
+  if (now !== null && now !== before) {
+    // A link on the way (~/.local made a link to elsewhere) would have the move act on what it
+    // leads to, a directory of the user's: said, not moved (red team, session 8).
+    let parent: string | null = null;
+    try {
+      parent = realpathSync(dirname(path));
+    } catch {
+      // gone meanwhile
+    }
+    if (parent !== dirname(path)) {
+      notice(
+        `agent-vault: the directory ${displaySafe(path)} appeared during the sandboxed run behind a link (${displaySafe(dirname(path))} leads to ${displaySafe(parent ?? "nowhere")}); it was not moved: check it before your next shell\n`,
+      );
+    } else moveAside(path, "the directory", notice);
+  }
   if (before !== null && now !== before) {
     notice(`agent-vault: the directory ${displaySafe(path)} that was there before the sandboxed run was renamed or removed during it: look for it (a renamed parent) before you use it\n`);
   }

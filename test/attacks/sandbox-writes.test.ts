@@ -191,6 +191,89 @@ describe.skipIf(!HAVE_BWRAP)("--sandbox-strict: writes only where the agent work
   }, 60_000);
 });
 
+describe.skipIf(!HAVE_BWRAP)("red team, session 8: ways past the first version", () => {
+  test("strict started in ~/.local or ~/.config: ~/.local/bin and ~/.config/systemd stay read-only, and run says the directory is writable", async () => {
+    mkdirSync(join(userHome, ".local", "bin"), { recursive: true });
+    mkdirSync(join(userHome, ".config", "systemd", "user"), { recursive: true });
+    giveToAgent(userHome);
+    const local = await runIn(join(userHome, ".local"), ["--sandbox-strict"], script(`(${PLANTS[".local/bin/agent-vault"]}) 2>&1; true`));
+    expect(local.stdout).toContain("Read-only file system");
+    const config = await runIn(join(userHome, ".config"), ["--sandbox-strict"], script(`(${PLANTS[".config/systemd/user/evil.service"]}) 2>&1; true`));
+    expect(config.stdout).toContain("Read-only file system");
+    expect(readdirSync(join(userHome, ".local", "bin"))).toEqual([]);
+    expect(readdirSync(join(userHome, ".config", "systemd", "user"))).toEqual([]);
+    expect(config.stderr).toContain("--sandbox-strict: the working directory is your home");
+  }, 60_000);
+
+  test("a $TMPDIR an earlier run made a link to ~/.local/bin is not bound writable by a strict run", async () => {
+    mkdirSync(join(userHome, ".local", "bin"), { recursive: true });
+    mkdirSync(join(userHome, "tmp"));
+    giveToAgent(userHome);
+    const plant = await runIn(project, [], script('rm -rf "$HOME/tmp" && ln -s .local/bin "$HOME/tmp" && echo linked'));
+    expect(plant.stdout, plant.stderr).toContain("linked");
+    const env = cleanEnv({ ...home.env, PATH: `${bin}:/usr/bin:/bin`, TMPDIR: join(userHome, "tmp") });
+    const proc = Bun.spawn(home.argv(["run", "--sandbox-strict", "--", "sh", "-c", 'echo evil > "$TMPDIR/agent-vault"; true']), { cwd: project, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    await proc.exited;
+    expect(readdirSync(join(userHome, ".local", "bin"))).toEqual([]);
+  }, 60_000);
+
+  test("git's credential cache is hidden: its socket does not hand out the user's token", async () => {
+    // The directory git keeps its socket in; an empty file stands for the socket.
+    const socketDir = join(userHome, ".cache", "git", "credential");
+    mkdirSync(socketDir, { recursive: true });
+    writeFileSync(join(socketDir, "socket"), "");
+    giveToAgent(userHome);
+    const r = await runIn(project, [], script(`ls "${socketDir}"; true`));
+    expect(r.stdout).not.toContain("socket");
+    const control = await runIn(project, ["--no-sandbox"], script(`ls "${socketDir}"`));
+    expect(control.stdout).toContain("socket");
+  }, 60_000);
+
+  test("--sandbox-hide or --sandbox-ro on a path inside ~/.ssh or ~/.aws does not bring back the rest of it", async () => {
+    writeFileSync(join(userHome, ".ssh", "known_hosts"), "github.com ssh-ed25519 AAAA\n");
+    writeFileSync(join(userHome, ".aws", "config"), "[default]\n");
+    giveToAgent(userHome);
+    const r = await runIn(
+      project,
+      ["--sandbox-hide", join(userHome, ".aws", "config"), "--sandbox-ro", join(userHome, ".ssh", "known_hosts")],
+      script(`cat "$HOME/.ssh/known_hosts"; ${READ_CREDENTIALS}; true`),
+    );
+    expect(r.stdout).toContain("github.com ssh-ed25519");
+    expect(r.stdout + r.stderr).not.toContain(CANARY);
+  }, 60_000);
+
+  test("a directory of $PATH in the home (~/.cargo/bin), ~/.inputrc and Python's user site do not take what the agent plants", async () => {
+    mkdirSync(join(userHome, ".cargo", "bin"), { recursive: true });
+    giveToAgent(userHome);
+    const env = cleanEnv({ ...home.env, PATH: `${bin}:${join(userHome, ".cargo", "bin")}:/usr/bin:/bin` });
+    const body = [
+      'echo evil > "$HOME/.cargo/bin/git" 2>/dev/null',
+      'printf ""\\C-m": "echo pwned\\n"\n" > "$HOME/.inputrc"',
+      'mkdir -p "$HOME/.local/lib/python3/site-packages" && echo "import os" > "$HOME/.local/lib/python3/site-packages/evil.pth"',
+      "true",
+    ].join("; ");
+    const proc = Bun.spawn(home.argv(["run", "--", "sh", "-c", body]), { cwd: project, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const stderr = await new Response(proc.stderr).text();
+    await proc.exited;
+    expect(readdirSync(join(userHome, ".cargo", "bin"))).toEqual([]);
+    expect(existsSync(join(userHome, ".inputrc"))).toBe(false);
+    expect(existsSync(join(userHome, ".local", "lib"))).toBe(false);
+    expect(stderr).toContain(`the directory ${join(userHome, ".local", "lib")} was created or changed in the sandbox`);
+  }, 60_000);
+
+  test("a new run-later directory behind a link (~/.local made a link elsewhere) is named, and what the link leads to is not moved", async () => {
+    const elsewhere = join(home.dir, "..", "elsewhere");
+    mkdirSync(join(elsewhere, "bin"), { recursive: true });
+    writeFileSync(join(elsewhere, "bin", "users-own"), "#!/bin/sh\n");
+    giveToAgent(join(home.dir, ".."));
+    // An earlier run leaves ~/.local as a link to a directory whose bin/ is the user's.
+    const plant = await runIn(project, [], script(`ln -s "${elsewhere}" "$HOME/.local" && echo linked`));
+    expect(plant.stdout, plant.stderr).toContain("linked");
+    expect(readdirSync(join(elsewhere, "bin"))).toEqual(["users-own"]);
+    expect(readdirSync(elsewhere)).toEqual(["bin"]);
+  }, 60_000);
+});
+
 describe.skipIf(!HAVE_BWRAP)("naming a path brings it back", () => {
   test("--sandbox-ro ~/.aws shows it, --sandbox-rw ~/.config lets it be written under --sandbox-strict; --sandbox-rw ~ keeps the credentials hidden", async () => {
     const r = await runIn(

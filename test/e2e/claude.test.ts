@@ -179,26 +179,24 @@ describe("claude -p under agent-vault run", () => {
       expectKeyOnlyAtAnthropic(s);
       expectStrictState(s);
       // The home has the project, claude's state and the mount points of the sandbox's cache: nothing else.
-      expect(readdirSync(s.claudeHome).sort(), strictContext(s)).toEqual([".cache", ".claude", ".claude.json", ".npm", "project"]);
+      expect(readdirSync(s.claudeHome).sort(), strictContext(s)).toEqual([".cache", ".claude", ".npm", "project"]);
     },
     TIMEOUT_MS + 30_000,
   );
 
-  // KNOWN PRODUCT BUG (reported with commit 46a6a2e's QA): claude 2.1 saves ~/.claude.json under a
-  // lock directory `~/.claude.json.lock` and through a temporary `~/.claude.json.tmp.<pid>.<hex>`
-  // renamed over it, both beside it in the home, which --sandbox-strict keeps read-only; binding
-  // the file alone is not enough. Its debug log: "Failed to save config with lock: Error: EROFS:
-  // read-only file system, mkdir '~/.claude.json.lock'", "Config fallback write also failed;
-  // continuing without persisting". The file stays the `{}` run made. When this test starts failing,
-  // the bug is fixed: make it a plain test.
-  test.failing(
-    "--sandbox-strict: claude persists its config in ~/.claude.json (currently it cannot)",
+  // Claude 2.1 saves ~/.claude.json under a lock directory `~/.claude.json.lock` and through a
+  // temporary `~/.claude.json.tmp.<pid>.<hex>` renamed over it, both beside it in the home, which
+  // --sandbox-strict keeps read-only (its debug log: "EROFS: read-only file system, mkdir
+  // '~/.claude.json.lock'", "continuing without persisting"): binding the file alone was not
+  // enough, so run does not pretend. It says what to do instead (the next test does it).
+  test(
+    "--sandbox-strict without CLAUDE_CONFIG_DIR: run says claude's config cannot be kept and how to keep it",
     async () => {
       const s = await strictRun();
       expect(s.code, s.context).toBe(0);
-      const config = JSON.parse(readFileSync(join(s.claudeHome, ".claude.json"), "utf8")) as Record<string, unknown>;
-      expect(typeof config.userID, strictContext(s)).toBe("string");
-      expect(typeof config.firstStartTime, strictContext(s)).toBe("string");
+      expect(s.stderr).toContain("--sandbox-strict: claude saves ~/.claude.json through a file it renames in your home, which is read-only here");
+      expect(s.stderr).toContain("CLAUDE_CONFIG_DIR=");
+      expect(existsSync(join(s.claudeHome, ".claude.json")), strictContext(s)).toBe(false);
     },
     TIMEOUT_MS + 30_000,
   );
