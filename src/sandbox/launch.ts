@@ -14,6 +14,7 @@ import { ttyInjectionFilter } from "./seccomp.ts";
 import { findGitRepos, gitMetadataPaths } from "./git-dir.ts";
 import { snapshotRunLater, sweepRunLater } from "./run-later.ts";
 import { sandboxFilesystem } from "./filesystem.ts";
+import { type LayerFds, openLayerFds } from "./layer-fds.ts";
 import { displaySafe } from "../shared/text.ts";
 
 export interface SandboxRequest {
@@ -62,6 +63,9 @@ export interface Launcher {
 // sandbox (--die-with-parent): a Ctrl-C the agent wanted to handle would kill it. It ignores them
 // (an ignored signal stays ignored across exec); they reach the command through our init, which
 // takes handlers, and whose children start with default dispositions again.
+/** The first descriptor of the child (bwrap) that carries a layer's directory (layer-fds.ts). */
+const FIRST_LAYER_FD = 6;
+
 const IGNORE_THEN_EXEC = 'trap "" INT QUIT TERM HUP USR1 USR2; exec "$0" "$@"';
 
 function plainLauncher(target: LaunchTarget): Launcher {
@@ -156,7 +160,9 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   let listeners: ReturnType<typeof takeListeners> | null = null;
   const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
   let filterFd: number | null = null;
+  let layerFds: LayerFds | null = null;
   const close = async () => {
+    layerFds?.close();
     try {
       sweepRunLater(runLater, notice);
     } catch (error) {
@@ -189,7 +195,9 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   }
   const shared = [...target.shared.map((file) => join(dataDir, basename(file))), join(socketDir, "proxy.sock"), join(socketDir, "api.sock")];
   const filesystem = sandboxFilesystem(process.env, cwd, request.command ?? [], { strict: request.strict === true });
-  const args = bwrapArgs({ dataDir, shared, user, gitMetadata, filesystem }, process.env, process.getuid?.() ?? 0);
+  // Descriptors 3–5 are bwrap's info pipe, the seccomp filter and the listeners' socket.
+  layerFds = openLayerFds(filesystem.layers, FIRST_LAYER_FD);
+  const args = bwrapArgs({ dataDir, shared, user, gitMetadata, filesystem, layerFd: layerFds.childFd }, process.env, process.getuid?.() ?? 0);
   if (filesystem.isClaudeConfigLost) {
     notice(
       `agent-vault: --sandbox-strict: claude saves ~/.claude.json through a file it renames in your home, which is read-only here, so its settings (trusted folders, your answer about the API key) are not kept; give it a directory of its own: CLAUDE_CONFIG_DIR=~/.claude-sandboxed agent-vault run --sandbox-strict -- claude\n`,
@@ -229,7 +237,7 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
       try {
         outer = Bun.spawn(["/bin/sh", "-c", IGNORE_THEN_EXEC, bwrap, ...args, ...seccomp, "--info-fd", "3", "--", ...init], {
           env,
-          stdio: ["inherit", "inherit", "inherit", "pipe", filterFd ?? "ignore", pair?.[1] ?? "ignore"],
+          stdio: ["inherit", "inherit", "inherit", "pipe", filterFd ?? "ignore", pair?.[1] ?? "ignore", ...(layerFds?.fds ?? [])],
         });
       } catch (error) {
         if (pair) pair.forEach(closeFd);

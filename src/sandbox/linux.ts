@@ -9,7 +9,7 @@
 import { realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
-import { depth, isWithin, type SandboxFilesystem } from "./filesystem.ts";
+import { depth, isWithin, type Layer, type SandboxFilesystem } from "./filesystem.ts";
 
 export interface SandboxPaths {
   readonly readOnly: readonly string[];
@@ -27,6 +27,8 @@ export interface BwrapPlan {
   readonly gitMetadata: readonly string[];
   /** What is writable and hidden before the user's flags (src/sandbox/filesystem.ts). */
   readonly filesystem: SandboxFilesystem;
+  /** The child's descriptor a layer is bound from; null: leave it out; undefined: bind by path. */
+  readonly layerFd?: (layer: Layer) => number | null | undefined;
 }
 
 const BWRAP_CANDIDATES = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
@@ -183,7 +185,14 @@ export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number):
   // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
   // terminals and read what is typed there (a password at a prompt).
   const args = [...NAMESPACE_ARGS, plan.filesystem.base === "ro" ? "--ro-bind" : "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
-  for (const layer of plan.filesystem.layers) args.push(layer.mode === "rw" ? "--bind" : "--ro-bind", layer.source ?? layer.path, layer.path);
+  for (const layer of plan.filesystem.layers) {
+    // From a descriptor where `run` opened one (src/sandbox/layer-fds.ts): what is bound is what was
+    // checked, not whatever a concurrent agent puts at the path before bwrap gets to it.
+    const fd = plan.layerFd?.(layer);
+    if (fd === null) continue;
+    if (fd !== undefined) args.push(layer.mode === "rw" ? "--bind-fd" : "--ro-bind-fd", String(fd), layer.path);
+    else args.push(layer.mode === "rw" ? "--bind" : "--ro-bind", layer.source ?? layer.path, layer.path);
+  }
   for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
   for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) args.push("--ro-bind", file, file);
   for (const path of sourceToolConfigs(env)) if (!plan.user.readWrite.includes(path)) args.push("--ro-bind", path, path);

@@ -2,10 +2,11 @@
 // bwrap's argument list: what comes after what decides what the agent sees, since a later mount
 // covers an earlier one. The attacks in test/attacks/sandbox-writes.test.ts run the real thing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { programName, sandboxFilesystem } from "../../src/sandbox/filesystem.ts";
+import { openLayerFds } from "../../src/sandbox/layer-fds.ts";
 import { bwrapArgs } from "../../src/sandbox/linux.ts";
 
 let root: string;
@@ -80,5 +81,32 @@ describe("the sandbox's mount plan", () => {
     expect(programName(["npx", "-y", "@openai/codex"])).toBe("codex");
     expect(programName(["env", "FOO=1", "/usr/local/bin/claude", "-p"])).toBe("claude");
     expect(programName([])).toBe("");
+  });
+
+  test("layers are bound from descriptors opened as meant: a writable one reached through a link is left out, a read-only one falls back to its path", () => {
+    const real = join(root, "real-state");
+    mkdirSync(real);
+    const linked = join(root, "linked-state");
+    symlinkSync(join(home, ".local", "bin"), linked);
+    const viaParent = join(root, "via");
+    symlinkSync(home, viaParent);
+    const layers = [
+      { path: real, mode: "rw" as const },
+      { path: linked, mode: "rw" as const },
+      { path: join(viaParent, ".local", "bin"), mode: "rw" as const },
+      { path: linked, mode: "ro" as const },
+    ];
+    const fds = openLayerFds(layers, 6);
+    try {
+      expect(layers.map((layer) => fds.childFd(layer))).toEqual([6, null, null, undefined]);
+      expect(fds.fds.length).toBe(1);
+      const filesystem = { base: "ro" as const, layers, credentials: [], isStrictHomeWritable: false, isClaudeConfigLost: false };
+      const args = bwrapArgs({ dataDir: join(root, "data"), shared: [], user: { readOnly: [], readWrite: [], hidden: [] }, gitMetadata: [], filesystem, layerFd: fds.childFd }, {}, 4242);
+      expect(args.join(" ")).toContain(`--bind-fd 6 ${real}`);
+      expect(args.join(" ")).not.toContain(`--bind ${linked}`);
+      expect(args.join(" ")).toContain(`--ro-bind ${linked} ${linked}`);
+    } finally {
+      fds.close();
+    }
   });
 });
