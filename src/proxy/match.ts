@@ -20,6 +20,28 @@ function hostMatches(pattern: HostPattern, host: string): boolean {
   return label.length > 0 && !label.includes(".");
 }
 
+/**
+ * Case folded the way a server that compares paths without case may: beyond ASCII, `ſ` (U+017F)
+ * reads as `s` and the Kelvin sign as `k` (upper then lower case maps both), so `/ſecrets` is
+ * under `/secrets/` to such a server.
+ */
+function unicodeFold(text: string): string {
+  return text.toUpperCase().toLowerCase();
+}
+
+/** A reading as written, folded, and with its percent escapes decoded as UTF-8 and folded (`/%C5%BFecrets`). */
+function foldings(reading: string): string[] {
+  const out = [reading.toLowerCase(), unicodeFold(reading)];
+  if (reading.includes("%")) {
+    try {
+      out.push(unicodeFold(decodeURIComponent(reading)));
+    } catch {
+      // not UTF-8 escapes: the readings above stand
+    }
+  }
+  return out;
+}
+
 export class ServiceMatcher {
   private readonly compiled: Compiled[];
   /** The path-prefixed services, longest prefix first, their prefixes folded: what carvedOut reads. */
@@ -38,7 +60,7 @@ export class ServiceMatcher {
     });
     this.prefixed = compiled
       .filter((c) => c.pattern.pathPrefix !== null)
-      .map((c) => ({ ...c, folded: c.pattern.pathPrefix!.toLowerCase() }))
+      .map((c) => ({ ...c, folded: unicodeFold(c.pattern.pathPrefix!) }))
       .sort((a, b) => b.folded.length - a.folded.length);
   }
 
@@ -77,7 +99,7 @@ export class ServiceMatcher {
     for (const { service, pattern, folded } of this.prefixed) {
       if (folded.length <= chosenPrefix) break;
       if ((pattern.port !== null && pattern.port !== port) || !hostMatches(pattern, h)) continue;
-      readings ??= pathReadings(path).map((reading) => reading.toLowerCase());
+      readings ??= pathReadings(path).flatMap(foldings);
       if (readings.some((reading) => reading.startsWith(folded))) return service;
     }
     return null;

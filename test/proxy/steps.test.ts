@@ -104,6 +104,15 @@ describe("injection, per auth type", () => {
         expect(matcher.carvedOut("api.fake.test", 443, path, chosen), `${broad} ${path}`).toBeNull();
       }
     }
+    // Unicode case folding, as a server that compares paths without case may read them: ſ (U+017F)
+    // is s, the Kelvin sign is k; written as is or as UTF-8 escapes.
+    const folding = new ServiceMatcher([service("broad", "api.fake.test"), service("secrets", "api.fake.test/secrets/*"), service("keys", "api.fake.test/keys/*")]);
+    for (const path of ["/ſecrets/x", "/%C5%BFecrets/x", "/\u212Aeys/x", "/%E2%84%AAeys/x"]) {
+      const chosen = folding.match("api.fake.test", 443, path);
+      expect(chosen?.name, path).toBe("broad");
+      expect(folding.carvedOut("api.fake.test", 443, path, chosen)?.name, path).toMatch(/^(secrets|keys)$/);
+    }
+    expect(folding.carvedOut("api.fake.test", 443, "/%C5%BFomething", folding.match("api.fake.test", 443, "/%C5%BFomething"))).toBeNull();
     // The carve-out's own path, when it is the one chosen, is not refused.
     const plain = new ServiceMatcher([service("broad", "api.fake.test"), service("admin", "api.fake.test/admin/*")]);
     const own = plain.match("api.fake.test", 443, "/admin/users");
