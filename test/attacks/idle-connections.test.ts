@@ -91,22 +91,15 @@ for spec in sys.argv[3:]:
         out["closed"] = closed(s, n)
         out["after_s"] = round(time.time() - started, 2)
         s.close()
-    elif kind == "tunnels":
+    elif kind in ("tunnels", "plain"):
+        # n connections, each with one CONNECT (tunnels) or one HTTP_PROXY-style request (plain), all kept open.
         socks, statuses = [], {}
         for i in range(n):
             s = connect()
-            s.sendall(f"CONNECT t{i}.example.test:443 HTTP/1.1\\r\\nHost: t{i}.example.test:443\\r\\nProxy-Authorization: {auth}\\r\\n\\r\\n".encode())
-            status = head(s).split("\\r\\n")[0]
-            statuses[status] = statuses.get(status, 0) + 1
-            socks.append(s)
-        out["statuses"] = statuses
-        for s in socks: s.close()
-    elif kind == "plain":
-        # HTTP_PROXY style: one request on each of n connections, all kept open.
-        socks, statuses = [], {}
-        for i in range(n):
-            s = connect()
-            s.sendall(f"GET http://p{i}.invalid/ HTTP/1.1\\r\\nHost: p{i}.invalid\\r\\nProxy-Authorization: {auth}\\r\\n\\r\\n".encode())
+            if kind == "tunnels":
+                s.sendall(f"CONNECT t{i}.example.test:443 HTTP/1.1\\r\\nHost: t{i}.example.test:443\\r\\nProxy-Authorization: {auth}\\r\\n\\r\\n".encode())
+            else:
+                s.sendall(f"GET http://p{i}.invalid/ HTTP/1.1\\r\\nHost: p{i}.invalid\\r\\nProxy-Authorization: {auth}\\r\\n\\r\\n".encode())
             status = head(s).split("\\r\\n")[0]
             statuses[status] = statuses.get(status, 0) + 1
             socks.append(s)

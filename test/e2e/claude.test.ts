@@ -8,12 +8,12 @@
 // be refused and logged: the log shows claude 2.1 talks to api.anthropic.com alone.
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { BINARY, cleanEnv, tempHome } from "../support/binary.ts";
+import { BINARY, cleanEnv } from "../support/binary.ts";
 import { type FakeAnthropic, fakeAnthropic } from "../support/fake-anthropic.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { setupHome } from "../support/scene.ts";
 
 const BIN_DIR = resolve(import.meta.dir, "../../node_modules/.bin");
 const CANARY = `sk-ant-api03-canary${randomBytes(24).toString("base64url")}`;
@@ -60,20 +60,13 @@ interface Scenario {
 /**
  * A vault holding the real key, the anthropic template and unmatched deny; then
  * `agent-vault run [--sandbox-strict] -- claude -p PROMPT` with no key in the environment and a
- * HOME of its own. With `strict`, the project is `~/project`, ~/.claude and ~/.claude.json do not
- * exist beforehand (`run` makes them), and a SessionStart hook given with --settings writes one
+ * HOME of its own. With `strict`, the project is `~/project`, ~/.claude does not exist beforehand
+ * (`run` makes it; claude cannot write ~/.claude.json in a read-only home), and a SessionStart hook given with --settings writes one
  * file in the project and tries one in the home. With `configDir`, CLAUDE_CONFIG_DIR is
  * `~/claude-config` (not there beforehand either) and claude keeps all of its state in it.
  */
 async function runClaude(options: { strict: boolean; configDir?: boolean }): Promise<Scenario> {
-  const scratch = mkdtempSync(join(tmpdir(), "av-claude-"));
-  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
-  const home = await tempHome();
-  cleanups.push(() => home.cleanup());
-  const setup = async (args: readonly string[], stdin?: string) => {
-    const r = await home.run(args, stdin === undefined ? {} : { stdin });
-    if (r.code !== 0) throw new Error(`agent-vault ${args.join(" ")} failed (exit ${r.code}): ${r.stderr}`);
-  };
+  const { scratch, home, setup } = await setupHome("av-claude-", cleanups);
   await setup(["vault", "credential", "set", "ANTHROPIC_API_KEY=-"], CANARY);
   await setup(["vault", "service", "add", "--template", "anthropic"]);
   await setup(["vault", "settings", "--unmatched", "deny"]);

@@ -12,12 +12,12 @@
 // never goes anywhere but api.openai.com is then about real requests, not about TLS failures.
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { BINARY, cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
+import { BINARY, cleanEnv, type RunResult, type TempHome } from "../support/binary.ts";
 import { type FakeOpenAI, fakeOpenAI } from "../support/fake-openai.ts";
 import { type ReceivedRequest, startUpstream, type Upstream } from "../support/upstream.ts";
+import { setupHome } from "../support/scene.ts";
 
 const BIN_DIR = resolve(import.meta.dir, "../../node_modules/.bin");
 const CODEX = join(BIN_DIR, "codex");
@@ -92,15 +92,7 @@ async function runCodex(options: {
    */
   strict?: "env" | "default";
 }): Promise<Scenario> {
-  const scratch = mkdtempSync(join(tmpdir(), "av-codex-"));
-  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
-  const home = await tempHome();
-  cleanups.push(() => home.cleanup());
-
-  const setup = async (args: readonly string[], stdin?: string) => {
-    const r = await home.run(args, stdin === undefined ? {} : { stdin });
-    if (r.code !== 0) throw new Error(`agent-vault ${args.join(" ")} failed (exit ${r.code}): ${r.stderr}`);
-  };
+  const { scratch, home, setup } = await setupHome("av-codex-", cleanups);
   // Through stdin, as a user would, so the canary is in no argument list.
   await setup(["vault", "credential", "set", "OPENAI_API_KEY=-"], CANARY);
   await setup(["vault", "service", "add", "--template", "openai"]);

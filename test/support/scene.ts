@@ -51,6 +51,23 @@ export async function sceneHome(scene: FileScene, options: Parameters<typeof tem
 }
 
 /** The agent user's data directory (sceneHome with asAgent). */
+/**
+ * A scratch directory and a fresh home of their own, both removed with `cleanups`, and `setup`,
+ * which runs the binary in that home and throws (with its stderr) unless it succeeds: the start of
+ * a real agent's end-to-end run (codex, claude).
+ */
+export async function setupHome(prefix: string, cleanups: Cleanups): Promise<{ scratch: string; home: TempHome; setup: (args: readonly string[], stdin?: string) => Promise<void> }> {
+  const scratch = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+  const home = await tempHome();
+  cleanups.push(() => home.cleanup());
+  const setup = async (args: readonly string[], stdin?: string) => {
+    const r = await home.run(args, stdin === undefined ? {} : { stdin });
+    if (r.code !== 0) throw new Error(`agent-vault ${args.join(" ")} failed (exit ${r.code}): ${r.stderr}`);
+  };
+  return { scratch, home, setup };
+}
+
 export function agentHome(scene: FileScene, options: { init?: "password" | "no-password" | false } = {}): Promise<TempHome> {
   return sceneHome(scene, { asAgent: true, ...options });
 }
