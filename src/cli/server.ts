@@ -135,6 +135,17 @@ export function registerRun(program: Command): void {
           quiet?: boolean;
         },
       ) => {
+        if (!options.sandbox) {
+          const adjustments = [
+            ...(options.sandboxStrict ? ["--sandbox-strict"] : []),
+            ...(options.sandboxRo.length > 0 ? ["--sandbox-ro"] : []),
+            ...(options.sandboxRw.length > 0 ? ["--sandbox-rw"] : []),
+            ...(options.sandboxHide.length > 0 ? ["--sandbox-hide"] : []),
+          ];
+          if (adjustments.length > 0) {
+            throw new AgentVaultError("usage", `--no-sandbox turns the sandbox off, so ${adjustments.join(", ")} would do nothing`, { hint: "drop --no-sandbox, or the sandbox options" });
+          }
+        }
         const envRequests = (await import("../run/placeholders.ts")).parseEnvRequests(options.env);
         const ttlMs = parseDuration(options.ttl);
         if (ttlMs === null) throw new AgentVaultError("invalid_argument", `--ttl "${options.ttl}" is not a duration like 8h or 7d`);

@@ -5,6 +5,7 @@ import { AgentVaultError } from "../shared/errors.ts";
 import { CATALOG, findTemplate } from "../vault/catalog.ts";
 import { AUTH_TYPES, type Auth, credentialKeysOf } from "../vault/service.schema.ts";
 import { shadowedPrefixes } from "../vault/proposal-effects.ts";
+import { findVault } from "../vault/vaults.ts";
 import { addService, parseServiceFile, parseServiceInput, removeService, setServiceEnabled, setServices } from "../vault/services.ts";
 import { type CommonOptions, openVault, withJsonOption, withPasswordOption, withVaultOption } from "./context.ts";
 import { printJson, printNote, printTable } from "./io.ts";
@@ -259,6 +260,9 @@ export function registerService(group: Command): void {
       const result = await setServices(store, vault.name, inputs, options.replace === true);
       if (options.json) return printJson(result);
       printNote(`vault "${vault.name}": ${result.added.length} added, ${result.updated.length} updated, ${result.removed.length} removed`);
+      const after = findVault(store.read(), vault.name).services;
+      const warnings = new Set([...result.added, ...result.updated].flatMap((name) => shadowedPrefixes(after, name)));
+      for (const warning of warnings) printNote(`warning: ${warning}`);
     });
 }
 

@@ -8,6 +8,7 @@ import { type Answer, answerFrom, problem } from "../shared/answers.ts";
 import { expireHeld, type HeldRequest, heldFor, holdRequest } from "../vault/held.ts";
 import { type Held } from "../vault/held.schema.ts";
 import { type VaultStore } from "../vault/vault.ts";
+import { isPrincipalLive } from "../vault/principals.ts";
 
 /**
  * How often a waiting request looks for the answer: a stat of the state file, so cheap; it bounds
@@ -93,12 +94,17 @@ export class HeldWaits {
     const deadline = Date.parse(held.expires_at);
     for (;;) {
       let current: Held | null = held;
+      let isLive = true;
       try {
-        current = heldFor(this.store.read(), request.vaultId, held.id, held.nonce);
+        const body = this.store.read();
+        current = heldFor(body, request.vaultId, held.id, held.nonce);
+        isLive = isPrincipalLive(body, request.principal);
       } catch {
         // A state file that does not verify (the agent wrote it) answers nothing: keep waiting.
       }
       if (current === null) return problem("approval_denied", `held request #${held.id} is gone from the vault; nothing was sent`, { held: held.id });
+      // A session revoked or ended while it waits gets its answer now, not when a person answers.
+      if (!isLive) return problem("unauthorized", `held request #${held.id} (${request.method} ${request.host}): the session ended while it waited; nothing was sent`, { held: held.id });
       const verdict = verdictOf(current);
       if (verdict !== "pending") return verdict;
       if (Date.now() >= deadline) {

@@ -66,7 +66,7 @@ export async function runAgent(
   let launcher;
   try {
     launcher = await prepareLauncher(
-      { ...sandbox, command },
+      { ...sandbox, command, quiet: options.quiet === true },
       {
         dataDir: paths.home,
         shared: [paths.caBundle, nodePreload],
@@ -94,7 +94,7 @@ export async function runAgent(
     const some = (names: readonly string[]) => (names.length === 0 ? "none" : names.length > 8 ? `${names.slice(0, 8).join(", ")} and ${names.length - 8} more` : names.join(", "));
     // Names only: which variables hold placeholders, never what they hold.
     process.stderr.write(
-      `agent-vault: vault "${displaySafe(vaultName)}", session ${session.id}, services: ${displaySafe(some(services.map((s) => s.name)))}; placeholders: ${some(Object.keys(withAgentAliases(agent, placeholders.env)))}; sandbox ${sandbox.enabled ? "on" : "off"}; proxy ${launcher.agentHost}:${mitmPort}, api ${launcher.agentHost}:${apiPort}${served ? " (served by this run)" : ""}\n`,
+      `agent-vault: vault "${displaySafe(vaultName)}", session ${session.id}, services: ${displaySafe(some(services.map((s) => s.name)))}; placeholders: ${some(Object.keys(withAgentAliases(agent, placeholders.env)))}; sandbox ${launcher.isSandboxed ? (sandbox.strict ? "on (strict)" : "on") : "off"}; proxy ${launcher.agentHost}:${mitmPort}, api ${launcher.agentHost}:${apiPort}${served ? " (served by this run)" : ""}\n`,
     );
   }
   const env = buildAgentEnv(process.env, {

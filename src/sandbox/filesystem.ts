@@ -12,7 +12,7 @@
 // hidden: an agent that can read them holds a key, which running it under agent-vault is meant
 // to prevent, and inside the sandbox its only network is the proxy, which brings the vault's keys.
 import { existsSync, lstatSync, mkdirSync, realpathSync, statSync } from "node:fs";
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join, normalize, relative } from "node:path";
 
 export interface Layer {
   readonly path: string;
@@ -28,6 +28,12 @@ export interface SandboxFilesystem {
   readonly layers: readonly Layer[];
   /** Hidden unless the user names them (or something inside them) with a --sandbox-* flag. */
   readonly credentials: readonly string[];
+  /**
+   * The directories between the home and a hidden credential, bound onto themselves first: a mount
+   * point cannot be renamed, so `mv ~/.docker ~/.dockerx` (the hiding mount would move with it, and
+   * the next run would read ~/.dockerx/config.json) fails (red team, session 8).
+   */
+  readonly pins: readonly string[];
   /** --sandbox-strict started in the home itself or in a dot-directory of it: that is writable after all. */
   readonly isStrictHomeWritable: boolean;
   /** --sandbox-strict running claude without CLAUDE_CONFIG_DIR: it cannot save ~/.claude.json. */
@@ -84,6 +90,21 @@ export const CREDENTIAL_PATHS: readonly string[] = [
   ".m2/settings.xml",
   ".gradle/gradle.properties",
   ".cache/huggingface/token",
+  ".config/git/credentials",
+];
+
+/** Where tools take their credential files from the environment instead (a list: KUBECONFIG). */
+const CREDENTIAL_VARIABLES: readonly { readonly name: string; readonly file?: string }[] = [
+  { name: "AWS_SHARED_CREDENTIALS_FILE" },
+  { name: "AWS_CONFIG_FILE" },
+  { name: "GOOGLE_APPLICATION_CREDENTIALS" },
+  { name: "CLOUDSDK_CONFIG" },
+  { name: "AZURE_CONFIG_DIR" },
+  { name: "KUBECONFIG" },
+  { name: "DOCKER_CONFIG" },
+  { name: "GH_CONFIG_DIR" },
+  { name: "HF_HOME", file: "token" },
+  { name: "HF_TOKEN_PATH" },
 ];
 
 /**
@@ -92,8 +113,32 @@ export const CREDENTIAL_PATHS: readonly string[] = [
  * Python's user site (a `.pth` file there runs at every `python3`), and desktop entries (the
  * command a link or a file type opens; claude writes one for its URL handler).
  */
-const RUN_LATER_IN_HOME: readonly string[] = [".local/bin", "bin", ".ssh", ".local/lib", ".local/share/systemd", ".local/share/bash-completion", ".local/share/applications"];
-const RUN_LATER_IN_CONFIG: readonly string[] = ["systemd", "autostart", "environment.d", "fish/conf.d"];
+const RUN_LATER_IN_HOME: readonly string[] = [".local/bin", "bin", ".ssh", ".local/lib", ".local/share/systemd", ".local/share/bash-completion", ".local/share/applications", ".bashrc.d"];
+const RUN_LATER_IN_CONFIG: readonly string[] = ["systemd", "autostart", "environment.d", "fish/conf.d", "fish/functions", "fish/completions"];
+
+/**
+ * Version managers' and tool installers' trees, read-only where they exist (not moved aside when
+ * new: a first `cargo build` makes ~/.cargo): what shells source from them (~/.cargo/env,
+ * ~/.nvm/nvm.sh, oh-my-zsh's custom scripts) and what their links on PATH lead to (pipx's and
+ * uv's venvs, nvm's global packages). Their caches stay writable by default.
+ */
+const TOOL_ROOTS: readonly string[] = [
+  ".cargo",
+  ".rustup",
+  ".nvm",
+  ".volta",
+  ".pyenv",
+  ".rbenv",
+  ".sdkman",
+  ".asdf",
+  ".bun",
+  ".deno",
+  ".oh-my-zsh",
+  ".local/share/pipx",
+  ".local/share/uv/tools",
+  ".local/share/fnm",
+];
+const TOOL_CACHES: readonly string[] = [".cargo/registry", ".cargo/git", ".bun/install/cache", ".nvm/.cache"];
 
 /**
  * The directories of the home whose contents run later (src/sandbox/run-later.ts checks new ones),
@@ -104,8 +149,36 @@ export function runLaterDirectories(env: NodeJS.ProcessEnv, cwd: string): string
   const home = realHome(env);
   if (!home) return [];
   const configs = [...new Set([join(home, ".config"), absolute(env.XDG_CONFIG_HOME) ?? join(home, ".config")])];
-  const onPath = (env.PATH ?? "").split(":").filter((dir) => dir.startsWith(`${home}/`) && !isWithin(dir, cwd));
-  return [...new Set([...RUN_LATER_IN_HOME.map((relative) => join(home, relative)), ...configs.flatMap((config) => RUN_LATER_IN_CONFIG.map((name) => join(config, name))), ...onPath])];
+  return [
+    ...new Set([
+      ...RUN_LATER_IN_HOME.map((relative) => join(home, relative)),
+      ...configs.flatMap((config) => RUN_LATER_IN_CONFIG.map((name) => join(config, name))),
+      ...pathDirectoriesInHome(env, home, cwd),
+    ]),
+  ];
+}
+
+/**
+ * The directories of $PATH in the home, as a shell reads them: a leading `~` expanded (bash does,
+ * even quoted), trailing slashes dropped, the home as written or resolved. Those in the working
+ * directory are the project's (node_modules/.bin), unless the working directory is the home or
+ * above it (red team, session 8: started in ~, ~/.cargo/bin was writable).
+ */
+function pathDirectoriesInHome(env: NodeJS.ProcessEnv, home: string, cwd: string): string[] {
+  const homes = [...new Set([home, absolute(env.HOME)?.replace(/\/+$/, "") ?? home])];
+  const projectOwns = cwd !== home && isWithin(cwd, home);
+  const out: string[] = [];
+  for (const entry of (env.PATH ?? "").split(":")) {
+    let dir = entry.startsWith("~/") ? join(home, entry.slice(2)) : entry;
+    if (!dir.startsWith("/")) continue;
+    dir = normalize(dir).replace(/(.)\/+$/, "$1");
+    const asWritten = homes.find((h) => isWithin(dir, h) && dir !== h);
+    if (!asWritten) continue;
+    const inHome = join(home, relative(asWritten, dir));
+    if (projectOwns && isWithin(inHome, cwd)) continue;
+    out.push(inHome);
+  }
+  return out;
 }
 
 /** Package managers' caches, seen inside as the sandbox's own (a cache holds code that runs later). */
@@ -188,18 +261,32 @@ function sandboxCacheStore(env: NodeJS.ProcessEnv, home: string, name: string): 
  * The layout for a command started in `cwd`. Under --sandbox-strict, makes what the command's own
  * state needs and what the sandbox's cache is kept in, when missing: a bind needs something to bind.
  */
-export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: readonly string[], options: { strict: boolean }): SandboxFilesystem {
+export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: readonly string[], options: { strict: boolean; gitDirs?: readonly string[] }): SandboxFilesystem {
   const home = realHome(env);
   const layers: Layer[] = options.strict ? strictLayers(env, home, cwd, command) : [];
+  if (home) {
+    for (const path of TOOL_ROOTS.map((relative) => join(home, relative))) if (isDirectory(path) && !isWithin(cwd, path)) layers.push({ path: realpathOr(path), mode: "ro" });
+    // Their caches stay writable where the home is (a first `cargo build` fetches into ~/.cargo/registry).
+    if (!options.strict) for (const path of TOOL_CACHES.map((relative) => join(home, relative))) if (isUnlinkedDirectory(path)) layers.push({ path, mode: "rw" });
+    // git's credential cache puts its socket here when the user's next `git push` starts it: made
+    // now (0700, empty) so that it is hidden from the start, not only if it already existed.
+    if (!options.strict) ensurePrivateDirectory(join(absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache"), "git", "credential"));
+  }
+  // Started in a subdirectory of a repository, the agent still commits: the repository's git
+  // directory is writable too (its hooks and config stay read-only, src/sandbox/linux.ts).
+  if (options.strict) for (const dir of options.gitDirs ?? []) if (!isWithin(dir, cwd) && isUnlinkedDirectory(dir)) layers.push({ path: dir, mode: "rw" });
   // What in the home runs later stays read-only where it exists, in either mode: strict started in
   // ~/.local or ~/.config would otherwise have them writable (red team, session 8).
   for (const path of runLaterDirectories(env, cwd)) if (isDirectory(path) && !isWithin(cwd, path)) layers.push({ path: realpathOr(path), mode: "ro" });
-  const credentials = home ? credentialPaths(home).filter((path) => !isWithin(cwd, path)) : [];
+  const credentials = home ? credentialPaths(env, home).filter((path) => !isWithin(cwd, path)) : [];
+  // Pinned where the home is writable (in strict it is read-only, so nothing in it can be renamed).
+  const pins = home && !options.strict ? [...new Set(credentials.flatMap((path) => ancestorsBelow(path, home)))].filter((dir) => !isWithin(cwd, dir) && isUnlinkedDirectory(dir)) : [];
   const inDotfiles = home !== null && (cwd === home || (isWithin(cwd, home) && relative(home, cwd).startsWith(".")));
   return {
     base: options.strict ? "ro" : "rw",
     layers: sortByDepth(layers),
     credentials,
+    pins: pins.sort((a, b) => depth(a) - depth(b)),
     isStrictHomeWritable: options.strict && inDotfiles,
     isClaudeConfigLost: options.strict && !inDotfiles && programName(command) === "claude" && absolute(env.CLAUDE_CONFIG_DIR) === null,
   };
@@ -213,15 +300,48 @@ function realpathOr(path: string): string {
   }
 }
 
-/** The credential files that exist, and where a link among them leads (a stow-style ~/.ssh -> ~/dotfiles/ssh). */
-function credentialPaths(home: string): string[] {
+/**
+ * The credential files that exist: the list under the home, under $XDG_CONFIG_HOME and
+ * $XDG_CACHE_HOME for its .config and .cache entries, those the environment names, and where a
+ * link among them leads (a stow-style ~/.ssh -> ~/dotfiles/ssh).
+ */
+function credentialPaths(env: NodeJS.ProcessEnv, home: string): string[] {
+  const config = absolute(env.XDG_CONFIG_HOME);
+  const cache = absolute(env.XDG_CACHE_HOME);
+  const candidates = CREDENTIAL_PATHS.flatMap((relative) => [
+    join(home, relative),
+    ...(config && relative.startsWith(".config/") ? [join(config, relative.slice(".config/".length))] : []),
+    ...(cache && relative.startsWith(".cache/") ? [join(cache, relative.slice(".cache/".length))] : []),
+  ]);
+  for (const variable of CREDENTIAL_VARIABLES) {
+    for (const value of (env[variable.name] ?? "").split(":")) {
+      const path = absolute(value);
+      if (path) candidates.push(variable.file ? join(path, variable.file) : path);
+    }
+  }
   const out = new Set<string>();
-  for (const path of CREDENTIAL_PATHS.map((relative) => join(home, relative))) {
+  for (const path of candidates) {
     if (!existsSync(path)) continue;
     out.add(path);
     out.add(realpathOr(path));
   }
   return [...out];
+}
+
+/** The directories strictly between the home and `path`. */
+function ancestorsBelow(path: string, home: string): string[] {
+  const out: string[] = [];
+  for (let dir = dirname(path); dir !== home && isWithin(dir, home); dir = dirname(dir)) out.push(dir);
+  return out;
+}
+
+function ensurePrivateDirectory(path: string): void {
+  if (existsSync(path)) return;
+  try {
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+  } catch {
+    // not made: hidden only if git makes it before the run starts
+  }
 }
 
 /** --sandbox-strict: the temporary directories, the home read-only, the agent's state, the caches, the working directory. */
@@ -232,8 +352,11 @@ function strictLayers(env: NodeJS.ProcessEnv, home: string | null, cwd: string, 
     // Read-only even where it lies under a writable directory (a home in /tmp).
     layers.push({ path: home, mode: "ro" });
     const program = programName(command);
+    // Only the command's own: a shell writing ~/.claude/settings.json (its hooks run in the user's
+    // next claude) would be an agent planting into another (red team, session 8).
     for (const agent of AGENTS) {
       const isTheCommand = agent.commands.includes(program);
+      if (!isTheCommand) continue;
       for (const dir of agent.dirs(env, home)) {
         if (isTheCommand && !existsSync(dir)) {
           try {

@@ -1,7 +1,7 @@
 // How `run` starts the agent's command: in the Linux sandbox (src/sandbox/linux.ts) when it can,
 // else as a plain child, saying so in one line. Either way `run` gets the same handle: kill a
 // signal into the command, its exit code, and a close that removes what the launch made.
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative, isAbsolute } from "node:path";
 import { type Socket } from "node:net";
 import { AgentVaultError } from "../shared/errors.ts";
@@ -26,6 +26,8 @@ export interface SandboxRequest {
   readonly strict?: boolean;
   /** The command line: under `strict`, its program's own state is made if missing (src/sandbox/filesystem.ts). */
   readonly command?: readonly string[];
+  /** `run --quiet`: no line at start (warnings and what the exit check finds are still said). */
+  readonly quiet?: boolean;
 }
 
 export interface LaunchTarget {
@@ -119,7 +121,9 @@ function selfCommand(): string[] {
 }
 
 function userPaths(flag: string, paths: readonly string[], dataDir: string): string[] {
-  return paths.map((path) => {
+  // A path to hide that is not there hides nothing: left out (what the agent makes there is its own).
+  const given = flag === "--sandbox-hide" ? paths.filter((path) => existsSync(path)) : paths;
+  return given.map((path) => {
     const real = resolveSandboxPath(flag, path);
     const inside = relative(dataDir, real);
     if (inside === "" || (!inside.startsWith("..") && !isAbsolute(inside))) {
@@ -147,7 +151,8 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   // when the sandbox has exited (src/sandbox/run-later.ts).
   const cwd = process.cwd();
   const runLater = snapshotRunLater(cwd, process.env, user.readWrite);
-  const gitMetadata = findGitRepos(cwd).flatMap(gitMetadataPaths);
+  const repos = findGitRepos(cwd);
+  const gitMetadata = repos.flatMap(gitMetadataPaths);
   // The relay sockets (the fallback when the listeners cannot be handed out): a fresh 0700
   // directory of ours.
   // In the data directory, which the sandbox hides: another run's agent (same user, same /tmp)
@@ -194,7 +199,10 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     filterFd = openSync(filterFile, "r");
   }
   const shared = [...target.shared.map((file) => join(dataDir, basename(file))), join(socketDir, "proxy.sock"), join(socketDir, "api.sock")];
-  const filesystem = sandboxFilesystem(process.env, cwd, request.command ?? [], { strict: request.strict === true });
+  const filesystem = sandboxFilesystem(process.env, cwd, request.command ?? [], {
+    strict: request.strict === true,
+    gitDirs: repos.slice(0, 1).flatMap((repo) => [...new Set([repo.gitDir, repo.commonDir])]),
+  });
   // Descriptors 3–5 are bwrap's info pipe, the seccomp filter and the listeners' socket.
   layerFds = openLayerFds(filesystem.layers, FIRST_LAYER_FD);
   const args = bwrapArgs({ dataDir, shared, user, gitMetadata, filesystem, layerFd: layerFds.childFd }, process.env, process.getuid?.() ?? 0);
@@ -205,13 +213,14 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   }
   if (filesystem.isStrictHomeWritable) {
     notice(
-      `agent-vault: --sandbox-strict: the working directory is your home, so the agent can write your dotfiles after all (the shell's startup files, git's hooks and config and ~/.local/bin stay read-only); start it in a project directory\n`,
+      `agent-vault: --sandbox-strict: the working directory ${displaySafe(cwd)} is your home or a directory of your dotfiles, so the agent can write there after all (your shell's existing startup files, git's hooks and config, ~/.local/bin and the other directories that run later stay read-only); start it in a project directory\n`,
     );
   }
   // Without a terminal there is no job control to keep: a session of its own, so the agent cannot
   // signal run's process group (kill 0) from inside.
   if (!process.stdin.isTTY) args.unshift("--new-session");
-  notice(`agent-vault: sandboxed: the command's only network is the proxy (HTTPS_PROXY) and AGENT_VAULT_ADDR; a client that ignores HTTPS_PROXY cannot connect (--no-sandbox to run without)\n`);
+  if (!request.quiet)
+    notice(`agent-vault: sandboxed: the command's only network is the proxy (HTTPS_PROXY) and AGENT_VAULT_ADDR; a client that ignores HTTPS_PROXY cannot connect (--no-sandbox to run without)\n`);
   return {
     agentHost: "127.0.0.1",
     isSandboxed: true,

@@ -6,7 +6,7 @@
 // namespace of its own; mounts made before that are locked. It also mounts a /proc of the new PID
 // namespace (no process of ours or of the user is visible), brings up loopback in the empty
 // network namespace, and --die-with-parent ends the sandbox if `run` dies, SIGKILL included.
-import { realpathSync, statSync } from "node:fs";
+import { readdirSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
 import { depth, isWithin, type Layer, type SandboxFilesystem } from "./filesystem.ts";
@@ -84,7 +84,10 @@ export function resolveSandboxPath(flag: string, path: string): string {
   try {
     return realpathSync(path);
   } catch (error) {
-    throw new AgentVaultError("invalid_argument", `${flag} ${path}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (error as Error).message}`);
+    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+    throw new AgentVaultError("invalid_argument", `${flag} ${path}: ${missing ? "no such file or directory" : (error as Error).message}`, {
+      ...(missing ? { hint: `a bind needs something to bind: create it first (mkdir -p ${path})` } : {}),
+    });
   }
 }
 
@@ -132,9 +135,20 @@ export function shellStartupPaths(env: NodeJS.ProcessEnv): string[] {
     // when they exist; readline reads ~/.inputrc (a key bound to a command line); X sessions
     // source ~/.xsessionrc and ~/.xprofile.
     ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bash_aliases", ".bash_completion", ".inputrc", ".xsessionrc", ".xprofile"].map((name) => join(home, name)),
-    ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].map((name) => join(dir, name))),
+    // zsh runs FILE.zwc (compiled) instead of FILE when it is newer or FILE is missing, and
+    // compinit sources its dump (~/.zcompdump, oh-my-zsh's ~/.zcompdump-HOST-VERSION).
+    ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].flatMap((name) => [join(dir, name), join(dir, `${name}.zwc`)])),
+    ...zshDirs.flatMap((dir) => [".zcompdump", ...entriesStartingWith(dir, ".zcompdump")].map((name) => join(dir, name))),
     join(config, "fish", "config.fish"),
-  ];
+  ].filter((path, i, all) => all.indexOf(path) === i);
+}
+
+function entriesStartingWith(dir: string, prefix: string): string[] {
+  try {
+    return readdirSync(dir).filter((name) => name.startsWith(prefix));
+  } catch {
+    return [];
+  }
 }
 
 /** The startup files that exist: read-only inside; `--sandbox-rw` lifts it. */
@@ -185,6 +199,9 @@ export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number):
   // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
   // terminals and read what is typed there (a password at a prompt).
   const args = [...NAMESPACE_ARGS, plan.filesystem.base === "ro" ? "--ro-bind" : "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
+  // Before the layers, so that a deeper read-only layer stays over them (a bind of ~/.config onto
+  // itself made later would bring back ~/.config/systemd writable).
+  for (const pin of plan.filesystem.pins) args.push("--bind", pin, pin);
   for (const layer of plan.filesystem.layers) {
     // From a descriptor where `run` opened one (src/sandbox/layer-fds.ts): what is bound is what was
     // checked, not whatever a concurrent agent puts at the path before bwrap gets to it.

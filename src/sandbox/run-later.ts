@@ -6,7 +6,7 @@
 // running) what git and the shell would use now is compared with it: a new startup file or hook is
 // moved aside, a new key that runs a program is named with the command that removes it. git is
 // never run on what the agent wrote (it could run what it names); configs are parsed here.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, lstatSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { displaySafe, shellQuote } from "../shared/text.ts";
@@ -23,6 +23,8 @@ export interface RunLaterSnapshot {
   /** Each startup file's content digest, null where it did not exist. */
   readonly startupFiles: ReadonlyMap<string, string | null>;
   readonly hooks: ReadonlyMap<string, string>;
+  /** The hooks directories git used when the run started: only what is in these (or a repository's own) is moved. */
+  readonly hookDirs: ReadonlySet<string>;
   /** Each config file git read, with its digest (null if absent). */
   readonly configs: ReadonlyMap<string, string | null>;
   /** `file \0 key \0 value` of every key that runs a program. */
@@ -60,6 +62,23 @@ function entryDigest(path: string): string {
     return `${stat.mode}:${stat.dev}:${stat.ino}`;
   } catch {
     return "";
+  }
+}
+
+function realpathOr(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function entryKind(path: string): "file" | "link" | "other" | null {
+  try {
+    const stat = lstatSync(path);
+    return stat.isSymbolicLink() ? "link" : stat.isFile() ? "file" : "other";
+  } catch {
+    return null;
   }
 }
 
@@ -119,10 +138,47 @@ function readConfigs(repos: readonly GitRepo[], env: NodeJS.ProcessEnv): ReadCon
   return [...read.values()];
 }
 
-/** The files in each hooks directory git could use: the repositories' own and every core.hooksPath. */
-function readHooks(repos: readonly GitRepo[], configs: readonly ReadConfig[], env: NodeJS.ProcessEnv): Map<string, string> {
+/** The names git runs hooks by (githooks(5)); nothing else in a hooks directory ever runs. */
+const GIT_HOOK_NAMES = new Set([
+  "applypatch-msg",
+  "pre-applypatch",
+  "post-applypatch",
+  "pre-commit",
+  "pre-merge-commit",
+  "prepare-commit-msg",
+  "commit-msg",
+  "post-commit",
+  "pre-rebase",
+  "post-checkout",
+  "post-merge",
+  "pre-push",
+  "pre-receive",
+  "update",
+  "proc-receive",
+  "post-receive",
+  "post-update",
+  "reference-transaction",
+  "push-to-checkout",
+  "pre-auto-gc",
+  "post-rewrite",
+  "sendemail-validate",
+  "fsmonitor-watchman",
+  "p4-changelist",
+  "p4-prepare-changelist",
+  "p4-post-changelist",
+  "p4-pre-submit",
+  "post-index-change",
+]);
+
+/** The hooks directories git could use: the repositories' own and every core.hooksPath. */
+function hookDirs(repos: readonly GitRepo[], configs: readonly ReadConfig[], env: NodeJS.ProcessEnv): Set<string> {
   const hookPaths = configs.flatMap((config) => config.entries.filter((entry) => entry.key === "core.hookspath" && entry.value).map((entry) => entry.value!));
-  const dirs = new Set(repos.flatMap((repo) => [join(repo.commonDir, "hooks"), ...hookPaths.map((path) => expandHome(path, env, repo.workTree))]));
+  return new Set(repos.flatMap((repo) => [join(repo.commonDir, "hooks"), ...hookPaths.map((path) => expandHome(path, env, repo.workTree))]));
+}
+
+/** The entries of each hooks directory git could use. */
+function readHooks(repos: readonly GitRepo[], configs: readonly ReadConfig[], env: NodeJS.ProcessEnv): Map<string, string> {
+  const dirs = hookDirs(repos, configs, env);
   const hooks = new Map<string, string>();
   for (const dir of dirs) {
     let names: string[];
@@ -156,6 +212,7 @@ export function snapshotRunLater(cwd: string, env: NodeJS.ProcessEnv, lifted: re
     lifted,
     startupFiles: new Map(shellStartupPaths(env).map((path) => [path, exists(path) ? digest(path, MAX_HOOK_BYTES) : null])),
     hooks: readHooks(repos, configs, env),
+    hookDirs: hookDirs(repos, configs, env),
     configs: new Map(configs.map((config) => [config.file, config.digest])),
     programKeys: programKeysOf(configs),
     gitDirs: new Map(repos.map((repo) => [repo.gitDir, identity(repo.gitDir) ?? ""])),
@@ -214,28 +271,34 @@ function timestamp(): string {
  * predictable, so one the agent prepared is not overwritten; when no name can be had the file is
  * removed: leaving it would leave it to run.
  */
-function quarantine(path: string): string | null {
+function quarantine(path: string): string {
   const base = `${path}.agent-vault-quarantine-${timestamp()}`;
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = attempt === 0 ? base : `${base}-${attempt}`;
+  // Ten predictable names, then one nobody could have prepared.
+  const names = [...Array.from({ length: 10 }, (_, i) => (i === 0 ? base : `${base}-${i}`)), `${base}-${randomBytes(6).toString("hex")}`];
+  let lastError: Error | null = null;
+  for (const [attempt, target] of names.entries()) {
     if (exists(target)) continue;
     try {
       renameSync(path, target);
       return target;
-    } catch {
+    } catch (error) {
+      lastError = error as Error;
       // taken between the check and the rename, or its directory made read-only (the agent is the
       // same user: chmod 555): the directory is made writable for its owner once, then the next name
       if (attempt === 0) makeWritable(dirname(path));
     }
   }
-  rmSync(path, { recursive: true, force: true });
-  return null;
+  // Never removed instead (red team, session 8: what is at the path may be the user's): said.
+  throw lastError ?? new Error("every name for it was taken");
 }
 
 /** The owner's write bit on `dir` (ours: the agent is the same user), so an entry can be moved out. */
 function makeWritable(dir: string): void {
   try {
-    chmodSync(dir, lstatSync(dir).mode | 0o200);
+    // A link is not followed: chmod would act on what it leads to (a link the agent made to ~).
+    const stat = lstatSync(dir);
+    if (!stat.isDirectory()) return;
+    chmodSync(dir, stat.mode | 0o200);
   } catch {
     // not ours, or gone: the rename or removal says so
   }
@@ -244,8 +307,7 @@ function makeWritable(dir: string): void {
 function moveAside(path: string, what: string, notice: (line: string) => void): void {
   let where: string;
   try {
-    const target = quarantine(path);
-    where = target ? `moved to ${displaySafe(target)}` : "removed (it could not be renamed)";
+    where = `moved to ${displaySafe(quarantine(path))}`;
   } catch (error) {
     where = `it could NOT be moved or removed (${displaySafe((error as Error).message)}) and will run: remove it yourself before using your shell or git`;
   }
@@ -276,6 +338,10 @@ function sweepStartupFile(snapshot: RunLaterSnapshot, path: string, notice: (lin
 /** After the sandbox has exited: what will run later, compared with the snapshot. */
 export function sweepRunLater(snapshot: RunLaterSnapshot, notice: (line: string) => void): void {
   for (const path of snapshot.startupFiles.keys()) part(displaySafe(path), notice, () => sweepStartupFile(snapshot, path, notice));
+  // Startup files whose names are only known now (a ~/.zcompdump-HOST-VERSION made during the run).
+  part("the shell's startup files", notice, () => {
+    for (const path of shellStartupPaths(snapshot.env)) if (!snapshot.startupFiles.has(path) && exists(path) && !isLifted(path, snapshot.lifted)) moveAside(path, "the shell startup file", notice);
+  });
   for (const path of snapshot.runLaterDirs.keys()) part(displaySafe(path), notice, () => sweepRunLaterDir(snapshot, path, notice));
   // A `commondir` that appeared sends git to the hooks and config of a directory of the agent's
   // choosing: moved aside before the rest is judged, so the rest is judged as git will read it.
@@ -304,9 +370,26 @@ export function sweepRunLater(snapshot: RunLaterSnapshot, notice: (line: string)
   });
   part("the git hooks", notice, () => {
     const hooks = readHooks(repos, configs, snapshot.env);
+    const own = new Set(repos.map((repo) => join(repo.commonDir, "hooks")));
+    const named = new Set<string>();
     for (const [path, now] of hooks) {
-      if (snapshot.hooks.get(path) === now || isLifted(path, snapshot.lifted)) continue;
-      moveAside(path, `the git hook ${displaySafe(basename(path))} at`, notice);
+      if (snapshot.hooks.get(path) === now || isLifted(path, snapshot.lifted) || !GIT_HOOK_NAMES.has(basename(path))) continue;
+      // Moved only from a hooks directory that was one at the start, or a repository's own, with
+      // no link on its path: a `.git/hooks` made a link to ~ (or a core.hooksPath naming any
+      // directory) would have the check move the user's files (red team, session 8). Only files
+      // and links: git never runs a directory.
+      const dir = dirname(path);
+      if (!(snapshot.hookDirs.has(dir) || own.has(dir)) || realpathOr(dir) !== dir) {
+        if (!named.has(dir)) {
+          named.add(dir);
+          notice(
+            `agent-vault: git would run hooks from ${displaySafe(dir)}, which the sandboxed run made a hooks directory (a link, or a new core.hooksPath); nothing in it was moved: check its ${displaySafe(basename(path))} and that setting before your next git\n`,
+          );
+        }
+        continue;
+      }
+      const kind = entryKind(path);
+      if (kind === "file" || kind === "link") moveAside(path, `the git hook ${displaySafe(basename(path))} at`, notice);
     }
     // A hook that went is said too: a user's hook swapped for a link to a file that does not exist
     // yet (one a later run could write) would otherwise go unremarked.

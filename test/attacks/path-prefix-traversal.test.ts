@@ -89,6 +89,18 @@ describe("a path-prefixed service's credential and dot segments", () => {
     ]);
   }, 30_000);
 
+  test("beside a host:443 service, which outranks the port-less carve-out, /admin/users is refused naming that cause, not the spelling", async () => {
+    const added = await B.cli(["vault", "service", "add", "--name", "fake-443", "--host", "api.fake.test:443", "--auth-type", "bearer", "--token-key", "OTHER_KEY"]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stderr).toContain("warning: service fake-admin (api.fake.test/admin/*) has no port and service fake-443 (api.fake.test:443) has one");
+    await Bun.sleep(1_500);
+    const { r, received } = await getIn("api.fake.test", "/admin/users");
+    expect(r.status, r.text).toBe(400);
+    expect(r.text).toContain("this path is under api.fake.test/admin/* (service fake-admin), but service fake-443 (api.fake.test:443) takes this request first (a port outranks a path prefix)");
+    expect(received.length).toBe(0);
+    expect((await B.cli(["vault", "service", "remove", "fake-443"])).code).toBe(0);
+  }, 30_000);
+
   test("nothing the agent got holds a credential", () => {
     for (const out of [...B.outputs, B.log()]) {
       expect(out).not.toContain(B.other);

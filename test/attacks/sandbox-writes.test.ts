@@ -136,7 +136,7 @@ describe.skipIf(!HAVE_BWRAP)("--sandbox-strict: writes only where the agent work
     expect(readFileSync(join(project, "result.txt"), "utf8")).toBe("work\n");
     expect(r.stdout).toContain("tmp=ok");
     expect(r.stdout + r.stderr).not.toContain(CANARY);
-    expect(r.stderr).not.toContain("the working directory is your home");
+    expect(r.stderr).not.toContain("is your home or a directory of your dotfiles");
   }, 60_000);
 
   test("the package caches inside are the sandbox's own: written there, never into the user's", async () => {
@@ -149,13 +149,35 @@ describe.skipIf(!HAVE_BWRAP)("--sandbox-strict: writes only where the agent work
     expect(readFileSync(join(store, "cache", "pre-commit", "evil"), "utf8")).toBe("evil\n");
   }, 60_000);
 
+  test("started in a subdirectory of a repository, the agent still commits; the repository's hooks stay read-only", async () => {
+    const git = (...args: string[]) =>
+      Bun.spawnSync(["git", ...args], { cwd: project, env: cleanEnv({ GIT_AUTHOR_NAME: "a", GIT_AUTHOR_EMAIL: "a@x", GIT_COMMITTER_NAME: "a", GIT_COMMITTER_EMAIL: "a@x" }) });
+    git("init", "-q");
+    mkdirSync(join(project, "sub"));
+    giveToAgent(project);
+    const r = await runIn(
+      join(project, "sub"),
+      ["--sandbox-strict"],
+      script(
+        "export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@x; echo a > f && git add f && git commit -qm sub && echo committed; echo x > ../.git/hooks/pre-commit 2>&1; echo hook=$?",
+      ),
+    );
+    expect(r.stdout, r.stderr).toContain("committed");
+    expect(r.stdout).toMatch(/hook=[1-9]/);
+    expect(existsSync(join(project, ".git", "hooks", "pre-commit"))).toBe(false);
+  }, 60_000);
+
   test("the agent's own state (codex: ~/.codex) is kept writable, made if missing when it is the command", async () => {
     const r = await runIn(project, ["--sandbox-strict"], ["codex"]);
     expect(r.stdout, r.stderr).toContain("state=0");
     expect(readFileSync(join(userHome, ".codex", "sessions", "1.jsonl"), "utf8")).toBe("turn\n");
-    // Started some other way (a wrapper, a shell), it finds its state writable all the same.
-    const wrapped = await runIn(project, ["--sandbox-strict"], script("codex"));
-    expect(wrapped.stdout, wrapped.stderr).toContain("state=0");
+    // Another command does not get it (red team, session 8: a shell planted hooks in ~/.claude and
+    // ~/.codex for the user's next agent); started through a shell, codex needs it named.
+    const wrapped = await runIn(project, ["--sandbox-strict"], script('codex; echo "notify = [\\"sh\\"]" >> "$HOME/.codex/config.toml"; true'));
+    expect(wrapped.stdout).not.toContain("state=0");
+    expect(existsSync(join(userHome, ".codex", "config.toml"))).toBe(false);
+    const named = await runIn(project, ["--sandbox-strict", "--sandbox-rw", join(userHome, ".codex")], script("codex"));
+    expect(named.stdout, named.stderr).toContain("state=0");
   }, 60_000);
 
   test("links an earlier run left (the home is writable by default) do not make a strict run write elsewhere", async () => {
@@ -187,7 +209,7 @@ describe.skipIf(!HAVE_BWRAP)("--sandbox-strict: writes only where the agent work
     expect(r.stdout).toContain("Read-only file system");
     expect(existsSync(join(userHome, ".local", "bin", "agent-vault"))).toBe(false);
     expect(readFileSync(join(userHome, ".ssh", "config"), "utf8")).toBe("# the user's own\n");
-    expect(r.stderr).toContain("--sandbox-strict: the working directory is your home, so the agent can write your dotfiles after all");
+    expect(r.stderr).toContain(`--sandbox-strict: the working directory ${userHome} is your home or a directory of your dotfiles, so the agent can write there after all`);
   }, 60_000);
 });
 
@@ -202,7 +224,7 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8: ways past the first version",
     expect(config.stdout).toContain("Read-only file system");
     expect(readdirSync(join(userHome, ".local", "bin"))).toEqual([]);
     expect(readdirSync(join(userHome, ".config", "systemd", "user"))).toEqual([]);
-    expect(config.stderr).toContain("--sandbox-strict: the working directory is your home");
+    expect(config.stderr).toContain(`--sandbox-strict: the working directory ${join(userHome, ".config")} is your home or a directory of your dotfiles`);
   }, 60_000);
 
   test("a $TMPDIR an earlier run made a link to ~/.local/bin is not bound writable by a strict run", async () => {
@@ -271,6 +293,91 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8: ways past the first version",
     expect(plant.stdout, plant.stderr).toContain("linked");
     expect(readdirSync(join(elsewhere, "bin"))).toEqual(["users-own"]);
     expect(readdirSync(elsewhere)).toEqual(["bin"]);
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("red team, session 8, second round: ways past the fixes", () => {
+  test("a new repository whose hooks directory is a link to ~ (or a core.hooksPath naming it): the check names it and moves nothing of the home", async () => {
+    const repo = join(userHome, "src", "repo");
+    mkdirSync(repo, { recursive: true });
+    writeFileSync(join(userHome, "pre-commit"), "the user's own file\n");
+    writeFileSync(join(userHome, "notes.txt"), "the user's notes\n");
+    Bun.spawnSync(["git", "init", "-q"], { cwd: repo });
+    giveToAgent(userHome);
+    const r = await runIn(repo, ["--sandbox-strict"], script(`mv .git .git-old && git init -q . && rm -rf .git/hooks && ln -s "$HOME" .git/hooks && echo linked`));
+    expect(r.stdout, r.stderr).toContain("linked");
+    expect(readFileSync(join(userHome, "pre-commit"), "utf8")).toBe("the user's own file\n");
+    expect(readdirSync(userHome).filter((name) => name.includes("agent-vault-quarantine"))).toEqual([]);
+    expect(r.stderr).toContain(`git would run hooks from ${join(repo, ".git", "hooks")}, which the sandboxed run made a hooks directory`);
+  }, 60_000);
+
+  test("what the startup files source or load: ~/.bashrc.d, ~/.zshenv.zwc, fish functions, ~/.cargo/env", async () => {
+    mkdirSync(join(userHome, ".bashrc.d"));
+    mkdirSync(join(userHome, ".cargo", "bin"), { recursive: true });
+    writeFileSync(join(userHome, ".cargo", "env"), "export PATH=$HOME/.cargo/bin:$PATH\n");
+    giveToAgent(userHome);
+    const body = [
+      'echo "echo pwned" > "$HOME/.bashrc.d/x.sh"',
+      'echo "echo pwned" >> "$HOME/.cargo/env"',
+      'echo compiled > "$HOME/.zshenv.zwc"',
+      'mkdir -p "$HOME/.config/fish/functions" && echo "function git; echo pwned; end" > "$HOME/.config/fish/functions/git.fish"',
+      "true",
+    ]
+      .map((line) => `(${line}) 2>/dev/null`)
+      .join("; ");
+    const r = await runIn(project, [], script(body));
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(join(userHome, ".bashrc.d"))).toEqual([]);
+    expect(readFileSync(join(userHome, ".cargo", "env"), "utf8")).not.toContain("pwned");
+    expect(existsSync(join(userHome, ".zshenv.zwc"))).toBe(false);
+    expect(existsSync(join(userHome, ".config", "fish", "functions", "git.fish"))).toBe(false);
+  }, 60_000);
+
+  test("$PATH directories in the home stay read-only when started in the home, written with ~ or a trailing slash", async () => {
+    for (const dir of [".cargo/bin", "go/bin", "tools/bin"]) mkdirSync(join(userHome, dir), { recursive: true });
+    giveToAgent(userHome);
+    const env = cleanEnv({ ...home.env, PATH: `${bin}:${join(userHome, ".cargo", "bin")}/:${join(userHome, "go", "bin")}:~/tools/bin:/usr/bin:/bin` });
+    const body = ["$HOME/.cargo/bin/git", "$HOME/go/bin/git", "$HOME/tools/bin/git"].map((path) => `(echo pwned > "${path}") 2>/dev/null`).join("; ");
+    for (const cwd of [userHome, project]) {
+      const proc = Bun.spawn(home.argv(["run", "--", "sh", "-c", `${body}; true`]), { cwd, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      await proc.exited;
+      for (const dir of [".cargo/bin", "go/bin", "tools/bin"]) expect(readdirSync(join(userHome, dir)), `${cwd} ${dir}`).toEqual([]);
+    }
+  }, 60_000);
+
+  test("a hidden credential's directory cannot be renamed away to be read by the next run", async () => {
+    mkdirSync(join(userHome, ".docker"), { recursive: true });
+    writeFileSync(join(userHome, ".docker", "config.json"), `{"auths":{"x":{"auth":"${CANARY}"}}}`);
+    giveToAgent(userHome);
+    const first = await runIn(project, [], script('mv "$HOME/.docker" "$HOME/.dockerx" 2>&1; mv "$HOME/.aws" "$HOME/.awsx" 2>&1; true'));
+    expect(first.stdout).toContain("Device or resource busy");
+    const second = await runIn(project, [], script('cat "$HOME/.dockerx/config.json" "$HOME/.awsx/credentials" "$HOME/.docker/config.json" 2>&1; true'));
+    expect(second.stdout + second.stderr).not.toContain(CANARY);
+    expect(existsSync(join(userHome, ".docker", "config.json"))).toBe(true);
+  }, 60_000);
+
+  test("git's credential cache made after the start is hidden too; gh's hosts.yml under $XDG_CONFIG_HOME and git's XDG credentials file are hidden", async () => {
+    mkdirSync(join(userHome, ".xdg", "gh"), { recursive: true });
+    writeFileSync(join(userHome, ".xdg", "gh", "hosts.yml"), `oauth_token: ${CANARY}\n`);
+    mkdirSync(join(userHome, ".config", "git"), { recursive: true });
+    writeFileSync(join(userHome, ".config", "git", "credentials"), `https://u:${CANARY}@github.com\n`);
+    giveToAgent(userHome);
+    const socketDir = join(userHome, ".cache", "git", "credential");
+    const env = cleanEnv({ ...home.env, PATH: `${bin}:/usr/bin:/bin`, XDG_CONFIG_HOME: join(userHome, ".xdg") });
+    const proc = Bun.spawn(home.argv(["run", "--", "sh", "-c", `sleep 2; ls "${socketDir}"; cat "$HOME/.xdg/gh/hosts.yml" "$HOME/.config/git/credentials" 2>&1; true`]), {
+      cwd: project,
+      env,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    // The user's own git starts its cache daemon meanwhile (a file stands for its socket).
+    await Bun.sleep(1_000);
+    mkdirSync(socketDir, { recursive: true });
+    writeFileSync(join(socketDir, "socket"), "");
+    const [stdout] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    expect(stdout).not.toContain("socket");
+    expect(stdout).not.toContain(CANARY);
   }, 60_000);
 });
 

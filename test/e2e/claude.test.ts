@@ -122,7 +122,7 @@ function expectKeyOnlyAtAnthropic(s: Scenario): void {
   const { context } = s;
   expect(s.code, context).toBe(0);
   expect(s.stdout.trim(), context).toBe(REPLY);
-  expect(s.stderr).toMatch(/agent-vault: vault "default", session s_[0-9a-f]+, services: anthropic; placeholders: ANTHROPIC_API_KEY; sandbox on; /);
+  expect(s.stderr).toMatch(/agent-vault: vault "default", session s_[0-9a-f]+, services: anthropic; placeholders: ANTHROPIC_API_KEY; sandbox on(?: \(strict\))?; /);
 
   // The turn reached the fake API streaming, with the real key in x-api-key and nothing else.
   expect(s.fake.messages.length, context).toBeGreaterThanOrEqual(1);

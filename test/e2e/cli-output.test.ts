@@ -2,6 +2,8 @@
 // long column is cut with "…", no line wraps), colour appears only at a terminal and never with
 // NO_COLOR or when piped, and text an agent wrote is still escaped inside a coloured table.
 import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { homePaths } from "../../src/shared/paths.ts";
 import { parseProposalInput, fileProposal } from "../../src/vault/proposals.ts";
 import { VaultStore } from "../../src/vault/vault.ts";
@@ -193,6 +195,12 @@ describe("service add", () => {
       expect(other.stderr).not.toContain("warning");
       const second = await add("wide", "api.y.test:443", "BROAD");
       expect(second.stderr).toContain("warning: service late (api.y.test/admin/*) has no port and service wide (api.y.test:443) has one");
+      // From a file too.
+      const file = join(home.dir, "..", "pair.yaml");
+      writeFileSync(file, "- name: zwide\n  host: api.z.test:443\n  auth: { type: bearer, token: BROAD }\n- name: zadmin\n  host: api.z.test/admin/*\n  auth: { type: bearer, token: ADMIN }\n");
+      const set = await home.run(["vault", "service", "set", "-f", file]);
+      expect(set.code, set.stderr).toBe(0);
+      expect(set.stderr).toContain("warning: service zadmin (api.z.test/admin/*) has no port and service zwide (api.z.test:443) has one");
     },
     SLOW,
   );

@@ -288,12 +288,17 @@ describe("a held request waits for a person, and nothing reaches the upstream me
     });
     const [held] = await waitHeld("/repos/ended/merges");
     await cli.ok(["vault", "session", "revoke", session.id]);
+    // Answered as soon as the session ends (the sweep of open connections could also close the
+    // socket first, within 500 ms: CI saw ECONNRESET once; nothing is sent either way).
+    const res = await pending.catch((error: Error) => error);
     await cli.ok(["held", "allow", String(held!.id)]);
-    const res = await pending;
-    const text = await res.text();
-    outputs.push(text);
-    expect(res.status).toBe(401);
-    expect(text).toContain("session ended while it waited");
+    await Bun.sleep(200);
+    if (!(res instanceof Error)) {
+      const text = await res.text();
+      outputs.push(text);
+      expect(res.status).toBe(401);
+      expect(text).toContain("session ended while it waited");
+    } else expect(res.message).toContain("ECONNRESET");
     expect(U.received.length).toBe(received);
   });
 

@@ -314,7 +314,22 @@ describe.skipIf(!HAVE_BWRAP)("the process contract holds inside the sandbox", ()
       expect(bad.code).toBe(2);
       expect(bad.stderr.trim().split("\n")[0]).toMatch(/^agent-vault: error: --sandbox-(rw|ro) /);
     }
+    expect((await runIn(["--sandbox-rw", "/nonexistent/path"], ["true"])).stderr).toContain("hint: a bind needs something to bind: create it first (mkdir -p /nonexistent/path)");
+    // Hiding what is not there hides nothing, and is no error.
+    const missing = await runIn(["--sandbox-hide", join(work, "not-there")], ["sh", "-c", "echo ran"]);
+    expect(missing.code, missing.stderr).toBe(0);
+    expect(missing.stdout).toContain("ran");
+    // With --no-sandbox they would do nothing: a usage error, not a silent run.
+    const off = await runIn(["--sandbox-strict", "--sandbox-hide", dir, "--no-sandbox"], ["true"]);
+    expect(off.code).toBe(2);
+    expect(off.stderr).toContain("--no-sandbox turns the sandbox off, so --sandbox-strict, --sandbox-hide would do nothing");
   }, 60_000);
+
+  test("--quiet leaves out the lines at start, the sandbox's too (notes about variables that redirect upstreams stay)", async () => {
+    const r = await runIn(["--quiet"], ["true"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.split("\n").filter((line) => line && !line.startsWith("agent-vault: note: AGENT_VAULT_"))).toEqual([]);
+  }, 30_000);
 
   test("--no-sandbox runs the command as before", async () => {
     const r = await runIn(["--no-sandbox"], ["sh", "-c", 'ls "$AGENT_VAULT_HOME"']);

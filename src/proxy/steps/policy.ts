@@ -144,7 +144,13 @@ export function takeLimits(holders: readonly PolicyHolder[], limits: AccessLimit
   for (const holder of holders) {
     const cap = holder.policy.usage_cap;
     if (cap !== undefined && holder.usage + limits.unflushed(holder.id) >= cap) {
-      return { refused: { code: "policy_denied", message: `the policy of ${holder.owner} refuses this request: usage cap of ${cap} requests reached`, rule: `usage cap: ${cap} requests` } };
+      return {
+        refused: {
+          code: "policy_denied",
+          message: `the policy of ${holder.owner} refuses this request: usage cap of ${cap} ${cap === 1 ? "request" : "requests"} reached`,
+          rule: `usage cap: ${cap} ${cap === 1 ? "request" : "requests"}`,
+        },
+      };
     }
   }
   const rate = limits.takeRate(holders, now);
