@@ -270,7 +270,7 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
     if (!options.strict) for (const path of TOOL_CACHES.map((relative) => join(home, relative))) if (isUnlinkedDirectory(path)) layers.push({ path, mode: "rw" });
     // git's credential cache puts its socket here when the user's next `git push` starts it: made
     // now (0700, empty) so that it is hidden from the start, not only if it already existed.
-    if (!options.strict) ensurePrivateDirectory(join(absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache"), "git", "credential"));
+    if (!options.strict) ensurePrivateDirectory(gitCredentialCache(env, home));
   }
   // Started in a subdirectory of a repository, the agent still commits: the repository's git
   // directory is writable too (its hooks and config stay read-only, src/sandbox/linux.ts).
@@ -280,7 +280,9 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
   for (const path of runLaterDirectories(env, cwd)) if (isDirectory(path) && !isWithin(cwd, path)) layers.push({ path: realpathOr(path), mode: "ro" });
   const credentials = home ? credentialPaths(env, home).filter((path) => !isWithin(cwd, path)) : [];
   // Pinned where the home is writable (in strict it is read-only, so nothing in it can be renamed).
-  const pins = home && !options.strict ? [...new Set(credentials.flatMap((path) => ancestorsBelow(path, home)))].filter((dir) => !isWithin(cwd, dir) && isUnlinkedDirectory(dir)) : [];
+  // The credential cache's directory too: renamed away, its socket would still answer the next run.
+  const pinned = home ? [...credentials, ...[gitCredentialCache(env, home), join(home, ".git-credential-cache")].filter((path) => existsSync(path))] : [];
+  const pins = home && !options.strict ? [...new Set(pinned.flatMap((path) => ancestorsBelow(path, home)))].filter((dir) => !isWithin(cwd, dir) && isUnlinkedDirectory(dir)) : [];
   const inDotfiles = home !== null && (cwd === home || (isWithin(cwd, home) && relative(home, cwd).startsWith(".")));
   return {
     base: options.strict ? "ro" : "rw",
@@ -333,6 +335,11 @@ function ancestorsBelow(path: string, home: string): string[] {
   const out: string[] = [];
   for (let dir = dirname(path); dir !== home && isWithin(dir, home); dir = dirname(dir)) out.push(dir);
   return out;
+}
+
+/** Where git's credential cache keeps its socket (git 2.13 and later, without ~/.git-credential-cache). */
+function gitCredentialCache(env: NodeJS.ProcessEnv, home: string): string {
+  return join(absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache"), "git", "credential");
 }
 
 function ensurePrivateDirectory(path: string): void {
