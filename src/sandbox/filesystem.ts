@@ -11,7 +11,7 @@
 // Either way the user's own credentials for other tools (~/.aws, ~/.ssh, gh's token, …) are
 // hidden: an agent that can read them holds a key, which running it under agent-vault is meant
 // to prevent, and inside the sandbox its only network is the proxy, which brings the vault's keys.
-import { existsSync, lstatSync, mkdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, normalize, relative } from "node:path";
 
 export interface Layer {
@@ -29,11 +29,18 @@ export interface SandboxFilesystem {
   /** Hidden unless the user names them (or something inside them) with a --sandbox-* flag. */
   readonly credentials: readonly string[];
   /**
-   * The directories between the home and a hidden credential, bound onto themselves first: a mount
-   * point cannot be renamed, so `mv ~/.docker ~/.dockerx` (the hiding mount would move with it, and
-   * the next run would read ~/.dockerx/config.json) fails (red team, session 8).
+   * The directories above a hidden credential (up to the home), to be bound onto themselves where
+   * their parent is writable inside (src/sandbox/linux.ts): a mount point cannot be renamed, so
+   * `mv ~/.docker ~/.dockerx` (the hiding mount would move with it, and the next run would read
+   * ~/.dockerx/config.json) fails (red team, session 8).
    */
   readonly pins: readonly string[];
+  /**
+   * Paths inside a hidden credential directory shown read-only all the same: public keys
+   * (~/.ssh/*.pub), which `git commit` reads to sign with ssh (the private key stays hidden, and
+   * ssh-agent signs).
+   */
+  readonly shown: readonly string[];
   /** --sandbox-strict started in the home itself or in a dot-directory of it: that is writable after all. */
   readonly isStrictHomeWritable: boolean;
   /** --sandbox-strict running claude without CLAUDE_CONFIG_DIR: it cannot save ~/.claude.json. */
@@ -113,8 +120,20 @@ const CREDENTIAL_VARIABLES: readonly { readonly name: string; readonly file?: st
  * Python's user site (a `.pth` file there runs at every `python3`), and desktop entries (the
  * command a link or a file type opens; claude writes one for its URL handler).
  */
-const RUN_LATER_IN_HOME: readonly string[] = [".local/bin", "bin", ".ssh", ".local/lib", ".local/share/systemd", ".local/share/bash-completion", ".local/share/applications", ".bashrc.d"];
-const RUN_LATER_IN_CONFIG: readonly string[] = ["systemd", "autostart", "environment.d", "fish/conf.d", "fish/functions", "fish/completions"];
+const RUN_LATER_IN_HOME: readonly string[] = [
+  ".local/bin",
+  "bin",
+  ".ssh",
+  ".local/lib",
+  ".local/share/systemd",
+  ".local/share/bash-completion",
+  ".local/share/applications",
+  ".local/share/dbus-1/services",
+  ".local/share/gnome-shell/extensions",
+  ".bashrc.d",
+  ".zfunc",
+];
+const RUN_LATER_IN_CONFIG: readonly string[] = ["systemd", "autostart", "environment.d", "fish/conf.d", "fish/functions", "fish/completions", "plasma-workspace/env"];
 
 /**
  * Version managers' and tool installers' trees, read-only where they exist (not moved aside when
@@ -129,14 +148,28 @@ const TOOL_ROOTS: readonly string[] = [
   ".volta",
   ".pyenv",
   ".rbenv",
+  ".rvm",
+  ".nodenv",
+  ".goenv",
+  ".jenv",
   ".sdkman",
   ".asdf",
   ".bun",
   ".deno",
+  "miniconda3",
+  "anaconda3",
+  "miniforge3",
   ".oh-my-zsh",
+  ".oh-my-bash",
+  ".bash_it",
+  ".zprezto",
+  ".antigen",
+  ".local/share/zinit",
   ".local/share/pipx",
   ".local/share/uv/tools",
   ".local/share/fnm",
+  ".local/share/mise",
+  ".local/share/pnpm",
 ];
 const TOOL_CACHES: readonly string[] = [".cargo/registry", ".cargo/git", ".bun/install/cache", ".nvm/.cache"];
 
@@ -164,6 +197,29 @@ export function runLaterDirectories(env: NodeJS.ProcessEnv, cwd: string): string
  * directory are the project's (node_modules/.bin), unless the working directory is the home or
  * above it (red team, session 8: started in ~, ~/.cargo/bin was writable).
  */
+/**
+ * The directories of $PATH outside the home that this user owns (Linuxbrew's, a /usr/local/bin
+ * chowned for npm, a single-user Nix profile): a program planted there runs at the user's next
+ * command just the same (red team, session 8). Not those of the project.
+ */
+export function ownedPathDirectories(env: NodeJS.ProcessEnv, cwd: string): string[] {
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0) return [];
+  const out: string[] = [];
+  for (const entry of (env.PATH ?? "").split(":")) {
+    if (!entry.startsWith("/")) continue;
+    const dir = normalize(entry).replace(/(.)\/+$/, "$1");
+    if (isWithin(dir, cwd)) continue;
+    try {
+      const stat = statSync(dir);
+      if (stat.isDirectory() && stat.uid === uid) out.push(realpathOr(dir));
+    } catch {
+      // not there
+    }
+  }
+  return out;
+}
+
 function pathDirectoriesInHome(env: NodeJS.ProcessEnv, home: string, cwd: string): string[] {
   const homes = [...new Set([home, absolute(env.HOME)?.replace(/\/+$/, "") ?? home])];
   const projectOwns = cwd !== home && isWithin(cwd, home);
@@ -267,10 +323,19 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
   if (home) {
     for (const path of TOOL_ROOTS.map((relative) => join(home, relative))) if (isDirectory(path) && !isWithin(cwd, path)) layers.push({ path: realpathOr(path), mode: "ro" });
     // Their caches stay writable where the home is (a first `cargo build` fetches into ~/.cargo/registry).
-    if (!options.strict) for (const path of TOOL_CACHES.map((relative) => join(home, relative))) if (isUnlinkedDirectory(path)) layers.push({ path, mode: "rw" });
+    // Made when their tree exists but they do not yet: a first fetch would find them read-only.
+    for (const cache of options.strict ? [] : TOOL_CACHES) {
+      const path = join(home, cache);
+      if (isUnlinkedDirectory(join(home, cache.split("/")[0]!))) ensurePrivateDirectory(path);
+      if (isUnlinkedDirectory(path)) layers.push({ path, mode: "rw" });
+    }
     // git's credential cache puts its socket here when the user's next `git push` starts it: made
     // now (0700, empty) so that it is hidden from the start, not only if it already existed.
     if (!options.strict) ensurePrivateDirectory(gitCredentialCache(env, home));
+    // The directory git prefers when it exists: made by an agent, the user's next daemon would
+    // listen there, unhidden (red team, session 8); made and hidden now, it never is. (Under
+    // strict the home is read-only: nothing can be made there.)
+    if (!options.strict) ensurePrivateDirectory(join(home, ".git-credential-cache"));
   }
   // Started in a subdirectory of a repository, the agent still commits: the repository's git
   // directory is writable too (its hooks and config stay read-only, src/sandbox/linux.ts).
@@ -278,17 +343,19 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
   // What in the home runs later stays read-only where it exists, in either mode: strict started in
   // ~/.local or ~/.config would otherwise have them writable (red team, session 8).
   for (const path of runLaterDirectories(env, cwd)) if (isDirectory(path) && !isWithin(cwd, path)) layers.push({ path: realpathOr(path), mode: "ro" });
+  for (const path of ownedPathDirectories(env, cwd)) if (!home || !isWithin(path, home)) layers.push({ path, mode: "ro" });
   const credentials = home ? credentialPaths(env, home).filter((path) => !isWithin(cwd, path)) : [];
-  // Pinned where the home is writable (in strict it is read-only, so nothing in it can be renamed).
   // The credential cache's directory too: renamed away, its socket would still answer the next run.
   const pinned = home ? [...credentials, ...[gitCredentialCache(env, home), join(home, ".git-credential-cache")].filter((path) => existsSync(path))] : [];
-  const pins = home && !options.strict ? [...new Set(pinned.flatMap((path) => ancestorsBelow(path, home)))].filter((dir) => !isWithin(cwd, dir) && isUnlinkedDirectory(dir)) : [];
+  // Which of them need it is decided with the mounts in hand (src/sandbox/linux.ts).
+  const pins = home ? [...new Set(pinned.flatMap((path) => ancestorsBelow(path, home)))].filter((dir) => isUnlinkedDirectory(dir)) : [];
   const inDotfiles = home !== null && (cwd === home || (isWithin(cwd, home) && relative(home, cwd).startsWith(".")));
   return {
     base: options.strict ? "ro" : "rw",
     layers: sortByDepth(layers),
     credentials,
     pins: pins.sort((a, b) => depth(a) - depth(b)),
+    shown: home ? publicKeys(join(home, ".ssh")) : [],
     isStrictHomeWritable: options.strict && inDotfiles,
     isClaudeConfigLost: options.strict && !inDotfiles && programName(command) === "claude" && absolute(env.CLAUDE_CONFIG_DIR) === null,
   };
@@ -330,10 +397,21 @@ function credentialPaths(env: NodeJS.ProcessEnv, home: string): string[] {
   return [...out];
 }
 
-/** The directories strictly between the home and `path`. */
+function publicKeys(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((name) => name.endsWith(".pub"))
+      .map((name) => join(dir, name))
+      .filter((path) => lstatSync(path).isFile());
+  } catch {
+    return [];
+  }
+}
+
+/** The directories above `path`, up to the home (not it) or, outside the home, up to `/` (not it). */
 function ancestorsBelow(path: string, home: string): string[] {
   const out: string[] = [];
-  for (let dir = dirname(path); dir !== home && isWithin(dir, home); dir = dirname(dir)) out.push(dir);
+  for (let dir = dirname(path); dir !== home && dir !== "/" && !isWithin(home, dir); dir = dirname(dir)) out.push(dir);
   return out;
 }
 

@@ -6,7 +6,7 @@ import { basename, join, relative, isAbsolute } from "node:path";
 import { type Socket } from "node:net";
 import { AgentVaultError } from "../shared/errors.ts";
 import { isProcessAlive } from "../shared/liveness.ts";
-import { NAMESPACE_ARGS, bwrapArgs, findBwrap, resolveSandboxPath } from "./linux.ts";
+import { NAMESPACE_ARGS, bwrapArgs, findBwrap, prepareEscapeRoutes, resolveSandboxPath } from "./linux.ts";
 import { closeFd, isFdPassingAvailable, socketPair } from "./fd-pass.ts";
 import { type ListenerMode, type ServerTarget, takeListeners } from "./listeners.ts";
 import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
@@ -199,6 +199,7 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
     filterFd = openSync(filterFile, "r");
   }
   const shared = [...target.shared.map((file) => join(dataDir, basename(file))), join(socketDir, "proxy.sock"), join(socketDir, "api.sock")];
+  prepareEscapeRoutes(process.env, process.getuid?.() ?? 0);
   const filesystem = sandboxFilesystem(process.env, cwd, request.command ?? [], {
     strict: request.strict === true,
     gitDirs: repos.slice(0, 1).flatMap((repo) => [...new Set([repo.gitDir, repo.commonDir])]),

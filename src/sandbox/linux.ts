@@ -6,8 +6,8 @@
 // namespace of its own; mounts made before that are locked. It also mounts a /proc of the new PID
 // namespace (no process of ours or of the user is visible), brings up loopback in the empty
 // network namespace, and --die-with-parent ends the sandbox if `run` dies, SIGKILL included.
-import { readdirSync, realpathSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
 import { depth, isWithin, type Layer, type SandboxFilesystem } from "./filesystem.ts";
 
@@ -77,6 +77,20 @@ export function escapeRoutes(env: NodeJS.ProcessEnv, uid: number): string[] {
     "/run/systemd/resolve",
     ...gitCredentialCache,
   ];
+}
+
+/**
+ * tmux makes its socket directory when the user first starts it: one started during the run would
+ * be there, unhidden, and `tmux new-window` from inside runs as the user outside (red team,
+ * session 8). Made now (0700, empty, as tmux makes it), it is hidden from the start.
+ */
+export function prepareEscapeRoutes(env: NodeJS.ProcessEnv, uid: number): void {
+  const dir = join(env.TMUX_TMPDIR || "/tmp", `tmux-${uid}`);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch {
+    // there already, or cannot be made (then tmux cannot make it either)
+  }
 }
 
 /** Absolute, symlinks resolved (bwrap mounts onto the real path), and existing: else a one-line error. */
@@ -195,40 +209,68 @@ export function sourceToolConfigs(env: NodeJS.ProcessEnv): string[] {
  * user named them, and last the data directory hidden with only the shared files put back, so
  * no flag can expose it.
  */
+/** One mount, as bwrap gets it, and how to make it again from its path (a bind from a descriptor cannot be). */
+interface MountOp {
+  readonly dest: string;
+  /** What the agent sees at and under `dest`: writable, read-only, nothing, or not the host's own path. */
+  readonly kind: "rw" | "ro" | "hidden" | "view";
+  readonly args: readonly string[];
+  readonly replay: readonly string[];
+}
+
 export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number): string[] {
+  const args = [...NAMESPACE_ARGS];
+  const ops: MountOp[] = [];
+  const mount = (op: MountOp) => {
+    ops.push(op);
+    args.push(...op.args);
+  };
+  const bind = (kind: "rw" | "ro", source: string, dest: string): MountOp => {
+    const flags = [kind === "rw" ? "--bind" : "--ro-bind", source, dest];
+    return { dest, kind: source === dest ? kind : "view", args: flags, replay: flags };
+  };
+  const hidden = (path: string): MountOp => ({ dest: path, kind: "hidden", args: hide(path), replay: hide(path) });
+  mount(bind(plan.filesystem.base, "/", "/"));
   // A private /dev (its own devpts): the host's /dev/pts would let the agent open the user's other
   // terminals and read what is typed there (a password at a prompt).
-  const args = [...NAMESPACE_ARGS, plan.filesystem.base === "ro" ? "--ro-bind" : "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
-  // Before the layers, so that a deeper read-only layer stays over them (a bind of ~/.config onto
-  // itself made later would bring back ~/.config/systemd writable).
-  for (const pin of plan.filesystem.pins) args.push("--bind", pin, pin);
+  mount({ dest: "/dev", kind: "view", args: ["--dev", "/dev"], replay: ["--dev", "/dev"] });
+  mount({ dest: "/proc", kind: "view", args: ["--proc", "/proc"], replay: ["--proc", "/proc"] });
   for (const layer of plan.filesystem.layers) {
     // From a descriptor where `run` opened one (src/sandbox/layer-fds.ts): what is bound is what was
     // checked, not whatever a concurrent agent puts at the path before bwrap gets to it.
     const fd = plan.layerFd?.(layer);
     if (fd === null) continue;
-    if (fd !== undefined) args.push(layer.mode === "rw" ? "--bind-fd" : "--ro-bind-fd", String(fd), layer.path);
-    else args.push(layer.mode === "rw" ? "--bind" : "--ro-bind", layer.source ?? layer.path, layer.path);
+    const byPath = bind(layer.mode, layer.source ?? layer.path, layer.path);
+    mount(fd === undefined ? byPath : { ...byPath, args: [layer.mode === "rw" ? "--bind-fd" : "--ro-bind-fd", String(fd), layer.path] });
   }
-  for (const route of escapeRoutes(env, uid)) args.push(...hide(route));
-  for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) args.push("--ro-bind", file, file);
-  for (const path of sourceToolConfigs(env)) if (!plan.user.readWrite.includes(path)) args.push("--ro-bind", path, path);
-  for (const path of plan.gitMetadata) if (!isLifted(path, plan.user.readWrite)) args.push("--ro-bind", path, path);
+  for (const route of escapeRoutes(env, uid)) if (hide(route).length > 0) mount(hidden(route));
+  for (const file of shellStartupFiles(env)) if (!plan.user.readWrite.includes(file)) mount(bind("ro", file, file));
+  for (const path of sourceToolConfigs(env)) if (!plan.user.readWrite.includes(path)) mount(bind("ro", path, path));
+  for (const path of plan.gitMetadata) if (!isLifted(path, plan.user.readWrite)) mount(bind("ro", path, path));
   // The credential files are hidden after the adjustments, so that `--sandbox-rw ~` does not bring
   // them back. Naming one itself with -ro/-rw does; naming a path inside a hidden directory brings
   // back only that path, bound into the empty directory (`--sandbox-ro ~/.ssh/known_hosts` shows
   // no key; red team, session 8: it showed all of ~/.ssh, and a --sandbox-hide inside one did too).
   const shown = [...plan.user.readOnly, ...plan.user.readWrite];
-  const hidden = plan.filesystem.credentials.filter((path) => !shown.includes(path));
-  const insideHidden = (path: string) => hidden.some((dir) => path !== dir && isWithin(path, dir));
-  const adjustments = [
-    ...plan.user.readOnly.map((path) => ({ path, args: ["--ro-bind", path, path] })),
-    ...plan.user.readWrite.map((path) => ({ path, args: ["--bind", path, path] })),
-    ...plan.user.hidden.map((path) => ({ path, args: hide(path) })),
-  ].sort((a, b) => depth(a.path) - depth(b.path));
-  for (const adjustment of adjustments) if (!insideHidden(adjustment.path)) args.push(...adjustment.args);
-  for (const path of hidden) {
-    const within = adjustments.filter((a) => a.path !== path && isWithin(a.path, path) && !plan.user.hidden.includes(a.path));
+  const secret = plan.filesystem.credentials.filter((path) => !shown.includes(path));
+  const insideSecret = (path: string) => secret.some((dir) => path !== dir && isWithin(path, dir));
+  const adjustments = [...plan.user.readOnly.map((path) => bind("ro", path, path)), ...plan.user.readWrite.map((path) => bind("rw", path, path)), ...plan.user.hidden.map((path) => hidden(path))].sort(
+    (a, b) => depth(a.dest) - depth(b.dest),
+  );
+  for (const adjustment of adjustments) if (!insideSecret(adjustment.dest)) mount(adjustment);
+  // The directories above a hidden credential, bound onto themselves where their parent can be
+  // written: a mount point cannot be renamed, so the credential cannot be moved out from under the
+  // mount that hides it for the next run to read (red team, session 8). A bind of the host's
+  // directory covers what was mounted below it: that is mounted again after it, in order.
+  for (const pin of plan.filesystem.pins) {
+    const at = effectiveMount(ops, pin);
+    if (!at || at.kind === "hidden" || at.kind === "view" || effectiveMount(ops, dirname(pin))?.kind !== "rw") continue;
+    const below = ops.filter((op) => op.dest !== pin && isWithin(op.dest, pin));
+    mount(bind(at.kind, pin, pin));
+    for (const op of below) mount({ ...op, args: op.replay });
+  }
+  for (const path of secret) {
+    const within = [...adjustments, ...plan.filesystem.shown.map((file) => bind("ro", file, file))].filter((a) => a.dest !== path && isWithin(a.dest, path) && a.kind !== "hidden");
     if (within.length === 0 || !isDirectoryPath(path)) {
       args.push(...hide(path));
       continue;
@@ -242,4 +284,9 @@ export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number):
   for (const file of plan.shared) args.push("--ro-bind", file, file);
   args.push("--remount-ro", plan.dataDir);
   return args;
+}
+
+/** What the agent sees at `path` after `ops`: the last mount whose destination holds it. */
+function effectiveMount(ops: readonly MountOp[], path: string): MountOp | undefined {
+  return ops.findLast((op) => isWithin(path, op.dest));
 }

@@ -12,7 +12,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { displaySafe, shellQuote } from "../shared/text.ts";
 import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
 import { findGitRepos, type GitRepo, readSmallFile } from "./git-dir.ts";
-import { runLaterDirectories } from "./filesystem.ts";
+import { isWithin, runLaterDirectories } from "./filesystem.ts";
 import { isLifted, shellStartupPaths } from "./linux.ts";
 
 export interface RunLaterSnapshot {
@@ -370,7 +370,10 @@ export function sweepRunLater(snapshot: RunLaterSnapshot, notice: (line: string)
   });
   part("the git hooks", notice, () => {
     const hooks = readHooks(repos, configs, snapshot.env);
-    const own = new Set(repos.map((repo) => join(repo.commonDir, "hooks")));
+    // A repository's own: its git directory inside its worktree (a new `.git` after `mv .git
+    // .git-old && git init`), not one a `.git` file points at elsewhere, which may be another
+    // repository of the user's with a hook of theirs (red team, session 8).
+    const own = new Set(repos.filter((repo) => isWithin(repo.commonDir, repo.workTree)).map((repo) => join(repo.commonDir, "hooks")));
     const named = new Set<string>();
     for (const [path, now] of hooks) {
       if (snapshot.hooks.get(path) === now || isLifted(path, snapshot.lifted) || !GIT_HOOK_NAMES.has(basename(path))) continue;

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { giveToAgent } from "../support/attacker.ts";
+import { agentUser, giveToAgent } from "../support/attacker.ts";
 import { cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
+import { waitUntil } from "../support/process.ts";
 
 const HAVE_BWRAP = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
 const CANARY = `AKIA${randomBytes(8).toString("hex").toUpperCase()}`;
@@ -352,6 +353,19 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8, second round: ways past the f
     const first = await runIn(project, [], script('for d in .docker .aws .cache/git; do mv "$HOME/$d" "$HOME/$d-x" 2>&1 | grep -c "Device or resource busy"; done; true'));
     // Each refused: the docker and AWS directories, and git's credential cache (its socket would answer from anywhere).
     expect(first.stdout.trim().split("\n")).toEqual(["1", "1", "1"]);
+    // Where the home or ~/.config is writable otherwise too: strict started in ~, the default
+    // started in ~/.config, strict with --sandbox-rw ~/.config (red team, third round).
+    mkdirSync(join(userHome, ".config", "gh"), { recursive: true });
+    writeFileSync(join(userHome, ".config", "gh", "hosts.yml"), `oauth_token: ${CANARY}\n`);
+    giveToAgent(userHome);
+    for (const [cwd, flags, dir] of [
+      [userHome, ["--sandbox-strict"], ".docker"],
+      [join(userHome, ".config"), [], ".config"],
+      [project, ["--sandbox-strict", "--sandbox-rw", join(userHome, ".config")], ".config/gh"],
+    ] as const) {
+      const r = await runIn(cwd, flags, script(`mv "$HOME/${dir}" "$HOME/${dir}-x" 2>&1; true`));
+      expect(r.stdout, `${cwd} ${flags.join(" ")} ${dir}`).toContain("Device or resource busy");
+    }
     const second = await runIn(project, [], script('cat "$HOME/.dockerx/config.json" "$HOME/.awsx/credentials" "$HOME/.docker/config.json" 2>&1; true'));
     expect(second.stdout + second.stderr).not.toContain(CANARY);
     expect(existsSync(join(userHome, ".docker", "config.json"))).toBe(true);
@@ -379,6 +393,65 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8, second round: ways past the f
     const [stdout] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
     expect(stdout).not.toContain("socket");
     expect(stdout).not.toContain(CANARY);
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("red team, session 8, third round", () => {
+  test("tmux's socket directory made after the start (the user starts tmux during the run) is hidden: run makes it empty beforehand", async () => {
+    const uid = agentUser()!.uid;
+    const tmuxDir = join("/tmp", `tmux-${uid}`);
+    rmSync(tmuxDir, { recursive: true, force: true });
+    const proc = Bun.spawn(home.argv(["run", "--", "sh", "-c", `sleep 3; ls -A "${tmuxDir}"; echo listed`]), {
+      cwd: project,
+      env: cleanEnv({ ...home.env, PATH: `${bin}:/usr/bin:/bin` }),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    await waitUntil("run to make tmux's directory", () => existsSync(tmuxDir), 10_000);
+    await Bun.sleep(300);
+    // The user's tmux, outside, puts its socket there (a file stands for it).
+    writeFileSync(join(tmuxDir, "default"), "");
+    const [stdout] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    expect(stdout).toContain("listed");
+    expect(stdout).not.toContain("default");
+    rmSync(join(tmuxDir, "default"), { force: true });
+  }, 60_000);
+
+  test("a $PATH directory outside the home that the user owns (Linuxbrew's) is read-only", async () => {
+    const brew = join(home.dir, "..", "linuxbrew", "bin");
+    mkdirSync(brew, { recursive: true });
+    giveToAgent(join(home.dir, ".."));
+    const env = cleanEnv({ ...home.env, PATH: `${bin}:${brew}:/usr/bin:/bin` });
+    const proc = Bun.spawn(home.argv(["run", "--", "sh", "-c", `(echo pwned > "${brew}/git") 2>&1; true`]), { cwd: project, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const stdout = await new Response(proc.stdout).text();
+    await proc.exited;
+    expect(stdout).toContain("Read-only file system");
+    expect(readdirSync(brew)).toEqual([]);
+  }, 60_000);
+
+  test("~/.ssh's public keys stay readable (git signs commits with one), its private keys do not; a missing ~/.cargo/registry is made writable", async () => {
+    writeFileSync(join(userHome, ".ssh", "id_ed25519.pub"), "ssh-ed25519 AAAAC3 public\n");
+    mkdirSync(join(userHome, ".cargo", "bin"), { recursive: true });
+    giveToAgent(userHome);
+    const r = await runIn(project, [], script('cat "$HOME/.ssh/id_ed25519.pub" "$HOME/.ssh/id_ed25519" 2>&1; mkdir -p "$HOME/.cargo/registry/index" && echo fetched; true'));
+    expect(r.stdout).toContain("ssh-ed25519 AAAAC3 public");
+    expect(r.stdout + r.stderr).not.toContain(CANARY);
+    expect(r.stdout).toContain("fetched");
+  }, 60_000);
+
+  test("a .git file pointing at another repository of the user's: its hook is named, not moved", async () => {
+    const other = join(userHome, "other");
+    mkdirSync(other);
+    Bun.spawnSync(["git", "init", "-q"], { cwd: other });
+    writeFileSync(join(other, ".git", "hooks", "pre-commit"), "#!/bin/sh\ngitleaks protect\n", { mode: 0o755 });
+    const repo = join(userHome, "src", "repo2");
+    mkdirSync(repo, { recursive: true });
+    Bun.spawnSync(["git", "init", "-q"], { cwd: repo });
+    giveToAgent(userHome);
+    const r = await runIn(repo, [], script(`mv .git .git-old && printf "gitdir: ${join(other, ".git")}\\n" > .git && echo pointed`));
+    expect(r.stdout, r.stderr).toContain("pointed");
+    expect(readFileSync(join(other, ".git", "hooks", "pre-commit"), "utf8")).toContain("gitleaks");
   }, 60_000);
 });
 

@@ -100,7 +100,7 @@ describe("the sandbox's mount plan", () => {
     try {
       expect(layers.map((layer) => fds.childFd(layer))).toEqual([6, null, null, undefined]);
       expect(fds.fds.length).toBe(1);
-      const filesystem = { base: "ro" as const, layers, credentials: [], pins: [], isStrictHomeWritable: false, isClaudeConfigLost: false };
+      const filesystem = { base: "ro" as const, layers, credentials: [], pins: [], shown: [], isStrictHomeWritable: false, isClaudeConfigLost: false };
       const args = bwrapArgs({ dataDir: join(root, "data"), shared: [], user: { readOnly: [], readWrite: [], hidden: [] }, gitMetadata: [], filesystem, layerFd: fds.childFd }, {}, 4242);
       expect(args.join(" ")).toContain(`--bind-fd 6 ${real}`);
       expect(args.join(" ")).not.toContain(`--bind ${linked}`);
