@@ -322,8 +322,8 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
   const layers: Layer[] = options.strict ? strictLayers(env, home, cwd, command) : [];
   if (home) {
     for (const path of TOOL_ROOTS.map((relative) => join(home, relative))) if (isDirectory(path) && !isWithin(cwd, path)) layers.push({ path: realpathOr(path), mode: "ro" });
-    // Their caches stay writable where the home is (a first `cargo build` fetches into ~/.cargo/registry).
-    // Made when their tree exists but they do not yet: a first fetch would find them read-only.
+    // Their caches stay writable where the home is (a first `cargo build` fetches into
+    // ~/.cargo/registry), made when the tree exists but they do not yet.
     for (const cache of options.strict ? [] : TOOL_CACHES) {
       const path = join(home, cache);
       if (isUnlinkedDirectory(join(home, cache.split("/")[0]!))) ensurePrivateDirectory(path);

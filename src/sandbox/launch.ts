@@ -6,7 +6,8 @@ import { basename, join, relative, isAbsolute } from "node:path";
 import { type Socket } from "node:net";
 import { AgentVaultError } from "../shared/errors.ts";
 import { isProcessAlive } from "../shared/liveness.ts";
-import { NAMESPACE_ARGS, bwrapArgs, findBwrap, prepareEscapeRoutes, resolveSandboxPath } from "./linux.ts";
+import { NAMESPACE_ARGS, bwrapArgs, findBwrap, isLifted, prepareEscapeRoutes, resolveSandboxPath, shellStartupFiles } from "./linux.ts";
+import { watchReplaced } from "./replaced-watch.ts";
 import { closeFd, isFdPassingAvailable, socketPair } from "./fd-pass.ts";
 import { type ListenerMode, type ServerTarget, takeListeners } from "./listeners.ts";
 import { relayUnixToTcp, type Relay, serveUnix } from "./relay.ts";
@@ -166,7 +167,9 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
   const upstreamHost = target.host === "0.0.0.0" ? "127.0.0.1" : target.host === "::" ? "::1" : target.host;
   let filterFd: number | null = null;
   let layerFds: LayerFds | null = null;
+  let stopWatching = () => undefined as void;
   const close = async () => {
+    stopWatching();
     layerFds?.close();
     try {
       sweepRunLater(runLater, notice);
@@ -257,6 +260,13 @@ export async function prepareLauncher(request: SandboxRequest, target: LaunchTar
         closeFd(pair[1]);
         listeners = takeListeners(pair[0], { host: upstreamHost, apiPort: target.apiPort, mitmPort: target.mitmPort, adopt: target.adopt, server: target.server });
       }
+      stopWatching = watchReplaced(
+        [
+          ...filesystem.credentials.map((path) => ({ path, kind: "hidden" as const })),
+          ...[...shellStartupFiles(process.env), ...gitMetadata].filter((path) => !isLifted(path, user.readWrite)).map((path) => ({ path, kind: "read-only" as const })),
+        ],
+        notice,
+      );
       return sandboxedProcess(outer);
     },
   };

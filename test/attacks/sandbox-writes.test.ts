@@ -11,7 +11,7 @@
 // the sandbox shows the same script lands. Broker and attacker run as the unprivileged user.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentUser, giveToAgent } from "../support/attacker.ts";
 import { cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
@@ -438,6 +438,24 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8, third round", () => {
     expect(r.stdout).toContain("ssh-ed25519 AAAAC3 public");
     expect(r.stdout + r.stderr).not.toContain(CANARY);
     expect(r.stdout).toContain("fetched");
+  }, 60_000);
+
+  test("a hidden credential the user's own tool replaces during the run (saved by rename): run says at once that it is no longer hidden", async () => {
+    const proc = Bun.spawn(home.argv(["run", "--", "sh", "-c", "sleep 4; echo done"]), {
+      cwd: project,
+      env: cleanEnv({ ...home.env, PATH: `${bin}:/usr/bin:/bin` }),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const stderr = new Response(proc.stderr).text();
+    await Bun.sleep(1_500);
+    // git credential-store's way: a new file renamed over the old one.
+    const credentials = join(userHome, ".git-credentials");
+    writeFileSync(`${credentials}.lock`, `https://u:${CANARY}@github.com\n`);
+    renameSync(`${credentials}.lock`, credentials);
+    await proc.exited;
+    expect(await stderr).toContain(`${credentials} was replaced outside the sandbox during the run (saved by renaming a new file over it); the sandbox no longer hides the new file from the agent`);
   }, 60_000);
 
   test("a .git file pointing at another repository of the user's: its hook is named, not moved", async () => {
