@@ -183,6 +183,8 @@ const PROGRAM_KEYS: Readonly<Record<string, readonly string[]>> = {
   "browser.*": ["cmd", "path"],
   "man.*": ["cmd", "path"],
   "guitool.*": ["cmd"],
+  // git-lfs: lfs.customtransfer.NAME.path (with lfs.standalonetransferagent) and lfs.extension.NAME.clean/smudge.
+  "lfs.*": ["path", "clean", "smudge"],
 };
 
 export function runsProgram(entry: ConfigEntry): boolean {

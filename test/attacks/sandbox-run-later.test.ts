@@ -160,8 +160,9 @@ describe.skipIf(!HAVE_BWRAP)("files that run later, outside the sandbox", () => 
     expect(r.stderr).not.toContain("did not finish");
   }, 60_000);
 
-  test("keys in ~/.gitconfig that run a program the first list missed (gpg.ssh.defaultKeyCommand, init.templateDir, sendemail.sendmailCmd, imap.tunnel) are named", async () => {
-    const keys = ["gpg.ssh.defaultKeyCommand", "init.templateDir", "sendemail.sendmailCmd", "imap.tunnel"];
+  test("keys in ~/.gitconfig that run a program the first list missed (gpg.ssh.defaultKeyCommand, init.templateDir, sendemail.sendmailCmd, imap.tunnel, git-lfs's custom transfer and extensions) are named", async () => {
+    // And git-lfs's (red team, session 8): a custom transfer agent, an extension's filters.
+    const keys = ["gpg.ssh.defaultKeyCommand", "init.templateDir", "sendemail.sendmailCmd", "imap.tunnel", "lfs.customtransfer.evil.path", "lfs.extension.evil.smudge"];
     const script = `${keys.map((key) => `git config --global ${key} "touch /tmp/pwned"`).join(" && ")} && echo rc=$?`;
     const r = await runInRepo([], script);
     expect(r.stdout, r.stderr).toContain("rc=0");
