@@ -346,7 +346,10 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
   for (const path of ownedPathDirectories(env, cwd)) if (!home || !isWithin(path, home)) layers.push({ path, mode: "ro" });
   const credentials = home ? credentialPaths(env, home).filter((path) => !isWithin(cwd, path)) : [];
   // The credential cache's directory too: renamed away, its socket would still answer the next run.
-  const pinned = home ? [...credentials, ...[gitCredentialCache(env, home), join(home, ".git-credential-cache")].filter((path) => existsSync(path))] : [];
+  // And what runs later: swapped for a link, ~/.local would carry its read-only bin away and bring
+  // in a bin of the agent's (red team, session 8, fourth round).
+  const runLater = home ? [...runLaterDirectories(env, cwd), ...TOOL_ROOTS.map((relative) => join(home, relative)), ...shellStartupPaths(env)] : [];
+  const pinned = home ? [...credentials, ...[gitCredentialCache(env, home), join(home, ".git-credential-cache")], ...runLater].filter((path) => existsSync(path)) : [];
   // Which of them need it is decided with the mounts in hand (src/sandbox/linux.ts).
   const pins = home ? [...new Set(pinned.flatMap((path) => ancestorsBelow(path, home)))].filter((dir) => isUnlinkedDirectory(dir)) : [];
   const inDotfiles = home !== null && (cwd === home || (isWithin(cwd, home) && relative(home, cwd).startsWith(".")));
@@ -478,4 +481,40 @@ export function depth(path: string): number {
 /** Shallowest first; a stable sort keeps later entries of equal depth later (they win). */
 function sortByDepth(layers: readonly Layer[]): Layer[] {
   return [...layers].sort((a, b) => depth(a.path) - depth(b.path));
+}
+
+/**
+ * The shell's startup files in the user's home: whatever the agent wrote there would run in the
+ * user's next shell, outside the sandbox (an `export AGENT_VAULT_CONNECT_TO=...` sending the next
+ * session's key elsewhere). Every name bash, zsh and fish read, whether it exists or not: one
+ * created during the run is moved aside when it ends (src/sandbox/run-later.ts).
+ */
+export function shellStartupPaths(env: NodeJS.ProcessEnv): string[] {
+  const home = env.HOME;
+  if (!home?.startsWith("/")) return [];
+  // zsh reads its files from $ZDOTDIR when set; a later shell may not have it set, so both.
+  const zshDirs = [...new Set([home, env.ZDOTDIR?.startsWith("/") ? env.ZDOTDIR : home])];
+  const config = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(home, ".config");
+  return [
+    // ~/.bash_aliases and ~/.bash_completion: Debian's ~/.bashrc and bash-completion source them
+    // when they exist; readline reads ~/.inputrc (a key bound to a command line); X sessions
+    // source ~/.xsessionrc and ~/.xprofile (~/.xsession and ~/.xinitrc are run); powerlevel10k's
+    // ~/.p10k.zsh is sourced by the ~/.zshrc it writes.
+    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bash_aliases", ".bash_completion", ".inputrc", ".xsessionrc", ".xprofile", ".xsession", ".xinitrc", ".p10k.zsh"].map(
+      (name) => join(home, name),
+    ),
+    // zsh runs FILE.zwc (compiled) instead of FILE when it is newer or FILE is missing, and
+    // compinit sources its dump (~/.zcompdump, oh-my-zsh's ~/.zcompdump-HOST-VERSION).
+    ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].flatMap((name) => [join(dir, name), join(dir, `${name}.zwc`)])),
+    ...zshDirs.flatMap((dir) => [".zcompdump", ...entriesStartingWith(dir, ".zcompdump")].map((name) => join(dir, name))),
+    join(config, "fish", "config.fish"),
+  ].filter((path, i, all) => all.indexOf(path) === i);
+}
+
+function entriesStartingWith(dir: string, prefix: string): string[] {
+  try {
+    return readdirSync(dir).filter((name) => name.startsWith(prefix));
+  } catch {
+    return [];
+  }
 }

@@ -9,7 +9,7 @@
 import { mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
-import { depth, isWithin, type Layer, type SandboxFilesystem } from "./filesystem.ts";
+import { depth, isWithin, type Layer, type SandboxFilesystem, shellStartupPaths } from "./filesystem.ts";
 
 export interface SandboxPaths {
   readonly readOnly: readonly string[];
@@ -71,6 +71,12 @@ export function escapeRoutes(env: NodeJS.ProcessEnv, uid: number): string[] {
     join(tmuxBase, `tmux-${uid}`),
     join(runtime, "bus"),
     join(runtime, "systemd"),
+    // The accessibility bus (its registry can type into the focused window, as X11 can) and
+    // rootless podman's and docker's sockets (a container that mounts the home is a way out).
+    join(runtime, "at-spi"),
+    join(runtime, "podman"),
+    join(runtime, "docker.sock"),
+    ...(env.SCREENDIR?.startsWith("/") ? [env.SCREENDIR] : []),
     `/run/screen/S-${env.USER ?? ""}`,
     "/tmp/.X11-unix",
     "/run/dbus",
@@ -130,39 +136,6 @@ function hide(path: string): string[] {
   }
   // A directory becomes an empty read-only tmpfs; a file or socket becomes /dev/null.
   return isDirectory ? ["--tmpfs", path, "--remount-ro", path] : ["--ro-bind", "/dev/null", path];
-}
-
-/**
- * The shell's startup files in the user's home: whatever the agent wrote there would run in the
- * user's next shell, outside the sandbox (an `export AGENT_VAULT_CONNECT_TO=...` sending the next
- * session's key elsewhere). Every name bash, zsh and fish read, whether it exists or not: one
- * created during the run is moved aside when it ends (src/sandbox/run-later.ts).
- */
-export function shellStartupPaths(env: NodeJS.ProcessEnv): string[] {
-  const home = env.HOME;
-  if (!home?.startsWith("/")) return [];
-  // zsh reads its files from $ZDOTDIR when set; a later shell may not have it set, so both.
-  const zshDirs = [...new Set([home, env.ZDOTDIR?.startsWith("/") ? env.ZDOTDIR : home])];
-  const config = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(home, ".config");
-  return [
-    // ~/.bash_aliases and ~/.bash_completion: Debian's ~/.bashrc and bash-completion source them
-    // when they exist; readline reads ~/.inputrc (a key bound to a command line); X sessions
-    // source ~/.xsessionrc and ~/.xprofile.
-    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bash_aliases", ".bash_completion", ".inputrc", ".xsessionrc", ".xprofile"].map((name) => join(home, name)),
-    // zsh runs FILE.zwc (compiled) instead of FILE when it is newer or FILE is missing, and
-    // compinit sources its dump (~/.zcompdump, oh-my-zsh's ~/.zcompdump-HOST-VERSION).
-    ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].flatMap((name) => [join(dir, name), join(dir, `${name}.zwc`)])),
-    ...zshDirs.flatMap((dir) => [".zcompdump", ...entriesStartingWith(dir, ".zcompdump")].map((name) => join(dir, name))),
-    join(config, "fish", "config.fish"),
-  ].filter((path, i, all) => all.indexOf(path) === i);
-}
-
-function entriesStartingWith(dir: string, prefix: string): string[] {
-  try {
-    return readdirSync(dir).filter((name) => name.startsWith(prefix));
-  } catch {
-    return [];
-  }
 }
 
 /** The startup files that exist: read-only inside; `--sandbox-rw` lifts it. */
@@ -265,7 +238,9 @@ export function bwrapArgs(plan: BwrapPlan, env: NodeJS.ProcessEnv, uid: number):
   for (const pin of plan.filesystem.pins) {
     const at = effectiveMount(ops, pin);
     if (!at || at.kind === "hidden" || at.kind === "view" || effectiveMount(ops, dirname(pin))?.kind !== "rw") continue;
-    const below = ops.filter((op) => op.dest !== pin && isWithin(op.dest, pin));
+    // Only what is in force: a mount a later one at or above it covered (a --sandbox-ro ~/.cargo
+    // over the writable ~/.cargo/registry) stays covered (red team, session 8, fourth round).
+    const below = ops.filter((op, i) => op.dest !== pin && isWithin(op.dest, pin) && !ops.slice(i + 1).some((later) => isWithin(op.dest, later.dest)));
     mount(bind(at.kind, pin, pin));
     for (const op of below) mount({ ...op, args: op.replay });
   }

@@ -12,8 +12,8 @@ import { basename, dirname, join, resolve } from "node:path";
 import { displaySafe, shellQuote } from "../shared/text.ts";
 import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
 import { findGitRepos, type GitRepo, readSmallFile } from "./git-dir.ts";
-import { isWithin, runLaterDirectories } from "./filesystem.ts";
-import { isLifted, shellStartupPaths } from "./linux.ts";
+import { isWithin, runLaterDirectories, shellStartupPaths } from "./filesystem.ts";
+import { isLifted } from "./linux.ts";
 
 export interface RunLaterSnapshot {
   readonly cwd: string;

@@ -107,7 +107,7 @@ describe.skipIf(!HAVE_BWRAP)("by default: the home stays writable, what in it ru
     expect(control.stdout.split(CANARY).length - 1).toBe(CREDENTIAL_FILES.length);
   }, 60_000);
 
-  test("an existing ~/.local/bin is read-only inside; one made where it was (its parent renamed away) is moved aside, and the user is told where theirs went", async () => {
+  test("an existing ~/.local/bin is read-only inside, and ~/.local cannot be renamed away to make a new one", async () => {
     mkdirSync(join(userHome, ".local", "bin"), { recursive: true });
     writeFileSync(join(userHome, ".local", "bin", "tool"), "#!/bin/sh\n", { mode: 0o755 });
     giveToAgent(join(userHome, ".local"));
@@ -115,15 +115,14 @@ describe.skipIf(!HAVE_BWRAP)("by default: the home stays writable, what in it ru
       project,
       [],
       script(
-        `(${PLANTS[".local/bin/agent-vault"]}) 2>&1; mv "$HOME/.local/bin" "$HOME/.local/old" 2>&1; mv "$HOME/.local" "$HOME/.local-old" && (${PLANTS[".local/bin/agent-vault"]}) && echo planted`,
+        `(${PLANTS[".local/bin/agent-vault"]}) 2>&1; mv "$HOME/.local/bin" "$HOME/.local/old" 2>&1; mv "$HOME/.local" "$HOME/.local-old" 2>&1 && (${PLANTS[".local/bin/agent-vault"]}) && echo planted; true`,
       ),
     );
     expect(r.stdout).toContain("Read-only file system");
-    expect(r.stdout).toContain("planted");
+    expect(r.stdout).toContain("Device or resource busy");
+    expect(r.stdout).not.toContain("planted");
     expect(existsSync(join(userHome, ".local", "bin", "agent-vault"))).toBe(false);
-    expect(quarantined(join(userHome, ".local"), "bin").length).toBe(1);
-    expect(existsSync(join(userHome, ".local-old", "bin", "tool"))).toBe(true);
-    expect(r.stderr).toContain(`the directory ${join(userHome, ".local", "bin")} that was there before the sandboxed run was renamed or removed during it`);
+    expect(readdirSync(join(userHome, ".local", "bin"))).toEqual(["tool"]);
   }, 60_000);
 });
 
@@ -470,6 +469,27 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8, third round", () => {
     const r = await runIn(repo, [], script(`mv .git .git-old && printf "gitdir: ${join(other, ".git")}\\n" > .git && echo pointed`));
     expect(r.stdout, r.stderr).toContain("pointed");
     expect(readFileSync(join(other, ".git", "hooks", "pre-commit"), "utf8")).toContain("gitleaks");
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("red team, session 8, fourth round", () => {
+  test("a --sandbox-ro over a pinned tree keeps what it covers read-only (~/.cargo with cargo's credentials in it: its registry too)", async () => {
+    mkdirSync(join(userHome, ".cargo", "registry"), { recursive: true });
+    writeFileSync(join(userHome, ".cargo", "credentials.toml"), `[registry]\ntoken = "${CANARY}"\n`);
+    giveToAgent(userHome);
+    const r = await runIn(project, ["--sandbox-ro", join(userHome, ".cargo")], script('(touch "$HOME/.cargo/registry/planted") 2>&1; cat "$HOME/.cargo/credentials.toml" 2>&1; true'));
+    expect(r.stdout).toContain("Read-only file system");
+    expect(existsSync(join(userHome, ".cargo", "registry", "planted"))).toBe(false);
+    expect(r.stdout + r.stderr).not.toContain(CANARY);
+  }, 60_000);
+
+  test("~/.local (or ~/.config) cannot be swapped for a link that brings in a bin of the agent's", async () => {
+    mkdirSync(join(userHome, ".local", "bin"), { recursive: true });
+    mkdirSync(join(userHome, ".config", "systemd", "user"), { recursive: true });
+    giveToAgent(userHome);
+    const r = await runIn(project, [], script('for d in .local .config; do mv "$HOME/$d" "$HOME/$d-x" 2>&1 | grep -c "Device or resource busy"; done; true'));
+    expect(r.stdout.trim().split("\n")).toEqual(["1", "1"]);
+    expect(existsSync(join(userHome, ".local", "bin"))).toBe(true);
   }, 60_000);
 });
 
