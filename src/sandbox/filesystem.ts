@@ -11,7 +11,7 @@
 // Either way the user's own credentials for other tools (~/.aws, ~/.ssh, gh's token, …) are
 // hidden: an agent that can read them holds a key, which running it under agent-vault is meant
 // to prevent, and inside the sandbox its only network is the proxy, which brings the vault's keys.
-import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, normalize, relative } from "node:path";
 
 export interface Layer {
@@ -192,11 +192,30 @@ export function runLaterDirectories(env: NodeJS.ProcessEnv, cwd: string): string
 }
 
 /**
- * The directories of $PATH in the home, as a shell reads them: a leading `~` expanded (bash does,
- * even quoted), trailing slashes dropped, the home as written or resolved. Those in the working
- * directory are the project's (node_modules/.bin), unless the working directory is the home or
- * above it (red team, session 8: started in ~, ~/.cargo/bin was writable).
+ * The links in the home on the way to what runs later (a tool tree moved to another disk,
+ * `~/.cargo -> /data/cargo`; dotfiles kept elsewhere, `~/.config -> ~/dotfiles/config`): the
+ * read-only bind is on the target, but the link itself sits in the writable home, and an agent
+ * that replaces it brings in a tree of its own (red team, session 8, fifth round). Their text is
+ * recorded so the exit check can put them back (src/sandbox/run-later.ts).
  */
+export function runLaterLinks(env: NodeJS.ProcessEnv, cwd: string): Map<string, string> {
+  const home = realHome(env);
+  const links = new Map<string, string>();
+  if (!home) return links;
+  const paths = [...runLaterDirectories(env, cwd), ...TOOL_ROOTS.map((relative) => join(home, relative)), ...shellStartupPaths(env)];
+  for (const path of paths) {
+    for (let at = path; at !== home && at !== "/" && isWithin(at, home); at = dirname(at)) {
+      if (links.has(at)) continue;
+      try {
+        if (lstatSync(at).isSymbolicLink()) links.set(at, readlinkSync(at));
+      } catch {
+        // not there
+      }
+    }
+  }
+  return links;
+}
+
 /**
  * The directories of $PATH outside the home that this user owns (Linuxbrew's, a /usr/local/bin
  * chowned for npm, a single-user Nix profile): a program planted there runs at the user's next
@@ -220,6 +239,12 @@ export function ownedPathDirectories(env: NodeJS.ProcessEnv, cwd: string): strin
   return out;
 }
 
+/**
+ * The directories of $PATH in the home, as a shell reads them: a leading `~` expanded (bash does,
+ * even quoted), trailing slashes dropped, the home as written or resolved. Those in the working
+ * directory are the project's (node_modules/.bin), unless the working directory is the home or
+ * above it (red team, session 8: started in ~, ~/.cargo/bin was writable).
+ */
 function pathDirectoriesInHome(env: NodeJS.ProcessEnv, home: string, cwd: string): string[] {
   const homes = [...new Set([home, absolute(env.HOME)?.replace(/\/+$/, "") ?? home])];
   const projectOwns = cwd !== home && isWithin(cwd, home);

@@ -7,12 +7,12 @@
 // moved aside, a new key that runs a program is named with the command that removes it. git is
 // never run on what the agent wrote (it could run what it names); configs are parsed here.
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, lstatSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, lstatSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { displaySafe, shellQuote } from "../shared/text.ts";
 import { type ConfigEntry, isInclude, parseGitConfig, runsProgram } from "./git-config.ts";
 import { findGitRepos, type GitRepo, readSmallFile } from "./git-dir.ts";
-import { isWithin, runLaterDirectories, shellStartupPaths } from "./filesystem.ts";
+import { isWithin, runLaterDirectories, runLaterLinks, shellStartupPaths } from "./filesystem.ts";
 import { isLifted } from "./linux.ts";
 
 export interface RunLaterSnapshot {
@@ -35,6 +35,8 @@ export interface RunLaterSnapshot {
   readonly redirects: ReadonlySet<string>;
   /** The home's directories whose contents run later (~/.local/bin, …), by identity (null: absent). */
   readonly runLaterDirs: ReadonlyMap<string, string | null>;
+  /** Links in the home on the way to what runs later, by their text (put back if replaced). */
+  readonly runLaterLinks: ReadonlyMap<string, string>;
 }
 
 /** How many config files one resolution reads, includes included: a cap on what a planted chain costs. */
@@ -218,6 +220,7 @@ export function snapshotRunLater(cwd: string, env: NodeJS.ProcessEnv, lifted: re
     gitDirs: new Map(repos.map((repo) => [repo.gitDir, identity(repo.gitDir) ?? ""])),
     redirects: new Set(repos.map((repo) => join(repo.gitDir, "commondir")).filter(exists)),
     runLaterDirs: new Map(runLaterDirectories(env, cwd).map((path) => [path, entryIdentity(path)])),
+    runLaterLinks: runLaterLinks(env, cwd),
   };
 }
 
@@ -231,13 +234,29 @@ function entryIdentity(path: string): string | null {
   }
 }
 
+/** A link on the way to what runs later that is no longer the link it was: what is there goes aside, the link comes back. */
+function sweepRunLaterLink(path: string, text: string, lifted: readonly string[], notice: (line: string) => void): void {
+  if (isLifted(path, lifted)) return;
+  let now: string | null = null;
+  try {
+    now = lstatSync(path).isSymbolicLink() ? readlinkSync(path) : "";
+  } catch {
+    // gone
+  }
+  if (now === text) return;
+  if (now !== null) moveAside(path, "what replaced the link", notice);
+  symlinkSync(text, path);
+  notice(`agent-vault: the link ${displaySafe(path)} -> ${displaySafe(text)} was replaced or removed during the sandboxed run; it is put back\n`);
+}
+
 /**
  * ~/.local/bin and the like are read-only inside where they exist (src/sandbox/filesystem.ts);
  * one that appeared, or was put in the place of the one that was there, goes aside whole.
  */
 function sweepRunLaterDir(snapshot: RunLaterSnapshot, path: string, notice: (line: string) => void): void {
   const before = snapshot.runLaterDirs.get(path);
-  if (before === undefined || isLifted(path, snapshot.lifted)) return;
+  // A link there was the user's: put back as it was (sweepRunLaterLink), not judged again.
+  if (before === undefined || isLifted(path, snapshot.lifted) || snapshot.runLaterLinks.has(path)) return;
   const now = entryIdentity(path);
   if (now !== null && now !== before) {
     // A link on the way (~/.local made a link to elsewhere) would have the move act on what it
@@ -342,6 +361,8 @@ export function sweepRunLater(snapshot: RunLaterSnapshot, notice: (line: string)
   part("the shell's startup files", notice, () => {
     for (const path of shellStartupPaths(snapshot.env)) if (!snapshot.startupFiles.has(path) && exists(path) && !isLifted(path, snapshot.lifted)) moveAside(path, "the shell startup file", notice);
   });
+  // Links first: put back, what is under them is judged as the user's shell will see it.
+  for (const [path, text] of snapshot.runLaterLinks) part(displaySafe(path), notice, () => sweepRunLaterLink(path, text, snapshot.lifted, notice));
   for (const path of snapshot.runLaterDirs.keys()) part(displaySafe(path), notice, () => sweepRunLaterDir(snapshot, path, notice));
   // A `commondir` that appeared sends git to the hooks and config of a directory of the agent's
   // choosing: moved aside before the rest is judged, so the rest is judged as git will read it.

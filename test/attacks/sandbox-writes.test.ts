@@ -11,7 +11,7 @@
 // the sandbox shows the same script lands. Broker and attacker run as the unprivileged user.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentUser, giveToAgent } from "../support/attacker.ts";
 import { cleanEnv, type RunResult, type TempHome, tempHome } from "../support/binary.ts";
@@ -490,6 +490,23 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8, fourth round", () => {
     const r = await runIn(project, [], script('for d in .local .config; do mv "$HOME/$d" "$HOME/$d-x" 2>&1 | grep -c "Device or resource busy"; done; true'));
     expect(r.stdout.trim().split("\n")).toEqual(["1", "1"]);
     expect(existsSync(join(userHome, ".local", "bin"))).toBe(true);
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("red team, session 8, fifth round", () => {
+  test("a tool tree that is a link (~/.cargo -> another disk) replaced by a tree of the agent's: the link is put back, the agent's tree moved aside", async () => {
+    const disk = join(home.dir, "..", "bigdisk", "cargo");
+    mkdirSync(join(disk, "bin"), { recursive: true });
+    writeFileSync(join(disk, "env"), 'export PATH="$HOME/.cargo/bin:$PATH"\n');
+    symlinkSync(disk, join(userHome, ".cargo"));
+    giveToAgent(join(home.dir, ".."));
+    const r = await runIn(project, [], script('(echo x >> "$HOME/.cargo/env") 2>&1; rm "$HOME/.cargo" && mkdir -p "$HOME/.cargo/bin" && echo "touch /tmp/pwned" > "$HOME/.cargo/env" && echo swapped'));
+    expect(r.stdout).toContain("Read-only file system");
+    expect(r.stdout).toContain("swapped");
+    expect(readlinkSync(join(userHome, ".cargo"))).toBe(disk);
+    expect(readFileSync(join(userHome, ".cargo", "env"), "utf8")).not.toContain("pwned");
+    expect(quarantined(userHome, ".cargo").length).toBe(1);
+    expect(r.stderr).toContain(`the link ${join(userHome, ".cargo")} -> ${disk} was replaced or removed during the sandboxed run; it is put back`);
   }, 60_000);
 });
 
