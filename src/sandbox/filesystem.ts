@@ -191,6 +191,11 @@ export function runLaterDirectories(env: NodeJS.ProcessEnv, cwd: string): string
   ];
 }
 
+/** Everything in the home that runs later: the run-later directories, the tool trees, the startup files. */
+function runLaterPaths(env: NodeJS.ProcessEnv, home: string, cwd: string): string[] {
+  return [...runLaterDirectories(env, cwd), ...TOOL_ROOTS.map((relative) => join(home, relative)), ...shellStartupPaths(env)];
+}
+
 /**
  * The links in the home on the way to what runs later (a tool tree moved to another disk,
  * `~/.cargo -> /data/cargo`; dotfiles kept elsewhere, `~/.config -> ~/dotfiles/config`): the
@@ -202,8 +207,7 @@ export function runLaterLinks(env: NodeJS.ProcessEnv, cwd: string): Map<string, 
   const home = realHome(env);
   const links = new Map<string, string>();
   if (!home) return links;
-  const paths = [...runLaterDirectories(env, cwd), ...TOOL_ROOTS.map((relative) => join(home, relative)), ...shellStartupPaths(env)];
-  for (const path of paths) {
+  for (const path of runLaterPaths(env, home, cwd)) {
     for (let at = path; at !== home && at !== "/" && isWithin(at, home); at = dirname(at)) {
       if (links.has(at)) continue;
       try {
@@ -225,9 +229,7 @@ export function ownedPathDirectories(env: NodeJS.ProcessEnv, cwd: string): strin
   const uid = process.getuid?.();
   if (uid === undefined || uid === 0) return [];
   const out: string[] = [];
-  for (const entry of (env.PATH ?? "").split(":")) {
-    if (!entry.startsWith("/")) continue;
-    const dir = normalize(entry).replace(/(.)\/+$/, "$1");
+  for (const dir of pathEntries(env, null)) {
     if (isWithin(dir, cwd)) continue;
     try {
       const stat = statSync(dir);
@@ -235,6 +237,16 @@ export function ownedPathDirectories(env: NodeJS.ProcessEnv, cwd: string): strin
     } catch {
       // not there
     }
+  }
+  return out;
+}
+
+/** $PATH's absolute entries, trailing slashes dropped, a leading `~/` expanded when `home` is given. */
+function pathEntries(env: NodeJS.ProcessEnv, home: string | null): string[] {
+  const out: string[] = [];
+  for (const entry of (env.PATH ?? "").split(":")) {
+    const dir = home && entry.startsWith("~/") ? join(home, entry.slice(2)) : entry;
+    if (dir.startsWith("/")) out.push(normalize(dir).replace(/(.)\/+$/, "$1"));
   }
   return out;
 }
@@ -249,10 +261,7 @@ function pathDirectoriesInHome(env: NodeJS.ProcessEnv, home: string, cwd: string
   const homes = [...new Set([home, absolute(env.HOME)?.replace(/\/+$/, "") ?? home])];
   const projectOwns = cwd !== home && isWithin(cwd, home);
   const out: string[] = [];
-  for (const entry of (env.PATH ?? "").split(":")) {
-    let dir = entry.startsWith("~/") ? join(home, entry.slice(2)) : entry;
-    if (!dir.startsWith("/")) continue;
-    dir = normalize(dir).replace(/(.)\/+$/, "$1");
+  for (const dir of pathEntries(env, home)) {
     const asWritten = homes.find((h) => isWithin(dir, h) && dir !== h);
     if (!asWritten) continue;
     const inHome = join(home, relative(asWritten, dir));
@@ -356,11 +365,11 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
     }
     // git's credential cache puts its socket here when the user's next `git push` starts it: made
     // now (0700, empty) so that it is hidden from the start, not only if it already existed.
-    if (!options.strict) ensurePrivateDirectory(gitCredentialCache(env, home));
+    if (!options.strict) ensurePrivateDirectory(gitCredentialCaches(env, home)[0]);
     // The directory git prefers when it exists: made by an agent, the user's next daemon would
     // listen there, unhidden (red team, session 8); made and hidden now, it never is. (Under
     // strict the home is read-only: nothing can be made there.)
-    if (!options.strict) ensurePrivateDirectory(join(home, ".git-credential-cache"));
+    if (!options.strict) ensurePrivateDirectory(gitCredentialCaches(env, home)[1]);
   }
   // Started in a subdirectory of a repository, the agent still commits: the repository's git
   // directory is writable too (its hooks and config stay read-only, src/sandbox/linux.ts).
@@ -373,8 +382,8 @@ export function sandboxFilesystem(env: NodeJS.ProcessEnv, cwd: string, command: 
   // The credential cache's directory too: renamed away, its socket would still answer the next run.
   // And what runs later: swapped for a link, ~/.local would carry its read-only bin away and bring
   // in a bin of the agent's (red team, session 8, fourth round).
-  const runLater = home ? [...runLaterDirectories(env, cwd), ...TOOL_ROOTS.map((relative) => join(home, relative)), ...shellStartupPaths(env)] : [];
-  const pinned = home ? [...credentials, ...[gitCredentialCache(env, home), join(home, ".git-credential-cache")], ...runLater].filter((path) => existsSync(path)) : [];
+  const runLater = home ? runLaterPaths(env, home, cwd) : [];
+  const pinned = home ? [...credentials, ...gitCredentialCaches(env, home), ...runLater].filter((path) => existsSync(path)) : [];
   // Which of them need it is decided with the mounts in hand (src/sandbox/linux.ts).
   const pins = home ? [...new Set(pinned.flatMap((path) => ancestorsBelow(path, home)))].filter((dir) => isUnlinkedDirectory(dir)) : [];
   const inDotfiles = home !== null && (cwd === home || (isWithin(cwd, home) && relative(home, cwd).startsWith(".")));
@@ -443,9 +452,13 @@ function ancestorsBelow(path: string, home: string): string[] {
   return out;
 }
 
-/** Where git's credential cache keeps its socket (git 2.13 and later, without ~/.git-credential-cache). */
-function gitCredentialCache(env: NodeJS.ProcessEnv, home: string): string {
-  return join(absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache"), "git", "credential");
+/**
+ * Where git's credential cache keeps its socket: under the XDG cache (git 2.13 and later), or in
+ * ~/.git-credential-cache, which git prefers when it exists. Hidden as an escape route
+ * (src/sandbox/linux.ts), made and pinned here.
+ */
+export function gitCredentialCaches(env: NodeJS.ProcessEnv, home: string): [xdg: string, legacy: string] {
+  return [join(absolute(env.XDG_CACHE_HOME) ?? join(home, ".cache"), "git", "credential"), join(home, ".git-credential-cache")];
 }
 
 function ensurePrivateDirectory(path: string): void {

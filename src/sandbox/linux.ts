@@ -9,7 +9,7 @@
 import { mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AgentVaultError } from "../shared/errors.ts";
-import { depth, isWithin, type Layer, type SandboxFilesystem, shellStartupPaths } from "./filesystem.ts";
+import { depth, gitCredentialCaches, isWithin, type Layer, type SandboxFilesystem, shellStartupPaths } from "./filesystem.ts";
 
 export interface SandboxPaths {
   readonly readOnly: readonly string[];
@@ -63,10 +63,8 @@ export function escapeRoutes(env: NodeJS.ProcessEnv, uid: number): string[] {
   // The system bus and systemd-resolved's sockets too: a name lookup through them is a way out
   // around the proxy (DNS exfiltration).
   // git's credential cache answers `git credential-cache get` with the user's token (red team,
-  // session 8): its socket directory, where git keeps it now and where it kept it before 2.13.
-  const home = env.HOME?.startsWith("/") ? env.HOME : null;
-  const cache = env.XDG_CACHE_HOME?.startsWith("/") ? env.XDG_CACHE_HOME : home ? join(home, ".cache") : null;
-  const gitCredentialCache = [cache ? join(cache, "git", "credential") : null, home ? join(home, ".git-credential-cache") : null].filter((path): path is string => path !== null);
+  // session 8): both places it keeps its socket.
+  const gitCredentialCache = env.HOME?.startsWith("/") ? gitCredentialCaches(env, env.HOME) : [];
   return [
     join(tmuxBase, `tmux-${uid}`),
     join(runtime, "bus"),
